@@ -1,0 +1,70 @@
+# mproc - the front door. CMake is the build; this file only drives it.
+#
+#   make demo    build and run the examples
+#   make check   build and run every test, then the whole suite again under ASan+UBSan
+#   make bench   run the benchmarks against their anchors (ONLY=group for one group)
+#   make install install the release build (PREFIX=/usr/local)
+#
+# On a fresh Debian 12 machine as root, each target installs the Debian packages it
+# needs first (see deps).
+
+BUILD      ?= build
+CHECKBUILD ?= build-check
+ASANBUILD  ?= build-asan
+PREFIX     ?= /usr/local
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_GEN  := -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
+
+.PHONY: all build demo check check-plain check-asan bench install deps deps-bench clean format
+
+all: build
+
+# Packages: the build needs a compiler, cmake and pkg-config; the tests need cmocka and
+# a few everyday tools (taskset, unshare, strace, tmux); the benchmarks need python3
+# and GNU parallel as anchors. Installed only when missing, and only as root.
+DEPS_BUILD := gcc cmake pkg-config make
+DEPS_TEST  := libcmocka-dev util-linux procps strace tmux python3
+DEPS_BENCH := python3 parallel findutils
+
+deps:
+	@./scripts/ensure-packages $(DEPS_BUILD) $(DEPS_TEST)
+
+deps-bench:
+	@./scripts/ensure-packages $(DEPS_BUILD) $(DEPS_BENCH)
+
+$(BUILD)/Makefile:
+	cmake -S . -B $(BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release -DMPROC_BUILD_TESTS=OFF
+
+build: $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: deps build
+	./examples/run-all $(BUILD)/examples
+
+check: deps check-plain check-asan
+	@echo "make check: all tests passed, plain and under ASan+UBSan"
+
+check-plain:
+	cmake -S . -B $(CHECKBUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DMPROC_FAULT_INJECTION=ON
+	cmake --build $(CHECKBUILD) -j $(JOBS)
+	cd $(CHECKBUILD) && ctest --output-on-failure --no-tests=error
+
+check-asan:
+	cmake -S . -B $(ASANBUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DMPROC_FAULT_INJECTION=ON \
+	      -DMPROC_SANITIZE=ON -DMPROC_BUILD_EXAMPLES=OFF -DMPROC_BUILD_BENCH=OFF
+	cmake --build $(ASANBUILD) -j $(JOBS)
+	cd $(ASANBUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    ctest --output-on-failure --no-tests=error
+
+bench: deps-bench build
+	./bench/run $(BUILD) $(ONLY)
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(CHECKBUILD) $(ASANBUILD)

@@ -1,0 +1,88 @@
+/* mproc/queue.h - a bounded multi-producer multi-consumer queue of byte messages.
+ *
+ * Python's multiprocessing.Queue and JoinableQueue, in shared memory: messages are
+ * copied into a ring in a shared mapping, processes forked after mproc_queue_new()
+ * put and get directly, and no helper thread or pipe carries the data. Waits sleep on
+ * futexes, so an idle queue costs no CPU.
+ *
+ * Reliability: a producer or consumer killed in the middle of put or get loses nothing
+ * that was already complete and never blocks the others. A message is published only
+ * after it was written whole; one half-written by a process that died is discarded; one
+ * half-read by a consumer that died stays in the queue for the next get.
+ *
+ * Lifetime rules:
+ *  1. mproc_queue_new() maps the queue; children forked afterwards share it.
+ *  2. mproc_queue_free() unmaps it in the calling process only; the memory goes away
+ *     when the last process unmaps or exits. Nothing is ever left in /dev/shm.
+ *  3. mproc_queue_close() is shared: once closed, puts fail with -MPROC_ECLOSED in every
+ *     process, and gets drain what is left, then return -MPROC_ECLOSED.
+ */
+#ifndef MPROC_QUEUE_H
+#define MPROC_QUEUE_H
+
+#include "mproc/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mproc_queue mproc_queue;
+
+enum mproc_queue_flags {
+    MPROC_QUEUE_JOINABLE = 1u << 0 /* JoinableQueue: task_done() and join() */
+};
+
+typedef struct mproc_queue_opts {
+    size_t capacity;  /* bytes of message storage; 0: 1 MiB. Each message also uses a
+                         small header, rounded to 8 bytes. */
+    size_t maxsize;   /* most messages queued at once (Python maxsize); 0: no count limit */
+    unsigned flags;   /* enum mproc_queue_flags */
+} mproc_queue_opts;
+
+/* Create a queue (opts may be NULL). Errors: -EINVAL (absurd sizes), -ENOMEM, -ENOSPC. */
+MPROC_API int mproc_queue_new(mproc_queue **out, const mproc_queue_opts *opts);
+
+/* Put one message (len may be 0), waiting at most timeout seconds for room.
+ * Errors: -ETIMEDOUT (still full), -EMSGSIZE (larger than the whole capacity: could never
+ * fit), -MPROC_ECLOSED, -EINVAL. */
+MPROC_API int mproc_queue_put(mproc_queue *q, const void *buf, size_t len, double timeout);
+
+/* Put without waiting: -EAGAIN when full (Python's Full). */
+MPROC_API int mproc_queue_put_nowait(mproc_queue *q, const void *buf, size_t len);
+
+/* Get the oldest message into a new malloc'd buffer (the caller frees it), waiting at most
+ * timeout seconds. Errors: -ETIMEDOUT (still empty), -MPROC_ECLOSED (closed and empty),
+ * -ENOMEM (the message stays queued), -EINVAL. */
+MPROC_API int mproc_queue_get(mproc_queue *q, void **buf, size_t *len, double timeout);
+
+/* Get into the caller's buffer. -MPROC_ETOOSMALL when cap is too small: *len is the size
+ * needed and the message stays queued. Other errors as mproc_queue_get. */
+MPROC_API int mproc_queue_get_into(mproc_queue *q, void *buf, size_t cap, size_t *len,
+                                   double timeout);
+
+/* Get without waiting: -EAGAIN when empty (Python's Empty). */
+MPROC_API int mproc_queue_get_nowait(mproc_queue *q, void **buf, size_t *len);
+
+/* Approximate number of queued messages (>= 0); 1/0 for empty and full; -EINVAL. */
+MPROC_API int mproc_queue_qsize(const mproc_queue *q);
+MPROC_API int mproc_queue_empty(const mproc_queue *q);
+MPROC_API int mproc_queue_full(const mproc_queue *q);
+
+/* No more puts, in every process; waiting getters wake to drain the rest. */
+MPROC_API int mproc_queue_close(mproc_queue *q);
+
+/* JoinableQueue: mark one gotten message done; -EOVERFLOW if called more often than
+ * messages were put; -MPROC_ESTATE if not joinable. */
+MPROC_API int mproc_queue_task_done(mproc_queue *q);
+
+/* JoinableQueue: wait until every message put has been marked done. 0, -ETIMEDOUT. */
+MPROC_API int mproc_queue_join(mproc_queue *q, double timeout);
+
+/* Unmap in this process. NULL is a no-op. */
+MPROC_API void mproc_queue_free(mproc_queue *q);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

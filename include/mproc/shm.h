@@ -1,0 +1,109 @@
+/* mproc/shm.h - shared memory: blocks, and typed shared values and arrays.
+ *
+ * mproc_shm is Python's multiprocessing.shared_memory.SharedMemory: a named block in
+ * /dev/shm that unrelated processes can attach by name, or an anonymous block (memfd)
+ * shared with children by fork. Its space is reserved when it is created, so a full
+ * /dev/shm is -ENOSPC at creation, never a SIGBUS at first touch.
+ *
+ * mproc_array is Python's multiprocessing.Array / Value (a Value is an array of length 1):
+ * typed elements in anonymous shared memory, shared with children by fork, with an
+ * optional process-shared lock (on by default, as in Python).
+ *
+ * Lifetime rules:
+ *  1. mproc_shm_free() unmaps and closes (Python close()); the name stays in /dev/shm
+ *     until some process calls mproc_shm_unlink() (Python unlink()).
+ *  2. A block created with MPROC_SHM_AUTO_UNLINK is unlinked by mproc_shm_free() in the
+ *     creating process (and not in its forked children), so it cannot leak on normal paths.
+ *  3. Pointers into a block are valid until mproc_shm_free() in that process.
+ */
+#ifndef MPROC_SHM_H
+#define MPROC_SHM_H
+
+#include "mproc/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mproc_shm mproc_shm;
+
+enum mproc_shm_flags {
+    MPROC_SHM_CREATE = 1u << 0,      /* create a new block; -EEXIST if the name exists */
+    MPROC_SHM_AUTO_UNLINK = 1u << 1, /* the creator's free() also unlinks the name */
+};
+
+/* Create or attach a block.
+ *  - name NULL: a new anonymous block of size bytes (MPROC_SHM_CREATE implied).
+ *  - MPROC_SHM_CREATE: a new named block of size bytes, zero-filled. With NULL-less name
+ *    and no CREATE: attach the existing block; size 0 means "its whole size", otherwise
+ *    it must not exceed the block's size.
+ * Names follow Python's rules: an optional leading '/', then 1..250 characters with no
+ * other '/'. Errors: -EINVAL (bad name, size 0 at creation, size above the block's),
+ * -EEXIST, -ENOENT, -ENOSPC (no room in /dev/shm), -EMFILE, -ENOMEM, -EACCES. */
+MPROC_API int mproc_shm_new(mproc_shm **out, const char *name, size_t size, unsigned flags);
+
+/* The mapping's address, size in bytes, and name ("/name", or NULL for anonymous). */
+MPROC_API void *mproc_shm_buf(const mproc_shm *s);
+MPROC_API size_t mproc_shm_size(const mproc_shm *s);
+MPROC_API const char *mproc_shm_name(const mproc_shm *s);
+
+/* The block's fd (owned by s), e.g. to pass to an exec'd child. */
+MPROC_API int mproc_shm_fd(const mproc_shm *s);
+
+/* Remove the name from /dev/shm (existing mappings stay valid). 0, -ENOENT (already
+ * gone), -EINVAL (anonymous block or NULL). */
+MPROC_API int mproc_shm_unlink(mproc_shm *s);
+
+/* Unmap and close (Python close()); unlinks too if MPROC_SHM_AUTO_UNLINK and this is the
+ * creating process. NULL is a no-op. */
+MPROC_API void mproc_shm_free(mproc_shm *s);
+
+/* ---- typed shared values and arrays ----------------------------------------- */
+
+typedef enum mproc_type {
+    MPROC_TYPE_I8 = 1, MPROC_TYPE_U8, MPROC_TYPE_I16, MPROC_TYPE_U16,
+    MPROC_TYPE_I32, MPROC_TYPE_U32, MPROC_TYPE_I64, MPROC_TYPE_U64,
+    MPROC_TYPE_F32, MPROC_TYPE_F64
+} mproc_type;
+
+/* Size in bytes of one element of a type, or 0 for an unknown type. */
+MPROC_API size_t mproc_type_size(mproc_type type);
+
+typedef struct mproc_array mproc_array;
+typedef struct mproc_lock mproc_lock;
+
+enum mproc_array_flags {
+    MPROC_ARRAY_NOLOCK = 1u << 0, /* Python lock=False: no lock, raw shared memory */
+};
+
+/* A zero-filled shared array of len elements of type (len 1: Python's Value).
+ * Errors: -EINVAL (NULL, len 0, unknown type, size overflow), -ENOSPC, -ENOMEM. */
+MPROC_API int mproc_array_new(mproc_array **out, mproc_type type, size_t len, unsigned flags);
+
+/* The elements, their count and type. */
+MPROC_API void *mproc_array_data(const mproc_array *a);
+MPROC_API size_t mproc_array_len(const mproc_array *a);
+MPROC_API mproc_type mproc_array_type(const mproc_array *a);
+
+/* The array's lock (Python get_lock()), or NULL when created with MPROC_ARRAY_NOLOCK. */
+MPROC_API mproc_lock *mproc_array_lock(const mproc_array *a);
+
+/* Read or write element i as a double / int64 under the array's lock (if it has one).
+ * Errors: -EINVAL (NULL, i out of range), lock errors (-EOWNERDEAD handled: see sync.h). */
+MPROC_API int mproc_array_get_f64(mproc_array *a, size_t i, double *out);
+MPROC_API int mproc_array_set_f64(mproc_array *a, size_t i, double v);
+MPROC_API int mproc_array_get_i64(mproc_array *a, size_t i, int64_t *out);
+MPROC_API int mproc_array_set_i64(mproc_array *a, size_t i, int64_t v);
+
+/* Add delta to element i under the lock (the shared counter of the tutorials);
+ * *out (may be NULL) receives the new value. */
+MPROC_API int mproc_array_add_i64(mproc_array *a, size_t i, int64_t delta, int64_t *out);
+
+/* Unmap. Children that inherited the mapping keep theirs. NULL is a no-op. */
+MPROC_API void mproc_array_free(mproc_array *a);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,50 @@
+/* src/internal.h - included first by every .c of the library.
+ *
+ * Feature macros, the public headers, and the helpers shared between files
+ * (prefix mproc__). Nothing here is part of the public API.
+ */
+#ifndef MPROC_INTERNAL_H
+#define MPROC_INTERNAL_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <assert.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mproc.h"
+#include "sys/sys.h"
+
+#define MPROC__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define MPROC__UNUSED(x) ((void)(x))
+
+/* Convert a public timeout in seconds to a deadline on the monotonic clock.
+ * Returns 0 and fills *out, or -EINVAL for negative or NaN timeouts.
+ * MPROC_FOREVER (infinity) gives the deadline MPROC__NO_DEADLINE. */
+#define MPROC__NO_DEADLINE INT64_MAX
+int mproc__deadline(double timeout, int64_t *out);
+
+/* Nanoseconds left until a deadline (0 when it has passed); INT64_MAX for none. */
+int64_t mproc__remaining_ns(int64_t deadline);
+
+/* Milliseconds left, rounded up, as poll() wants them (-1 for no deadline). */
+int mproc__remaining_ms(int64_t deadline);
+
+/* Allocation through one door, so tests can fail the Nth allocation. */
+void *mproc__malloc(size_t n);
+void *mproc__calloc(size_t n, size_t size);
+void *mproc__realloc(void *p, size_t n);
+char *mproc__strdup(const char *s);
+void mproc__free(void *p);
+
+/* Acquire a lock until an absolute monotonic deadline (for other blocks built on
+ * locks: queue, condition). Same results as mproc_lock_acquire. */
+int mproc__lock_acquire_until(mproc_lock *l, int64_t deadline);
+
+#endif

@@ -1,0 +1,110 @@
+/* src/sys/fd.c - file descriptor helpers: EINTR-retrying I/O, poll with a
+ * deadline, close-on-exec pipes. Every fd the library creates is O_CLOEXEC. */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+void mproc__sys_close(int fd)
+{
+    if (fd < 0)
+        return;
+    int saved = errno;
+    (void)close(fd); /* on Linux the fd is gone even when close reports EINTR */
+    errno = saved;
+}
+
+ssize_t mproc__sys_read(int fd, void *buf, size_t n)
+{
+    int rc = MPROC__FAULT("sys.read");
+    if (rc < 0)
+        return rc;
+    for (;;) {
+        ssize_t got = read(fd, buf, n);
+        if (got >= 0)
+            return got;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+ssize_t mproc__sys_write(int fd, const void *buf, size_t n)
+{
+    int rc = MPROC__FAULT("sys.write");
+    if (rc < 0)
+        return rc;
+    for (;;) {
+        ssize_t put = write(fd, buf, n);
+        if (put >= 0)
+            return put;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+int mproc__sys_write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t put = mproc__sys_write(fd, p, n);
+        if (put < 0)
+            return (int)put;
+        p += put;
+        n -= (size_t)put;
+    }
+    return 0;
+}
+
+int mproc__sys_read_all(int fd, void *buf, size_t n)
+{
+    char *p = buf;
+    while (n > 0) {
+        ssize_t got = mproc__sys_read(fd, p, n);
+        if (got < 0)
+            return (int)got;
+        if (got == 0)
+            return -MPROC_EEOF;
+        p += got;
+        n -= (size_t)got;
+    }
+    return 0;
+}
+
+int mproc__sys_poll1(int fd, short events, int64_t deadline)
+{
+    struct pollfd pfd = {.fd = fd, .events = events};
+    for (;;) {
+        int rc = poll(&pfd, 1, mproc__remaining_ms(deadline));
+        if (rc > 0)
+            return pfd.revents;
+        if (rc == 0) {
+            if (mproc__remaining_ns(deadline) == 0)
+                return 0;
+            continue; /* poll rounds down sub-millisecond rests; wait out the rest */
+        }
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+int mproc__sys_set_nonblock(int fd, bool on)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0)
+        return -errno;
+    int want = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+    if (want != flags && fcntl(fd, F_SETFL, want) < 0)
+        return -errno;
+    return 0;
+}
+
+int mproc__sys_pipe(int fds[2], int flags)
+{
+    int rc = MPROC__FAULT("sys.pipe");
+    if (rc < 0)
+        return rc;
+    if (pipe2(fds, O_CLOEXEC | flags) < 0)
+        return -errno;
+    return 0;
+}
