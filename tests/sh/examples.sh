@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The examples run to completion and print what the tutorials print.
+set -euo pipefail
+: "${MPROC_SOURCE_DIR:?}" "${MPROC_BINARY_DIR:?}"
+dir="$MPROC_BINARY_DIR/examples"
+if [ ! -d "$dir" ]; then
+    echo "examples: not built in this configuration"
+    exit 77
+fi
+out=$("$MPROC_SOURCE_DIR/examples/run-all" "$dir")
+echo "$out"
+main_pid=$(sed -n 's/^main: pid \([0-9]*\),.*/\1/p' <<<"$out")
+child_ppid=$(sed -n 's/^child: pid [0-9]*, parent pid \([0-9]*\)$/\1/p' <<<"$out")
+[ -n "$main_pid" ] && [ "$main_pid" = "$child_ppid" ]
+grep -q "^0 1 4 9 16 25 36 49 64 81$" <<<"$out"
+grep -q "9801$" <<<"$out"
+grep -q 'sent "ping 10", got "pong 10"' <<<"$out"
+grep -q "with the lock:    40000 (expected 40000)" <<<"$out"
