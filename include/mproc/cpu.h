@@ -31,7 +31,10 @@ MPROC_API int mproc_cpu_count(void);
 /* Physical cores, >= 1. */
 MPROC_API int mproc_cpu_physical(void);
 
-/* CPUs this process may use (the default worker count everywhere in mproc), >= 1. */
+/* CPUs this process may use (the default worker count everywhere in mproc), >= 1:
+ * min(affinity mask count, ceil(tightest cgroup CPU quota over the process's cgroup
+ * and its ancestors), logical). Unreadable or malformed cgroup files count as "no
+ * quota"; an unreadable affinity mask counts as all logical CPUs. */
 MPROC_API int mproc_cpu_usable(void);
 
 #ifdef __cplusplus

@@ -15,6 +15,9 @@
  *  2. A block created with MPROC_SHM_AUTO_UNLINK is unlinked by mproc_shm_free() in the
  *     creating process (and not in its forked children), so it cannot leak on normal paths.
  *  3. Pointers into a block are valid until mproc_shm_free() in that process.
+ *  4. A creator that is SIGKILLed (or dies in the middle of mproc_shm_new) leaves its name
+ *     in /dev/shm, as in Python: no code runs to remove it. Whoever knows the name can
+ *     attach it and unlink it. A failed mproc_shm_new that returns leaves nothing.
  */
 #ifndef MPROC_SHM_H
 #define MPROC_SHM_H
@@ -32,14 +35,18 @@ enum mproc_shm_flags {
     MPROC_SHM_AUTO_UNLINK = 1u << 1, /* the creator's free() also unlinks the name */
 };
 
-/* Create or attach a block.
- *  - name NULL: a new anonymous block of size bytes (MPROC_SHM_CREATE implied).
- *  - MPROC_SHM_CREATE: a new named block of size bytes, zero-filled. With NULL-less name
- *    and no CREATE: attach the existing block; size 0 means "its whole size", otherwise
- *    it must not exceed the block's size.
+/* Create or attach a block; *out owns an fd and a mapping until mproc_shm_free().
+ *  - name NULL: a new anonymous block (memfd) of size bytes, zero-filled (CREATE implied,
+ *    AUTO_UNLINK ignored: nothing to unlink). Shared with children by fork or by fd.
+ *  - name and MPROC_SHM_CREATE: a new named block of size bytes, zero-filled, mode 0600.
+ *  - name without CREATE: attach the existing block; size 0 means "its whole size",
+ *    otherwise it must not exceed the block's size (the first size bytes are mapped).
  * Names follow Python's rules: an optional leading '/', then 1..250 characters with no
- * other '/'. Errors: -EINVAL (bad name, size 0 at creation, size above the block's),
- * -EEXIST, -ENOENT, -ENOSPC (no room in /dev/shm), -EMFILE, -ENOMEM, -EACCES. */
+ * other '/' (and not "." or ".."); mproc_shm_name() gives the "/name" form.
+ * Errors: -EINVAL (NULL out, bad name, unknown flags, size 0 at creation, size above
+ * PTRDIFF_MAX or above the block's when attaching, AUTO_UNLINK without CREATE),
+ * -EEXIST, -ENOENT, -ENOSPC (no room in /dev/shm), -EMFILE, -ENOMEM, -EACCES.
+ * Thread-safe; safe in a forked child. */
 MPROC_API int mproc_shm_new(mproc_shm **out, const char *name, size_t size, unsigned flags);
 
 /* The mapping's address, size in bytes, and name ("/name", or NULL for anonymous). */
@@ -47,11 +54,13 @@ MPROC_API void *mproc_shm_buf(const mproc_shm *s);
 MPROC_API size_t mproc_shm_size(const mproc_shm *s);
 MPROC_API const char *mproc_shm_name(const mproc_shm *s);
 
-/* The block's fd (owned by s), e.g. to pass to an exec'd child. */
+/* The block's fd (owned by s, close-on-exec), e.g. to pass to an exec'd child
+ * (dup it without O_CLOEXEC there). -EINVAL for NULL. */
 MPROC_API int mproc_shm_fd(const mproc_shm *s);
 
 /* Remove the name from /dev/shm (existing mappings stay valid). 0, -ENOENT (already
- * gone), -EINVAL (anonymous block or NULL). */
+ * gone, or already unlinked through this handle: a second call never removes a newer
+ * block that reuses the name), -EINVAL (anonymous block or NULL). */
 MPROC_API int mproc_shm_unlink(mproc_shm *s);
 
 /* Unmap and close (Python close()); unlinks too if MPROC_SHM_AUTO_UNLINK and this is the
@@ -76,8 +85,11 @@ enum mproc_array_flags {
     MPROC_ARRAY_NOLOCK = 1u << 0, /* Python lock=False: no lock, raw shared memory */
 };
 
-/* A zero-filled shared array of len elements of type (len 1: Python's Value).
- * Errors: -EINVAL (NULL, len 0, unknown type, size overflow), -ENOSPC, -ENOMEM. */
+/* A zero-filled shared array of len elements of type (len 1: Python's Value), in one
+ * anonymous shared mapping (inherited by children forked afterwards). The elements are
+ * 16-byte aligned. Unless NOLOCK, it has a recursive robust lock (Python's RLock), so a
+ * caller may hold mproc_array_lock() around several get/set/add calls.
+ * Errors: -EINVAL (NULL, len 0, unknown type or flags, size overflow), -ENOMEM. */
 MPROC_API int mproc_array_new(mproc_array **out, mproc_type type, size_t len, unsigned flags);
 
 /* The elements, their count and type. */
@@ -89,14 +101,26 @@ MPROC_API mproc_type mproc_array_type(const mproc_array *a);
 MPROC_API mproc_lock *mproc_array_lock(const mproc_array *a);
 
 /* Read or write element i as a double / int64 under the array's lock (if it has one).
- * Errors: -EINVAL (NULL, i out of range), lock errors (-EOWNERDEAD handled: see sync.h). */
+ * Conversions: an integer stored into a narrower integer element wraps modulo its width
+ * (as ctypes does: 300 into U8 reads back 44); a double stored into an integer element
+ * is truncated toward zero; a U64 element above INT64_MAX reads back through get_i64
+ * as its two's-complement bits.
+ * When the lock's previous holder died (MPROC_OWNER_DIED), these calls mark the lock
+ * consistent and go on: each touches one element with one aligned store, so the dead
+ * holder's write either happened or did not. (A caller that updates several elements
+ * while holding the lock itself must do its own repair when it sees MPROC_OWNER_DIED.)
+ * Errors: -EINVAL (NULL, i out of range), -ERANGE (NaN, infinite or out-of-int64-range
+ * double into an integer element, or such a float element read as int64),
+ * -ENOTRECOVERABLE (someone released the lock after a death without repairing it).
+ * Without a lock each get and set is one atomic access; add is not atomic then. */
 MPROC_API int mproc_array_get_f64(mproc_array *a, size_t i, double *out);
 MPROC_API int mproc_array_set_f64(mproc_array *a, size_t i, double v);
 MPROC_API int mproc_array_get_i64(mproc_array *a, size_t i, int64_t *out);
 MPROC_API int mproc_array_set_i64(mproc_array *a, size_t i, int64_t v);
 
 /* Add delta to element i under the lock (the shared counter of the tutorials);
- * *out (may be NULL) receives the new value. */
+ * *out (may be NULL) receives the new value as the element holds it (after wrapping).
+ * Float elements add (double)delta. Errors as above. */
 MPROC_API int mproc_array_add_i64(mproc_array *a, size_t i, int64_t delta, int64_t *out);
 
 /* Unmap. Children that inherited the mapping keep theirs. NULL is a no-op. */
