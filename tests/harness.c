@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -219,10 +220,12 @@ int mproc_test_teardown(void **state)
         for (int j = 0; j < before.n_shm && !known; j++)
             known = strcmp(shm[i], before.shm[j]) == 0;
         if (!known) {
-            char path[NAME + 16];
-            snprintf(path, sizeof path, "/dev/shm/%s", shm[i]);
             PROBLEM("left /dev/shm/%s; ", shm[i]);
-            unlink(path);
+            int dir = open("/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (dir >= 0) {
+                unlinkat(dir, shm[i], 0);
+                close(dir);
+            }
         }
     }
 
