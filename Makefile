@@ -45,7 +45,7 @@ check: deps check-plain check-asan
 	@echo "make check: all tests passed, plain and under ASan+UBSan"
 
 check-plain:
-	cmake -S . -B $(CHECKBUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DMPROC_FAULT_INJECTION=ON
+	cmake -S . -B $(CHECKBUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPROC_FAULT_INJECTION=ON
 	cmake --build $(CHECKBUILD) -j $(JOBS)
 	cd $(CHECKBUILD) && ctest --output-on-failure --no-tests=error
 
