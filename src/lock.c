@@ -12,9 +12,23 @@
  * Non-recursive locks are ERRORCHECK mutexes: acquiring twice from one thread is
  * -EDEADLK instead of a silent deadlock, and a release by a thread that does not hold
  * the lock is -EPERM (robust mutexes always check the owner).
+ *
+ * Who holds it, and how deep: a robust mutex keeps its owner's thread id in the futex
+ * word (the kernel needs it to mark the word OWNER_DIED), and glibc keeps an RLock's
+ * recursion count in the mutex; the Condition reads both through lock_internal.h
+ * rather than keeping a second copy that a dying process could leave out of step.
+ * This reads glibc's pthread_mutex_t fields, whose layout is glibc's ABI.
+ *
+ * Death: the kernel walks a dying thread's robust list and wakes one waiter; that
+ * waiter returns MPROC_OWNER_DIED. A release without mproc_lock_consistent() makes the
+ * mutex permanently unrecoverable (-ENOTRECOVERABLE for every later acquire).
  */
 #include "internal.h"
 
+#include "lock_internal.h"
+#include "sys/liveness.h"
+
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -90,21 +104,20 @@ int mproc__lock_acquire_until(mproc_lock *l, int64_t deadline)
     if (deadline == MPROC__NO_DEADLINE) {
         rc = pthread_mutex_lock(&li->m);
     } else {
-        rc = pthread_mutex_trylock(&li->m);
-        if (rc == EBUSY) {
-            struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000),
-                                  .tv_nsec = (long)(deadline % 1000000000)};
-            rc = mproc__remaining_ns(deadline) == 0 ? ETIMEDOUT
-                                                    : pthread_mutex_clocklock(&li->m, CLOCK_MONOTONIC, &ts);
-        }
+        /* Not pthread_mutex_trylock, even for "try once": glibc 2.36's trylock on an
+         * unrecoverable robust mutex returns ENOTRECOVERABLE but leaves the futex word
+         * owned by the caller (it never unlocks it), after which lock() returns
+         * EDEADLK or succeeds. clocklock tries to take the lock before it looks at the
+         * (possibly past) deadline, as POSIX requires, and gets that case right. */
+        struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000),
+                              .tv_nsec = (long)(deadline % 1000000000)};
+        rc = pthread_mutex_clocklock(&li->m, CLOCK_MONOTONIC, &ts);
     }
     switch (rc) {
     case 0:
         return 0;
     case EOWNERDEAD:
         return MPROC_OWNER_DIED;
-    case EBUSY:
-        return -ETIMEDOUT;
     default:
         return -rc;
     }
@@ -127,10 +140,73 @@ int mproc_lock_release(mproc_lock *l)
     return -pthread_mutex_unlock(&li->m);
 }
 
+/* The owner's thread id, from the robust futex word (0 when free or after its owner died). */
+static pid_t owner_tid(const struct lock_impl *li)
+{
+    int word = __atomic_load_n(&li->m.__data.__lock, __ATOMIC_RELAXED);
+    return (pid_t)((unsigned)word & FUTEX_TID_MASK);
+}
+
 int mproc_lock_consistent(mproc_lock *l)
 {
     struct lock_impl *li = impl(l);
     if (li == NULL)
         return -EINVAL;
-    return -pthread_mutex_consistent(&li->m);
+    /* glibc does not check the owner here: a stranger could mark the holder's half-
+     * repaired state consistent. */
+    if (owner_tid(li) != mproc__sys_gettid())
+        return -EPERM;
+    return -pthread_mutex_consistent(&li->m); /* -EINVAL: the holder did not die */
+}
+
+int mproc__lock_held(mproc_lock *l)
+{
+    struct lock_impl *li = impl(l);
+    if (li == NULL)
+        return -EINVAL;
+    if (owner_tid(li) != mproc__sys_gettid())
+        return 0;
+    if ((li->flags & MPROC_LOCK_RECURSIVE) == 0)
+        return 1;
+    /* We hold it, so nobody else writes the count. */
+    unsigned count = __atomic_load_n(&li->m.__data.__count, __ATOMIC_RELAXED);
+    return count == 0 ? 1 : count > INT32_MAX ? INT32_MAX : (int)count;
+}
+
+int mproc__lock_release_all(mproc_lock *l, unsigned *depth)
+{
+    int held = mproc__lock_held(l);
+    if (held < 0)
+        return held;
+    if (held == 0)
+        return -EPERM;
+    struct lock_impl *li = impl(l);
+    for (int i = 0; i < held; i++) {
+        int rc = pthread_mutex_unlock(&li->m);
+        if (rc != 0) {
+            /* Cannot happen while we hold it; put back what we released. */
+            assert(i == 0);
+            *depth = (unsigned)i;
+            return -rc;
+        }
+    }
+    *depth = (unsigned)held;
+    return 0;
+}
+
+int mproc__lock_restore(mproc_lock *l, unsigned depth)
+{
+    if (depth == 0)
+        return -EINVAL;
+    int first = mproc__lock_acquire_until(l, MPROC__NO_DEADLINE);
+    if (first < 0)
+        return first;
+    for (unsigned i = 1; i < depth; i++) {
+        int rc = mproc__lock_acquire_until(l, MPROC__NO_DEADLINE);
+        if (rc < 0) {
+            assert(0 && "recursive re-acquire cannot fail below the saved depth");
+            break;
+        }
+    }
+    return first;
 }
