@@ -1,0 +1,590 @@
+/* src/queue.c - Queue and JoinableQueue: a bounded MPMC queue of byte messages in one
+ * anonymous shared mapping (see mproc/queue.h).
+ *
+ * DESIGN: one mapping holds a control block and a byte ring of capacity bytes (a power
+ * of two). Each message is a record: an 8-byte header (length, and a check word derived
+ * from the message's number) and the payload padded to 8 bytes; a record wraps around
+ * the end of the ring (copied in two parts), a header never does. Two 64-bit words say
+ * where the data is: `tail` (written by producers) and `head` (written by consumers).
+ * Each packs a byte position (low 36 bits, counting up for ever, modulo 2^36) and a
+ * message count (high 28 bits), so ONE atomic store publishes a message, or retires
+ * one, together with its count: qsize, maxsize and the JoinableQueue's unfinished count
+ * (puts in `tail` minus `done`) can never disagree with the data after a crash.
+ *
+ * Producers serialise on put_lock, consumers on get_lock (robust mutexes, src/lock.c),
+ * so a producer and a consumer never contend for a lock; between the two sides the ring
+ * is single-producer single-consumer: a producer writes past tail, then stores tail
+ * (release); a consumer loads tail (acquire), copies out, then stores head (release),
+ * and only then may a producer overwrite that space. Each side keeps a cached copy of
+ * the other side's word under its own lock and re-reads the real one only when the
+ * cache says empty/full, so a busy queue does not bounce that cache line per message.
+ *
+ * Who dies where: a producer killed holding put_lock (before or after writing, before
+ * the tail store) published nothing; the next producer gets MPROC_OWNER_DIED, marks the
+ * lock consistent and overwrites the garbage past tail. A consumer killed before its
+ * head store retired nothing: the next consumer reads the same message again. Nothing
+ * else needs repair.
+ *
+ * Who wakes whom: three doorbells (a 32-bit futex sequence and a waiter count each):
+ * not_empty (consumers sleep, producers ring), not_full (producers sleep, consumers
+ * ring), joined (join() sleeps, task_done() rings when unfinished reaches 0). A sleeper
+ * counts itself in, reads the sequence, re-checks its condition, then futex-waits on
+ * that sequence; the other side stores its word, then reads the waiter count (all
+ * seq_cst, a Dekker pair), and only if someone sleeps bumps the sequence and wakes:
+ * no syscall per message while both sides are busy. A producer wakes one consumer per
+ * message; a consumer wakes every sleeping producer (they may wait for different
+ * sizes). A process SIGKILLed between its store and its wake could leave a sleeper
+ * asleep with work available, so sleeps are cut into slices of SLICE_NS after which
+ * the sleeper re-checks: a stray kill costs at most that delay, never a hang. Before
+ * sleeping a waiter spins briefly (SPIN_ITERS pauses), only if the process may use more
+ * than one CPU (BENCHMARKS.md rule 5). Nobody sleeps holding a lock.
+ *
+ * close() sets `closed` under put_lock (so every put either completed before it or
+ * fails) and rings every doorbell; gets drain what is left, then see closed and empty.
+ * A try-once call (timeout 0, *_nowait) still waits up to LOCK_GRACE_NS for the side's
+ * lock, which is held only for one message copy, so "full"/"empty" answers mean the
+ * queue's state, not that another process happened to be mid-copy.
+ */
+#include "internal.h"
+
+#include "sys/cpu.h"
+#include "sys/queue.h"
+
+#include <stdatomic.h>
+
+#define QUEUE_MAGIC 0x4d515545u /* "MQUE" */
+#define DEFAULT_CAPACITY ((size_t)1 << 20)
+#define MIN_CAPACITY ((size_t)64)
+#define MAX_CAPACITY ((size_t)1 << 30)
+#define HEADER_SIZE ((size_t)8)
+#define CHECK_MARK 0x5a3c0000u
+
+#define POS_BITS 36
+#define POS_MASK ((UINT64_C(1) << POS_BITS) - 1)
+#define CNT_MASK ((UINT64_C(1) << (64 - POS_BITS)) - 1)
+/* Counts are compared modulo 2^28: keep every difference far below that. */
+#define MAX_COUNT (CNT_MASK >> 1)
+
+#define SPIN_ITERS 300
+#define SLICE_NS INT64_C(250000000)
+#define LOCK_GRACE_NS INT64_C(50000000)
+#define CLOSE_LOCK_NS INT64_C(1000000000)
+
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
+_Static_assert(MAX_CAPACITY / HEADER_SIZE < CNT_MASK, "count field too narrow");
+_Static_assert(MAX_CAPACITY * 2 <= POS_MASK, "position field too narrow");
+
+struct doorbell {
+    _Atomic uint32_t seq;     /* futex word: bumped when the condition may have changed */
+    _Atomic uint32_t waiters; /* processes counted in to sleep on seq */
+};
+
+/* Cache lines apart (128: adjacent-line prefetch) so the sides do not false-share. */
+struct mproc_queue {
+    /* constant after new(), plus the closed flag (rarely written) */
+    _Alignas(128) uint32_t magic;
+    uint32_t flags;
+    uint64_t cap; /* ring bytes, power of two */
+    uint64_t maxsize;
+    size_t map_size;
+    uint32_t spin; /* spin before sleeping: more than one usable CPU */
+    _Atomic uint32_t closed;
+
+    /* producer side */
+    _Alignas(128) mproc_lock put_lock;
+    _Atomic uint64_t tail;
+    uint64_t head_seen; /* a value head had (lower bound); under put_lock */
+
+    /* consumer side */
+    _Alignas(128) mproc_lock get_lock;
+    _Atomic uint64_t head;
+    uint64_t tail_seen; /* a value tail had (lower bound); under get_lock */
+
+    _Alignas(128) struct doorbell not_empty;
+    _Alignas(128) struct doorbell not_full;
+    _Alignas(128) struct doorbell joined;
+    _Atomic uint32_t done; /* task_done() calls, modulo 2^28 */
+    /* the ring follows, at sizeof(struct mproc_queue) (a multiple of 128) */
+};
+
+static inline uint64_t w_pos(uint64_t w)
+{
+    return w & POS_MASK;
+}
+
+static inline uint64_t w_cnt(uint64_t w)
+{
+    return w >> POS_BITS;
+}
+
+static inline uint64_t w_advance(uint64_t w, uint64_t bytes)
+{
+    return ((w_pos(w) + bytes) & POS_MASK) | (((w_cnt(w) + 1) & CNT_MASK) << POS_BITS);
+}
+
+static inline uint64_t bytes_used(uint64_t tail, uint64_t head)
+{
+    return (w_pos(tail) - w_pos(head)) & POS_MASK;
+}
+
+static inline uint64_t msgs_queued(uint64_t tail, uint64_t head)
+{
+    return (w_cnt(tail) - w_cnt(head)) & CNT_MASK;
+}
+
+static inline size_t record_size(size_t len)
+{
+    return HEADER_SIZE + ((len + 7) & ~(size_t)7);
+}
+
+static inline unsigned char *ring(mproc_queue *q)
+{
+    return (unsigned char *)(q + 1);
+}
+
+static mproc_queue *valid(const mproc_queue *q)
+{
+    /* a queue starts a mapping: anything else is not one (and must not be read as one) */
+    if (q == NULL || (uintptr_t)q % _Alignof(mproc_queue) != 0 || q->magic != QUEUE_MAGIC)
+        return NULL;
+    return (mproc_queue *)(uintptr_t)q;
+}
+
+/* ---- ring copies ------------------------------------------------------------------ */
+
+static void ring_write(mproc_queue *q, uint64_t pos, const void *src, size_t n)
+{
+    if (n == 0)
+        return;
+    size_t off = (size_t)(pos & (q->cap - 1)), first = (size_t)q->cap - off;
+    if (first >= n) {
+        memcpy(ring(q) + off, src, n);
+    } else {
+        memcpy(ring(q) + off, src, first);
+        memcpy(ring(q), (const unsigned char *)src + first, n - first);
+    }
+}
+
+static void ring_read(mproc_queue *q, uint64_t pos, void *dst, size_t n)
+{
+    if (n == 0)
+        return;
+    size_t off = (size_t)(pos & (q->cap - 1)), first = (size_t)q->cap - off;
+    if (first >= n) {
+        memcpy(dst, ring(q) + off, n);
+    } else {
+        memcpy(dst, ring(q) + off, first);
+        memcpy((unsigned char *)dst + first, ring(q), n - first);
+    }
+}
+
+static inline uint32_t check_word(uint64_t w)
+{
+    return (uint32_t)w_cnt(w) ^ CHECK_MARK;
+}
+
+/* ---- doorbells ---------------------------------------------------------------------- */
+
+static void ring_bell(struct doorbell *b, int n)
+{
+    atomic_fetch_add(&b->seq, 1);
+    (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&b->seq, n, true);
+}
+
+/* After a store the other side may sleep on: wake it only if it sleeps. The caller's
+ * store was seq_cst, and so is this load (the Dekker pair with wait_change). */
+static inline void notify(struct doorbell *b, int n)
+{
+    if (atomic_load(&b->waiters) != 0)
+        ring_bell(b, n);
+}
+
+/* Wait until *word differs from seen or the queue is closed (or a slice ends: callers
+ * re-check anyway). 0 to re-check, -ETIMEDOUT when the deadline has passed. */
+static int wait_change(mproc_queue *q, _Atomic uint64_t *word, uint64_t seen,
+                       struct doorbell *b, int64_t deadline)
+{
+    if (mproc__remaining_ns(deadline) == 0)
+        return -ETIMEDOUT;
+    if (q->spin) {
+        for (int i = 0; i < SPIN_ITERS; i++) {
+            if (atomic_load_explicit(word, memory_order_relaxed) != seen ||
+                atomic_load_explicit(&q->closed, memory_order_relaxed))
+                return 0;
+            mproc__sys_cpu_relax();
+        }
+    }
+    atomic_fetch_add(&b->waiters, 1);
+    uint32_t seq = atomic_load(&b->seq);
+    int rc = 0;
+    if (atomic_load(word) == seen && !atomic_load(&q->closed)) {
+        int64_t slice = mproc__sys_now_ns() + SLICE_NS;
+        int64_t until = deadline < slice ? deadline : slice;
+        rc = mproc__sys_futex_wait((const uint32_t *)(const void *)&b->seq, seq, until, true);
+        if (rc == -ETIMEDOUT && until != deadline)
+            rc = 0; /* end of a slice: re-check */
+        if (rc == -EAGAIN)
+            rc = 0;
+    }
+    atomic_fetch_sub(&b->waiters, 1);
+    return rc == -ETIMEDOUT ? rc : 0;
+}
+
+/* ---- the two side locks ----------------------------------------------------------- */
+
+/* Acquire a side's lock: try once, then wait until the deadline, but at least
+ * LOCK_GRACE_NS (holders only copy one message). Repairs after a dead holder. */
+static int lock_side(mproc_queue *q, mproc_lock *l, int64_t deadline)
+{
+    int rc = mproc__lock_acquire_until(l, 0);
+    if (rc == -ETIMEDOUT) {
+        int64_t grace = mproc__sys_now_ns() + LOCK_GRACE_NS;
+        rc = mproc__lock_acquire_until(l, deadline > grace ? deadline : grace);
+    }
+    if (rc == MPROC_OWNER_DIED) {
+        /* The dead holder published nothing half-done (see DESIGN); only the caches
+         * may be stale, and they are lower bounds anyway. Refresh them. */
+        if (l == &q->put_lock)
+            q->head_seen = atomic_load(&q->head);
+        else
+            q->tail_seen = atomic_load(&q->tail);
+        rc = mproc_lock_consistent(l);
+    }
+    return rc;
+}
+
+/* ---- create, free ----------------------------------------------------------------- */
+
+int mproc_queue_new(mproc_queue **out, const mproc_queue_opts *opts)
+{
+    if (out == NULL)
+        return -EINVAL;
+    mproc_queue_opts o = opts != NULL ? *opts : (mproc_queue_opts){0};
+    if ((o.flags & ~(unsigned)MPROC_QUEUE_JOINABLE) != 0 || o.capacity > MAX_CAPACITY ||
+        o.maxsize > MAX_COUNT)
+        return -EINVAL;
+    size_t cap = o.capacity == 0 ? DEFAULT_CAPACITY : o.capacity;
+    size_t pow2 = MIN_CAPACITY;
+    while (pow2 < cap)
+        pow2 <<= 1;
+    size_t map_size = sizeof(mproc_queue) + pow2;
+
+    void *mem;
+    int rc = mproc__sys_map_shared(-1, map_size, &mem);
+    if (rc < 0)
+        return rc;
+    mproc_queue *q = mem; /* a fresh anonymous mapping is zero-filled */
+    if ((rc = mproc_lock_init(&q->put_lock, 0)) < 0 || (rc = mproc_lock_init(&q->get_lock, 0)) < 0) {
+        mproc__sys_unmap(mem, map_size);
+        return rc;
+    }
+    q->flags = o.flags;
+    q->cap = pow2;
+    q->maxsize = o.maxsize;
+    q->map_size = map_size;
+    q->spin = mproc__sys_affinity_count(0) > 1;
+    q->magic = QUEUE_MAGIC;
+    *out = q;
+    return 0;
+}
+
+void mproc_queue_free(mproc_queue *q)
+{
+    mproc_queue *v = valid(q);
+    if (v != NULL) {
+        size_t size = v->map_size;
+        mproc__sys_unmap(v, size);
+    }
+}
+
+/* ---- put ---------------------------------------------------------------------------- */
+
+static bool has_room(const mproc_queue *q, uint64_t tail, uint64_t head, size_t need)
+{
+    if (q->maxsize != 0 && msgs_queued(tail, head) >= q->maxsize)
+        return false;
+    return bytes_used(tail, head) + need <= q->cap;
+}
+
+static int put_until(mproc_queue *q, const void *buf, size_t len, int64_t deadline)
+{
+    if (len > MAX_CAPACITY || record_size(len) > q->cap)
+        return -EMSGSIZE;
+    size_t need = record_size(len);
+    int rc;
+    for (;;) {
+        rc = lock_side(q, &q->put_lock, deadline);
+        if (rc < 0)
+            return rc;
+        if ((rc = MPROC__FAULT("queue.put.locked")) < 0)
+            goto unlock;
+        if (atomic_load_explicit(&q->closed, memory_order_relaxed)) {
+            rc = -MPROC_ECLOSED;
+            goto unlock;
+        }
+        uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed); /* ours */
+        uint64_t h = q->head_seen;
+        if (!has_room(q, t, h, need))
+            q->head_seen = h = atomic_load_explicit(&q->head, memory_order_acquire);
+        if (has_room(q, t, h, need)) {
+            if ((q->flags & MPROC_QUEUE_JOINABLE) &&
+                ((w_cnt(t) - atomic_load(&q->done)) & CNT_MASK) >= MAX_COUNT) {
+                rc = -EOVERFLOW; /* too many unfinished tasks to count */
+                goto unlock;
+            }
+            uint32_t hdr[2] = {(uint32_t)len, check_word(t)};
+            ring_write(q, w_pos(t), hdr, sizeof hdr);
+            ring_write(q, w_pos(t) + HEADER_SIZE, buf, len);
+            if ((rc = MPROC__FAULT("queue.put.written")) < 0)
+                goto unlock; /* never published: the next put overwrites it */
+            atomic_store(&q->tail, w_advance(t, need)); /* publish (seq_cst) */
+            mproc_lock_release(&q->put_lock);
+            notify(&q->not_empty, 1);
+            return 0;
+        }
+        mproc_lock_release(&q->put_lock);
+        if ((rc = wait_change(q, &q->head, h, &q->not_full, deadline)) < 0)
+            return rc;
+    }
+unlock:
+    mproc_lock_release(&q->put_lock);
+    return rc;
+}
+
+static int put_common(mproc_queue *q, const void *buf, size_t len, double timeout)
+{
+    q = valid(q);
+    if (q == NULL || (buf == NULL && len != 0))
+        return -EINVAL;
+    int64_t deadline;
+    int rc = mproc__deadline(timeout, &deadline);
+    if (rc < 0)
+        return rc;
+    return put_until(q, buf, len, deadline);
+}
+
+int mproc_queue_put(mproc_queue *q, const void *buf, size_t len, double timeout)
+{
+    return put_common(q, buf, len, timeout);
+}
+
+int mproc_queue_put_nowait(mproc_queue *q, const void *buf, size_t len)
+{
+    int rc = put_common(q, buf, len, 0);
+    return rc == -ETIMEDOUT ? -EAGAIN : rc;
+}
+
+/* ---- get ---------------------------------------------------------------------------- */
+
+/* Take the oldest message: into a new buffer (*out != NULL) or into buf/cap. */
+static int get_until(mproc_queue *q, void **out, void *buf, size_t cap, size_t *len,
+                     int64_t deadline)
+{
+    int rc;
+    for (;;) {
+        rc = lock_side(q, &q->get_lock, deadline);
+        if (rc < 0)
+            return rc;
+        if ((rc = MPROC__FAULT("queue.get.locked")) < 0)
+            goto unlock;
+        uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed); /* ours */
+        uint64_t t = q->tail_seen;
+        if (w_pos(t) == w_pos(h))
+            q->tail_seen = t = atomic_load_explicit(&q->tail, memory_order_acquire);
+        if (w_pos(t) == w_pos(h) && atomic_load(&q->closed)) {
+            /* closed: whatever was put before close() is visible now */
+            q->tail_seen = t = atomic_load_explicit(&q->tail, memory_order_acquire);
+            if (w_pos(t) == w_pos(h)) {
+                rc = -MPROC_ECLOSED;
+                goto unlock;
+            }
+        }
+        if (w_pos(t) != w_pos(h)) {
+            uint32_t hdr[2];
+            ring_read(q, w_pos(h), hdr, sizeof hdr);
+            size_t mlen = hdr[0], rec = record_size(mlen);
+            if (hdr[1] != check_word(h) || rec > bytes_used(t, h)) {
+                rc = -MPROC_ECORRUPT; /* cannot happen unless the mapping was scribbled on */
+                goto unlock;
+            }
+            void *dst = buf;
+            if (out != NULL) {
+                if ((dst = mproc__malloc(mlen)) == NULL) {
+                    rc = -ENOMEM;
+                    goto unlock;
+                }
+            } else if (mlen > cap) {
+                *len = mlen;
+                rc = -MPROC_ETOOSMALL;
+                goto unlock;
+            }
+            ring_read(q, w_pos(h) + HEADER_SIZE, dst, mlen);
+            if ((rc = MPROC__FAULT("queue.get.read")) < 0) {
+                if (out != NULL)
+                    mproc__free(dst);
+                goto unlock; /* not retired: the message stays */
+            }
+            atomic_store(&q->head, w_advance(h, rec)); /* retire (seq_cst) */
+            mproc_lock_release(&q->get_lock);
+            notify(&q->not_full, INT32_MAX);
+            if (out != NULL)
+                *out = dst;
+            *len = mlen;
+            return 0;
+        }
+        mproc_lock_release(&q->get_lock);
+        if ((rc = wait_change(q, &q->tail, t, &q->not_empty, deadline)) < 0)
+            return rc;
+    }
+unlock:
+    mproc_lock_release(&q->get_lock);
+    return rc;
+}
+
+static int get_common(mproc_queue *q, void **out, void *buf, size_t cap, size_t *len,
+                      double timeout)
+{
+    q = valid(q);
+    if (q == NULL || len == NULL || (out == NULL && buf == NULL && cap != 0))
+        return -EINVAL;
+    int64_t deadline;
+    int rc = mproc__deadline(timeout, &deadline);
+    if (rc < 0)
+        return rc;
+    return get_until(q, out, buf, cap, len, deadline);
+}
+
+int mproc_queue_get(mproc_queue *q, void **buf, size_t *len, double timeout)
+{
+    if (buf == NULL)
+        return -EINVAL;
+    return get_common(q, buf, NULL, 0, len, timeout);
+}
+
+int mproc_queue_get_into(mproc_queue *q, void *buf, size_t cap, size_t *len, double timeout)
+{
+    return get_common(q, NULL, buf, cap, len, timeout);
+}
+
+int mproc_queue_get_nowait(mproc_queue *q, void **buf, size_t *len)
+{
+    if (buf == NULL)
+        return -EINVAL;
+    int rc = get_common(q, buf, NULL, 0, len, 0);
+    return rc == -ETIMEDOUT ? -EAGAIN : rc;
+}
+
+/* ---- state ---------------------------------------------------------------------------- */
+
+/* head first, then tail: tail can only be ahead of the head we read. */
+static void snapshot(mproc_queue *q, uint64_t *tail, uint64_t *head)
+{
+    *head = atomic_load(&q->head);
+    *tail = atomic_load(&q->tail);
+}
+
+int mproc_queue_qsize(const mproc_queue *q)
+{
+    mproc_queue *v = valid(q);
+    if (v == NULL)
+        return -EINVAL;
+    uint64_t t, h;
+    snapshot(v, &t, &h);
+    return (int)msgs_queued(t, h);
+}
+
+int mproc_queue_empty(const mproc_queue *q)
+{
+    mproc_queue *v = valid(q);
+    if (v == NULL)
+        return -EINVAL;
+    uint64_t t, h;
+    snapshot(v, &t, &h);
+    return w_pos(t) == w_pos(h);
+}
+
+/* Full: a put of an empty message would have to wait. */
+int mproc_queue_full(const mproc_queue *q)
+{
+    mproc_queue *v = valid(q);
+    if (v == NULL)
+        return -EINVAL;
+    uint64_t t, h;
+    snapshot(v, &t, &h);
+    return !has_room(v, t, h, HEADER_SIZE);
+}
+
+int mproc_queue_close(mproc_queue *q)
+{
+    q = valid(q);
+    if (q == NULL)
+        return -EINVAL;
+    /* Under put_lock, so no put publishes after a get has seen "closed and empty". A
+     * holder stuck for a whole second (stopped) cannot block close: it goes on without. */
+    int rc = lock_side(q, &q->put_lock, mproc__sys_now_ns() + CLOSE_LOCK_NS);
+    atomic_store(&q->closed, 1);
+    if (rc >= 0)
+        mproc_lock_release(&q->put_lock);
+    ring_bell(&q->not_empty, INT32_MAX);
+    ring_bell(&q->not_full, INT32_MAX);
+    return 0;
+}
+
+/* ---- JoinableQueue ---------------------------------------------------------------------- */
+
+static uint64_t unfinished(mproc_queue *q)
+{
+    uint32_t done = atomic_load(&q->done);
+    return (w_cnt(atomic_load(&q->tail)) - done) & CNT_MASK;
+}
+
+int mproc_queue_task_done(mproc_queue *q)
+{
+    q = valid(q);
+    if (q == NULL)
+        return -EINVAL;
+    if (!(q->flags & MPROC_QUEUE_JOINABLE))
+        return -MPROC_ESTATE;
+    uint32_t done = atomic_load(&q->done);
+    uint64_t left;
+    do {
+        left = (w_cnt(atomic_load(&q->tail)) - done) & CNT_MASK;
+        if (left == 0)
+            return -EOVERFLOW;
+    } while (!atomic_compare_exchange_weak(&q->done, &done, (uint32_t)((done + 1) & CNT_MASK)));
+    if (left == 1)
+        notify(&q->joined, INT32_MAX);
+    return 0;
+}
+
+int mproc_queue_join(mproc_queue *q, double timeout)
+{
+    q = valid(q);
+    if (q == NULL)
+        return -EINVAL;
+    if (!(q->flags & MPROC_QUEUE_JOINABLE))
+        return -MPROC_ESTATE;
+    int64_t deadline;
+    int rc = mproc__deadline(timeout, &deadline);
+    if (rc < 0)
+        return rc;
+    struct doorbell *b = &q->joined;
+    for (;;) {
+        if (unfinished(q) == 0)
+            return 0;
+        if (mproc__remaining_ns(deadline) == 0)
+            return -ETIMEDOUT;
+        atomic_fetch_add(&b->waiters, 1);
+        uint32_t seq = atomic_load(&b->seq);
+        rc = 0;
+        if (unfinished(q) != 0) {
+            int64_t slice = mproc__sys_now_ns() + SLICE_NS;
+            rc = mproc__sys_futex_wait((const uint32_t *)(const void *)&b->seq, seq,
+                                       deadline < slice ? deadline : slice, true);
+        }
+        atomic_fetch_sub(&b->waiters, 1);
+        if (rc == -ETIMEDOUT && unfinished(q) != 0 && mproc__remaining_ns(deadline) == 0)
+            return -ETIMEDOUT;
+    }
+}
