@@ -25,19 +25,22 @@
  * head store retired nothing: the next consumer reads the same message again. Nothing
  * else needs repair.
  *
- * Who wakes whom: three doorbells (a 32-bit futex sequence and a waiter count each):
+ * Who wakes whom: three doorbells (a 32-bit futex sequence and a sleeper count each):
  * not_empty (consumers sleep, producers ring), not_full (producers sleep, consumers
  * ring), joined (join() sleeps, task_done() rings when unfinished reaches 0). A sleeper
  * counts itself in, reads the sequence, re-checks its condition, then futex-waits on
- * that sequence; the other side stores its word, then reads the waiter count (all
- * seq_cst, a Dekker pair), and only if someone sleeps bumps the sequence and wakes:
- * no syscall per message while both sides are busy. A producer wakes one consumer per
- * message; a consumer wakes every sleeping producer (they may wait for different
- * sizes). A process SIGKILLed between its store and its wake could leave a sleeper
- * asleep with work available, so sleeps are cut into slices of SLICE_NS after which
- * the sleeper re-checks: a stray kill costs at most that delay, never a hang. Before
- * sleeping a waiter spins briefly (SPIN_ITERS pauses), only if the process may use more
- * than one CPU (BENCHMARKS.md rule 5). Nobody sleeps holding a lock.
+ * that sequence; the other side stores its word, then reads the count (all seq_cst, a
+ * Dekker pair), and only if someone counted in does it swap the count to 0, bump the
+ * sequence and wake every sleeper: no syscall per message while both sides are busy,
+ * and one wake per sleep, not one per message while the sleeper is waking up. Waking
+ * all (they re-check and most sleep again) is the price of having no per-sleeper
+ * state a dying process could leave wrong: a count left by a sleeper that timed out or
+ * died only costs one needless wake. A process SIGKILLed between its store and its
+ * wake could leave a sleeper asleep with work available, so sleeps are cut into slices
+ * of SLICE_NS after which the sleeper re-checks: a stray kill costs at most that
+ * delay, never a hang. Before sleeping a waiter spins briefly (SPIN_ITERS pauses, a
+ * few microseconds, against a wake-up's 40-50), only if the process may use more than
+ * one CPU (BENCHMARKS.md rule 5). Nobody sleeps holding a lock.
  *
  * close() sets `closed` under put_lock (so every put either completed before it or
  * fails) and rings every doorbell; gets drain what is left, then see closed and empty.
@@ -77,7 +80,8 @@ _Static_assert(MAX_CAPACITY * 2 <= POS_MASK, "position field too narrow");
 
 struct doorbell {
     _Atomic uint32_t seq;     /* futex word: bumped when the condition may have changed */
-    _Atomic uint32_t waiters; /* processes counted in to sleep on seq */
+    _Atomic uint32_t waiters; /* sleepers counted in since the last wake (may overcount:
+                                 one that timed out or died stays counted until then) */
 };
 
 /* Cache lines apart (128: adjacent-line prefetch) so the sides do not false-share. */
@@ -186,18 +190,21 @@ static inline uint32_t check_word(uint64_t w)
 
 /* ---- doorbells ---------------------------------------------------------------------- */
 
-static void ring_bell(struct doorbell *b, int n)
+static void ring_bell(struct doorbell *b)
 {
     atomic_fetch_add(&b->seq, 1);
-    (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&b->seq, n, true);
+    (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&b->seq, INT32_MAX, true);
 }
 
-/* After a store the other side may sleep on: wake it only if it sleeps. The caller's
- * store was seq_cst, and so is this load (the Dekker pair with wait_change). */
-static inline void notify(struct doorbell *b, int n)
+/* After a store the other side may sleep on: wake the sleepers, if any. The caller's
+ * store was seq_cst, and so is this load (the Dekker pair with wait_change). Taking
+ * the count to 0 claims every sleeper counted so far, so the stores that follow do not
+ * wake again while the woken ones are still on their way (a wake-up takes tens of
+ * microseconds; a syscall per message meanwhile would halve throughput). */
+static inline void notify(struct doorbell *b)
 {
-    if (atomic_load(&b->waiters) != 0)
-        ring_bell(b, n);
+    if (atomic_load(&b->waiters) != 0 && atomic_exchange(&b->waiters, 0) != 0)
+        ring_bell(b);
 }
 
 /* Wait until *word differs from seen or the queue is closed (or a slice ends: callers
@@ -227,7 +234,6 @@ static int wait_change(mproc_queue *q, _Atomic uint64_t *word, uint64_t seen,
         if (rc == -EAGAIN)
             rc = 0;
     }
-    atomic_fetch_sub(&b->waiters, 1);
     return rc == -ETIMEDOUT ? rc : 0;
 }
 
@@ -340,7 +346,7 @@ static int put_until(mproc_queue *q, const void *buf, size_t len, int64_t deadli
                 goto unlock; /* never published: the next put overwrites it */
             atomic_store(&q->tail, w_advance(t, need)); /* publish (seq_cst) */
             mproc_lock_release(&q->put_lock);
-            notify(&q->not_empty, 1);
+            notify(&q->not_empty);
             return 0;
         }
         mproc_lock_release(&q->put_lock);
@@ -427,7 +433,7 @@ static int get_until(mproc_queue *q, void **out, void *buf, size_t cap, size_t *
             }
             atomic_store(&q->head, w_advance(h, rec)); /* retire (seq_cst) */
             mproc_lock_release(&q->get_lock);
-            notify(&q->not_full, INT32_MAX);
+            notify(&q->not_full);
             if (out != NULL)
                 *out = dst;
             *len = mlen;
@@ -526,8 +532,8 @@ int mproc_queue_close(mproc_queue *q)
     atomic_store(&q->closed, 1);
     if (rc >= 0)
         mproc_lock_release(&q->put_lock);
-    ring_bell(&q->not_empty, INT32_MAX);
-    ring_bell(&q->not_full, INT32_MAX);
+    ring_bell(&q->not_empty);
+    ring_bell(&q->not_full);
     return 0;
 }
 
@@ -554,7 +560,7 @@ int mproc_queue_task_done(mproc_queue *q)
             return -EOVERFLOW;
     } while (!atomic_compare_exchange_weak(&q->done, &done, (uint32_t)((done + 1) & CNT_MASK)));
     if (left == 1)
-        notify(&q->joined, INT32_MAX);
+        notify(&q->joined);
     return 0;
 }
 
@@ -583,7 +589,6 @@ int mproc_queue_join(mproc_queue *q, double timeout)
             rc = mproc__sys_futex_wait((const uint32_t *)(const void *)&b->seq, seq,
                                        deadline < slice ? deadline : slice, true);
         }
-        atomic_fetch_sub(&b->waiters, 1);
         if (rc == -ETIMEDOUT && unfinished(q) != 0 && mproc__remaining_ns(deadline) == 0)
             return -ETIMEDOUT;
     }
