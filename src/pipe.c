@@ -1,0 +1,427 @@
+/* src/pipe.c - Pipe and Connection: a connected pair carrying whole byte messages.
+ *
+ * Wire format: each message is an 8-byte length (uint64, native byte order: both ends
+ * are on one machine) followed by that many payload bytes. Nothing else is on the wire.
+ *
+ * DESIGN: no shared memory and no wake-ups of our own: the kernel's pipe buffer is the
+ * queue and its wait queues wake the peer. Duplex is two pipes rather than a socketpair
+ * (as Python uses) because a Unix socket round trip costs about 1.6x a pipe's here.
+ *
+ * The receiving fd stays blocking so that a receive without deadline is one plain
+ * read(), exactly what a raw ping-pong does; with a finite timeout it first waits in
+ * poll() until the deadline, then does the same read(), which does not block then (one
+ * reader per end, lifetime rule 2 of the header). The sending fd is non-blocking: a send
+ * tries its write first (the common case, one syscall whatever the timeout) and polls for
+ * room only on EAGAIN.
+ *
+ * Sending: the header and a payload of up to SMALL bytes go out in ONE write from a stack
+ * buffer, larger ones in one writev; up to PIPE_BUF bytes are atomic on a pipe. The
+ * timeout bounds only the wait for room to start; once the first byte is out the rest is
+ * written whatever the deadline, because a stream left with half a message is corrupt for
+ * ever (a failure after the start makes the error sticky for later sends). Writes never
+ * raise SIGPIPE (src/sys/pipe.c): a reader that is gone is -MPROC_EEOF.
+ *
+ * Receiving: bytes are read ahead into a 4 KiB buffer in the connection (one read gets the
+ * header and a small payload, often several messages); a remainder of at least RBUF bytes
+ * is read straight into the destination, so a big message is copied once. A message whose
+ * header arrived but whose payload is late is kept in the connection on timeout: the
+ * header, and the payload so far in a heap buffer of the message's size (for recv that is
+ * the buffer it will return; recv_into copies what it had), so the next receive continues
+ * where this one stopped and the stream stays intact. The receiver allocates a message's
+ * full size when its header arrives (Linux maps the pages lazily, so a large length costs
+ * address space, not memory, until data comes); lengths above PTRDIFF_MAX - 8 cannot come
+ * from our writer and are -EPROTO.
+ *
+ * Death of the peer: the kernel closes its fds; reads return 0 once everything it sent
+ * was read, and writes fail with EPIPE: both are -MPROC_EEOF here. A message cut short
+ * by the death is discarded (-MPROC_EEOF). No process ever waits for another's action
+ * other than through the kernel buffer, so a death can never leave anyone waiting.
+ */
+#include "internal.h"
+
+#include "sys/pipe.h"
+
+#include <poll.h>
+
+enum {
+    HDR = 8,           /* bytes of the length header */
+    RBUF = 4096,       /* read-ahead buffer in each connection */
+    SMALL = 512 - HDR, /* payloads up to this size are copied next to the header */
+};
+
+/* Largest length accepted from the wire: anything above cannot be allocated anyway and
+ * can only come from a writer that does not speak this protocol. */
+#define MAX_MESSAGE ((uint64_t)PTRDIFF_MAX - HDR)
+
+struct mproc_conn {
+    int rfd;       /* receives from here; -1 on a send-only end */
+    int wfd;       /* sends here (non-blocking); -1 on a receive-only end */
+    bool eof;      /* read side saw end-of-file: nothing more will arrive */
+    int werr;      /* sticky send error after a message was left half-written */
+    bool have_len; /* the header of the next message has been read */
+    uint64_t len;  /* its payload length */
+    char *part;    /* its payload so far (len bytes allocated), or NULL */
+    size_t part_got;
+    size_t rpos, rend; /* unread bytes of the stream: rbuf[rpos..rend) */
+    char rbuf[RBUF];
+};
+
+/* ---- creation --------------------------------------------------------------- */
+
+static mproc_conn *conn_alloc(int rfd, int wfd)
+{
+    mproc_conn *c = mproc__malloc(sizeof *c);
+    if (c == NULL)
+        return NULL;
+    memset(c, 0, offsetof(mproc_conn, rbuf)); /* the buffer needs no clearing */
+    c->rfd = rfd;
+    c->wfd = wfd;
+    return c;
+}
+
+static void close_pair(int fds[2])
+{
+    mproc__sys_close(fds[0]);
+    mproc__sys_close(fds[1]);
+}
+
+/* A close-on-exec pipe whose write end is non-blocking (see DESIGN). */
+static int make_pipe(int fds[2])
+{
+    int rc = mproc__sys_pipe(fds, 0);
+    if (rc < 0)
+        return rc;
+    rc = mproc__sys_set_nonblock(fds[1], true);
+    if (rc < 0) {
+        close_pair(fds);
+        fds[0] = fds[1] = -1;
+    }
+    return rc;
+}
+
+int mproc_pipe_new(mproc_conn **a, mproc_conn **b, unsigned flags)
+{
+    if (a == NULL || b == NULL || a == b || (flags & ~(unsigned)MPROC_PIPE_SIMPLEX) != 0)
+        return -EINVAL;
+    bool simplex = (flags & MPROC_PIPE_SIMPLEX) != 0;
+    int ab[2] = {-1, -1}, ba[2] = {-1, -1}; /* [0] read end, [1] write end */
+    int rc = make_pipe(ba);
+    if (rc < 0)
+        return rc;
+    if (!simplex && (rc = make_pipe(ab)) < 0) {
+        close_pair(ba);
+        return rc;
+    }
+    mproc_conn *ca = conn_alloc(ba[0], ab[1]);
+    mproc_conn *cb = conn_alloc(ab[0], ba[1]);
+    if (ca == NULL || cb == NULL) {
+        mproc__free(ca);
+        mproc__free(cb);
+        close_pair(ba);
+        if (!simplex)
+            close_pair(ab);
+        return -ENOMEM;
+    }
+    *a = ca;
+    *b = cb;
+    return 0;
+}
+
+void mproc_conn_free(mproc_conn *c)
+{
+    if (c == NULL)
+        return;
+    mproc__sys_close(c->rfd);
+    mproc__sys_close(c->wfd);
+    mproc__free(c->part);
+    mproc__free(c);
+}
+
+int mproc_conn_fd(const mproc_conn *c)
+{
+    if (c == NULL)
+        return -EINVAL;
+    return c->rfd >= 0 ? c->rfd : c->wfd;
+}
+
+/* ---- sending ---------------------------------------------------------------- */
+
+/* Write the n iovecs (total bytes) to the non-blocking write end. Until the first byte
+ * is out, wait for room until the deadline; after it, for as long as it takes. */
+static int write_msg(mproc_conn *c, struct iovec *iov, int n, size_t total, int64_t deadline)
+{
+    size_t done = 0;
+    for (;;) {
+        ssize_t put = mproc__sys_write_nosigpipe(c->wfd, iov, n);
+        if (put > 0) {
+            done += (size_t)put;
+            if (done == total)
+                return 0;
+            for (size_t skip = (size_t)put; skip > 0;) {
+                size_t step = skip < iov->iov_len ? skip : iov->iov_len;
+                iov->iov_base = (char *)iov->iov_base + step;
+                iov->iov_len -= step;
+                skip -= step;
+                if (iov->iov_len == 0) {
+                    iov++;
+                    n--;
+                }
+            }
+            continue;
+        }
+        if (put == 0 || put == -EAGAIN) {
+            /* Full. POLLERR (reader gone) also wakes us: the next write says EPIPE. */
+            int ev = mproc__sys_poll1(c->wfd, POLLOUT, done > 0 ? MPROC__NO_DEADLINE : deadline);
+            if (ev > 0)
+                continue;
+            put = ev == 0 ? -ETIMEDOUT : ev;
+        }
+        int err = put == -EPIPE ? -MPROC_EEOF : (int)put;
+        if (err == -MPROC_EEOF || done > 0)
+            c->werr = err; /* the reader is gone, or half a message is on the stream */
+        return err;
+    }
+}
+
+int mproc_conn_send(mproc_conn *c, const void *buf, size_t len, double timeout)
+{
+    int64_t deadline;
+    if (c == NULL || (buf == NULL && len > 0) || (uint64_t)len > MAX_MESSAGE ||
+        mproc__deadline(timeout, &deadline) < 0)
+        return -EINVAL;
+    if (c->wfd < 0)
+        return -EBADF;
+    if (c->werr < 0)
+        return c->werr;
+
+    uint64_t hdr = (uint64_t)len;
+    char small[HDR + SMALL];
+    struct iovec iov[2];
+    if (len <= SMALL) {
+        memcpy(small, &hdr, HDR);
+        if (len > 0)
+            memcpy(small + HDR, buf, len);
+        iov[0] = (struct iovec){.iov_base = small, .iov_len = HDR + len};
+        return write_msg(c, iov, 1, HDR + len, deadline);
+    }
+    iov[0] = (struct iovec){.iov_base = &hdr, .iov_len = HDR};
+    iov[1] = (struct iovec){.iov_base = (void *)(uintptr_t)buf, .iov_len = len};
+    return write_msg(c, iov, 2, HDR + len, deadline);
+}
+
+/* ---- receiving -------------------------------------------------------------- */
+
+/* Read at most n bytes into dst, waiting until the deadline for the first one.
+ * Returns bytes read (> 0), 0 at end of file (c->eof set), -ETIMEDOUT or -errno. */
+static ssize_t read_some(mproc_conn *c, void *dst, size_t n, int64_t deadline)
+{
+    if (deadline != MPROC__NO_DEADLINE) {
+        int ev = mproc__sys_poll1(c->rfd, POLLIN, deadline);
+        if (ev < 0)
+            return ev;
+        if (ev == 0)
+            return -ETIMEDOUT;
+    }
+    ssize_t got = mproc__sys_read(c->rfd, dst, n);
+    if (got == 0) {
+        c->eof = true;
+        return 0;
+    }
+    return got;
+}
+
+/* Make the header of the next message available in c->len.
+ * 0, -MPROC_EEOF, -ETIMEDOUT, -EPROTO (a length no writer of ours sends) or -errno. */
+static int get_header(mproc_conn *c, int64_t deadline)
+{
+    while (!c->have_len) {
+        size_t avail = c->rend - c->rpos;
+        if (avail >= HDR) {
+            uint64_t len;
+            memcpy(&len, c->rbuf + c->rpos, HDR);
+            if (len > MAX_MESSAGE)
+                return -EPROTO;
+            c->rpos += HDR;
+            c->len = len;
+            c->have_len = true;
+            break;
+        }
+        if (c->eof)
+            return -MPROC_EEOF; /* a header cut short by the writer's death is dropped */
+        if (c->rpos > 0) {
+            memmove(c->rbuf, c->rbuf + c->rpos, avail);
+            c->rpos = 0;
+            c->rend = avail;
+        }
+        ssize_t got = read_some(c, c->rbuf + c->rend, RBUF - c->rend, deadline);
+        if (got < 0)
+            return (int)got;
+        c->rend += (size_t)got;
+    }
+    return 0;
+}
+
+/* Fill dst (c->len bytes, *got of them already there) with the rest of the payload. */
+static int get_payload(mproc_conn *c, char *dst, size_t *got, int64_t deadline)
+{
+    size_t len = (size_t)c->len;
+    if (len == 0)
+        return 0; /* dst may be NULL here (recv_into with cap 0) */
+    size_t take = c->rend - c->rpos;
+    if (take > len - *got)
+        take = len - *got;
+    memcpy(dst + *got, c->rbuf + c->rpos, take);
+    c->rpos += take;
+    *got += take;
+    while (*got < len) {
+        /* Here the read-ahead buffer is empty. */
+        if (c->eof)
+            return -MPROC_EEOF;
+        size_t need = len - *got;
+        ssize_t r;
+        if (need >= RBUF) {
+            r = read_some(c, dst + *got, need, deadline);
+            if (r > 0)
+                *got += (size_t)r;
+        } else {
+            c->rpos = c->rend = 0;
+            r = read_some(c, c->rbuf, RBUF, deadline);
+            if (r > 0) {
+                c->rend = (size_t)r;
+                take = (size_t)r < need ? (size_t)r : need;
+                memcpy(dst + *got, c->rbuf, take);
+                c->rpos = take;
+                *got += take;
+            }
+        }
+        if (r < 0)
+            return (int)r;
+    }
+    return 0;
+}
+
+/* The current message is consumed (or lost): forget it. */
+static void next_message(mproc_conn *c)
+{
+    c->have_len = false;
+    c->len = 0;
+    c->part = NULL;
+    c->part_got = 0;
+}
+
+static int check_recv(mproc_conn *c, double timeout, int64_t *deadline)
+{
+    if (c == NULL || mproc__deadline(timeout, deadline) < 0)
+        return -EINVAL;
+    if (c->rfd < 0)
+        return -EBADF;
+    return 0;
+}
+
+int mproc_conn_recv(mproc_conn *c, void **buf, size_t *len, double timeout)
+{
+    int64_t deadline;
+    if (buf == NULL || len == NULL)
+        return -EINVAL;
+    int rc = check_recv(c, timeout, &deadline);
+    if (rc < 0)
+        return rc;
+    rc = get_header(c, deadline);
+    if (rc < 0)
+        return rc;
+    char *dst = c->part;
+    size_t got = c->part_got;
+    if (dst == NULL) {
+        dst = mproc__malloc(c->len > 0 ? (size_t)c->len : 1);
+        if (dst == NULL)
+            return -ENOMEM; /* the header stays: the message is still next */
+    }
+    rc = get_payload(c, dst, &got, deadline);
+    if (rc == -MPROC_EEOF) {
+        mproc__free(dst);
+        next_message(c);
+        return rc;
+    }
+    if (rc < 0) {
+        c->part = dst; /* keep what arrived; the next receive continues */
+        c->part_got = got;
+        return rc;
+    }
+    *buf = dst;
+    *len = (size_t)c->len;
+    next_message(c);
+    return 0;
+}
+
+int mproc_conn_recv_into(mproc_conn *c, void *buf, size_t cap, size_t *len, double timeout)
+{
+    int64_t deadline;
+    if ((buf == NULL && cap > 0) || len == NULL)
+        return -EINVAL;
+    int rc = check_recv(c, timeout, &deadline);
+    if (rc < 0)
+        return rc;
+    rc = get_header(c, deadline);
+    if (rc < 0)
+        return rc;
+    if (c->len > cap) {
+        *len = (size_t)c->len;
+        return -MPROC_ETOOSMALL;
+    }
+    if (c->part != NULL) {
+        /* An earlier receive timed out in this message: continue in its buffer. */
+        size_t got = c->part_got;
+        rc = get_payload(c, c->part, &got, deadline);
+        c->part_got = got;
+        if (rc == 0 && c->len > 0)
+            memcpy(buf, c->part, (size_t)c->len);
+        if (rc == 0 || rc == -MPROC_EEOF) {
+            mproc__free(c->part);
+            if (rc == 0)
+                *len = (size_t)c->len;
+            next_message(c);
+        }
+        return rc;
+    }
+    size_t got = 0;
+    rc = get_payload(c, buf, &got, deadline);
+    if (rc == -MPROC_EEOF)
+        next_message(c);
+    if (rc == 0) {
+        *len = (size_t)c->len;
+        next_message(c);
+    }
+    if (rc >= 0 || rc == -MPROC_EEOF || got == 0)
+        return rc;
+    /* Timed out (or failed) with part of the payload in the caller's buffer, which the
+     * next call may not pass again: keep a copy in the connection. Without memory for
+     * it, wait for the rest instead (the writer, once started, always finishes or dies),
+     * so the stream is never corrupted. */
+    char *keep = mproc__malloc((size_t)c->len);
+    if (keep == NULL) {
+        rc = get_payload(c, buf, &got, MPROC__NO_DEADLINE);
+        if (rc == 0)
+            *len = (size_t)c->len;
+        if (rc == 0 || rc == -MPROC_EEOF)
+            next_message(c);
+        return rc;
+    }
+    memcpy(keep, buf, got);
+    c->part = keep;
+    c->part_got = got;
+    return rc;
+}
+
+int mproc_conn_poll(mproc_conn *c, double timeout)
+{
+    int64_t deadline;
+    int rc = check_recv(c, timeout, &deadline);
+    if (rc < 0)
+        return rc;
+    if (c->have_len || c->eof || c->rend - c->rpos >= HDR)
+        return 1;
+    int ev = mproc__sys_poll1(c->rfd, POLLIN, deadline);
+    if (ev < 0)
+        return ev;
+    return ev != 0;
+}
