@@ -95,15 +95,17 @@ struct mproc_queue {
     uint32_t spin; /* spin before sleeping: more than one usable CPU */
     _Atomic uint32_t closed;
 
-    /* producer side */
+    /* producer side: put_lock and its cache are touched by producers only; tail, on its
+     * own line, is what consumers read (a spinning consumer must not steal the lock's
+     * line from the producer on every message) */
     _Alignas(128) mproc_lock put_lock;
-    _Atomic uint64_t tail;
     uint64_t head_seen; /* a value head had (lower bound); under put_lock */
+    _Alignas(128) _Atomic uint64_t tail;
 
-    /* consumer side */
+    /* consumer side, likewise */
     _Alignas(128) mproc_lock get_lock;
-    _Atomic uint64_t head;
     uint64_t tail_seen; /* a value tail had (lower bound); under get_lock */
+    _Alignas(128) _Atomic uint64_t head;
 
     _Alignas(128) struct doorbell not_empty;
     _Alignas(128) struct doorbell not_full;
@@ -207,8 +209,18 @@ static inline void notify(struct doorbell *b)
         ring_bell(b);
 }
 
+/* Sleep on a doorbell until it rings, the deadline passes or a slice ends. The caller
+ * counted itself in, read seq, and then found its condition still false. */
+static void bell_sleep(struct doorbell *b, uint32_t seq, int64_t deadline)
+{
+    int64_t slice = mproc__sys_now_ns() + SLICE_NS;
+    (void)mproc__sys_futex_wait((const uint32_t *)(const void *)&b->seq, seq,
+                                deadline < slice ? deadline : slice, true);
+}
+
 /* Wait until *word differs from seen or the queue is closed (or a slice ends: callers
- * re-check anyway). 0 to re-check, -ETIMEDOUT when the deadline has passed. */
+ * re-check anyway). 0 to re-check, -ETIMEDOUT once the deadline has passed (callers
+ * have made one last check since then). */
 static int wait_change(mproc_queue *q, _Atomic uint64_t *word, uint64_t seen,
                        struct doorbell *b, int64_t deadline)
 {
@@ -224,17 +236,9 @@ static int wait_change(mproc_queue *q, _Atomic uint64_t *word, uint64_t seen,
     }
     atomic_fetch_add(&b->waiters, 1);
     uint32_t seq = atomic_load(&b->seq);
-    int rc = 0;
-    if (atomic_load(word) == seen && !atomic_load(&q->closed)) {
-        int64_t slice = mproc__sys_now_ns() + SLICE_NS;
-        int64_t until = deadline < slice ? deadline : slice;
-        rc = mproc__sys_futex_wait((const uint32_t *)(const void *)&b->seq, seq, until, true);
-        if (rc == -ETIMEDOUT && until != deadline)
-            rc = 0; /* end of a slice: re-check */
-        if (rc == -EAGAIN)
-            rc = 0;
-    }
-    return rc == -ETIMEDOUT ? rc : 0;
+    if (atomic_load(word) == seen && !atomic_load(&q->closed))
+        bell_sleep(b, seq, deadline);
+    return 0;
 }
 
 /* ---- the two side locks ----------------------------------------------------------- */
@@ -583,13 +587,7 @@ int mproc_queue_join(mproc_queue *q, double timeout)
             return -ETIMEDOUT;
         atomic_fetch_add(&b->waiters, 1);
         uint32_t seq = atomic_load(&b->seq);
-        rc = 0;
-        if (unfinished(q) != 0) {
-            int64_t slice = mproc__sys_now_ns() + SLICE_NS;
-            rc = mproc__sys_futex_wait((const uint32_t *)(const void *)&b->seq, seq,
-                                       deadline < slice ? deadline : slice, true);
-        }
-        if (rc == -ETIMEDOUT && unfinished(q) != 0 && mproc__remaining_ns(deadline) == 0)
-            return -ETIMEDOUT;
+        if (unfinished(q) != 0)
+            bell_sleep(b, seq, deadline);
     }
 }
