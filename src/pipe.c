@@ -274,7 +274,7 @@ static int get_payload(mproc_conn *c, char *dst, size_t *got, int64_t deadline)
     c->rpos += take;
     *got += take;
     while (*got < len) {
-        /* Here the read-ahead buffer is empty. */
+        assert(c->rpos == c->rend); /* the read-ahead buffer was emptied above */
         if (c->eof)
             return -MPROC_EEOF;
         size_t need = len - *got;
