@@ -389,6 +389,19 @@ static void test_message_too_large(void **state)
     assert_ok(mproc_queue_put(q, big, 1016, 0)); /* exactly the whole ring */
     assert_int_equal(mproc_queue_full(q), 1);
     mproc_queue_free(q);
+
+    /* capacity 0 means 1 MiB */
+    q = new_queue(0, 0, 0);
+    size_t mib = (size_t)1 << 20;
+    unsigned char *huge = calloc(1, mib);
+    assert_non_null(huge);
+    assert_code(mproc_queue_put(q, huge, mib - 7, MPROC_FOREVER), -EMSGSIZE);
+    assert_ok(mproc_queue_put(q, huge, mib - 8, 0));
+    size_t len = 0;
+    assert_ok(mproc_queue_get_into(q, huge, mib, &len, 0));
+    assert_int_equal(len, mib - 8);
+    free(huge);
+    mproc_queue_free(q);
 }
 
 static void test_get_into_too_small(void **state)

@@ -16,6 +16,14 @@
  *     when the last process unmaps or exits. Nothing is ever left in /dev/shm.
  *  3. mproc_queue_close() is shared: once closed, puts fail with -MPROC_ECLOSED in every
  *     process, and gets drain what is left, then return -MPROC_ECLOSED.
+ *
+ * Order: messages are delivered whole and in the order their puts completed; each to
+ * exactly one get. Try-once calls (timeout 0, *_nowait) may still wait a few
+ * milliseconds for another process that is copying a message in or out, so that
+ * "full" and "empty" describe the queue, not a moment of contention.
+ *
+ * All functions are safe in threads and in forked children (fork after new()); none
+ * is async-signal-safe.
  */
 #ifndef MPROC_QUEUE_H
 #define MPROC_QUEUE_H
@@ -33,52 +41,64 @@ enum mproc_queue_flags {
 };
 
 typedef struct mproc_queue_opts {
-    size_t capacity;  /* bytes of message storage; 0: 1 MiB. Each message also uses a
-                         small header, rounded to 8 bytes. */
-    size_t maxsize;   /* most messages queued at once (Python maxsize); 0: no count limit */
+    size_t capacity;  /* bytes of message storage, rounded up to a power of two (at least
+                         64, at most 1 GiB); 0: 1 MiB. Each message uses an 8-byte header
+                         plus its length rounded up to 8, so the largest message is
+                         capacity - 8 bytes. */
+    size_t maxsize;   /* most messages queued at once (Python maxsize), at most
+                         2^27 - 1; 0: no count limit */
     unsigned flags;   /* enum mproc_queue_flags */
 } mproc_queue_opts;
 
-/* Create a queue (opts may be NULL). Errors: -EINVAL (absurd sizes), -ENOMEM, -ENOSPC. */
+/* Create a queue (opts may be NULL). Errors: -EINVAL (NULL out, capacity above 1 GiB,
+ * maxsize above 2^27 - 1, unknown flags), -ENOMEM, -ENOSPC. */
 MPROC_API int mproc_queue_new(mproc_queue **out, const mproc_queue_opts *opts);
 
-/* Put one message (len may be 0), waiting at most timeout seconds for room.
+/* Put one message (len may be 0; buf may then be NULL), copying it into the queue,
+ * waiting at most timeout seconds for room (bytes and maxsize).
  * Errors: -ETIMEDOUT (still full), -EMSGSIZE (larger than the whole capacity: could never
- * fit), -MPROC_ECLOSED, -EINVAL. */
+ * fit; returned at once), -MPROC_ECLOSED, -EOVERFLOW (JoinableQueue with 2^27 - 1
+ * unfinished tasks), -EINVAL (NULL q, NULL buf with len > 0, negative or NaN timeout). */
 MPROC_API int mproc_queue_put(mproc_queue *q, const void *buf, size_t len, double timeout);
 
 /* Put without waiting: -EAGAIN when full (Python's Full). */
 MPROC_API int mproc_queue_put_nowait(mproc_queue *q, const void *buf, size_t len);
 
-/* Get the oldest message into a new malloc'd buffer (the caller frees it), waiting at most
- * timeout seconds. Errors: -ETIMEDOUT (still empty), -MPROC_ECLOSED (closed and empty),
- * -ENOMEM (the message stays queued), -EINVAL. */
+/* Get the oldest message into a new malloc'd buffer (the caller frees it with free();
+ * never NULL, even for len 0), waiting at most timeout seconds. On failure *buf and *len
+ * are left as they were. Errors: -ETIMEDOUT (still empty), -MPROC_ECLOSED (closed and
+ * empty), -ENOMEM (the message stays queued), -EINVAL. */
 MPROC_API int mproc_queue_get(mproc_queue *q, void **buf, size_t *len, double timeout);
 
-/* Get into the caller's buffer. -MPROC_ETOOSMALL when cap is too small: *len is the size
- * needed and the message stays queued. Other errors as mproc_queue_get. */
+/* Get into the caller's buffer (buf may be NULL when cap is 0). -MPROC_ETOOSMALL when cap
+ * is too small: *len is the size needed and the message stays queued. Other errors as
+ * mproc_queue_get. */
 MPROC_API int mproc_queue_get_into(mproc_queue *q, void *buf, size_t cap, size_t *len,
                                    double timeout);
 
 /* Get without waiting: -EAGAIN when empty (Python's Empty). */
 MPROC_API int mproc_queue_get_nowait(mproc_queue *q, void **buf, size_t *len);
 
-/* Approximate number of queued messages (>= 0); 1/0 for empty and full; -EINVAL. */
+/* Number of queued messages (>= 0; approximate while others put and get); 1/0 for
+ * empty and full (full: even an empty message would have to wait); -EINVAL. */
 MPROC_API int mproc_queue_qsize(const mproc_queue *q);
 MPROC_API int mproc_queue_empty(const mproc_queue *q);
 MPROC_API int mproc_queue_full(const mproc_queue *q);
 
-/* No more puts, in every process; waiting getters wake to drain the rest. */
+/* No more puts, in every process; waiting getters wake to drain the rest, waiting
+ * putters wake with -MPROC_ECLOSED. Closing twice is fine. 0 or -EINVAL. */
 MPROC_API int mproc_queue_close(mproc_queue *q);
 
 /* JoinableQueue: mark one gotten message done; -EOVERFLOW if called more often than
  * messages were put; -MPROC_ESTATE if not joinable. */
 MPROC_API int mproc_queue_task_done(mproc_queue *q);
 
-/* JoinableQueue: wait until every message put has been marked done. 0, -ETIMEDOUT. */
+/* JoinableQueue: wait until every message put has been marked done. 0, -ETIMEDOUT,
+ * -MPROC_ESTATE if not joinable, -EINVAL. */
 MPROC_API int mproc_queue_join(mproc_queue *q, double timeout);
 
-/* Unmap in this process. NULL is a no-op. */
+/* Unmap in this process (the queue must not be used here afterwards). NULL, or a
+ * pointer that is not a queue, is a no-op. */
 MPROC_API void mproc_queue_free(mproc_queue *q);
 
 #ifdef __cplusplus
