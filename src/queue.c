@@ -14,8 +14,9 @@
  * Producers serialise on put_lock, consumers on get_lock (robust mutexes, src/lock.c),
  * so a producer and a consumer never contend for a lock; between the two sides the ring
  * is single-producer single-consumer: a producer writes past tail, then stores tail
- * (release); a consumer loads tail (acquire), copies out, then stores head (release),
- * and only then may a producer overwrite that space. Each side keeps a cached copy of
+ * (seq_cst: a release, and half of the doorbell's Dekker pair); a consumer loads tail
+ * (acquire), copies out, then stores head likewise, and only then may a producer
+ * overwrite that space. Each side keeps a cached copy of
  * the other side's word under its own lock and re-reads the real one only when the
  * cache says empty/full, so a busy queue does not bounce that cache line per message.
  *
