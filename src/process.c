@@ -1,0 +1,299 @@
+/* src/process.c - Process: run a function or a program in a child (mproc/process.h).
+ *
+ * DESIGN. A process object is a small state machine, NEW -> RUNNING -> ENDED, around the
+ * spawn core (src/sys/spawn.c), which creates every child. Once started, the object holds
+ * the child's pid and a pidfd; the pidfd is what we wait on and signal, so a pid reused
+ * after the child is reaped can never be hit by mistake, and we never call waitpid(-1) or
+ * install a signal handler: other children of the program are none of our business.
+ *
+ * Reaping happens in whichever call first sees the child gone (join, is_alive, exitcode,
+ * free); the exit code is kept and the pidfd stays open until free, so mproc_process_fd()
+ * never returns a closed or reused fd number.
+ *
+ * Waiting: join without a deadline blocks in waitid(P_PIDFD) (one syscall, as waitpid);
+ * with one, it polls the pidfd until the deadline and then reaps without blocking.
+ *
+ * Spawning a program: the PATH search is done here, in the parent, by building every
+ * candidate path; the child execve()s them in order with execvp's rules, so it neither
+ * allocates nor reads the environment after the fork.
+ *
+ * A process object is not thread-safe: calls on one object must not overlap. Different
+ * objects may be used from different threads.
+ */
+#include "internal.h"
+
+#include "sys/spawn.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+
+enum state { NEW, RUNNING, ENDED };
+
+struct mproc_process {
+    mproc_process_fn fn; /* NULL for a spawned program */
+    void *arg;
+    unsigned flags;
+    enum state state;
+    pid_t pid;
+    int pidfd;
+    int exitcode; /* once ENDED: the exit status, or minus the signal */
+    char name[];
+};
+
+enum { ALL_FLAGS = MPROC_PROCESS_DAEMON | MPROC_PROCESS_SETSID | MPROC_PROCESS_SETPGID };
+
+/* Python numbers its processes Process-1, Process-2, ... per parent. */
+static atomic_uint counter;
+
+static mproc_process *alloc_process(const char *name, unsigned flags)
+{
+    char fallback[32];
+    if (name == NULL) {
+        snprintf(fallback, sizeof fallback, "Process-%u", atomic_fetch_add(&counter, 1) + 1);
+        name = fallback;
+    }
+    size_t len = strlen(name);
+    mproc_process *p = mproc__malloc(sizeof *p + len + 1);
+    if (p == NULL)
+        return NULL;
+    *p = (mproc_process){.flags = flags, .state = NEW, .pidfd = -1};
+    memcpy(p->name, name, len + 1);
+    return p;
+}
+
+int mproc_process_new(mproc_process **out, mproc_process_fn fn, void *arg,
+                      const mproc_process_opts *opts)
+{
+    mproc_process_opts o = opts != NULL ? *opts : (mproc_process_opts){0};
+    if (out == NULL || fn == NULL || (o.flags & ~(unsigned)ALL_FLAGS) != 0)
+        return -EINVAL;
+    mproc_process *p = alloc_process(o.name, o.flags);
+    if (p == NULL)
+        return -ENOMEM;
+    p->fn = fn;
+    p->arg = arg;
+    *out = p;
+    return 0;
+}
+
+/* Start p's child as s describes. A failed start leaves p NEW and no child behind. */
+static int start(mproc_process *p, const struct mproc__spawn *s)
+{
+    int rc = MPROC__FAULT("process.start");
+    if (rc < 0)
+        return rc;
+    rc = mproc__sys_spawn(s, &p->pid, &p->pidfd);
+    if (rc < 0)
+        return rc;
+    p->state = RUNNING;
+    return 0;
+}
+
+int mproc_process_start(mproc_process *p)
+{
+    if (p == NULL)
+        return -EINVAL;
+    if (p->state != NEW)
+        return -MPROC_ESTATE;
+    struct mproc__spawn s = {.fn = p->fn, .arg = p->arg, .fds = {-1, -1, -1}, .flags = p->flags};
+    return start(p, &s);
+}
+
+/* execvp's search in the parent: argv0 joined to every PATH entry (an empty entry is the
+ * working directory), as one allocation holding the NULL-terminated vector and its strings.
+ * A name with a slash is its own single candidate. */
+static char **path_candidates(const char *argv0, bool search)
+{
+    const char *path = NULL;
+    if (search && strchr(argv0, '/') == NULL) {
+        path = getenv("PATH");
+        if (path == NULL)
+            path = "/bin:/usr/bin"; /* glibc's execvp default */
+    }
+    size_t n = 1, len = strlen(argv0);
+    if (path != NULL)
+        for (const char *c = path; *c != '\0'; c++)
+            n += *c == ':';
+    size_t bytes = (n + 1) * sizeof(char *) + (path != NULL ? strlen(path) + 1 : 0) + n * (len + 3);
+    char **v = mproc__malloc(bytes);
+    if (v == NULL)
+        return NULL;
+    char *buf = (char *)(v + n + 1);
+    if (path == NULL) {
+        v[0] = memcpy(buf, argv0, len + 1);
+        v[1] = NULL;
+        return v;
+    }
+    const char *dir = path;
+    for (size_t i = 0; i < n; i++) {
+        const char *end = strchr(dir, ':');
+        size_t dlen = end != NULL ? (size_t)(end - dir) : strlen(dir);
+        v[i] = buf;
+        if (dlen == 0) {
+            memcpy(buf, "./", 2);
+            buf += 2;
+        } else {
+            memcpy(buf, dir, dlen);
+            buf += dlen;
+            *buf++ = '/';
+        }
+        memcpy(buf, argv0, len + 1);
+        buf += len + 1;
+        dir = end != NULL ? end + 1 : dir + dlen;
+    }
+    v[n] = NULL;
+    return v;
+}
+
+int mproc_process_spawn(mproc_process **out, char *const argv[], const mproc_spawn_opts *opts)
+{
+    mproc_spawn_opts o = opts != NULL ? *opts : (mproc_spawn_opts){0};
+    if (out == NULL || argv == NULL || argv[0] == NULL || argv[0][0] == '\0' ||
+        (o.flags & ~(unsigned)ALL_FLAGS) != 0)
+        return -EINVAL;
+    char **paths = path_candidates(argv[0], o.search_path != 0);
+    if (paths == NULL)
+        return -ENOMEM;
+    mproc_process *p = alloc_process(o.name != NULL ? o.name : argv[0], o.flags);
+    if (p == NULL) {
+        mproc__free(paths);
+        return -ENOMEM;
+    }
+    struct mproc__spawn s = {
+        .paths = (const char *const *)paths,
+        .argv = argv,
+        .envp = o.envp,
+        .cwd = o.cwd,
+        .fds = {o.stdin_fd > 0 ? o.stdin_fd : -1, o.stdout_fd > 0 ? o.stdout_fd : -1,
+                o.stderr_fd > 0 ? o.stderr_fd : -1},
+        .flags = o.flags,
+    };
+    int rc = start(p, &s);
+    mproc__free(paths);
+    if (rc < 0) {
+        mproc__free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+/* Reap the child if it has ended (block: wait for it). 1 ended, 0 running, or -errno. */
+static int reap(mproc_process *p, bool block)
+{
+    if (p->state == ENDED)
+        return 1;
+    int code;
+    int rc = mproc__sys_reap(p->pidfd, block, &code);
+    if (rc == 0)
+        return 0;
+    if (rc < 0) {
+        if (rc != -ECHILD)
+            return rc;
+        code = 255; /* reaped behind our back (waitpid(-1), SIGCHLD ignored): status lost */
+    }
+    p->state = ENDED;
+    p->exitcode = code;
+    return rc;
+}
+
+int mproc_process_join(mproc_process *p, double timeout)
+{
+    int64_t deadline;
+    if (p == NULL || mproc__deadline(timeout, &deadline) < 0)
+        return -EINVAL;
+    if (p->state != RUNNING)
+        return p->state == NEW ? -MPROC_ESTATE : 0;
+    if (deadline == MPROC__NO_DEADLINE) {
+        int rc = reap(p, true);
+        return rc < 0 ? rc : 0;
+    }
+    for (;;) {
+        int rc = mproc__sys_poll1(p->pidfd, POLLIN, deadline);
+        if (rc < 0)
+            return rc;
+        if (rc > 0) {
+            rc = reap(p, false);
+            if (rc != 0)
+                return rc < 0 ? rc : 0;
+        }
+        if (mproc__remaining_ns(deadline) == 0)
+            return -ETIMEDOUT;
+    }
+}
+
+int mproc_process_is_alive(mproc_process *p)
+{
+    if (p == NULL)
+        return -EINVAL;
+    if (p->state == RUNNING)
+        reap(p, false);
+    return p->state == RUNNING;
+}
+
+int mproc_process_exitcode(mproc_process *p, int *code)
+{
+    if (p == NULL || code == NULL)
+        return -EINVAL;
+    if (p->state == RUNNING)
+        reap(p, false);
+    if (p->state != ENDED)
+        return 0;
+    *code = p->exitcode;
+    return 1;
+}
+
+pid_t mproc_process_pid(const mproc_process *p)
+{
+    if (p == NULL)
+        return -EINVAL;
+    return p->state == NEW ? -MPROC_ESTATE : p->pid;
+}
+
+const char *mproc_process_name(const mproc_process *p)
+{
+    return p != NULL ? p->name : NULL;
+}
+
+int mproc_process_fd(const mproc_process *p)
+{
+    if (p == NULL)
+        return -EINVAL;
+    return p->state == NEW ? -MPROC_ESTATE : p->pidfd;
+}
+
+int mproc_process_signal(mproc_process *p, int sig)
+{
+    if (p == NULL || sig < 0 || sig >= _NSIG)
+        return -EINVAL;
+    if (p->state == NEW)
+        return -MPROC_ESTATE;
+    if (p->state == ENDED)
+        return 0;
+    int rc = mproc__sys_pidfd_kill(p->pidfd, sig);
+    return rc == -ESRCH ? 0 : rc; /* it ended and waits to be reaped */
+}
+
+int mproc_process_terminate(mproc_process *p)
+{
+    return mproc_process_signal(p, SIGTERM);
+}
+
+int mproc_process_kill(mproc_process *p)
+{
+    return mproc_process_signal(p, SIGKILL);
+}
+
+void mproc_process_free(mproc_process *p)
+{
+    if (p == NULL)
+        return;
+    if (p->state == RUNNING && reap(p, false) == 0) {
+        mproc__sys_pidfd_kill(p->pidfd, SIGKILL);
+        reap(p, true);
+    }
+    mproc__sys_close(p->pidfd);
+    mproc__free(p);
+}
