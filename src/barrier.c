@@ -34,7 +34,7 @@
 
 #define BARRIER_MAGIC 0x4d424152u /* "MBAR" */
 #define BARRIER_SLOTS 8
-#define BARRIER_MAX_PARTIES 0x7fffu
+#define BARRIER_MAX_PARTIES ((unsigned)MPROC_BARRIER_MAX_PARTIES) /* count has 15 bits */
 #define POLL_NS 50000000 /* 50 ms */
 
 #define COUNT_MASK UINT64_C(0x7fff)

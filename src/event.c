@@ -102,13 +102,15 @@ int mproc_event_wait(mproc_event *e, double timeout)
     struct event_impl *ei = impl(e);
     if (ei == NULL)
         return -EINVAL;
+    if (!(timeout >= 0)) /* negative or NaN */
+        return -EINVAL;
+    uint32_t w0 = __atomic_load_n(&ei->word, __ATOMIC_ACQUIRE);
+    if (w0 & 1u)
+        return 0;
     int64_t deadline;
     int rc = mproc__deadline(timeout, &deadline);
     if (rc < 0)
         return rc;
-    uint32_t w0 = __atomic_load_n(&ei->word, __ATOMIC_ACQUIRE);
-    if (w0 & 1u)
-        return 0;
     __atomic_fetch_add(&ei->waiters, 1, __ATOMIC_SEQ_CST);
     for (;;) {
         uint32_t w = __atomic_load_n(&ei->word, __ATOMIC_SEQ_CST);

@@ -89,6 +89,10 @@ int mproc_sem_acquire(mproc_sem *s, double timeout)
     struct sem_impl *si = impl(s);
     if (si == NULL)
         return -EINVAL;
+    if (!(timeout >= 0)) /* negative or NaN */
+        return -EINVAL;
+    if (try_take(si))
+        return 0; /* the fast path reads no clock */
     int64_t deadline;
     int rc = mproc__deadline(timeout, &deadline);
     if (rc < 0)

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 enum { RING = 4, ROUNDS = 100, NPROC = 4 };
@@ -313,7 +314,7 @@ static int event_waiter(void *arg)
 {
     struct shared *sh = arg;
     __atomic_add_fetch(&sh->ready, 1, __ATOMIC_RELEASE);
-    int rc = mproc_event_wait(&sh->event, 20);
+    int rc = mproc_event_wait(&sh->event, sh->flag > 0 ? sh->flag : 20);
     return code(rc);
 }
 
@@ -336,17 +337,24 @@ static void test_event_wakes_many(void **state)
     shared_free(sh);
 }
 
-/* A waiter woken by set() succeeds even if the flag is cleared before it runs. */
+/* A waiter woken by set() succeeds even if the flag is cleared before it runs: it is
+ * stopped while set() and clear() happen, and only then continues. */
 static void test_event_set_then_clear(void **state)
 {
     (void)state;
     struct shared *sh = shared_new();
     assert_ok(mproc_event_init(&sh->event));
+    sh->flag = 3; /* the waiter's timeout, seconds */
     pid_t pid = mproc_test_fork(event_waiter, sh);
     wait_until(&sh->ready, 1);
     mproc_test_sleep(0.1);
+    assert_int_equal(kill(pid, SIGSTOP), 0);
+    int status;
+    assert_int_equal(waitpid(pid, &status, WUNTRACED), pid);
+    assert_true(WIFSTOPPED(status));
     assert_ok(mproc_event_set(&sh->event));
     assert_ok(mproc_event_clear(&sh->event));
+    assert_int_equal(kill(pid, SIGCONT), 0);
     assert_int_equal(mproc_test_exitcode(pid, 30), 0);
     assert_int_equal(mproc_event_is_set(&sh->event), 0);
     shared_free(sh);
@@ -633,7 +641,8 @@ static void test_barrier_bad_input(void **state)
     memset(&zero, 0, sizeof zero);
     assert_code(mproc_barrier_init(NULL, 2), -EINVAL);
     assert_code(mproc_barrier_init(&zero, 0), -EINVAL);
-    assert_code(mproc_barrier_init(&zero, 40000), -EINVAL);
+    assert_code(mproc_barrier_init(&zero, MPROC_BARRIER_MAX_PARTIES + 1), -EINVAL);
+    assert_ok(mproc_barrier_init(&zero, MPROC_BARRIER_MAX_PARTIES));
     assert_code(mproc_barrier_new(NULL, 2), -EINVAL);
     assert_code(mproc_barrier_new(&b, 0), -EINVAL);
     assert_null(b);

@@ -17,7 +17,10 @@
  *  - A Barrier breaks (-MPROC_EBROKEN for every waiter) when a waiter's timeout expires,
  *    when it is aborted, or when a party is known to have died; a party that died
  *    before arriving therefore breaks it at the others' timeouts.
- *  - Semaphores and Events have no owner: a process dying never leaves them held.
+ *  - Semaphores and Events have no owner: a process dying never leaves them held
+ *    (a unit a dead process had acquired is simply not given back).
+ * Every object carries a magic word: one that was never initialised, or was zeroed,
+ * gives -EINVAL instead of undefined behaviour.
  *
  * All functions are thread-safe and usable in forked children; none is
  * async-signal-safe except mproc_event_set and mproc_sem_release.
@@ -60,7 +63,9 @@ MPROC_API int mproc_lock_acquire(mproc_lock *l, double timeout);
 /* Release. 0, or -EPERM (not held by the calling thread), -EINVAL. */
 MPROC_API int mproc_lock_release(mproc_lock *l);
 
-/* After MPROC_OWNER_DIED: declare the protected state repaired. 0, -EINVAL, -EPERM. */
+/* After MPROC_OWNER_DIED: declare the protected state repaired. 0, -EPERM (the calling
+ * thread does not hold the lock), -EINVAL (NULL, not a lock, or the lock is not in the
+ * owner-died state: nothing to repair). */
 MPROC_API int mproc_lock_consistent(mproc_lock *l);
 
 /* ---- Semaphore and BoundedSemaphore ---------------------------------------- */
@@ -79,11 +84,13 @@ MPROC_API int mproc_sem_new(mproc_sem **out, unsigned value, unsigned flags);
 MPROC_API void mproc_sem_free(mproc_sem *s);
 
 /* Decrement, waiting at most timeout seconds for the value to be positive.
- * 0, -ETIMEDOUT, -EINVAL. */
+ * 0, -ETIMEDOUT, -EINVAL. No system call when the value is positive. A process that
+ * dies after acquiring never gives its unit back (anyone may release it instead). */
 MPROC_API int mproc_sem_acquire(mproc_sem *s, double timeout);
 
-/* Increment, waking a waiter. 0, -EOVERFLOW (bounded and already at its initial value,
- * or at INT32_MAX), -EINVAL. */
+/* Increment, waking a waiter (a system call only when someone sleeps). 0, -EOVERFLOW
+ * (bounded and already at its initial value, or at INT32_MAX), -EINVAL.
+ * Async-signal-safe. */
 MPROC_API int mproc_sem_release(mproc_sem *s);
 
 /* Current value (>= 0), or -EINVAL. */
@@ -99,14 +106,15 @@ MPROC_API int mproc_event_init(mproc_event *e);
 MPROC_API int mproc_event_new(mproc_event **out);
 MPROC_API void mproc_event_free(mproc_event *e);
 
-/* Set the flag and wake every waiter; clear it. 0 or -EINVAL. */
+/* Set the flag and wake every waiter (set is async-signal-safe); clear it. 0 or -EINVAL. */
 MPROC_API int mproc_event_set(mproc_event *e);
 MPROC_API int mproc_event_clear(mproc_event *e);
 
 /* 1 if set, 0 if not, -EINVAL. */
 MPROC_API int mproc_event_is_set(const mproc_event *e);
 
-/* Wait until the flag is set: 0 when set, -ETIMEDOUT, -EINVAL. */
+/* Wait until the flag is set: 0 when set (also when a set() happened during the wait
+ * and a clear() followed before this waiter ran, as in Python), -ETIMEDOUT, -EINVAL. */
 MPROC_API int mproc_event_wait(mproc_event *e, double timeout);
 
 /* ---- Condition (with its own lock, an RLock unless flags say otherwise) ------- */
@@ -125,14 +133,18 @@ MPROC_API void mproc_cond_free(mproc_cond *c);
 /* The condition's lock, to acquire/release around waits (Python `with cond:`). */
 MPROC_API mproc_lock *mproc_cond_lock(mproc_cond *c);
 
-/* With the lock held: release it, wait for a notify (or the timeout), re-acquire it.
- * 0 when notified, -ETIMEDOUT (the lock is re-acquired either way), MPROC_OWNER_DIED
- * (re-acquired from a dead holder), -EPERM (lock not held), -EINVAL. Spurious wake-ups
- * are possible: re-check the predicate. */
+/* With the lock held: release it completely (an RLock held n deep is released n
+ * times and re-acquired n times), wait for a notify (or the timeout), re-acquire it
+ * (without a deadline, as Python does). 0 when notified, -ETIMEDOUT (the lock is
+ * re-acquired either way), MPROC_OWNER_DIED (re-acquired from a holder that died; this
+ * outranks a timeout: repair and call mproc_lock_consistent), -ENOTRECOVERABLE (the
+ * lock is unusable and NOT held), -EPERM (lock not held by the calling thread; nothing
+ * done), -EINVAL. Spurious wake-ups are possible: re-check the predicate. */
 MPROC_API int mproc_cond_wait(mproc_cond *c, double timeout);
 
-/* Wake up to n waiters / all waiters. The lock should be held (Python requires it):
- * -EPERM if not. */
+/* Wake up to n waiters / all waiters (waiters that had not yet gone to sleep may
+ * also return, so more than n can wake). The lock must be held by the calling thread
+ * (Python requires it): -EPERM if not. n == 0 does nothing; n < 0 is -EINVAL. */
 MPROC_API int mproc_cond_notify(mproc_cond *c, int n);
 MPROC_API int mproc_cond_notify_all(mproc_cond *c);
 
@@ -142,24 +154,33 @@ typedef struct mproc_barrier {
     _Alignas(8) unsigned char opaque_[64];
 } mproc_barrier;
 
-/* A barrier for parties (>= 1) processes. 0 or -EINVAL. */
+/* A barrier for parties (1..MPROC_BARRIER_MAX_PARTIES) processes. 0 or -EINVAL. */
+#define MPROC_BARRIER_MAX_PARTIES 32767
 MPROC_API int mproc_barrier_init(mproc_barrier *b, unsigned parties);
 MPROC_API int mproc_barrier_new(mproc_barrier **out, unsigned parties);
 MPROC_API void mproc_barrier_free(mproc_barrier *b);
 
 /* Wait for all parties. Returns this party's arrival index, 0..parties-1 (distinct per
- * party in a round), or -MPROC_EBROKEN (broken: aborted, a waiter timed out, or a party
- * died), -ETIMEDOUT (this waiter's timeout expired; the barrier is now broken for all),
- * -EINVAL. */
+ * party in a round; the last to arrive gets parties-1 and returns without sleeping),
+ * or -MPROC_EBROKEN (broken: aborted, reset, another waiter timed out, or a waiting
+ * party died), -ETIMEDOUT (this waiter's timeout expired first; the barrier is now
+ * broken for all), -EINVAL.
+ * Dead parties: the first 8 waiters of a round are recorded (pid) in the barrier, and
+ * every waiter checks them about every 50 ms while it sleeps; when one has died
+ * (including a zombie not yet reaped), the round breaks, so the others return
+ * -MPROC_EBROKEN within about 50 ms rather than at their timeouts. Waiters beyond the
+ * 8th are not watched, a party that dies before arriving is only noticed at a timeout,
+ * and a pid recycled by another process during the wait reads as alive. */
 MPROC_API int mproc_barrier_wait(mproc_barrier *b, double timeout);
 
-/* Break the barrier: current and future waiters get -MPROC_EBROKEN until reset. */
+/* Break the barrier: current and future waiters get -MPROC_EBROKEN until reset.
+ * 0 (also when already broken), -EINVAL. */
 MPROC_API int mproc_barrier_abort(mproc_barrier *b);
 
-/* Return to the initial, unbroken state (current waiters get -MPROC_EBROKEN). */
+/* Return to the initial, unbroken state (current waiters get -MPROC_EBROKEN). 0, -EINVAL. */
 MPROC_API int mproc_barrier_reset(mproc_barrier *b);
 
-/* 1 if broken, 0 if not; parties; number currently waiting. */
+/* 1 if broken, 0 if not; parties; number currently waiting. -EINVAL for a bad object. */
 MPROC_API int mproc_barrier_broken(const mproc_barrier *b);
 MPROC_API int mproc_barrier_parties(const mproc_barrier *b);
 MPROC_API int mproc_barrier_n_waiting(const mproc_barrier *b);
