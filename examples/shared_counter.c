@@ -62,7 +62,7 @@ int main(void)
     if (rc == 0)
         printf("with the lock:    %" PRId64 " (expected %d)\n"
                "without the lock: %" PRId64 " (updates may be lost)\n",
-               total, PROCS * ADDS, *unlocked, PROCS * ADDS);
+               total, PROCS * ADDS, *unlocked);
     mproc_array_free(counter);
     mproc_array_free(plain);
     if (rc < 0) {
