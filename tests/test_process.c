@@ -159,7 +159,9 @@ __attribute__((no_sanitize("undefined"))) static int do_segv(void *arg)
     (void)arg;
     no_core();
     signal(SIGSEGV, SIG_DFL);
-    *(volatile char *)(uintptr_t)16 = 1;
+    /* The address comes through a volatile so the compiler cannot see it is invalid. */
+    static volatile uintptr_t bad = 16;
+    *(volatile char *)bad = 1;
     return 0;
 }
 
