@@ -1,0 +1,132 @@
+/* cli/cli.h - what the files of the mproc command share (not a library header).
+ *
+ * The command is a client of the public API only (<mproc.h>); this header ties its
+ * own files together: option parsing (args.c), argument sources (input.c),
+ * replacement strings and quoting (template.c), the scheduler (run.c) and the
+ * dispatch and usage texts (main.c).
+ *
+ * Exit statuses follow GNU parallel: the number of failed jobs (1-100), 101 for
+ * more, CLI_EXIT_ERROR (255) for an error of mproc itself (bad option, bad syntax,
+ * unreadable input file, out of memory).
+ */
+#ifndef MPROC_CLI_H
+#define MPROC_CLI_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+enum { CLI_EXIT_ERROR = 255, CLI_EXIT_MAX_FAILED = 101 };
+
+/* ---- main.c ----------------------------------------------------------------- */
+
+/* Print "mproc: <message>" on stderr (printf format). */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The one-line error of bad usage, then the usage of the subcommand, on stderr. Returns 255. */
+int cli_usage_error(const char *sub, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_run_usage(FILE *f);
+
+/* ---- args.c: the options of `mproc run` --------------------------------------- */
+
+enum cli_source_kind {
+    CLI_SRC_LIST, /* ::: a b c (strings borrowed from argv) */
+    CLI_SRC_FILE  /* :::: FILE, -a FILE ("-" is standard input) */
+};
+
+typedef struct cli_source {
+    enum cli_source_kind kind;
+    char **items; /* CLI_SRC_LIST: the words */
+    size_t n;
+    const char *path; /* CLI_SRC_FILE */
+} cli_source;
+
+enum cli_output_mode { CLI_OUT_GROUP, CLI_OUT_LINE, CLI_OUT_UNGROUP };
+enum cli_halt_when { CLI_HALT_NEVER, CLI_HALT_NOW, CLI_HALT_SOON };
+enum cli_halt_on { CLI_HALT_FAIL, CLI_HALT_SUCCESS, CLI_HALT_DONE };
+
+typedef struct cli_run_opts {
+    char **cmd; /* the command words (borrowed from argv), ncmd may be 0 */
+    size_t ncmd;
+    cli_source *src; /* argument sources; none: standard input */
+    size_t nsrc;
+    long jobs;         /* resolved job slots, >= 1 */
+    char delim;        /* '\n', or '\0' with -0 */
+    int keep_order;    /* -k */
+    int tag;           /* --tag */
+    int dry_run;       /* --dry-run */
+    int output;        /* enum cli_output_mode */
+    const char *joblog; /* --joblog FILE ("+FILE" appends) */
+    double timeout;    /* --timeout seconds; 0: none */
+    int retries;       /* --retries N: attempts in all, >= 1 */
+    int halt_when;     /* enum cli_halt_when */
+    int halt_on;       /* enum cli_halt_on */
+    double halt_value; /* a count, or a percentage when halt_percent */
+    int halt_percent;
+} cli_run_opts;
+
+/* Parse argv of `mproc run` (argv[0] is "run"). Returns 0, 1 when help was printed
+ * (exit 0), or CLI_EXIT_ERROR after printing the error and the usage. o->src is
+ * allocated: release with cli_run_opts_release(). */
+int cli_run_parse(cli_run_opts *o, int argc, char **argv);
+void cli_run_opts_release(cli_run_opts *o);
+
+/* Parse a -j value ("N", "N%", "+N", "-N", "0") against `usable` CPUs and the most
+ * slots this process can hold (`most`, used for 0). 0 and *out set, or -1. */
+int cli_parse_jobs(const char *s, long usable, long most, long *out);
+
+/* ---- input.c: the stream of argument tuples ------------------------------------ */
+
+typedef struct cli_input cli_input;
+
+/* One job's arguments: n strings, all in one allocation (free(t) releases all). */
+typedef struct cli_tuple {
+    size_t n;
+    char *v[]; /* n pointers, then the strings */
+} cli_tuple;
+
+/* Open the sources of o. The first source is read lazily (a file or standard input
+ * of any length costs bounded memory); the others are read whole, as the cartesian
+ * product revisits them. 0, or CLI_EXIT_ERROR after printing why. */
+int cli_input_open(cli_input **out, const cli_run_opts *o);
+/* The next tuple: 1 and *t (caller frees), 0 at the end, CLI_EXIT_ERROR on a read error. */
+int cli_input_next(cli_input *in, cli_tuple **t);
+/* 1 when the jobs read arguments from our standard input (so they must not inherit it). */
+int cli_input_uses_stdin(const cli_input *in);
+void cli_input_close(cli_input *in);
+
+/* ---- template.c: replacement strings, quoting, the command of a job ------------ */
+
+typedef struct cli_template cli_template;
+
+/* Compile the command words (joined by spaces, as GNU parallel does). 0 or -ENOMEM. */
+int cli_template_new(cli_template **out, char **words, size_t n, size_t nsrc);
+void cli_template_free(cli_template *t);
+
+/* The shell command line of a job: replacement strings replaced by the quoted
+ * arguments, or the quoted arguments appended when the template has none.
+ * seq is {#}, slot is {%}. A malloc'd string, or NULL when out of memory. */
+char *cli_template_shell(const cli_template *t, const cli_tuple *a, unsigned long seq,
+                         unsigned long slot);
+
+/* The argv to execute directly (no shell) when that gives the same result as the
+ * shell command line, else NULL in *argv with 0 returned. The vector and its strings
+ * are one allocation (free(*argv)). 0, or -ENOMEM. */
+int cli_template_direct(const cli_template *t, const cli_tuple *a, unsigned long seq,
+                        unsigned long slot, char ***argv);
+
+/* Append s to *buf quoted for /bin/sh (unchanged when it needs no quoting).
+ * The buffer is a malloc'd string of length *len and capacity *cap. 0 or -ENOMEM. */
+int cli_shell_quote(char **buf, size_t *len, size_t *cap, const char *s);
+
+/* The replacement string `kind` ("", ".", "/", "//", "/.") applied to one argument,
+ * appended to the buffer unquoted. 0 or -ENOMEM. */
+int cli_replace_one(char **buf, size_t *len, size_t *cap, const char *arg, const char *kind);
+
+/* Append n bytes to a growable buffer. 0 or -ENOMEM. */
+int cli_buf_add(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
+
+/* ---- run.c: the scheduler ------------------------------------------------------ */
+
+/* Run every job of o; returns the exit status of `mproc run`. */
+int cli_run(const cli_run_opts *o);
+
+#endif

@@ -1,0 +1,154 @@
+/* cli/output.c - writing the jobs' output and the job log of `mproc run`.
+ *
+ * DESIGN: mproc is the only writer of its standard output and error while jobs
+ * run (grouped and line-buffered modes: the jobs write into pipes that mproc
+ * reads), so one job's text never lands inside another's: a grouped job is written
+ * whole, a line-buffered job one complete line at a time. Every write goes through
+ * out_write(), which retries EINTR and short writes and turns EPIPE (the reader went
+ * away: `mproc run ... | head -1`) into a flag the scheduler sees, never a crash.
+ * A job-log line is formatted in memory and written with one write(2) on an
+ * O_APPEND descriptor, so a killed mproc never leaves a torn line.
+ */
+#include <mproc.h>
+
+#include "cli.h"
+#include "output.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int out_write(cli_out *o, int fd, const char *p, size_t n)
+{
+    if (o->broken)
+        return -EPIPE;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                /* A non-blocking stdout we inherited: wait until it drains. */
+                struct timespec ts = {0, 1000000};
+                nanosleep(&ts, NULL);
+                continue;
+            }
+            o->broken = 1;
+            return -errno;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Write text with each line prefixed by tag (lines end with '\n'; a last partial
+ * line gets the tag too, and no newline is added). */
+static int write_tagged(cli_out *o, int fd, const char *tag, const char *p, size_t n)
+{
+    if (!tag)
+        return out_write(o, fd, p, n);
+    char *b = NULL;
+    size_t l = 0, c = 0;
+    size_t tl = strlen(tag);
+    int rc = 0;
+    while (n > 0 && rc == 0) {
+        const char *nl = memchr(p, '\n', n);
+        size_t ll = nl ? (size_t)(nl - p) + 1 : n;
+        rc = cli_buf_add(&b, &l, &c, tag, tl);
+        if (rc == 0)
+            rc = cli_buf_add(&b, &l, &c, p, ll);
+        p += ll;
+        n -= ll;
+        if (rc == 0 && l >= 1 << 16) {
+            rc = out_write(o, fd, b, l);
+            l = 0;
+        }
+    }
+    if (rc == 0 && l > 0)
+        rc = out_write(o, fd, b, l);
+    free(b);
+    return rc;
+}
+
+int out_emit(cli_out *o, int fd, const char *tag, const char *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    return write_tagged(o, fd, tag, p, n);
+}
+
+size_t out_emit_lines(cli_out *o, int fd, const char *tag, const char *p, size_t n)
+{
+    const char *last = NULL;
+    for (size_t i = n; i > 0; i--) {
+        if (p[i - 1] == '\n') {
+            last = p + i;
+            break;
+        }
+    }
+    if (!last)
+        return 0;
+    size_t len = (size_t)(last - p);
+    write_tagged(o, fd, tag, p, len);
+    return len;
+}
+
+int joblog_open(const char *spec, int *fd_out)
+{
+    int append = spec[0] == '+';
+    const char *path = append ? spec + 1 : spec;
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_APPEND | (append ? 0 : O_TRUNC);
+    int fd;
+    do {
+        fd = open(path, flags, 0666);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        cli_error("run: cannot write --joblog '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    static const char header[] =
+        "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n";
+    off_t end = lseek(fd, 0, SEEK_END);
+    if (!append || end == 0) {
+        cli_out tmp = {0};
+        if (out_write(&tmp, fd, header, sizeof header - 1) < 0) {
+            cli_error("run: cannot write --joblog '%s'", path);
+            close(fd);
+            return -1;
+        }
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+int joblog_write(int fd, unsigned long seq, double start, double runtime, size_t received,
+                 int exitval, int sig, const char *cmd)
+{
+    char head[160];
+    int hl = snprintf(head, sizeof head, "%lu\t:\t%.3f\t%10.3f\t0\t%zu\t%d\t%d\t", seq, start,
+                      runtime, received, exitval, sig);
+    if (hl < 0 || (size_t)hl >= sizeof head)
+        return -EINVAL;
+    size_t cl = strlen(cmd);
+    size_t n = (size_t)hl + cl + 1;
+    char *line = malloc(n);
+    if (!line)
+        return -ENOMEM;
+    memcpy(line, head, (size_t)hl);
+    /* Newlines would break the one-line-per-job format; GNU parallel writes NUL. */
+    for (size_t i = 0; i < cl; i++)
+        line[(size_t)hl + i] = cmd[i] == '\n' ? '\0' : cmd[i];
+    line[n - 1] = '\n';
+    ssize_t w;
+    do {
+        w = write(fd, line, n);
+    } while (w < 0 && errno == EINTR);
+    free(line);
+    if (w < 0)
+        return -errno;
+    return (size_t)w == n ? 0 : -EIO;
+}

@@ -1,0 +1,26 @@
+/* cli/output.h - output writing and the job log (cli/output.c). */
+#ifndef MPROC_CLI_OUTPUT_H
+#define MPROC_CLI_OUTPUT_H
+
+#include <stddef.h>
+
+typedef struct cli_out {
+    int broken; /* a write failed (EPIPE: the reader left); nothing more is written */
+} cli_out;
+
+/* Write all of p to fd (EINTR and short writes retried). 0 or -errno (then o->broken). */
+int out_write(cli_out *o, int fd, const char *p, size_t n);
+/* Write a job's captured text, each line prefixed by tag when tag is not NULL. */
+int out_emit(cli_out *o, int fd, const char *tag, const char *p, size_t n);
+/* Write the complete lines at the start of p (up to the last '\n'); returns how many
+ * bytes were consumed (0 when there is no complete line). */
+size_t out_emit_lines(cli_out *o, int fd, const char *tag, const char *p, size_t n);
+
+/* Open the job log ("+FILE" appends) and write the header unless appending to a
+ * non-empty file. 0 and *fd, or -1 after printing why. */
+int joblog_open(const char *spec, int *fd);
+/* One line in GNU parallel's format, written with a single write(2). 0 or -errno. */
+int joblog_write(int fd, unsigned long seq, double start, double runtime, size_t received,
+                 int exitval, int sig, const char *cmd);
+
+#endif
