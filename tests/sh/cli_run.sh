@@ -136,10 +136,11 @@ expect_eq "SIGINT: mproc dies of SIGINT" 130 $?
 none_left "SIGINT"
 
 # A second signal kills jobs that ignore the first.
-"$M" run -j2 '{}' ::: "trap '' INT TERM; sleep 100 # $mark" &
+# The job says it is ready only once its trap is set (its command line matches earlier).
+"$M" run -j2 '{}' ::: "trap '' INT TERM; : > $tmp/trapped; sleep 100 # $mark" &
 pid=$!
-for _ in $(seq 100); do
-    pgrep -f "sleep 100 # $mark" >/dev/null && break
+for _ in $(seq 200); do
+    [ -e "$tmp/trapped" ] && break
     sleep 0.05
 done
 kill -TERM "$pid"
