@@ -45,12 +45,15 @@ int out_write(cli_out *o, int fd, const char *p, size_t n)
     return 0;
 }
 
-/* Write text with each line prefixed by tag (lines end with '\n'; a last partial
- * line gets the tag too, and no newline is added). */
-static int write_tagged(cli_out *o, int fd, const char *tag, const char *p, size_t n)
+int out_emit_stream(cli_out *o, int fd, const char *tag, const char *p, size_t n, int *bol)
 {
-    if (!tag)
+    if (n == 0)
+        return 0;
+    if (!tag) {
+        *bol = p[n - 1] == '\n';
         return out_write(o, fd, p, n);
+    }
+    /* Tag each line start; batch the tagged text in 64 KiB writes. */
     char *b = NULL;
     size_t l = 0, c = 0;
     size_t tl = strlen(tag);
@@ -58,9 +61,11 @@ static int write_tagged(cli_out *o, int fd, const char *tag, const char *p, size
     while (n > 0 && rc == 0) {
         const char *nl = memchr(p, '\n', n);
         size_t ll = nl ? (size_t)(nl - p) + 1 : n;
-        rc = cli_buf_add(&b, &l, &c, tag, tl);
+        if (*bol)
+            rc = cli_buf_add(&b, &l, &c, tag, tl);
         if (rc == 0)
             rc = cli_buf_add(&b, &l, &c, p, ll);
+        *bol = nl != NULL;
         p += ll;
         n -= ll;
         if (rc == 0 && l >= 1 << 16) {
@@ -72,29 +77,6 @@ static int write_tagged(cli_out *o, int fd, const char *tag, const char *p, size
         rc = out_write(o, fd, b, l);
     free(b);
     return rc;
-}
-
-int out_emit(cli_out *o, int fd, const char *tag, const char *p, size_t n)
-{
-    if (n == 0)
-        return 0;
-    return write_tagged(o, fd, tag, p, n);
-}
-
-size_t out_emit_lines(cli_out *o, int fd, const char *tag, const char *p, size_t n)
-{
-    const char *last = NULL;
-    for (size_t i = n; i > 0; i--) {
-        if (p[i - 1] == '\n') {
-            last = p + i;
-            break;
-        }
-    }
-    if (!last)
-        return 0;
-    size_t len = (size_t)(last - p);
-    write_tagged(o, fd, tag, p, len);
-    return len;
 }
 
 int joblog_open(const char *spec, int *fd_out)

@@ -10,11 +10,9 @@ typedef struct cli_out {
 
 /* Write all of p to fd (EINTR and short writes retried). 0 or -errno (then o->broken). */
 int out_write(cli_out *o, int fd, const char *p, size_t n);
-/* Write a job's captured text, each line prefixed by tag when tag is not NULL. */
-int out_emit(cli_out *o, int fd, const char *tag, const char *p, size_t n);
-/* Write the complete lines at the start of p (up to the last '\n'); returns how many
- * bytes were consumed (0 when there is no complete line). */
-size_t out_emit_lines(cli_out *o, int fd, const char *tag, const char *p, size_t n);
+/* Write a piece of a job's text, each line prefixed by tag when tag is not NULL.
+ * *bol: the piece starts a line (1 at the start of a job's text); updated. 0 or -errno. */
+int out_emit_stream(cli_out *o, int fd, const char *tag, const char *p, size_t n, int *bol);
 
 /* Open the job log ("+FILE" appends) and write the header unless appending to a
  * non-empty file. 0 and *fd, or -1 after printing why. */

@@ -18,7 +18,9 @@
  * only hit that job's own leftovers.
  *
  * Memory stays bounded for any number of input lines: the input is read one tuple
- * per started job; a job is freed when its output is printed. With --keep-order,
+ * per started job; a job is freed when its output is printed, and what a job prints
+ * is held in a spool (spool.c: 64 KiB of memory per stream, then an unlinked
+ * temporary file), so a job printing gigabytes costs disk, not memory. With --keep-order,
  * finished jobs wait for the earlier ones, and no new job starts while WINDOW jobs
  * are waiting or running, so a slow first job cannot make the backlog grow without
  * bound.
@@ -31,6 +33,7 @@
 
 #include "cli.h"
 #include "output.h"
+#include "spool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -53,8 +56,7 @@ typedef struct job {
     mproc_process *proc;
     pid_t pid;
     int fd[2];   /* read ends of the stdout and stderr pipes; -1 when closed */
-    char *buf[2];
-    size_t len[2], cap[2];
+    spool out[2]; /* captured stdout and stderr (memory, then a temporary file) */
     size_t received; /* stdout bytes (the joblog's Receive) */
     double start_real, start_mono;
     double deadline; /* monotonic; 0: none */
@@ -123,7 +125,7 @@ static void job_free(job *j)
     for (int k = 0; k < 2; k++) {
         if (j->fd[k] >= 0)
             close(j->fd[k]);
-        free(j->buf[k]);
+        spool_release(&j->out[k]);
     }
     mproc_process_free(j->proc);
     free(j->args);
@@ -252,20 +254,15 @@ static int job_read(sched *s, job *j, int k, size_t limit)
 {
     size_t total = 0;
     while (j->fd[k] >= 0 && total < limit) {
-        if (j->cap[k] - j->len[k] < 65536) {
-            size_t nc = j->cap[k] ? j->cap[k] * 2 : 65536;
-            while (nc - j->len[k] < 65536)
-                nc *= 2;
-            char *nb = realloc(j->buf[k], nc);
-            if (!nb) {
-                cli_error("out of memory");
-                s->fatal = 1;
-                return 0;
-            }
-            j->buf[k] = nb;
-            j->cap[k] = nc;
+        char *p;
+        size_t room;
+        int rc = spool_room(&j->out[k], &p, &room);
+        if (rc < 0) {
+            cli_error("run: cannot hold a job's output: %s", strerror(-rc));
+            s->fatal = 1;
+            return 0;
         }
-        ssize_t n = read(j->fd[k], j->buf[k] + j->len[k], j->cap[k] - j->len[k]);
+        ssize_t n = read(j->fd[k], p, room);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
@@ -275,25 +272,20 @@ static int job_read(sched *s, job *j, int k, size_t limit)
             j->fd[k] = -1;
             return 1;
         }
-        j->len[k] += (size_t)n;
+        spool_commit(&j->out[k], (size_t)n);
         total += (size_t)n;
         if (k == 0)
             j->received += (size_t)n;
-        if (s->o->output == CLI_OUT_LINE && !s->o->keep_order) {
-            size_t used = out_emit_lines(&s->out, k + 1, j->tag, j->buf[k], j->len[k]);
-            memmove(j->buf[k], j->buf[k] + used, j->len[k] - used);
-            j->len[k] -= used;
-        }
+        if (s->o->output == CLI_OUT_LINE && !s->o->keep_order)
+            spool_emit_lines(&j->out[k], &s->out, k + 1, j->tag);
     }
     return 0;
 }
 
 static void job_print(sched *s, job *j)
 {
-    for (int k = 0; k < 2; k++) {
-        out_emit(&s->out, k + 1, j->tag, j->buf[k], j->len[k]);
-        j->len[k] = 0;
-    }
+    for (int k = 0; k < 2; k++)
+        spool_emit(&j->out[k], &s->out, k + 1, j->tag);
 }
 
 static void print_ready(sched *s)
@@ -382,7 +374,8 @@ static void job_finish(sched *s, job *j)
     int failed = j->exitval != 0 || j->sig != 0;
     if (failed && j->attempt < s->o->retries && !s->stopping) {
         j->attempt++;
-        j->len[0] = j->len[1] = 0;
+        spool_reset(&j->out[0]);
+        spool_reset(&j->out[1]);
         j->received = 0;
         int rc = job_start(s, j, slot);
         if (rc == 0)
@@ -425,6 +418,7 @@ static int job_make(sched *s, job **out)
         return -1;
     }
     j->fd[0] = j->fd[1] = -1;
+    j->out[0] = j->out[1] = (spool)SPOOL_INIT;
     j->args = t;
     j->seq = ++s->next_seq;
     j->attempt = 1;
