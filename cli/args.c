@@ -229,6 +229,11 @@ int cli_run_parse(cli_run_opts *o, int argc, char **argv)
                 o->output = CLI_OUT_LINE;
             } else if (strcmp(name, "--ungroup") == 0) {
                 o->output = CLI_OUT_UNGROUP;
+            } else if (strcmp(name, "--resume") == 0) {
+                if (o->resume == 0)
+                    o->resume = 1;
+            } else if (strcmp(name, "--resume-failed") == 0) {
+                o->resume = 2;
             } else if (strcmp(name, "--group") == 0) {
                 o->output = CLI_OUT_GROUP;
             } else {
@@ -337,6 +342,11 @@ int cli_run_parse(cli_run_opts *o, int argc, char **argv)
             if (add_source(o, s) < 0)
                 goto nomem;
         }
+    }
+
+    if (o->resume && !o->joblog) {
+        rc = cli_usage_error("run", "run: --resume and --resume-failed need --joblog");
+        goto fail;
     }
 
     long most = most_slots();

@@ -55,6 +55,7 @@ typedef struct cli_run_opts {
     int dry_run;       /* --dry-run */
     int output;        /* enum cli_output_mode */
     const char *joblog; /* --joblog FILE ("+FILE" appends) */
+    int resume;        /* --resume: skip the jobs the joblog has; 2: --resume-failed */
     double timeout;    /* --timeout seconds; 0: none */
     int retries;       /* --retries N: attempts in all, >= 1 */
     int halt_when;     /* enum cli_halt_when */

@@ -47,6 +47,8 @@ static const char usage_run[] =
     "      --line-buffer   print whole lines as soon as they are complete\n"
     "  -u, --ungroup       do not capture output (lines of jobs may mix)\n"
     "      --joblog F      log each job (GNU parallel's format); +F appends\n"
+    "      --resume        skip the jobs the --joblog already has (by job number)\n"
+    "      --resume-failed skip those it has with exit 0; rerun the failed ones\n"
     "      --dry-run       print the commands, run nothing\n"
     "      --timeout S     kill a job (its process group: TERM, then KILL) after S seconds\n"
     "      --retries N     run a failing job up to N times\n"

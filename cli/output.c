@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -79,11 +80,12 @@ int out_emit_stream(cli_out *o, int fd, const char *tag, const char *p, size_t n
     return rc;
 }
 
-int joblog_open(const char *spec, int *fd_out)
+int joblog_open(const char *spec, int append, int *fd_out)
 {
-    int append = spec[0] == '+';
-    const char *path = append ? spec + 1 : spec;
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_APPEND | (append ? 0 : O_TRUNC);
+    const char *path = spec[0] == '+' ? spec + 1 : spec;
+    append = append || spec[0] == '+';
+    /* Read-write: appending checks the last byte (pread) */
+    int flags = (append ? O_RDWR : O_WRONLY) | O_CREAT | O_CLOEXEC | O_APPEND | (append ? 0 : O_TRUNC);
     int fd;
     do {
         fd = open(path, flags, 0666);
@@ -91,6 +93,16 @@ int joblog_open(const char *spec, int *fd_out)
     if (fd < 0) {
         cli_error("run: cannot write --joblog '%s': %s", path, strerror(errno));
         return -1;
+    }
+    if (append) {
+        /* Appending after a line some other writer left unfinished would glue our
+         * first line to it: end that line first. */
+        char last;
+        off_t size = lseek(fd, 0, SEEK_END);
+        if (size > 0 && pread(fd, &last, 1, size - 1) == 1 && last != '\n') {
+            cli_out tmp = {0};
+            out_write(&tmp, fd, "\n", 1);
+        }
     }
     static const char header[] =
         "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n";
@@ -105,6 +117,104 @@ int joblog_open(const char *spec, int *fd_out)
     }
     *fd_out = fd;
     return 0;
+}
+
+static int done_set(joblog_done *d, unsigned long seq)
+{
+    size_t w = seq / 64;
+    if (w >= d->nwords) {
+        size_t nn = d->nwords ? d->nwords : 64;
+        while (nn <= w)
+            nn *= 2;
+        unsigned long long *nb = realloc(d->bits, nn * sizeof *nb);
+        if (!nb)
+            return -1;
+        memset(nb + d->nwords, 0, (nn - d->nwords) * sizeof *nb);
+        d->bits = nb;
+        d->nwords = nn;
+    }
+    d->bits[w] |= 1ull << (seq % 64);
+    return 0;
+}
+
+int joblog_is_done(const joblog_done *d, unsigned long seq)
+{
+    size_t w = seq / 64;
+    return w < d->nwords && (d->bits[w] >> (seq % 64) & 1);
+}
+
+void joblog_done_release(joblog_done *d)
+{
+    free(d->bits);
+    d->bits = NULL;
+    d->nwords = 0;
+}
+
+/* Field k (0-based) of a tab-separated line as a number; -1 when absent or not one. */
+static long field_num(const char *line, size_t len, int k)
+{
+    const char *p = line, *end = line + len;
+    for (int i = 0; i < k; i++) {
+        const char *t = memchr(p, '\t', (size_t)(end - p));
+        if (!t)
+            return -1;
+        p = t + 1;
+    }
+    long v = 0;
+    const char *q = p;
+    while (q < end && *q >= '0' && *q <= '9') {
+        if (v > 100000000000L)
+            return -1;
+        v = v * 10 + (*q - '0');
+        q++;
+    }
+    if (q == p || (q < end && *q != '\t'))
+        return -1;
+    return v;
+}
+
+int joblog_read_done(const char *spec, int failed_only, joblog_done *d)
+{
+    const char *path = spec[0] == '+' ? spec + 1 : spec;
+    memset(d, 0, sizeof *d);
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        if (errno == ENOENT)
+            return 0;
+        cli_error("run: cannot read --joblog '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        if (line[n - 1] != '\n')
+            break; /* torn: not ours (we write whole lines) */
+        size_t len = (size_t)n - 1;
+        long seq = field_num(line, len, 0);
+        if (seq <= 0)
+            continue; /* the header, or a line we do not understand */
+        if (failed_only) {
+            long ev = field_num(line, len, 6), sg = field_num(line, len, 7);
+            if (ev != 0 || sg != 0)
+                continue;
+        }
+        if (done_set(d, (unsigned long)seq) < 0) {
+            cli_error("out of memory");
+            rc = -1;
+            break;
+        }
+    }
+    if (rc == 0 && ferror(f)) {
+        cli_error("run: cannot read --joblog '%s'", path);
+        rc = -1;
+    }
+    free(line);
+    fclose(f);
+    if (rc < 0)
+        joblog_done_release(d);
+    return rc;
 }
 
 int joblog_write(int fd, unsigned long seq, double start, double runtime, size_t received,

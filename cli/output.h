@@ -14,9 +14,21 @@ int out_write(cli_out *o, int fd, const char *p, size_t n);
  * *bol: the piece starts a line (1 at the start of a job's text); updated. 0 or -errno. */
 int out_emit_stream(cli_out *o, int fd, const char *tag, const char *p, size_t n, int *bol);
 
-/* Open the job log ("+FILE" appends) and write the header unless appending to a
- * non-empty file. 0 and *fd, or -1 after printing why. */
-int joblog_open(const char *spec, int *fd);
+/* Open the job log ("+FILE", or append != 0, appends: --resume) and write the header
+ * unless appending to a non-empty file. 0 and *fd, or -1 after printing why. */
+int joblog_open(const char *spec, int append, int *fd);
+/* The sequence numbers a job log marks as done, for --resume (every logged job) and
+ * --resume-failed (the jobs logged with exit value 0 and no signal), as GNU parallel
+ * reads them. A missing file marks nothing. A line without its newline is ignored. */
+typedef struct joblog_done {
+    unsigned long long *bits;
+    size_t nwords;
+} joblog_done;
+/* 0, or -1 after printing why (unreadable file, out of memory). */
+int joblog_read_done(const char *spec, int failed_only, joblog_done *d);
+int joblog_is_done(const joblog_done *d, unsigned long seq);
+void joblog_done_release(joblog_done *d);
+
 /* One line in GNU parallel's format, written with a single write(2). 0 or -errno. */
 int joblog_write(int fd, unsigned long seq, double start, double runtime, size_t received,
                  int exitval, int sig, const char *cmd);

@@ -87,6 +87,7 @@ typedef struct sched {
     int halt_status;
     unsigned long failed, succeeded, finished;
     int joblog_fd;
+    joblog_done done; /* --resume: the seqs to skip */
     int devnull;
     int fatal;
 } sched;
@@ -406,11 +407,19 @@ static void job_finish(sched *s, job *j)
 static int job_make(sched *s, job **out)
 {
     cli_tuple *t;
-    int rc = cli_input_next(s->in, &t);
-    if (rc == 0)
-        return 0;
-    if (rc != 1)
-        return -1;
+    int rc;
+    for (;;) {
+        rc = cli_input_next(s->in, &t);
+        if (rc == 0)
+            return 0;
+        if (rc != 1)
+            return -1;
+        /* --resume: a job the log has is skipped but keeps its number. */
+        if (!s->o->resume || s->o->dry_run || !joblog_is_done(&s->done, s->next_seq + 1))
+            break;
+        s->next_seq++;
+        free(t);
+    }
     job *j = calloc(1, sizeof *j);
     if (!j) {
         free(t);
@@ -645,7 +654,9 @@ int cli_run(const cli_run_opts *o)
         cli_error("out of memory");
         goto out;
     }
-    if (o->joblog && joblog_open(o->joblog, &s.joblog_fd) < 0)
+    if (o->resume && joblog_read_done(o->joblog, o->resume == 2, &s.done) < 0)
+        goto out;
+    if (o->joblog && joblog_open(o->joblog, o->resume, &s.joblog_fd) < 0)
         goto out;
     s.devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (s.devnull < 0) {
@@ -704,6 +715,7 @@ out:
         close(s.devnull);
     if (s.joblog_fd >= 0)
         close(s.joblog_fd);
+    joblog_done_release(&s.done);
     cli_input_close(s.in);
     cli_template_free(s.tpl);
     if (s.out.broken) {
