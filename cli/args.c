@@ -229,6 +229,11 @@ int cli_run_parse(cli_run_opts *o, int argc, char **argv)
                 o->output = CLI_OUT_LINE;
             } else if (strcmp(name, "--ungroup") == 0) {
                 o->output = CLI_OUT_UNGROUP;
+            } else if (strcmp(name, "--bar") == 0) {
+                o->progress = CLI_PROGRESS_BAR;
+            } else if (strcmp(name, "--eta") == 0) {
+                if (o->progress != CLI_PROGRESS_BAR)
+                    o->progress = CLI_PROGRESS_ETA;
             } else if (strcmp(name, "--resume") == 0) {
                 if (o->resume == 0)
                     o->resume = 1;

@@ -53,6 +53,7 @@ typedef struct cli_run_opts {
     int keep_order;    /* -k */
     int tag;           /* --tag */
     int dry_run;       /* --dry-run */
+    int progress;      /* --bar, --eta: CLI_PROGRESS_* */
     int output;        /* enum cli_output_mode */
     const char *joblog; /* --joblog FILE ("+FILE" appends) */
     int resume;        /* --resume: skip the jobs the joblog has; 2: --resume-failed */
@@ -124,6 +125,29 @@ int cli_replace_one(char **buf, size_t *len, size_t *cap, const char *arg, const
 
 /* Append n bytes to a growable buffer. 0 or -ENOMEM. */
 int cli_buf_add(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
+
+/* ---- progress.c: --bar and --eta ------------------------------------------------ */
+
+enum { CLI_PROGRESS_OFF, CLI_PROGRESS_BAR, CLI_PROGRESS_ETA };
+
+typedef struct cli_progress {
+    int mode; /* CLI_PROGRESS_* */
+    double t0, last;
+    int shown; /* the line is on the screen (erase it before other output) */
+} cli_progress;
+
+void cli_progress_start(cli_progress *p, int mode);
+/* Redraw the line on stderr (at most every 0.1 s unless force). `known`: the total is
+ * known (the input is exhausted). */
+void cli_progress_draw(cli_progress *p, unsigned long done, unsigned long total, int known,
+                       int force);
+/* Erase the line if it is shown (before writing a job's output). */
+void cli_progress_clear(cli_progress *p);
+/* The last drawing, and a newline. */
+void cli_progress_end(cli_progress *p, unsigned long done, unsigned long total, int known);
+/* The text of the line into buf (n bytes), fitting `width` columns; its length. */
+int cli_progress_format(char *buf, size_t n, int mode, int width, unsigned long done,
+                        unsigned long total, int known, double elapsed);
 
 /* ---- run.c: the scheduler ------------------------------------------------------ */
 

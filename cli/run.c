@@ -88,6 +88,8 @@ typedef struct sched {
     unsigned long failed, succeeded, finished;
     int joblog_fd;
     joblog_done done; /* --resume: the seqs to skip */
+    cli_progress prog;
+    unsigned long total; /* jobs made (== the total once input_done) */
     int devnull;
     int fatal;
 } sched;
@@ -277,14 +279,18 @@ static int job_read(sched *s, job *j, int k, size_t limit)
         total += (size_t)n;
         if (k == 0)
             j->received += (size_t)n;
-        if (s->o->output == CLI_OUT_LINE && !s->o->keep_order)
+        if (s->o->output == CLI_OUT_LINE && !s->o->keep_order) {
+            cli_progress_clear(&s->prog);
             spool_emit_lines(&j->out[k], &s->out, k + 1, j->tag);
+        }
     }
     return 0;
 }
 
 static void job_print(sched *s, job *j)
 {
+    if (spool_size(&j->out[0]) || spool_size(&j->out[1]))
+        cli_progress_clear(&s->prog);
     for (int k = 0; k < 2; k++)
         spool_emit(&j->out[k], &s->out, k + 1, j->tag);
 }
@@ -401,6 +407,7 @@ static void job_finish(sched *s, job *j)
     } else {
         print_ready(s);
     }
+    cli_progress_draw(&s->prog, s->finished, s->total, s->input_done, !s->prog.shown);
 }
 
 /* Make the next job from the input. 1 and *out, 0 at the end, -1 on error. */
@@ -430,6 +437,7 @@ static int job_make(sched *s, job **out)
     j->out[0] = j->out[1] = (spool)SPOOL_INIT;
     j->args = t;
     j->seq = ++s->next_seq;
+    s->total++;
     j->attempt = 1;
     if (s->o->tag && !(j->tag = make_tag(t))) {
         job_free(j);
@@ -598,7 +606,10 @@ static int loop(sched *s, int sig_rfd)
             p[1] = (struct pollfd){.fd = j ? j->fd[0] : -1, .events = POLLIN};
             p[2] = (struct pollfd){.fd = j ? j->fd[1] : -1, .events = POLLIN};
         }
-        int n = poll(pf, (nfds_t)(1 + 3 * nj), poll_timeout_ms(s, mono_now()));
+        int tmo = poll_timeout_ms(s, mono_now());
+        if (s->o->progress && (tmo < 0 || tmo > 200))
+            tmo = 200; /* keep the rate and the ETA moving */
+        int n = poll(pf, (nfds_t)(1 + 3 * nj), tmo);
         if (n < 0 && errno != EINTR) {
             cli_error("run: poll: %s", strerror(errno));
             free(pf);
@@ -620,6 +631,7 @@ static int loop(sched *s, int sig_rfd)
             }
         }
         check_timers(s, mono_now());
+        cli_progress_draw(&s->prog, s->finished, s->total, s->input_done, 0);
     }
     free(pf);
     return 0;
@@ -678,7 +690,10 @@ int cli_run(const cli_run_opts *o)
     }
     installed = 1;
 
-    if (loop(&s, sp[0]) < 0)
+    cli_progress_start(&s.prog, o->progress);
+    rc = loop(&s, sp[0]);
+    cli_progress_end(&s.prog, s.finished, s.total, s.input_done);
+    if (rc < 0)
         goto out;
     if (s.fatal) {
         status = CLI_EXIT_ERROR;
