@@ -22,5 +22,6 @@
 #include "mproc/sync.h"
 #include "mproc/queue.h"
 #include "mproc/fault.h"
+#include "mproc/pool.h"
 
 #endif

@@ -16,6 +16,9 @@ static const struct {
     [MPROC_ENOTSUP - MPROC_EBASE] = {"MPROC_ENOTSUP", "not supported by this build or kernel"},
     [MPROC_EEXEC - MPROC_EBASE] = {"MPROC_EEXEC", "child could not execute the program"},
     [MPROC_EFAULT - MPROC_EBASE] = {"MPROC_EFAULT", "fault injected at a named fault point"},
+    [MPROC_EDIED - MPROC_EBASE] = {"MPROC_EDIED", "the worker running the task died"},
+    [MPROC_ETIMELIMIT - MPROC_EBASE] = {"MPROC_ETIMELIMIT", "the task ran past its time limit"},
+    [MPROC_ECANCELLED - MPROC_EBASE] = {"MPROC_ECANCELLED", "the task was cancelled before it ran"},
 };
 
 static int magnitude(int code)

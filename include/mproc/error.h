@@ -27,6 +27,9 @@ enum mproc_error {
     MPROC_ENOTSUP,    /* not supported by this build or this kernel */
     MPROC_EEXEC,      /* a child could not be started: the program could not be executed */
     MPROC_EFAULT,     /* a fault injected by a test at a named fault point */
+    MPROC_EDIED,      /* a pool worker died while running the task (signal or exit status) */
+    MPROC_ETIMELIMIT, /* a pool task ran past its time limit (its worker was killed) */
+    MPROC_ECANCELLED, /* the task was cancelled (or the pool terminated) before it ran */
     MPROC_ELAST       /* one past the last code */
 };
 

@@ -1,0 +1,259 @@
+/* mproc/pool.h - a pool of worker processes: apply, map, imap, async results.
+ *
+ * Python's multiprocessing.Pool in C. Tasks are a function and bytes: a task function
+ * gets its input (pointer + length) and writes its output into a buffer the pool gives
+ * it; map and imap work on arrays of fixed-size items (several arguments: one struct).
+ * A task fails by returning a negative code, with a message set by mproc_task_fail().
+ *
+ * Reliability (each point is tested by provoking it for real):
+ *  - Every submitted task reaches exactly one outcome: its output, its own error (code
+ *    and message), -MPROC_EDIED (its worker died while running it: signal or exit
+ *    status in the message), -MPROC_ETIMELIMIT (it ran past its time limit; its worker
+ *    was killed), -MPROC_ECANCELLED (cancelled or terminated before it ran), or
+ *    -MPROC_EBROKEN (the pool broke before it ran).
+ *  - A dead worker fails only the task it was running; tasks it had been sent but not
+ *    begun go to other workers; a replacement starts. More than max_restarts unplanned
+ *    worker deaths within restart_period seconds break the pool (no fork loop).
+ *  - Workers die with the caller (PR_SET_PDEATHSIG, tied to the pool's own thread).
+ *    Nothing is left in /dev/shm: all shared memory is anonymous.
+ *
+ * Lifetime rules:
+ *  1. mproc_pool_new() starts the workers (fork) and returns once every initializer has
+ *     succeeded; if one fails, every worker is stopped and the initializer's code is
+ *     returned. Workers are forked from the pool's supervisor thread.
+ *  2. Submissions return at once with a result handle (or block, for apply and map).
+ *     The caller keeps input arrays and output arrays valid until the result is ready.
+ *  3. mproc_pool_close() refuses new work (-MPROC_ECLOSED); mproc_pool_join() waits for
+ *     the accepted work to finish and the workers to exit; mproc_pool_terminate() stops
+ *     now: workers are killed, work not finished completes as -MPROC_ECANCELLED.
+ *  4. mproc_pool_free() terminates a pool that was not joined, then releases it. Result
+ *     handles stay valid (and ready) after the pool is freed; free them separately.
+ *  5. Callbacks run in the pool's supervisor thread, one at a time, never concurrently
+ *     with each other. A callback must not wait for other results of the same pool
+ *     (the thread that would complete them is the one running the callback).
+ *
+ * Function references: a task function must live in the program or in a shared library
+ * loaded the same way in the workers; it is sent to the workers as (module, offset),
+ * never as a raw pointer, so workers started by other methods (exec, MPI) find it too.
+ *
+ * Threads: all functions on a pool or result may be called from any thread of the
+ * process that created the pool, concurrently. None is async-signal-safe. In a forked
+ * child (other than a worker) the pool must not be used.
+ */
+#ifndef MPROC_POOL_H
+#define MPROC_POOL_H
+
+#include "mproc/common.h"
+
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mproc_pool mproc_pool;
+typedef struct mproc_result mproc_result;
+typedef struct mproc_imap mproc_imap;
+typedef struct mproc_task mproc_task; /* a worker's view of the task it runs */
+
+/* A task. in/in_len: the input (read-only; in_len is the item size for map/imap).
+ * out: where to write the output; *out_len is its capacity on entry (the item size
+ * for map/imap, where it must not be changed) and the bytes written on return.
+ * Return 0, or a negative code for failure (mproc_task_fail adds a message). */
+typedef int (*mproc_task_fn)(mproc_task *t, const void *in, size_t in_len, void *out,
+                             size_t *out_len);
+
+/* A worker's initializer: runs once in each worker before its first task. *state
+ * (NULL on entry) is the per-worker state that tasks reach with mproc_task_state().
+ * Return 0, or a negative code: then pool creation fails with that code. */
+typedef int (*mproc_pool_init_fn)(void *arg, void **state);
+
+/* Produce the next input item for imap into item (item_size bytes).
+ * Return 1 (an item), 0 (no more items) or a negative code (the imap ends with it). */
+typedef int (*mproc_imap_gen_fn)(void *arg, void *item, size_t item_size);
+
+/* A completion callback (see lifetime rule 5). r is owned by the pool during the call. */
+typedef void (*mproc_result_cb)(mproc_result *r, void *arg);
+
+typedef struct mproc_pool_opts {
+    int workers;             /* 0: mproc_cpu_usable(); at most 1024 */
+    mproc_pool_init_fn initializer; /* NULL: none */
+    void *initarg;           /* passed to initializer (the worker's copy after fork) */
+    unsigned maxtasksperchild; /* 0: unlimited; else a worker exits after that many tasks
+                                  and a fresh one replaces it */
+    double timeout;          /* default per-task time limit in seconds; 0: none */
+    int max_restarts;        /* unplanned deaths tolerated within restart_period; 0: the
+                                default max(10, 2 * workers); negative: -EINVAL */
+    double restart_period;   /* seconds; 0: 1.0 */
+    size_t channel_size;     /* bytes of each worker's task and result channels; 0: 1 MiB.
+                                The largest input or output of one task is about half. */
+} mproc_pool_opts;
+
+/* Options of one submission. The zero value: default chunksize, the pool's timeout,
+ * no callbacks. */
+typedef struct mproc_call_opts {
+    size_t chunksize;        /* tasks per dispatch; 0: about n / (4 * workers), limited
+                                by the channel size (imap: 1 unless given) */
+    double timeout;          /* per-task time limit for this call; 0: the pool's */
+    mproc_result_cb callback;       /* on success (apply_async, map_async) */
+    mproc_result_cb error_callback; /* on failure (any task failed) */
+    void *cb_arg;
+    size_t window;           /* imap: most items in flight or finished but not yet read;
+                                0: 4 * workers * chunksize */
+    unsigned flags;          /* enum mproc_call_flags */
+} mproc_call_opts;
+
+enum mproc_call_flags {
+    MPROC_IMAP_UNORDERED = 1u << 0 /* imap: results as they finish, not in input order */
+};
+
+/* Start a pool (opts may be NULL). Errors: -EINVAL (NULL out, workers < 0 or > 1024,
+ * negative or NaN timeout/period, negative max_restarts), -ENOMEM, -EAGAIN (process
+ * limit), the initializer's code, -MPROC_EDIED (a worker died in its initializer).
+ * A failed call leaves no worker, thread or fd behind. */
+MPROC_API int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts);
+
+/* apply: run fn(in) in a worker and wait for it (at most timeout seconds, then
+ * -ETIMEDOUT; the task goes on and its outcome is dropped). The output is copied into
+ * out (cap bytes; *out_len gets its length; out may be NULL with cap 0).
+ * Returns 0 or the task's code (message: use apply_async). Errors also: -EINVAL,
+ * -MPROC_ECLOSED, -MPROC_EBROKEN, -EMSGSIZE (input larger than the channel allows),
+ * -MPROC_ETOOSMALL (output larger than cap; *out_len says how large). */
+MPROC_API int mproc_pool_apply(mproc_pool *p, mproc_task_fn fn, const void *in, size_t in_len,
+                               void *out, size_t cap, size_t *out_len, double timeout);
+
+/* apply_async: queue one task; *r (may be NULL: then the pool frees the result after
+ * the callbacks ran) gets the result handle. The input is copied. opts may be NULL.
+ * Errors: -EINVAL, -MPROC_ECLOSED, -MPROC_EBROKEN, -EMSGSIZE, -ENOMEM. */
+MPROC_API int mproc_pool_apply_async(mproc_pool *p, mproc_task_fn fn, const void *in,
+                                     size_t in_len, const mproc_call_opts *opts,
+                                     mproc_result **r);
+
+/* map: out[i] = fn(in[i]) for n items of in_size bytes, outputs of out_size bytes
+ * written to out (the caller's memory; item i of a failed task is left untouched).
+ * Blocks until every task has an outcome. Returns 0 when all succeeded, else the code
+ * of the lowest-numbered failed item (use map_async for per-item outcomes).
+ * n == 0 returns 0 at once. Errors also: -EINVAL (NULL p/fn/in/out with n > 0, in_size
+ * or out_size 0 or larger than the channel allows), -MPROC_ECLOSED, -MPROC_EBROKEN. */
+MPROC_API int mproc_pool_map(mproc_pool *p, mproc_task_fn fn, const void *in, size_t n,
+                             size_t in_size, void *out, size_t out_size,
+                             const mproc_call_opts *opts);
+
+/* map_async: the same, returning at once with a result handle (never NULL out here).
+ * in and out must stay valid until the result is ready. */
+MPROC_API int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *in, size_t n,
+                                   size_t in_size, void *out, size_t out_size,
+                                   const mproc_call_opts *opts, mproc_result **r);
+
+/* imap / imap_unordered (flag): items produced by gen (called in the pool's thread,
+ * lazily: at most window items are held at once). Read results with mproc_imap_next.
+ * Errors: -EINVAL, -MPROC_ECLOSED, -MPROC_EBROKEN, -ENOMEM. */
+MPROC_API int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn gen,
+                              void *gen_arg, size_t in_size, size_t out_size,
+                              const mproc_call_opts *opts, mproc_imap **it);
+
+/* The next result: 0 and the output in out (out_size bytes) and *index (the item's
+ * number in generation order; may be NULL), or the task's negative code (with *index
+ * set; msg, if not NULL, gets its message, valid until the next call). -MPROC_EEOF when
+ * every item has been returned; -ETIMEDOUT; the generator's code once, when it failed
+ * (then -MPROC_EEOF). */
+MPROC_API int mproc_imap_next(mproc_imap *it, void *out, size_t *index, const char **msg,
+                              double timeout);
+
+/* Release an iterator; items still running complete and are dropped. NULL: no-op. */
+MPROC_API void mproc_imap_free(mproc_imap *it);
+
+/* No more submissions. 0, -EINVAL. Closing twice is fine. */
+MPROC_API int mproc_pool_close(mproc_pool *p);
+
+/* After close: wait until all accepted work has an outcome and the workers have exited.
+ * 0, -ETIMEDOUT, -MPROC_ESTATE (not closed), -EINVAL. */
+MPROC_API int mproc_pool_join(mproc_pool *p, double timeout);
+
+/* Stop now: kill the workers; unfinished tasks complete as -MPROC_ECANCELLED (their
+ * callbacks run before this returns). Implies close. 0 or -EINVAL. */
+MPROC_API int mproc_pool_terminate(mproc_pool *p);
+
+/* Terminate if needed, join the pool's thread, release everything. NULL: no-op. */
+MPROC_API void mproc_pool_free(mproc_pool *p);
+
+/* The number of worker processes (> 0), or -EINVAL. */
+MPROC_API int mproc_pool_workers(const mproc_pool *p);
+
+/* Progress counters. */
+typedef struct mproc_pool_stats {
+    uint64_t submitted; /* tasks accepted */
+    uint64_t done;      /* tasks with an outcome (failed included) */
+    uint64_t failed;    /* tasks whose outcome is a failure (any code) */
+    uint64_t pending;   /* submitted - done */
+    uint64_t restarts;  /* workers replaced (deaths, timeouts, maxtasksperchild) */
+    int broken;         /* 1 when the pool is broken */
+} mproc_pool_stats;
+
+typedef struct mproc_worker_stats {
+    pid_t pid;          /* the current worker process in this slot (0 if none) */
+    uint64_t done;      /* tasks finished in this slot, all incarnations */
+    uint64_t failed;
+    uint64_t restarts;  /* times this slot's worker was replaced */
+} mproc_worker_stats;
+
+/* Fill *s (and, if w is not NULL, w[0..nw) for the first nw workers). 0 or -EINVAL. */
+MPROC_API int mproc_pool_stats_get(mproc_pool *p, mproc_pool_stats *s, mproc_worker_stats *w,
+                                   size_t nw);
+
+/* Why the pool broke: the broken code (-MPROC_EBROKEN) and a message (owned by the pool),
+ * or 0 and "" while it is not broken. -EINVAL for NULL p. */
+MPROC_API int mproc_pool_broken(mproc_pool *p, const char **msg);
+
+/* ---- results ------------------------------------------------------------------ */
+
+/* Wait until ready: 0, -ETIMEDOUT, -EINVAL. */
+MPROC_API int mproc_result_wait(mproc_result *r, double timeout);
+
+/* 1 ready, 0 not yet, -EINVAL. */
+MPROC_API int mproc_result_ready(mproc_result *r);
+
+/* 1 every task succeeded, 0 some failed, -MPROC_ESTATE not ready yet, -EINVAL. */
+MPROC_API int mproc_result_successful(mproc_result *r);
+
+/* Wait (as wait), then: 0 when successful, else the failure code (for a map, of the
+ * lowest-numbered failed item). For apply_async the output is copied into out (cap
+ * bytes, *out_len its length; -MPROC_ETOOSMALL when cap is too small); for a map out
+ * may be NULL (outputs are in the map's out array). */
+MPROC_API int mproc_result_get(mproc_result *r, double timeout, void *out, size_t cap,
+                               size_t *out_len);
+
+/* The failure message of get's code ("" if none; owned by r). NULL for NULL r. */
+MPROC_API const char *mproc_result_message(mproc_result *r);
+
+/* Failures of a ready map, in item order: number of failed items (>= 0), and with
+ * k < that number, item k's index, code and message. -MPROC_ESTATE not ready, -EINVAL. */
+MPROC_API int mproc_result_failures(mproc_result *r, size_t k, size_t *index, int *code,
+                                    const char **msg);
+
+/* Cancel the tasks not yet sent to a worker: they complete as -MPROC_ECANCELLED.
+ * Returns how many were cancelled (>= 0), or -EINVAL. */
+MPROC_API int mproc_result_cancel(mproc_result *r);
+
+/* Release the caller's handle (the pool keeps what it needs until the work is done).
+ * NULL: no-op. */
+MPROC_API void mproc_result_free(mproc_result *r);
+
+/* ---- inside a task (worker side) ------------------------------------------------ */
+
+/* Set the failure message (printf format; truncated to 255 bytes) and return code, so
+ * a task can `return mproc_task_fail(t, -EDOM, "x = %d", x);`. */
+MPROC_API int mproc_task_fail(mproc_task *t, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The worker's state set by the initializer (NULL without one). */
+MPROC_API void *mproc_task_state(mproc_task *t);
+
+/* The worker's slot number, 0 .. workers-1. */
+MPROC_API int mproc_task_worker(mproc_task *t);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

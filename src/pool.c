@@ -1,0 +1,656 @@
+/* src/pool.c - the worker pool: API, lifecycle and submission (see mproc/pool.h).
+ *
+ * DESIGN. Decisions, and where each one lives:
+ *
+ * 1. API. Python's names with C conventions: mproc_pool_new(&p, &(mproc_pool_opts){...})
+ *    (zero value = defaults: usable CPUs, no initializer, no time limit, restart budget
+ *    max(10, 2 * workers) in 1 s); apply / apply_async (callback, error_callback) / map /
+ *    map_async over arrays of fixed-size items written to an output array / imap and
+ *    imap_unordered over items a generator produces lazily (bounded window); results with
+ *    get, wait, ready, successful, cancel, failures, free; close / join / terminate / free;
+ *    stats per pool and per worker. A task is mproc_task_fn: bytes in, bytes out, a
+ *    negative code and a message (mproc_task_fail) for failure; per-worker state from the
+ *    initializer via mproc_task_state.
+ *
+ * 2. Function references (src/fnref.c): a task function crosses to the worker as (module,
+ *    offset from its load bias, build-id), encoded once per submission, decoded by the
+ *    worker (cached), so the same scheme serves workers that are forks, exec'd copies of
+ *    the program (spawn) or MPI ranks. No raw pointer crosses a process boundary.
+ *
+ * 3. Hot path (src/pool_super.c, src/pool_worker.c): each worker has two channels in
+ *    anonymous shared memory (mproc_queue: robust side locks, a half-written message is
+ *    discarded after a death, futex doorbells with a brief spin only when CPUs allow).
+ *    Tasks travel in chunks (default about n / (4 * workers), bounded by the channel); up
+ *    to two chunks wait per worker so it never idles between chunks; one small record per
+ *    task comes back. The supervisor sleeps in poll() only after announcing it (a flag
+ *    checked by workers and callers, who then ring an eventfd), so no system call is made
+ *    per task while both sides are busy. Inputs are copied into the channel and outputs
+ *    out of it (one copy each way); reading and writing caller arrays in place when they
+ *    live in shared memory is a later increment.
+ *
+ * 4. Supervision: one thread per pool (src/pool_super.c) forks the workers (so their
+ *    PR_SET_PDEATHSIG follows a thread that lives as long as the pool), watches their
+ *    pidfds, enforces per-task time limits, replaces dead workers within a restart budget
+ *    and breaks the pool when it is spent; it runs every callback, never two at once. A
+ *    death fails only the task in flight (-MPROC_EDIED with the signal or status); a
+ *    task past its limit fails with -MPROC_ETIMELIMIT; terminate cancels
+ *    (-MPROC_ECANCELLED). Callers never touch a worker: they queue jobs under the pool
+ *    mutex and kick the supervisor.
+ *
+ * Lock order: pool mutex only (the queues' locks are taken with it held by the
+ * supervisor, never the other way round). Nothing here blocks while holding it except
+ * the supervisor's short reaping of processes it has just SIGKILLed.
+ */
+#include "internal.h"
+
+#include "pool_internal.h"
+#include "sys/pool.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <time.h>
+
+#define MAX_WORKERS 1024
+#define DEFAULT_CHANNEL ((size_t)1 << 20)
+#define MIN_CHANNEL ((size_t)4096)
+#define MAX_CHANNEL ((size_t)1 << 30)
+
+void mproc__pool_kick(mproc_pool *p)
+{
+    atomic_fetch_add(&p->kicks, 1);
+    if (atomic_load(&p->shm->sup_sleeping) != 0 && atomic_exchange(&p->shm->sup_sleeping, 0) != 0)
+        mproc__sys_eventfd_ring(p->shm->evfd);
+}
+
+static bool bad_time(double t)
+{
+    return isnan(t) || t < 0;
+}
+
+static void pool_release(mproc_pool *p)
+{
+    if (p->shm != NULL) {
+        mproc__sys_close(p->shm->evfd);
+        mproc__sys_unmap(p->shm, p->shm_size);
+    }
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    mproc__free(p->workers);
+    mproc__free(p->wargs);
+    mproc__free(p->deaths);
+    mproc__free(p);
+}
+
+int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
+{
+    if (out == NULL)
+        return -EINVAL;
+    mproc_pool_opts o = opts != NULL ? *opts : (mproc_pool_opts){0};
+    if (o.workers < 0 || o.workers > MAX_WORKERS || bad_time(o.timeout) ||
+        bad_time(o.restart_period) || o.max_restarts < 0 || o.max_restarts > 1000000 ||
+        (o.channel_size != 0 && (o.channel_size < MIN_CHANNEL || o.channel_size > MAX_CHANNEL)))
+        return -EINVAL;
+    if (o.workers == 0) {
+        int n = mproc_cpu_usable();
+        o.workers = n > 0 ? (n > MAX_WORKERS ? MAX_WORKERS : n) : 1;
+    }
+    if (o.max_restarts == 0)
+        o.max_restarts = o.workers * 2 > 10 ? o.workers * 2 : 10;
+    if (o.restart_period == 0)
+        o.restart_period = 1.0;
+    if (isinf(o.timeout))
+        o.timeout = 0;
+    if (o.channel_size == 0)
+        o.channel_size = DEFAULT_CHANNEL;
+    size_t cap = MIN_CHANNEL;
+    while (cap < o.channel_size)
+        cap <<= 1;
+    o.channel_size = cap;
+
+    mproc_pool *p = mproc__calloc(1, sizeof *p);
+    if (p == NULL)
+        return -ENOMEM;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    p->o = o;
+    p->nworkers = o.workers;
+    p->msg_max = cap / 2 - 16; /* two messages fit in a channel at once */
+    p->start_rc = 1;
+    p->phase = P_STARTING;
+    p->next_job_id = 1;
+    p->workers = mproc__calloc((size_t)o.workers, sizeof *p->workers);
+    p->wargs = mproc__calloc((size_t)o.workers, sizeof *p->wargs);
+    p->deaths = mproc__calloc((size_t)o.max_restarts + 1, sizeof *p->deaths);
+    int rc = -ENOMEM;
+    if (p->workers == NULL || p->wargs == NULL || p->deaths == NULL)
+        goto fail;
+    for (int i = 0; i < o.workers; i++)
+        p->workers[i] = (struct worker){.slot = i, .pidfd = -1};
+    p->shm_size = sizeof(struct pool_shm) + (size_t)o.workers * sizeof(struct pool_slot);
+    void *mem;
+    rc = mproc__sys_map_shared(-1, p->shm_size, &mem);
+    if (rc < 0)
+        goto fail;
+    p->shm = mem;
+    p->shm->evfd = -1;
+    rc = mproc__sys_eventfd();
+    if (rc < 0)
+        goto fail;
+    p->shm->evfd = rc;
+
+    /* The thread starts with every signal blocked (no handler of the caller's runs on
+     * it); workers restore the caller's mask, saved here. */
+    sigset_t all;
+    mproc__sys_block_all(&all);
+    p->caller_mask = all;
+    rc = MPROC__FAULT("pool.thread");
+    if (rc == 0)
+        rc = -pthread_create(&p->thread, NULL, mproc__pool_supervisor, p);
+    mproc__sys_restore_mask(&all);
+    if (rc < 0)
+        goto fail;
+    p->thread_started = true;
+
+    pthread_mutex_lock(&p->mu);
+    while (p->start_rc == 1 && !p->finished)
+        pthread_cond_wait(&p->cv, &p->mu);
+    rc = p->start_rc;
+    pthread_mutex_unlock(&p->mu);
+    if (rc != 0) {
+        pthread_join(p->thread, NULL);
+        goto fail;
+    }
+    *out = p;
+    return 0;
+fail:
+    pool_release(p);
+    return rc < 0 ? rc : -ENOMEM;
+}
+
+int mproc_pool_workers(const mproc_pool *p)
+{
+    return p == NULL ? -EINVAL : p->nworkers;
+}
+
+/* ---- submission ------------------------------------------------------------------------- */
+
+static int admit(mproc_pool *p)
+{
+    if (p->broken)
+        return p->broken;
+    if (p->closed || p->phase != P_RUNNING)
+        return -MPROC_ECLOSED;
+    return 0;
+}
+
+static int new_job(mproc_pool *p, enum job_kind kind, mproc_task_fn fn, const mproc_call_opts *o,
+                   struct job **out)
+{
+    if (o != NULL && (bad_time(o->timeout) || (o->flags & ~(unsigned)MPROC_IMAP_UNORDERED)))
+        return -EINVAL;
+    struct job *j = mproc__calloc(1, sizeof *j);
+    if (j == NULL)
+        return -ENOMEM;
+    size_t len;
+    int rc = mproc__fnref_encode((void (*)(void))fn, j->fnref, sizeof j->fnref, &len);
+    if (rc < 0) {
+        mproc__free(j);
+        return rc == -MPROC_ETOOSMALL ? -ENAMETOOLONG : rc;
+    }
+    j->fnref_len = (uint32_t)len;
+    j->kind = kind;
+    j->fn = fn;
+    double t = o != NULL && o->timeout > 0 ? o->timeout : p->o.timeout;
+    j->timeout = isinf(t) ? 0 : t;
+    j->chunksize = o != NULL ? o->chunksize : 0;
+    *out = j;
+    return 0;
+}
+
+/* Append under the mutex (admit checked) and kick. */
+static void enqueue(mproc_pool *p, struct job *j)
+{
+    j->id = p->next_job_id++;
+    j->prev = p->jobs_tail;
+    if (p->jobs_tail != NULL)
+        p->jobs_tail->nextjob = j;
+    else
+        p->jobs = j;
+    p->jobs_tail = j;
+    p->st.submitted += j->n;
+}
+
+static size_t input_room(const mproc_pool *p, const struct job *j)
+{
+    return p->msg_max - sizeof(struct pool_chunk) - ((j->fnref_len + 7u) & ~(size_t)7);
+}
+
+int mproc_pool_apply_async(mproc_pool *p, mproc_task_fn fn, const void *in, size_t in_len,
+                           const mproc_call_opts *opts, mproc_result **r)
+{
+    if (p == NULL || fn == NULL || (in == NULL && in_len > 0))
+        return -EINVAL;
+    struct job *j;
+    int rc = new_job(p, JOB_APPLY, fn, opts, &j);
+    if (rc < 0)
+        return rc;
+    if (in_len > input_room(p, j) || in_len > UINT32_MAX) {
+        mproc__free(j);
+        return -EMSGSIZE;
+    }
+    j->n = 1;
+    j->sealed = true;
+    j->in_size = in_len;
+    j->chunksize = 1;
+    j->in_owned = mproc__malloc(in_len ? in_len : 1);
+    mproc_result *res = NULL;
+    rc = j->in_owned == NULL ? -ENOMEM : mproc__result_new(&res, JOB_APPLY, 1, opts);
+    if (rc < 0) {
+        mproc__free(j->in_owned);
+        mproc__free(j);
+        return rc;
+    }
+    if (in_len > 0)
+        memcpy(j->in_owned, in, in_len);
+    j->in = j->in_owned;
+    j->res = res;
+    res->job = j;
+    res->pool = p;
+    if (r != NULL)
+        atomic_fetch_add(&res->refs, 1); /* the caller's handle */
+    pthread_mutex_lock(&p->mu);
+    rc = admit(p);
+    if (rc == 0)
+        enqueue(p, j);
+    pthread_mutex_unlock(&p->mu);
+    if (rc < 0) {
+        if (r != NULL)
+            mproc__result_unref(res);
+        mproc__result_unref(res);
+        mproc__free(j->in_owned);
+        mproc__free(j);
+        return rc;
+    }
+    mproc__pool_kick(p);
+    if (r != NULL)
+        *r = res;
+    return 0;
+}
+
+int mproc_pool_apply(mproc_pool *p, mproc_task_fn fn, const void *in, size_t in_len, void *out,
+                     size_t cap, size_t *out_len, double timeout)
+{
+    if (out == NULL && cap > 0)
+        return -EINVAL;
+    int64_t deadline;
+    int rc = mproc__deadline(timeout, &deadline);
+    if (rc < 0)
+        return rc;
+    mproc_result *r;
+    rc = mproc_pool_apply_async(p, fn, in, in_len, NULL, &r);
+    if (rc < 0)
+        return rc;
+    rc = mproc_result_get(r, timeout, out, cap, out_len);
+    mproc_result_free(r);
+    return rc;
+}
+
+int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *in, size_t n,
+                         size_t in_size, void *out, size_t out_size, const mproc_call_opts *opts,
+                         mproc_result **r)
+{
+    if (p == NULL || fn == NULL || r == NULL || in_size == 0 || out_size == 0 ||
+        (n > 0 && (in == NULL || out == NULL)) || in_size > UINT32_MAX ||
+        n > SIZE_MAX / in_size || n > SIZE_MAX / out_size)
+        return -EINVAL;
+    if (out_size > p->msg_max - sizeof(struct pool_rec))
+        return -EINVAL;
+    struct job *j;
+    int rc = new_job(p, JOB_MAP, fn, opts, &j);
+    if (rc < 0)
+        return rc;
+    if (in_size > input_room(p, j)) {
+        mproc__free(j);
+        return -EINVAL;
+    }
+    mproc_result *res;
+    rc = mproc__result_new(&res, JOB_MAP, n, opts);
+    if (rc < 0) {
+        mproc__free(j);
+        return rc;
+    }
+    j->n = n;
+    j->sealed = true;
+    j->in = in;
+    j->out = out;
+    j->in_size = in_size;
+    j->out_size = out_size;
+    if (j->chunksize == 0) {
+        size_t per = (size_t)p->nworkers * 4;
+        j->chunksize = n / per + (n % per != 0);
+    }
+    if (j->chunksize == 0)
+        j->chunksize = 1;
+    j->res = res;
+    res->job = j;
+    res->pool = p;
+    atomic_fetch_add(&res->refs, 1);
+    pthread_mutex_lock(&p->mu);
+    rc = admit(p);
+    if (rc == 0) {
+        enqueue(p, j);
+        if (n == 0) /* nothing to run: the supervisor completes it at once */
+            p->check_jobs = true;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (rc < 0) {
+        mproc__result_unref(res);
+        mproc__result_unref(res);
+        mproc__free(j);
+        return rc;
+    }
+    mproc__pool_kick(p);
+    *r = res;
+    return 0;
+}
+
+int mproc_pool_map(mproc_pool *p, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
+                   void *out, size_t out_size, const mproc_call_opts *opts)
+{
+    mproc_result *r;
+    int rc = mproc_pool_map_async(p, fn, in, n, in_size, out, out_size, opts, &r);
+    if (rc < 0)
+        return rc;
+    rc = mproc_result_get(r, MPROC_FOREVER, NULL, 0, NULL);
+    mproc_result_free(r);
+    return rc;
+}
+
+int mproc_result_cancel(mproc_result *r)
+{
+    if (r == NULL)
+        return -EINVAL;
+    mproc_pool *p = r->pool; /* alive while r is pending: free completes everything */
+    if (p == NULL || atomic_load_explicit(&r->ready, memory_order_acquire))
+        return 0;
+    pthread_mutex_lock(&p->mu);
+    struct job *j = r->job;
+    size_t n = 0;
+    if (j != NULL && !j->cancelled) {
+        n = j->n - j->next + j->nretry;
+        j->cancelled = true; /* nothing more is dispatched; the supervisor fails the rest */
+        p->check_jobs = true;
+    }
+    pthread_mutex_unlock(&p->mu);
+    mproc__pool_kick(p);
+    return n > INT32_MAX ? INT32_MAX : (int)n;
+}
+
+/* ---- imap --------------------------------------------------------------------------- */
+
+int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn gen, void *gen_arg,
+                    size_t in_size, size_t out_size, const mproc_call_opts *opts, mproc_imap **it)
+{
+    if (p == NULL || fn == NULL || gen == NULL || it == NULL || in_size == 0 || out_size == 0 ||
+        in_size > UINT32_MAX || out_size > p->msg_max - sizeof(struct pool_rec))
+        return -EINVAL;
+    struct job *j;
+    int rc = new_job(p, JOB_IMAP, fn, opts, &j);
+    if (rc < 0)
+        return rc;
+    if (in_size > input_room(p, j)) {
+        mproc__free(j);
+        return -EINVAL;
+    }
+    if (j->chunksize == 0)
+        j->chunksize = 1;
+    size_t window = opts != NULL && opts->window != 0 ? opts->window
+                                                      : (size_t)p->nworkers * 4 * j->chunksize;
+    if (window > ((size_t)1 << 24) || in_size + out_size > SIZE_MAX / window) {
+        mproc__free(j);
+        return -EINVAL;
+    }
+    mproc_imap *t = mproc__calloc(1, sizeof *t);
+    rc = -ENOMEM;
+    if (t == NULL)
+        goto fail;
+    t->pool = p;
+    t->window = window;
+    t->in_size = in_size;
+    t->out_size = out_size;
+    t->gen = gen;
+    t->gen_arg = gen_arg;
+    t->unordered = opts != NULL && (opts->flags & MPROC_IMAP_UNORDERED);
+    atomic_init(&t->refs, 2); /* the caller's and the job's */
+    t->slots = mproc__calloc(window, sizeof *t->slots);
+    t->doneq = mproc__calloc(window, sizeof *t->doneq);
+    if (t->slots == NULL || t->doneq == NULL)
+        goto fail;
+    for (size_t i = 0; i < window; i++) {
+        t->slots[i].input = mproc__malloc(in_size + out_size);
+        if (t->slots[i].input == NULL)
+            goto fail;
+        t->slots[i].output = t->slots[i].input + in_size;
+    }
+    j->in_size = in_size;
+    j->out_size = out_size;
+    j->it = t;
+    t->job = j;
+    pthread_mutex_lock(&p->mu);
+    rc = admit(p);
+    if (rc == 0)
+        enqueue(p, j);
+    pthread_mutex_unlock(&p->mu);
+    if (rc < 0)
+        goto fail;
+    mproc__pool_kick(p);
+    *it = t;
+    return 0;
+fail:
+    if (t != NULL) {
+        atomic_store(&t->refs, 1);
+        mproc__imap_unref(t);
+    }
+    mproc__free(j);
+    return rc;
+}
+
+/* Take a finished item out of the window (under the mutex). */
+static int take(mproc_imap *it, struct imap_slot *s, void *out, size_t *index, const char **msg)
+{
+    int code = s->code;
+    if (index != NULL)
+        *index = s->index;
+    mproc__free(it->last_msg);
+    it->last_msg = s->msg;
+    s->msg = NULL;
+    if (msg != NULL)
+        *msg = it->last_msg != NULL ? it->last_msg : "";
+    if (code == 0 && out != NULL)
+        memcpy(out, s->output, it->out_size);
+    s->state = SLOT_EMPTY;
+    it->returned++;
+    return code;
+}
+
+int mproc_imap_next(mproc_imap *it, void *out, size_t *index, const char **msg, double timeout)
+{
+    if (it == NULL || out == NULL)
+        return -EINVAL;
+    int64_t deadline;
+    int rc = mproc__deadline(timeout, &deadline);
+    if (rc < 0)
+        return rc;
+    mproc_pool *p = it->pool;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        rc = 1;
+        if (it->unordered) {
+            if (it->dq_len > 0) {
+                size_t idx = it->doneq[it->dq_head];
+                it->dq_head = (it->dq_head + 1) % it->window;
+                it->dq_len--;
+                rc = take(it, &it->slots[idx % it->window], out, index, msg);
+            }
+        } else if (it->next_ordered < it->produced) {
+            struct imap_slot *s = &it->slots[it->next_ordered % it->window];
+            if (s->state == SLOT_DONE && s->index == it->next_ordered) {
+                it->next_ordered++;
+                rc = take(it, s, out, index, msg);
+            }
+        }
+        if (rc == 1 && it->gen_done && it->returned == it->produced) {
+            if (it->gen_code < 0 && !it->gen_reported) {
+                it->gen_reported = true;
+                rc = it->gen_code;
+                if (msg != NULL)
+                    *msg = "the generator failed";
+            } else {
+                rc = -MPROC_EEOF;
+            }
+        }
+        uint32_t seq = atomic_load(&it->seq);
+        if (rc != 1) {
+            pthread_mutex_unlock(&p->mu);
+            if (rc == 0 || rc != -MPROC_EEOF)
+                mproc__pool_kick(p); /* a slot is free: the generator may go on */
+            return rc;
+        }
+        pthread_mutex_unlock(&p->mu);
+        if (mproc__remaining_ns(deadline) == 0)
+            return -ETIMEDOUT;
+        atomic_fetch_add(&it->sleepers, 1);
+        (void)mproc__sys_futex_wait((const uint32_t *)(const void *)&it->seq, seq, deadline,
+                                    false);
+        atomic_fetch_sub(&it->sleepers, 1);
+    }
+}
+
+void mproc_imap_free(mproc_imap *it)
+{
+    if (it == NULL)
+        return;
+    mproc_pool *p = it->pool;
+    pthread_mutex_lock(&p->mu);
+    if (it->job != NULL) {
+        it->job->cancelled = true;
+        p->check_jobs = true;
+    }
+    pthread_mutex_unlock(&p->mu);
+    mproc__pool_kick(p);
+    mproc__imap_unref(it);
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------- */
+
+int mproc_pool_close(mproc_pool *p)
+{
+    if (p == NULL)
+        return -EINVAL;
+    pthread_mutex_lock(&p->mu);
+    p->closed = true;
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+/* Wait for the supervisor to leave its loop, then join it. */
+static int wait_finished(mproc_pool *p, int64_t deadline)
+{
+    pthread_mutex_lock(&p->mu);
+    int rc = 0;
+    while (!p->finished) {
+        if (deadline == MPROC__NO_DEADLINE) {
+            pthread_cond_wait(&p->cv, &p->mu);
+            continue;
+        }
+        int64_t left = mproc__remaining_ns(deadline);
+        if (left == 0) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t abs_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + left;
+        ts.tv_sec = (time_t)(abs_ns / 1000000000);
+        ts.tv_nsec = (long)(abs_ns % 1000000000);
+        pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+    }
+    bool join = rc == 0 && p->thread_started;
+    if (join)
+        p->thread_started = false;
+    pthread_mutex_unlock(&p->mu);
+    if (join)
+        pthread_join(p->thread, NULL);
+    return rc;
+}
+
+int mproc_pool_join(mproc_pool *p, double timeout)
+{
+    if (p == NULL)
+        return -EINVAL;
+    int64_t deadline;
+    int rc = mproc__deadline(timeout, &deadline);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&p->mu);
+    bool closed = p->closed;
+    if (closed)
+        p->joining = true;
+    pthread_mutex_unlock(&p->mu);
+    if (!closed)
+        return -MPROC_ESTATE;
+    mproc__pool_kick(p);
+    return wait_finished(p, deadline);
+}
+
+int mproc_pool_terminate(mproc_pool *p)
+{
+    if (p == NULL)
+        return -EINVAL;
+    pthread_mutex_lock(&p->mu);
+    p->closed = true;
+    p->terminating = true;
+    pthread_mutex_unlock(&p->mu);
+    mproc__pool_kick(p);
+    return wait_finished(p, MPROC__NO_DEADLINE);
+}
+
+void mproc_pool_free(mproc_pool *p)
+{
+    if (p == NULL)
+        return;
+    (void)mproc_pool_terminate(p);
+    pool_release(p);
+}
+
+/* ---- progress ------------------------------------------------------------------------ */
+
+int mproc_pool_stats_get(mproc_pool *p, mproc_pool_stats *s, mproc_worker_stats *w, size_t nw)
+{
+    if (p == NULL || s == NULL || (w == NULL && nw > 0))
+        return -EINVAL;
+    pthread_mutex_lock(&p->mu);
+    *s = p->st;
+    s->pending = s->submitted - s->done;
+    for (size_t i = 0; i < nw && i < (size_t)p->nworkers; i++)
+        w[i] = p->workers[i].st;
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+int mproc_pool_broken(mproc_pool *p, const char **msg)
+{
+    if (p == NULL)
+        return -EINVAL;
+    pthread_mutex_lock(&p->mu);
+    int rc = p->broken;
+    pthread_mutex_unlock(&p->mu);
+    if (msg != NULL)
+        *msg = rc != 0 ? p->broken_msg : "";
+    return rc;
+}

@@ -1,0 +1,272 @@
+/* src/pool_internal.h - what the pool's files share (src/pool*.c, src/fnref.c).
+ *
+ * The objects and who owns them (see the DESIGN block of src/pool.c):
+ *   struct pool_shm     one anonymous shared mapping: the supervisor's doorbell flag and
+ *                       one slot per worker (progress words the worker writes).
+ *   struct worker       process-local, owned by the supervisor thread: the process, its
+ *                       two channels (mproc_queue), the FIFO of segments sent to it.
+ *   struct job          one submission (apply, map, imap): its inputs, cursor, retries,
+ *                       outcome counters; protected by the pool mutex.
+ *   mproc_result        the caller's handle of an apply or map job.
+ *   mproc_imap          the caller's handle of an imap job: a window of item slots.
+ */
+#ifndef MPROC_POOL_INTERNAL_H
+#define MPROC_POOL_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* ---- function references (src/fnref.c) ---------------------------------------------- */
+
+#define MPROC__FNREF_MAX 512 /* bytes of an encoded reference we accept in the pool */
+
+/* Encode fn as (module, offset). 0 and *len, or -EINVAL, -ENOENT (fn is in no loaded
+ * module), -MPROC_ETOOSMALL (*len says how much is needed), -ENAMETOOLONG. */
+int mproc__fnref_encode(void (*fn)(void), void *buf, size_t cap, size_t *len);
+
+/* Decode a reference made by mproc__fnref_encode, in this process or another one running
+ * the same program (fork, exec, MPI). 0 and *fn, or -EINVAL (malformed), -ENOENT (no
+ * such module loaded), -ESTALE (the module is another build), -EFAULT (the offset is not
+ * in executable code of the module), -ENAMETOOLONG. */
+int mproc__fnref_decode(const void *buf, size_t len, void (**fn)(void));
+
+/* ---- wire formats (worker channels) ----------------------------------------------------- */
+
+#define POOL_MSG_MAX 256 /* bytes of a task's failure message, NUL included */
+
+/* A chunk: header, fnref (padded to 8), then count inputs of in_size bytes each (for an
+ * apply: one input of in_size bytes). */
+struct pool_chunk {
+    uint64_t job_id;
+    uint64_t first;    /* index of the first task (map/imap item; 0 for apply) */
+    uint32_t count;    /* tasks in this chunk */
+    uint32_t in_size;  /* bytes per input */
+    uint32_t out_cap;  /* bytes of output space per task */
+    uint32_t fnref_len;
+    uint32_t fixed;    /* 1: fixed-size output (map, imap): out_len stays out_cap */
+    uint32_t pad;
+};
+
+enum { REC_READY = 1, REC_RESULT = 2 };
+
+/* A result record: header, then msg_len message bytes, then out_len output bytes. */
+struct pool_rec {
+    uint32_t kind;
+    int32_t code;     /* 0 ok, else the task's (or the initializer's) code */
+    uint32_t msg_len;
+    uint32_t out_len;
+    uint64_t job_id;
+    uint64_t index;
+};
+
+/* ---- shared memory ------------------------------------------------------------------- */
+
+struct pool_slot {
+    _Alignas(128) _Atomic uint64_t started; /* tasks begun by this incarnation */
+    _Atomic int64_t started_ns;             /* when the last one began (if timed) */
+};
+
+struct pool_shm {
+    _Alignas(128) _Atomic uint32_t sup_sleeping; /* the supervisor may be asleep in poll */
+    int evfd;                                    /* its doorbell (eventfd) */
+    struct pool_slot slots[];
+};
+
+/* ---- process-local ------------------------------------------------------------------ */
+
+enum job_kind { JOB_APPLY, JOB_MAP, JOB_IMAP };
+
+/* A failed run of items: [first, first + count) all with code and msg. */
+struct pool_fail {
+    size_t first, count;
+    int code;
+    char *msg; /* owned */
+};
+
+struct pool_fails {
+    struct pool_fail *v;
+    size_t n, cap;
+    size_t items; /* sum of count */
+};
+
+struct job {
+    uint64_t id;
+    enum job_kind kind;
+    mproc_task_fn fn;
+    unsigned char fnref[MPROC__FNREF_MAX];
+    uint32_t fnref_len;
+    double timeout; /* 0: none */
+    size_t chunksize;
+    size_t in_size, out_size;
+    size_t n;                 /* tasks (imap: grows as the generator produces) */
+    const unsigned char *in;  /* map: the caller's inputs; apply: in_owned */
+    unsigned char *in_owned;  /* apply: a copy of the input */
+    size_t failed;            /* outcomes that are failures */
+    unsigned char *out;       /* map: the caller's outputs */
+    size_t next;              /* first index never dispatched */
+    size_t *retry;            /* indices to dispatch again (sent to a worker that died
+                                 before beginning them), in order */
+    size_t nretry, capretry;
+    size_t outstanding;       /* dispatched without an outcome yet */
+    size_t finished;          /* with an outcome */
+    bool cancelled;           /* no more dispatching: the rest is cancelled */
+    bool sealed;              /* n is final (imap: generator finished) */
+    mproc_result *res;        /* apply, map */
+    mproc_imap *it;           /* imap */
+    struct job *prev, *nextjob;
+};
+
+struct pool_fail;
+
+struct mproc_result {
+    _Atomic uint32_t ready; /* futex word (process-private): 0 -> 1 once */
+    _Atomic int refs;       /* the caller's handle + the pool's */
+    enum job_kind kind;
+    size_t n;
+    int code;               /* first failure by item number, 0 if none */
+    char *msg;              /* its message ("" if none); owned */
+    struct pool_fails fails;/* sorted by first once ready */
+    void *data;             /* apply: the output (owned) */
+    size_t len;
+    mproc_result_cb callback, error_callback;
+    void *cb_arg;
+    struct job *job;        /* while not ready; under the pool mutex */
+    mproc_pool *pool;       /* the pool, while not ready */
+    struct mproc_result *done_next; /* the supervisor's completion list */
+};
+
+enum { SLOT_EMPTY = 0, SLOT_QUEUED, SLOT_DONE };
+
+struct imap_slot {
+    int state;
+    int code;
+    size_t index;
+    char *msg;             /* owned; NULL when none */
+    unsigned char *input;  /* in_size bytes */
+    unsigned char *output; /* out_size bytes (same allocation as input) */
+};
+
+struct mproc_imap {
+    mproc_pool *pool;
+    struct job *job;       /* NULL once the job is finished and detached */
+    _Atomic int refs;
+    _Atomic uint32_t seq;  /* futex word: bumped when an item completes or the job ends */
+    bool unordered;
+    mproc_imap_gen_fn gen;
+    void *gen_arg;
+    int gen_code;          /* the generator's failure, reported once */
+    bool gen_reported;
+    bool gen_done;
+    size_t window;
+    size_t in_size, out_size;
+    _Atomic uint32_t sleepers; /* callers asleep in next() */
+    struct imap_slot *slots;
+    size_t produced;       /* items generated */
+    size_t returned;       /* items handed to the caller */
+    size_t next_ordered;   /* ordered: the next index to return */
+    size_t *doneq;         /* unordered: completed indices, FIFO ring of window entries */
+    size_t dq_head, dq_len;
+    char *last_msg;        /* the message handed out by the last next() */
+};
+
+struct seg {
+    struct job *job;
+    size_t first, count; /* contiguous run of task indices; count 1 for a retry */
+    size_t done;         /* outcomes received so far (from the front) */
+    bool retry;          /* a single retried index (first) */
+};
+
+enum wstate { W_NONE, W_STARTING, W_READY, W_DEAD };
+
+struct worker {
+    int slot;
+    enum wstate state;
+    pid_t pid;
+    int pidfd;
+    mproc_queue *in, *out;
+    uint64_t received;   /* result records of this incarnation */
+    uint64_t sent;       /* tasks sent to this incarnation */
+    struct seg segs[4];  /* FIFO of chunks sent, oldest first */
+    int nsegs;
+    bool timed_out;      /* we killed it for a time limit ... */
+    uint64_t timeout_seq;/* ... while it ran its started-th task */
+    int init_code;       /* REC_READY's code */
+    char init_msg[POOL_MSG_MAX];
+    mproc_worker_stats st;
+};
+
+/* What a forked worker needs (prepared before the fork; the child uses its copy). */
+struct worker_arg {
+    struct pool_shm *shm;
+    int slot;
+    mproc_queue *in, *out;
+    size_t msg_max;
+    unsigned maxtasks;
+    mproc_pool_init_fn init;
+    void *initarg;
+    sigset_t mask; /* the caller's signal mask */
+};
+
+enum pool_phase { P_STARTING, P_RUNNING, P_STOPPING, P_DONE };
+
+struct mproc_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;       /* start result, thread finished */
+    pthread_t thread;
+    bool thread_started;
+    struct pool_shm *shm;
+    size_t shm_size;
+    int nworkers;
+    struct worker *workers;
+    struct worker_arg *wargs;
+    mproc_pool_opts o;       /* resolved */
+    size_t msg_max;          /* largest message on a channel */
+    sigset_t caller_mask;
+    _Atomic uint64_t kicks;  /* caller-side events since the start */
+    /* under mu */
+    int start_rc;            /* 1 while starting, then 0 or the failure */
+    char start_msg[POOL_MSG_MAX];
+    enum pool_phase phase;
+    bool closed, joining, terminating;
+    bool finished;           /* the supervisor thread has left its loop */
+    bool check_jobs;         /* a caller cancelled: look for jobs that are complete */
+    int broken;              /* -MPROC_EBROKEN once broken */
+    char broken_msg[POOL_MSG_MAX];
+    struct job *jobs, *jobs_tail; /* active jobs, oldest first */
+    uint64_t next_job_id;
+    mproc_pool_stats st;
+    int64_t *deaths;         /* ring of unplanned death times (max_restarts + 1) */
+    size_t ndeaths;
+};
+
+/* ---- between the files ---------------------------------------------------------------- */
+
+/* src/pool_worker.c: the worker process's main function (arg: struct worker_arg *). */
+int mproc__pool_worker_main(void *arg);
+
+/* src/pool_super.c: the supervisor thread. */
+void *mproc__pool_supervisor(void *arg);
+
+/* Wake the supervisor after a caller-side change (submission, cancel, close...). */
+void mproc__pool_kick(mproc_pool *p);
+
+/* src/pool_result.c */
+int mproc__result_new(mproc_result **out, enum job_kind kind, size_t n,
+                      const mproc_call_opts *o);
+void mproc__result_unref(mproc_result *r);
+/* Record an outcome of items [first, first + count) (code != 0) in r. Under the mutex. */
+int mproc__fails_add(struct pool_fails *f, size_t first, size_t count, int code,
+                     const char *msg);
+void mproc__fails_release(struct pool_fails *f);
+/* Finish r (all outcomes in): sort failures, set code/msg. Does not mark it ready. */
+void mproc__result_finish(mproc_result *r);
+/* Mark ready, run callbacks, wake waiters, drop the pool's reference. No mutex held. */
+void mproc__result_deliver(mproc_result *r);
+
+void mproc__imap_unref(mproc_imap *it);
+/* An imap item's outcome (under the mutex). */
+void mproc__imap_item(mproc_imap *it, size_t index, int code, const char *msg,
+                      const void *out);
+void mproc__imap_wake(mproc_imap *it);
+
+#endif

@@ -1,0 +1,252 @@
+/* src/pool_result.c - async results of apply and map, and the imap iterator.
+ *
+ * DESIGN. A result is process-local and reference-counted: one reference for the caller's
+ * handle (none for fire-and-forget apply_async), one for the pool until the job has its
+ * last outcome. The supervisor thread records outcomes under the pool mutex; when the
+ * last one is in, it finishes the result (sorts the failures, picks the code), stores
+ * ready = 1 (release), runs the callbacks (in the supervisor thread, one at a time, no
+ * lock held) and futex-wakes (process-private) whoever waits in mproc_result_wait. After
+ * ready a result never changes, so readers need no lock. A waiter never sleeps for ever
+ * without a deadline of its own choosing; the pool guarantees every job an outcome
+ * (terminate and a broken pool complete everything), so MPROC_FOREVER is safe.
+ *
+ * An imap iterator holds a window of item slots (index % window): the supervisor calls
+ * the generator only for an empty slot, dispatches queued slots, stores each outcome
+ * into its slot and bumps `seq` (futex word); mproc_imap_next sleeps on `seq` and frees
+ * the slot it returns, which lets the generator go on. Memory is bounded by the window.
+ */
+#include "internal.h"
+
+#include "pool_internal.h"
+#include "sys/pool.h"
+
+#include <stdio.h>
+
+int mproc__result_new(mproc_result **out, enum job_kind kind, size_t n, const mproc_call_opts *o)
+{
+    mproc_result *r = mproc__calloc(1, sizeof *r);
+    if (r == NULL)
+        return -ENOMEM;
+    r->kind = kind;
+    r->n = n;
+    atomic_init(&r->refs, 1);
+    if (o != NULL) {
+        r->callback = o->callback;
+        r->error_callback = o->error_callback;
+        r->cb_arg = o->cb_arg;
+    }
+    *out = r;
+    return 0;
+}
+
+void mproc__fails_release(struct pool_fails *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        mproc__free(f->v[i].msg);
+    mproc__free(f->v);
+    *f = (struct pool_fails){0};
+}
+
+int mproc__fails_add(struct pool_fails *f, size_t first, size_t count, int code, const char *msg)
+{
+    if (count == 0)
+        return 0;
+    /* extend the last run when it is the same failure continued (cancel, broken) */
+    if (f->n > 0) {
+        struct pool_fail *l = &f->v[f->n - 1];
+        if (l->code == code && l->first + l->count == first &&
+            strcmp(l->msg != NULL ? l->msg : "", msg != NULL ? msg : "") == 0) {
+            l->count += count;
+            f->items += count;
+            return 0;
+        }
+    }
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 8;
+        struct pool_fail *v = mproc__realloc(f->v, cap * sizeof *v);
+        if (v == NULL)
+            return -ENOMEM;
+        f->v = v;
+        f->cap = cap;
+    }
+    char *m = mproc__strdup(msg != NULL ? msg : "");
+    if (m == NULL)
+        return -ENOMEM;
+    f->v[f->n++] = (struct pool_fail){.first = first, .count = count, .code = code, .msg = m};
+    f->items += count;
+    return 0;
+}
+
+static int cmp_fail(const void *a, const void *b)
+{
+    const struct pool_fail *x = a, *y = b;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+void mproc__result_finish(mproc_result *r)
+{
+    if (r->fails.n > 1)
+        qsort(r->fails.v, r->fails.n, sizeof *r->fails.v, cmp_fail);
+    if (r->fails.n > 0) {
+        r->code = r->fails.v[0].code;
+        r->msg = r->fails.v[0].msg; /* borrowed from the run; freed with it */
+    }
+    r->job = NULL;
+}
+
+void mproc__result_unref(mproc_result *r)
+{
+    if (r == NULL || atomic_fetch_sub(&r->refs, 1) != 1)
+        return;
+    mproc__fails_release(&r->fails);
+    mproc__free(r->data);
+    mproc__free(r);
+}
+
+void mproc__result_deliver(mproc_result *r)
+{
+    atomic_store_explicit(&r->ready, 1, memory_order_release);
+    mproc_result_cb cb = r->code == 0 ? r->callback : r->error_callback;
+    if (cb != NULL)
+        cb(r, r->cb_arg);
+    (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&r->ready, INT32_MAX, false);
+    mproc__result_unref(r);
+}
+
+int mproc_result_wait(mproc_result *r, double timeout)
+{
+    if (r == NULL)
+        return -EINVAL;
+    int64_t deadline;
+    int rc = mproc__deadline(timeout, &deadline);
+    if (rc < 0)
+        return rc;
+    for (;;) {
+        if (atomic_load_explicit(&r->ready, memory_order_acquire) != 0)
+            return 0;
+        if (mproc__remaining_ns(deadline) == 0)
+            return -ETIMEDOUT;
+        (void)mproc__sys_futex_wait((const uint32_t *)(const void *)&r->ready, 0, deadline,
+                                    false);
+    }
+}
+
+int mproc_result_ready(mproc_result *r)
+{
+    if (r == NULL)
+        return -EINVAL;
+    return atomic_load_explicit(&r->ready, memory_order_acquire) != 0;
+}
+
+int mproc_result_successful(mproc_result *r)
+{
+    if (r == NULL)
+        return -EINVAL;
+    if (!atomic_load_explicit(&r->ready, memory_order_acquire))
+        return -MPROC_ESTATE;
+    return r->code == 0;
+}
+
+int mproc_result_get(mproc_result *r, double timeout, void *out, size_t cap, size_t *out_len)
+{
+    if (r == NULL || (out == NULL && cap > 0))
+        return -EINVAL;
+    int rc = mproc_result_wait(r, timeout);
+    if (rc < 0)
+        return rc;
+    if (r->code != 0)
+        return r->code;
+    if (r->kind == JOB_APPLY) {
+        if (out_len != NULL)
+            *out_len = r->len;
+        if (r->len > cap)
+            return out == NULL && out_len != NULL && cap == 0 && r->len == 0 ? 0
+                                                                               : -MPROC_ETOOSMALL;
+        if (r->len > 0)
+            memcpy(out, r->data, r->len);
+    }
+    return 0;
+}
+
+const char *mproc_result_message(mproc_result *r)
+{
+    if (r == NULL)
+        return NULL;
+    if (!atomic_load_explicit(&r->ready, memory_order_acquire) || r->msg == NULL)
+        return "";
+    return r->msg;
+}
+
+int mproc_result_failures(mproc_result *r, size_t k, size_t *index, int *code, const char **msg)
+{
+    if (r == NULL)
+        return -EINVAL;
+    if (!atomic_load_explicit(&r->ready, memory_order_acquire))
+        return -MPROC_ESTATE;
+    size_t total = r->fails.items;
+    if (total > INT32_MAX)
+        total = INT32_MAX;
+    if (k < total) {
+        for (size_t i = 0; i < r->fails.n; i++) {
+            const struct pool_fail *f = &r->fails.v[i];
+            if (k < f->count) {
+                if (index != NULL)
+                    *index = f->first + k;
+                if (code != NULL)
+                    *code = f->code;
+                if (msg != NULL)
+                    *msg = f->msg;
+                break;
+            }
+            k -= f->count;
+        }
+    }
+    return (int)total;
+}
+
+void mproc_result_free(mproc_result *r)
+{
+    mproc__result_unref(r);
+}
+
+/* ---- imap ------------------------------------------------------------------------------ */
+
+void mproc__imap_unref(mproc_imap *it)
+{
+    if (it == NULL || atomic_fetch_sub(&it->refs, 1) != 1)
+        return;
+    if (it->slots != NULL) {
+        for (size_t i = 0; i < it->window; i++) {
+            mproc__free(it->slots[i].msg);
+            mproc__free(it->slots[i].input); /* output shares this allocation */
+        }
+    }
+    mproc__free(it->slots);
+    mproc__free(it->doneq);
+    mproc__free(it->last_msg);
+    mproc__free(it);
+}
+
+void mproc__imap_wake(mproc_imap *it)
+{
+    atomic_fetch_add(&it->seq, 1);
+    if (atomic_load(&it->sleepers) != 0)
+        (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&it->seq, INT32_MAX, false);
+}
+
+void mproc__imap_item(mproc_imap *it, size_t index, int code, const char *msg, const void *out)
+{
+    struct imap_slot *s = &it->slots[index % it->window];
+    assert(s->state == SLOT_QUEUED && s->index == index);
+    s->state = SLOT_DONE;
+    s->code = code;
+    if (code != 0) {
+        s->msg = mproc__strdup(msg != NULL ? msg : "");
+    } else if (out != NULL) {
+        memcpy(s->output, out, it->out_size);
+    }
+    if (it->unordered) {
+        it->doneq[(it->dq_head + it->dq_len) % it->window] = index;
+        it->dq_len++;
+    }
+}

@@ -1,0 +1,864 @@
+/* src/pool_super.c - the pool's supervisor thread: starts, feeds, watches and replaces
+ * the workers, and completes every task exactly once.
+ *
+ * DESIGN. One thread per pool, created by mproc_pool_new, owns the workers: it forks them
+ * (so PR_SET_PDEATHSIG ties them to a thread that lives as long as the pool), sends them
+ * chunks, reads their result records, watches their pidfds and enforces time limits. All
+ * job state is under the pool mutex; the thread holds it during a pass and drops it to
+ * sleep, to call a generator, and to deliver completed results (callbacks run here, one at
+ * a time, with no lock held).
+ *
+ * A pass: (1) drain every worker's result channel, recording each outcome; (2) look at
+ * pidfds (after a poll said so, or every BUSY_CHECK_NS while busy): a dead worker's channel
+ * is drained, the task it had begun without a record fails (-MPROC_EDIED, or
+ * -MPROC_ETIMELIMIT when we killed it for its time limit), the tasks it was sent but had
+ * not begun are queued again for another worker, and a replacement is forked unless the
+ * restart budget is spent (then the pool breaks: every worker is killed and every task
+ * without an outcome fails with -MPROC_EBROKEN and the cause); (3) kill workers whose
+ * task ran past its limit; (4) call imap generators for free window slots; (5) give each
+ * ready worker up to DEPTH chunks, so it finds the next one waiting when it finishes one.
+ *
+ * Who wakes whom: workers ring the eventfd after a record only if sup_sleeping is set;
+ * callers bump `kicks` and ring likewise; the supervisor sets sup_sleeping (seq_cst),
+ * re-checks the channels and `kicks`, and only then polls (eventfd + every pidfd, with the
+ * earliest time limit as deadline). So while there is work, no one makes a system call
+ * per task. Before sleeping it spins briefly when CPUs allow (BENCHMARKS.md rule 5).
+ *
+ * Ordering: a worker runs its chunks in the order sent and publishes one record per task
+ * in that order, so outcomes are matched to tasks by position (the record's job id and
+ * index are checked by assert). If the caller's process dies, the workers die with it
+ * (daemon flag); their memory is anonymous, so nothing is left anywhere.
+ */
+#include "internal.h"
+
+#include "pool_internal.h"
+#include "sys/pool.h"
+#include "sys/queue.h"
+#include "sys/spawn.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdarg.h>
+
+/* snprintf that may truncate (messages are capped on purpose). */
+__attribute__((format(printf, 3, 4))) static void say(char *buf, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, n, fmt, ap);
+    va_end(ap);
+}
+
+#define DEPTH 2
+#define BUSY_CHECK_NS INT64_C(5000000)
+#define SPAWN_RETRY_NS INT64_C(100000000)
+#define SPIN_ITERS 2000
+
+struct sup {
+    mproc_pool *p;
+    unsigned char *buf;  /* a record or a chunk, msg_max bytes */
+    unsigned char *chunk;
+    mproc_result *done;  /* results to deliver after the pass */
+    bool progress;       /* something happened in this pass */
+    int64_t last_check;  /* last look at the pidfds */
+    int64_t spawn_retry; /* when to retry a failed fork */
+    struct pollfd *pfd;  /* eventfd + one per worker */
+};
+
+/* ---- outcomes ---------------------------------------------------------------------------- */
+
+static void job_unlink(mproc_pool *p, struct job *j)
+{
+    if (j->prev != NULL)
+        j->prev->nextjob = j->nextjob;
+    else
+        p->jobs = j->nextjob;
+    if (j->nextjob != NULL)
+        j->nextjob->prev = j->prev;
+    else
+        p->jobs_tail = j->prev;
+}
+
+/* Everything in: detach the job, queue its result for delivery. */
+static void maybe_finish(struct sup *s, struct job *j)
+{
+    if (!j->sealed || j->finished < j->n)
+        return;
+    assert(j->outstanding == 0);
+    job_unlink(s->p, j);
+    if (j->res != NULL) {
+        mproc__result_finish(j->res);
+        if (j->res->code == 0 && j->failed > 0) { /* a failure we could not record */
+            j->res->code = -ENOMEM;
+            j->res->msg = NULL;
+        }
+        j->res->done_next = s->done;
+        s->done = j->res;
+    }
+    if (j->it != NULL) {
+        j->it->job = NULL;
+        mproc__imap_wake(j->it);
+        mproc__imap_unref(j->it);
+    }
+    mproc__free(j->in_owned);
+    mproc__free(j->retry);
+    mproc__free(j);
+}
+
+/* One task's outcome (code != 0: failure with msg; else out/len). */
+static void outcome(struct sup *s, struct job *j, size_t index, int code, const char *msg,
+                    const void *out, size_t len, struct worker *w)
+{
+    mproc_pool *p = s->p;
+    j->finished++;
+    p->st.done++;
+    if (w != NULL)
+        w->st.done++;
+    if (code != 0) {
+        j->failed++;
+        p->st.failed++;
+        if (w != NULL)
+            w->st.failed++;
+    }
+    switch (j->kind) {
+    case JOB_APPLY:
+        if (code != 0) {
+            (void)mproc__fails_add(&j->res->fails, 0, 1, code, msg);
+        } else if (len > 0) {
+            j->res->data = mproc__malloc(len);
+            if (j->res->data == NULL) {
+                j->failed++;
+                (void)mproc__fails_add(&j->res->fails, 0, 1, -ENOMEM, "no memory for the output");
+            } else {
+                memcpy(j->res->data, out, len);
+                j->res->len = len;
+            }
+        }
+        break;
+    case JOB_MAP:
+        if (code != 0)
+            (void)mproc__fails_add(&j->res->fails, index, 1, code, msg);
+        else
+            memcpy(j->out + index * j->out_size, out, j->out_size);
+        break;
+    case JOB_IMAP:
+        mproc__imap_item(j->it, index, code, msg, out);
+        mproc__imap_wake(j->it);
+        break;
+    }
+    s->progress = true;
+}
+
+/* Fail the tasks of j never dispatched (and its retries) with code. Returns how many. */
+static size_t fail_pending(struct sup *s, struct job *j, int code, const char *msg)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < j->nretry; i++, n++)
+        outcome(s, j, j->retry[i], code, msg, NULL, 0, NULL);
+    j->nretry = 0;
+    if (j->kind == JOB_IMAP) {
+        for (; j->next < j->n; j->next++, n++)
+            outcome(s, j, j->next, code, msg, NULL, 0, NULL);
+    } else if (j->next < j->n) {
+        size_t k = j->n - j->next;
+        j->finished += k;
+        j->failed += k;
+        s->p->st.done += k;
+        s->p->st.failed += k;
+        (void)mproc__fails_add(&j->res->fails, j->next, k, code, msg);
+        j->next = j->n;
+        n += k;
+    }
+    return n;
+}
+
+/* ---- workers ------------------------------------------------------------------------------- */
+
+static int spawn_worker(struct sup *s, struct worker *w)
+{
+    mproc_pool *p = s->p;
+    struct worker_arg *a = &p->wargs[w->slot];
+    mproc_queue_opts qo = {.capacity = p->o.channel_size};
+    mproc_queue *in = NULL, *out = NULL;
+    int rc = mproc_queue_new(&in, &qo);
+    if (rc == 0)
+        rc = mproc_queue_new(&out, &qo);
+    if (rc < 0)
+        goto fail;
+    *a = (struct worker_arg){.shm = p->shm,
+                             .slot = w->slot,
+                             .in = in,
+                             .out = out,
+                             .msg_max = p->msg_max,
+                             .maxtasks = p->o.maxtasksperchild,
+                             .init = p->o.initializer,
+                             .initarg = p->o.initarg,
+                             .mask = p->caller_mask};
+    struct pool_slot *sl = &p->shm->slots[w->slot];
+    atomic_store(&sl->started, 0);
+    atomic_store(&sl->started_ns, 0);
+    struct mproc__spawn sp = {.fn = mproc__pool_worker_main,
+                              .arg = a,
+                              .fds = {-1, -1, -1},
+                              .flags = MPROC_PROCESS_DAEMON};
+    rc = mproc__sys_spawn(&sp, &w->pid, &w->pidfd);
+    if (rc < 0)
+        goto fail;
+    w->in = in;
+    w->out = out;
+    w->state = W_STARTING;
+    w->received = w->sent = 0;
+    w->nsegs = 0;
+    w->timed_out = false;
+    w->init_code = 0;
+    w->init_msg[0] = '\0';
+    w->st.pid = w->pid;
+    return 0;
+fail:
+    mproc_queue_free(in);
+    mproc_queue_free(out);
+    w->state = W_NONE;
+    w->pid = 0;
+    w->st.pid = 0;
+    w->pidfd = -1;
+    return rc;
+}
+
+/* The task a worker is running or will run next: its segment position. */
+static struct seg *front(struct worker *w, size_t *index)
+{
+    if (w->nsegs == 0)
+        return NULL;
+    struct seg *g = &w->segs[0];
+    *index = g->retry ? g->first : g->first + g->done;
+    return g;
+}
+
+static void pop_task(struct worker *w)
+{
+    struct seg *g = &w->segs[0];
+    g->done++;
+    if (g->done == g->count) {
+        memmove(&w->segs[0], &w->segs[1], (size_t)(w->nsegs - 1) * sizeof w->segs[0]);
+        w->nsegs--;
+    }
+}
+
+/* Read every record the worker published. */
+static void drain(struct sup *s, struct worker *w)
+{
+    mproc_pool *p = s->p;
+    if (w->out == NULL)
+        return;
+    for (;;) {
+        size_t len;
+        int rc = mproc_queue_get_into(w->out, s->buf, p->msg_max, &len, 0);
+        if (rc < 0)
+            return; /* empty (-ETIMEDOUT), or nothing sane to do */
+        struct pool_rec h;
+        if (len < sizeof h)
+            continue;
+        memcpy(&h, s->buf, sizeof h);
+        const char *m = (const char *)s->buf + sizeof h;
+        if (h.kind == REC_READY) {
+            w->init_code = h.code;
+            say(w->init_msg, sizeof w->init_msg, "%.*s", (int)h.msg_len, m);
+            if (h.code == 0)
+                w->state = W_READY;
+            s->progress = true;
+            continue;
+        }
+        size_t index;
+        struct seg *g = front(w, &index);
+        assert(g != NULL && g->job->id == h.job_id && index == h.index);
+        if (g == NULL)
+            continue;
+        struct job *j = g->job;
+        w->received++;
+        j->outstanding--;
+        pop_task(w);
+        char text[POOL_MSG_MAX];
+        if (h.code != 0)
+            say(text, sizeof text, "%.*s", (int)h.msg_len, m);
+        outcome(s, j, index, h.code, h.code != 0 ? text : NULL,
+                s->buf + sizeof h + h.msg_len, h.out_len, w);
+        maybe_finish(s, j);
+    }
+}
+
+static void describe_exit(char *buf, size_t n, pid_t pid, int code)
+{
+    if (code < 0)
+        say(buf, n, "worker (pid %d) was killed by signal %d (%s)", (int)pid, -code,
+                 sigabbrev_np(-code) != NULL ? sigabbrev_np(-code) : "?");
+    else
+        say(buf, n, "worker (pid %d) exited with status %d", (int)pid, code);
+}
+
+/* Queue a dead worker's unbegun tasks again, at the front of their jobs' retries. */
+static void requeue(struct worker *w)
+{
+    for (int k = w->nsegs - 1; k >= 0; k--) {
+        struct seg *g = &w->segs[k];
+        struct job *j = g->job;
+        size_t cnt = g->count - g->done;
+        if (j->nretry + cnt > j->capretry) {
+            size_t cap = j->capretry ? j->capretry : 8;
+            while (cap < j->nretry + cnt)
+                cap *= 2;
+            size_t *v = mproc__realloc(j->retry, cap * sizeof *v);
+            if (v == NULL)
+                continue; /* see below: these fail instead */
+            j->retry = v;
+            j->capretry = cap;
+        }
+        memmove(j->retry + cnt, j->retry, j->nretry * sizeof *j->retry);
+        for (size_t i = 0; i < cnt; i++)
+            j->retry[i] = g->retry ? g->first : g->first + g->done + i;
+        j->nretry += cnt;
+        j->outstanding -= cnt;
+        g->done = g->count;
+    }
+}
+
+/* Fail whatever is still assigned to w (after requeue failed, or on stop). */
+static void fail_assigned(struct sup *s, struct worker *w, int code, const char *msg)
+{
+    size_t index;
+    struct seg *g;
+    while ((g = front(w, &index)) != NULL) {
+        if (g->done >= g->count) { /* taken by requeue */
+            memmove(&w->segs[0], &w->segs[1], (size_t)(w->nsegs - 1) * sizeof w->segs[0]);
+            w->nsegs--;
+            continue;
+        }
+        struct job *j = g->job;
+        j->outstanding--;
+        pop_task(w);
+        outcome(s, j, index, code, msg, NULL, 0, w);
+        maybe_finish(s, j);
+    }
+}
+
+static void release_worker(struct worker *w)
+{
+    mproc__sys_close(w->pidfd);
+    w->pidfd = -1;
+    mproc_queue_free(w->in);
+    mproc_queue_free(w->out);
+    w->in = w->out = NULL;
+    w->state = W_NONE;
+    w->pid = 0;
+    w->st.pid = 0;
+    w->nsegs = 0;
+}
+
+static void break_pool(struct sup *s, const char *cause);
+
+/* Within the restart budget? Records this death. */
+static bool budget_ok(mproc_pool *p)
+{
+    size_t cap = (size_t)p->o.max_restarts + 1;
+    int64_t now = mproc__sys_now_ns();
+    int64_t period = (int64_t)(p->o.restart_period * 1e9);
+    p->deaths[p->ndeaths % cap] = now;
+    p->ndeaths++;
+    if (p->ndeaths < cap)
+        return true;
+    int64_t oldest = p->deaths[p->ndeaths % cap]; /* cap deaths ago */
+    return now - oldest > period;
+}
+
+/* The worker's process has ended: settle its tasks, replace it. */
+static void on_death(struct sup *s, struct worker *w)
+{
+    mproc_pool *p = s->p;
+    int code = 0;
+    if (mproc__sys_reap(w->pidfd, true, &code) < 0)
+        code = -SIGKILL; /* its status was taken elsewhere: we cannot know */
+    drain(s, w);
+    char why[POOL_MSG_MAX];
+    describe_exit(why, sizeof why, w->pid, code);
+    uint64_t started = atomic_load(&p->shm->slots[w->slot].started);
+    bool inflight = started > w->received && w->nsegs > 0;
+    bool was_starting = w->state == W_STARTING;
+    if (inflight) {
+        size_t index;
+        struct seg *g = front(w, &index);
+        struct job *j = g->job;
+        j->outstanding--;
+        pop_task(w);
+        int tcode = -MPROC_EDIED;
+        char msg[POOL_MSG_MAX];
+        if (w->timed_out && started == w->timeout_seq) {
+            tcode = -MPROC_ETIMELIMIT;
+            say(msg, sizeof msg, "task ran past its time limit of %g s; worker (pid %d) "
+                                      "was killed", j->timeout, (int)w->pid);
+        } else {
+            say(msg, sizeof msg, "%s", why);
+        }
+        outcome(s, j, index, tcode, msg, NULL, 0, w);
+        maybe_finish(s, j);
+    }
+    requeue(w);
+    fail_assigned(s, w, -MPROC_EDIED, why); /* only what requeue could not take */
+    bool retired = p->o.maxtasksperchild != 0 && code == 0 && !inflight &&
+                   w->received >= p->o.maxtasksperchild;
+    bool planned = retired || w->timed_out || p->phase == P_STOPPING || p->terminating;
+    release_worker(w);
+    s->progress = true;
+    p->check_jobs = true; /* requeued tasks of a cancelled job fail now */
+
+    if (p->phase == P_STARTING && was_starting) {
+        if (p->start_rc == 1) {
+            p->start_rc = w->init_code < 0 ? w->init_code : -MPROC_EDIED;
+            say(p->start_msg, sizeof p->start_msg, "%s",
+                     w->init_code < 0 ? w->init_msg : why);
+        }
+        return;
+    }
+    if (p->phase != P_RUNNING || p->broken)
+        return;
+    w->st.restarts++;
+    p->st.restarts++;
+    if (!planned && !budget_ok(p)) {
+        char cause[POOL_MSG_MAX];
+        say(cause, sizeof cause, "restart budget spent (%d in %g s); last: %.150s%s%.60s",
+                 p->o.max_restarts, p->o.restart_period, why, was_starting ? ": " : "",
+                 was_starting ? w->init_msg : "");
+        break_pool(s, cause);
+        return;
+    }
+    if (spawn_worker(s, w) < 0)
+        s->spawn_retry = mproc__sys_now_ns() + SPAWN_RETRY_NS;
+}
+
+static void check_deaths(struct sup *s)
+{
+    mproc_pool *p = s->p;
+    unsigned n = 0;
+    int idx[1024];
+    for (int i = 0; i < p->nworkers; i++) {
+        if (p->workers[i].pidfd >= 0) {
+            s->pfd[n] = (struct pollfd){.fd = p->workers[i].pidfd, .events = POLLIN};
+            idx[n++] = i;
+        }
+    }
+    s->last_check = mproc__sys_now_ns();
+    if (n == 0 || mproc__sys_poll(s->pfd, n, 0) <= 0)
+        return;
+    for (unsigned k = 0; k < n; k++)
+        if (s->pfd[k].revents != 0)
+            on_death(s, &p->workers[idx[k]]);
+}
+
+/* Kill every worker and wait for it; what it was running fails with code. */
+static void stop_workers(struct sup *s, int code, const char *msg)
+{
+    mproc_pool *p = s->p;
+    for (int i = 0; i < p->nworkers; i++)
+        if (p->workers[i].pidfd >= 0)
+            (void)mproc__sys_pidfd_kill(p->workers[i].pidfd, SIGKILL);
+    for (int i = 0; i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+        if (w->pidfd < 0)
+            continue;
+        int c;
+        (void)mproc__sys_reap(w->pidfd, true, &c);
+        drain(s, w);
+        fail_assigned(s, w, code, msg);
+        release_worker(w);
+    }
+}
+
+/* Complete every task without an outcome with code (terminate, broken). */
+static void fail_everything(struct sup *s, int code, const char *msg)
+{
+    mproc_pool *p = s->p;
+    stop_workers(s, code, msg);
+    struct job *j = p->jobs;
+    while (j != NULL) {
+        struct job *nx = j->nextjob;
+        j->cancelled = true;
+        if (j->it != NULL) {
+            j->it->gen_done = true;
+            j->sealed = true;
+        }
+        fail_pending(s, j, code, msg);
+        maybe_finish(s, j);
+        j = nx;
+    }
+}
+
+static void break_pool(struct sup *s, const char *cause)
+{
+    mproc_pool *p = s->p;
+    p->broken = -MPROC_EBROKEN;
+    p->st.broken = 1;
+    say(p->broken_msg, sizeof p->broken_msg, "pool broken: %s", cause);
+    fail_everything(s, -MPROC_EBROKEN, p->broken_msg);
+    p->phase = P_DONE;
+}
+
+/* ---- time limits ------------------------------------------------------------------------- */
+
+/* Kill workers past a task's limit; return the earliest deadline still ahead. */
+static int64_t check_timeouts(struct sup *s)
+{
+    mproc_pool *p = s->p;
+    int64_t now = mproc__sys_now_ns(), next = MPROC__NO_DEADLINE;
+    for (int i = 0; i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+        if (w->state != W_READY || w->nsegs == 0 || w->timed_out)
+            continue;
+        struct pool_slot *sl = &p->shm->slots[w->slot];
+        uint64_t s1 = atomic_load(&sl->started);
+        int64_t t0 = atomic_load(&sl->started_ns);
+        uint64_t s2 = atomic_load(&sl->started);
+        /* not-yet-begun tasks cannot expire before now + their limit */
+        for (int k = 0; k < w->nsegs; k++) {
+            double t = w->segs[k].job->timeout;
+            if (t > 0) {
+                int64_t d = now + (int64_t)(t * 1e9);
+                if (d < next)
+                    next = d;
+            }
+        }
+        if (s1 != s2 || s1 <= w->received)
+            continue;
+        uint64_t pos = s1 - 1 - w->received; /* the running task, from the front */
+        struct job *j = NULL;
+        for (int k = 0; k < w->nsegs; k++) {
+            size_t left = w->segs[k].count - w->segs[k].done;
+            if (pos < left) {
+                j = w->segs[k].job;
+                break;
+            }
+            pos -= left;
+        }
+        if (j == NULL || j->timeout <= 0)
+            continue;
+        int64_t d = t0 + (int64_t)(j->timeout * 1e9);
+        if (now >= d) {
+            w->timed_out = true;
+            w->timeout_seq = s1;
+            (void)mproc__sys_pidfd_kill(w->pidfd, SIGKILL);
+        } else if (d < next) {
+            next = d;
+        }
+    }
+    return next;
+}
+
+/* ---- generators and dispatch ------------------------------------------------------------ */
+
+/* Fill free imap window slots from the generators (mutex dropped around each call). */
+static void generate(struct sup *s)
+{
+    mproc_pool *p = s->p;
+    for (struct job *j = p->jobs; j != NULL;) {
+        mproc_imap *it = j->it;
+        if (it == NULL || it->gen_done || j->cancelled) {
+            j = j->nextjob;
+            continue;
+        }
+        struct imap_slot *sl = &it->slots[it->produced % it->window];
+        if (it->produced - it->returned >= it->window || sl->state != SLOT_EMPTY) {
+            j = j->nextjob;
+            continue;
+        }
+        pthread_mutex_unlock(&p->mu);
+        int rc = it->gen(it->gen_arg, sl->input, it->in_size);
+        pthread_mutex_lock(&p->mu);
+        s->progress = true;
+        if (rc == 1 && !j->cancelled) {
+            sl->state = SLOT_QUEUED;
+            sl->index = it->produced++;
+            j->n = it->produced;
+            p->st.submitted++;
+            continue; /* same job: maybe another slot is free */
+        }
+        it->gen_done = true;
+        it->gen_code = rc < 0 ? rc : 0;
+        j->sealed = true;
+        mproc__imap_wake(it);
+        struct job *nx = j->nextjob;
+        maybe_finish(s, j);
+        j = nx;
+    }
+}
+
+static bool has_work(const struct job *j)
+{
+    return !j->cancelled && (j->nretry > 0 || j->next < j->n);
+}
+
+/* Send one chunk of j to w. false: the channel is full (nothing changed). */
+static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t budget)
+{
+    mproc_pool *p = s->p;
+    size_t head = sizeof(struct pool_chunk) + ((j->fnref_len + 7u) & ~(size_t)7);
+    size_t first, count;
+    bool retry = j->nretry > 0;
+    if (retry) {
+        first = j->retry[0];
+        count = 1;
+    } else {
+        first = j->next;
+        count = j->n - j->next;
+        if (count > j->chunksize)
+            count = j->chunksize;
+        size_t fit = (p->msg_max - head) / (j->in_size ? j->in_size : 1);
+        if (count > fit)
+            count = fit;
+        if (count > budget)
+            count = budget;
+        if (j->kind == JOB_IMAP) { /* contiguous in the window ring: at most to its end */
+            size_t to_end = j->it->window - first % j->it->window;
+            if (count > to_end)
+                count = to_end;
+        }
+    }
+    assert(count >= 1);
+    struct pool_chunk c = {.job_id = j->id,
+                           .first = first,
+                           .count = (uint32_t)count,
+                           .in_size = (uint32_t)j->in_size,
+                           .out_cap = (uint32_t)(j->kind == JOB_APPLY
+                                                     ? p->msg_max - sizeof(struct pool_rec)
+                                                     : j->out_size),
+                           .fnref_len = j->fnref_len,
+                           .fixed = j->kind != JOB_APPLY};
+    unsigned char *b = s->chunk;
+    memcpy(b, &c, sizeof c);
+    memcpy(b + sizeof c, j->fnref, j->fnref_len);
+    unsigned char *items = b + head;
+    switch (j->kind) {
+    case JOB_APPLY:
+        memcpy(items, j->in, j->in_size);
+        break;
+    case JOB_MAP:
+        memcpy(items, j->in + first * j->in_size, count * j->in_size);
+        break;
+    case JOB_IMAP:
+        for (size_t i = 0; i < count; i++)
+            memcpy(items + i * j->in_size, j->it->slots[(first + i) % j->it->window].input,
+                   j->in_size);
+        break;
+    }
+    int rc = mproc_queue_put_nowait(w->in, b, head + count * j->in_size);
+    if (rc < 0)
+        return false;
+    if (retry) {
+        j->nretry--;
+        memmove(j->retry, j->retry + 1, j->nretry * sizeof *j->retry);
+    } else {
+        j->next += count;
+    }
+    j->outstanding += count;
+    w->sent += count;
+    w->segs[w->nsegs++] = (struct seg){.job = j, .first = first, .count = count, .retry = retry};
+    s->progress = true;
+    return true;
+}
+
+static void dispatch(struct sup *s)
+{
+    mproc_pool *p = s->p;
+    struct job *j = p->jobs;
+    for (int i = 0; i < p->nworkers && j != NULL; i++) {
+        struct worker *w = &p->workers[i];
+        while (w->state == W_READY && w->nsegs < DEPTH) {
+            size_t budget = SIZE_MAX;
+            if (p->o.maxtasksperchild != 0) {
+                if (w->sent >= p->o.maxtasksperchild)
+                    break;
+                budget = p->o.maxtasksperchild - w->sent;
+            }
+            while (j != NULL && !has_work(j))
+                j = j->nextjob;
+            if (j == NULL || !send_chunk(s, w, j, budget))
+                break;
+        }
+    }
+}
+
+/* ---- the loop ------------------------------------------------------------------------------ */
+
+static bool any_records(mproc_pool *p)
+{
+    for (int i = 0; i < p->nworkers; i++)
+        if (p->workers[i].out != NULL && mproc_queue_qsize(p->workers[i].out) > 0)
+            return true;
+    return false;
+}
+
+static void deliver(struct sup *s)
+{
+    mproc_result *r = s->done;
+    s->done = NULL;
+    if (r == NULL)
+        return;
+    pthread_mutex_unlock(&s->p->mu);
+    while (r != NULL) {
+        mproc_result *nx = r->done_next;
+        mproc__result_deliver(r);
+        r = nx;
+    }
+    pthread_mutex_lock(&s->p->mu);
+}
+
+/* Sleep until a record, a kick, a death or the deadline. Mutex held on entry and exit. */
+static void sleep_until(struct sup *s, uint64_t kicks_seen, int64_t deadline)
+{
+    mproc_pool *p = s->p;
+    pthread_mutex_unlock(&p->mu);
+    atomic_store(&p->shm->sup_sleeping, 1);
+    if (!any_records(p) && atomic_load(&p->kicks) == kicks_seen) {
+        unsigned n = 0;
+        s->pfd[n++] = (struct pollfd){.fd = p->shm->evfd, .events = POLLIN};
+        for (int i = 0; i < p->nworkers; i++)
+            if (p->workers[i].pidfd >= 0)
+                s->pfd[n++] = (struct pollfd){.fd = p->workers[i].pidfd, .events = POLLIN};
+        (void)mproc__sys_poll(s->pfd, n, deadline);
+        s->last_check = 0; /* look at the pidfds now */
+    }
+    atomic_store(&p->shm->sup_sleeping, 0);
+    mproc__sys_eventfd_drain(p->shm->evfd);
+    pthread_mutex_lock(&p->mu);
+}
+
+static bool spin_wait(mproc_pool *p, uint64_t kicks_seen)
+{
+    for (int k = 0; k < SPIN_ITERS; k++) {
+        if (atomic_load_explicit(&p->kicks, memory_order_relaxed) != kicks_seen || any_records(p))
+            return true;
+        mproc__sys_cpu_relax();
+    }
+    return false;
+}
+
+static bool all_down(mproc_pool *p)
+{
+    for (int i = 0; i < p->nworkers; i++)
+        if (p->workers[i].pidfd >= 0)
+            return false;
+    return true;
+}
+
+void *mproc__pool_supervisor(void *arg)
+{
+    mproc_pool *p = arg;
+    struct sup s = {.p = p};
+    s.buf = mproc__malloc(p->msg_max + 1);
+    s.chunk = mproc__malloc(p->msg_max);
+    s.pfd = mproc__calloc((size_t)p->nworkers + 1, sizeof *s.pfd);
+    bool spin = p->o.workers > 0 && mproc_cpu_usable() > 1;
+    pthread_mutex_lock(&p->mu);
+    if (s.buf == NULL || s.chunk == NULL || s.pfd == NULL) {
+        p->start_rc = -ENOMEM;
+    } else {
+        for (int i = 0; i < p->nworkers && p->start_rc == 1; i++) {
+            int rc = spawn_worker(&s, &p->workers[i]);
+            if (rc < 0) {
+                p->start_rc = rc;
+                say(p->start_msg, sizeof p->start_msg, "could not start a worker: %s",
+                         mproc_strerror(rc));
+            }
+        }
+    }
+    bool closed_inboxes = false;
+    while (p->start_rc == 1 || p->phase == P_RUNNING || p->phase == P_STOPPING) {
+        uint64_t kicks = atomic_load(&p->kicks);
+        s.progress = false;
+        for (int i = 0; i < p->nworkers; i++)
+            drain(&s, &p->workers[i]);
+        if (mproc__sys_now_ns() - s.last_check >= BUSY_CHECK_NS)
+            check_deaths(&s);
+        if (p->phase == P_STARTING) {
+            bool all = true;
+            for (int i = 0; i < p->nworkers; i++)
+                all = all && p->workers[i].state == W_READY;
+            if (p->start_rc == 1 && all) {
+                p->start_rc = 0;
+                p->phase = P_RUNNING;
+                pthread_cond_broadcast(&p->cv);
+            }
+            if (p->start_rc != 1 && p->start_rc != 0)
+                break;
+        }
+        if (p->terminating) {
+            fail_everything(&s, -MPROC_ECANCELLED, "cancelled: the pool was terminated");
+            p->phase = P_DONE;
+            break;
+        }
+        if (p->broken)
+            break;
+        if (p->check_jobs) { /* a caller cancelled, or a worker died */
+            p->check_jobs = false;
+            for (struct job *j = p->jobs, *nx; j != NULL; j = nx) {
+                nx = j->nextjob;
+                if (j->cancelled) {
+                    if (j->it != NULL && !j->it->gen_done) {
+                        j->it->gen_done = true;
+                        j->sealed = true;
+                    }
+                    fail_pending(&s, j, -MPROC_ECANCELLED, "cancelled before it ran");
+                }
+                maybe_finish(&s, j);
+            }
+        }
+        if (p->phase == P_RUNNING) {
+            for (int i = 0; i < p->nworkers; i++)
+                if (p->workers[i].state == W_NONE && mproc__sys_now_ns() >= s.spawn_retry &&
+                    spawn_worker(&s, &p->workers[i]) < 0)
+                    s.spawn_retry = mproc__sys_now_ns() + SPAWN_RETRY_NS;
+            generate(&s);
+            dispatch(&s);
+            if (p->joining && p->jobs == NULL) {
+                p->phase = P_STOPPING;
+            }
+        }
+        if (p->phase == P_STOPPING) {
+            if (!closed_inboxes) {
+                for (int i = 0; i < p->nworkers; i++)
+                    if (p->workers[i].in != NULL)
+                        (void)mproc_queue_close(p->workers[i].in);
+                closed_inboxes = true;
+            }
+            if (all_down(p)) {
+                p->phase = P_DONE;
+                break;
+            }
+        }
+        int64_t deadline = check_timeouts(&s);
+        bool moved = s.progress || s.done != NULL;
+        deliver(&s);
+        if (moved)
+            continue;
+        if (spin) {
+            pthread_mutex_unlock(&p->mu);
+            bool more = spin_wait(p, kicks);
+            pthread_mutex_lock(&p->mu);
+            if (more)
+                continue;
+        }
+        sleep_until(&s, kicks, deadline);
+    }
+    if (p->start_rc != 0 && p->start_rc != 1) {
+        stop_workers(&s, -MPROC_ECANCELLED, "pool start failed");
+    } else if (p->start_rc == 1) {
+        p->start_rc = -ENOMEM;
+    }
+    if (p->phase != P_DONE && p->start_rc == 0)
+        fail_everything(&s, -MPROC_ECANCELLED, "cancelled");
+    stop_workers(&s, -MPROC_ECANCELLED, "cancelled");
+    p->finished = true;
+    pthread_cond_broadcast(&p->cv);
+    deliver(&s);
+    pthread_mutex_unlock(&p->mu);
+    mproc__free(s.buf);
+    mproc__free(s.chunk);
+    mproc__free(s.pfd);
+    return NULL;
+}

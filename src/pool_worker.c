@@ -1,0 +1,199 @@
+/* src/pool_worker.c - the pool's worker process: initializer, then a loop of chunks.
+ *
+ * DESIGN. A worker is a forked child of the pool's supervisor thread (spawn core, daemon
+ * flag: it dies with that thread). It owns two channels (mproc_queue, shared memory):
+ * `in` carries chunks from the supervisor, `out` carries one record per task back, in
+ * the order the tasks were sent. Its slot in the pool's shared mapping holds `started`,
+ * the number of tasks it has begun, incremented before each task is decoded or run.
+ *
+ * What the supervisor learns when the worker dies: every result record it published
+ * whole (the queue discards a half-written one); and `started`. If started exceeds the
+ * records received, the task after the last record was in flight: it fails with
+ * -MPROC_EDIED (or -MPROC_ETIMELIMIT); the tasks after it were never begun and go to
+ * another worker. So a death at any point (decode, run, encode, after sending) fails at
+ * most the one task it interrupted.
+ *
+ * Who wakes whom: the worker sleeps in mproc_queue_get on `in` (the queue's futex
+ * doorbell; spin first when CPUs allow); after putting a record on `out` it rings the
+ * supervisor's eventfd only if the supervisor announced it is going to sleep
+ * (sup_sleeping, a Dekker pair with the queue's seq_cst tail store), so a busy pool
+ * makes no system call per task. The supervisor closes `in` to make the worker exit.
+ *
+ * Fault points (tests): "pool.task.decode", "pool.task.run", "pool.result.encode",
+ * "pool.result.sent". FAIL at the first three fails the task with the armed code.
+ */
+#include "internal.h"
+
+#include "pool_internal.h"
+#include "sys/pool.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdarg.h>
+
+/* snprintf that may truncate (messages are capped on purpose). */
+__attribute__((format(printf, 3, 4))) static void say(char *buf, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, n, fmt, ap);
+    va_end(ap);
+}
+
+struct mproc_task {
+    void *state;
+    int worker;
+    char msg[POOL_MSG_MAX];
+    bool has_msg;
+};
+
+int mproc_task_fail(mproc_task *t, int code, const char *fmt, ...)
+{
+    if (t != NULL && fmt != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(t->msg, sizeof t->msg, fmt, ap);
+        va_end(ap);
+        t->has_msg = true;
+    }
+    return code;
+}
+
+void *mproc_task_state(mproc_task *t)
+{
+    return t != NULL ? t->state : NULL;
+}
+
+int mproc_task_worker(mproc_task *t)
+{
+    return t != NULL ? t->worker : -EINVAL;
+}
+
+static void ring_supervisor(struct pool_shm *shm)
+{
+    if (atomic_load(&shm->sup_sleeping) != 0 && atomic_exchange(&shm->sup_sleeping, 0) != 0)
+        mproc__sys_eventfd_ring(shm->evfd);
+}
+
+/* Build and send one record. code != 0: msg (may be empty) and no output. */
+static int send_rec(const struct worker_arg *a, unsigned char *buf, uint32_t kind, int code,
+                    const char *msg, uint64_t job, uint64_t index, size_t out_len)
+{
+    struct pool_rec *h = (struct pool_rec *)(void *)buf;
+    size_t ml = 0;
+    if (code != 0) {
+        ml = msg != NULL ? strlen(msg) : 0;
+        if (ml >= POOL_MSG_MAX)
+            ml = POOL_MSG_MAX - 1;
+        /* the output, if any, sits where the message goes: drop it */
+        memcpy(buf + sizeof *h, msg != NULL ? msg : "", ml);
+        out_len = 0;
+    }
+    h->kind = kind;
+    h->code = code;
+    h->msg_len = (uint32_t)ml;
+    h->out_len = (uint32_t)out_len;
+    h->job_id = job;
+    h->index = index;
+    int rc = mproc_queue_put(a->out, buf, sizeof *h + ml + out_len, MPROC_FOREVER);
+    ring_supervisor(a->shm);
+    return rc;
+}
+
+static const char *fault_msg(int code)
+{
+    return mproc_strerror(code);
+}
+
+int mproc__pool_worker_main(void *arg)
+{
+    const struct worker_arg *a = arg;
+    pthread_sigmask(SIG_SETMASK, &a->mask, NULL);
+    struct pool_slot *slot = &a->shm->slots[a->slot];
+    mproc_task t = {.worker = a->slot};
+    unsigned char *inbuf = mproc__malloc(a->msg_max);
+    unsigned char *outbuf = mproc__malloc(a->msg_max);
+    int rc = 0;
+    if (inbuf == NULL || outbuf == NULL) {
+        rc = -ENOMEM;
+        say(t.msg, sizeof t.msg, "worker: out of memory");
+    } else if (a->init != NULL) {
+        rc = a->init(a->initarg, &t.state);
+        if (rc > 0)
+            rc = -EINVAL; /* a positive return is not a success code we know of */
+        if (rc < 0 && !t.has_msg)
+            say(t.msg, sizeof t.msg, "initializer failed: %s", mproc_strerror(rc));
+    }
+    unsigned char ready[sizeof(struct pool_rec) + POOL_MSG_MAX]; /* works without memory */
+    if (send_rec(a, ready, REC_READY, rc, t.msg, 0, 0, 0) < 0 || rc < 0)
+        return 1;
+
+    mproc_task_fn cached_fn = NULL;
+    unsigned char cached_ref[MPROC__FNREF_MAX];
+    uint32_t cached_len = 0;
+    uint64_t tasks = 0;
+    unsigned char *out = outbuf + sizeof(struct pool_rec);
+    size_t out_room = a->msg_max - sizeof(struct pool_rec);
+
+    for (;;) {
+        size_t len;
+        rc = mproc_queue_get_into(a->in, inbuf, a->msg_max, &len, MPROC_FOREVER);
+        if (rc < 0)
+            return rc == -MPROC_ECLOSED ? 0 : 1;
+        struct pool_chunk c;
+        memcpy(&c, inbuf, sizeof c);
+        const unsigned char *ref = inbuf + sizeof c;
+        const unsigned char *items = ref + ((c.fnref_len + 7u) & ~7u);
+
+        /* the chunk's first task is in flight from here: a death during decode fails it */
+        atomic_store_explicit(&slot->started_ns, mproc__sys_now_ns(), memory_order_relaxed);
+        atomic_fetch_add(&slot->started, 1);
+        int drc = MPROC__FAULT("pool.task.decode");
+        if (drc == 0 && (cached_fn == NULL || c.fnref_len != cached_len ||
+                         memcmp(ref, cached_ref, c.fnref_len) != 0)) {
+            void (*f)(void) = NULL;
+            drc = c.fnref_len <= sizeof cached_ref ? mproc__fnref_decode(ref, c.fnref_len, &f)
+                                                   : -EINVAL;
+            if (drc == 0) {
+                cached_fn = (mproc_task_fn)f;
+                memcpy(cached_ref, ref, c.fnref_len);
+                cached_len = c.fnref_len;
+            }
+        }
+        for (uint32_t i = 0; i < c.count; i++) {
+            if (i > 0) {
+                atomic_store_explicit(&slot->started_ns, mproc__sys_now_ns(),
+                                      memory_order_relaxed);
+                atomic_fetch_add(&slot->started, 1);
+            }
+            uint64_t index = c.first + i;
+            t.has_msg = false;
+            t.msg[0] = '\0';
+            int trc = drc;
+            size_t out_len = c.out_cap <= out_room ? c.out_cap : out_room;
+            if (trc == 0)
+                trc = MPROC__FAULT("pool.task.run");
+            if (trc == 0) {
+                trc = cached_fn(&t, items + (size_t)i * c.in_size, c.in_size, out, &out_len);
+                if (trc > 0)
+                    trc = mproc_task_fail(&t, -EINVAL, "task returned %d (not 0 or a negative "
+                                                       "code)", trc);
+                else if (trc == 0 && (c.fixed ? out_len != c.out_cap : out_len > c.out_cap))
+                    trc = mproc_task_fail(&t, -EMSGSIZE, "task set an output length of %zu "
+                                                         "(capacity %u)", out_len, c.out_cap);
+            }
+            int erc = MPROC__FAULT("pool.result.encode");
+            if (trc == 0 && erc < 0)
+                trc = erc;
+            if (trc < 0 && !t.has_msg)
+                say(t.msg, sizeof t.msg, "%s", drc < 0 || erc < 0 ? fault_msg(trc) : "");
+            if (send_rec(a, outbuf, REC_RESULT, trc, t.msg, c.job_id, index,
+                         trc == 0 ? out_len : 0) < 0)
+                return 1;
+            (void)MPROC__FAULT("pool.result.sent");
+            tasks++;
+            if (a->maxtasks != 0 && tasks >= a->maxtasks)
+                return 0; /* retire: the supervisor sent no more than this */
+        }
+    }
+}

@@ -1,0 +1,22 @@
+/* src/sys/pool.h - the kernel primitives the pool's supervisor needs: an eventfd
+ * doorbell and a poll over many fds with a deadline. */
+#ifndef MPROC_SYS_POOL_H
+#define MPROC_SYS_POOL_H
+
+#include <poll.h>
+#include <stdint.h>
+
+/* eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK). fd or -errno. Fault point "sys.eventfd". */
+int mproc__sys_eventfd(void);
+
+/* Add 1 to an eventfd (never blocks: a saturated counter is already readable). */
+void mproc__sys_eventfd_ring(int fd);
+
+/* Reset an eventfd to 0 (non-blocking read; nothing to read is fine). */
+void mproc__sys_eventfd_drain(int fd);
+
+/* poll(fds, n) until the absolute monotonic deadline; EINTR restarts with the time left.
+ * Returns the number of ready fds (> 0), 0 at the deadline, or -errno. */
+int mproc__sys_poll(struct pollfd *fds, unsigned n, int64_t deadline);
+
+#endif

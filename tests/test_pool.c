@@ -1,0 +1,799 @@
+/* tests/test_pool.c - the worker pool: apply, map, imap, results, lifecycle, bad input,
+ * function references. Crashes, kills and fault points are in test_pool_crash.c.
+ *
+ * Every pool here has real worker processes; the leak gate checks after each test that
+ * no worker, zombie, thread, fd or /dev/shm entry is left.
+ */
+#include "harness.h"
+#include "internal.h"
+#include "pool_internal.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- tasks ------------------------------------------------------------------------------ */
+
+static int square(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)t;
+    int64_t x;
+    if (in_len != sizeof x || *out_len < sizeof x)
+        return -EINVAL;
+    memcpy(&x, in, sizeof x);
+    if (x < 0)
+        return mproc_task_fail(t, -EDOM, "negative input %lld", (long long)x);
+    x *= x;
+    memcpy(out, &x, sizeof x);
+    *out_len = sizeof x;
+    return 0;
+}
+
+/* bytes in, the same bytes reversed out */
+static int reverse(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)t;
+    if (in_len > *out_len)
+        return -EMSGSIZE;
+    for (size_t i = 0; i < in_len; i++)
+        ((unsigned char *)out)[i] = ((const unsigned char *)in)[in_len - 1 - i];
+    *out_len = in_len;
+    return 0;
+}
+
+/* sleep in ms (int64), output the worker's pid */
+static int nap_pid(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)t;
+    (void)in_len;
+    (void)out_len;
+    int64_t ms;
+    memcpy(&ms, in, sizeof ms);
+    if (ms > 0)
+        mproc_test_sleep((double)ms / 1000);
+    int64_t pid = getpid();
+    memcpy(out, &pid, sizeof pid);
+    *out_len = sizeof pid;
+    return 0;
+}
+
+static int state_task(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)in;
+    (void)in_len;
+    (void)out_len;
+    int *st = mproc_task_state(t);
+    int64_t v = st != NULL ? *st * 1000 + mproc_task_worker(t) : -1;
+    memcpy(out, &v, sizeof v);
+    *out_len = sizeof v;
+    return 0;
+}
+
+static int init_ok(void *arg, void **state)
+{
+    int *s = malloc(sizeof *s);
+    if (s == NULL)
+        return -ENOMEM;
+    *s = (int)(intptr_t)arg;
+    *state = s;
+    return 0;
+}
+
+static int init_fail(void *arg, void **state)
+{
+    (void)arg;
+    (void)state;
+    return -ENOEXEC;
+}
+
+static mproc_pool *pool_of(int workers)
+{
+    mproc_pool *p = NULL;
+    assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = workers}));
+    return p;
+}
+
+/* ---- apply --------------------------------------------------------------------------- */
+
+static void test_apply(void **state)
+{
+    (void)state;
+    mproc_pool *p = pool_of(2);
+    assert_int_equal(mproc_pool_workers(p), 2);
+    int64_t x = 12, y = 0;
+    size_t len = 0;
+    assert_ok(mproc_pool_apply(p, square, &x, sizeof x, &y, sizeof y, &len, 10));
+    assert_int_equal(y, 144);
+    assert_int_equal(len, sizeof y);
+
+    /* variable-size bytes, including empty input */
+    char buf[64];
+    assert_ok(mproc_pool_apply(p, reverse, "hello", 5, buf, sizeof buf, &len, 10));
+    assert_int_equal(len, 5);
+    assert_memory_equal(buf, "olleh", 5);
+    assert_ok(mproc_pool_apply(p, reverse, NULL, 0, buf, sizeof buf, &len, 10));
+    assert_int_equal(len, 0);
+    assert_code(mproc_pool_apply(p, reverse, "hello", 5, buf, 2, &len, 10), -MPROC_ETOOSMALL);
+    assert_int_equal(len, 5);
+
+    /* a task's own failure */
+    x = -3;
+    assert_code(mproc_pool_apply(p, square, &x, sizeof x, &y, sizeof y, &len, 10), -EDOM);
+    mproc_pool_free(p);
+}
+
+struct cb_count {
+    _Atomic int ok, err;
+    _Atomic int concurrent, max_concurrent;
+    pthread_t caller;
+    _Atomic int on_caller_thread;
+};
+
+static void on_ok(mproc_result *r, void *arg)
+{
+    struct cb_count *c = arg;
+    int now = atomic_fetch_add(&c->concurrent, 1) + 1;
+    if (now > atomic_load(&c->max_concurrent))
+        atomic_store(&c->max_concurrent, now);
+    assert_int_equal(mproc_result_ready(r), 1);
+    assert_int_equal(mproc_result_successful(r), 1);
+    if (pthread_equal(pthread_self(), c->caller))
+        atomic_fetch_add(&c->on_caller_thread, 1);
+    atomic_fetch_add(&c->ok, 1);
+    atomic_fetch_sub(&c->concurrent, 1);
+}
+
+static void on_err(mproc_result *r, void *arg)
+{
+    struct cb_count *c = arg;
+    assert_int_equal(mproc_result_successful(r), 0);
+    assert_code(mproc_result_get(r, 0, NULL, 0, NULL), -EDOM);
+    assert_non_null(strstr(mproc_result_message(r), "negative input"));
+    atomic_fetch_add(&c->err, 1);
+}
+
+static void test_apply_async_callbacks(void **state)
+{
+    (void)state;
+    mproc_pool *p = pool_of(2);
+    struct cb_count c = {.caller = pthread_self()};
+    mproc_call_opts o = {.callback = on_ok, .error_callback = on_err, .cb_arg = &c};
+    enum { N = 200 };
+    mproc_result *r[N];
+    for (int64_t i = 0; i < N; i++) {
+        int64_t x = i % 10 == 9 ? -i : i;
+        /* half keep a handle, half are fire-and-forget */
+        assert_ok(mproc_pool_apply_async(p, square, &x, sizeof x, &o, i % 2 ? &r[i] : NULL));
+        if (i % 2 == 0)
+            r[i] = NULL;
+    }
+    for (int i = 0; i < N; i++) {
+        if (r[i] == NULL)
+            continue;
+        int64_t y = 0;
+        size_t len = 0;
+        int rc = mproc_result_get(r[i], 10, &y, sizeof y, &len);
+        if (i % 10 == 9) {
+            assert_code(rc, -EDOM);
+            assert_int_equal(mproc_result_successful(r[i]), 0);
+        } else {
+            assert_ok(rc);
+            assert_int_equal(y, (int64_t)i * i);
+            assert_int_equal(mproc_result_successful(r[i]), 1);
+        }
+        assert_int_equal(mproc_result_ready(r[i]), 1);
+        mproc_result_free(r[i]);
+    }
+    mproc_pool_close(p);
+    assert_ok(mproc_pool_join(p, 10)); /* all callbacks have run once join returns */
+    assert_int_equal(atomic_load(&c.ok), N - N / 10);
+    assert_int_equal(atomic_load(&c.err), N / 10);
+    assert_int_equal(atomic_load(&c.max_concurrent), 1);
+    assert_int_equal(atomic_load(&c.on_caller_thread), 0);
+    mproc_pool_stats st;
+    assert_ok(mproc_pool_stats_get(p, &st, NULL, 0));
+    assert_int_equal(st.submitted, N);
+    assert_int_equal(st.done, N);
+    assert_int_equal(st.failed, N / 10);
+    assert_int_equal(st.pending, 0);
+    mproc_pool_free(p);
+}
+
+/* ---- map ------------------------------------------------------------------------------- */
+
+static void check_map(mproc_pool *p, size_t n, size_t chunksize)
+{
+    int64_t *in = malloc(n * sizeof *in), *out = calloc(n, sizeof *out);
+    assert_non_null(in);
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++)
+        in[i] = (int64_t)i;
+    assert_ok(mproc_pool_map(p, square, in, n, sizeof *in, out, sizeof *out,
+                             &(mproc_call_opts){.chunksize = chunksize}));
+    for (size_t i = 0; i < n; i++)
+        if (out[i] != (int64_t)(i * i))
+            fail_msg("item %zu: %lld (chunksize %zu)", i, (long long)out[i], chunksize);
+    free(in);
+    free(out);
+}
+
+static void test_map_chunksizes(void **state)
+{
+    (void)state;
+    mproc_pool *p = pool_of(3);
+    size_t sizes[] = {0, 1, 7, 1000, 5000};
+    for (size_t k = 0; k < MPROC__ARRAY_LEN(sizes); k++)
+        check_map(p, 1000, sizes[k]);
+    check_map(p, 1, 0);
+    check_map(p, 100000, 0); /* default chunks bounded by the channel size */
+    /* zero items: done at once */
+    int64_t dummy;
+    assert_ok(mproc_pool_map(p, square, &dummy, 0, sizeof dummy, &dummy, sizeof dummy, NULL));
+    mproc_pool_free(p);
+}
+
+static void test_map_async_failures(void **state)
+{
+    (void)state;
+    mproc_pool *p = pool_of(2);
+    enum { N = 300 };
+    int64_t in[N], out[N];
+    for (int i = 0; i < N; i++) {
+        in[i] = i % 50 == 7 ? -i : i;
+        out[i] = -1;
+    }
+    mproc_result *r;
+    assert_ok(mproc_pool_map_async(p, square, in, N, sizeof *in, out, sizeof *out,
+                                   &(mproc_call_opts){.chunksize = 4}, &r));
+    assert_code(mproc_result_get(r, 10, NULL, 0, NULL), -EDOM);
+    assert_string_equal(mproc_result_message(r), "negative input -7");
+    assert_int_equal(mproc_result_successful(r), 0);
+    assert_int_equal(mproc_result_failures(r, 0, NULL, NULL, NULL), N / 50);
+    for (size_t k = 0; k < N / 50; k++) {
+        size_t idx;
+        int code;
+        const char *msg;
+        assert_int_equal(mproc_result_failures(r, k, &idx, &code, &msg), N / 50);
+        assert_int_equal(idx, 50 * k + 7);
+        assert_code(code, -EDOM);
+        char want[64];
+        snprintf(want, sizeof want, "negative input -%zu", idx);
+        assert_string_equal(msg, want);
+    }
+    for (int i = 0; i < N; i++)
+        assert_int_equal(out[i], i % 50 == 7 ? -1 : (int64_t)i * i);
+    mproc_result_free(r);
+    mproc_pool_free(p);
+}
+
+/* ---- imap ------------------------------------------------------------------------------ */
+
+struct gen {
+    int64_t next, n;
+    int fail_at; /* >= 0: the generator fails there */
+};
+
+static int gen_count(void *arg, void *item, size_t size)
+{
+    struct gen *g = arg;
+    assert_int_equal(size, sizeof(int64_t));
+    if (g->fail_at >= 0 && g->next == g->fail_at)
+        return -EIO;
+    if (g->next >= g->n)
+        return 0;
+    memcpy(item, &g->next, sizeof g->next);
+    g->next++;
+    return 1;
+}
+
+static void test_imap_ordered(void **state)
+{
+    (void)state;
+    mproc_pool *p = pool_of(3);
+    struct gen g = {.n = 2000, .fail_at = -1};
+    mproc_imap *it;
+    assert_ok(mproc_pool_imap(p, square, gen_count, &g, sizeof(int64_t), sizeof(int64_t),
+                              &(mproc_call_opts){.window = 16, .chunksize = 3}, &it));
+    for (int64_t i = 0; i < 2000; i++) {
+        int64_t y;
+        size_t idx;
+        assert_ok(mproc_imap_next(it, &y, &idx, NULL, 10));
+        assert_int_equal(idx, i);
+        assert_int_equal(y, i * i);
+    }
+    int64_t y;
+    assert_code(mproc_imap_next(it, &y, NULL, NULL, 10), -MPROC_EEOF);
+    assert_code(mproc_imap_next(it, &y, NULL, NULL, 10), -MPROC_EEOF);
+    mproc_imap_free(it);
+
+    /* a failing item and a failing generator */
+    g = (struct gen){.n = 100, .fail_at = 50};
+    assert_ok(mproc_pool_imap(p, square, gen_count, &g, sizeof(int64_t), sizeof(int64_t), NULL,
+                              &it));
+    int got = 0;
+    for (;;) {
+        int rc = mproc_imap_next(it, &y, NULL, NULL, 10);
+        if (rc == -MPROC_EEOF)
+            break;
+        if (rc == -EIO) {
+            assert_int_equal(got, 50);
+            continue;
+        }
+        assert_ok(rc);
+        got++;
+    }
+    assert_int_equal(got, 50);
+    mproc_imap_free(it);
+    mproc_pool_free(p);
+}
+
+static void test_imap_unordered(void **state)
+{
+    (void)state;
+    mproc_pool *p = pool_of(3);
+    enum { N = 3000 };
+    struct gen g = {.n = N, .fail_at = -1};
+    mproc_imap *it;
+    assert_ok(mproc_pool_imap(p, square, gen_count, &g, sizeof(int64_t), sizeof(int64_t),
+                              &(mproc_call_opts){.flags = MPROC_IMAP_UNORDERED}, &it));
+    static unsigned char seen[N];
+    memset(seen, 0, sizeof seen);
+    for (int i = 0; i < N; i++) {
+        int64_t y;
+        size_t idx;
+        assert_ok(mproc_imap_next(it, &y, &idx, NULL, 10));
+        assert_true(idx < N);
+        assert_int_equal(seen[idx], 0);
+        seen[idx] = 1;
+        assert_int_equal(y, (int64_t)idx * (int64_t)idx);
+    }
+    int64_t y;
+    assert_code(mproc_imap_next(it, &y, NULL, NULL, 10), -MPROC_EEOF);
+    mproc_imap_free(it);
+
+    /* freeing an iterator early stops the generator; the pool stays usable */
+    g = (struct gen){.n = 1000000, .fail_at = -1};
+    assert_ok(mproc_pool_imap(p, square, gen_count, &g, sizeof(int64_t), sizeof(int64_t), NULL,
+                              &it));
+    assert_ok(mproc_imap_next(it, &y, NULL, NULL, 10));
+    mproc_imap_free(it);
+    check_map(p, 100, 0);
+    mproc_pool_free(p);
+    assert_true(g.next < 1000000);
+}
+
+/* ---- workers: initializer, maxtasksperchild ------------------------------------------ */
+
+static void test_initializer_state(void **state)
+{
+    (void)state;
+    mproc_pool *p;
+    assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .initializer = init_ok,
+                                                     .initarg = (void *)(intptr_t)7}));
+    int64_t in[20] = {0}, out[20];
+    assert_ok(mproc_pool_map(p, state_task, in, 20, sizeof *in, out, sizeof *out,
+                             &(mproc_call_opts){.chunksize = 1}));
+    for (int i = 0; i < 20; i++)
+        assert_true(out[i] == 7000 || out[i] == 7001);
+    mproc_pool_free(p);
+}
+
+static void test_initializer_failure(void **state)
+{
+    (void)state;
+    mproc_pool *p = (mproc_pool *)(uintptr_t)1;
+    assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 3, .initializer = init_fail}),
+                -ENOEXEC);
+    assert_true(p == (mproc_pool *)(uintptr_t)1); /* untouched */
+    assert_int_equal(mproc_test_count_children(), 0); /* no worker left, not even a zombie */
+}
+
+static void maxtasks(size_t max, size_t n)
+{
+    mproc_pool *p;
+    assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2,
+                                                     .maxtasksperchild = (unsigned)max}));
+    int64_t *in = calloc(n, sizeof *in), *out = calloc(n, sizeof *out);
+    assert_ok(mproc_pool_map(p, nap_pid, in, n, sizeof *in, out, sizeof *out, NULL));
+    /* each pid ran at most max tasks */
+    for (size_t i = 0; i < n; i++) {
+        size_t same = 0;
+        for (size_t k = 0; k < n; k++)
+            same += out[k] == out[i];
+        if (same > max)
+            fail_msg("pid %lld ran %zu tasks (max %zu)", (long long)out[i], same, max);
+    }
+    mproc_pool_stats st;
+    assert_ok(mproc_pool_stats_get(p, &st, NULL, 0));
+    assert_true(st.restarts >= n / max - 2);
+    assert_int_equal(st.done, n);
+    assert_int_equal(st.failed, 0);
+    free(in);
+    free(out);
+    mproc_pool_free(p);
+}
+
+static void test_maxtasksperchild(void **state)
+{
+    (void)state;
+    maxtasks(1, 30);
+    maxtasks(10, 200);
+}
+
+/* ---- timeouts, cancel, terminate, close/join -------------------------------------------- */
+
+static void test_task_timeout(void **state)
+{
+    (void)state;
+    mproc_pool *p;
+    assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .timeout = 0.3}));
+    int64_t in[6] = {0, 20000, 0, 0, 20000, 0}, out[6];
+    double t0 = mproc_test_now();
+    mproc_result *r;
+    assert_ok(mproc_pool_map_async(p, nap_pid, in, 6, sizeof *in, out, sizeof *out,
+                                   &(mproc_call_opts){.chunksize = 1}, &r));
+    assert_code(mproc_result_get(r, 15, NULL, 0, NULL), -MPROC_ETIMELIMIT);
+    assert_true(mproc_test_now() - t0 < 10);
+    assert_int_equal(mproc_result_failures(r, 0, NULL, NULL, NULL), 2);
+    size_t idx;
+    int code;
+    const char *msg;
+    mproc_result_failures(r, 0, &idx, &code, &msg);
+    assert_int_equal(idx, 1);
+    assert_code(code, -MPROC_ETIMELIMIT);
+    assert_non_null(strstr(msg, "time limit"));
+    mproc_result_failures(r, 1, &idx, &code, NULL);
+    assert_int_equal(idx, 4);
+    mproc_result_free(r);
+    /* a per-call limit overrides the pool's; the pool is still usable */
+    int64_t x = 500, y;
+    assert_ok(mproc_pool_apply_async(p, nap_pid, &x, sizeof x,
+                                     &(mproc_call_opts){.timeout = 5}, &r));
+    assert_ok(mproc_result_get(r, 10, &y, sizeof y, NULL));
+    mproc_result_free(r);
+    mproc_pool_stats st;
+    assert_ok(mproc_pool_stats_get(p, &st, NULL, 0));
+    assert_int_equal(st.restarts, 2);
+    assert_int_equal(st.broken, 0);
+    mproc_pool_free(p);
+}
+
+static void test_cancel(void **state)
+{
+    (void)state;
+    mproc_pool *p = pool_of(2);
+    enum { N = 400 };
+    int64_t in[N], out[N];
+    for (int i = 0; i < N; i++)
+        in[i] = 20;
+    mproc_result *r;
+    assert_ok(mproc_pool_map_async(p, nap_pid, in, N, sizeof *in, out, sizeof *out,
+                                   &(mproc_call_opts){.chunksize = 1}, &r));
+    mproc_test_sleep(0.1);
+    int n = mproc_result_cancel(r);
+    assert_true(n > N / 2 && n <= N);
+    assert_code(mproc_result_get(r, 10, NULL, 0, NULL), -MPROC_ECANCELLED);
+    assert_int_equal(mproc_result_failures(r, 0, NULL, NULL, NULL), n);
+    assert_int_equal(mproc_result_cancel(r), 0); /* ready: nothing left */
+    mproc_result_free(r);
+    check_map(p, 50, 0);
+    mproc_pool_free(p);
+}
+
+static void test_terminate_10000_queued(void **state)
+{
+    (void)state;
+    mproc_pool *p = pool_of(2);
+    enum { N = 10000 };
+    static int64_t in[N], out[N];
+    for (int i = 0; i < N; i++)
+        in[i] = 10000; /* 10 s each */
+    mproc_result *r, *a;
+    assert_ok(mproc_pool_map_async(p, nap_pid, in, N, sizeof *in, out, sizeof *out,
+                                   &(mproc_call_opts){.chunksize = 1}, &r));
+    int64_t x = 10000;
+    assert_ok(mproc_pool_apply_async(p, nap_pid, &x, sizeof x, NULL, &a));
+    mproc_test_sleep(0.2);
+    double t0 = mproc_test_now();
+    assert_ok(mproc_pool_terminate(p));
+    assert_true(mproc_test_now() - t0 < 2.0);
+    assert_int_equal(mproc_result_ready(r), 1);
+    assert_code(mproc_result_get(r, 0, NULL, 0, NULL), -MPROC_ECANCELLED);
+    assert_int_equal(mproc_result_failures(r, 0, NULL, NULL, NULL), N);
+    assert_code(mproc_result_get(a, 0, NULL, 0, NULL), -MPROC_ECANCELLED);
+    mproc_pool_stats st;
+    assert_ok(mproc_pool_stats_get(p, &st, NULL, 0));
+    assert_int_equal(st.done, N + 1);
+    assert_int_equal(st.pending, 0);
+    /* after terminate: closed */
+    assert_code(mproc_pool_apply_async(p, nap_pid, &x, sizeof x, NULL, NULL), -MPROC_ECLOSED);
+    assert_ok(mproc_pool_terminate(p));
+    mproc_result_free(r);
+    mproc_result_free(a);
+    mproc_pool_free(p);
+}
+
+static void test_close_then_join(void **state)
+{
+    (void)state;
+    mproc_pool *p = pool_of(2);
+    assert_code(mproc_pool_join(p, 1), -MPROC_ESTATE); /* not closed */
+    enum { N = 20 };
+    int64_t in[N], out[N];
+    for (int i = 0; i < N; i++)
+        in[i] = 10;
+    mproc_result *r;
+    assert_ok(mproc_pool_map_async(p, nap_pid, in, N, sizeof *in, out, sizeof *out,
+                                   &(mproc_call_opts){.chunksize = 1}, &r));
+    assert_ok(mproc_pool_close(p));
+    assert_ok(mproc_pool_close(p));
+    int64_t x = 1;
+    assert_code(mproc_pool_apply(p, square, &x, sizeof x, &x, sizeof x, NULL, 1),
+                -MPROC_ECLOSED);
+    assert_code(mproc_pool_map(p, square, in, N, sizeof *in, out, sizeof *out, NULL),
+                -MPROC_ECLOSED);
+    assert_ok(mproc_pool_join(p, 20)); /* accepted work still completes */
+    assert_int_equal(mproc_result_ready(r), 1);
+    assert_ok(mproc_result_get(r, 0, NULL, 0, NULL));
+    assert_int_equal(mproc_test_count_children(), 0);
+    assert_ok(mproc_pool_join(p, 1));
+    mproc_result_free(r);
+    mproc_pool_free(p);
+
+    /* close with nothing submitted; join with a short timeout on a busy pool */
+    p = pool_of(1);
+    x = 1500;
+    assert_ok(mproc_pool_apply_async(p, nap_pid, &x, sizeof x, NULL, NULL));
+    mproc_pool_close(p);
+    assert_code(mproc_pool_join(p, 0.05), -ETIMEDOUT);
+    assert_ok(mproc_pool_join(p, 20));
+    mproc_pool_free(p);
+}
+
+/* ---- bad input ---------------------------------------------------------------------------- */
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    mproc_pool *p;
+    assert_code(mproc_pool_new(NULL, NULL), -EINVAL);
+    assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.workers = -1}), -EINVAL);
+    assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 100000}), -EINVAL);
+    assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.timeout = -1}), -EINVAL);
+    assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.timeout = NAN}), -EINVAL);
+    assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.restart_period = -2}), -EINVAL);
+    assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.max_restarts = -2}), -EINVAL);
+    assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.channel_size = 10}), -EINVAL);
+
+    p = pool_of(1);
+    int64_t x = 2, y;
+    size_t len;
+    mproc_result *r;
+    assert_code(mproc_pool_apply(NULL, square, &x, sizeof x, &y, sizeof y, &len, 1), -EINVAL);
+    assert_code(mproc_pool_apply(p, NULL, &x, sizeof x, &y, sizeof y, &len, 1), -EINVAL);
+    assert_code(mproc_pool_apply(p, square, NULL, 8, &y, sizeof y, &len, 1), -EINVAL);
+    assert_code(mproc_pool_apply(p, square, &x, sizeof x, NULL, 8, &len, 1), -EINVAL);
+    assert_code(mproc_pool_apply(p, square, &x, sizeof x, &y, sizeof y, &len, -1), -EINVAL);
+    assert_code(mproc_pool_apply(p, square, &x, sizeof x, &y, sizeof y, &len, NAN), -EINVAL);
+    static char big[2 << 20];
+    assert_code(mproc_pool_apply_async(p, reverse, big, sizeof big, NULL, &r), -EMSGSIZE);
+    assert_code(mproc_pool_apply_async(p, square, &x, sizeof x,
+                                       &(mproc_call_opts){.timeout = NAN}, &r), -EINVAL);
+    assert_code(mproc_pool_apply_async(p, square, &x, sizeof x, &(mproc_call_opts){.flags = 8},
+                                       &r), -EINVAL);
+    /* a function pointer that is in no module */
+    assert_code(mproc_pool_apply_async(p, (mproc_task_fn)(uintptr_t)16, &x, sizeof x, NULL, &r),
+                -ENOENT);
+    int64_t in[4] = {1, 2, 3, 4}, out[4];
+    assert_code(mproc_pool_map(p, square, NULL, 4, 8, out, 8, NULL), -EINVAL);
+    assert_code(mproc_pool_map(p, square, in, 4, 8, NULL, 8, NULL), -EINVAL);
+    assert_code(mproc_pool_map(p, square, in, 4, 0, out, 8, NULL), -EINVAL);
+    assert_code(mproc_pool_map(p, square, in, 4, 8, out, 0, NULL), -EINVAL);
+    assert_code(mproc_pool_map(p, square, in, SIZE_MAX / 2, 8, out, 8, NULL), -EINVAL);
+    assert_code(mproc_pool_map(p, square, in, 4, (size_t)1 << 40, out, 8, NULL), -EINVAL);
+    assert_code(mproc_pool_map(p, square, in, 4, 8, out, 4 << 20, NULL), -EINVAL);
+    assert_code(mproc_pool_map_async(p, square, in, 4, 8, out, 8, NULL, NULL), -EINVAL);
+    mproc_imap *it;
+    assert_code(mproc_pool_imap(p, square, NULL, NULL, 8, 8, NULL, &it), -EINVAL);
+    assert_code(mproc_pool_imap(p, square, gen_count, NULL, 8, 8, NULL, NULL), -EINVAL);
+    assert_code(mproc_pool_imap(p, square, gen_count, NULL, 8, 8,
+                                &(mproc_call_opts){.window = SIZE_MAX}, &it), -EINVAL);
+    assert_code(mproc_imap_next(NULL, &y, NULL, NULL, 1), -EINVAL);
+
+    assert_code(mproc_result_wait(NULL, 1), -EINVAL);
+    assert_code(mproc_result_ready(NULL), -EINVAL);
+    assert_code(mproc_result_successful(NULL), -EINVAL);
+    assert_code(mproc_result_get(NULL, 1, NULL, 0, NULL), -EINVAL);
+    assert_code(mproc_result_cancel(NULL), -EINVAL);
+    assert_null(mproc_result_message(NULL));
+    assert_code(mproc_result_failures(NULL, 0, NULL, NULL, NULL), -EINVAL);
+    mproc_result_free(NULL);
+    mproc_imap_free(NULL);
+
+    /* a result not ready yet */
+    x = 300;
+    assert_ok(mproc_pool_apply_async(p, nap_pid, &x, sizeof x, NULL, &r));
+    assert_code(mproc_result_successful(r), -MPROC_ESTATE);
+    assert_code(mproc_result_failures(r, 0, NULL, NULL, NULL), -MPROC_ESTATE);
+    assert_code(mproc_result_wait(r, 0), -ETIMEDOUT);
+    assert_code(mproc_result_wait(r, -1), -EINVAL);
+    assert_string_equal(mproc_result_message(r), "");
+    assert_ok(mproc_result_wait(r, 10));
+    mproc_result_free(r);
+
+    assert_code(mproc_pool_close(NULL), -EINVAL);
+    assert_code(mproc_pool_join(NULL, 1), -EINVAL);
+    assert_code(mproc_pool_join(p, NAN), -EINVAL);
+    assert_code(mproc_pool_terminate(NULL), -EINVAL);
+    assert_code(mproc_pool_workers(NULL), -EINVAL);
+    mproc_pool_stats st;
+    assert_code(mproc_pool_stats_get(NULL, &st, NULL, 0), -EINVAL);
+    assert_code(mproc_pool_stats_get(p, NULL, NULL, 0), -EINVAL);
+    assert_code(mproc_pool_broken(NULL, NULL), -EINVAL);
+    const char *msg;
+    assert_ok(mproc_pool_broken(p, &msg));
+    assert_string_equal(msg, "");
+    mproc_pool_free(p);
+    mproc_pool_free(NULL);
+}
+
+#ifdef MPROC_FAULT_INJECTION
+static int start_fails(void *arg)
+{
+    const char *point = arg;
+    mproc_fault_set(point, MPROC_FAULT_FAIL, &(mproc_fault_opts){.nth = 2, .code = -EAGAIN});
+    mproc_pool *p;
+    int rc = mproc_pool_new(&p, &(mproc_pool_opts){.workers = 3});
+    if (rc != -EAGAIN)
+        return 1;
+    if (mproc_test_count_children() != 0)
+        return 2;
+    return 0;
+}
+
+static void test_start_failures(void **state)
+{
+    (void)state;
+    assert_int_equal(mproc_test_exitcode(mproc_test_fork(start_fails, "sys.fork"), 20), 0);
+    /* every allocation in turn */
+    for (unsigned n = 1; n < 40; n++) {
+        mproc_fault_set("alloc", MPROC_FAULT_FAIL, &(mproc_fault_opts){.nth = n});
+        mproc_pool *p;
+        int rc = mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2});
+        mproc_fault_clear();
+        if (rc == 0) {
+            check_map(p, 10, 0);
+            mproc_pool_free(p);
+        } else {
+            if (rc != -ENOMEM)
+                fail_msg("alloc %u: %s", n, mproc_errname(rc));
+        }
+        assert_int_equal(mproc_test_count_children(), 0);
+    }
+    mproc_fault_set("pool.thread", MPROC_FAULT_FAIL, &(mproc_fault_opts){.code = -EAGAIN});
+    mproc_pool *p;
+    assert_code(mproc_pool_new(&p, NULL), -EAGAIN);
+    mproc_fault_clear();
+}
+#endif
+
+/* ---- function references --------------------------------------------------------------- */
+
+static int fnref_target(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)t;
+    (void)in;
+    (void)in_len;
+    (void)out;
+    (void)out_len;
+    return 42;
+}
+
+static void test_fnref_roundtrip(void **state)
+{
+    (void)state;
+    unsigned char buf[MPROC__FNREF_MAX];
+    size_t len;
+    void (*fn)(void);
+    /* main program, and a libc function (another module) */
+    assert_ok(mproc__fnref_encode((void (*)(void))fnref_target, buf, sizeof buf, &len));
+    assert_ok(mproc__fnref_decode(buf, len, &fn));
+    assert_true(fn == (void (*)(void))fnref_target);
+    assert_ok(mproc__fnref_encode((void (*)(void))abs, buf, sizeof buf, &len));
+    assert_ok(mproc__fnref_decode(buf, len, &fn));
+    assert_true(fn == (void (*)(void))abs);
+    assert_code(mproc__fnref_encode((void (*)(void))abs, buf, 4, &len), -MPROC_ETOOSMALL);
+    assert_code(mproc__fnref_encode(NULL, buf, sizeof buf, &len), -EINVAL);
+    /* corrupted references are refused, never called */
+    assert_ok(mproc__fnref_encode((void (*)(void))fnref_target, buf, sizeof buf, &len));
+    assert_code(mproc__fnref_decode(buf, len - 1, &fn), -EINVAL);
+    assert_code(mproc__fnref_decode(buf, 3, &fn), -EINVAL);
+    unsigned char bad[MPROC__FNREF_MAX];
+    memcpy(bad, buf, len);
+    bad[0] ^= 1;
+    assert_code(mproc__fnref_decode(bad, len, &fn), -EINVAL);
+    memcpy(bad, buf, len);
+    uint64_t off = (uint64_t)1 << 40;
+    memcpy(bad + 8, &off, 8);
+    assert_code(mproc__fnref_decode(bad, len, &fn), -EFAULT);
+    if (buf[6] > 0) { /* has a build-id: another build is refused */
+        memcpy(bad, buf, len);
+        bad[16] ^= 0xff;
+        assert_code(mproc__fnref_decode(bad, len, &fn), -ESTALE);
+    }
+}
+
+/* Across exec: this test binary runs itself with --fnref HEX, decodes and calls. */
+static int fnref_child(const char *hex)
+{
+    unsigned char buf[MPROC__FNREF_MAX];
+    size_t len = strlen(hex) / 2;
+    if (len > sizeof buf)
+        return 3;
+    for (size_t i = 0; i < len; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            return 4;
+        buf[i] = (unsigned char)v;
+    }
+    void (*fn)(void);
+    if (mproc__fnref_decode(buf, len, &fn) != 0)
+        return 5;
+    size_t ol = 0;
+    return ((mproc_task_fn)fn)(NULL, NULL, 0, NULL, &ol); /* 42 */
+}
+
+static void test_fnref_across_exec(void **state)
+{
+    (void)state;
+    unsigned char buf[MPROC__FNREF_MAX];
+    size_t len;
+    assert_ok(mproc__fnref_encode((void (*)(void))fnref_target, buf, sizeof buf, &len));
+    char hex[2 * MPROC__FNREF_MAX + 1];
+    for (size_t i = 0; i < len; i++)
+        snprintf(hex + 2 * i, 3, "%02x", buf[i]);
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    assert_true(n > 0);
+    self[n] = '\0';
+    char *argv[] = {self, "--fnref", hex, NULL};
+    mproc_process *proc;
+    assert_ok(mproc_process_spawn(&proc, argv, NULL));
+    assert_ok(mproc_process_join(proc, 20));
+    int code = -1;
+    assert_int_equal(mproc_process_exitcode(proc, &code), 1);
+    assert_int_equal(code, 42);
+    mproc_process_free(proc);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--fnref") == 0)
+        return fnref_child(argv[2]);
+    const struct CMUnitTest tests[] = {
+        MPROC_TEST(test_apply),
+        MPROC_TEST(test_apply_async_callbacks),
+        MPROC_TEST(test_map_chunksizes),
+        MPROC_TEST(test_map_async_failures),
+        MPROC_TEST(test_imap_ordered),
+        MPROC_TEST(test_imap_unordered),
+        MPROC_TEST(test_initializer_state),
+        MPROC_TEST(test_initializer_failure),
+        MPROC_TEST(test_maxtasksperchild),
+        MPROC_TEST(test_task_timeout),
+        MPROC_TEST(test_cancel),
+        MPROC_TEST(test_terminate_10000_queued),
+        MPROC_TEST(test_close_then_join),
+        MPROC_TEST(test_bad_input),
+#ifdef MPROC_FAULT_INJECTION
+        MPROC_TEST(test_start_failures),
+#endif
+        MPROC_TEST(test_fnref_roundtrip),
+        MPROC_TEST(test_fnref_across_exec),
+    };
+    return mproc_test_run(tests);
+}
