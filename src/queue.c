@@ -11,27 +11,35 @@
  * one, together with its count: qsize, maxsize and the JoinableQueue's unfinished count
  * (puts in `tail` minus `done`) can never disagree with the data after a crash.
  *
- * Producers serialise on put_lock, consumers on get_lock (robust mutexes, src/lock.c),
+ * Producers serialise on put_lock, consumers on get_lock (owner locks, src/sys/
+ * owner_lock.c: one CAS to take, a store to give back, robust against a holder's death),
  * so a producer and a consumer never contend for a lock; between the two sides the ring
  * is single-producer single-consumer: a producer writes past tail, then stores tail
- * (seq_cst: a release, and half of the doorbell's Dekker pair); a consumer loads tail
- * (acquire), copies out, then stores head likewise, and only then may a producer
- * overwrite that space. Each side keeps a cached copy of
- * the other side's word under its own lock and re-reads the real one only when the
- * cache says empty/full, so a busy queue does not bounce that cache line per message.
+ * (release); a consumer loads tail (acquire), copies out, then stores head likewise, and
+ * only then may a producer overwrite that space. Each side keeps a cached copy of the
+ * other side's word under its own lock and re-reads the real one only when the cache
+ * says empty/full, so a busy queue does not bounce that cache line per message.
+ *
+ * Per message a side pays one CAS (its lock) and one store-load barrier (in the unlock,
+ * which follows the tail or head store; a full fence, or nothing where membarrier lets
+ * the sleepers pay instead, see owner_lock.c); that barrier also serves the doorbell
+ * below. The fast path reads no clock: a deadline is computed only once a call must
+ * wait.
  *
  * Who dies where: a producer killed holding put_lock (before or after writing, before
- * the tail store) published nothing; the next producer gets MPROC_OWNER_DIED, marks the
- * lock consistent and overwrites the garbage past tail. A consumer killed before its
- * head store retired nothing: the next consumer reads the same message again. Nothing
- * else needs repair.
+ * the tail store) published nothing; the next producer takes the lock over (the owner
+ * lock reports MPROC_OWNER_DIED within a slice of its death) and overwrites the garbage
+ * past tail. A consumer killed before its head store retired nothing: the next consumer
+ * reads the same message again. Nothing else needs repair.
  *
  * Who wakes whom: three doorbells (a 32-bit futex sequence and a sleeper count each):
  * not_empty (consumers sleep, producers ring), not_full (producers sleep, consumers
  * ring), joined (join() sleeps, task_done() rings when unfinished reaches 0). A sleeper
- * counts itself in, reads the sequence, re-checks its condition, then futex-waits on
- * that sequence; the other side stores its word, then reads the count (all seq_cst, a
- * Dekker pair), and only if someone counted in does it swap the count to 0, bump the
+ * counts itself in, passes the owner lock's sleeper barrier, reads the sequence,
+ * re-checks its condition, then futex-waits on that sequence; the other side stores its
+ * word, passes the store-load barrier (its unlock; task_done's CAS), then reads the
+ * count (a Dekker pair), and only if someone counted in does it swap the count to 0,
+ * bump the
  * sequence and wake every sleeper: no syscall per message while both sides are busy,
  * and one wake per sleep, not one per message while the sleeper is waking up. Waking
  * all (they re-check and most sleep again) is the price of having no per-sleeper
@@ -39,7 +47,8 @@
  * died only costs one needless wake. A process SIGKILLed between its store and its
  * wake could leave a sleeper asleep with work available, so sleeps are cut into slices
  * of SLICE_NS after which the sleeper re-checks: a stray kill costs at most that
- * delay, never a hang. Before sleeping a waiter spins briefly (SPIN_ITERS pauses, a
+ * delay, never a hang (slices are short, 1 ms, where the sleeper barrier failed and a
+ * wake may be missed). Before sleeping a waiter spins briefly (SPIN_ITERS pauses, a
  * few microseconds, against a wake-up's 40-50), only if the process may use more than
  * one CPU (BENCHMARKS.md rule 5). Nobody sleeps holding a lock.
  *
@@ -52,6 +61,7 @@
 #include "internal.h"
 
 #include "sys/cpu.h"
+#include "sys/owner_lock.h"
 #include "sys/queue.h"
 
 #include <stdatomic.h>
@@ -71,8 +81,9 @@
 
 #define SPIN_ITERS 300
 #define SLICE_NS INT64_C(250000000)
+#define UNPAIRED_SLICE_NS INT64_C(1000000)
 #define LOCK_GRACE_NS INT64_C(50000000)
-#define CLOSE_LOCK_NS INT64_C(1000000000)
+#define CLOSE_LOCK_S 1.0
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free");
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
@@ -99,12 +110,12 @@ struct mproc_queue {
     /* producer side: put_lock and its cache are touched by producers only; tail, on its
      * own line, is what consumers read (a spinning consumer must not steal the lock's
      * line from the producer on every message) */
-    _Alignas(128) mproc_lock put_lock;
+    _Alignas(128) mproc__owner_lock put_lock;
     uint64_t head_seen; /* a value head had (lower bound); under put_lock */
     _Alignas(128) _Atomic uint64_t tail;
 
     /* consumer side, likewise */
-    _Alignas(128) mproc_lock get_lock;
+    _Alignas(128) mproc__owner_lock get_lock;
     uint64_t tail_seen; /* a value tail had (lower bound); under get_lock */
     _Alignas(128) _Atomic uint64_t head;
 
@@ -114,6 +125,30 @@ struct mproc_queue {
     _Atomic uint32_t done; /* task_done() calls, modulo 2^28 */
     /* the ring follows, at sizeof(struct mproc_queue) (a multiple of 128) */
 };
+
+/* A call's timeout, turned into a deadline only when the call first has to wait (the
+ * fast path reads no clock). The timeout was checked (>= 0, not NaN) on entry. */
+struct budget {
+    double timeout;
+    int64_t deadline;
+    bool known;
+};
+
+static int64_t deadline_of(struct budget *b)
+{
+    if (!b->known) {
+        int rc = mproc__deadline(b->timeout, &b->deadline);
+        assert(rc == 0);
+        (void)rc;
+        b->known = true;
+    }
+    return b->deadline;
+}
+
+static inline bool timeout_ok(double timeout)
+{
+    return timeout >= 0; /* false for negative and NaN */
+}
 
 static inline uint64_t w_pos(uint64_t w)
 {
@@ -150,7 +185,7 @@ static inline unsigned char *ring(mproc_queue *q)
     return (unsigned char *)(q + 1);
 }
 
-static mproc_queue *valid(const mproc_queue *q)
+static inline mproc_queue *valid(const mproc_queue *q)
 {
     /* a queue starts a mapping: anything else is not one (and must not be read as one) */
     if (q == NULL || (uintptr_t)q % _Alignof(mproc_queue) != 0 || q->magic != QUEUE_MAGIC)
@@ -160,26 +195,47 @@ static mproc_queue *valid(const mproc_queue *q)
 
 /* ---- ring copies ------------------------------------------------------------------ */
 
-static void ring_write(mproc_queue *q, uint64_t pos, const void *src, size_t n)
+/* memcpy, with small messages (the common case in a busy queue) copied inline rather
+ * than through a library call. */
+static inline void copy_bytes(unsigned char *dst, const unsigned char *src, size_t n)
 {
-    if (n == 0)
-        return;
+    if (n > 16) {
+        memcpy(dst, src, n);
+    } else if (n >= 8) { /* two 8-byte moves, overlapping when n < 16 */
+        uint64_t a, b;
+        memcpy(&a, src, 8);
+        memcpy(&b, src + n - 8, 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, src, 4);
+        memcpy(&b, src + n - 4, 4);
+        memcpy(dst, &a, 4);
+        memcpy(dst + n - 4, &b, 4);
+    } else if (n > 0) {
+        dst[0] = src[0];
+        dst[n / 2] = src[n / 2];
+        dst[n - 1] = src[n - 1];
+    }
+}
+
+static inline void ring_write(mproc_queue *q, uint64_t pos, const void *src, size_t n)
+{
     size_t off = (size_t)(pos & (q->cap - 1)), first = (size_t)q->cap - off;
     if (first >= n) {
-        memcpy(ring(q) + off, src, n);
+        copy_bytes(ring(q) + off, src, n);
     } else {
         memcpy(ring(q) + off, src, first);
         memcpy(ring(q), (const unsigned char *)src + first, n - first);
     }
 }
 
-static void ring_read(mproc_queue *q, uint64_t pos, void *dst, size_t n)
+static inline void ring_read(mproc_queue *q, uint64_t pos, void *dst, size_t n)
 {
-    if (n == 0)
-        return;
     size_t off = (size_t)(pos & (q->cap - 1)), first = (size_t)q->cap - off;
     if (first >= n) {
-        memcpy(dst, ring(q) + off, n);
+        copy_bytes(dst, ring(q) + off, n);
     } else {
         memcpy(dst, ring(q) + off, first);
         memcpy((unsigned char *)dst + first, ring(q), n - first);
@@ -199,24 +255,34 @@ static void ring_bell(struct doorbell *b)
     (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&b->seq, INT32_MAX, true);
 }
 
-/* After a store the other side may sleep on: wake the sleepers, if any. The caller's
- * store was seq_cst, and so is this load (the Dekker pair with wait_change). Taking
- * the count to 0 claims every sleeper counted so far, so the stores that follow do not
- * wake again while the woken ones are still on their way (a wake-up takes tens of
- * microseconds; a syscall per message meanwhile would halve throughput). */
+/* After a store the other side may sleep on, and a store-load barrier (the side's
+ * unlock, or a seq_cst RMW): wake the sleepers, if any. The load pairs with the sleeper's
+ * count and sleeper barrier in wait_change (a Dekker pair). Taking the count to 0 claims
+ * every sleeper counted so far, so the stores that follow do not wake again while the
+ * woken ones are still on their way (a wake-up takes tens of microseconds; a syscall per
+ * message meanwhile would halve throughput). */
 static inline void notify(struct doorbell *b)
 {
-    if (atomic_load(&b->waiters) != 0 && atomic_exchange(&b->waiters, 0) != 0)
+    if (atomic_load_explicit(&b->waiters, memory_order_relaxed) != 0 &&
+        atomic_exchange(&b->waiters, 0) != 0)
         ring_bell(b);
 }
 
 /* Sleep on a doorbell until it rings, the deadline passes or a slice ends. The caller
- * counted itself in, read seq, and then found its condition still false. */
-static void bell_sleep(struct doorbell *b, uint32_t seq, int64_t deadline)
+ * counted itself in, passed the sleeper barrier (paired: it covered every process), read
+ * seq, and then found its condition still false. */
+static void bell_sleep(struct doorbell *b, uint32_t seq, int64_t deadline, bool paired)
 {
-    int64_t slice = mproc__sys_now_ns() + SLICE_NS;
+    int64_t slice = mproc__sys_now_ns() + (paired ? SLICE_NS : UNPAIRED_SLICE_NS);
     (void)mproc__sys_futex_wait((const uint32_t *)(const void *)&b->seq, seq,
                                 deadline < slice ? deadline : slice, true);
+}
+
+/* Count in on a doorbell and pass the sleeper barrier; returns whether it paired. */
+static bool bell_count_in(struct doorbell *b)
+{
+    atomic_fetch_add(&b->waiters, 1);
+    return mproc__owner_sleeper_barrier();
 }
 
 /* Wait until *word differs from seen or the queue is closed (or a slice ends: callers
@@ -235,34 +301,42 @@ static int wait_change(mproc_queue *q, _Atomic uint64_t *word, uint64_t seen,
             mproc__sys_cpu_relax();
         }
     }
-    atomic_fetch_add(&b->waiters, 1);
+    bool paired = bell_count_in(b);
     uint32_t seq = atomic_load(&b->seq);
     if (atomic_load(word) == seen && !atomic_load(&q->closed))
-        bell_sleep(b, seq, deadline);
+        bell_sleep(b, seq, deadline, paired);
     return 0;
 }
 
 /* ---- the two side locks ----------------------------------------------------------- */
 
-/* Acquire a side's lock: try once, then wait until the deadline, but at least
- * LOCK_GRACE_NS (holders only copy one message). Repairs after a dead holder. */
-static int lock_side(mproc_queue *q, mproc_lock *l, int64_t deadline)
+/* The contended path of lock_side: wait until the deadline, but at least LOCK_GRACE_NS
+ * (holders only copy one message). A dead holder published nothing half-done (see
+ * DESIGN); only the caches may be stale, and they are lower bounds anyway: refresh them. */
+static int lock_side_wait(mproc_queue *q, mproc__owner_lock *l, uint64_t self, struct budget *b)
 {
-    int rc = mproc__lock_acquire_until(l, 0);
-    if (rc == -ETIMEDOUT) {
+    int64_t deadline = deadline_of(b);
+    if (deadline != MPROC__NO_DEADLINE) {
         int64_t grace = mproc__sys_now_ns() + LOCK_GRACE_NS;
-        rc = mproc__lock_acquire_until(l, deadline > grace ? deadline : grace);
+        if (deadline < grace)
+            deadline = grace;
     }
+    int rc = mproc__owner_lock_wait(l, self, deadline, q->spin);
     if (rc == MPROC_OWNER_DIED) {
-        /* The dead holder published nothing half-done (see DESIGN); only the caches
-         * may be stale, and they are lower bounds anyway. Refresh them. */
         if (l == &q->put_lock)
             q->head_seen = atomic_load(&q->head);
         else
             q->tail_seen = atomic_load(&q->tail);
-        rc = mproc_lock_consistent(l);
+        rc = 0;
     }
     return rc;
+}
+
+static inline int lock_side(mproc_queue *q, mproc__owner_lock *l, uint64_t self, struct budget *b)
+{
+    if (__builtin_expect(mproc__owner_trylock(l, self), 1))
+        return 0;
+    return lock_side_wait(q, l, self, b);
 }
 
 /* ---- create, free ----------------------------------------------------------------- */
@@ -285,17 +359,14 @@ int mproc_queue_new(mproc_queue **out, const mproc_queue_opts *opts)
     int rc = mproc__sys_map_shared(-1, map_size, &mem);
     if (rc < 0)
         return rc;
-    mproc_queue *q = mem; /* a fresh anonymous mapping is zero-filled */
-    if ((rc = mproc_lock_init(&q->put_lock, 0)) < 0 || (rc = mproc_lock_init(&q->get_lock, 0)) < 0) {
-        mproc__sys_unmap(mem, map_size);
-        return rc;
-    }
+    mproc_queue *q = mem; /* zero-filled: both locks free, every count 0 */
     q->flags = o.flags;
     q->cap = pow2;
     q->maxsize = o.maxsize;
     q->map_size = map_size;
     q->spin = mproc__sys_affinity_count(0) > 1;
     q->magic = QUEUE_MAGIC;
+    (void)mproc__owner_self_id(); /* set up this process's owner id now, not in a put */
     *out = q;
     return 0;
 }
@@ -311,21 +382,22 @@ void mproc_queue_free(mproc_queue *q)
 
 /* ---- put ---------------------------------------------------------------------------- */
 
-static bool has_room(const mproc_queue *q, uint64_t tail, uint64_t head, size_t need)
+static inline bool has_room(const mproc_queue *q, uint64_t tail, uint64_t head, size_t need)
 {
     if (q->maxsize != 0 && msgs_queued(tail, head) >= q->maxsize)
         return false;
     return bytes_used(tail, head) + need <= q->cap;
 }
 
-static int put_until(mproc_queue *q, const void *buf, size_t len, int64_t deadline)
+static int put_msg(mproc_queue *q, const void *buf, size_t len, struct budget *b)
 {
     if (len > MAX_CAPACITY || record_size(len) > q->cap)
         return -EMSGSIZE;
     size_t need = record_size(len);
+    uint64_t self = mproc__owner_self_id();
     int rc;
     for (;;) {
-        rc = lock_side(q, &q->put_lock, deadline);
+        rc = lock_side(q, &q->put_lock, self, b);
         if (rc < 0)
             return rc;
         if ((rc = MPROC__FAULT("queue.put.locked")) < 0)
@@ -344,57 +416,51 @@ static int put_until(mproc_queue *q, const void *buf, size_t len, int64_t deadli
                 rc = -EOVERFLOW; /* too many unfinished tasks to count */
                 goto unlock;
             }
+            /* the header never wraps: positions and the capacity are multiples of 8 */
             uint32_t hdr[2] = {(uint32_t)len, check_word(t)};
-            ring_write(q, w_pos(t), hdr, sizeof hdr);
+            memcpy(ring(q) + (w_pos(t) & (q->cap - 1)), hdr, HEADER_SIZE);
             ring_write(q, w_pos(t) + HEADER_SIZE, buf, len);
             if ((rc = MPROC__FAULT("queue.put.written")) < 0)
                 goto unlock; /* never published: the next put overwrites it */
-            atomic_store(&q->tail, w_advance(t, need)); /* publish (seq_cst) */
-            mproc_lock_release(&q->put_lock);
+            atomic_store_explicit(&q->tail, w_advance(t, need), memory_order_release);
+            mproc__owner_unlock(&q->put_lock); /* ...and the store-load barrier */
             notify(&q->not_empty);
             return 0;
         }
-        mproc_lock_release(&q->put_lock);
-        if ((rc = wait_change(q, &q->head, h, &q->not_full, deadline)) < 0)
+        mproc__owner_unlock(&q->put_lock);
+        if ((rc = wait_change(q, &q->head, h, &q->not_full, deadline_of(b))) < 0)
             return rc;
     }
 unlock:
-    mproc_lock_release(&q->put_lock);
+    mproc__owner_unlock(&q->put_lock);
     return rc;
-}
-
-static int put_common(mproc_queue *q, const void *buf, size_t len, double timeout)
-{
-    q = valid(q);
-    if (q == NULL || (buf == NULL && len != 0))
-        return -EINVAL;
-    int64_t deadline;
-    int rc = mproc__deadline(timeout, &deadline);
-    if (rc < 0)
-        return rc;
-    return put_until(q, buf, len, deadline);
 }
 
 int mproc_queue_put(mproc_queue *q, const void *buf, size_t len, double timeout)
 {
-    return put_common(q, buf, len, timeout);
+    q = valid(q);
+    if (q == NULL || (buf == NULL && len != 0) || !timeout_ok(timeout))
+        return -EINVAL;
+    struct budget b = {timeout, 0, false};
+    return put_msg(q, buf, len, &b);
 }
 
 int mproc_queue_put_nowait(mproc_queue *q, const void *buf, size_t len)
 {
-    int rc = put_common(q, buf, len, 0);
+    int rc = mproc_queue_put(q, buf, len, 0);
     return rc == -ETIMEDOUT ? -EAGAIN : rc;
 }
 
 /* ---- get ---------------------------------------------------------------------------- */
 
-/* Take the oldest message: into a new buffer (*out != NULL) or into buf/cap. */
-static int get_until(mproc_queue *q, void **out, void *buf, size_t cap, size_t *len,
-                     int64_t deadline)
+/* Take the oldest message: into a new buffer (out != NULL) or into buf/cap. */
+static int get_msg(mproc_queue *q, void **out, void *buf, size_t cap, size_t *len,
+                   struct budget *b)
 {
+    uint64_t self = mproc__owner_self_id();
     int rc;
     for (;;) {
-        rc = lock_side(q, &q->get_lock, deadline);
+        rc = lock_side(q, &q->get_lock, self, b);
         if (rc < 0)
             return rc;
         if ((rc = MPROC__FAULT("queue.get.locked")) < 0)
@@ -413,7 +479,7 @@ static int get_until(mproc_queue *q, void **out, void *buf, size_t cap, size_t *
         }
         if (w_pos(t) != w_pos(h)) {
             uint32_t hdr[2];
-            ring_read(q, w_pos(h), hdr, sizeof hdr);
+            memcpy(hdr, ring(q) + (w_pos(h) & (q->cap - 1)), HEADER_SIZE);
             size_t mlen = hdr[0], rec = record_size(mlen);
             if (hdr[1] != check_word(h) || rec > bytes_used(t, h)) {
                 rc = -MPROC_ECORRUPT; /* cannot happen unless the mapping was scribbled on */
@@ -436,56 +502,46 @@ static int get_until(mproc_queue *q, void **out, void *buf, size_t cap, size_t *
                     mproc__free(dst);
                 goto unlock; /* not retired: the message stays */
             }
-            atomic_store(&q->head, w_advance(h, rec)); /* retire (seq_cst) */
-            mproc_lock_release(&q->get_lock);
+            atomic_store_explicit(&q->head, w_advance(h, rec), memory_order_release);
+            mproc__owner_unlock(&q->get_lock); /* ...and the store-load barrier */
             notify(&q->not_full);
             if (out != NULL)
                 *out = dst;
             *len = mlen;
             return 0;
         }
-        mproc_lock_release(&q->get_lock);
-        if ((rc = wait_change(q, &q->tail, t, &q->not_empty, deadline)) < 0)
+        mproc__owner_unlock(&q->get_lock);
+        if ((rc = wait_change(q, &q->tail, t, &q->not_empty, deadline_of(b))) < 0)
             return rc;
     }
 unlock:
-    mproc_lock_release(&q->get_lock);
+    mproc__owner_unlock(&q->get_lock);
     return rc;
-}
-
-static int get_common(mproc_queue *q, void **out, void *buf, size_t cap, size_t *len,
-                      double timeout)
-{
-    q = valid(q);
-    if (q == NULL || len == NULL || (out == NULL && buf == NULL && cap != 0))
-        return -EINVAL;
-    int64_t deadline;
-    int rc = mproc__deadline(timeout, &deadline);
-    if (rc < 0)
-        return rc;
-    return get_until(q, out, buf, cap, len, deadline);
 }
 
 int mproc_queue_get(mproc_queue *q, void **buf, size_t *len, double timeout)
 {
-    if (buf == NULL)
+    q = valid(q);
+    if (q == NULL || buf == NULL || len == NULL || !timeout_ok(timeout))
         return -EINVAL;
-    return get_common(q, buf, NULL, 0, len, timeout);
+    struct budget b = {timeout, 0, false};
+    return get_msg(q, buf, NULL, 0, len, &b);
 }
 
 int mproc_queue_get_into(mproc_queue *q, void *buf, size_t cap, size_t *len, double timeout)
 {
-    return get_common(q, NULL, buf, cap, len, timeout);
+    q = valid(q);
+    if (q == NULL || len == NULL || (buf == NULL && cap != 0) || !timeout_ok(timeout))
+        return -EINVAL;
+    struct budget b = {timeout, 0, false};
+    return get_msg(q, NULL, buf, cap, len, &b);
 }
 
 int mproc_queue_get_nowait(mproc_queue *q, void **buf, size_t *len)
 {
-    if (buf == NULL)
-        return -EINVAL;
-    int rc = get_common(q, buf, NULL, 0, len, 0);
+    int rc = mproc_queue_get(q, buf, len, 0);
     return rc == -ETIMEDOUT ? -EAGAIN : rc;
 }
-
 /* ---- state ---------------------------------------------------------------------------- */
 
 /* head first, then tail: tail can only be ahead of the head we read. */
@@ -533,10 +589,11 @@ int mproc_queue_close(mproc_queue *q)
         return -EINVAL;
     /* Under put_lock, so no put publishes after a get has seen "closed and empty". A
      * holder stuck for a whole second (stopped) cannot block close: it goes on without. */
-    int rc = lock_side(q, &q->put_lock, mproc__sys_now_ns() + CLOSE_LOCK_NS);
+    struct budget b = {CLOSE_LOCK_S, 0, false};
+    int rc = lock_side(q, &q->put_lock, mproc__owner_self_id(), &b);
     atomic_store(&q->closed, 1);
     if (rc >= 0)
-        mproc_lock_release(&q->put_lock);
+        mproc__owner_unlock(&q->put_lock);
     ring_bell(&q->not_empty);
     ring_bell(&q->not_full);
     return 0;
@@ -586,9 +643,9 @@ int mproc_queue_join(mproc_queue *q, double timeout)
             return 0;
         if (mproc__remaining_ns(deadline) == 0)
             return -ETIMEDOUT;
-        atomic_fetch_add(&b->waiters, 1);
+        bool paired = bell_count_in(b);
         uint32_t seq = atomic_load(&b->seq);
         if (unfinished(q) != 0)
-            bell_sleep(b, seq, deadline);
+            bell_sleep(b, seq, deadline, paired);
     }
 }
