@@ -149,6 +149,28 @@ void cli_progress_end(cli_progress *p, unsigned long done, unsigned long total, 
 int cli_progress_format(char *buf, size_t n, int mode, int width, unsigned long done,
                         unsigned long total, int known, double elapsed);
 
+/* ---- jobserver.c: job slots from GNU make's jobserver ---------------------------- */
+
+typedef struct cli_jobserver {
+    int active;    /* tokens come from make */
+    int serial;    /* a jobserver was named but is unusable: one job at a time */
+    int rfd, wfd;  /* rfd: ours, non-blocking, close-on-exec; wfd: make's (or rfd) */
+    int own_w;     /* wfd == rfd (the fifo) */
+    char *tok;     /* the tokens we hold, to give back byte for byte */
+    size_t ntok, cap;
+} cli_jobserver;
+
+/* Find the jobserver in MAKEFLAGS (NULL: none). Always 0; a named but unusable one
+ * gives a warning on stderr and js->serial. */
+int cli_jobserver_open(cli_jobserver *js, const char *makeflags);
+/* Take one token without waiting: 1, or 0 when none is free (poll cli_jobserver_fd). */
+int cli_jobserver_take(cli_jobserver *js);
+/* Give the last token taken back. */
+void cli_jobserver_give(cli_jobserver *js);
+int cli_jobserver_fd(const cli_jobserver *js);
+/* Give every token back and close. */
+void cli_jobserver_close(cli_jobserver *js);
+
 /* ---- run.c: the scheduler ------------------------------------------------------ */
 
 /* Run every job of o; returns the exit status of `mproc run`. */

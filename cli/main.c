@@ -58,6 +58,9 @@ static const char usage_run[] =
     "      --halt WHEN,WHY=N  WHEN: now|soon, WHY: fail|success|done, N: count or N%\n"
     "  -h, --help          this text\n"
     "\n"
+    "Inside make -jN, jobs beyond the first take slots from make's jobserver (MAKEFLAGS).\n"
+    "Captured output past 64 KiB per job is held in an unlinked file in $TMPDIR (or /tmp).\n"
+    "\n"
     "exit status: the number of failed jobs (1-100), 101 for more, 255 for an error of mproc.\n";
 
 void cli_run_usage(FILE *f)

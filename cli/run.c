@@ -25,6 +25,10 @@
  * are waiting or running, so a slow first job cannot make the backlog grow without
  * bound.
  *
+ * Inside `make -jN` (jobserver.c) a job beyond the first starts only on a token from
+ * make's jobserver: the loop polls the jobserver while a job waits for one, returns
+ * a token as soon as no job runs on it, and returns them all on the way out.
+ *
  * Signals: the first SIGINT/SIGTERM stops starting jobs and forwards the signal to
  * every running job's group; the second SIGKILLs them. When the last job has ended
  * mproc re-raises the signal on itself (so its parent sees it killed by SIGINT).
@@ -89,6 +93,8 @@ typedef struct sched {
     int joblog_fd;
     joblog_done done; /* --resume: the seqs to skip */
     cli_progress prog;
+    cli_jobserver js;
+    int js_wait; /* a job waits for a jobserver token: poll for one */
     unsigned long total; /* jobs made (== the total once input_done) */
     int devnull;
     int fatal;
@@ -474,9 +480,21 @@ static int dry_run(sched *s)
 static void fill_slots(sched *s)
 {
     const cli_run_opts *o = s->o;
+    s->js_wait = 0;
     while (!s->stopping && !s->fatal && s->running < o->jobs) {
         if (o->keep_order && !s->pending && s->rcount >= s->rcap)
             return;
+        if (s->running >= 1 && s->js.serial)
+            return;
+        /* Inside make: one job on our implicit slot, each other one on a token. */
+        if (s->js.active && s->running >= 1 + (long)s->js.ntok) {
+            if (!s->pending && s->input_done)
+                return;
+            if (!cli_jobserver_take(&s->js)) {
+                s->js_wait = 1;
+                return;
+            }
+        }
         job *j = s->pending;
         s->pending = NULL;
         if (!j) {
@@ -581,13 +599,16 @@ static int poll_timeout_ms(sched *s, double now)
 static int loop(sched *s, int sig_rfd)
 {
     long nj = s->o->jobs;
-    struct pollfd *pf = calloc((size_t)(1 + 3 * nj), sizeof *pf);
+    struct pollfd *pf = calloc((size_t)(2 + 3 * nj), sizeof *pf);
     if (!pf) {
         cli_error("out of memory");
         return -1;
     }
     for (;;) {
         fill_slots(s);
+        /* Tokens beyond the jobs running on them go back to make at once. */
+        while (s->js.ntok > 0 && (long)s->js.ntok > s->running - 1)
+            cli_jobserver_give(&s->js);
         if (s->out.broken && !s->stopping) {
             s->stopping = 1;
             stop_all(s, SIGTERM);
@@ -609,7 +630,9 @@ static int loop(sched *s, int sig_rfd)
         int tmo = poll_timeout_ms(s, mono_now());
         if (s->o->progress && (tmo < 0 || tmo > 200))
             tmo = 200; /* keep the rate and the ETA moving */
-        int n = poll(pf, (nfds_t)(1 + 3 * nj), tmo);
+        pf[1 + 3 * nj] = (struct pollfd){
+            .fd = s->js_wait ? cli_jobserver_fd(&s->js) : -1, .events = POLLIN};
+        int n = poll(pf, (nfds_t)(2 + 3 * nj), tmo);
         if (n < 0 && errno != EINTR) {
             cli_error("run: poll: %s", strerror(errno));
             free(pf);
@@ -639,7 +662,7 @@ static int loop(sched *s, int sig_rfd)
 
 int cli_run(const cli_run_opts *o)
 {
-    sched s = {.o = o, .joblog_fd = -1, .devnull = -1};
+    sched s = {.o = o, .joblog_fd = -1, .devnull = -1, .js = {.rfd = -1, .wfd = -1}};
     int status = CLI_EXIT_ERROR;
     int sp[2] = {-1, -1};
     struct sigaction old[3];
@@ -690,6 +713,7 @@ int cli_run(const cli_run_opts *o)
     }
     installed = 1;
 
+    cli_jobserver_open(&s.js, getenv("MAKEFLAGS"));
     cli_progress_start(&s.prog, o->progress);
     rc = loop(&s, sp[0]);
     cli_progress_end(&s.prog, s.finished, s.total, s.input_done);
@@ -716,6 +740,7 @@ out:
                 job_free(s.slots[i]);
         }
     }
+    cli_jobserver_close(&s.js); /* every token back, whatever ended us */
     for (size_t i = 0; s.ring && i < s.rcount; i++)
         job_free(s.ring[(s.rhead + i) % s.rcap]);
     if (s.pending && !o->keep_order)
