@@ -453,8 +453,9 @@ int mproc_queue_put_nowait(mproc_queue *q, const void *buf, size_t len)
 
 /* ---- get ---------------------------------------------------------------------------- */
 
-/* Take the oldest message: into a new buffer (out != NULL) or into buf/cap. */
-static int get_msg(mproc_queue *q, void **out, void *buf, size_t cap, size_t *len,
+/* Take the oldest message: into a new buffer (out != NULL) or into buf/cap. Inlined into
+ * each caller, so the fast path makes no call and the out/buf choice folds away. */
+static inline __attribute__((always_inline)) int get_msg(mproc_queue *q, void **out, void *buf, size_t cap, size_t *len,
                    struct budget *b)
 {
     uint64_t self = mproc__owner_self_id();

@@ -6,15 +6,20 @@
  */
 #include "harness.h"
 #include "internal.h"
+#include "sys/owner_lock.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
@@ -726,6 +731,200 @@ static void test_failures_change_nothing(void **state)
 }
 #endif
 
+/* ---- the side locks (src/sys/owner_lock.c): robust without the kernel's help ------------ */
+
+static int64_t deadline_in(double seconds)
+{
+    return mproc__sys_now_ns() + (int64_t)(seconds * 1e9);
+}
+
+static void test_owner_lock_basics(void **state)
+{
+    (void)state;
+    mproc__owner_lock *l = shared_block(sizeof *l);
+    uint64_t self = mproc__owner_self_id();
+    assert_int_equal((pid_t)(self & MPROC__OWNER_PID_MASK), getpid());
+    assert_true(self >> 32 != 0); /* a start-time stamp (this machine has /proc) */
+    assert_int_equal(mproc__owner_gone(self), 0);
+    assert_true(mproc__owner_trylock(l, self));
+    assert_false(mproc__owner_trylock(l, self)); /* not recursive */
+    /* held by a live process (us): a wait times out, the lock stays ours */
+    double t0 = mproc_test_now();
+    assert_code(mproc__owner_lock_wait(l, self, deadline_in(0.1), true), -ETIMEDOUT);
+    assert_true(mproc_test_now() - t0 >= 0.09);
+    assert_int_equal(atomic_load(&l->word) & MPROC__OWNER_PID_MASK, (uint64_t)getpid());
+    uint64_t gen = atomic_load(&l->word) & MPROC__OWNER_GEN_MASK;
+    mproc__owner_unlock(l);
+    assert_int_equal(atomic_load(&l->word), gen); /* free: the generation stays */
+    assert_ok(mproc__owner_lock_wait(l, self, deadline_in(1), false));
+    assert_int_equal(atomic_load(&l->word) & MPROC__OWNER_GEN_MASK,
+                     (gen + MPROC__OWNER_GEN_ONE) & MPROC__OWNER_GEN_MASK);
+    mproc__owner_unlock(l);
+    assert_int_equal(mproc__owner_gone(0), 1);
+    munmap(l, sizeof *l);
+}
+
+/* A child's owner id is its own, however it was forked (the id page is wiped on fork). */
+static int report_id(void *arg)
+{
+    uint64_t *out = arg;
+    *out = mproc__owner_self_id();
+    return (pid_t)(*out & MPROC__OWNER_PID_MASK) == getpid() ? 0 : 1;
+}
+
+static void test_owner_id_in_children(void **state)
+{
+    (void)state;
+    uint64_t parent = mproc__owner_self_id();
+    uint64_t *ids = shared_block(2 * sizeof *ids);
+    pid_t pid = mproc_test_fork(report_id, &ids[0]);
+    assert_int_equal(mproc_test_exitcode(pid, 10), 0);
+    assert_true(ids[0] != parent && (pid_t)(ids[0] & MPROC__OWNER_PID_MASK) == pid);
+    /* a raw clone() runs no atfork handler: the child must not inherit our id either */
+    long raw = syscall(SYS_clone, (unsigned long)SIGCHLD, NULL, NULL, NULL, NULL);
+    if (raw == 0)
+        _exit(report_id(&ids[1]));
+    assert_true(raw > 0);
+    int status = 0;
+    assert_int_equal(waitpid((pid_t)raw, &status, 0), (pid_t)raw);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_true((pid_t)(ids[1] & MPROC__OWNER_PID_MASK) == (pid_t)raw);
+    assert_int_equal(mproc__owner_self_id(), parent); /* ours is unchanged */
+    munmap(ids, 2 * sizeof *ids);
+}
+
+struct holder {
+    mproc__owner_lock *l;
+    _Atomic int *flag; /* set to 1 once the child holds the lock */
+    int exit_holding;
+};
+
+/* Take the lock, say so, then exit holding it, or wait to be killed. */
+static int hold_lock(void *arg)
+{
+    struct holder *h = arg;
+    if (mproc__owner_lock_wait(h->l, mproc__owner_self_id(), MPROC__NO_DEADLINE, false) != 0)
+        return 1;
+    atomic_store(h->flag, 1);
+    if (h->exit_holding)
+        return 0;
+    for (;;)
+        mproc_test_sleep(1);
+}
+
+static void wait_flag(_Atomic int *flag)
+{
+    double t0 = mproc_test_now();
+    while (!atomic_load(flag) && mproc_test_now() - t0 < 10)
+        mproc_test_sleep(0.001);
+    assert_int_equal(atomic_load(flag), 1);
+}
+
+static void test_owner_lock_dead_owner(void **state)
+{
+    (void)state;
+    mproc__owner_lock *l = shared_block(sizeof *l);
+    _Atomic int *flag = shared_block(sizeof *flag);
+    uint64_t self = mproc__owner_self_id();
+    for (int reaped = 0; reaped < 2; reaped++) {
+        /* the owner exits holding the lock: a zombie first (not reaped yet), then gone */
+        atomic_store(flag, 0);
+        struct holder h = {l, flag, 1};
+        pid_t pid = mproc_test_fork(hold_lock, &h);
+        wait_flag(flag);
+        if (reaped)
+            assert_int_equal(mproc_test_exitcode(pid, 10), 0);
+        else
+            while (mproc_test_pid_alive(pid))
+                mproc_test_sleep(0.001);
+        double t0 = mproc_test_now();
+        assert_int_equal(mproc__owner_lock_wait(l, self, deadline_in(10), true), MPROC_OWNER_DIED);
+        assert_true(mproc_test_now() - t0 < 2.0); /* a slice or two, not the deadline */
+        mproc__owner_unlock(l);
+        if (!reaped)
+            assert_int_equal(mproc_test_exitcode(pid, 10), 0);
+    }
+    munmap((void *)flag, sizeof *flag);
+    munmap(l, sizeof *l);
+}
+
+static void test_owner_lock_stopped_and_reused(void **state)
+{
+    (void)state;
+    mproc__owner_lock *l = shared_block(sizeof *l);
+    _Atomic int *flag = shared_block(sizeof *flag);
+    uint64_t self = mproc__owner_self_id();
+    struct holder h = {l, flag, 0};
+    pid_t pid = mproc_test_fork(hold_lock, &h);
+    wait_flag(flag);
+    uint64_t v = atomic_load(&l->word);
+    assert_int_equal((pid_t)(v & MPROC__OWNER_PID_MASK), pid);
+    /* a live owner, even a stopped one, keeps the lock: waits time out */
+    assert_int_equal(mproc__owner_gone(v), 0);
+    kill(pid, SIGSTOP);
+    assert_code(mproc__owner_lock_wait(l, self, deadline_in(0.2), true), -ETIMEDOUT);
+    kill(pid, SIGCONT);
+    /* the same pid with another start time is another process: the owner is gone */
+    uint64_t reused = (v & UINT64_C(0xffffffff)) | (((v >> 32) ^ 1) << 32);
+    assert_int_equal(mproc__owner_gone(reused), 1);
+    atomic_store(&l->word, reused);
+    assert_int_equal(mproc__owner_lock_wait(l, self, deadline_in(10), true), MPROC_OWNER_DIED);
+    mproc__owner_unlock(l);
+    /* the real owner killed outright: taken over too */
+    assert_true(mproc__owner_trylock(l, self));
+    atomic_store(&l->word, v);
+    kill(pid, SIGKILL);
+    assert_int_equal(mproc_test_exitcode(pid, 10), -SIGKILL);
+    assert_int_equal(mproc__owner_gone(v), 1);
+    assert_int_equal(mproc__owner_lock_wait(l, self, deadline_in(10), false), MPROC_OWNER_DIED);
+    mproc__owner_unlock(l);
+    munmap((void *)flag, sizeof *flag);
+    munmap(l, sizeof *l);
+}
+
+/* Mutual exclusion under contention, sleepers and wakes included: a plain counter. */
+enum { EXCL_PROCS = 3, EXCL_EACH = 20000 };
+
+struct excl {
+    mproc__owner_lock lock;
+    uint64_t counter; /* not atomic: only the lock protects it */
+    _Atomic int slept;
+};
+
+static int excl_worker(void *arg)
+{
+    struct excl *e = arg;
+    uint64_t self = mproc__owner_self_id();
+    for (int i = 0; i < EXCL_EACH; i++) {
+        if (!mproc__owner_trylock(&e->lock, self)) {
+            if (mproc__owner_lock_wait(&e->lock, self, deadline_in(20), i % 2 == 0) != 0)
+                return 1;
+            atomic_fetch_add(&e->slept, 1);
+        }
+        uint64_t c = e->counter;
+        if (i % 64 == 0)
+            sched_yield(); /* hold it a while now and then: others must wait */
+        e->counter = c + 1;
+        mproc__owner_unlock(&e->lock);
+    }
+    return 0;
+}
+
+static void test_owner_lock_exclusion(void **state)
+{
+    (void)state;
+    struct excl *e = shared_block(sizeof *e);
+    pid_t pids[EXCL_PROCS];
+    for (int i = 0; i < EXCL_PROCS; i++)
+        pids[i] = mproc_test_fork(excl_worker, e);
+    for (int i = 0; i < EXCL_PROCS; i++)
+        assert_int_equal(mproc_test_exitcode(pids[i], 30), 0);
+    assert_int_equal(e->counter, (uint64_t)EXCL_PROCS * EXCL_EACH);
+    assert_int_equal(atomic_load(&e->lock.word) & MPROC__OWNER_PID_MASK, 0);
+    printf("contended acquisitions: %d\n", atomic_load(&e->slept));
+    munmap(e, sizeof *e);
+}
+
 /* ---- kill storm: a producer and a consumer SIGKILLed from outside at random times ------------ */
 
 enum { STORM_EACH = 30000, STORM_ROUNDS = 10 };
@@ -855,6 +1054,11 @@ int main(void)
         MPROC_TEST(test_consumer_killed_in_get),
         MPROC_TEST(test_failures_change_nothing),
 #endif
+        MPROC_TEST(test_owner_lock_basics),
+        MPROC_TEST(test_owner_id_in_children),
+        MPROC_TEST(test_owner_lock_dead_owner),
+        MPROC_TEST(test_owner_lock_stopped_and_reused),
+        MPROC_TEST(test_owner_lock_exclusion),
         MPROC_TEST(test_kill_storm),
     };
     return mproc_test_run(tests);

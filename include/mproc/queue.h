@@ -6,9 +6,13 @@
  * futexes, so an idle queue costs no CPU.
  *
  * Reliability: a producer or consumer killed in the middle of put or get loses nothing
- * that was already complete and never blocks the others. A message is published only
- * after it was written whole; one half-written by a process that died is discarded; one
- * half-read by a consumer that died stays in the queue for the next get.
+ * that was already complete and never blocks the others for long: the next put (or get)
+ * notices that the process holding its side of the queue is gone (exited, a zombie, or
+ * its pid now names another process) and takes over within milliseconds (at most 64 ms
+ * after the death). A message is published only after it was written whole; one
+ * half-written by a process that died is discarded; one half-read by a consumer that
+ * died stays in the queue for the next get. Processes sharing a queue must share one
+ * pid namespace (as fork() children do): holders are identified by pid and start time.
  *
  * Lifetime rules:
  *  1. mproc_queue_new() maps the queue; children forked afterwards share it.

@@ -139,9 +139,6 @@ static long membarrier_call(int cmd)
 static bool membarrier_supported(void)
 {
     int st = atomic_load_explicit(&membarrier_state, memory_order_relaxed);
-#ifdef MPROC__OWNER_NO_MEMBARRIER /* TEMP: measurement */
-    st = 0;
-#endif
     if (st < 0) {
         long mask = membarrier_call(MEMBARRIER_CMD_QUERY);
         st = mask > 0 && (mask & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
