@@ -24,9 +24,12 @@
  *    to two chunks wait per worker so it never idles between chunks; one small record per
  *    task comes back. The supervisor sleeps in poll() only after announcing it (a flag
  *    checked by workers and callers, who then ring an eventfd), so no system call is made
- *    per task while both sides are busy. Inputs are copied into the channel and outputs
- *    out of it (one copy each way); reading and writing caller arrays in place when they
- *    live in shared memory is a later increment.
+ *    per task while both sides are busy. Zero-copy: a map whose input or output array
+ *    lies in a shared mapping that existed when the pool forked its workers (an mproc_shm
+ *    block, an mproc_array, any MAP_SHARED memory made before mproc_pool_new) is read or
+ *    written in place by the workers (checked against /proc/self/maps at creation and
+ *    again at submission); otherwise inputs are copied into the channel and outputs out
+ *    of it (one copy each way).
  *
  * 4. Supervision: one thread per pool (src/pool_super.c) forks the workers (so their
  *    PR_SET_PDEATHSIG follows a thread that lives as long as the pool), watches their
@@ -79,6 +82,7 @@ static void pool_release(mproc_pool *p)
     mproc__free(p->workers);
     mproc__free(p->wargs);
     mproc__free(p->deaths);
+    mproc__free(p->ranges);
     mproc__free(p);
 }
 
@@ -142,6 +146,13 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
     if (rc < 0)
         goto fail;
     p->shm->evfd = rc;
+
+    /* Shared mappings the workers will inherit at the same address: arrays inside them
+     * are read and written in place (zero-copy). Optional: without the list, copies. */
+    if (mproc__sys_shared_ranges(&p->ranges, &p->nranges) < 0) {
+        p->ranges = NULL;
+        p->nranges = 0;
+    }
 
     /* The thread starts with every signal blocked (no handler of the caller's runs on
      * it); workers restore the caller's mask, saved here. */
@@ -300,6 +311,30 @@ int mproc_pool_apply(mproc_pool *p, mproc_task_fn fn, const void *in, size_t in_
     return rc;
 }
 
+static const struct mproc__shared_range *find_range(const struct mproc__shared_range *v,
+                                                     size_t n, const void *ptr, size_t len)
+{
+    uintptr_t a = (uintptr_t)ptr;
+    for (size_t i = 0; i < n; i++)
+        if (a >= v[i].start && a < v[i].end && len <= v[i].end - a)
+            return &v[i];
+    return NULL;
+}
+
+/* Does [ptr, ptr + len) lie in a shared mapping that existed when the workers were forked,
+ * and is that mapping still the same one now? Then the workers see the caller's bytes at
+ * the same address. (A replacement worker, forked later, inherits it too.) */
+static bool shared_with_workers(const mproc_pool *p, const void *ptr, size_t len,
+                                const struct mproc__shared_range *now, size_t nnow)
+{
+    if (len == 0)
+        return false;
+    const struct mproc__shared_range *then = find_range(p->ranges, p->nranges, ptr, len);
+    const struct mproc__shared_range *cur = find_range(now, nnow, ptr, len);
+    return then != NULL && cur != NULL && then->start == cur->start && then->end == cur->end &&
+           then->inode == cur->inode && then->offset == cur->offset;
+}
+
 int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *in, size_t n,
                          size_t in_size, void *out, size_t out_size, const mproc_call_opts *opts,
                          mproc_result **r)
@@ -336,6 +371,16 @@ int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *in, size_t
     }
     if (j->chunksize == 0)
         j->chunksize = 1;
+    if (n > 0 && (find_range(p->ranges, p->nranges, in, n * in_size) != NULL ||
+                  find_range(p->ranges, p->nranges, out, n * out_size) != NULL)) {
+        struct mproc__shared_range *now;
+        size_t nnow;
+        if (mproc__sys_shared_ranges(&now, &nnow) == 0) {
+            j->inplace_in = shared_with_workers(p, in, n * in_size, now, nnow);
+            j->inplace_out = shared_with_workers(p, out, n * out_size, now, nnow);
+            mproc__free(now);
+        }
+    }
     j->res = res;
     res->job = j;
     res->pool = p;

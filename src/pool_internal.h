@@ -16,6 +16,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "sys/pool.h"
+
 /* ---- function references (src/fnref.c) ---------------------------------------------- */
 
 #define MPROC__FNREF_MAX 512 /* bytes of an encoded reference we accept in the pool */
@@ -44,8 +46,13 @@ struct pool_chunk {
     uint32_t out_cap;  /* bytes of output space per task */
     uint32_t fnref_len;
     uint32_t fixed;    /* 1: fixed-size output (map, imap): out_len stays out_cap */
-    uint32_t pad;
+    uint32_t inplace;  /* CHUNK_IN: inputs are read at in_addr, not carried here;
+                          CHUNK_OUT: outputs are written at out_addr, not sent back */
+    uint64_t in_addr;  /* item i (absolute index) is at in_addr + i * in_size */
+    uint64_t out_addr;
 };
+
+enum { CHUNK_IN = 1u, CHUNK_OUT = 2u };
 
 enum { REC_READY = 1, REC_RESULT = 2 };
 
@@ -101,6 +108,8 @@ struct job {
     size_t n;                 /* tasks (imap: grows as the generator produces) */
     const unsigned char *in;  /* map: the caller's inputs; apply: in_owned */
     unsigned char *in_owned;  /* apply: a copy of the input */
+    bool inplace_in;          /* map: in lies in memory the workers share (zero-copy) */
+    bool inplace_out;         /* map: out likewise: workers write it directly */
     size_t failed;            /* outcomes that are failures */
     unsigned char *out;       /* map: the caller's outputs */
     size_t next;              /* first index never dispatched */
@@ -235,6 +244,8 @@ struct mproc_pool {
     struct job *jobs, *jobs_tail; /* active jobs, oldest first */
     uint64_t next_job_id;
     mproc_pool_stats st;
+    struct mproc__shared_range *ranges; /* shared mappings when the workers were forked */
+    size_t nranges;
     int64_t *deaths;         /* ring of unplanned death times (max_restarts + 1) */
     size_t ndeaths;
 };

@@ -138,7 +138,7 @@ static void outcome(struct sup *s, struct job *j, size_t index, int code, const 
     case JOB_MAP:
         if (code != 0)
             (void)mproc__fails_add(&j->res->fails, index, 1, code, msg);
-        else
+        else if (!j->inplace_out) /* in place: the worker wrote it there */
             memcpy(j->out + index * j->out_size, out, j->out_size);
         break;
     case JOB_IMAP:
@@ -608,7 +608,9 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t bu
         count = j->n - j->next;
         if (count > j->chunksize)
             count = j->chunksize;
-        size_t fit = (p->msg_max - head) / (j->in_size ? j->in_size : 1);
+        if (count > UINT32_MAX)
+            count = UINT32_MAX;
+        size_t fit = j->inplace_in ? SIZE_MAX : (p->msg_max - head) / (j->in_size ? j->in_size : 1);
         if (count > fit)
             count = fit;
         if (count > budget)
@@ -628,7 +630,11 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t bu
                                                      ? p->msg_max - sizeof(struct pool_rec)
                                                      : j->out_size),
                            .fnref_len = j->fnref_len,
-                           .fixed = j->kind != JOB_APPLY};
+                           .fixed = j->kind != JOB_APPLY,
+                           .inplace = (j->inplace_in ? CHUNK_IN : 0u) |
+                                      (j->inplace_out ? CHUNK_OUT : 0u),
+                           .in_addr = (uint64_t)(uintptr_t)j->in,
+                           .out_addr = (uint64_t)(uintptr_t)j->out};
     unsigned char *b = s->chunk;
     memcpy(b, &c, sizeof c);
     memcpy(b + sizeof c, j->fnref, j->fnref_len);
@@ -638,7 +644,8 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t bu
         memcpy(items, j->in, j->in_size);
         break;
     case JOB_MAP:
-        memcpy(items, j->in + first * j->in_size, count * j->in_size);
+        if (!j->inplace_in)
+            memcpy(items, j->in + first * j->in_size, count * j->in_size);
         break;
     case JOB_IMAP:
         for (size_t i = 0; i < count; i++)
@@ -646,7 +653,7 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t bu
                    j->in_size);
         break;
     }
-    int rc = mproc_queue_put_nowait(w->in, b, head + count * j->in_size);
+    int rc = mproc_queue_put_nowait(w->in, b, head + (j->inplace_in ? 0 : count * j->in_size));
     if (rc < 0)
         return false;
     if (retry) {

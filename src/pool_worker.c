@@ -173,8 +173,17 @@ int mproc__pool_worker_main(void *arg)
             size_t out_len = c.out_cap <= out_room ? c.out_cap : out_room;
             if (trc == 0)
                 trc = MPROC__FAULT("pool.task.run");
+            const unsigned char *src = c.inplace & CHUNK_IN
+                                           ? (const unsigned char *)(uintptr_t)c.in_addr +
+                                                 index * c.in_size
+                                           : items + (size_t)i * c.in_size;
+            unsigned char *dst = c.inplace & CHUNK_OUT
+                                     ? (unsigned char *)(uintptr_t)c.out_addr + index * c.out_cap
+                                     : out;
+            if (c.inplace & CHUNK_OUT)
+                out_len = c.out_cap;
             if (trc == 0) {
-                trc = cached_fn(&t, items + (size_t)i * c.in_size, c.in_size, out, &out_len);
+                trc = cached_fn(&t, src, c.in_size, dst, &out_len);
                 if (trc > 0)
                     trc = mproc_task_fail(&t, -EINVAL, "task returned %d (not 0 or a negative "
                                                        "code)", trc);
@@ -188,7 +197,7 @@ int mproc__pool_worker_main(void *arg)
             if (trc < 0 && !t.has_msg)
                 say(t.msg, sizeof t.msg, "%s", drc < 0 || erc < 0 ? fault_msg(trc) : "");
             if (send_rec(a, outbuf, REC_RESULT, trc, t.msg, c.job_id, index,
-                         trc == 0 ? out_len : 0) < 0)
+                         trc == 0 && !(c.inplace & CHUNK_OUT) ? out_len : 0) < 0)
                 return 1;
             (void)MPROC__FAULT("pool.result.sent");
             tasks++;

@@ -270,6 +270,62 @@ static void test_map_async_failures(void **state)
     mproc_pool_free(p);
 }
 
+/* the address the task saw its input at, and its value + 1 */
+static int where(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)t;
+    (void)in_len;
+    (void)out_len;
+    int64_t x, o[2] = {(int64_t)(uintptr_t)in, 0};
+    memcpy(&x, in, sizeof x);
+    o[1] = x + 1;
+    memcpy(out, o, sizeof o);
+    return 0;
+}
+
+/* Arrays in a shared block made before the pool are read and written in place. */
+static void test_map_zero_copy(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    mproc_shm *before, *after;
+    assert_ok(mproc_shm_new(&before, NULL, N * 3 * sizeof(int64_t), 0));
+    mproc_pool *p = pool_of(2);
+    assert_ok(mproc_shm_new(&after, NULL, N * 3 * sizeof(int64_t), 0));
+    for (int round = 0; round < 3; round++) {
+        int64_t *base = round == 0 ? mproc_shm_buf(before)
+                                   : round == 1 ? mproc_shm_buf(after)
+                                                : malloc(N * 3 * sizeof(int64_t));
+        int64_t *in = base, *out = base + N; /* out: pairs */
+        for (int i = 0; i < N; i++) {
+            in[i] = i;
+            out[2 * i] = out[2 * i + 1] = -1;
+        }
+        assert_ok(mproc_pool_map(p, where, in, N, sizeof *in, out, 2 * sizeof *out, NULL));
+        size_t inplace = 0;
+        for (int i = 0; i < N; i++) {
+            assert_int_equal(out[2 * i + 1], i + 1);
+            inplace += out[2 * i] == (int64_t)(uintptr_t)&in[i];
+        }
+        /* zero-copy only where the workers share the memory at the same address */
+        assert_int_equal(inplace, round == 0 ? N : 0);
+        if (round == 2)
+            free(base);
+    }
+    /* input private, output shared: the output still comes back right */
+    int64_t *priv = malloc(N * sizeof *priv);
+    int64_t *out = (int64_t *)mproc_shm_buf(before) + N;
+    for (int i = 0; i < N; i++)
+        priv[i] = 2 * i;
+    assert_ok(mproc_pool_map(p, where, priv, N, sizeof *priv, out, 2 * sizeof *out, NULL));
+    for (int i = 0; i < N; i++)
+        assert_int_equal(out[2 * i + 1], 2 * i + 1);
+    free(priv);
+    mproc_pool_free(p);
+    mproc_shm_free(before);
+    mproc_shm_free(after);
+}
+
 /* ---- imap ------------------------------------------------------------------------------ */
 
 struct gen {
@@ -779,6 +835,7 @@ int main(int argc, char **argv)
         MPROC_TEST(test_apply_async_callbacks),
         MPROC_TEST(test_map_chunksizes),
         MPROC_TEST(test_map_async_failures),
+        MPROC_TEST(test_map_zero_copy),
         MPROC_TEST(test_imap_ordered),
         MPROC_TEST(test_imap_unordered),
         MPROC_TEST(test_initializer_state),

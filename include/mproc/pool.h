@@ -131,6 +131,10 @@ MPROC_API int mproc_pool_apply_async(mproc_pool *p, mproc_task_fn fn, const void
 
 /* map: out[i] = fn(in[i]) for n items of in_size bytes, outputs of out_size bytes
  * written to out (the caller's memory; item i of a failed task is left untouched).
+ * Zero-copy: when in (or out) lies in shared memory mapped before mproc_pool_new (an
+ * mproc_shm block, an mproc_array, any MAP_SHARED mapping), the workers read (write) it
+ * in place instead of copying through their channels; a failed task's output item then
+ * holds whatever the task wrote. Elsewhere, one copy each way.
  * Blocks until every task has an outcome. Returns 0 when all succeeded, else the code
  * of the lowest-numbered failed item (use map_async for per-item outcomes).
  * n == 0 returns 0 at once. Errors also: -EINVAL (NULL p/fn/in/out with n > 0, in_size
@@ -160,7 +164,9 @@ MPROC_API int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn
 MPROC_API int mproc_imap_next(mproc_imap *it, void *out, size_t *index, const char **msg,
                               double timeout);
 
-/* Release an iterator; items still running complete and are dropped. NULL: no-op. */
+/* Release an iterator: the generator is not called again, items not yet sent to a worker
+ * are cancelled, items running complete and are dropped. Free every iterator before its
+ * pool. NULL: no-op. */
 MPROC_API void mproc_imap_free(mproc_imap *it);
 
 /* No more submissions. 0, -EINVAL. Closing twice is fine. */

@@ -10,6 +10,9 @@
 
 #include "sys/pool.h"
 
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -54,4 +57,51 @@ int mproc__sys_poll(struct pollfd *fds, unsigned n, int64_t deadline)
         if (errno != EINTR)
             return -errno;
     }
+}
+
+int mproc__sys_shared_ranges(struct mproc__shared_range **out, size_t *n)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (f == NULL)
+        return -errno;
+    struct mproc__shared_range *v = NULL;
+    size_t len = 0, cap = 0;
+    char line[512];
+    int rc = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        size_t ll = strlen(line);
+        bool whole = ll > 0 && line[ll - 1] == '\n';
+        uintptr_t a, b;
+        char perms[8];
+        uint64_t off, ino;
+        unsigned dmaj, dmin;
+        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %" SCNx64 " %x:%x %" SCNu64, &a, &b,
+                   perms, &off, &dmaj, &dmin, &ino) == 7 &&
+            perms[0] == 'r' && perms[1] == 'w' && perms[3] == 's') {
+            if (len == cap) {
+                size_t nc = cap ? cap * 2 : 16;
+                struct mproc__shared_range *nv = mproc__realloc(v, nc * sizeof *nv);
+                if (nv == NULL) {
+                    rc = -ENOMEM;
+                    break;
+                }
+                v = nv;
+                cap = nc;
+            }
+            v[len++] = (struct mproc__shared_range){.start = a, .end = b, .offset = off,
+                                                    .inode = ino};
+        }
+        while (!whole && fgets(line, sizeof line, f) != NULL) { /* skip a long path */
+            ll = strlen(line);
+            whole = ll > 0 && line[ll - 1] == '\n';
+        }
+    }
+    fclose(f);
+    if (rc < 0) {
+        mproc__free(v);
+        return rc;
+    }
+    *out = v;
+    *n = len;
+    return 0;
 }

@@ -19,4 +19,14 @@ void mproc__sys_eventfd_drain(int fd);
  * Returns the number of ready fds (> 0), 0 at the deadline, or -errno. */
 int mproc__sys_poll(struct pollfd *fds, unsigned n, int64_t deadline);
 
+
+/* A shared mapping of this process (MAP_SHARED: the 's' of /proc/self/maps). */
+struct mproc__shared_range {
+    uintptr_t start, end;
+    uint64_t offset, inode;
+};
+
+/* The process's shared writable mappings now, read from /proc/self/maps: a malloc'd
+ * array (free with mproc__free) and its length. 0 or -errno (-ENOMEM). */
+int mproc__sys_shared_ranges(struct mproc__shared_range **out, size_t *n);
 #endif
