@@ -23,8 +23,9 @@
  * Per message a side pays one CAS (its lock) and one store-load barrier (in the unlock,
  * which follows the tail or head store; a full fence, or nothing where membarrier lets
  * the sleepers pay instead, see owner_lock.c); that barrier also serves the doorbell
- * below. The fast path reads no clock: a deadline is computed only once a call must
- * wait.
+ * below. put and get_into first try a straight-line fast path (lock free, room or a
+ * message by the cached word, nothing unusual) and fall back to the general loop; no
+ * clock is read until a call must wait.
  *
  * Who dies where: a producer killed holding put_lock (before or after writing, before
  * the tail store) published nothing; the next producer takes the lock over (the owner
@@ -39,18 +40,17 @@
  * re-checks its condition, then futex-waits on that sequence; the other side stores its
  * word, passes the store-load barrier (its unlock; task_done's CAS), then reads the
  * count (a Dekker pair), and only if someone counted in does it swap the count to 0,
- * bump the
- * sequence and wake every sleeper: no syscall per message while both sides are busy,
- * and one wake per sleep, not one per message while the sleeper is waking up. Waking
- * all (they re-check and most sleep again) is the price of having no per-sleeper
+ * bump the sequence and wake every sleeper: no syscall per message while both sides are
+ * busy, and one wake per sleep, not one per message while the sleeper is waking up.
+ * Waking all (they re-check and most sleep again) is the price of having no per-sleeper
  * state a dying process could leave wrong: a count left by a sleeper that timed out or
- * died only costs one needless wake. A process SIGKILLed between its store and its
- * wake could leave a sleeper asleep with work available, so sleeps are cut into slices
- * of SLICE_NS after which the sleeper re-checks: a stray kill costs at most that
- * delay, never a hang (slices are short, 1 ms, where the sleeper barrier failed and a
- * wake may be missed). Before sleeping a waiter spins briefly (SPIN_ITERS pauses, a
- * few microseconds, against a wake-up's 40-50), only if the process may use more than
- * one CPU (BENCHMARKS.md rule 5). Nobody sleeps holding a lock.
+ * died only costs one needless wake. A process SIGKILLed between its store and its wake
+ * could leave a sleeper asleep with work available, so sleeps are cut into slices of
+ * SLICE_NS after which the sleeper re-checks: a stray kill costs at most that delay,
+ * never a hang (slices are 1 ms where the sleeper barrier failed and a wake may be
+ * missed). Before sleeping a waiter spins briefly (SPIN_ITERS pauses, a few
+ * microseconds, against a wake-up's 40-50), only if the process may use more than one
+ * CPU (BENCHMARKS.md rule 5). Nobody sleeps holding a lock.
  *
  * close() sets `closed` under put_lock (so every put either completed before it or
  * fails) and rings every doorbell; gets drain what is left, then see closed and empty.
@@ -389,8 +389,10 @@ static inline bool has_room(const mproc_queue *q, uint64_t tail, uint64_t head, 
     return bytes_used(tail, head) + need <= q->cap;
 }
 
-static int put_msg(mproc_queue *q, const void *buf, size_t len, struct budget *b)
+static __attribute__((noinline)) int put_msg(mproc_queue *q, const void *buf, size_t len,
+                                            double timeout)
 {
+    struct budget budget = {timeout, 0, false}, *b = &budget;
     if (len > MAX_CAPACITY || record_size(len) > q->cap)
         return -EMSGSIZE;
     size_t need = record_size(len);
@@ -436,13 +438,44 @@ unlock:
     return rc;
 }
 
+/* The common case in one straight line: the lock is free, there is room, the queue is
+ * open and not joinable. Returns 1 (nothing done) when put_msg must handle the call. */
+static inline int put_fast(mproc_queue *q, const void *buf, size_t len)
+{
+    size_t need = record_size(len);
+    if (len > MAX_CAPACITY || need > q->cap || (q->flags & MPROC_QUEUE_JOINABLE))
+        return 1;
+    if (!mproc__owner_trylock(&q->put_lock, mproc__owner_self_id()))
+        return 1;
+    int rc = MPROC__FAULT("queue.put.locked");
+    uint64_t t = atomic_load_explicit(&q->tail, memory_order_relaxed); /* ours */
+    if (rc < 0 || atomic_load_explicit(&q->closed, memory_order_relaxed) ||
+        !has_room(q, t, q->head_seen, need)) {
+        mproc__owner_unlock(&q->put_lock);
+        return rc < 0 ? rc : 1;
+    }
+    uint32_t hdr[2] = {(uint32_t)len, check_word(t)};
+    memcpy(ring(q) + (w_pos(t) & (q->cap - 1)), hdr, HEADER_SIZE);
+    ring_write(q, w_pos(t) + HEADER_SIZE, buf, len);
+    if ((rc = MPROC__FAULT("queue.put.written")) < 0) {
+        mproc__owner_unlock(&q->put_lock);
+        return rc;
+    }
+    atomic_store_explicit(&q->tail, w_advance(t, need), memory_order_release);
+    mproc__owner_unlock(&q->put_lock);
+    notify(&q->not_empty);
+    return 0;
+}
+
 int mproc_queue_put(mproc_queue *q, const void *buf, size_t len, double timeout)
 {
     q = valid(q);
     if (q == NULL || (buf == NULL && len != 0) || !timeout_ok(timeout))
         return -EINVAL;
-    struct budget b = {timeout, 0, false};
-    return put_msg(q, buf, len, &b);
+    int rc = put_fast(q, buf, len);
+    if (__builtin_expect(rc <= 0, 1))
+        return rc;
+    return put_msg(q, buf, len, timeout);
 }
 
 int mproc_queue_put_nowait(mproc_queue *q, const void *buf, size_t len)
@@ -453,11 +486,11 @@ int mproc_queue_put_nowait(mproc_queue *q, const void *buf, size_t len)
 
 /* ---- get ---------------------------------------------------------------------------- */
 
-/* Take the oldest message: into a new buffer (out != NULL) or into buf/cap. Inlined into
- * each caller, so the fast path makes no call and the out/buf choice folds away. */
-static inline __attribute__((always_inline)) int get_msg(mproc_queue *q, void **out, void *buf, size_t cap, size_t *len,
-                   struct budget *b)
+/* Take the oldest message: into a new buffer (out != NULL) or into buf/cap. */
+static __attribute__((noinline)) int get_msg(mproc_queue *q, void **out, void *buf, size_t cap,
+                                            size_t *len, double timeout)
 {
+    struct budget budget = {timeout, 0, false}, *b = &budget;
     uint64_t self = mproc__owner_self_id();
     int rc;
     for (;;) {
@@ -520,13 +553,45 @@ unlock:
     return rc;
 }
 
+/* The common case of get_into in one straight line: the lock is free, a message is
+ * there (by the cached tail) and fits. Returns 1 (nothing done) when get_msg must
+ * handle the call. */
+static inline int get_fast(mproc_queue *q, void *buf, size_t cap, size_t *len)
+{
+    if (!mproc__owner_trylock(&q->get_lock, mproc__owner_self_id()))
+        return 1;
+    int rc = MPROC__FAULT("queue.get.locked");
+    uint64_t h = atomic_load_explicit(&q->head, memory_order_relaxed); /* ours */
+    uint64_t t = q->tail_seen;
+    if (w_pos(t) == w_pos(h))
+        q->tail_seen = t = atomic_load_explicit(&q->tail, memory_order_acquire);
+    uint32_t hdr[2] = {0, 0};
+    if (rc == 0 && w_pos(t) != w_pos(h)) /* (not before: a producer may be writing there) */
+        memcpy(hdr, ring(q) + (w_pos(h) & (q->cap - 1)), HEADER_SIZE);
+    size_t mlen = hdr[0], rec = record_size(mlen);
+    if (rc < 0 || w_pos(t) == w_pos(h) || hdr[1] != check_word(h) || rec > bytes_used(t, h) ||
+        mlen > cap) {
+        mproc__owner_unlock(&q->get_lock);
+        return rc < 0 ? rc : 1;
+    }
+    ring_read(q, w_pos(h) + HEADER_SIZE, buf, mlen);
+    if ((rc = MPROC__FAULT("queue.get.read")) < 0) {
+        mproc__owner_unlock(&q->get_lock);
+        return rc;
+    }
+    atomic_store_explicit(&q->head, w_advance(h, rec), memory_order_release);
+    mproc__owner_unlock(&q->get_lock);
+    notify(&q->not_full);
+    *len = mlen;
+    return 0;
+}
+
 int mproc_queue_get(mproc_queue *q, void **buf, size_t *len, double timeout)
 {
     q = valid(q);
     if (q == NULL || buf == NULL || len == NULL || !timeout_ok(timeout))
         return -EINVAL;
-    struct budget b = {timeout, 0, false};
-    return get_msg(q, buf, NULL, 0, len, &b);
+    return get_msg(q, buf, NULL, 0, len, timeout);
 }
 
 int mproc_queue_get_into(mproc_queue *q, void *buf, size_t cap, size_t *len, double timeout)
@@ -534,8 +599,10 @@ int mproc_queue_get_into(mproc_queue *q, void *buf, size_t cap, size_t *len, dou
     q = valid(q);
     if (q == NULL || len == NULL || (buf == NULL && cap != 0) || !timeout_ok(timeout))
         return -EINVAL;
-    struct budget b = {timeout, 0, false};
-    return get_msg(q, NULL, buf, cap, len, &b);
+    int rc = get_fast(q, buf, cap, len);
+    if (__builtin_expect(rc <= 0, 1))
+        return rc;
+    return get_msg(q, NULL, buf, cap, len, timeout);
 }
 
 int mproc_queue_get_nowait(mproc_queue *q, void **buf, size_t *len)
