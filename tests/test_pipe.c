@@ -2,16 +2,19 @@
  * wrong use, faults. Children report through their exit code (0 = all checks passed). */
 #include "harness.h"
 #include "internal.h"
+#include "sys/cpu.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -790,6 +793,51 @@ static void test_poll_semantics(void **state)
     mproc_conn_free(ends[0]);
 }
 
+/* ---- spinning: brief, and never for an idle receiver ------------------------------ */
+
+/* CPU time of this process so far, in seconds. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) < 0)
+        return -1e9;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
+/* Waits without deadline for two messages that each come 0.25 s later; reports the CPU
+ * time it spent waiting, in ms, through its exit code (capped at 250). */
+static int idle_receiver_child(void *arg)
+{
+    mproc_conn **ends = arg;
+    mproc_conn_free(ends[1]);
+    double t0 = cpu_seconds();
+    char c = 0;
+    size_t len = 0;
+    for (int i = 0; i < 2; i++) /* the second wait is one the backoff lets sleep at once */
+        if (mproc_conn_recv_into(ends[0], &c, 1, &len, MPROC_FOREVER) < 0 || len != 1)
+            return 255;
+    double ms = (cpu_seconds() - t0) * 1e3;
+    mproc_conn_free(ends[0]);
+    return ms > 250 ? 250 : ms < 0 ? 254 : (int)ms;
+}
+
+static void test_idle_receiver_costs_no_cpu(void **state)
+{
+    (void)state;
+    mproc_conn *ends[2];
+    assert_ok(mproc_pipe_new(&ends[0], &ends[1], MPROC_PIPE_SIMPLEX));
+    pid_t pid = mproc_test_fork(idle_receiver_child, ends);
+    mproc_conn_free(ends[0]);
+    for (int i = 0; i < 2; i++) {
+        mproc_test_sleep(0.25);
+        assert_ok(mproc_conn_send(ends[1], "x", 1, MPROC_FOREVER));
+    }
+    int ms = mproc_test_exitcode(pid, 20);
+    assert_true(ms >= 0 && ms < 50); /* a spin for the whole wait would take ~500 ms */
+    mproc_conn_free(ends[1]);
+}
+
 /* ---- faults ---------------------------------------------------------------------- */
 
 #ifdef MPROC_FAULT_INJECTION
@@ -866,6 +914,158 @@ static void test_fault_write_errors(void **state)
     free(big);
 }
 
+/* Counts the non-waiting reads of each receive (fault point "sys.pipe_nowait" armed so
+ * that it never fires) on an empty pipe with a 50 ms timeout: every receive tries once;
+ * one that spins tries again and again, for a bounded time. */
+static int nowait_tries(mproc_conn *rx, double timeout)
+{
+    int before = mproc_fault_count("sys.pipe_nowait");
+    size_t len;
+    assert_code(mproc_conn_recv_into(rx, NULL, 0, &len, timeout), -ETIMEDOUT);
+    int n = mproc_fault_count("sys.pipe_nowait") - before;
+    assert_true(n >= 1);
+    assert_true(n < 5000); /* 20 us of tries; a spin for all 50 ms would be ~10^5 */
+    return n;
+}
+
+static int spin_policy_child(void *arg)
+{
+    (void)arg;
+    mproc_conn *a, *b;
+    if (mproc_pipe_new(&a, &b, 0) < 0)
+        return 1;
+    if (mproc_fault_set("sys.pipe_nowait", MPROC_FAULT_FAIL,
+                        &(mproc_fault_opts){.nth = 1u << 30}) < 0)
+        return 2;
+    bool multi = mproc__sys_affinity_count(0) > 1;
+    /* Fruitless spins: wait 0 spins, then 1 wait sleeps at once, wait 2 spins, 2 sleep,
+     * wait 5 spins, 4 sleep, wait 10 spins. */
+    static const bool spins[] = {1, 0, 1, 0, 0, 1, 0, 0, 0, 0, 1};
+    for (size_t i = 0; i < MPROC__ARRAY_LEN(spins); i++) {
+        int n = nowait_tries(a, 0.05);
+        if ((n > 1) != (spins[i] && multi))
+            return 10 + (int)i;
+    }
+    /* Timeouts shorter than the spin window never spin; 0 is one try. */
+    if (nowait_tries(a, 0) != 1 || nowait_tries(a, 1e-5) != 1)
+        return 30;
+    /* A message that arrives is taken by the first try. */
+    if (mproc_conn_send(b, "m", 1, 0) < 0)
+        return 31;
+    char c = 0;
+    size_t len = 0;
+    int before = mproc_fault_count("sys.pipe_nowait");
+    if (mproc_conn_recv_into(a, &c, 1, &len, 0) < 0 || c != 'm' ||
+        mproc_fault_count("sys.pipe_nowait") - before != 1)
+        return 32;
+    mproc_conn_free(a);
+    mproc_conn_free(b);
+
+    /* Pinned to one CPU: never spins, however often it waits. */
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    int cpu = sched_getcpu();
+    CPU_SET((size_t)(cpu >= 0 ? cpu : 0), &one);
+    if (sched_setaffinity(0, sizeof one, &one) < 0)
+        return 40;
+    if (mproc_pipe_new(&a, &b, 0) < 0)
+        return 41;
+    for (int i = 0; i < 4; i++)
+        if (nowait_tries(a, 0.05) != 1)
+            return 42 + i;
+    mproc_conn_free(a);
+    mproc_conn_free(b);
+    return 0;
+}
+
+static void test_fault_spin_policy(void **state)
+{
+    (void)state;
+    pid_t pid = mproc_test_fork(spin_policy_child, NULL); /* it pins itself to one CPU */
+    assert_int_equal(mproc_test_exitcode(pid, 20), 0);
+}
+
+/* Kernels without RWF_NOWAIT for pipes: the poll path gives the same answers. */
+static void test_fault_nowait_fallback(void **state)
+{
+    (void)state;
+    assert_ok(mproc_fault_set("sys.pipe_nowait", MPROC_FAULT_FAIL,
+                              &(mproc_fault_opts){.code = -EOPNOTSUPP, .sticky = 1}));
+    mproc_conn *ends[2];
+    assert_ok(mproc_pipe_new(&ends[0], &ends[1], 0));
+    size_t len;
+    int v = -1;
+    assert_code(mproc_conn_recv_into(ends[0], &v, sizeof v, &len, 0), -ETIMEDOUT);
+    assert_code(mproc_conn_recv_into(ends[0], &v, sizeof v, &len, 0.05), -ETIMEDOUT);
+    for (int i = 0; i < 3; i++)
+        assert_ok(mproc_conn_send(ends[1], &i, sizeof i, 0));
+    mproc_conn_free(ends[1]);
+    for (int i = 0; i < 3; i++) {
+        assert_ok(mproc_conn_recv_into(ends[0], &v, sizeof v, &len, i == 0 ? 0 : 1));
+        assert_int_equal(v, i);
+    }
+    assert_code(mproc_conn_recv_into(ends[0], &v, sizeof v, &len, 0), -MPROC_EEOF);
+    assert_code(mproc_conn_recv_into(ends[0], &v, sizeof v, &len, MPROC_FOREVER), -MPROC_EEOF);
+    mproc_conn_free(ends[0]);
+
+    /* A ping-pong across fork, both ends spinning on the poll path. */
+    assert_ok(mproc_pipe_new(&ends[0], &ends[1], 0));
+    pid_t pid = mproc_test_fork(echo_child, ends);
+    mproc_conn_free(ends[1]);
+    unsigned char buf[300], back[300];
+    for (int i = 0; i < 1000; i++) {
+        size_t n = (size_t)(i % 300), got = 999;
+        fill(buf, n, (unsigned)i);
+        assert_ok(mproc_conn_send(ends[0], buf, n, MPROC_FOREVER));
+        assert_ok(mproc_conn_recv_into(ends[0], back, sizeof back, &got, MPROC_FOREVER));
+        assert_int_equal(got, n);
+        assert_true(same(back, n, (unsigned)i + 1));
+    }
+    mproc_conn_free(ends[0]);
+    assert_int_equal(mproc_test_exitcode(pid, 20), 0);
+    assert_true(mproc_fault_count("sys.pipe_nowait") >= 3); /* the poll path was taken */
+}
+
+/* A failed non-waiting read is reported, and the message is still there afterwards. */
+static void test_fault_read_error(void **state)
+{
+    (void)state;
+    mproc_conn *a, *b;
+    assert_ok(mproc_pipe_new(&a, &b, MPROC_PIPE_SIMPLEX));
+    assert_ok(mproc_conn_send(b, "hi", 2, 0));
+    assert_ok(mproc_fault_set("sys.read", MPROC_FAULT_FAIL, &(mproc_fault_opts){.code = -EIO}));
+    char buf[2];
+    size_t len;
+    assert_code(mproc_conn_recv_into(a, buf, sizeof buf, &len, 0), -EIO);
+    assert_ok(mproc_conn_recv_into(a, buf, sizeof buf, &len, 0));
+    assert_true(len == 2 && memcmp(buf, "hi", 2) == 0);
+    mproc_conn_free(a);
+    mproc_conn_free(b);
+}
+
+/* Kernels without RWF_NOSIGNAL: the signal-mask path keeps every promise of the
+ * closed-peer test (no SIGPIPE, mask restored, the caller's own SIGPIPE left pending). */
+static int closed_peer_masked_child(void *arg)
+{
+    if (mproc_fault_set("sys.pipe_nosignal", MPROC_FAULT_FAIL,
+                        &(mproc_fault_opts){.code = -EOPNOTSUPP, .sticky = 1}) < 0)
+        return 90;
+    int rc = closed_peer_child(arg);
+    if (rc == 0 && mproc_fault_count("sys.pipe_nosignal") < 4)
+        return 91; /* the writes (4: later sends fail on the sticky error) took that path */
+    return rc;
+}
+
+static void test_fault_nosignal_fallback(void **state)
+{
+    (void)state;
+    unsigned flags[] = {0, MPROC_PIPE_SIMPLEX};
+    for (int i = 0; i < 2; i++) {
+        pid_t pid = mproc_test_fork(closed_peer_masked_child, &flags[i]);
+        assert_int_equal(mproc_test_exitcode(pid, 10), 0);
+    }
+}
+
 /* recv_into timed out with part of a message in the caller's buffer and no memory to
  * keep it: it waits for the rest rather than corrupt the stream. */
 static int finish_later_child(void *arg)
@@ -925,11 +1125,16 @@ int main(void)
         MPROC_TEST(test_bad_input),
         MPROC_TEST(test_fds_cloexec),
         MPROC_TEST(test_poll_semantics),
+        MPROC_TEST(test_idle_receiver_costs_no_cpu),
 #ifdef MPROC_FAULT_INJECTION
         MPROC_TEST(test_fault_alloc_on_big_recv),
         MPROC_TEST(test_fault_create_leaves_nothing),
         MPROC_TEST(test_fault_write_errors),
         MPROC_TEST(test_fault_alloc_partial_recv_into),
+        MPROC_TEST(test_fault_spin_policy),
+        MPROC_TEST(test_fault_nowait_fallback),
+        MPROC_TEST(test_fault_read_error),
+        MPROC_TEST(test_fault_nosignal_fallback),
 #endif
     };
     return mproc_test_run(tests);

@@ -21,7 +21,16 @@
  *
  * Each end owns pipe fds (duplex: one pipe each way, 2 fds per end; simplex: 1), all
  * close-on-exec. Threads: different connections may be used from different threads.
- * Safe in a forked child (no locks, no global state). Not async-signal-safe.
+ * Safe in a forked child (no locks; the only global state is a note of which kernel
+ * features work, valid in a child too). Not async-signal-safe.
+ *
+ * Latency: a receive that finds nothing spins for up to 20 us (re-trying the read
+ * without waiting) before it sleeps, because waking a sleeping process on another CPU
+ * costs tens of microseconds; a peer that answers within that window is seen at once.
+ * A connection stops spinning while its spins go unanswered (after each fruitless one,
+ * the next 1, 2, 4, ... up to 1024 waits sleep at once), never spins when its process
+ * may run on one CPU only, and a receive whose timeout is shorter than the window does
+ * not spin. An idle receiver therefore costs no CPU to speak of.
  */
 #ifndef MPROC_PIPE_H
 #define MPROC_PIPE_H
