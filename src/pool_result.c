@@ -159,12 +159,26 @@ int mproc_result_get(mproc_result *r, double timeout, void *out, size_t cap, siz
     if (r->kind == JOB_APPLY) {
         if (out_len != NULL)
             *out_len = r->len;
+        if (out == NULL)
+            return 0; /* the caller wants the outcome only */
         if (r->len > cap)
-            return out == NULL && out_len != NULL && cap == 0 && r->len == 0 ? 0
-                                                                               : -MPROC_ETOOSMALL;
+            return -MPROC_ETOOSMALL;
         if (r->len > 0)
             memcpy(out, r->data, r->len);
     }
+    return 0;
+}
+
+int mproc_result_output(mproc_result *r, const void **data, size_t *len)
+{
+    if (r == NULL || data == NULL || len == NULL)
+        return -EINVAL;
+    if (!atomic_load_explicit(&r->ready, memory_order_acquire))
+        return -MPROC_ESTATE;
+    if (r->code != 0)
+        return r->code;
+    *data = r->data;
+    *len = r->len;
     return 0;
 }
 

@@ -369,6 +369,25 @@ static bool budget_ok(mproc_pool *p)
     return now - oldest > period;
 }
 
+/* Start a replacement in w's slot. A failed fork counts against the restart budget (so a
+ * pool that can never fork again breaks instead of waiting for ever) and is retried
+ * SPAWN_RETRY_NS later. */
+static void respawn(struct sup *s, struct worker *w)
+{
+    mproc_pool *p = s->p;
+    int rc = spawn_worker(s, w);
+    if (rc == 0)
+        return;
+    s->spawn_retry = mproc__sys_now_ns() + SPAWN_RETRY_NS;
+    if (!budget_ok(p)) {
+        char cause[POOL_MSG_MAX];
+        say(cause, sizeof cause, "restart budget spent (%d in %g s); last: could not start a "
+                                 "worker: %s", p->o.max_restarts, p->o.restart_period,
+            mproc_strerror(rc));
+        break_pool(s, cause);
+    }
+}
+
 /* The worker's process has ended: settle its tasks, replace it. */
 static void on_death(struct sup *s, struct worker *w)
 {
@@ -429,8 +448,7 @@ static void on_death(struct sup *s, struct worker *w)
         break_pool(s, cause);
         return;
     }
-    if (spawn_worker(s, w) < 0)
-        s->spawn_retry = mproc__sys_now_ns() + SPAWN_RETRY_NS;
+    respawn(s, w);
 }
 
 static void check_deaths(struct sup *s)
@@ -816,10 +834,11 @@ void *mproc__pool_supervisor(void *arg)
             }
         }
         if (p->phase == P_RUNNING) {
-            for (int i = 0; i < p->nworkers; i++)
-                if (p->workers[i].state == W_NONE && mproc__sys_now_ns() >= s.spawn_retry &&
-                    spawn_worker(&s, &p->workers[i]) < 0)
-                    s.spawn_retry = mproc__sys_now_ns() + SPAWN_RETRY_NS;
+            for (int i = 0; i < p->nworkers && !p->broken; i++)
+                if (p->workers[i].state == W_NONE && mproc__sys_now_ns() >= s.spawn_retry)
+                    respawn(&s, &p->workers[i]);
+            if (p->broken)
+                break;
             generate(&s);
             dispatch(&s);
             if (p->joining && p->jobs == NULL) {
@@ -839,6 +858,9 @@ void *mproc__pool_supervisor(void *arg)
             }
         }
         int64_t deadline = check_timeouts(&s);
+        for (int i = 0; i < p->nworkers && p->phase == P_RUNNING; i++)
+            if (p->workers[i].state == W_NONE && s.spawn_retry < deadline)
+                deadline = s.spawn_retry; /* a fork to retry */
         bool moved = s.progress || s.done != NULL;
         deliver(&s);
         if (moved)

@@ -120,6 +120,18 @@ static void test_apply(void **state)
     assert_code(mproc_pool_apply(p, reverse, "hello", 5, buf, 2, &len, 10), -MPROC_ETOOSMALL);
     assert_int_equal(len, 5);
 
+    /* the output without a copy; the outcome without the output */
+    mproc_result *r;
+    assert_ok(mproc_pool_apply_async(p, reverse, "abc", 3, NULL, &r));
+    const void *data;
+    assert_ok(mproc_result_get(r, 10, NULL, 0, &len));
+    assert_int_equal(len, 3);
+    assert_ok(mproc_result_output(r, &data, &len));
+    assert_int_equal(len, 3);
+    assert_memory_equal(data, "cba", 3);
+    assert_code(mproc_result_output(r, NULL, &len), -EINVAL);
+    mproc_result_free(r);
+
     /* a task's own failure */
     x = -3;
     assert_code(mproc_pool_apply(p, square, &x, sizeof x, &y, sizeof y, &len, 10), -EDOM);

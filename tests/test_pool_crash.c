@@ -212,6 +212,36 @@ static void test_fault_matrix(void **state)
     fault_case("pool.result.encode", MPROC_FAULT_FAIL, 1, -MPROC_EFAULT, 0);
     fault_case("pool.result.sent", MPROC_FAULT_FAIL, 0, 0, 0);
 }
+
+
+/* A replacement that can never be forked spends the budget and breaks the pool. */
+static void test_fork_fails_breaks_pool(void **state)
+{
+    (void)state;
+    mproc_pool *p;
+    assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 1, .max_restarts = 2,
+                                                     .restart_period = 60}));
+    assert_ok(mproc_fault_set("sys.fork", MPROC_FAULT_FAIL,
+                              &(mproc_fault_opts){.code = -EAGAIN, .sticky = 1}));
+    struct item it = {.x = 2, .mode = M_KILL};
+    int64_t y;
+    assert_code(mproc_pool_apply(p, crashy, &it, sizeof it, &y, sizeof y, NULL, 20),
+                -MPROC_EDIED);
+    it.mode = M_NONE;
+    mproc_result *r;
+    int rc = mproc_pool_apply_async(p, crashy, &it, sizeof it, NULL, &r);
+    if (rc == 0) { /* accepted before the pool broke: fails with the cause */
+        assert_code(mproc_result_get(r, 20, &y, sizeof y, NULL), -MPROC_EBROKEN);
+        mproc_result_free(r);
+    } else {
+        assert_code(rc, -MPROC_EBROKEN);
+    }
+    mproc_fault_clear();
+    const char *msg;
+    assert_code(mproc_pool_broken(p, &msg), -MPROC_EBROKEN);
+    assert_non_null(strstr(msg, "could not start a worker"));
+    mproc_pool_free(p);
+}
 #endif
 
 /* ---- kills from outside ------------------------------------------------------------------- */
@@ -395,6 +425,7 @@ int main(void)
         MPROC_TEST(test_crash_apply),
 #ifdef MPROC_FAULT_INJECTION
         MPROC_TEST(test_fault_matrix),
+        MPROC_TEST(test_fork_fails_breaks_pool),
 #endif
         MPROC_TEST(test_kill_worker_mid_map),
         MPROC_TEST(test_restart_budget_breaks_pool),

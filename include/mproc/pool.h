@@ -29,8 +29,11 @@
  *  4. mproc_pool_free() terminates a pool that was not joined, then releases it. Result
  *     handles stay valid (and ready) after the pool is freed; free them separately.
  *  5. Callbacks run in the pool's supervisor thread, one at a time, never concurrently
- *     with each other. A callback must not wait for other results of the same pool
- *     (the thread that would complete them is the one running the callback).
+ *     with each other. A callback may submit work (apply_async, map_async) and read
+ *     its own result, but must not block on the pool (apply, map, waiting for another
+ *     result, join, terminate, free): the thread that would finish them is the one
+ *     running the callback. Keep callbacks and imap generators short: while one runs,
+ *     no results are collected.
  *
  * Function references: a task function must live in the program or in a shared library
  * loaded the same way in the workers; it is sent to the workers as (module, offset),
@@ -224,10 +227,16 @@ MPROC_API int mproc_result_successful(mproc_result *r);
 
 /* Wait (as wait), then: 0 when successful, else the failure code (for a map, of the
  * lowest-numbered failed item). For apply_async the output is copied into out (cap
- * bytes, *out_len its length; -MPROC_ETOOSMALL when cap is too small); for a map out
- * may be NULL (outputs are in the map's out array). */
+ * bytes; *out_len, if not NULL, gets its length; -MPROC_ETOOSMALL when cap is too small);
+ * out NULL (cap 0): no copy, only the outcome. For a map out is ignored (may be NULL):
+ * the outputs are in the map's out array. */
 MPROC_API int mproc_result_get(mproc_result *r, double timeout, void *out, size_t cap,
                                size_t *out_len);
+
+/* A ready apply_async result's output without copying: *data (owned by r, valid until
+ * mproc_result_free; NULL when empty) and *len. 0, the task's failure code,
+ * -MPROC_ESTATE (not ready), -EINVAL. Handy in callbacks. */
+MPROC_API int mproc_result_output(mproc_result *r, const void **data, size_t *len);
 
 /* The failure message of get's code ("" if none; owned by r). NULL for NULL r. */
 MPROC_API const char *mproc_result_message(mproc_result *r);
