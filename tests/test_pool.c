@@ -11,6 +11,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,6 +216,71 @@ static void test_apply_async_callbacks(void **state)
     mproc_pool_free(p);
 }
 
+static void test_apply_wait_timeout(void **state)
+{
+    (void)state;
+    mproc_pool *p = pool_of(1);
+    int64_t x = 400, y;
+    double t0 = mproc_test_now();
+    /* the wait times out; the task goes on, its outcome is dropped */
+    assert_code(mproc_pool_apply(p, nap_pid, &x, sizeof x, &y, sizeof y, NULL, 0.05),
+                -ETIMEDOUT);
+    assert_true(mproc_test_now() - t0 < 0.35);
+    x = 0;
+    assert_ok(mproc_pool_apply(p, nap_pid, &x, sizeof x, &y, sizeof y, NULL, 10));
+    mproc_pool_stats st;
+    mproc_worker_stats ws[1];
+    assert_ok(mproc_pool_stats_get(p, &st, ws, 1));
+    assert_int_equal(st.done, 2);
+    assert_int_equal(ws[0].done, 2);
+    assert_int_equal(ws[0].pid, y);
+    mproc_pool_free(p);
+}
+
+struct chain {
+    mproc_pool *p;
+    _Atomic int left;
+    _Atomic int ran;
+};
+
+/* a callback that submits the next task (allowed: it does not wait) */
+static void resubmit(mproc_result *r, void *arg)
+{
+    struct chain *c = arg;
+    const void *data;
+    size_t len;
+    assert_ok(mproc_result_output(r, &data, &len));
+    atomic_fetch_add(&c->ran, 1);
+    if (atomic_fetch_sub(&c->left, 1) > 1) {
+        int64_t x = 1;
+        assert_ok(mproc_pool_apply_async(c->p, square, &x, sizeof x,
+                                         &(mproc_call_opts){.callback = resubmit, .cb_arg = c},
+                                         NULL));
+    }
+}
+
+static void test_callback_submits(void **state)
+{
+    (void)state;
+    struct chain c = {.p = pool_of(2), .left = 50};
+    int64_t x = 1;
+    assert_ok(mproc_pool_apply_async(c.p, square, &x, sizeof x,
+                                     &(mproc_call_opts){.callback = resubmit, .cb_arg = &c},
+                                     NULL));
+    double t0 = mproc_test_now();
+    while (atomic_load(&c.ran) < 50 && mproc_test_now() - t0 < 10)
+        mproc_test_sleep(0.01);
+    assert_int_equal(atomic_load(&c.ran), 50);
+    mproc_pool_close(c.p);
+    assert_ok(mproc_pool_join(c.p, 10));
+    mproc_pool_stats st;
+    mproc_worker_stats ws[2];
+    assert_ok(mproc_pool_stats_get(c.p, &st, ws, 2));
+    assert_int_equal(st.done, 50);
+    assert_int_equal(ws[0].done + ws[1].done, 50);
+    mproc_pool_free(c.p);
+}
+
 /* ---- map ------------------------------------------------------------------------------- */
 
 static void check_map(mproc_pool *p, size_t n, size_t chunksize)
@@ -343,12 +409,17 @@ static void test_map_zero_copy(void **state)
 struct gen {
     int64_t next, n;
     int fail_at; /* >= 0: the generator fails there */
+    _Atomic int64_t consumed; /* items the test has read */
+    int64_t max_ahead;        /* most items generated but not read */
 };
 
 static int gen_count(void *arg, void *item, size_t size)
 {
     struct gen *g = arg;
     assert_int_equal(size, sizeof(int64_t));
+    int64_t ahead = g->next - atomic_load(&g->consumed);
+    if (ahead > g->max_ahead)
+        g->max_ahead = ahead;
     if (g->fail_at >= 0 && g->next == g->fail_at)
         return -EIO;
     if (g->next >= g->n)
@@ -370,6 +441,7 @@ static void test_imap_ordered(void **state)
         int64_t y;
         size_t idx;
         assert_ok(mproc_imap_next(it, &y, &idx, NULL, 10));
+        atomic_fetch_add(&g.consumed, 1);
         assert_int_equal(idx, i);
         assert_int_equal(y, i * i);
     }
@@ -377,6 +449,9 @@ static void test_imap_ordered(void **state)
     assert_code(mproc_imap_next(it, &y, NULL, NULL, 10), -MPROC_EEOF);
     assert_code(mproc_imap_next(it, &y, NULL, NULL, 10), -MPROC_EEOF);
     mproc_imap_free(it);
+    /* memory stays bounded: never more than the window generated ahead of the reader */
+    assert_true(g.max_ahead <= 16);
+    assert_true(g.max_ahead >= 2);
 
     /* a failing item and a failing generator */
     g = (struct gen){.n = 100, .fail_at = 50};
@@ -845,6 +920,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         MPROC_TEST(test_apply),
         MPROC_TEST(test_apply_async_callbacks),
+        MPROC_TEST(test_apply_wait_timeout),
+        MPROC_TEST(test_callback_submits),
         MPROC_TEST(test_map_chunksizes),
         MPROC_TEST(test_map_async_failures),
         MPROC_TEST(test_map_zero_copy),
