@@ -29,9 +29,9 @@
  * asleep until their slice ends. Nothing can hang; the worst is a slice of delay.
  *
  * Limits: pids are compared within one pid namespace, and start times within one time
- * namespace (processes sharing a lock normally share both). Without /proc the check is
- * kill() alone: a zombie owner then looks alive until it is reaped, and a reused pid
- * looks alive until that process exits. The stamp is the start time in clock ticks
+ * namespace (processes sharing a lock normally share both). Without /proc (or where
+ * hidepid hides the owner) the check is kill() alone: a zombie owner then looks alive
+ * until it is reaped, and a reused pid looks alive until that process exits. The stamp is the start time in clock ticks
  * (10 ms) modulo 2^32 - 1, so a reused pid is recognised unless the new process started
  * in the same tick as the dead one (the pid space would have had to wrap in 10 ms).
  *
@@ -211,10 +211,11 @@ int mproc__owner_gone(uint64_t id)
     char state;
     unsigned long long start;
     int rc = read_stat(pid, &state, &start);
-    if (rc == -ENOENT)
-        return 1;
-    if (rc < 0)
-        return 0; /* no /proc, or unreadable: trust kill() */
+    if (rc < 0) {
+        /* Gone in the meantime, or /proc hides it (hidepid) or is missing: ask kill()
+         * again rather than take a live owner's lock. */
+        return kill(pid, 0) < 0 && errno == ESRCH;
+    }
     if (state == 'Z' || state == 'X' || state == 'x')
         return 1;
     return stamp != 0 && stamp_of(start) != stamp; /* the pid was reused */
