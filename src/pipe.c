@@ -17,16 +17,15 @@
  * Spinning (who wakes whom): the writer's write wakes a reader asleep in read() or poll();
  * on a 2-CPU virtual machine waking a process asleep on the other CPU costs 40-50 us,
  * ten times the rest of a round trip. So a receive that finds nothing spins first: it
- * repeats the non-waiting read for up to SPIN_NS (or its deadline, if sooner), and
- * sleeps only if nothing came. A peer that answers within the window (a ping-pong across
- * two CPUs) then never waits for a wake-up. A spin only helps when the peer runs at the
- * same time on another CPU; when they share one, the spinner only delays the peer. So a
- * connection spins only while its spins pay off: after a spin that got nothing it sleeps
- * at once for the next 1, 2, 4, ... SPIN_BACKOFF_MAX receives that have to wait, and
- * before spinning again it checks that its affinity mask allows more than one CPU (a
- * pinned process never spins). An idle receiver thus spins at most SPIN_NS out of every
- * SPIN_BACKOFF_MAX waits: its CPU cost is negligible. Receives with a timeout shorter
- * than SPIN_NS do not spin.
+ * repeats the non-waiting read for up to SPIN_NS, and sleeps only if nothing came. A
+ * peer that answers within the window (a ping-pong across two CPUs) then never waits
+ * for a wake-up. A spin only helps when the peer runs at the same time on another CPU;
+ * when they share one, the spinner only delays the peer. So a connection spins only
+ * while its spins pay off: after a spin that got nothing it sleeps at once for the next
+ * 1, 2, 4, ... SPIN_BACKOFF_MAX receives that have to wait, and before spinning again it
+ * checks that its affinity mask allows more than one CPU (a pinned process never spins).
+ * An idle receiver thus spins at most SPIN_NS out of every SPIN_BACKOFF_MAX waits: its
+ * CPU cost is negligible. Receives with a timeout shorter than SPIN_NS do not spin.
  *
  * Sending: the header and a payload of up to SMALL bytes go out in ONE write from a stack
  * buffer, larger ones in one writev; up to PIPE_BUF bytes are atomic on a pipe. The
@@ -59,10 +58,10 @@
 #include <poll.h>
 
 enum {
-    HDR = 8,                /* bytes of the length header */
-    RBUF = 4096,            /* read-ahead buffer in each connection */
-    SMALL = 512 - HDR,      /* payloads up to this size are copied next to the header */
-    SPIN_NS = 20000,        /* how long a receive that finds nothing spins (see DESIGN) */
+    HDR = 8,                 /* bytes of the length header */
+    RBUF = 4096,             /* read-ahead buffer in each connection */
+    SMALL = 512 - HDR,       /* payloads up to this size are copied next to the header */
+    SPIN_NS = 20000,         /* how long a receive that finds nothing spins (see DESIGN) */
     SPIN_BACKOFF_MAX = 1024, /* most waits that sleep at once after a fruitless spin */
 };
 
@@ -79,7 +78,7 @@ struct mproc_conn {
     uint64_t len;  /* its payload length */
     char *part;    /* its payload so far (len bytes allocated), or NULL */
     size_t part_got;
-    size_t rpos, rend; /* unread bytes of the stream: rbuf[rpos..rend) */
+    size_t rpos, rend;     /* unread bytes of the stream: rbuf[rpos..rend) */
     uint16_t spin_skip;    /* waits left that sleep at once, without spinning */
     uint16_t spin_backoff; /* spin_skip set by the last fruitless spin; 0: the last paid off */
     bool spin_cpus;        /* more than one CPU was seen since the last fruitless spin */

@@ -934,8 +934,8 @@ static int spin_policy_child(void *arg)
     mproc_conn *a, *b;
     if (mproc_pipe_new(&a, &b, 0) < 0)
         return 1;
-    if (mproc_fault_set("sys.pipe_nowait", MPROC_FAULT_FAIL,
-                        &(mproc_fault_opts){.nth = 1u << 30}) < 0)
+    mproc_fault_opts never = {.nth = 1u << 30}; /* armed only to count the passes */
+    if (mproc_fault_set("sys.pipe_nowait", MPROC_FAULT_FAIL, &never) < 0)
         return 2;
     bool multi = mproc__sys_affinity_count(0) > 1;
     /* Fruitless spins: wait 0 spins, then 1 wait sleeps at once, wait 2 spins, 2 sleep,

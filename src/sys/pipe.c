@@ -15,10 +15,11 @@
  * pending. That path costs two or three rt_sigprocmask calls (about 0.12 us each here)
  * per write; pwritev2 costs about 0.05 us more than write().
  *
- * Reads without blocking on a blocking fd: preadv2 with RWF_NOWAIT (pipes support it
- * since Linux 5.x) is one call that returns data if there is some and EAGAIN if not; on
- * kernels without it, poll() with a zero timeout, then read() when it reports data or
- * hang-up. Keeping the fd blocking lets the common receive be one plain read().
+ * Reads without blocking on a blocking fd: preadv2 with RWF_NOWAIT (which current
+ * kernels accept on pipes) is one call that returns data if there is some and EAGAIN if
+ * not; on kernels that refuse it (EOPNOTSUPP), poll() with a zero timeout, then read()
+ * when it reports data or hang-up. Keeping the fd blocking lets a receive that sleeps be
+ * one plain read().
  *
  * What the kernel lacks is noted once per process in an atomic flag (it cannot change
  * while the process lives; a forked child inherits a true note).
