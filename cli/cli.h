@@ -17,13 +17,17 @@
 
 enum { CLI_EXIT_ERROR = 255, CLI_EXIT_MAX_FAILED = 101 };
 
-/* ---- main.c ----------------------------------------------------------------- */
+/* ---- usage.c ---------------------------------------------------------------- */
+
+/* Set: the texts below print nothing (the fuzz target). */
+extern int cli_quiet;
 
 /* Print "mproc: <message>" on stderr (printf format). */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The one-line error of bad usage, then the usage of the subcommand, on stderr. Returns 255. */
 int cli_usage_error(const char *sub, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cli_run_usage(FILE *f);
+void cli_main_usage(FILE *f);
 
 /* ---- args.c: the options of `mproc run` --------------------------------------- */
 
