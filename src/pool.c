@@ -17,12 +17,13 @@
  *    worker (cached), so the same scheme serves workers that are forks, exec'd copies of
  *    the program (spawn) or MPI ranks. No raw pointer crosses a process boundary.
  *
- * 3. Hot path (src/pool_super.c, src/pool_worker.c): each worker has two channels in
- *    anonymous shared memory (mproc_queue: robust side locks, a half-written message is
- *    discarded after a death, futex doorbells with a brief spin only when CPUs allow).
- *    Tasks travel in chunks (default about n / (4 * workers), bounded by the channel); up
- *    to two chunks wait per worker so it never idles between chunks; one small record per
- *    task comes back. The supervisor sleeps in poll() only after announcing it (a flag
+ * 3. Hot path (src/pool_super.c, src/pool_worker.c, src/pool_ring.c): each worker has
+ *    two channels in anonymous shared memory: tasks come in an mproc_queue (robust side
+ *    locks, futex doorbell, a brief spin when CPUs allow), results go back through a
+ *    lock-free single-producer single-consumer ring (a record is published by one store,
+ *    so a death never leaves half a record). Tasks travel in chunks (default about
+ *    n / (4 * workers), bounded by the channel); up to two chunks wait per worker so it
+ *    never idles between chunks; one small record per task comes back. The supervisor sleeps in poll() only after announcing it (a flag
  *    checked by workers and callers, who then ring an eventfd), so no system call is made
  *    per task while both sides are busy. Zero-copy: a map whose input or output array
  *    lies in a shared mapping that existed when the pool forked its workers (an mproc_shm
@@ -135,12 +136,16 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
         goto fail;
     for (int i = 0; i < o.workers; i++)
         p->workers[i] = (struct worker){.slot = i, .pidfd = -1};
-    p->shm_size = sizeof(struct pool_shm) + (size_t)o.workers * sizeof(struct pool_slot);
+    size_t ring_off = sizeof(struct pool_shm) + (size_t)o.workers * sizeof(struct pool_slot);
+    ring_off = (ring_off + 4095) & ~(size_t)4095;
+    p->shm_size = ring_off + (size_t)o.workers * cap; /* pages are touched only when used */
     void *mem;
     rc = mproc__sys_map_shared(-1, p->shm_size, &mem);
     if (rc < 0)
         goto fail;
     p->shm = mem;
+    p->shm->ring_cap = cap;
+    p->shm->ring_off = ring_off;
     p->shm->evfd = -1;
     rc = mproc__sys_eventfd();
     if (rc < 0)

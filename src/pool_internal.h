@@ -4,7 +4,8 @@
  *   struct pool_shm     one anonymous shared mapping: the supervisor's doorbell flag and
  *                       one slot per worker (progress words the worker writes).
  *   struct worker       process-local, owned by the supervisor thread: the process, its
- *                       two channels (mproc_queue), the FIFO of segments sent to it.
+ *                       task channel (mproc_queue) and result ring (pool_ring in the
+ *                       shared mapping), the FIFO of segments sent to it.
  *   struct job          one submission (apply, map, imap): its inputs, cursor, retries,
  *                       outcome counters; protected by the pool mutex.
  *   mproc_result        the caller's handle of an apply or map job.
@@ -46,6 +47,7 @@ struct pool_chunk {
     uint32_t out_cap;  /* bytes of output space per task */
     uint32_t fnref_len;
     uint32_t fixed;    /* 1: fixed-size output (map, imap): out_len stays out_cap */
+    uint32_t timed;    /* the tasks have a time limit: record when each begins */
     uint32_t inplace;  /* CHUNK_IN: inputs are read at in_addr, not carried here;
                           CHUNK_OUT: outputs are written at out_addr, not sent back */
     uint64_t in_addr;  /* item i (absolute index) is at in_addr + i * in_size */
@@ -68,16 +70,46 @@ struct pool_rec {
 
 /* ---- shared memory ------------------------------------------------------------------- */
 
+/* A worker's result ring (src/pool_ring.c); its bytes live elsewhere in the mapping. */
+struct pool_ring {
+    _Alignas(128) _Atomic uint64_t tail; /* bytes published (worker) */
+    _Alignas(128) _Atomic uint64_t head; /* bytes consumed (supervisor) */
+    _Atomic uint32_t writer_waiting;     /* the worker sleeps for room */
+    _Atomic uint32_t space_seq;          /* its futex word */
+};
+
 struct pool_slot {
     _Alignas(128) _Atomic uint64_t started; /* tasks begun by this incarnation */
-    _Atomic int64_t started_ns;             /* when the last one began (if timed) */
+    _Atomic int64_t started_ns;             /* when the last one began */
+    struct pool_ring ring;
 };
 
 struct pool_shm {
     _Alignas(128) _Atomic uint32_t sup_sleeping; /* the supervisor may be asleep in poll */
     int evfd;                                    /* its doorbell (eventfd) */
+    size_t ring_cap;                             /* bytes of each result ring (power of 2) */
+    size_t ring_off;                             /* where slot 0's ring bytes start */
     struct pool_slot slots[];
 };
+
+static inline unsigned char *mproc__ring_data(struct pool_shm *shm, int slot)
+{
+    return (unsigned char *)shm + shm->ring_off + (size_t)slot * shm->ring_cap;
+}
+
+void mproc__ring_reset(struct pool_ring *r);
+/* Publish one record (blocks while the ring is full). 0 or -EMSGSIZE. *head_seen: the
+ * writer's cache of head. */
+int mproc__ring_put(struct pool_ring *r, unsigned char *data, size_t cap, uint64_t *head_seen,
+                    const void *rec, size_t len);
+/* Consumer side, in batches: read records from *pos up to tail (from mproc__ring_tail)
+ * into buf (1, 0 at tail, -MPROC_ECORRUPT), then release them all at once. */
+uint64_t mproc__ring_head(struct pool_ring *r);
+uint64_t mproc__ring_tail(struct pool_ring *r);
+int mproc__ring_read(const unsigned char *data, size_t cap, uint64_t *pos, uint64_t tail,
+                     void *buf, size_t bufcap, size_t *len);
+void mproc__ring_release(struct pool_ring *r, uint64_t pos);
+bool mproc__ring_pending(struct pool_ring *r);
 
 /* ---- process-local ------------------------------------------------------------------ */
 
@@ -192,7 +224,8 @@ struct worker {
     enum wstate state;
     pid_t pid;
     int pidfd;
-    mproc_queue *in, *out;
+    mproc_queue *in;
+    bool live;           /* a process runs (or ran, unreaped) in this slot: ring is valid */
     uint64_t received;   /* result records of this incarnation */
     uint64_t sent;       /* tasks sent to this incarnation */
     struct seg segs[4];  /* FIFO of chunks sent, oldest first */
@@ -208,7 +241,7 @@ struct worker {
 struct worker_arg {
     struct pool_shm *shm;
     int slot;
-    mproc_queue *in, *out;
+    mproc_queue *in;
     size_t msg_max;
     unsigned maxtasks;
     mproc_pool_init_fn init;

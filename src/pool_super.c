@@ -179,16 +179,13 @@ static int spawn_worker(struct sup *s, struct worker *w)
     mproc_pool *p = s->p;
     struct worker_arg *a = &p->wargs[w->slot];
     mproc_queue_opts qo = {.capacity = p->o.channel_size};
-    mproc_queue *in = NULL, *out = NULL;
+    mproc_queue *in = NULL;
     int rc = mproc_queue_new(&in, &qo);
-    if (rc == 0)
-        rc = mproc_queue_new(&out, &qo);
     if (rc < 0)
         goto fail;
     *a = (struct worker_arg){.shm = p->shm,
                              .slot = w->slot,
                              .in = in,
-                             .out = out,
                              .msg_max = p->msg_max,
                              .maxtasks = p->o.maxtasksperchild,
                              .init = p->o.initializer,
@@ -197,6 +194,7 @@ static int spawn_worker(struct sup *s, struct worker *w)
     struct pool_slot *sl = &p->shm->slots[w->slot];
     atomic_store(&sl->started, 0);
     atomic_store(&sl->started_ns, 0);
+    mproc__ring_reset(&sl->ring); /* the previous worker is reaped: nobody writes it */
     struct mproc__spawn sp = {.fn = mproc__pool_worker_main,
                               .arg = a,
                               .fds = {-1, -1, -1},
@@ -205,7 +203,7 @@ static int spawn_worker(struct sup *s, struct worker *w)
     if (rc < 0)
         goto fail;
     w->in = in;
-    w->out = out;
+    w->live = true;
     w->state = W_STARTING;
     w->received = w->sent = 0;
     w->nsegs = 0;
@@ -216,7 +214,6 @@ static int spawn_worker(struct sup *s, struct worker *w)
     return 0;
 fail:
     mproc_queue_free(in);
-    mproc_queue_free(out);
     w->state = W_NONE;
     w->pid = 0;
     w->st.pid = 0;
@@ -248,13 +245,23 @@ static void pop_task(struct worker *w)
 static void drain(struct sup *s, struct worker *w)
 {
     mproc_pool *p = s->p;
-    if (w->out == NULL)
+    if (!w->live)
         return;
+    struct pool_slot *sl = &p->shm->slots[w->slot];
+    unsigned char *data = mproc__ring_data(p->shm, w->slot);
+    uint64_t pos = mproc__ring_head(&sl->ring), tail = mproc__ring_tail(&sl->ring);
     for (;;) {
         size_t len;
-        int rc = mproc_queue_get_into(w->out, s->buf, p->msg_max, &len, 0);
-        if (rc < 0)
-            return; /* empty (-ETIMEDOUT), or nothing sane to do */
+        int rc = mproc__ring_read(data, p->shm->ring_cap, &pos, tail, s->buf, p->msg_max, &len);
+        if (rc <= 0) {
+            if (pos == mproc__ring_head(&sl->ring))
+                return; /* nothing new (or nothing sane to do) */
+            mproc__ring_release(&sl->ring, pos); /* the whole batch at once */
+            tail = mproc__ring_tail(&sl->ring);
+            if (pos == tail)
+                return;
+            continue;
+        }
         struct pool_rec h;
         if (len < sizeof h)
             continue;
@@ -345,8 +352,8 @@ static void release_worker(struct worker *w)
     mproc__sys_close(w->pidfd);
     w->pidfd = -1;
     mproc_queue_free(w->in);
-    mproc_queue_free(w->out);
-    w->in = w->out = NULL;
+    w->in = NULL;
+    w->live = false;
     w->state = W_NONE;
     w->pid = 0;
     w->st.pid = 0;
@@ -649,6 +656,7 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t bu
                                                      : j->out_size),
                            .fnref_len = j->fnref_len,
                            .fixed = j->kind != JOB_APPLY,
+                           .timed = j->timeout > 0,
                            .inplace = (j->inplace_in ? CHUNK_IN : 0u) |
                                       (j->inplace_out ? CHUNK_OUT : 0u),
                            .in_addr = (uint64_t)(uintptr_t)j->in,
@@ -713,7 +721,7 @@ static void dispatch(struct sup *s)
 static bool any_records(mproc_pool *p)
 {
     for (int i = 0; i < p->nworkers; i++)
-        if (p->workers[i].out != NULL && mproc_queue_qsize(p->workers[i].out) > 0)
+        if (p->workers[i].live && mproc__ring_pending(&p->shm->slots[i].ring))
             return true;
     return false;
 }

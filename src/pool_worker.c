@@ -1,22 +1,23 @@
 /* src/pool_worker.c - the pool's worker process: initializer, then a loop of chunks.
  *
  * DESIGN. A worker is a forked child of the pool's supervisor thread (spawn core, daemon
- * flag: it dies with that thread). It owns two channels (mproc_queue, shared memory):
- * `in` carries chunks from the supervisor, `out` carries one record per task back, in
- * the order the tasks were sent. Its slot in the pool's shared mapping holds `started`,
+ * flag: it dies with that thread). It owns two channels in shared memory: `in` (an
+ * mproc_queue) carries chunks from the supervisor; its result ring (src/pool_ring.c,
+ * lock-free, one producer one consumer) carries one record per task back, in the order
+ * the tasks were sent. Its slot in the pool's shared mapping holds `started`,
  * the number of tasks it has begun, incremented before each task is decoded or run.
  *
  * What the supervisor learns when the worker dies: every result record it published
- * whole (the queue discards a half-written one); and `started`. If started exceeds the
+ * whole (the ring never shows a half-written one); and `started`. If started exceeds the
  * records received, the task after the last record was in flight: it fails with
  * -MPROC_EDIED (or -MPROC_ETIMELIMIT); the tasks after it were never begun and go to
  * another worker. So a death at any point (decode, run, encode, after sending) fails at
  * most the one task it interrupted.
  *
  * Who wakes whom: the worker sleeps in mproc_queue_get on `in` (the queue's futex
- * doorbell; spin first when CPUs allow); after putting a record on `out` it rings the
+ * doorbell; spin first when CPUs allow); after publishing a record it rings the
  * supervisor's eventfd only if the supervisor announced it is going to sleep
- * (sup_sleeping, a Dekker pair with the queue's seq_cst tail store), so a busy pool
+ * (sup_sleeping, a Dekker pair with the ring's seq_cst tail store), so a busy pool
  * makes no system call per task. The supervisor closes `in` to make the worker exit.
  *
  * Fault points (tests): "pool.task.decode", "pool.task.run", "pool.result.encode",
@@ -75,6 +76,8 @@ static void ring_supervisor(struct pool_shm *shm)
         mproc__sys_eventfd_ring(shm->evfd);
 }
 
+static uint64_t head_seen; /* this worker's cache of its ring's head (one ring per process) */
+
 /* Build and send one record. code != 0: msg (may be empty) and no output. */
 static int send_rec(const struct worker_arg *a, unsigned char *buf, uint32_t kind, int code,
                     const char *msg, uint64_t job, uint64_t index, size_t out_len)
@@ -95,7 +98,9 @@ static int send_rec(const struct worker_arg *a, unsigned char *buf, uint32_t kin
     h->out_len = (uint32_t)out_len;
     h->job_id = job;
     h->index = index;
-    int rc = mproc_queue_put(a->out, buf, sizeof *h + ml + out_len, MPROC_FOREVER);
+    struct pool_slot *sl = &a->shm->slots[a->slot];
+    int rc = mproc__ring_put(&sl->ring, mproc__ring_data(a->shm, a->slot), a->shm->ring_cap,
+                             &head_seen, buf, sizeof *h + ml + out_len);
     ring_supervisor(a->shm);
     return rc;
 }
@@ -146,7 +151,8 @@ int mproc__pool_worker_main(void *arg)
         const unsigned char *items = ref + ((c.fnref_len + 7u) & ~7u);
 
         /* the chunk's first task is in flight from here: a death during decode fails it */
-        atomic_store_explicit(&slot->started_ns, mproc__sys_now_ns(), memory_order_relaxed);
+        if (c.timed) /* a clock read per task costs ~50 ns: only when it matters */
+            atomic_store_explicit(&slot->started_ns, mproc__sys_now_ns(), memory_order_relaxed);
         atomic_fetch_add(&slot->started, 1);
         int drc = MPROC__FAULT("pool.task.decode");
         if (drc == 0 && (cached_fn == NULL || c.fnref_len != cached_len ||
@@ -162,8 +168,9 @@ int mproc__pool_worker_main(void *arg)
         }
         for (uint32_t i = 0; i < c.count; i++) {
             if (i > 0) {
-                atomic_store_explicit(&slot->started_ns, mproc__sys_now_ns(),
-                                      memory_order_relaxed);
+                if (c.timed)
+                    atomic_store_explicit(&slot->started_ns, mproc__sys_now_ns(),
+                                          memory_order_relaxed);
                 atomic_fetch_add(&slot->started, 1);
             }
             uint64_t index = c.first + i;

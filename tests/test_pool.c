@@ -404,6 +404,53 @@ static void test_map_zero_copy(void **state)
     mproc_shm_free(after);
 }
 
+static int wide(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)t;
+    (void)in_len;
+    int64_t x;
+    memcpy(&x, in, sizeof x);
+    for (size_t k = 0; k < *out_len / sizeof x; k++)
+        memcpy((char *)out + k * sizeof x, &x, sizeof x);
+    return 0;
+}
+
+static void slow_callback(mproc_result *r, void *arg)
+{
+    (void)r;
+    (void)arg;
+    mproc_test_sleep(0.3); /* the supervisor collects nothing meanwhile: rings fill */
+}
+
+/* Tiny channels: chunks and result rings fill up; workers wait for room, nothing is lost. */
+static void test_small_channel_backpressure(void **state)
+{
+    (void)state;
+    mproc_pool *p;
+    assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .channel_size = 4096}));
+    enum { N = 3000, W = 8 };
+    static int64_t in[N], out[N][W];
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    /* A finishes first and its callback holds the supervisor while the workers fill
+     * their result rings with B's outputs (B's chunks are already in their channels) */
+    int64_t x = 1, y;
+    mproc_result *a, *b;
+    assert_ok(mproc_pool_map_async(p, square, &x, 1, sizeof x, &y, sizeof y,
+                                   &(mproc_call_opts){.callback = slow_callback}, &a));
+    assert_ok(mproc_pool_map_async(p, wide, in, N, sizeof *in, out, sizeof out[0], NULL, &b));
+    assert_ok(mproc_result_get(b, 20, NULL, 0, NULL));
+    assert_ok(mproc_result_get(a, 20, NULL, 0, NULL));
+    mproc_result_free(a);
+    mproc_result_free(b);
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < W; k++)
+            assert_int_equal(out[i][k], i);
+    /* an item larger than a channel is refused up front */
+    assert_code(mproc_pool_map(p, wide, in, N, sizeof *in, out, 4096, NULL), -EINVAL);
+    mproc_pool_free(p);
+}
+
 /* ---- imap ------------------------------------------------------------------------------ */
 
 struct gen {
@@ -925,6 +972,7 @@ int main(int argc, char **argv)
         MPROC_TEST(test_map_chunksizes),
         MPROC_TEST(test_map_async_failures),
         MPROC_TEST(test_map_zero_copy),
+        MPROC_TEST(test_small_channel_backpressure),
         MPROC_TEST(test_imap_ordered),
         MPROC_TEST(test_imap_unordered),
         MPROC_TEST(test_initializer_state),

@@ -1,0 +1,131 @@
+/* src/pool_ring.c - a worker's result ring: one producer (the worker), one consumer (the
+ * supervisor), in the pool's shared mapping, without locks.
+ *
+ * DESIGN. Results are small and many (one record per task), so they do not go through an
+ * mproc_queue (two robust-mutex round trips per record) but through a single-producer
+ * single-consumer byte ring. A record is an 8-byte length word and its bytes, padded to
+ * 8, copied in two parts when it wraps. `tail` (the worker's) and `head` (the
+ * supervisor's) count bytes for ever; each side caches the other's word and re-reads it
+ * only when its cache says full (worker) or empty (supervisor).
+ *
+ * Publication: the worker writes a record past tail, then stores tail (release). A
+ * worker killed before that store published nothing; one killed after published a whole
+ * record. The supervisor reads every record up to tail (acquire), then stores head once
+ * for the batch:
+ * nothing half-written is ever read, nothing published is ever lost, even when the
+ * worker dies at any instruction. A dead worker's ring is drained, then reset (both
+ * words to 0) before its replacement is forked.
+ *
+ * Who wakes whom: the supervisor is woken by the pool's doorbell (the worker rings it
+ * after publishing, only if the supervisor announced it sleeps). A worker that finds the
+ * ring full announces itself (writer_waiting = 1, seq_cst), re-reads head, and sleeps on
+ * space_seq; the supervisor, after storing head, sees the flag (seq_cst: the Dekker pair),
+ * clears it, bumps space_seq and wakes it. Sleeps are cut into slices, so a wake lost to
+ * any surprise costs a slice, never a hang.
+ */
+#include "internal.h"
+
+#include "pool_internal.h"
+
+#define SLICE_NS INT64_C(100000000)
+
+static size_t padded(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+static void copy_in(unsigned char *data, size_t cap, uint64_t pos, const void *src, size_t n)
+{
+    size_t off = (size_t)(pos & (cap - 1)), first = cap - off;
+    if (first >= n) {
+        memcpy(data + off, src, n);
+    } else {
+        memcpy(data + off, src, first);
+        memcpy(data, (const unsigned char *)src + first, n - first);
+    }
+}
+
+static void copy_out(const unsigned char *data, size_t cap, uint64_t pos, void *dst, size_t n)
+{
+    size_t off = (size_t)(pos & (cap - 1)), first = cap - off;
+    if (first >= n) {
+        memcpy(dst, data + off, n);
+    } else {
+        memcpy(dst, data + off, first);
+        memcpy((unsigned char *)dst + first, data, n - first);
+    }
+}
+
+void mproc__ring_reset(struct pool_ring *r)
+{
+    atomic_store(&r->tail, 0);
+    atomic_store(&r->head, 0);
+    atomic_store(&r->writer_waiting, 0);
+}
+
+int mproc__ring_put(struct pool_ring *r, unsigned char *data, size_t cap, uint64_t *head_seen,
+                    const void *rec, size_t len)
+{
+    size_t need = 8 + padded(len);
+    if (need > cap)
+        return -EMSGSIZE;
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed); /* ours */
+    while (tail - *head_seen + need > cap) {
+        *head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
+        if (tail - *head_seen + need <= cap)
+            break;
+        atomic_store(&r->writer_waiting, 1);
+        uint32_t seq = atomic_load(&r->space_seq);
+        *head_seen = atomic_load(&r->head);
+        if (tail - *head_seen + need <= cap)
+            break;
+        (void)mproc__sys_futex_wait((const uint32_t *)(const void *)&r->space_seq, seq,
+                                    mproc__sys_now_ns() + SLICE_NS, true);
+    }
+    uint64_t word = len;
+    copy_in(data, cap, tail, &word, sizeof word);
+    copy_in(data, cap, tail + 8, rec, len);
+    atomic_store(&r->tail, tail + need); /* seq_cst: publishes, and pairs with sup_sleeping */
+    return 0;
+}
+
+bool mproc__ring_pending(struct pool_ring *r)
+{
+    return atomic_load_explicit(&r->tail, memory_order_acquire) !=
+           atomic_load_explicit(&r->head, memory_order_relaxed);
+}
+
+uint64_t mproc__ring_head(struct pool_ring *r)
+{
+    return atomic_load_explicit(&r->head, memory_order_relaxed); /* the consumer's own */
+}
+
+uint64_t mproc__ring_tail(struct pool_ring *r)
+{
+    return atomic_load_explicit(&r->tail, memory_order_acquire);
+}
+
+int mproc__ring_read(const unsigned char *data, size_t cap, uint64_t *pos, uint64_t tail,
+                     void *buf, size_t bufcap, size_t *len)
+{
+    if (*pos == tail)
+        return 0;
+    uint64_t word;
+    copy_out(data, cap, *pos, &word, sizeof word);
+    if (word > bufcap || 8 + padded((size_t)word) > tail - *pos)
+        return -MPROC_ECORRUPT; /* cannot happen with a sane worker */
+    copy_out(data, cap, *pos + 8, buf, (size_t)word);
+    *len = (size_t)word;
+    *pos += 8 + padded((size_t)word);
+    return 1;
+}
+
+void mproc__ring_release(struct pool_ring *r, uint64_t pos)
+{
+    atomic_store(&r->head, pos); /* seq_cst: the Dekker pair with writer_waiting */
+    if (atomic_load(&r->writer_waiting) != 0 && atomic_exchange(&r->writer_waiting, 0) != 0) {
+        atomic_fetch_add(&r->space_seq, 1);
+        (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&r->space_seq, INT32_MAX,
+                                    true);
+    }
+}
