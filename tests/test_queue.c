@@ -654,6 +654,27 @@ static void test_producer_killed_in_put(void **state)
     }
 }
 
+/* close() needs the put lock too: a dead holder delays it by a slice, not its full second. */
+static void test_close_after_holder_died(void **state)
+{
+    (void)state;
+    mproc_queue *q = new_queue(0, 0, 0);
+    struct killer k = {q, "queue.put.written", false};
+    pid_t pid = mproc_test_fork(die_in_put, &k);
+    assert_int_equal(mproc_test_exitcode(pid, 10), -SIGKILL);
+    double t0 = mproc_test_now();
+    assert_ok(mproc_queue_close(q));
+    assert_true(mproc_test_now() - t0 < 0.9);
+    assert_code(put_u64(q, 9, 0), -MPROC_ECLOSED);
+    uint64_t v;
+    for (uint64_t want = 0; want < 2; want++) {
+        assert_ok(get_u64(q, &v, 0));
+        assert_int_equal(v, want);
+    }
+    assert_code(get_u64(q, &v, 0), -MPROC_ECLOSED);
+    mproc_queue_free(q);
+}
+
 static int die_in_get(void *arg)
 {
     struct killer *k = arg;
@@ -1063,6 +1084,7 @@ int main(void)
         MPROC_TEST(test_qsize_empty_full),
 #ifdef MPROC_FAULT_INJECTION
         MPROC_TEST(test_producer_killed_in_put),
+        MPROC_TEST(test_close_after_holder_died),
         MPROC_TEST(test_consumer_killed_in_get),
         MPROC_TEST(test_failures_change_nothing),
 #endif
