@@ -457,10 +457,16 @@ int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn gen, void
         mproc__free(j);
         return -EINVAL;
     }
-    if (j->chunksize == 0)
-        j->chunksize = 1;
-    size_t window = opts != NULL && opts->window != 0 ? opts->window
-                                                      : (size_t)p->nworkers * 4 * j->chunksize;
+    size_t window = (size_t)p->nworkers * 8 * (j->chunksize ? j->chunksize : 1);
+    if (window < 256)
+        window = 256;
+    if (opts != NULL && opts->window != 0)
+        window = opts->window;
+    if (j->chunksize == 0) { /* adaptive: what is waiting, up to a fair share */
+        j->chunksize = window / (2 * (size_t)p->nworkers);
+        if (j->chunksize == 0)
+            j->chunksize = 1;
+    }
     if (window > ((size_t)1 << 24) || in_size + out_size > SIZE_MAX / window) {
         mproc__free(j);
         return -EINVAL;
@@ -528,6 +534,13 @@ static int take(mproc_imap *it, struct imap_slot *s, void *out, size_t *index, c
     return code;
 }
 
+/* The generator cannot run: window full, or the next slot still holds an unread item. */
+static bool gen_blocked(const mproc_imap *it)
+{
+    return !it->gen_done && (it->produced - it->returned >= it->window ||
+                             it->slots[it->produced % it->window].state != SLOT_EMPTY);
+}
+
 int mproc_imap_next(mproc_imap *it, void *out, size_t *index, const char **msg, double timeout)
 {
     if (it == NULL || out == NULL)
@@ -539,6 +552,7 @@ int mproc_imap_next(mproc_imap *it, void *out, size_t *index, const char **msg, 
     mproc_pool *p = it->pool;
     for (;;) {
         pthread_mutex_lock(&p->mu);
+        bool was_blocked = gen_blocked(it);
         rc = 1;
         if (it->unordered) {
             if (it->dq_len > 0) {
@@ -566,9 +580,11 @@ int mproc_imap_next(mproc_imap *it, void *out, size_t *index, const char **msg, 
         }
         uint32_t seq = atomic_load(&it->seq);
         if (rc != 1) {
+            /* wake the supervisor only if the generator was waiting for room and has it */
+            bool kick = was_blocked && !gen_blocked(it);
             pthread_mutex_unlock(&p->mu);
-            if (rc == 0 || rc != -MPROC_EEOF)
-                mproc__pool_kick(p); /* a slot is free: the generator may go on */
+            if (kick)
+                mproc__pool_kick(p);
             return rc;
         }
         pthread_mutex_unlock(&p->mu);

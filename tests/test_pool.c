@@ -536,6 +536,7 @@ static void test_imap_unordered(void **state)
         int64_t y;
         size_t idx;
         assert_ok(mproc_imap_next(it, &y, &idx, NULL, 10));
+        atomic_fetch_add(&g.consumed, 1);
         assert_true(idx < N);
         assert_int_equal(seen[idx], 0);
         seen[idx] = 1;
@@ -544,6 +545,7 @@ static void test_imap_unordered(void **state)
     int64_t y;
     assert_code(mproc_imap_next(it, &y, NULL, NULL, 10), -MPROC_EEOF);
     mproc_imap_free(it);
+    assert_true(g.max_ahead <= 256); /* the default window for 3 workers */
 
     /* freeing an iterator early stops the generator; the pool stays usable */
     g = (struct gen){.n = 1000000, .fail_at = -1};

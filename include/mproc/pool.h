@@ -96,13 +96,14 @@ typedef struct mproc_pool_opts {
  * no callbacks. */
 typedef struct mproc_call_opts {
     size_t chunksize;        /* tasks per dispatch; 0: about n / (4 * workers), limited
-                                by the channel size (imap: 1 unless given) */
+                                by the channel size; imap: adaptive, every item generated
+                                and waiting, up to window / (2 * workers) */
     double timeout;          /* per-task time limit for this call; 0: the pool's */
     mproc_result_cb callback;       /* on success (apply_async, map_async) */
     mproc_result_cb error_callback; /* on failure (any task failed) */
     void *cb_arg;
-    size_t window;           /* imap: most items in flight or finished but not yet read;
-                                0: 4 * workers * chunksize */
+    size_t window;           /* imap: most items generated but not yet read (memory
+                                bound); 0: max(256, 8 * workers * chunksize) */
     unsigned flags;          /* enum mproc_call_flags */
 } mproc_call_opts;
 
