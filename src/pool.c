@@ -220,7 +220,6 @@ static int new_job(mproc_pool *p, enum job_kind kind, mproc_task_fn fn, const mp
     }
     j->fnref_len = (uint32_t)len;
     j->kind = kind;
-    j->fn = fn;
     double t = o != NULL && o->timeout > 0 ? o->timeout : p->o.timeout;
     j->timeout = isinf(t) ? 0 : t;
     j->chunksize = o != NULL ? o->chunksize : 0;

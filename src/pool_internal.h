@@ -131,7 +131,6 @@ struct pool_fails {
 struct job {
     uint64_t id;
     enum job_kind kind;
-    mproc_task_fn fn;
     unsigned char fnref[MPROC__FNREF_MAX];
     uint32_t fnref_len;
     double timeout; /* 0: none */
@@ -156,8 +155,6 @@ struct job {
     mproc_imap *it;           /* imap */
     struct job *prev, *nextjob;
 };
-
-struct pool_fail;
 
 struct mproc_result {
     _Atomic uint32_t ready; /* futex word (process-private): 0 -> 1 once */
