@@ -28,9 +28,10 @@
  * without waiting) before it sleeps, because waking a sleeping process on another CPU
  * costs tens of microseconds; a peer that answers within that window is seen at once.
  * A connection stops spinning while its spins go unanswered (after each fruitless one,
- * the next 1, 2, 4, ... up to 1024 waits sleep at once), never spins when its process
- * may run on one CPU only, and a receive whose timeout is shorter than the window does
- * not spin. An idle receiver therefore costs no CPU to speak of.
+ * the next 1, 2, 4, ... up to 1024 waits sleep at once), does not spin while its process
+ * may run on one CPU only (sched_getaffinity, checked before the first spin and after
+ * each fruitless one), and a receive whose timeout is shorter than the window does not
+ * spin. An idle receiver therefore costs no CPU to speak of.
  */
 #ifndef MPROC_PIPE_H
 #define MPROC_PIPE_H
