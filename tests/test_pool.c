@@ -866,10 +866,16 @@ static void test_start_failures(void **state)
         }
         assert_int_equal(mproc_test_count_children(), 0);
     }
-    mproc_fault_set("pool.thread", MPROC_FAULT_FAIL, &(mproc_fault_opts){.code = -EAGAIN});
-    mproc_pool *p;
-    assert_code(mproc_pool_new(&p, NULL), -EAGAIN);
-    mproc_fault_clear();
+    const char *points[] = {"pool.thread", "sys.eventfd", "sys.pidfd_open"};
+    for (size_t k = 0; k < MPROC__ARRAY_LEN(points); k++) {
+        /* the second pass: sys.pidfd_open fails for the second worker, after the first */
+        mproc_fault_set(points[k], MPROC_FAULT_FAIL,
+                        &(mproc_fault_opts){.code = -EMFILE, .nth = k == 2 ? 2 : 1});
+        mproc_pool *p;
+        assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2}), -EMFILE);
+        mproc_fault_clear();
+        assert_int_equal(mproc_test_count_children(), 0);
+    }
 }
 #endif
 
