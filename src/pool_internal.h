@@ -128,6 +128,10 @@ struct pool_fails {
     size_t items; /* sum of count */
 };
 
+struct run {
+    size_t first, count;
+};
+
 struct job {
     uint64_t id;
     enum job_kind kind;
@@ -144,9 +148,10 @@ struct job {
     size_t failed;            /* outcomes that are failures */
     unsigned char *out;       /* map: the caller's outputs */
     size_t next;              /* first index never dispatched */
-    size_t *retry;            /* indices to dispatch again (sent to a worker that died
-                                 before beginning them), in order */
-    size_t nretry, capretry;
+    struct run *retry;        /* runs of tasks to dispatch again (sent to a worker that
+                                 died before beginning them), in order */
+    size_t nruns, capruns;
+    size_t nretry;            /* tasks in those runs */
     size_t outstanding;       /* dispatched without an outcome yet */
     size_t finished;          /* with an outcome */
     bool cancelled;           /* no more dispatching: the rest is cancelled */
@@ -209,9 +214,8 @@ struct mproc_imap {
 
 struct seg {
     struct job *job;
-    size_t first, count; /* contiguous run of task indices; count 1 for a retry */
+    size_t first, count; /* contiguous run of task indices */
     size_t done;         /* outcomes received so far (from the front) */
-    bool retry;          /* a single retried index (first) */
 };
 
 enum wstate { W_NONE, W_STARTING, W_READY, W_DEAD };

@@ -153,8 +153,10 @@ static void outcome(struct sup *s, struct job *j, size_t index, int code, const 
 static size_t fail_pending(struct sup *s, struct job *j, int code, const char *msg)
 {
     size_t n = 0;
-    for (size_t i = 0; i < j->nretry; i++, n++)
-        outcome(s, j, j->retry[i], code, msg, NULL, 0, NULL);
+    for (size_t r = 0; r < j->nruns; r++)
+        for (size_t i = 0; i < j->retry[r].count; i++, n++)
+            outcome(s, j, j->retry[r].first + i, code, msg, NULL, 0, NULL);
+    j->nruns = 0;
     j->nretry = 0;
     if (j->kind == JOB_IMAP) {
         for (; j->next < j->n; j->next++, n++)
@@ -227,7 +229,7 @@ static struct seg *front(struct worker *w, size_t *index)
     if (w->nsegs == 0)
         return NULL;
     struct seg *g = &w->segs[0];
-    *index = g->retry ? g->first : g->first + g->done;
+    *index = g->first + g->done;
     return g;
 }
 
@@ -302,26 +304,27 @@ static void describe_exit(char *buf, size_t n, pid_t pid, int code)
         say(buf, n, "worker (pid %d) exited with status %d", (int)pid, code);
 }
 
-/* Queue a dead worker's unbegun tasks again, at the front of their jobs' retries. */
+/* Queue a dead worker's unbegun tasks again, at the front of their jobs' retries, as runs
+ * (a chunk of 100k items requeued is one run, not 100k entries). */
 static void requeue(struct worker *w)
 {
     for (int k = w->nsegs - 1; k >= 0; k--) {
         struct seg *g = &w->segs[k];
         struct job *j = g->job;
         size_t cnt = g->count - g->done;
-        if (j->nretry + cnt > j->capretry) {
-            size_t cap = j->capretry ? j->capretry : 8;
-            while (cap < j->nretry + cnt)
-                cap *= 2;
-            size_t *v = mproc__realloc(j->retry, cap * sizeof *v);
+        if (cnt == 0)
+            continue;
+        if (j->nruns == j->capruns) {
+            size_t cap = j->capruns ? j->capruns * 2 : 4;
+            struct run *v = mproc__realloc(j->retry, cap * sizeof *v);
             if (v == NULL)
-                continue; /* see below: these fail instead */
+                continue; /* see on_death: these fail instead */
             j->retry = v;
-            j->capretry = cap;
+            j->capruns = cap;
         }
-        memmove(j->retry + cnt, j->retry, j->nretry * sizeof *j->retry);
-        for (size_t i = 0; i < cnt; i++)
-            j->retry[i] = g->retry ? g->first : g->first + g->done + i;
+        memmove(j->retry + 1, j->retry, j->nruns * sizeof *j->retry);
+        j->retry[0] = (struct run){.first = g->first + g->done, .count = cnt};
+        j->nruns++;
         j->nretry += cnt;
         j->outstanding -= cnt;
         g->done = g->count;
@@ -615,7 +618,7 @@ static void generate(struct sup *s)
 
 static bool has_work(const struct job *j)
 {
-    return !j->cancelled && (j->nretry > 0 || j->next < j->n);
+    return !j->cancelled && (j->nruns > 0 || j->next < j->n);
 }
 
 /* Send one chunk of j to w. false: the channel is full (nothing changed). */
@@ -624,13 +627,15 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t bu
     mproc_pool *p = s->p;
     size_t head = sizeof(struct pool_chunk) + ((j->fnref_len + 7u) & ~(size_t)7);
     size_t first, count;
-    bool retry = j->nretry > 0;
+    bool retry = j->nruns > 0;
     if (retry) {
-        first = j->retry[0];
-        count = 1;
+        first = j->retry[0].first;
+        count = j->retry[0].count;
     } else {
         first = j->next;
         count = j->n - j->next;
+    }
+    {
         if (count > j->chunksize)
             count = j->chunksize;
         if (count > UINT32_MAX)
@@ -683,14 +688,19 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t bu
     if (rc < 0)
         return false;
     if (retry) {
-        j->nretry--;
-        memmove(j->retry, j->retry + 1, j->nretry * sizeof *j->retry);
+        j->nretry -= count;
+        j->retry[0].first += count;
+        j->retry[0].count -= count;
+        if (j->retry[0].count == 0) {
+            j->nruns--;
+            memmove(j->retry, j->retry + 1, j->nruns * sizeof *j->retry);
+        }
     } else {
         j->next += count;
     }
     j->outstanding += count;
     w->sent += count;
-    w->segs[w->nsegs++] = (struct seg){.job = j, .first = first, .count = count, .retry = retry};
+    w->segs[w->nsegs++] = (struct seg){.job = j, .first = first, .count = count};
     s->progress = true;
     return true;
 }

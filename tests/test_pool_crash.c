@@ -282,6 +282,38 @@ static void test_kill_worker_mid_map(void **state)
     mproc_pool_free(p);
 }
 
+/* A worker killed in the middle of a huge chunk: the rest of the chunk is sent again as
+ * runs (quickly), exactly the task in flight fails. */
+static void test_kill_in_huge_chunk(void **state)
+{
+    (void)state;
+    mproc_pool *p;
+    assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 1}));
+    enum { N = 120000 };
+    static struct item in[N];
+    static int64_t out[N];
+    fill(in, N, M_NONE, 0);
+    for (int i = 0; i < 200; i++)
+        in[i].usec = 2000; /* the first 200 take 0.4 s: time to kill in the chunk */
+    mproc_result *r;
+    assert_ok(mproc_pool_map_async(p, crashy, in, N, sizeof *in, out, sizeof *out,
+                                   &(mproc_call_opts){.chunksize = 60000}, &r));
+    mproc_pool_stats st;
+    mproc_worker_stats ws[1];
+    double t0 = mproc_test_now();
+    do {
+        mproc_test_sleep(0.01);
+        assert_ok(mproc_pool_stats_get(p, &st, ws, 1));
+    } while (st.done < 20 && mproc_test_now() - t0 < 20);
+    assert_ok(kill(ws[0].pid, SIGKILL));
+    t0 = mproc_test_now();
+    assert_code(mproc_result_get(r, 30, NULL, 0, NULL), -MPROC_EDIED);
+    assert_true(mproc_test_now() - t0 < 15);
+    assert_int_equal(check_outcomes(r, out, N, -MPROC_EDIED, -MPROC_EDIED), 1);
+    mproc_result_free(r);
+    mproc_pool_free(p);
+}
+
 static void test_restart_budget_breaks_pool(void **state)
 {
     (void)state;
@@ -428,6 +460,7 @@ int main(void)
         MPROC_TEST(test_fork_fails_breaks_pool),
 #endif
         MPROC_TEST(test_kill_worker_mid_map),
+        MPROC_TEST(test_kill_in_huge_chunk),
         MPROC_TEST(test_restart_budget_breaks_pool),
         MPROC_TEST(test_kill_storm),
         MPROC_TEST(test_caller_killed),
