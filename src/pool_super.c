@@ -438,7 +438,7 @@ static void on_death(struct sup *s, struct worker *w)
     s->progress = true;
     p->check_jobs = true; /* requeued tasks of a cancelled job fail now */
 
-    if (p->phase == P_STARTING && was_starting) {
+    if (p->phase == P_STARTING) { /* any death before the pool is up fails its creation */
         if (p->start_rc == 1) {
             p->start_rc = w->init_code < 0 ? w->init_code : -MPROC_EDIED;
             say(p->start_msg, sizeof p->start_msg, "%s",

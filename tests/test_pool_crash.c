@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -409,6 +410,60 @@ static void test_kill_storm(void **state)
     mproc_pool_free(p);
 }
 
+/* ---- a worker dies while the pool starts ---- */
+
+struct start_race {
+    _Atomic int *counter; /* shared with the workers */
+    int fd;               /* the first worker writes its pid here */
+};
+
+static int init_race(void *arg, void **state)
+{
+    (void)state;
+    struct start_race *r = arg;
+    if (atomic_fetch_add(r->counter, 1) == 0) { /* the first: ready at once */
+        pid_t me = getpid();
+        return write(r->fd, &me, sizeof me) == (ssize_t)sizeof me ? 0 : -EIO;
+    }
+    mproc_test_sleep(1.0); /* the others: still initializing when the first is killed */
+    return 0;
+}
+
+static void *kill_first(void *arg)
+{
+    int fd = *(int *)arg;
+    pid_t pid;
+    if (read(fd, &pid, sizeof pid) == (ssize_t)sizeof pid) {
+        mproc_test_sleep(0.1); /* it has reported ready by now */
+        kill(pid, SIGKILL);
+    }
+    return NULL;
+}
+
+static void test_ready_worker_dies_during_start(void **state)
+{
+    (void)state;
+    _Atomic int *counter = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                                -1, 0);
+    assert_true(counter != MAP_FAILED);
+    int fds[2];
+    assert_ok(pipe(fds));
+    struct start_race r = {.counter = counter, .fd = fds[1]};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, kill_first, &fds[0]), 0);
+    mproc_pool *p;
+    double t0 = mproc_test_now();
+    assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .initializer = init_race,
+                                                       .initarg = &r}),
+                -MPROC_EDIED);
+    assert_true(mproc_test_now() - t0 < 10);
+    pthread_join(th, NULL);
+    close(fds[0]);
+    close(fds[1]);
+    munmap((void *)counter, 4096);
+    assert_int_equal(mproc_test_count_children(), 0);
+}
+
 /* ---- the caller dies ------------------------------------------------------------------------ */
 
 static int caller(void *arg)
@@ -463,6 +518,7 @@ int main(void)
         MPROC_TEST(test_kill_in_huge_chunk),
         MPROC_TEST(test_restart_budget_breaks_pool),
         MPROC_TEST(test_kill_storm),
+        MPROC_TEST(test_ready_worker_dies_during_start),
         MPROC_TEST(test_caller_killed),
     };
     return mproc_test_run(tests);
