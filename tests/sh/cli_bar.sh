@@ -66,5 +66,11 @@ expect_eq "stdout clean" "a
 b" "$out"
 grep -q '100% 2/2 done' "$tmp/err" || fail "bar on a non-terminal stderr: $(cat -v "$tmp/err")"
 
+# Documented in --help and the man page.
+for o in --bar --eta; do
+    "$M" run --help | grep -q -- "^ *$o " || fail "--help lacks $o"
+    grep -q -- "^\.B \\\\-\\\\-${o#--}$" "$MPROC_SOURCE_DIR/cli/mproc.1" || fail "mproc.1 lacks $o"
+done
+
 [ "$fails" -eq 0 ] || exit 1
 echo "cli_bar: all passed"
