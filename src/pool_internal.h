@@ -245,6 +245,7 @@ struct worker_arg {
     mproc_queue *in;
     size_t msg_max;
     unsigned maxtasks;
+    int pin;
     mproc_pool_init_fn init;
     void *initarg;
     sigset_t mask; /* the caller's signal mask */

@@ -190,6 +190,7 @@ static int spawn_worker(struct sup *s, struct worker *w)
                              .in = in,
                              .msg_max = p->msg_max,
                              .maxtasks = p->o.maxtasksperchild,
+                             .pin = p->o.pin,
                              .init = p->o.initializer,
                              .initarg = p->o.initarg,
                              .mask = p->caller_mask};

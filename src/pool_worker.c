@@ -122,6 +122,8 @@ int mproc__pool_worker_main(void *arg)
     if (inbuf == NULL || outbuf == NULL) {
         rc = -ENOMEM;
         say(t.msg, sizeof t.msg, "worker: out of memory");
+    } else if (a->pin && (rc = mproc__sys_pin_nth((unsigned)a->slot)) < 0) {
+        say(t.msg, sizeof t.msg, "worker: could not pin to a CPU: %s", mproc_strerror(rc));
     } else if (a->init != NULL) {
         rc = a->init(a->initarg, &t.state);
         if (rc > 0)

@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -574,6 +575,60 @@ static void test_initializer_state(void **state)
     mproc_pool_free(p);
 }
 
+/* output: the worker's slot, how many CPUs it may use, and the first of them */
+static int affinity(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)in;
+    (void)in_len;
+    (void)out_len;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) < 0)
+        return -errno;
+    int64_t o[3] = {mproc_task_worker(t), CPU_COUNT(&set), -1};
+    for (size_t c = 0; c < CPU_SETSIZE && o[2] < 0; c++)
+        if (CPU_ISSET(c, &set))
+            o[2] = (int64_t)c;
+    memcpy(out, o, sizeof o);
+    return 0;
+}
+
+static void test_pin(void **state)
+{
+    (void)state;
+    int usable = mproc_cpu_usable();
+    mproc_pool *p;
+    assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .pin = 1}));
+    int64_t in[40] = {0}, out[40][3];
+    assert_ok(mproc_pool_map(p, affinity, in, 40, sizeof *in, out, sizeof out[0],
+                             &(mproc_call_opts){.chunksize = 1}));
+    int64_t cpu_of[2] = {-1, -1};
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(out[i][1], 1); /* pinned: one CPU */
+        int64_t w = out[i][0];
+        assert_true(w == 0 || w == 1);
+        if (cpu_of[w] < 0)
+            cpu_of[w] = out[i][2];
+        assert_int_equal(cpu_of[w], out[i][2]); /* always the same one */
+    }
+    if (usable >= 2 && cpu_of[0] >= 0 && cpu_of[1] >= 0)
+        assert_true(cpu_of[0] != cpu_of[1]);
+    mproc_pool_free(p);
+    /* without pin: the caller's whole mask */
+    p = pool_of(1);
+    assert_ok(mproc_pool_map(p, affinity, in, 1, sizeof *in, out, sizeof out[0], NULL));
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    assert_ok(sched_getaffinity(0, sizeof set, &set));
+    assert_int_equal(out[0][1], CPU_COUNT(&set));
+    mproc_pool_free(p);
+#ifdef MPROC_FAULT_INJECTION
+    mproc_fault_set("sys.pin", MPROC_FAULT_FAIL, &(mproc_fault_opts){.code = -EPERM});
+    assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .pin = 1}), -EPERM);
+    mproc_fault_clear();
+#endif
+}
+
 static void test_initializer_failure(void **state)
 {
     (void)state;
@@ -985,6 +1040,7 @@ int main(int argc, char **argv)
         MPROC_TEST(test_imap_unordered),
         MPROC_TEST(test_initializer_state),
         MPROC_TEST(test_initializer_failure),
+        MPROC_TEST(test_pin),
         MPROC_TEST(test_maxtasksperchild),
         MPROC_TEST(test_task_timeout),
         MPROC_TEST(test_cancel),

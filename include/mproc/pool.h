@@ -90,6 +90,9 @@ typedef struct mproc_pool_opts {
     double restart_period;   /* seconds; 0: 1.0 */
     size_t channel_size;     /* bytes of each worker's task and result channels; 0: 1 MiB.
                                 The largest input or output of one task is about half. */
+    int pin;                 /* nonzero: worker i runs only on the i-th CPU (round robin)
+                                of the caller's affinity mask; a failure to pin fails the
+                                worker's start like its initializer */
 } mproc_pool_opts;
 
 /* Options of one submission. The zero value: default chunksize, the pool's timeout,

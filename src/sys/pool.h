@@ -29,4 +29,8 @@ struct mproc__shared_range {
 /* The process's shared writable mappings now, read from /proc/self/maps: a malloc'd
  * array (free with mproc__free) and its length. 0 or -errno (-ENOMEM). */
 int mproc__sys_shared_ranges(struct mproc__shared_range **out, size_t *n);
+/* Pin the calling thread (a freshly forked worker: its only thread) to the n-th CPU, round
+ * robin, of its current affinity mask. 0 or -errno. Fault point "sys.pin". */
+int mproc__sys_pin_nth(unsigned n);
+
 #endif
