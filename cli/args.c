@@ -19,14 +19,15 @@
 #include <string.h>
 #include <sys/resource.h>
 
-/* The most job slots -j 0 gives: each running job holds three descriptors (pidfd,
- * stdout and stderr pipes), and we keep some for ourselves. */
+/* The most job slots -j 0 gives: each running job holds up to five descriptors (pidfd,
+ * stdout and stderr pipes, and a spool file for each past 64 KiB of output), and we
+ * keep some for ourselves. */
 static long most_slots(void)
 {
     struct rlimit rl;
     long most = 1024;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-        long byfd = ((long)rl.rlim_cur - 32) / 4;
+        long byfd = ((long)rl.rlim_cur - 32) / 5;
         if (byfd < most)
             most = byfd;
     }

@@ -46,6 +46,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -682,7 +683,19 @@ int cli_run(const cli_run_opts *o)
     }
     s.slots = calloc((size_t)o->jobs, sizeof *s.slots);
     if (o->keep_order) {
-        s.rcap = (size_t)o->jobs + ((size_t)o->jobs > 64 ? (size_t)o->jobs : 64);
+        /* The finished jobs that wait for an earlier one may each hold two spool
+         * files: keep their number within the descriptors left after the running
+         * jobs' (3 each, 2 more for their spools) and some for ourselves. */
+        size_t extra = (size_t)o->jobs > 64 ? (size_t)o->jobs : 64;
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+            long left = ((long)rl.rlim_cur - 32 - 5 * o->jobs) / 2;
+            if (left < 1)
+                left = 1;
+            if ((size_t)left < extra)
+                extra = (size_t)left;
+        }
+        s.rcap = (size_t)o->jobs + extra;
         s.ring = calloc(s.rcap, sizeof *s.ring);
     }
     if (!s.slots || (o->keep_order && !s.ring)) {

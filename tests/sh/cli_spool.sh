@@ -65,6 +65,13 @@ t	second" "$(cat "$tmp/l")"
 # stderr is spooled too, and a retried job starts afresh.
 "$M" run --retries 2 'head -c 100000 /dev/zero | tr "\0" e >&2; [ -e '"$tmp"'/once ] || { touch '"$tmp"'/once; exit 1; }; : {}' ::: x 2>"$tmp/e"
 expect_eq "stderr spooled, retry afresh" 100000 "$(wc -c <"$tmp/e")"
+# -k with a slow first job: the finished jobs waiting behind it hold their spool files;
+# under a low descriptor limit their number is bounded, not an EMFILE failure.
+out=$(ulimit -n 64; "$M" run -k -j4 'if [ {} = 1 ]; then sleep 1; fi; head -c 100000 /dev/zero | tr "\0" e >&2; head -c 100000 /dev/zero | tr "\0" {}; echo' ::: $(seq 40) 2>"$tmp/e" | cut -c1-3 | xargs)
+expect_eq "low fd limit: status" "0" "$?"
+expect_eq "low fd limit: all in order" "$(seq 40 | cut -c1 | sed 's/.*/&&&/' | xargs)" "$out"
+expect_eq "low fd limit: stderr" $((40 * 100000)) "$(wc -c <"$tmp/e")"
+
 # A TMPDIR that cannot hold the spool is mproc's own error (255), not a crash.
 TMPDIR="$tmp/missing" "$M" run 'head -c 1000000 /dev/zero' ::: x >/dev/null 2>"$tmp/e"
 expect_eq "unusable TMPDIR: status" 255 $?
