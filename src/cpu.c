@@ -28,25 +28,8 @@ enum { SMALL_FILE = 256, CGROUP_FILE = 16384 };
 /* Read a small text file into buf (NUL-terminated). 0 or -errno. */
 static int read_text(const char *path, char *buf, size_t cap)
 {
-    int fd;
-    do {
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return -errno;
-    size_t used = 0;
-    int rc = 0;
-    while (used < cap - 1) {
-        ssize_t n = mproc__sys_read(fd, buf + used, cap - 1 - used);
-        if (n < 0)
-            rc = (int)n;
-        if (n <= 0)
-            break;
-        used += (size_t)n;
-    }
-    mproc__sys_close(fd);
-    buf[used] = '\0';
-    return rc;
+    int rc = mproc__sys_read_text(path, buf, cap);
+    return rc < 0 ? rc : 0;
 }
 
 /* Parse one decimal integer (leading blanks allowed); advance *s past it. */

@@ -108,3 +108,28 @@ int mproc__sys_pipe(int fds[2], int flags)
         return -errno;
     return 0;
 }
+
+int mproc__sys_read_text(const char *path, char *buf, size_t cap)
+{
+    if (cap == 0)
+        return -EINVAL;
+    int fd;
+    do {
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return -errno;
+    size_t used = 0;
+    int rc = 0;
+    while (used < cap - 1) {
+        ssize_t n = mproc__sys_read(fd, buf + used, cap - 1 - used);
+        if (n < 0)
+            rc = (int)n;
+        if (n <= 0)
+            break;
+        used += (size_t)n;
+    }
+    mproc__sys_close(fd);
+    buf[used] = '\0';
+    return rc < 0 ? rc : (int)(used > INT32_MAX ? INT32_MAX : used);
+}

@@ -20,30 +20,48 @@ pid_t mproc__sys_gettid(void)
     return (pid_t)syscall(SYS_gettid);
 }
 
+int mproc__sys_proc_stat(pid_t pid, char *state, unsigned long long *start)
+{
+    char path[40], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int n = mproc__sys_read_text(path, buf, sizeof buf);
+    if (n < 0)
+        return n == -ESRCH ? -ENOENT : n;
+    if (n == 0)
+        return -ENOENT; /* the process is going away */
+    /* "pid (comm) S ppid ...": comm may hold ')' itself, so find the last one. The state
+     * is field 3, the start time field 22. */
+    char *p = strrchr(buf, ')');
+    if (p == NULL || p[1] != ' ' || p[2] == '\0')
+        return -EPROTO;
+    *state = p[2];
+    p += 2;
+    for (int field = 3; field < 22; field++) {
+        p = strchr(p, ' ');
+        if (p == NULL)
+            return -EPROTO;
+        p++;
+    }
+    char *end;
+    errno = 0;
+    *start = strtoull(p, &end, 10);
+    if (end == p || errno != 0)
+        return -EPROTO;
+    return 0;
+}
+
 int mproc__sys_pid_alive(pid_t pid)
 {
     if (pid <= 0)
         return -EINVAL;
     if (kill(pid, 0) < 0 && errno == ESRCH)
         return 0;
-    char path[40];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd;
-    do {
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return errno == ENOENT ? 0 : 1; /* no /proc: trust kill() */
-    char buf[512];
-    ssize_t n = mproc__sys_read(fd, buf, sizeof buf - 1);
-    mproc__sys_close(fd);
-    if (n <= 0)
-        return n == 0 ? 0 : 1; /* an empty stat: the process is going away */
-    buf[n] = '\0';
-    /* "pid (comm) S ...": comm may hold ')' itself, so find the last one. */
-    char *close_paren = strrchr(buf, ')');
-    if (close_paren == NULL || close_paren[1] != ' ' || close_paren[2] == '\0')
-        return 1;
-    char state = close_paren[2];
+    char state;
+    unsigned long long start;
+    int rc = mproc__sys_proc_stat(pid, &state, &start);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0)
+        return 1; /* no /proc, or unreadable: trust kill() */
     return state == 'Z' || state == 'X' || state == 'x' ? 0 : 1;
 }

@@ -58,6 +58,8 @@
 #include "sys/owner_lock.h"
 #include "sys/queue.h"
 
+#include "sys/liveness.h"
+
 #include <fcntl.h>
 #include <linux/membarrier.h>
 #include <signal.h>
@@ -84,47 +86,6 @@ static uint32_t *futex_word(mproc__owner_lock *l)
 }
 
 /* ---- who am I ------------------------------------------------------------------------ */
-
-/* Read the state letter and start time (clock ticks since boot) of pid from /proc.
- * 0, -ENOENT (no such process), or another negative code (cannot tell). */
-static int read_stat(pid_t pid, char *state, unsigned long long *start)
-{
-    char path[40];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    int fd;
-    do {
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0)
-        return -errno;
-    char buf[1024];
-    ssize_t n = mproc__sys_read(fd, buf, sizeof buf - 1);
-    mproc__sys_close(fd);
-    if (n < 0)
-        return (int)n == -ESRCH ? -ENOENT : (int)n;
-    if (n == 0)
-        return -ENOENT; /* the process is going away */
-    buf[n] = '\0';
-    /* "pid (comm) S ppid ...": comm may hold ')' itself, so find the last one. The state
-     * is field 3, the start time field 22. */
-    char *p = strrchr(buf, ')');
-    if (p == NULL || p[1] != ' ' || p[2] == '\0')
-        return -EPROTO;
-    *state = p[2];
-    p += 2;
-    for (int field = 3; field < 22; field++) {
-        p = strchr(p, ' ');
-        if (p == NULL)
-            return -EPROTO;
-        p++;
-    }
-    char *end;
-    errno = 0;
-    *start = strtoull(p, &end, 10);
-    if (end == p || errno != 0)
-        return -EPROTO;
-    return 0;
-}
 
 static uint32_t stamp_of(unsigned long long start)
 {
@@ -179,7 +140,7 @@ uint64_t mproc__owner_self_slow(void)
         return (uint64_t)pid; /* no cache: ask every time, pid-only checks */
     char state;
     unsigned long long start;
-    uint64_t stamp = read_stat(pid, &state, &start) == 0 ? stamp_of(start) : 0;
+    uint64_t stamp = mproc__sys_proc_stat(pid, &state, &start) == 0 ? stamp_of(start) : 0;
     uint64_t id = (uint64_t)pid | stamp << 32;
     /* Registration is per process (an exec or a fork may not keep it): once here, where
      * the page says this process has not been seen. */
@@ -210,7 +171,7 @@ int mproc__owner_gone(uint64_t id)
         return 1;
     char state;
     unsigned long long start;
-    int rc = read_stat(pid, &state, &start);
+    int rc = mproc__sys_proc_stat(pid, &state, &start);
     if (rc < 0) {
         /* Gone in the meantime, or /proc hides it (hidepid) or is missing: ask kill()
          * again rather than take a live owner's lock. */

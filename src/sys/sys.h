@@ -45,6 +45,10 @@ int mproc__sys_write_all(int fd, const void *buf, size_t n);
 /* Read exactly n bytes (blocking fd). 0, -MPROC_EEOF at end of file before n, or -errno. */
 int mproc__sys_read_all(int fd, void *buf, size_t n);
 
+/* Read a small file (a /proc or /sys entry) into buf, NUL-terminated, at most cap - 1
+ * bytes. Returns the length read (>= 0) or -errno (-ENOENT, -EACCES, ...). */
+int mproc__sys_read_text(const char *path, char *buf, size_t cap);
+
 /* poll() one fd for events until the deadline. Returns revents (> 0), 0 at the
  * deadline, or -errno. EINTR restarts with the remaining time. */
 int mproc__sys_poll1(int fd, short events, int64_t deadline);
