@@ -63,6 +63,18 @@ __attribute__((format(printf, 1, 2), noreturn)) static inline void bench_die(con
             bench_die("%s:%d: %s: %s", __FILE__, __LINE__, #expr, strerror(errno));        \
     } while (0)
 
+/* n scaled by $BENCH_SCALE (for quick runs; default 1), never below floor. */
+static inline uint64_t bench_scaled(uint64_t n, uint64_t floor)
+{
+    static double scale = -1;
+    if (scale < 0) {
+        const char *s = getenv("BENCH_SCALE");
+        scale = s != NULL && atof(s) > 0 ? atof(s) : 1.0;
+    }
+    double v = (double)n * scale;
+    return v < (double)floor ? floor : (uint64_t)v;
+}
+
 static inline void bench_emit(const char *id, const char *variant, double value, const char *unit)
 {
     printf("%s %s %.6g %s\n", id, variant, value, unit);

@@ -23,13 +23,11 @@
 
 extern char **environ;
 
-static double scale = 1.0;
 static char tmpdir[] = "/tmp/mproc-bench-cli-XXXXXX";
 
 static unsigned long scaled(unsigned long n)
 {
-    unsigned long v = (unsigned long)((double)n * scale);
-    return v < 10 ? 10 : v;
+    return (unsigned long)bench_scaled(n, 10);
 }
 
 static int have(const char *prog)
@@ -159,9 +157,6 @@ int main(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    const char *s = getenv("BENCH_SCALE");
-    if (s != NULL && atof(s) > 0)
-        scale = atof(s);
     char mproc[4096];
     const char *env = getenv("MPROC_CLI");
     if (env) {

@@ -17,12 +17,9 @@
 #include "mproc/error.h"
 #include "mproc/sync.h"
 
-static double scale = 1.0;
-
 static uint64_t scaled(uint64_t n)
 {
-    double v = (double)n * scale;
-    return v < 16 ? 16 : (uint64_t)v;
+    return bench_scaled(n, 16);
 }
 
 /* Both variants behind one tiny interface, so the loops are the same code. */
@@ -125,9 +122,6 @@ int main(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    const char *s = getenv("BENCH_SCALE");
-    if (s != NULL && atof(s) > 0)
-        scale = atof(s);
     uint64_t nu = scaled(5000000), nc = scaled(2000000);
     bench_emit("lock.uncontended", "mproc", run_uncontended(0, nu), "ns");
     bench_emit("lock.uncontended", "pthread", run_uncontended(1, nu), "ns");

@@ -17,12 +17,9 @@
 #include "mproc/error.h"
 #include "mproc/pipe.h"
 
-static double scale = 1.0;
-
 static uint64_t scaled(uint64_t n)
 {
-    double v = (double)n * scale;
-    return v < 16 ? 16 : (uint64_t)v;
+    return bench_scaled(n, 16);
 }
 
 /* ---- mproc: tx/rx are the parent's ends; ctx/crx the child's ------------------------ */
@@ -161,9 +158,6 @@ int main(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    const char *s = getenv("BENCH_SCALE");
-    if (s != NULL && atof(s) > 0)
-        scale = atof(s);
     uint64_t n = scaled(20000);
     bench_emit("pipe.rtt", "mproc", run_mproc_duplex(n), "us");
     bench_emit("pipe.rtt", "raw", run_raw(n, 0), "us");

@@ -12,12 +12,9 @@
 #include "mproc/error.h"
 #include "mproc/process.h"
 
-static double scale = 1.0;
-
 static uint64_t scaled(uint64_t n)
 {
-    double v = (double)n * scale;
-    return v < 16 ? 16 : (uint64_t)v;
+    return bench_scaled(n, 16);
 }
 
 static int child_fn(void *arg)
@@ -68,9 +65,6 @@ int main(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    const char *s = getenv("BENCH_SCALE");
-    if (s != NULL && atof(s) > 0)
-        scale = atof(s);
     fflush(NULL); /* nothing buffered may be duplicated into the children */
     uint64_t n = scaled(1000);
     bench_emit("process.start_join", "mproc", run_mproc(n), "us");

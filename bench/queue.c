@@ -28,12 +28,9 @@ struct shared {
     uint64_t sum;
 };
 
-static double scale = 1.0;
-
 static uint64_t scaled(uint64_t n)
 {
-    double v = (double)n * scale;
-    return v < 16 ? 16 : (uint64_t)v;
+    return bench_scaled(n, 16);
 }
 
 /* ---- mproc_queue ------------------------------------------------------------------ */
@@ -209,9 +206,6 @@ int main(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    const char *s = getenv("BENCH_SCALE");
-    if (s != NULL && atof(s) > 0)
-        scale = atof(s);
 
     bench_emit("queue.8B", "mproc", run_mproc(8, scaled(2000000)), "msg/s");
     bench_emit("queue.8B", "raw", run_raw_ring(scaled(50000000)), "msg/s");
