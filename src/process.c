@@ -22,6 +22,8 @@
  */
 #include "internal.h"
 
+#include <unistd.h>
+
 #include "sys/spawn.h"
 
 #include <poll.h>
@@ -143,7 +145,21 @@ static char **path_candidates(const char *argv0, bool search)
         buf += len + 1;
         dir = end != NULL ? end + 1 : dir + dlen;
     }
-    v[n] = NULL;
+    /* Drop the absolute candidates that do not exist: the child's execve would only fail
+     * on them with ENOENT/ENOTDIR and go on, and a failed execve costs far more than an
+     * access() here (a PATH of a dozen entries made every spawn of `true` try 9 of them).
+     * Relative ones are left to the child, whose working directory may differ. If none
+     * remains, the first is kept so the child reports ENOENT as execvp would. */
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool absent = v[i][0] == '/' && access(v[i], F_OK) < 0 &&
+                      (errno == ENOENT || errno == ENOTDIR);
+        if (!absent)
+            v[kept++] = v[i];
+    }
+    if (kept == 0)
+        kept = 1; /* v[0] is still the first candidate */
+    v[kept] = NULL;
     return v;
 }
 
