@@ -56,7 +56,12 @@ struct pool_chunk {
 
 enum { CHUNK_IN = 1u, CHUNK_OUT = 2u };
 
-enum { REC_READY = 1, REC_RESULT = 2 };
+/* REC_RESULT: one task's outcome. REC_BATCH: `count` successful fixed-size tasks of one
+ * job, in the order they were sent (possibly spanning several chunks), their outputs
+ * back to back (out_len = count * out_cap, or 0 when written in place). A worker holds
+ * successful outcomes back to publish them as one batch (src/pool_worker.c); a failure is
+ * always its own REC_RESULT, published after the batch before it. */
+enum { REC_READY = 1, REC_RESULT = 2, REC_BATCH = 3 };
 
 /* A result record: header, then msg_len message bytes, then out_len output bytes. */
 struct pool_rec {
@@ -65,7 +70,8 @@ struct pool_rec {
     uint32_t msg_len;
     uint32_t out_len;
     uint64_t job_id;
-    uint64_t index;
+    uint64_t index;   /* REC_BATCH: the index of its first task */
+    uint64_t count;   /* REC_BATCH: tasks in it; else 1 */
 };
 
 /* ---- shared memory ------------------------------------------------------------------- */
@@ -163,6 +169,9 @@ struct job {
 
 struct mproc_result {
     _Atomic uint32_t ready; /* futex word (process-private): 0 -> 1 once */
+    _Atomic uint32_t sleepers; /* waiters in futex_wait on ready (the deliverer wakes only
+                                  when there is one) */
+    bool spin;              /* waiters spin briefly first: the pool's CPUs allow it */
     _Atomic int refs;       /* the caller's handle + the pool's */
     enum job_kind kind;
     size_t n;
@@ -218,6 +227,8 @@ struct seg {
     size_t done;         /* outcomes received so far (from the front) */
 };
 
+#define POOL_SEGS 64 /* most chunks queued to one worker (tiny tasks: see dispatch) */
+
 enum wstate { W_NONE, W_STARTING, W_READY, W_DEAD };
 
 struct worker {
@@ -229,8 +240,12 @@ struct worker {
     bool live;           /* a process runs (or ran, unreaped) in this slot: ring is valid */
     uint64_t received;   /* result records of this incarnation */
     uint64_t sent;       /* tasks sent to this incarnation */
-    struct seg segs[4];  /* FIFO of chunks sent, oldest first */
-    int nsegs;
+    struct seg segs[POOL_SEGS]; /* FIFO of chunks sent (a ring from seg0), oldest first */
+    int seg0, nsegs;
+    int64_t rate_t0;     /* the supervisor's estimate of this worker's time per task: */
+    uint64_t rate_n0;    /*   a window start (time, received) ... */
+    int64_t task_ns;     /*   ... and the last estimate (0: none yet) */
+    uint64_t last_job;   /* the job of the last outcome received */
     bool timed_out;      /* we killed it for a time limit ... */
     uint64_t timeout_seq;/* ... while it ran its started-th task */
     int init_code;       /* REC_READY's code */
@@ -266,6 +281,8 @@ struct mproc_pool {
     mproc_pool_opts o;       /* resolved */
     size_t msg_max;          /* largest message on a channel */
     sigset_t caller_mask;
+    bool spin;               /* more than one usable CPU: the supervisor spins briefly */
+    bool spin_wait;          /* more than two: callers waiting for a result too */
     _Atomic uint64_t kicks;  /* caller-side events since the start */
     /* under mu */
     int start_rc;            /* 1 while starting, then 0 or the failure */

@@ -19,8 +19,14 @@
 
 #include "pool_internal.h"
 #include "sys/pool.h"
+#include "sys/queue.h"
 
 #include <stdio.h>
+
+/* How long mproc_result_wait spins before it sleeps, when the pool has CPUs to spare
+ * (BENCHMARKS.md rule 5): a futex wake-up on an idle CPU costs 40-50 us on a VM, a short
+ * apply round trip is far less. Long waits lose at most this much CPU time. */
+#define WAIT_SPIN_NS INT64_C(20000)
 
 int mproc__result_new(mproc_result **out, enum job_kind kind, size_t n, const mproc_call_opts *o)
 {
@@ -105,11 +111,13 @@ void mproc__result_unref(mproc_result *r)
 
 void mproc__result_deliver(mproc_result *r)
 {
-    atomic_store_explicit(&r->ready, 1, memory_order_release);
+    atomic_store(&r->ready, 1); /* seq_cst: the Dekker pair with `sleepers` */
     mproc_result_cb cb = r->code == 0 ? r->callback : r->error_callback;
     if (cb != NULL)
         cb(r, r->cb_arg);
-    (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&r->ready, INT32_MAX, false);
+    if (atomic_load(&r->sleepers) != 0) /* no system call when nobody sleeps */
+        (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&r->ready, INT32_MAX,
+                                    false);
     mproc__result_unref(r);
 }
 
@@ -121,13 +129,31 @@ int mproc_result_wait(mproc_result *r, double timeout)
     int rc = mproc__deadline(timeout, &deadline);
     if (rc < 0)
         return rc;
+    if (atomic_load_explicit(&r->ready, memory_order_acquire) != 0)
+        return 0;
+    if (r->spin && timeout > 0) { /* see WAIT_SPIN_NS */
+        int64_t until = mproc__sys_now_ns() + WAIT_SPIN_NS;
+        for (unsigned k = 1;; k++) {
+            if (atomic_load_explicit(&r->ready, memory_order_acquire) != 0)
+                return 0;
+            mproc__sys_cpu_relax();
+            if (k % 64 == 0 && mproc__sys_now_ns() >= until)
+                break;
+        }
+    }
     for (;;) {
-        if (atomic_load_explicit(&r->ready, memory_order_acquire) != 0)
+        atomic_fetch_add(&r->sleepers, 1);
+        if (atomic_load(&r->ready) != 0) {
+            atomic_fetch_sub(&r->sleepers, 1);
             return 0;
-        if (mproc__remaining_ns(deadline) == 0)
+        }
+        if (mproc__remaining_ns(deadline) == 0) {
+            atomic_fetch_sub(&r->sleepers, 1);
             return -ETIMEDOUT;
+        }
         (void)mproc__sys_futex_wait((const uint32_t *)(const void *)&r->ready, 0, deadline,
                                     false);
+        atomic_fetch_sub(&r->sleepers, 1);
     }
 }
 

@@ -53,6 +53,8 @@ __attribute__((format(printf, 3, 4))) static void say(char *buf, size_t n, const
 #define BUSY_CHECK_NS INT64_C(5000000)
 #define SPAWN_RETRY_NS INT64_C(100000000)
 #define SPIN_ITERS 2000
+#define RATE_NS INT64_C(1000000)
+#define QUEUE_NS INT64_C(200000)
 
 struct sup {
     mproc_pool *p;
@@ -210,6 +212,9 @@ static int spawn_worker(struct sup *s, struct worker *w)
     w->state = W_STARTING;
     w->received = w->sent = 0;
     w->nsegs = 0;
+    w->seg0 = 0;
+    w->rate_t0 = 0;
+    w->task_ns = 0;
     w->timed_out = false;
     w->init_code = 0;
     w->init_msg[0] = '\0';
@@ -224,23 +229,88 @@ fail:
     return rc;
 }
 
+/* The k-th chunk sent to w and not yet settled, oldest first. */
+static struct seg *seg_at(struct worker *w, int k)
+{
+    return &w->segs[(w->seg0 + k) % POOL_SEGS];
+}
+
+static void pop_seg(struct worker *w)
+{
+    w->seg0 = (w->seg0 + 1) % POOL_SEGS;
+    w->nsegs--;
+}
+
 /* The task a worker is running or will run next: its segment position. */
 static struct seg *front(struct worker *w, size_t *index)
 {
     if (w->nsegs == 0)
         return NULL;
-    struct seg *g = &w->segs[0];
+    struct seg *g = seg_at(w, 0);
     *index = g->first + g->done;
     return g;
 }
 
+/* Settle n tasks at the front of w's first chunk (n <= what is left of it). */
+static void pop_tasks(struct worker *w, size_t n)
+{
+    struct seg *g = seg_at(w, 0);
+    g->done += n;
+    if (g->done == g->count)
+        pop_seg(w);
+}
+
 static void pop_task(struct worker *w)
 {
-    struct seg *g = &w->segs[0];
-    g->done++;
-    if (g->done == g->count) {
-        memmove(&w->segs[0], &w->segs[1], (size_t)(w->nsegs - 1) * sizeof w->segs[0]);
-        w->nsegs--;
+    pop_tasks(w, 1);
+}
+
+/* count successful fixed-size outcomes of j from first on (a REC_BATCH), outputs back to
+ * back at out (NULL: written in place). */
+static void outcomes_ok(struct sup *s, struct job *j, size_t first, size_t count,
+                        const unsigned char *out, struct worker *w)
+{
+    mproc_pool *p = s->p;
+    j->finished += count;
+    p->st.done += count;
+    w->st.done += count;
+    if (j->kind == JOB_MAP) {
+        if (!j->inplace_out && out != NULL)
+            memcpy(j->out + first * j->out_size, out, count * j->out_size);
+    } else {
+        for (size_t i = 0; i < count; i++)
+            mproc__imap_item(j->it, first + i, 0, NULL,
+                             out != NULL ? out + i * j->out_size : NULL);
+        mproc__imap_wake(j->it);
+    }
+    s->progress = true;
+}
+
+/* A batch record: its tasks are the next count ones sent to w (maybe several chunks). */
+static void take_batch(struct sup *s, struct worker *w, const struct pool_rec *h,
+                       const unsigned char *out)
+{
+    size_t left = (size_t)h->count;
+    assert(h->out_len == 0 || h->out_len % h->count == 0);
+    size_t each = h->count != 0 ? h->out_len / (size_t)h->count : 0;
+    while (left > 0) {
+        size_t index;
+        struct seg *g = front(w, &index);
+        assert(g != NULL && g->job->id == h->job_id && g->job->kind != JOB_APPLY);
+        if (g == NULL || g->job->kind == JOB_APPLY)
+            return; /* cannot happen with a sane worker */
+        struct job *j = g->job;
+        size_t m = g->count - g->done;
+        if (m > left)
+            m = left;
+        w->received += m;
+        w->last_job = j->id;
+        j->outstanding -= m;
+        pop_tasks(w, m);
+        outcomes_ok(s, j, index, m, each != 0 ? out : NULL, w);
+        out += m * each;
+        left -= m;
+        maybe_finish(s, j);
     }
 }
 
@@ -270,6 +340,10 @@ static void drain(struct sup *s, struct worker *w)
             continue;
         memcpy(&h, s->buf, sizeof h);
         const char *m = (const char *)s->buf + sizeof h;
+        if (h.kind == REC_BATCH) {
+            take_batch(s, w, &h, s->buf + sizeof h);
+            continue;
+        }
         if (h.kind == REC_READY) {
             w->init_code = h.code;
             say(w->init_msg, sizeof w->init_msg, "%.*s", (int)h.msg_len, m);
@@ -285,6 +359,7 @@ static void drain(struct sup *s, struct worker *w)
             continue;
         struct job *j = g->job;
         w->received++;
+        w->last_job = j->id;
         j->outstanding--;
         pop_task(w);
         char text[POOL_MSG_MAX];
@@ -305,30 +380,34 @@ static void describe_exit(char *buf, size_t n, pid_t pid, int code)
         say(buf, n, "worker (pid %d) exited with status %d", (int)pid, code);
 }
 
+/* Put [first, first + count) of j at the front of its retries. false: no memory. */
+static bool requeue_run(struct job *j, size_t first, size_t count)
+{
+    if (j->nruns == j->capruns) {
+        size_t cap = j->capruns ? j->capruns * 2 : 4;
+        struct run *v = mproc__realloc(j->retry, cap * sizeof *v);
+        if (v == NULL)
+            return false; /* see on_death: these fail instead */
+        j->retry = v;
+        j->capruns = cap;
+    }
+    memmove(j->retry + 1, j->retry, j->nruns * sizeof *j->retry);
+    j->retry[0] = (struct run){.first = first, .count = count};
+    j->nruns++;
+    j->nretry += count;
+    j->outstanding -= count;
+    return true;
+}
+
 /* Queue a dead worker's unbegun tasks again, at the front of their jobs' retries, as runs
  * (a chunk of 100k items requeued is one run, not 100k entries). */
 static void requeue(struct worker *w)
 {
     for (int k = w->nsegs - 1; k >= 0; k--) {
-        struct seg *g = &w->segs[k];
-        struct job *j = g->job;
+        struct seg *g = seg_at(w, k);
         size_t cnt = g->count - g->done;
-        if (cnt == 0)
-            continue;
-        if (j->nruns == j->capruns) {
-            size_t cap = j->capruns ? j->capruns * 2 : 4;
-            struct run *v = mproc__realloc(j->retry, cap * sizeof *v);
-            if (v == NULL)
-                continue; /* see on_death: these fail instead */
-            j->retry = v;
-            j->capruns = cap;
-        }
-        memmove(j->retry + 1, j->retry, j->nruns * sizeof *j->retry);
-        j->retry[0] = (struct run){.first = g->first + g->done, .count = cnt};
-        j->nruns++;
-        j->nretry += cnt;
-        j->outstanding -= cnt;
-        g->done = g->count;
+        if (cnt > 0 && requeue_run(g->job, g->first + g->done, cnt))
+            g->done = g->count;
     }
 }
 
@@ -339,8 +418,7 @@ static void fail_assigned(struct sup *s, struct worker *w, int code, const char 
     struct seg *g;
     while ((g = front(w, &index)) != NULL) {
         if (g->done >= g->count) { /* taken by requeue */
-            memmove(&w->segs[0], &w->segs[1], (size_t)(w->nsegs - 1) * sizeof w->segs[0]);
-            w->nsegs--;
+            pop_seg(w);
             continue;
         }
         struct job *j = g->job;
@@ -362,6 +440,7 @@ static void release_worker(struct worker *w)
     w->pid = 0;
     w->st.pid = 0;
     w->nsegs = 0;
+    w->seg0 = 0;
 }
 
 static void break_pool(struct sup *s, const char *cause);
@@ -412,6 +491,24 @@ static void on_death(struct sup *s, struct worker *w)
     uint64_t started = atomic_load(&p->shm->slots[w->slot].started);
     bool inflight = started > w->received && w->nsegs > 0;
     bool was_starting = w->state == W_STARTING;
+    /* Tasks it ran but whose batch it never published go out again, in order before
+     * what it never began; the started-th task is the one it died in. */
+    struct run held[POOL_SEGS];
+    struct job *held_job[POOL_SEGS];
+    int nheld = 0;
+    for (uint64_t k = inflight ? started - 1 - w->received : 0; k > 0 && w->nsegs > 0;) {
+        size_t index;
+        struct seg *g = front(w, &index);
+        size_t m = g->count - g->done;
+        if (m > k)
+            m = (size_t)k;
+        held[nheld] = (struct run){.first = index, .count = m};
+        held_job[nheld++] = g->job;
+        w->received += m; /* counted as settled here, like outcomes */
+        pop_tasks(w, m);
+        k -= m;
+    }
+    inflight = inflight && w->nsegs > 0;
     if (inflight) {
         size_t index;
         struct seg *g = front(w, &index);
@@ -432,6 +529,15 @@ static void on_death(struct sup *s, struct worker *w)
     }
     requeue(w);
     fail_assigned(s, w, -MPROC_EDIED, why); /* only what requeue could not take */
+    for (int k = nheld - 1; k >= 0; k--) {
+        if (requeue_run(held_job[k], held[k].first, held[k].count))
+            continue;
+        for (size_t i = 0; i < held[k].count; i++) { /* no memory: they fail instead */
+            held_job[k]->outstanding--;
+            outcome(s, held_job[k], held[k].first + i, -MPROC_EDIED, why, NULL, 0, w);
+        }
+        maybe_finish(s, held_job[k]);
+    }
     bool retired = p->o.maxtasksperchild != 0 && code == 0 && !inflight &&
                    w->received >= p->o.maxtasksperchild;
     bool planned = retired || w->timed_out || p->phase == P_STOPPING || p->terminating;
@@ -546,7 +652,7 @@ static int64_t check_timeouts(struct sup *s)
         uint64_t s2 = atomic_load(&sl->started);
         /* not-yet-begun tasks cannot expire before now + their limit */
         for (int k = 0; k < w->nsegs; k++) {
-            double t = w->segs[k].job->timeout;
+            double t = seg_at(w, k)->job->timeout;
             if (t > 0) {
                 int64_t d = now + (int64_t)(t * 1e9);
                 if (d < next)
@@ -558,9 +664,9 @@ static int64_t check_timeouts(struct sup *s)
         uint64_t pos = s1 - 1 - w->received; /* the running task, from the front */
         struct job *j = NULL;
         for (int k = 0; k < w->nsegs; k++) {
-            size_t left = w->segs[k].count - w->segs[k].done;
+            size_t left = seg_at(w, k)->count - seg_at(w, k)->done;
             if (pos < left) {
-                j = w->segs[k].job;
+                j = seg_at(w, k)->job;
                 break;
             }
             pos -= left;
@@ -701,27 +807,67 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t bu
     }
     j->outstanding += count;
     w->sent += count;
-    w->segs[w->nsegs++] = (struct seg){.job = j, .first = first, .count = count};
+    *seg_at(w, w->nsegs) = (struct seg){.job = j, .first = first, .count = count};
+    w->nsegs++;
     s->progress = true;
     return true;
+}
+
+/* Once per RATE_NS of a worker's busy time, estimate its time per task (idle time in the
+ * window counts as work: the estimate errs slow, which keeps the queue short). */
+static void update_rate(struct worker *w, int64_t now)
+{
+    bool busy = w->sent > w->received;
+    if (w->rate_t0 == 0) {
+        if (busy) {
+            w->rate_t0 = now;
+            w->rate_n0 = w->received;
+        }
+        return;
+    }
+    if (now - w->rate_t0 < RATE_NS)
+        return;
+    uint64_t n = w->received - w->rate_n0;
+    w->task_ns = (now - w->rate_t0) / (int64_t)(n > 0 ? n : 1);
+    w->rate_t0 = busy ? now : 0;
+    w->rate_n0 = w->received;
+}
+
+/* May w take another chunk of j? DEPTH chunks always (it finds the next one waiting
+ * when it finishes one); more, up to POOL_SEGS, only while what it has queued is under
+ * QUEUE_NS of work by its measured time per task, and only of the job it was measured
+ * on: so tiny tasks with chunksize 1 travel many to a channel (one wake-up for many),
+ * while slow tasks stay DEPTH deep and spread evenly over the workers. */
+static bool room_for(const struct worker *w, const struct job *j)
+{
+    if (w->nsegs < DEPTH)
+        return true;
+    if (w->nsegs >= POOL_SEGS || w->task_ns <= 0 || j == NULL || j->id != w->last_job)
+        return false;
+    return (int64_t)(w->sent - w->received) * w->task_ns < QUEUE_NS;
 }
 
 static void dispatch(struct sup *s)
 {
     mproc_pool *p = s->p;
     struct job *j = p->jobs;
+    int64_t now = mproc__sys_now_ns();
+    for (int i = 0; i < p->nworkers; i++)
+        update_rate(&p->workers[i], now);
     for (int i = 0; i < p->nworkers && j != NULL; i++) {
         struct worker *w = &p->workers[i];
-        while (w->state == W_READY && w->nsegs < DEPTH) {
+        while (w->state == W_READY) {
+            while (j != NULL && !has_work(j))
+                j = j->nextjob;
+            if (j == NULL || !room_for(w, j))
+                break;
             size_t budget = SIZE_MAX;
             if (p->o.maxtasksperchild != 0) {
                 if (w->sent >= p->o.maxtasksperchild)
                     break;
                 budget = p->o.maxtasksperchild - w->sent;
             }
-            while (j != NULL && !has_work(j))
-                j = j->nextjob;
-            if (j == NULL || !send_chunk(s, w, j, budget))
+            if (!send_chunk(s, w, j, budget))
                 break;
         }
     }
@@ -797,7 +943,7 @@ void *mproc__pool_supervisor(void *arg)
     s.buf = mproc__malloc(p->msg_max + 1);
     s.chunk = mproc__malloc(p->msg_max);
     s.pfd = mproc__calloc((size_t)p->nworkers + 1, sizeof *s.pfd);
-    bool spin = mproc_cpu_usable() > 1; /* measured: spinning pays even with workers on
+    bool spin = p->spin;              /* measured: spinning pays even with workers on
                                           * every CPU (chunksize 1: 250k against 100k
                                           * tasks/s, 2 workers on 2 CPUs) */
     pthread_mutex_lock(&p->mu);

@@ -6,13 +6,15 @@
  * lock-free, one producer one consumer) carries one record per task back, in the order
  * the tasks were sent. Its slot in the pool's shared mapping holds `started`,
  * the number of tasks it has begun, incremented before each task is decoded or run.
+Successful outcomes of fixed-size tasks (map, imap) are published in batches (see
+struct batch below); a failure or an apply result goes alone, right away.
  *
  * What the supervisor learns when the worker dies: every result record it published
  * whole (the ring never shows a half-written one); and `started`. If started exceeds the
- * records received, the task after the last record was in flight: it fails with
- * -MPROC_EDIED (or -MPROC_ETIMELIMIT); the tasks after it were never begun and go to
- * another worker. So a death at any point (decode, run, encode, after sending) fails at
- * most the one task it interrupted.
+ * outcomes received, the started-th task was in flight: it fails with -MPROC_EDIED (or
+ * -MPROC_ETIMELIMIT); the tasks before it ran but their batch was never published, and
+ * the tasks after it were never begun: both go to another worker. So a death at any
+ * point (decode, run, encode, after sending) fails at most the one task it interrupted.
  *
  * Who wakes whom: the worker sleeps in mproc_queue_get on `in` (the queue's futex
  * doorbell; spin first when CPUs allow); after publishing a record it rings the
@@ -78,6 +80,16 @@ static void ring_supervisor(struct pool_shm *shm)
 
 static uint64_t head_seen; /* this worker's cache of its ring's head (one ring per process) */
 
+static void publish(const struct worker_arg *a, const void *rec, size_t len, int *rc)
+{
+    struct pool_slot *sl = &a->shm->slots[a->slot];
+    int r = mproc__ring_put(&sl->ring, mproc__ring_data(a->shm, a->slot), a->shm->ring_cap,
+                            &head_seen, rec, len);
+    ring_supervisor(a->shm);
+    if (r < 0)
+        *rc = r;
+}
+
 /* Build and send one record. code != 0: msg (may be empty) and no output. */
 static int send_rec(const struct worker_arg *a, unsigned char *buf, uint32_t kind, int code,
                     const char *msg, uint64_t job, uint64_t index, size_t out_len)
@@ -98,10 +110,56 @@ static int send_rec(const struct worker_arg *a, unsigned char *buf, uint32_t kin
     h->out_len = (uint32_t)out_len;
     h->job_id = job;
     h->index = index;
-    struct pool_slot *sl = &a->shm->slots[a->slot];
-    int rc = mproc__ring_put(&sl->ring, mproc__ring_data(a->shm, a->slot), a->shm->ring_cap,
-                             &head_seen, buf, sizeof *h + ml + out_len);
-    ring_supervisor(a->shm);
+    h->count = 1;
+    int rc = 0;
+    publish(a, buf, sizeof *h + ml + out_len, &rc);
+    return rc;
+}
+
+/* Successful fixed-size outcomes held back to go as one REC_BATCH record (the cost of a
+ * record, ~50 ns, then is paid once per batch instead of once per tiny task). Held
+ * outcomes are lost if the worker dies: the supervisor then sends those tasks again
+ * (they ran, but nobody saw their outputs), see on_death in src/pool_super.c. A batch is
+ * published when it is full (BATCH_BYTES of outputs or BATCH_TASKS tasks), when it is
+ * BATCH_AGE_NS old (looked at after 1, 8, then every 64 tasks: one clock read per 64
+ * tiny tasks, and slow tasks go out one by one), before a failure or a task of another
+ * job, at the end of a chunk when no other chunk is waiting or the batch is BATCH_LAG_NS
+ * old (so the supervisor sees progress and refills the channel in time), and before the
+ * worker retires. */
+#define BATCH_BYTES ((size_t)64 << 10)
+#define BATCH_TASKS 1024u
+#define BATCH_AGE_NS INT64_C(1000000)
+#define BATCH_LAG_NS INT64_C(50000)
+
+struct batch {
+    unsigned char *buf; /* the record being built: header, then outputs */
+    size_t room;        /* output bytes it can hold */
+    uint64_t job, first;
+    uint32_t out_cap;   /* bytes per output in buf (0: written in place) */
+    size_t n;           /* tasks held */
+    int64_t t0;         /* when the first was added */
+};
+
+static unsigned char *batch_slot(const struct batch *b)
+{
+    return b->buf + sizeof(struct pool_rec) + b->n * b->out_cap;
+}
+
+static int flush(const struct worker_arg *a, struct batch *b)
+{
+    if (b->n == 0)
+        return 0;
+    struct pool_rec h = {.kind = REC_BATCH,
+                         .out_len = (uint32_t)(b->n * b->out_cap),
+                         .job_id = b->job,
+                         .index = b->first,
+                         .count = b->n};
+    memcpy(b->buf, &h, sizeof h);
+    int rc = 0;
+    publish(a, b->buf, sizeof h + h.out_len, &rc);
+    b->n = 0;
+    if (rc == 0)
+        (void)MPROC__FAULT("pool.result.sent");
     return rc;
 }
 
@@ -131,8 +189,8 @@ int mproc__pool_worker_main(void *arg)
         if (rc < 0 && !t.has_msg)
             say(t.msg, sizeof t.msg, "initializer failed: %s", mproc_strerror(rc));
     }
-    unsigned char ready[sizeof(struct pool_rec) + POOL_MSG_MAX]; /* works without memory */
-    if (send_rec(a, ready, REC_READY, rc, t.msg, 0, 0, 0) < 0 || rc < 0)
+    unsigned char small[sizeof(struct pool_rec) + POOL_MSG_MAX]; /* works without memory */
+    if (send_rec(a, small, REC_READY, rc, t.msg, 0, 0, 0) < 0 || rc < 0)
         return 1;
 
     mproc_task_fn cached_fn = NULL;
@@ -141,16 +199,26 @@ int mproc__pool_worker_main(void *arg)
     uint64_t tasks = 0;
     unsigned char *out = outbuf + sizeof(struct pool_rec);
     size_t out_room = a->msg_max - sizeof(struct pool_rec);
+    struct batch b = {.buf = outbuf, .room = out_room < BATCH_BYTES ? out_room : BATCH_BYTES};
 
     for (;;) {
         size_t len;
-        rc = mproc_queue_get_into(a->in, inbuf, a->msg_max, &len, MPROC_FOREVER);
+        rc = mproc_queue_get_into(a->in, inbuf, a->msg_max, &len, b.n > 0 ? 0 : MPROC_FOREVER);
+        if (rc == -ETIMEDOUT) { /* nothing waiting: publish what is held, then sleep */
+            if (flush(a, &b) < 0)
+                return 1;
+            rc = mproc_queue_get_into(a->in, inbuf, a->msg_max, &len, MPROC_FOREVER);
+        }
         if (rc < 0)
-            return rc == -MPROC_ECLOSED ? 0 : 1;
+            return flush(a, &b) < 0 ? 1 : rc == -MPROC_ECLOSED ? 0 : 1;
         struct pool_chunk c;
         memcpy(&c, inbuf, sizeof c);
         const unsigned char *ref = inbuf + sizeof c;
         const unsigned char *items = ref + ((c.fnref_len + 7u) & ~7u);
+        uint32_t bcap = c.inplace & CHUNK_OUT ? 0 : c.out_cap;
+        bool batched = c.fixed && bcap <= b.room;
+        if (b.n > 0 && (!batched || b.job != c.job_id || b.out_cap != bcap) && flush(a, &b) < 0)
+            return 1;
 
         /* the chunk's first task is in flight from here: a death during decode fails it */
         if (c.timed) /* a clock read per task costs ~50 ns: only when it matters */
@@ -176,6 +244,9 @@ int mproc__pool_worker_main(void *arg)
                 atomic_fetch_add(&slot->started, 1);
             }
             uint64_t index = c.first + i;
+            if (batched && b.n > 0 && ((b.n + 1) * bcap > b.room || b.n >= BATCH_TASKS) &&
+                flush(a, &b) < 0)
+                return 1;
             t.has_msg = false;
             t.msg[0] = '\0';
             int trc = drc;
@@ -188,7 +259,8 @@ int mproc__pool_worker_main(void *arg)
                                            : items + (size_t)i * c.in_size;
             unsigned char *dst = c.inplace & CHUNK_OUT
                                      ? (unsigned char *)(uintptr_t)c.out_addr + index * c.out_cap
-                                     : out;
+                                 : batched ? batch_slot(&b)
+                                           : out;
             if (c.inplace & CHUNK_OUT)
                 out_len = c.out_cap;
             if (trc == 0) {
@@ -205,13 +277,30 @@ int mproc__pool_worker_main(void *arg)
                 trc = erc;
             if (trc < 0 && !t.has_msg)
                 say(t.msg, sizeof t.msg, "%s", drc < 0 || erc < 0 ? fault_msg(trc) : "");
-            if (send_rec(a, outbuf, REC_RESULT, trc, t.msg, c.job_id, index,
-                         trc == 0 && !(c.inplace & CHUNK_OUT) ? out_len : 0) < 0)
-                return 1;
-            (void)MPROC__FAULT("pool.result.sent");
+            if (trc == 0 && batched) {
+                if (b.n == 0) {
+                    b.job = c.job_id;
+                    b.first = index;
+                    b.out_cap = bcap;
+                    b.t0 = mproc__sys_now_ns();
+                }
+                b.n++;
+                if ((b.n == 1 || b.n == 8 || b.n % 64 == 0) &&
+                    mproc__sys_now_ns() - b.t0 >= BATCH_AGE_NS && flush(a, &b) < 0)
+                    return 1;
+            } else {
+                if (flush(a, &b) < 0 ||
+                    send_rec(a, trc == 0 ? outbuf : small, REC_RESULT, trc, t.msg, c.job_id,
+                             index, trc == 0 && !(c.inplace & CHUNK_OUT) ? out_len : 0) < 0)
+                    return 1;
+                (void)MPROC__FAULT("pool.result.sent");
+            }
             tasks++;
             if (a->maxtasks != 0 && tasks >= a->maxtasks)
-                return 0; /* retire: the supervisor sent no more than this */
+                return flush(a, &b) < 0 ? 1 : 0; /* retire: the supervisor sent no more */
         }
+        if (b.n > 0 && (mproc_queue_empty(a->in) != 0 ||
+                        mproc__sys_now_ns() - b.t0 >= BATCH_LAG_NS) && flush(a, &b) < 0)
+            return 1;
     }
 }
