@@ -109,11 +109,13 @@ void mproc__ring_reset(struct pool_ring *r);
 int mproc__ring_put(struct pool_ring *r, unsigned char *data, size_t cap, uint64_t *head_seen,
                     const void *rec, size_t len);
 /* Consumer side, in batches: read records from *pos up to tail (from mproc__ring_tail)
- * into buf (1, 0 at tail, -MPROC_ECORRUPT), then release them all at once. */
+ * (1, 0 at tail, -MPROC_ECORRUPT), then release them all at once. A record in one piece
+ * is not copied: *rec points into the ring (valid until mproc__ring_release); one that
+ * wraps is copied into buf (bufcap bytes: the largest record). */
 uint64_t mproc__ring_head(struct pool_ring *r);
 uint64_t mproc__ring_tail(struct pool_ring *r);
-int mproc__ring_read(const unsigned char *data, size_t cap, uint64_t *pos, uint64_t tail,
-                     void *buf, size_t bufcap, size_t *len);
+int mproc__ring_next(const unsigned char *data, size_t cap, uint64_t *pos, uint64_t tail,
+                     void *buf, size_t bufcap, const unsigned char **rec, size_t *len);
 void mproc__ring_release(struct pool_ring *r, uint64_t pos);
 bool mproc__ring_pending(struct pool_ring *r);
 

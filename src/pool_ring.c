@@ -11,7 +11,8 @@
  * Publication: the worker writes a record past tail, then stores tail (release). A
  * worker killed before that store published nothing; one killed after published a whole
  * record. The supervisor reads every record up to tail (acquire), then stores head once
- * for the batch:
+ * for the batch
+ * (a record in one piece is read in place, one that wraps is copied out):
  * nothing half-written is ever read, nothing published is ever lost, even when the
  * worker dies at any instruction. A dead worker's ring is drained, then reset (both
  * words to 0) before its replacement is forked.
@@ -105,21 +106,6 @@ uint64_t mproc__ring_tail(struct pool_ring *r)
     return atomic_load_explicit(&r->tail, memory_order_acquire);
 }
 
-int mproc__ring_read(const unsigned char *data, size_t cap, uint64_t *pos, uint64_t tail,
-                     void *buf, size_t bufcap, size_t *len)
-{
-    if (*pos == tail)
-        return 0;
-    uint64_t word;
-    copy_out(data, cap, *pos, &word, sizeof word);
-    if (word > bufcap || 8 + padded((size_t)word) > tail - *pos)
-        return -MPROC_ECORRUPT; /* cannot happen with a sane worker */
-    copy_out(data, cap, *pos + 8, buf, (size_t)word);
-    *len = (size_t)word;
-    *pos += 8 + padded((size_t)word);
-    return 1;
-}
-
 void mproc__ring_release(struct pool_ring *r, uint64_t pos)
 {
     atomic_store(&r->head, pos); /* seq_cst: the Dekker pair with writer_waiting */
@@ -128,4 +114,25 @@ void mproc__ring_release(struct pool_ring *r, uint64_t pos)
         (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&r->space_seq, INT32_MAX,
                                     true);
     }
+}
+
+int mproc__ring_next(const unsigned char *data, size_t cap, uint64_t *pos, uint64_t tail,
+                     void *buf, size_t bufcap, const unsigned char **rec, size_t *len)
+{
+    if (*pos == tail)
+        return 0;
+    uint64_t word;
+    copy_out(data, cap, *pos, &word, sizeof word); /* 8-aligned: never split */
+    size_t off = (size_t)((*pos + 8) & (cap - 1));
+    if (word > bufcap || 8 + padded((size_t)word) > tail - *pos)
+        return -MPROC_ECORRUPT; /* cannot happen with a sane worker */
+    if (off + word <= cap) {
+        *rec = data + off; /* in one piece: read in place (no copy) */
+    } else {
+        copy_out(data, cap, *pos + 8, buf, (size_t)word);
+        *rec = buf;
+    }
+    *len = (size_t)word;
+    *pos += 8 + padded((size_t)word);
+    return 1;
 }

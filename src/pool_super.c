@@ -325,7 +325,9 @@ static void drain(struct sup *s, struct worker *w)
     uint64_t pos = mproc__ring_head(&sl->ring), tail = mproc__ring_tail(&sl->ring);
     for (;;) {
         size_t len;
-        int rc = mproc__ring_read(data, p->shm->ring_cap, &pos, tail, s->buf, p->msg_max, &len);
+        const unsigned char *rb; /* the record: in the ring, or copied to s->buf if split */
+        int rc = mproc__ring_next(data, p->shm->ring_cap, &pos, tail, s->buf, p->msg_max, &rb,
+                                  &len);
         if (rc <= 0) {
             if (pos == mproc__ring_head(&sl->ring))
                 return; /* nothing new (or nothing sane to do) */
@@ -338,10 +340,10 @@ static void drain(struct sup *s, struct worker *w)
         struct pool_rec h;
         if (len < sizeof h)
             continue;
-        memcpy(&h, s->buf, sizeof h);
-        const char *m = (const char *)s->buf + sizeof h;
+        memcpy(&h, rb, sizeof h);
+        const char *m = (const char *)rb + sizeof h;
         if (h.kind == REC_BATCH) {
-            take_batch(s, w, &h, s->buf + sizeof h);
+            take_batch(s, w, &h, rb + sizeof h);
             continue;
         }
         if (h.kind == REC_READY) {
@@ -366,7 +368,7 @@ static void drain(struct sup *s, struct worker *w)
         if (h.code != 0)
             say(text, sizeof text, "%.*s", (int)h.msg_len, m);
         outcome(s, j, index, h.code, h.code != 0 ? text : NULL,
-                s->buf + sizeof h + h.msg_len, h.out_len, w);
+                rb + sizeof h + h.msg_len, h.out_len, w);
         maybe_finish(s, j);
     }
 }

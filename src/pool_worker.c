@@ -196,7 +196,7 @@ int mproc__pool_worker_main(void *arg)
     mproc_task_fn cached_fn = NULL;
     unsigned char cached_ref[MPROC__FNREF_MAX];
     uint32_t cached_len = 0;
-    uint64_t tasks = 0;
+    uint64_t tasks = 0, begun = 0; /* the supervisor zeroed `started` before the fork */
     unsigned char *out = outbuf + sizeof(struct pool_rec);
     size_t out_room = a->msg_max - sizeof(struct pool_rec);
     struct batch b = {.buf = outbuf, .room = out_room < BATCH_BYTES ? out_room : BATCH_BYTES};
@@ -223,7 +223,10 @@ int mproc__pool_worker_main(void *arg)
         /* the chunk's first task is in flight from here: a death during decode fails it */
         if (c.timed) /* a clock read per task costs ~50 ns: only when it matters */
             atomic_store_explicit(&slot->started_ns, mproc__sys_now_ns(), memory_order_relaxed);
-        atomic_fetch_add(&slot->started, 1);
+        /* only this process writes `started`: a plain store (a locked add per task cost
+         * more than half of a tiny task's time); the supervisor reads it after the
+         * worker's death (the kernel's exit orders everything) or for time limits */
+        atomic_store_explicit(&slot->started, ++begun, memory_order_release);
         int drc = MPROC__FAULT("pool.task.decode");
         if (drc == 0 && (cached_fn == NULL || c.fnref_len != cached_len ||
                          memcmp(ref, cached_ref, c.fnref_len) != 0)) {
@@ -241,7 +244,7 @@ int mproc__pool_worker_main(void *arg)
                 if (c.timed)
                     atomic_store_explicit(&slot->started_ns, mproc__sys_now_ns(),
                                           memory_order_relaxed);
-                atomic_fetch_add(&slot->started, 1);
+                atomic_store_explicit(&slot->started, ++begun, memory_order_release);
             }
             uint64_t index = c.first + i;
             if (batched && b.n > 0 && ((b.n + 1) * bcap > b.room || b.n >= BATCH_TASKS) &&
