@@ -15,7 +15,9 @@
 #define MPROC_POOL_INTERNAL_H
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio.h>
 
 #include "sys/pool.h"
 
@@ -311,6 +313,61 @@ int mproc__pool_worker_main(void *arg);
 
 /* src/pool_super.c: the supervisor thread. */
 void *mproc__pool_supervisor(void *arg);
+
+/* The supervisor thread's state during a pass (all under the pool mutex). */
+struct sup {
+    mproc_pool *p;
+    unsigned char *buf;  /* a record that wraps in its ring, msg_max bytes */
+    unsigned char *chunk;/* a chunk being built, msg_max bytes */
+    mproc_result *done;  /* results to deliver after the pass */
+    bool progress;       /* something happened in this pass */
+    int64_t last_check;  /* last look at the pidfds */
+    int64_t spawn_retry; /* when to retry a failed fork */
+    struct pollfd *pfd;  /* eventfd + one per worker */
+};
+
+/* snprintf that may truncate (messages are capped on purpose). */
+__attribute__((format(printf, 3, 4))) static inline void mproc__pool_say(char *buf, size_t n,
+                                                                        const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, n, fmt, ap);
+    va_end(ap);
+}
+
+/* src/pool_settle.c: outcomes. */
+struct seg *mproc__pool_seg_at(struct worker *w, int k);   /* k-th chunk not settled */
+struct seg *mproc__pool_front(struct worker *w, size_t *index); /* the next task's chunk */
+void mproc__pool_pop_tasks(struct worker *w, size_t n);    /* settle n of the front chunk */
+void mproc__pool_pop_task(struct worker *w);
+/* One task's outcome (code != 0: failure with msg; else out/len). */
+void mproc__pool_outcome(struct sup *s, struct job *j, size_t index, int code, const char *msg,
+                         const void *out, size_t len, struct worker *w);
+/* Everything in: detach j, queue its result for delivery. */
+void mproc__pool_maybe_finish(struct sup *s, struct job *j);
+/* Fail j's tasks never dispatched (and its retries); returns how many. */
+size_t mproc__pool_fail_pending(struct sup *s, struct job *j, int code, const char *msg);
+/* Read and record every record w published. */
+void mproc__pool_drain(struct sup *s, struct worker *w);
+/* Requeue [first, first + count) of j at the front (false: no memory); requeue every
+ * unsettled task of w; fail whatever requeue could not take. */
+bool mproc__pool_requeue_run(struct job *j, size_t first, size_t count);
+void mproc__pool_requeue(struct worker *w);
+void mproc__pool_fail_assigned(struct sup *s, struct worker *w, int code, const char *msg);
+
+/* src/pool_life.c: workers' lives. */
+int mproc__pool_spawn_worker(struct sup *s, struct worker *w);
+void mproc__pool_respawn(struct sup *s, struct worker *w);
+void mproc__pool_check_deaths(struct sup *s);
+void mproc__pool_stop_workers(struct sup *s, int code, const char *msg);
+void mproc__pool_fail_everything(struct sup *s, int code, const char *msg);
+/* Kill workers past a task's limit; the earliest deadline still ahead. */
+int64_t mproc__pool_check_timeouts(struct sup *s);
+
+/* src/pool_dispatch.c: feeding the workers. */
+void mproc__pool_generate(struct sup *s);
+void mproc__pool_dispatch(struct sup *s);
 
 /* Wake the supervisor after a caller-side change (submission, cancel, close...). */
 void mproc__pool_kick(mproc_pool *p);

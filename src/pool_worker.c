@@ -30,19 +30,6 @@ struct batch below); a failure or an apply result goes alone, right away.
 #include "pool_internal.h"
 #include "sys/pool.h"
 
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdarg.h>
-
-/* snprintf that may truncate (messages are capped on purpose). */
-__attribute__((format(printf, 3, 4))) static void say(char *buf, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, n, fmt, ap);
-    va_end(ap);
-}
-
 struct mproc_task {
     void *state;
     int worker;
@@ -179,15 +166,15 @@ int mproc__pool_worker_main(void *arg)
     int rc = 0;
     if (inbuf == NULL || outbuf == NULL) {
         rc = -ENOMEM;
-        say(t.msg, sizeof t.msg, "worker: out of memory");
+        mproc__pool_say(t.msg, sizeof t.msg, "worker: out of memory");
     } else if (a->pin && (rc = mproc__sys_pin_nth((unsigned)a->slot)) < 0) {
-        say(t.msg, sizeof t.msg, "worker: could not pin to a CPU: %s", mproc_strerror(rc));
+        mproc__pool_say(t.msg, sizeof t.msg, "worker: could not pin to a CPU: %s", mproc_strerror(rc));
     } else if (a->init != NULL) {
         rc = a->init(a->initarg, &t.state);
         if (rc > 0)
             rc = -EINVAL; /* a positive return is not a success code we know of */
         if (rc < 0 && !t.has_msg)
-            say(t.msg, sizeof t.msg, "initializer failed: %s", mproc_strerror(rc));
+            mproc__pool_say(t.msg, sizeof t.msg, "initializer failed: %s", mproc_strerror(rc));
     }
     unsigned char small[sizeof(struct pool_rec) + POOL_MSG_MAX]; /* works without memory */
     if (send_rec(a, small, REC_READY, rc, t.msg, 0, 0, 0) < 0 || rc < 0)
@@ -279,7 +266,7 @@ int mproc__pool_worker_main(void *arg)
             if (trc == 0 && erc < 0)
                 trc = erc;
             if (trc < 0 && !t.has_msg)
-                say(t.msg, sizeof t.msg, "%s", drc < 0 || erc < 0 ? fault_msg(trc) : "");
+                mproc__pool_say(t.msg, sizeof t.msg, "%s", drc < 0 || erc < 0 ? fault_msg(trc) : "");
             if (trc == 0 && batched) {
                 if (b.n == 0) {
                     b.job = c.job_id;

@@ -1,0 +1,209 @@
+/* src/pool_dispatch.c - feeding the workers: imap generators fill their windows, and
+ * chunks of tasks go into each ready worker's channel.
+ *
+ * DESIGN. Runs only in the supervisor thread, under the pool mutex (dropped around a
+ * generator call). Each worker gets DEPTH chunks at once, so it finds the next one waiting
+ * when it finishes one; a worker whose measured time per task is tiny gets more, up to
+ * POOL_SEGS chunks or QUEUE_NS of work (chunksize 1 over tiny tasks: one wake-up for many
+ * tasks), but only of the job it was measured on, so slow tasks still spread evenly. Who
+ * wakes whom: mproc_queue_put_nowait wakes a worker asleep on its channel; a full
+ * channel is simply retried on a later pass (the worker's records wake the supervisor).
+ * A worker that dies holding chunks is handled by src/pool_life.c.
+ */
+#include "internal.h"
+
+#include "pool_internal.h"
+#include "sys/pool.h"
+#include "sys/queue.h"
+
+#define DEPTH 2
+#define RATE_NS INT64_C(1000000)
+#define QUEUE_NS INT64_C(200000)
+
+/* ---- generators and dispatch ------------------------------------------------------------ */
+
+/* Fill free imap window slots from the generators (mutex dropped around each call). */
+void mproc__pool_generate(struct sup *s)
+{
+    mproc_pool *p = s->p;
+    for (struct job *j = p->jobs; j != NULL;) {
+        mproc_imap *it = j->it;
+        if (it == NULL || it->gen_done || j->cancelled) {
+            j = j->nextjob;
+            continue;
+        }
+        struct imap_slot *sl = &it->slots[it->produced % it->window];
+        if (it->produced - it->returned >= it->window || sl->state != SLOT_EMPTY) {
+            j = j->nextjob;
+            continue;
+        }
+        pthread_mutex_unlock(&p->mu);
+        int rc = it->gen(it->gen_arg, sl->input, it->in_size);
+        pthread_mutex_lock(&p->mu);
+        s->progress = true;
+        if (rc == 1 && !j->cancelled) {
+            sl->state = SLOT_QUEUED;
+            sl->index = it->produced++;
+            j->n = it->produced;
+            p->st.submitted++;
+            continue; /* same job: maybe another slot is free */
+        }
+        it->gen_done = true;
+        it->gen_code = rc < 0 ? rc : 0;
+        j->sealed = true;
+        mproc__imap_wake(it);
+        struct job *nx = j->nextjob;
+        mproc__pool_maybe_finish(s, j);
+        j = nx;
+    }
+}
+
+static bool has_work(const struct job *j)
+{
+    return !j->cancelled && (j->nruns > 0 || j->next < j->n);
+}
+
+/* Send one chunk of j to w. false: the channel is full (nothing changed). */
+static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t budget)
+{
+    mproc_pool *p = s->p;
+    size_t head = sizeof(struct pool_chunk) + ((j->fnref_len + 7u) & ~(size_t)7);
+    size_t first, count;
+    bool retry = j->nruns > 0;
+    if (retry) {
+        first = j->retry[0].first;
+        count = j->retry[0].count;
+    } else {
+        first = j->next;
+        count = j->n - j->next;
+    }
+    {
+        if (count > j->chunksize)
+            count = j->chunksize;
+        if (count > UINT32_MAX)
+            count = UINT32_MAX;
+        size_t fit = j->inplace_in ? SIZE_MAX : (p->msg_max - head) / (j->in_size ? j->in_size : 1);
+        if (count > fit)
+            count = fit;
+        if (count > budget)
+            count = budget;
+        if (j->kind == JOB_IMAP) { /* contiguous in the window ring: at most to its end */
+            size_t to_end = j->it->window - first % j->it->window;
+            if (count > to_end)
+                count = to_end;
+        }
+    }
+    assert(count >= 1);
+    struct pool_chunk c = {.job_id = j->id,
+                           .first = first,
+                           .count = (uint32_t)count,
+                           .in_size = (uint32_t)j->in_size,
+                           .out_cap = (uint32_t)(j->kind == JOB_APPLY
+                                                     ? p->msg_max - sizeof(struct pool_rec)
+                                                     : j->out_size),
+                           .fnref_len = j->fnref_len,
+                           .fixed = j->kind != JOB_APPLY,
+                           .timed = j->timeout > 0,
+                           .inplace = (j->inplace_in ? CHUNK_IN : 0u) |
+                                      (j->inplace_out ? CHUNK_OUT : 0u),
+                           .in_addr = (uint64_t)(uintptr_t)j->in,
+                           .out_addr = (uint64_t)(uintptr_t)j->out};
+    unsigned char *b = s->chunk;
+    memcpy(b, &c, sizeof c);
+    memcpy(b + sizeof c, j->fnref, j->fnref_len);
+    unsigned char *items = b + head;
+    switch (j->kind) {
+    case JOB_APPLY:
+        memcpy(items, j->in, j->in_size);
+        break;
+    case JOB_MAP:
+        if (!j->inplace_in)
+            memcpy(items, j->in + first * j->in_size, count * j->in_size);
+        break;
+    case JOB_IMAP:
+        for (size_t i = 0; i < count; i++)
+            memcpy(items + i * j->in_size, j->it->slots[(first + i) % j->it->window].input,
+                   j->in_size);
+        break;
+    }
+    int rc = mproc_queue_put_nowait(w->in, b, head + (j->inplace_in ? 0 : count * j->in_size));
+    if (rc < 0)
+        return false;
+    if (retry) {
+        j->nretry -= count;
+        j->retry[0].first += count;
+        j->retry[0].count -= count;
+        if (j->retry[0].count == 0) {
+            j->nruns--;
+            memmove(j->retry, j->retry + 1, j->nruns * sizeof *j->retry);
+        }
+    } else {
+        j->next += count;
+    }
+    j->outstanding += count;
+    w->sent += count;
+    *mproc__pool_seg_at(w, w->nsegs) = (struct seg){.job = j, .first = first, .count = count};
+    w->nsegs++;
+    s->progress = true;
+    return true;
+}
+
+/* Once per RATE_NS of a worker's busy time, estimate its time per task (idle time in the
+ * window counts as work: the estimate errs slow, which keeps the queue short). */
+static void update_rate(struct worker *w, int64_t now)
+{
+    bool busy = w->sent > w->received;
+    if (w->rate_t0 == 0) {
+        if (busy) {
+            w->rate_t0 = now;
+            w->rate_n0 = w->received;
+        }
+        return;
+    }
+    if (now - w->rate_t0 < RATE_NS)
+        return;
+    uint64_t n = w->received - w->rate_n0;
+    w->task_ns = (now - w->rate_t0) / (int64_t)(n > 0 ? n : 1);
+    w->rate_t0 = busy ? now : 0;
+    w->rate_n0 = w->received;
+}
+
+/* May w take another chunk of j? DEPTH chunks always (it finds the next one waiting
+ * when it finishes one); more, up to POOL_SEGS, only while what it has queued is under
+ * QUEUE_NS of work by its measured time per task, and only of the job it was measured
+ * on: so tiny tasks with chunksize 1 travel many to a channel (one wake-up for many),
+ * while slow tasks stay DEPTH deep and spread evenly over the workers. */
+static bool room_for(const struct worker *w, const struct job *j)
+{
+    if (w->nsegs < DEPTH)
+        return true;
+    if (w->nsegs >= POOL_SEGS || w->task_ns <= 0 || j == NULL || j->id != w->last_job)
+        return false;
+    return (int64_t)(w->sent - w->received) * w->task_ns < QUEUE_NS;
+}
+
+void mproc__pool_dispatch(struct sup *s)
+{
+    mproc_pool *p = s->p;
+    struct job *j = p->jobs;
+    int64_t now = mproc__sys_now_ns();
+    for (int i = 0; i < p->nworkers; i++)
+        update_rate(&p->workers[i], now);
+    for (int i = 0; i < p->nworkers && j != NULL; i++) {
+        struct worker *w = &p->workers[i];
+        while (w->state == W_READY) {
+            while (j != NULL && !has_work(j))
+                j = j->nextjob;
+            if (j == NULL || !room_for(w, j))
+                break;
+            size_t budget = SIZE_MAX;
+            if (p->o.maxtasksperchild != 0) {
+                if (w->sent >= p->o.maxtasksperchild)
+                    break;
+                budget = p->o.maxtasksperchild - w->sent;
+            }
+            if (!send_chunk(s, w, j, budget))
+                break;
+        }
+    }
+}

@@ -1,0 +1,342 @@
+/* src/pool_life.c - the workers' lives: fork, death, replacement, the restart budget,
+ * time limits, stopping, and breaking the pool.
+ *
+ * DESIGN. Runs only in the supervisor thread, under the pool mutex. Workers are forked
+ * here (so their PR_SET_PDEATHSIG follows the supervisor thread, which lives as long as
+ * the pool) and watched by pidfd. When one dies: its ring is drained, the task it had
+ * begun without an outcome (the started-th) fails with -MPROC_EDIED, or
+ * -MPROC_ETIMELIMIT when we killed it for its limit; tasks it ran whose batch it never
+ * published, and tasks it never began, are requeued for another worker; a replacement is
+ * forked unless more than max_restarts unplanned deaths fell within restart_period (then
+ * the pool breaks: every worker is killed and every task without an outcome fails with
+ * -MPROC_EBROKEN and the cause). Who wakes whom: a death wakes the supervisor through its
+ * pidfd in poll(); SIGKILL sent here (time limit, stop) is followed by a reap.
+ */
+#include "internal.h"
+
+#include "pool_internal.h"
+#include "sys/pool.h"
+#include "sys/spawn.h"
+
+#include <signal.h>
+
+#define SPAWN_RETRY_NS INT64_C(100000000)
+
+static void break_pool(struct sup *s, const char *cause);
+
+/* ---- workers ------------------------------------------------------------------------------- */
+
+int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
+{
+    mproc_pool *p = s->p;
+    struct worker_arg *a = &p->wargs[w->slot];
+    mproc_queue_opts qo = {.capacity = p->o.channel_size};
+    mproc_queue *in = NULL;
+    int rc = mproc_queue_new(&in, &qo);
+    if (rc < 0)
+        goto fail;
+    *a = (struct worker_arg){.shm = p->shm,
+                             .slot = w->slot,
+                             .in = in,
+                             .msg_max = p->msg_max,
+                             .maxtasks = p->o.maxtasksperchild,
+                             .pin = p->o.pin,
+                             .init = p->o.initializer,
+                             .initarg = p->o.initarg,
+                             .mask = p->caller_mask};
+    struct pool_slot *sl = &p->shm->slots[w->slot];
+    atomic_store(&sl->started, 0);
+    atomic_store(&sl->started_ns, 0);
+    mproc__ring_reset(&sl->ring); /* the previous worker is reaped: nobody writes it */
+    struct mproc__spawn sp = {.fn = mproc__pool_worker_main,
+                              .arg = a,
+                              .fds = {-1, -1, -1},
+                              .flags = MPROC_PROCESS_DAEMON};
+    rc = mproc__sys_spawn(&sp, &w->pid, &w->pidfd);
+    if (rc < 0)
+        goto fail;
+    w->in = in;
+    w->live = true;
+    w->state = W_STARTING;
+    w->received = w->sent = 0;
+    w->nsegs = 0;
+    w->seg0 = 0;
+    w->rate_t0 = 0;
+    w->task_ns = 0;
+    w->timed_out = false;
+    w->init_code = 0;
+    w->init_msg[0] = '\0';
+    w->st.pid = w->pid;
+    return 0;
+fail:
+    mproc_queue_free(in);
+    w->state = W_NONE;
+    w->pid = 0;
+    w->st.pid = 0;
+    w->pidfd = -1;
+    return rc;
+}
+
+static void describe_exit(char *buf, size_t n, pid_t pid, int code)
+{
+    if (code < 0)
+        mproc__pool_say(buf, n, "worker (pid %d) was killed by signal %d (%s)", (int)pid, -code,
+                 sigabbrev_np(-code) != NULL ? sigabbrev_np(-code) : "?");
+    else
+        mproc__pool_say(buf, n, "worker (pid %d) exited with status %d", (int)pid, code);
+}
+
+static void release_worker(struct worker *w)
+{
+    mproc__sys_close(w->pidfd);
+    w->pidfd = -1;
+    mproc_queue_free(w->in);
+    w->in = NULL;
+    w->live = false;
+    w->state = W_NONE;
+    w->pid = 0;
+    w->st.pid = 0;
+    w->nsegs = 0;
+    w->seg0 = 0;
+}
+
+
+/* Within the restart budget? Records this death. */
+static bool budget_ok(mproc_pool *p)
+{
+    size_t cap = (size_t)p->o.max_restarts + 1;
+    int64_t now = mproc__sys_now_ns();
+    int64_t period = (int64_t)(p->o.restart_period * 1e9);
+    p->deaths[p->ndeaths % cap] = now;
+    p->ndeaths++;
+    if (p->ndeaths < cap)
+        return true;
+    int64_t oldest = p->deaths[p->ndeaths % cap]; /* cap deaths ago */
+    return now - oldest > period;
+}
+
+/* Start a replacement in w's slot. A failed fork counts against the restart budget (so a
+ * pool that can never fork again breaks instead of waiting for ever) and is retried
+ * SPAWN_RETRY_NS later. */
+void mproc__pool_respawn(struct sup *s, struct worker *w)
+{
+    mproc_pool *p = s->p;
+    int rc = mproc__pool_spawn_worker(s, w);
+    if (rc == 0)
+        return;
+    s->spawn_retry = mproc__sys_now_ns() + SPAWN_RETRY_NS;
+    if (!budget_ok(p)) {
+        char cause[POOL_MSG_MAX];
+        mproc__pool_say(cause, sizeof cause, "restart budget spent (%d in %g s); last: could not start a "
+                                 "worker: %s", p->o.max_restarts, p->o.restart_period,
+            mproc_strerror(rc));
+        break_pool(s, cause);
+    }
+}
+
+/* The worker's process has ended: settle its tasks, replace it. */
+static void on_death(struct sup *s, struct worker *w)
+{
+    mproc_pool *p = s->p;
+    int code = 0;
+    if (mproc__sys_reap(w->pidfd, true, &code) < 0)
+        code = -SIGKILL; /* its status was taken elsewhere: we cannot know */
+    mproc__pool_drain(s, w);
+    char why[POOL_MSG_MAX];
+    describe_exit(why, sizeof why, w->pid, code);
+    uint64_t started = atomic_load(&p->shm->slots[w->slot].started);
+    bool inflight = started > w->received && w->nsegs > 0;
+    bool was_starting = w->state == W_STARTING;
+    /* Tasks it ran but whose batch it never published go out again, in order before
+     * what it never began; the started-th task is the one it died in. */
+    struct run held[POOL_SEGS];
+    struct job *held_job[POOL_SEGS];
+    int nheld = 0;
+    for (uint64_t k = inflight ? started - 1 - w->received : 0; k > 0 && w->nsegs > 0;) {
+        size_t index;
+        struct seg *g = mproc__pool_front(w, &index);
+        size_t m = g->count - g->done;
+        if (m > k)
+            m = (size_t)k;
+        held[nheld] = (struct run){.first = index, .count = m};
+        held_job[nheld++] = g->job;
+        w->received += m; /* counted as settled here, like outcomes */
+        mproc__pool_pop_tasks(w, m);
+        k -= m;
+    }
+    inflight = inflight && w->nsegs > 0;
+    if (inflight) {
+        size_t index;
+        struct seg *g = mproc__pool_front(w, &index);
+        struct job *j = g->job;
+        j->outstanding--;
+        mproc__pool_pop_task(w);
+        int tcode = -MPROC_EDIED;
+        char msg[POOL_MSG_MAX];
+        if (w->timed_out && started == w->timeout_seq) {
+            tcode = -MPROC_ETIMELIMIT;
+            mproc__pool_say(msg, sizeof msg, "task ran past its time limit of %g s; worker (pid %d) "
+                                      "was killed", j->timeout, (int)w->pid);
+        } else {
+            mproc__pool_say(msg, sizeof msg, "%s", why);
+        }
+        mproc__pool_outcome(s, j, index, tcode, msg, NULL, 0, w);
+        mproc__pool_maybe_finish(s, j);
+    }
+    mproc__pool_requeue(w);
+    mproc__pool_fail_assigned(s, w, -MPROC_EDIED, why); /* only what requeue could not take */
+    for (int k = nheld - 1; k >= 0; k--) {
+        if (mproc__pool_requeue_run(held_job[k], held[k].first, held[k].count))
+            continue;
+        for (size_t i = 0; i < held[k].count; i++) { /* no memory: they fail instead */
+            held_job[k]->outstanding--;
+            mproc__pool_outcome(s, held_job[k], held[k].first + i, -MPROC_EDIED, why, NULL, 0, w);
+        }
+        mproc__pool_maybe_finish(s, held_job[k]);
+    }
+    bool retired = p->o.maxtasksperchild != 0 && code == 0 && !inflight &&
+                   w->received >= p->o.maxtasksperchild;
+    bool planned = retired || w->timed_out || p->phase == P_STOPPING || p->terminating;
+    release_worker(w);
+    s->progress = true;
+    p->check_jobs = true; /* requeued tasks of a cancelled job fail now */
+
+    if (p->phase == P_STARTING) { /* any death before the pool is up fails its creation */
+        if (p->start_rc == 1) {
+            p->start_rc = w->init_code < 0 ? w->init_code : -MPROC_EDIED;
+            mproc__pool_say(p->start_msg, sizeof p->start_msg, "%s",
+                     w->init_code < 0 ? w->init_msg : why);
+        }
+        return;
+    }
+    if (p->phase != P_RUNNING || p->broken)
+        return;
+    w->st.restarts++;
+    p->st.restarts++;
+    if (!planned && !budget_ok(p)) {
+        char cause[POOL_MSG_MAX];
+        mproc__pool_say(cause, sizeof cause, "restart budget spent (%d in %g s); last: %.150s%s%.60s",
+                 p->o.max_restarts, p->o.restart_period, why, was_starting ? ": " : "",
+                 was_starting ? w->init_msg : "");
+        break_pool(s, cause);
+        return;
+    }
+    mproc__pool_respawn(s, w);
+}
+
+void mproc__pool_check_deaths(struct sup *s)
+{
+    mproc_pool *p = s->p;
+    unsigned n = 0;
+    int idx[1024];
+    for (int i = 0; i < p->nworkers; i++) {
+        if (p->workers[i].pidfd >= 0) {
+            s->pfd[n] = (struct pollfd){.fd = p->workers[i].pidfd, .events = POLLIN};
+            idx[n++] = i;
+        }
+    }
+    s->last_check = mproc__sys_now_ns();
+    if (n == 0 || mproc__sys_poll(s->pfd, n, 0) <= 0)
+        return;
+    for (unsigned k = 0; k < n; k++)
+        if (s->pfd[k].revents != 0)
+            on_death(s, &p->workers[idx[k]]);
+}
+
+/* Kill every worker and wait for it; what it was running fails with code. */
+void mproc__pool_stop_workers(struct sup *s, int code, const char *msg)
+{
+    mproc_pool *p = s->p;
+    for (int i = 0; i < p->nworkers; i++)
+        if (p->workers[i].pidfd >= 0)
+            (void)mproc__sys_pidfd_kill(p->workers[i].pidfd, SIGKILL);
+    for (int i = 0; i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+        if (w->pidfd < 0)
+            continue;
+        int c;
+        (void)mproc__sys_reap(w->pidfd, true, &c);
+        mproc__pool_drain(s, w);
+        mproc__pool_fail_assigned(s, w, code, msg);
+        release_worker(w);
+    }
+}
+
+/* Complete every task without an outcome with code (terminate, broken). */
+void mproc__pool_fail_everything(struct sup *s, int code, const char *msg)
+{
+    mproc_pool *p = s->p;
+    mproc__pool_stop_workers(s, code, msg);
+    struct job *j = p->jobs;
+    while (j != NULL) {
+        struct job *nx = j->nextjob;
+        j->cancelled = true;
+        if (j->it != NULL) {
+            j->it->gen_done = true;
+            j->sealed = true;
+        }
+        mproc__pool_fail_pending(s, j, code, msg);
+        mproc__pool_maybe_finish(s, j);
+        j = nx;
+    }
+}
+
+static void break_pool(struct sup *s, const char *cause)
+{
+    mproc_pool *p = s->p;
+    p->broken = -MPROC_EBROKEN;
+    p->st.broken = 1;
+    mproc__pool_say(p->broken_msg, sizeof p->broken_msg, "pool broken: %s", cause);
+    mproc__pool_fail_everything(s, -MPROC_EBROKEN, p->broken_msg);
+    p->phase = P_DONE;
+}
+
+/* ---- time limits ------------------------------------------------------------------------- */
+
+/* Kill workers past a task's limit; return the earliest deadline still ahead. */
+int64_t mproc__pool_check_timeouts(struct sup *s)
+{
+    mproc_pool *p = s->p;
+    int64_t now = mproc__sys_now_ns(), next = MPROC__NO_DEADLINE;
+    for (int i = 0; i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+        if (w->state != W_READY || w->nsegs == 0 || w->timed_out)
+            continue;
+        struct pool_slot *sl = &p->shm->slots[w->slot];
+        uint64_t s1 = atomic_load(&sl->started);
+        int64_t t0 = atomic_load(&sl->started_ns);
+        uint64_t s2 = atomic_load(&sl->started);
+        /* not-yet-begun tasks cannot expire before now + their limit */
+        for (int k = 0; k < w->nsegs; k++) {
+            double t = mproc__pool_seg_at(w, k)->job->timeout;
+            if (t > 0) {
+                int64_t d = now + (int64_t)(t * 1e9);
+                if (d < next)
+                    next = d;
+            }
+        }
+        if (s1 != s2 || s1 <= w->received)
+            continue;
+        uint64_t pos = s1 - 1 - w->received; /* the running task, from the front */
+        struct job *j = NULL;
+        for (int k = 0; k < w->nsegs; k++) {
+            size_t left = mproc__pool_seg_at(w, k)->count - mproc__pool_seg_at(w, k)->done;
+            if (pos < left) {
+                j = mproc__pool_seg_at(w, k)->job;
+                break;
+            }
+            pos -= left;
+        }
+        if (j == NULL || j->timeout <= 0)
+            continue;
+        int64_t d = t0 + (int64_t)(j->timeout * 1e9);
+        if (now >= d) {
+            w->timed_out = true;
+            w->timeout_seq = s1;
+            (void)mproc__sys_pidfd_kill(w->pidfd, SIGKILL);
+        } else if (d < next) {
+            next = d;
+        }
+    }
+    return next;
+}

@@ -1,0 +1,322 @@
+/* src/pool_settle.c - the supervisor's bookkeeping of outcomes: result records read from
+ * a worker's ring are matched to the tasks sent to it, recorded in their jobs, and a
+ * finished job's result is queued for delivery; tasks of a dead worker are requeued.
+ *
+ * DESIGN. Runs only in the supervisor thread (src/pool_super.c), under the pool mutex.
+ * A worker runs its chunks in the order sent and publishes outcomes in that order (one
+ * REC_RESULT per failure or apply, one REC_BATCH for many successes), so each record is
+ * matched by position to the FIFO of chunks sent to that worker (struct seg ring); the
+ * record's job id and index are only checked. Records are read in place from the ring
+ * and released in one store per drain. Who wakes whom: nobody is woken here except
+ * imap readers (their futex) and the ring's writer when it waited for room (in
+ * mproc__ring_release); results are delivered after the pass (mproc__result_deliver).
+ * When a worker dies, what it published is drained first, then its tasks are settled by
+ * src/pool_life.c with requeue/fail_assigned from here: a task gets exactly one outcome
+ * whatever instant the worker died at.
+ */
+#include "internal.h"
+
+#include "pool_internal.h"
+#include "sys/pool.h"
+
+/* ---- outcomes ---------------------------------------------------------------------------- */
+
+static void job_unlink(mproc_pool *p, struct job *j)
+{
+    if (j->prev != NULL)
+        j->prev->nextjob = j->nextjob;
+    else
+        p->jobs = j->nextjob;
+    if (j->nextjob != NULL)
+        j->nextjob->prev = j->prev;
+    else
+        p->jobs_tail = j->prev;
+}
+
+/* Everything in: detach the job, queue its result for delivery. */
+void mproc__pool_maybe_finish(struct sup *s, struct job *j)
+{
+    if (!j->sealed || j->finished < j->n)
+        return;
+    assert(j->outstanding == 0);
+    job_unlink(s->p, j);
+    if (j->res != NULL) {
+        mproc__result_finish(j->res);
+        if (j->res->code == 0 && j->failed > 0) { /* a failure we could not record */
+            j->res->code = -ENOMEM;
+            j->res->msg = NULL;
+        }
+        j->res->done_next = s->done;
+        s->done = j->res;
+    }
+    if (j->it != NULL) {
+        j->it->job = NULL;
+        mproc__imap_wake(j->it);
+        mproc__imap_unref(j->it);
+    }
+    mproc__free(j->in_owned);
+    mproc__free(j->retry);
+    mproc__free(j);
+}
+
+/* One task's outcome (code != 0: failure with msg; else out/len). */
+void mproc__pool_outcome(struct sup *s, struct job *j, size_t index, int code, const char *msg,
+                    const void *out, size_t len, struct worker *w)
+{
+    mproc_pool *p = s->p;
+    j->finished++;
+    p->st.done++;
+    if (w != NULL)
+        w->st.done++;
+    if (code != 0) {
+        j->failed++;
+        p->st.failed++;
+        if (w != NULL)
+            w->st.failed++;
+    }
+    switch (j->kind) {
+    case JOB_APPLY:
+        if (code != 0) {
+            (void)mproc__fails_add(&j->res->fails, 0, 1, code, msg);
+        } else if (len > 0) {
+            j->res->data = mproc__malloc(len);
+            if (j->res->data == NULL) {
+                j->failed++;
+                (void)mproc__fails_add(&j->res->fails, 0, 1, -ENOMEM, "no memory for the output");
+            } else {
+                memcpy(j->res->data, out, len);
+                j->res->len = len;
+            }
+        }
+        break;
+    case JOB_MAP:
+        if (code != 0)
+            (void)mproc__fails_add(&j->res->fails, index, 1, code, msg);
+        else if (!j->inplace_out && out != NULL) /* in place: the worker wrote it there */
+            memcpy(j->out + index * j->out_size, out, j->out_size);
+        break;
+    case JOB_IMAP:
+        mproc__imap_item(j->it, index, code, msg, out);
+        mproc__imap_wake(j->it);
+        break;
+    }
+    s->progress = true;
+}
+
+/* Fail the tasks of j never dispatched (and its retries) with code. Returns how many. */
+size_t mproc__pool_fail_pending(struct sup *s, struct job *j, int code, const char *msg)
+{
+    size_t n = 0;
+    for (size_t r = 0; r < j->nruns; r++)
+        for (size_t i = 0; i < j->retry[r].count; i++, n++)
+            mproc__pool_outcome(s, j, j->retry[r].first + i, code, msg, NULL, 0, NULL);
+    j->nruns = 0;
+    j->nretry = 0;
+    if (j->kind == JOB_IMAP) {
+        for (; j->next < j->n; j->next++, n++)
+            mproc__pool_outcome(s, j, j->next, code, msg, NULL, 0, NULL);
+    } else if (j->next < j->n) {
+        size_t k = j->n - j->next;
+        j->finished += k;
+        j->failed += k;
+        s->p->st.done += k;
+        s->p->st.failed += k;
+        (void)mproc__fails_add(&j->res->fails, j->next, k, code, msg);
+        j->next = j->n;
+        n += k;
+    }
+    return n;
+}
+
+/* The k-th chunk sent to w and not yet settled, oldest first. */
+struct seg *mproc__pool_seg_at(struct worker *w, int k)
+{
+    return &w->segs[(w->seg0 + k) % POOL_SEGS];
+}
+
+static void pop_seg(struct worker *w)
+{
+    w->seg0 = (w->seg0 + 1) % POOL_SEGS;
+    w->nsegs--;
+}
+
+/* The task a worker is running or will run next: its segment position. */
+struct seg *mproc__pool_front(struct worker *w, size_t *index)
+{
+    if (w->nsegs == 0)
+        return NULL;
+    struct seg *g = mproc__pool_seg_at(w, 0);
+    *index = g->first + g->done;
+    return g;
+}
+
+/* Settle n tasks at the front of w's first chunk (n <= what is left of it). */
+void mproc__pool_pop_tasks(struct worker *w, size_t n)
+{
+    struct seg *g = mproc__pool_seg_at(w, 0);
+    g->done += n;
+    if (g->done == g->count)
+        pop_seg(w);
+}
+
+void mproc__pool_pop_task(struct worker *w)
+{
+    mproc__pool_pop_tasks(w, 1);
+}
+
+/* count successful fixed-size outcomes of j from first on (a REC_BATCH), outputs back to
+ * back at out (NULL: written in place). */
+static void outcomes_ok(struct sup *s, struct job *j, size_t first, size_t count,
+                        const unsigned char *out, struct worker *w)
+{
+    mproc_pool *p = s->p;
+    j->finished += count;
+    p->st.done += count;
+    w->st.done += count;
+    if (j->kind == JOB_MAP) {
+        if (!j->inplace_out && out != NULL)
+            memcpy(j->out + first * j->out_size, out, count * j->out_size);
+    } else {
+        for (size_t i = 0; i < count; i++)
+            mproc__imap_item(j->it, first + i, 0, NULL,
+                             out != NULL ? out + i * j->out_size : NULL);
+        mproc__imap_wake(j->it);
+    }
+    s->progress = true;
+}
+
+/* A batch record: its tasks are the next count ones sent to w (maybe several chunks). */
+static void take_batch(struct sup *s, struct worker *w, const struct pool_rec *h,
+                       const unsigned char *out)
+{
+    size_t left = (size_t)h->count;
+    assert(h->out_len == 0 || h->out_len % h->count == 0);
+    size_t each = h->count != 0 ? h->out_len / (size_t)h->count : 0;
+    while (left > 0) {
+        size_t index;
+        struct seg *g = mproc__pool_front(w, &index);
+        assert(g != NULL && g->job->id == h->job_id && g->job->kind != JOB_APPLY);
+        if (g == NULL || g->job->kind == JOB_APPLY)
+            return; /* cannot happen with a sane worker */
+        struct job *j = g->job;
+        size_t m = g->count - g->done;
+        if (m > left)
+            m = left;
+        w->received += m;
+        w->last_job = j->id;
+        j->outstanding -= m;
+        mproc__pool_pop_tasks(w, m);
+        outcomes_ok(s, j, index, m, each != 0 ? out : NULL, w);
+        out += m * each;
+        left -= m;
+        mproc__pool_maybe_finish(s, j);
+    }
+}
+
+/* Read every record the worker published. */
+void mproc__pool_drain(struct sup *s, struct worker *w)
+{
+    mproc_pool *p = s->p;
+    if (!w->live)
+        return;
+    struct pool_slot *sl = &p->shm->slots[w->slot];
+    unsigned char *data = mproc__ring_data(p->shm, w->slot);
+    uint64_t pos = mproc__ring_head(&sl->ring), tail = mproc__ring_tail(&sl->ring);
+    for (;;) {
+        size_t len;
+        const unsigned char *rb; /* the record: in the ring, or copied to s->buf if split */
+        int rc = mproc__ring_next(data, p->shm->ring_cap, &pos, tail, s->buf, p->msg_max, &rb,
+                                  &len);
+        if (rc <= 0) {
+            if (pos == mproc__ring_head(&sl->ring))
+                return; /* nothing new (or nothing sane to do) */
+            mproc__ring_release(&sl->ring, pos); /* the whole batch at once */
+            tail = mproc__ring_tail(&sl->ring);
+            if (pos == tail)
+                return;
+            continue;
+        }
+        struct pool_rec h;
+        if (len < sizeof h)
+            continue;
+        memcpy(&h, rb, sizeof h);
+        const char *m = (const char *)rb + sizeof h;
+        if (h.kind == REC_BATCH) {
+            take_batch(s, w, &h, rb + sizeof h);
+            continue;
+        }
+        if (h.kind == REC_READY) {
+            w->init_code = h.code;
+            mproc__pool_say(w->init_msg, sizeof w->init_msg, "%.*s", (int)h.msg_len, m);
+            if (h.code == 0)
+                w->state = W_READY;
+            s->progress = true;
+            continue;
+        }
+        size_t index;
+        struct seg *g = mproc__pool_front(w, &index);
+        assert(g != NULL && g->job->id == h.job_id && index == h.index);
+        if (g == NULL)
+            continue;
+        struct job *j = g->job;
+        w->received++;
+        w->last_job = j->id;
+        j->outstanding--;
+        mproc__pool_pop_task(w);
+        char text[POOL_MSG_MAX];
+        if (h.code != 0)
+            mproc__pool_say(text, sizeof text, "%.*s", (int)h.msg_len, m);
+        mproc__pool_outcome(s, j, index, h.code, h.code != 0 ? text : NULL,
+                rb + sizeof h + h.msg_len, h.out_len, w);
+        mproc__pool_maybe_finish(s, j);
+    }
+}
+
+/* Put [first, first + count) of j at the front of its retries. false: no memory. */
+bool mproc__pool_requeue_run(struct job *j, size_t first, size_t count)
+{
+    if (j->nruns == j->capruns) {
+        size_t cap = j->capruns ? j->capruns * 2 : 4;
+        struct run *v = mproc__realloc(j->retry, cap * sizeof *v);
+        if (v == NULL)
+            return false; /* see on_death: these fail instead */
+        j->retry = v;
+        j->capruns = cap;
+    }
+    memmove(j->retry + 1, j->retry, j->nruns * sizeof *j->retry);
+    j->retry[0] = (struct run){.first = first, .count = count};
+    j->nruns++;
+    j->nretry += count;
+    j->outstanding -= count;
+    return true;
+}
+
+/* Queue a dead worker's unbegun tasks again, at the front of their jobs' retries, as runs
+ * (a chunk of 100k items requeued is one run, not 100k entries). */
+void mproc__pool_requeue(struct worker *w)
+{
+    for (int k = w->nsegs - 1; k >= 0; k--) {
+        struct seg *g = mproc__pool_seg_at(w, k);
+        size_t cnt = g->count - g->done;
+        if (cnt > 0 && mproc__pool_requeue_run(g->job, g->first + g->done, cnt))
+            g->done = g->count;
+    }
+}
+
+/* Fail whatever is still assigned to w (after requeue failed, or on stop). */
+void mproc__pool_fail_assigned(struct sup *s, struct worker *w, int code, const char *msg)
+{
+    size_t index;
+    struct seg *g;
+    while ((g = mproc__pool_front(w, &index)) != NULL) {
+        if (g->done >= g->count) { /* taken by requeue */
+            pop_seg(w);
+            continue;
+        }
+        struct job *j = g->job;
+        j->outstanding--;
+        mproc__pool_pop_task(w);
+        mproc__pool_outcome(s, j, index, code, msg, NULL, 0, w);
+        mproc__pool_maybe_finish(s, j);
+    }
+}
