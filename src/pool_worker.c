@@ -108,8 +108,9 @@ static int send_rec(const struct worker_arg *a, unsigned char *buf, uint32_t kin
  * outcomes are lost if the worker dies: the supervisor then sends those tasks again
  * (they ran, but nobody saw their outputs), see on_death in src/pool_super.c. A batch is
  * published when it is full (BATCH_BYTES of outputs or BATCH_TASKS tasks), when it is
- * BATCH_AGE_NS old (looked at after 1, 8, then every 64 tasks: one clock read per 64
- * tiny tasks, and slow tasks go out one by one), before a failure or a task of another
+ * BATCH_AGE_NS old, counted from the start of its first task (looked at after 1, 8, then
+ * every 64 tasks: two clock reads per batch of tiny tasks, and a slow task goes out as
+ * soon as it is done, so the supervisor refills and balances as before batching), before a failure or a task of another
  * job, at the end of a chunk when no other chunk is waiting or the batch is BATCH_LAG_NS
  * old (so the supervisor sees progress and refills the channel in time), and before the
  * worker retires. */
@@ -237,6 +238,9 @@ int mproc__pool_worker_main(void *arg)
             if (batched && b.n > 0 && ((b.n + 1) * bcap > b.room || b.n >= BATCH_TASKS) &&
                 flush(a, &b) < 0)
                 return 1;
+            if (batched && b.n == 0) /* a batch's age counts from its first task's start:
+                                        a slow task goes out as soon as it is done */
+                b.t0 = mproc__sys_now_ns();
             t.has_msg = false;
             t.msg[0] = '\0';
             int trc = drc;
@@ -272,7 +276,6 @@ int mproc__pool_worker_main(void *arg)
                     b.job = c.job_id;
                     b.first = index;
                     b.out_cap = bcap;
-                    b.t0 = mproc__sys_now_ns();
                 }
                 b.n++;
                 if ((b.n == 1 || b.n == 8 || b.n % 64 == 0) &&

@@ -47,7 +47,8 @@ static int counted(mproc_task *t, const void *in, size_t in_len, void *out, size
     case M_FAIL:
         return mproc_task_fail(t, -EDOM, "item %lld refuses", (long long)it.x);
     case M_SLEEP: {
-        struct timespec ts = {0, 20 * 1000 * 1000};
+        int ms = it.pad > 0 ? it.pad : 20;
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000 * 1000};
         nanosleep(&ts, NULL);
         break;
     }
@@ -284,6 +285,42 @@ static void test_deep_queue_then_slow_tasks(void **state)
     unmap_shared();
 }
 
+/* A slow task's outcome goes out when it is done, even with the worker's next chunk
+ * already waiting: holding it would hide progress and keep the supervisor from
+ * refilling (24 x 0.1 s on 8 workers took 0.4 s instead of 0.3 s that way). */
+static void test_slow_outcome_not_held(void **state)
+{
+    (void)state;
+    map_shared();
+    mproc_pool *p;
+    assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 1}));
+    struct item in[2];
+    int64_t out[2];
+    fill(in, 2);
+    for (int i = 0; i < 2; i++) {
+        in[i].mode = M_SLEEP;
+        in[i].pad = 300; /* ms */
+    }
+    mproc_result *r;
+    assert_ok(mproc_pool_map_async(p, counted, in, 2, sizeof *in, out, sizeof *out,
+                                   &(mproc_call_opts){.chunksize = 1}, &r));
+    bool saw_one = false;
+    double t0 = mproc_test_now();
+    while (mproc_result_ready(r) == 0 && mproc_test_now() - t0 < 20) {
+        mproc_pool_stats st;
+        assert_ok(mproc_pool_stats_get(p, &st, NULL, 0));
+        saw_one = saw_one || st.done == 1;
+        mproc_test_sleep(0.01);
+    }
+    assert_ok(mproc_result_get(r, 20, NULL, 0, NULL));
+    assert_true(saw_one); /* the first outcome was seen while the second task ran */
+    assert_int_equal(out[0], 0);
+    assert_int_equal(out[1], 1);
+    mproc_result_free(r);
+    mproc_pool_free(p);
+    unmap_shared();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -292,6 +329,7 @@ int main(void)
         MPROC_TEST(test_imap_death_unordered),
         MPROC_TEST(test_failures_between_batches),
         MPROC_TEST(test_deep_queue_then_slow_tasks),
+        MPROC_TEST(test_slow_outcome_not_held),
     };
     return mproc_test_run(tests);
 }
