@@ -16,3 +16,10 @@ grep -q "^0 1 4 9 16 25 36 49 64 81$" <<<"$out"
 grep -q "9801$" <<<"$out"
 grep -q 'sent "ping 10", got "pong 10"' <<<"$out"
 grep -q "with the lock:    40000 (expected 40000)" <<<"$out"
+grep -q "^primes below 2000000: serial 148933, pool 148933 (expected 148933)$" <<<"$out"
+grep -q "^pool price equals serial price; within 4 standard errors of Black-Scholes: ok$" <<<"$out"
+grep -q "^  Black-Scholes  8.0214$" <<<"$out"
+grep -q "^all 64 products equal the serial ones and match their row/column sums: ok$" <<<"$out"
+grep -q "^every task ran in one of the pool's workers (. of 4 workers busy): ok$" <<<"$out"
+[ "$(grep -c '^  task .. ran in worker [0-3], pid [0-9]*$' <<<"$out")" -eq 12 ]
+[ "$(grep -c '^  speedup ' <<<"$out")" -eq 4 ]

@@ -1,0 +1,507 @@
+/* bench/pool.c - the worker pool (mproc_pool) against a plain C loop and raw processes.
+ *
+ * One repetition of each figure, the mproc side first, then its C anchors:
+ *   pool.imap.mem     peak RSS (MiB) of the calling process over an ordered imap of 10 M
+ *                     generated 8-byte items, 2 workers | limit: the 64 MiB target
+ *                     (measured first, in a fresh exec of this program, so nothing else
+ *                     counts towards the peak)
+ *   pool.map.cs1      tasks/s, x*x on 8-byte ints, chunksize 1, 2 workers, 200 k items
+ *   pool.map.default  items/s, x*x over 10 M 8-byte ints in malloc'd arrays, default
+ *                     chunksize, 2 workers | serial: the same loop in this process
+ *   pool.apply.rtt    us per mproc_pool_apply of a task returning x + 1, 20 k calls
+ *                     | raw: a spin-then-futex ping-pong between two processes
+ *   pool.primes       s to count the primes below 3 M by trial division in 64 ranges,
+ *                     2 workers | serial: the same function over the same ranges
+ *   pool.sleep24      s for 24 x sleep(0.1 s), 8 workers, chunksize 1 (pool created
+ *                     beforehand) | ideal: 0.300 s
+ *   pool.create       ms per pool: mproc_pool_new (2 workers) + close + join + free,
+ *                     20 pools | raw: 2 x fork, then waitpid of both
+ *
+ * Every result is checked (each x*x, each x + 1, the prime count against the known value,
+ * the count of imap results and their order); a wrong answer exits 1.
+ * Usage: pool [--rep]   (BENCH_SCALE=0.1 in the environment shrinks the counts)
+ */
+#include "bench.h"
+
+#include "mproc/error.h"
+#include "mproc/pool.h"
+
+#include <linux/futex.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+
+static double scale = 1.0;
+
+static uint64_t scaled(uint64_t n)
+{
+    double v = (double)n * scale;
+    return v < 16 ? 16 : (uint64_t)v;
+}
+
+/* ---- task functions ------------------------------------------------------------------ */
+
+static int square(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)t;
+    (void)in_len;
+    (void)out_len;
+    int64_t x;
+    memcpy(&x, in, sizeof x);
+    x *= x;
+    memcpy(out, &x, sizeof x);
+    return 0;
+}
+
+static int plus_one(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)t;
+    if (in_len != sizeof(int64_t) || *out_len < sizeof(int64_t))
+        return -EINVAL;
+    int64_t x;
+    memcpy(&x, in, sizeof x);
+    x++;
+    memcpy(out, &x, sizeof x);
+    *out_len = sizeof x;
+    return 0;
+}
+
+static int is_prime(uint64_t n)
+{
+    if (n < 2)
+        return 0;
+    if (n % 2 == 0)
+        return n == 2;
+    for (uint64_t d = 3; d * d <= n; d += 2)
+        if (n % d == 0)
+            return 0;
+    return 1;
+}
+
+struct range {
+    uint64_t lo, hi;
+};
+
+static uint64_t count_primes(uint64_t lo, uint64_t hi)
+{
+    uint64_t c = 0;
+    for (uint64_t n = lo; n < hi; n++)
+        c += (uint64_t)is_prime(n);
+    return c;
+}
+
+static int primes_task(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)t;
+    (void)in_len;
+    (void)out_len;
+    struct range r;
+    memcpy(&r, in, sizeof r);
+    uint64_t c = count_primes(r.lo, r.hi);
+    memcpy(out, &c, sizeof c);
+    return 0;
+}
+
+static int nap(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)t;
+    (void)in_len;
+    (void)out_len;
+    double s;
+    memcpy(&s, in, sizeof s);
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+    memset(out, 1, 1);
+    return 0;
+}
+
+/* ---- pool.imap.mem (in a fresh exec of this program: --imap-mem N) ------------------ */
+
+struct gen {
+    uint64_t next, n;
+};
+
+static int gen_next(void *arg, void *item, size_t item_size)
+{
+    (void)item_size;
+    struct gen *g = arg;
+    if (g->next == g->n)
+        return 0;
+    int64_t x = (int64_t)(g->next++ % 1000003);
+    memcpy(item, &x, sizeof x);
+    return 1;
+}
+
+static int imap_mem_child(uint64_t n)
+{
+    mproc_pool *p;
+    BENCH_OK(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2}));
+    struct gen g = {0, n};
+    mproc_imap *it;
+    BENCH_OK(mproc_pool_imap(p, square, gen_next, &g, sizeof(int64_t), sizeof(int64_t), NULL,
+                             &it));
+    uint64_t got = 0;
+    for (;;) {
+        int64_t y;
+        size_t idx;
+        int rc = mproc_imap_next(it, &y, &idx, NULL, MPROC_FOREVER);
+        if (rc == -MPROC_EEOF)
+            break;
+        BENCH_OK(rc);
+        int64_t x = (int64_t)(got % 1000003);
+        if (idx != got || y != x * x)
+            bench_die("imap item %llu: index %zu, value %lld", (unsigned long long)got, idx,
+                      (long long)y);
+        got++;
+    }
+    if (got != n)
+        bench_die("imap: %llu results, want %llu", (unsigned long long)got,
+                  (unsigned long long)n);
+    mproc_imap_free(it);
+    BENCH_OK(mproc_pool_close(p));
+    BENCH_OK(mproc_pool_join(p, MPROC_FOREVER));
+    mproc_pool_free(p);
+    struct rusage ru;
+    BENCH_SYS(getrusage(RUSAGE_SELF, &ru));
+    printf("%ld\n", ru.ru_maxrss); /* KiB */
+    return 0;
+}
+
+static double run_imap_mem(const char *self, uint64_t n)
+{
+    int fd[2];
+    BENCH_SYS(pipe2(fd, O_CLOEXEC));
+    pid_t pid = bench_fork();
+    if (pid == 0) {
+        dup2(fd[1], 1);
+        char arg[32];
+        snprintf(arg, sizeof arg, "%llu", (unsigned long long)n);
+        execl(self, self, "--imap-mem", arg, (char *)NULL);
+        _exit(127);
+    }
+    close(fd[1]);
+    char buf[64] = {0};
+    size_t len = 0;
+    for (;;) {
+        ssize_t r = read(fd[0], buf + len, sizeof buf - 1 - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+    }
+    close(fd[0]);
+    bench_reap(pid, "imap child");
+    long kib = atol(buf);
+    if (kib <= 0)
+        bench_die("imap child printed %s", buf);
+    return (double)kib / 1024.0;
+}
+
+/* ---- pool.map.cs1 and pool.map.default --------------------------------------------- */
+
+static void check_squares(const int64_t *out, uint64_t n, const char *what)
+{
+    for (uint64_t i = 0; i < n; i++)
+        if (out[i] != (int64_t)(i * i))
+            bench_die("%s: out[%llu] = %lld", what, (unsigned long long)i, (long long)out[i]);
+}
+
+static double run_map(mproc_pool *p, const int64_t *in, int64_t *out, uint64_t n, size_t cs,
+                      const char *what)
+{
+    memset(out, 0, n * sizeof *out);
+    double t0 = bench_now();
+    BENCH_OK(mproc_pool_map(p, square, in, n, sizeof *in, out, sizeof *out,
+                            &(mproc_call_opts){.chunksize = cs}));
+    double t = bench_now() - t0;
+    check_squares(out, n, what);
+    return (double)n / t;
+}
+
+/* The serial anchor: the same task function, called in a loop (the compiler sees it). */
+static double run_serial(const int64_t *in, int64_t *out, uint64_t n)
+{
+    memset(out, 0, n * sizeof *out);
+    double t0 = bench_now();
+    for (uint64_t i = 0; i < n; i++) {
+        size_t ol = sizeof *out;
+        square(NULL, &in[i], sizeof *in, &out[i], &ol);
+    }
+    double t = bench_now() - t0;
+    check_squares(out, n, "serial");
+    return (double)n / t;
+}
+
+/* ---- pool.apply.rtt ------------------------------------------------------------------ */
+
+static double run_apply(mproc_pool *p, uint64_t n)
+{
+    double t0 = bench_now();
+    for (uint64_t i = 0; i < n; i++) {
+        int64_t x = (int64_t)i, y = 0;
+        size_t len = 0;
+        BENCH_OK(mproc_pool_apply(p, plus_one, &x, sizeof x, &y, sizeof y, &len, MPROC_FOREVER));
+        if (len != sizeof y || y != x + 1)
+            bench_die("apply %llu: got %lld (len %zu)", (unsigned long long)i, (long long)y, len);
+    }
+    return (bench_now() - t0) / (double)n * 1e6;
+}
+
+/* Raw anchor: two words in shared memory, ping (parent -> child) and pong (back). A
+ * waiter spins briefly (about 20 us) on its word, then marks it SLEEPING with a CAS and
+ * sleeps in FUTEX_WAIT; the other side swaps the new value in and wakes only if the mark
+ * was set. Values are sequence numbers shifted left by one; bit 0 is the mark. */
+
+#define SLEEPING 1u
+#define SPIN_NS 20000.0
+
+struct pingpong {
+    _Alignas(64) uint32_t ping;
+    _Alignas(64) uint32_t pong;
+    int ready;
+};
+
+static void futex_wait(uint32_t *w, uint32_t val)
+{
+    syscall(SYS_futex, w, FUTEX_WAIT, val, NULL, NULL, 0);
+}
+
+static void futex_wake(uint32_t *w)
+{
+    syscall(SYS_futex, w, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+/* Wait until *w != old; returns the new value (without the mark). */
+static uint32_t pp_wait(uint32_t *w, uint32_t old)
+{
+    uint32_t v;
+    double t0 = 0;
+    for (unsigned spins = 0;; spins++) {
+        v = __atomic_load_n(w, __ATOMIC_ACQUIRE);
+        if (v != old)
+            return v & ~SLEEPING;
+        if ((spins & 63) == 63) {
+            double t = bench_now();
+            if (t0 == 0)
+                t0 = t;
+            else if ((t - t0) * 1e9 > SPIN_NS)
+                break;
+        }
+        __builtin_ia32_pause();
+    }
+    for (;;) {
+        uint32_t expect = old;
+        if (__atomic_compare_exchange_n(w, &expect, old | SLEEPING, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE) ||
+            expect == (old | SLEEPING))
+            futex_wait(w, old | SLEEPING);
+        v = __atomic_load_n(w, __ATOMIC_ACQUIRE);
+        if ((v & ~SLEEPING) != old)
+            return v & ~SLEEPING;
+    }
+}
+
+static void pp_post(uint32_t *w, uint32_t v)
+{
+    if (__atomic_exchange_n(w, v, __ATOMIC_ACQ_REL) & SLEEPING)
+        futex_wake(w);
+}
+
+static double run_raw_pingpong(uint64_t n)
+{
+    struct pingpong *pp = bench_shared(sizeof *pp);
+    pid_t pid = bench_fork();
+    if (pid == 0) {
+        bench_set_flag(&pp->ready, 1);
+        uint32_t seen = 0;
+        for (uint64_t i = 0; i < n; i++) {
+            seen = pp_wait(&pp->ping, seen);
+            if (seen != (uint32_t)((i + 1) << 1))
+                _exit(1);
+            pp_post(&pp->pong, seen + 2); /* the answer: x + 1 */
+        }
+        _exit(0);
+    }
+    bench_wait_flag(&pp->ready, 1);
+    uint32_t last = 0;
+    double t0 = bench_now();
+    for (uint64_t i = 0; i < n; i++) {
+        uint32_t x = (uint32_t)((i + 1) << 1);
+        pp_post(&pp->ping, x);
+        last = pp_wait(&pp->pong, last);
+        if (last != x + 2)
+            bench_die("raw ping-pong %llu: got %u want %u", (unsigned long long)i, last, x + 2);
+    }
+    double t = bench_now() - t0;
+    bench_reap(pid, "ping-pong child");
+    munmap(pp, sizeof *pp);
+    return t / (double)n * 1e6;
+}
+
+/* ---- pool.primes ---------------------------------------------------------------------- */
+
+#define PRIMES_RANGES 64
+
+/* The number of primes below n, for the n used here (checked on both sides). */
+static uint64_t primes_below(uint64_t n)
+{
+    switch (n) {
+    case 3000000: return 216816;
+    case 300000: return 25997;
+    default: return 0; /* unknown: both sides must then agree with each other */
+    }
+}
+
+static void make_ranges(struct range *r, uint64_t n)
+{
+    for (uint64_t i = 0; i < PRIMES_RANGES; i++) {
+        r[i].lo = n * i / PRIMES_RANGES;
+        r[i].hi = n * (i + 1) / PRIMES_RANGES;
+    }
+}
+
+static double run_primes_pool(mproc_pool *p, uint64_t n, uint64_t *count)
+{
+    struct range r[PRIMES_RANGES];
+    uint64_t c[PRIMES_RANGES] = {0};
+    make_ranges(r, n);
+    double t0 = bench_now();
+    BENCH_OK(mproc_pool_map(p, primes_task, r, PRIMES_RANGES, sizeof *r, c, sizeof *c,
+                            &(mproc_call_opts){.chunksize = 1}));
+    double t = bench_now() - t0;
+    *count = 0;
+    for (int i = 0; i < PRIMES_RANGES; i++)
+        *count += c[i];
+    return t;
+}
+
+static double run_primes_serial(uint64_t n, uint64_t *count)
+{
+    struct range r[PRIMES_RANGES];
+    uint64_t c[PRIMES_RANGES] = {0};
+    make_ranges(r, n);
+    double t0 = bench_now();
+    for (int i = 0; i < PRIMES_RANGES; i++) {
+        size_t ol = sizeof c[i];
+        primes_task(NULL, &r[i], sizeof r[i], &c[i], &ol);
+    }
+    double t = bench_now() - t0;
+    *count = 0;
+    for (int i = 0; i < PRIMES_RANGES; i++)
+        *count += c[i];
+    return t;
+}
+
+/* ---- pool.sleep24 --------------------------------------------------------------------- */
+
+static double run_sleep24(void)
+{
+    mproc_pool *p;
+    BENCH_OK(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 8}));
+    double secs[24];
+    unsigned char done[24] = {0};
+    for (int i = 0; i < 24; i++)
+        secs[i] = 0.1;
+    double t0 = bench_now();
+    BENCH_OK(mproc_pool_map(p, nap, secs, 24, sizeof *secs, done, 1,
+                            &(mproc_call_opts){.chunksize = 1}));
+    double t = bench_now() - t0;
+    for (int i = 0; i < 24; i++)
+        if (done[i] != 1)
+            bench_die("sleep24: task %d did not run", i);
+    BENCH_OK(mproc_pool_close(p));
+    BENCH_OK(mproc_pool_join(p, MPROC_FOREVER));
+    mproc_pool_free(p);
+    return t;
+}
+
+/* ---- pool.create ---------------------------------------------------------------------- */
+
+static double run_create(uint64_t n)
+{
+    double t0 = bench_now();
+    for (uint64_t i = 0; i < n; i++) {
+        mproc_pool *p;
+        BENCH_OK(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2}));
+        if (mproc_pool_workers(p) != 2)
+            bench_die("pool.create: %d workers", mproc_pool_workers(p));
+        BENCH_OK(mproc_pool_close(p));
+        BENCH_OK(mproc_pool_join(p, MPROC_FOREVER));
+        mproc_pool_free(p);
+    }
+    return (bench_now() - t0) / (double)n * 1e3;
+}
+
+static double run_create_raw(uint64_t n)
+{
+    double t0 = bench_now();
+    for (uint64_t i = 0; i < n; i++) {
+        pid_t a = bench_fork();
+        if (a == 0)
+            _exit(0);
+        pid_t b = bench_fork();
+        if (b == 0)
+            _exit(0);
+        bench_reap(a, "raw child a");
+        bench_reap(b, "raw child b");
+    }
+    return (bench_now() - t0) / (double)n * 1e3;
+}
+
+int main(int argc, char **argv)
+{
+    const char *s = getenv("BENCH_SCALE");
+    if (s != NULL && atof(s) > 0)
+        scale = atof(s);
+    if (argc == 3 && strcmp(argv[1], "--imap-mem") == 0)
+        return imap_mem_child(strtoull(argv[2], NULL, 10));
+    fflush(NULL); /* nothing buffered may be duplicated into the children */
+
+    bench_emit("pool.imap.mem", "mproc", run_imap_mem("/proc/self/exe", scaled(10000000)),
+               "MiB");
+    bench_emit("pool.imap.mem", "limit", 64.0, "MiB");
+
+    uint64_t n_big = scaled(10000000), n_cs1 = scaled(200000);
+    int64_t *in = malloc(n_big * sizeof *in), *out = malloc(n_big * sizeof *out);
+    if (in == NULL || out == NULL)
+        bench_die("malloc");
+    for (uint64_t i = 0; i < n_big; i++)
+        in[i] = (int64_t)i;
+
+    mproc_pool *p;
+    BENCH_OK(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2}));
+
+    bench_emit("pool.map.cs1", "mproc", run_map(p, in, out, n_cs1, 1, "map cs1"), "tasks/s");
+    bench_emit("pool.map.default", "mproc", run_map(p, in, out, n_big, 0, "map default"),
+               "items/s");
+    bench_emit("pool.map.default", "serial", run_serial(in, out, n_big), "items/s");
+    free(in);
+    free(out);
+
+    uint64_t n_rtt = scaled(20000);
+    bench_emit("pool.apply.rtt", "mproc", run_apply(p, n_rtt), "us");
+    bench_emit("pool.apply.rtt", "raw", run_raw_pingpong(n_rtt), "us");
+
+    uint64_t n_primes = scale >= 1 ? 3000000 : 300000, c_pool, c_serial;
+    double t_pool = run_primes_pool(p, n_primes, &c_pool);
+    double t_serial = run_primes_serial(n_primes, &c_serial);
+    if (c_pool != c_serial || (primes_below(n_primes) && c_pool != primes_below(n_primes)))
+        bench_die("primes below %llu: pool %llu, serial %llu, known %llu",
+                  (unsigned long long)n_primes, (unsigned long long)c_pool,
+                  (unsigned long long)c_serial, (unsigned long long)primes_below(n_primes));
+    bench_emit("pool.primes", "mproc", t_pool, "s");
+    bench_emit("pool.primes", "serial", t_serial, "s");
+
+    BENCH_OK(mproc_pool_close(p));
+    BENCH_OK(mproc_pool_join(p, MPROC_FOREVER));
+    mproc_pool_free(p);
+
+    bench_emit("pool.sleep24", "mproc", run_sleep24(), "s");
+    bench_emit("pool.sleep24", "ideal", 0.3, "s");
+
+    uint64_t n_create = scaled(20);
+    bench_emit("pool.create", "mproc", run_create(n_create), "ms");
+    bench_emit("pool.create", "raw", run_create_raw(n_create), "ms");
+    return 0;
+}
