@@ -203,7 +203,7 @@ void *mproc__pool_supervisor(void *arg)
         deliver(&s);
         if (moved)
             continue;
-        if (spin) {
+        if (spin && p->phase != P_STARTING) { /* starting: the new workers need the CPUs */
             pthread_mutex_unlock(&p->mu);
             bool more = spin_wait(p, kicks);
             pthread_mutex_lock(&p->mu);
