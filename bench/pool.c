@@ -5,7 +5,7 @@
  *                     generated 8-byte items, 2 workers | limit: the 64 MiB target
  *                     (measured first, in a fresh exec of this program, so nothing else
  *                     counts towards the peak)
- *   pool.map.cs1      tasks/s, x*x on 8-byte ints, chunksize 1, 2 workers, 200 k items
+ *   pool.map.cs1      tasks/s, x*x on 8-byte ints, chunksize 1, 2 workers, 2 M items
  *   pool.map.default  items/s, x*x over 10 M 8-byte ints in malloc'd arrays, default
  *                     chunksize, 2 workers | serial: the same loop in this process
  *   pool.apply.rtt    us per mproc_pool_apply of a task returning x + 1, 20 k calls
@@ -462,7 +462,7 @@ int main(int argc, char **argv)
                "MiB");
     bench_emit("pool.imap.mem", "limit", 64.0, "MiB");
 
-    uint64_t n_big = scaled(10000000), n_cs1 = scaled(200000);
+    uint64_t n_big = scaled(10000000), n_cs1 = scaled(2000000);
     int64_t *in = malloc(n_big * sizeof *in), *out = malloc(n_big * sizeof *out);
     if (in == NULL || out == NULL)
         bench_die("malloc");
