@@ -8,6 +8,8 @@
  *   pool.map.cs1      tasks/s, x*x on 8-byte ints, chunksize 1, 2 workers, 2 M items
  *   pool.map.default  items/s, x*x over 10 M 8-byte ints in malloc'd arrays, default
  *                     chunksize, 2 workers | serial: the same loop in this process
+ *   pool.map.shm      the same with both arrays in shared memory mapped before the pool
+ *                     (zero-copy: read and written in place) | serial (informative)
  *   pool.apply.rtt    us per mproc_pool_apply of a task returning x + 1, 20 k calls
  *                     | raw: a spin-then-futex ping-pong between two processes
  *   pool.primes       s to count the primes below 3 M by trial division in 64 ranges,
@@ -469,6 +471,10 @@ int main(int argc, char **argv)
     for (uint64_t i = 0; i < n_big; i++)
         in[i] = (int64_t)i;
 
+    /* The same arrays in shared memory mapped before the pool: read and written in place. */
+    int64_t *sin = bench_shared(n_big * sizeof *sin), *sout = bench_shared(n_big * sizeof *sout);
+    memcpy(sin, in, n_big * sizeof *sin);
+
     mproc_pool *p;
     BENCH_OK(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2}));
 
@@ -476,8 +482,12 @@ int main(int argc, char **argv)
     bench_emit("pool.map.default", "mproc", run_map(p, in, out, n_big, 0, "map default"),
                "items/s");
     bench_emit("pool.map.default", "serial", run_serial(in, out, n_big), "items/s");
+    bench_emit("pool.map.shm", "mproc", run_map(p, sin, sout, n_big, 0, "map shm"), "items/s");
+    bench_emit("pool.map.shm", "serial", run_serial(in, out, n_big), "items/s");
     free(in);
     free(out);
+    munmap(sin, n_big * sizeof *sin);
+    munmap(sout, n_big * sizeof *sout);
 
     uint64_t n_rtt = scaled(20000);
     bench_emit("pool.apply.rtt", "mproc", run_apply(p, n_rtt), "us");
