@@ -108,9 +108,10 @@ static int send_rec(const struct worker_arg *a, unsigned char *buf, uint32_t kin
  * outcomes are lost if the worker dies: the supervisor then sends those tasks again
  * (they ran, but nobody saw their outputs), see on_death in src/pool_super.c. A batch is
  * published when it is full (BATCH_BYTES of outputs or BATCH_TASKS tasks), when it is
- * BATCH_AGE_NS old, counted from the start of its first task (looked at after 1, 8, then
- * every 64 tasks: two clock reads per batch of tiny tasks, and a slow task goes out as
- * soon as it is done, so the supervisor refills and balances as before batching), before a failure or a task of another
+ * BATCH_AGE_NS old, counted from the start of its first task (looked at after 1, 2, 4,
+ * ..., 64, then every 64 tasks: a few clock reads per batch of tiny tasks, at most about
+ * 2 * BATCH_AGE_NS of work held, and a slow task goes out as soon as it is done, so the
+ * supervisor refills and balances as before batching), before a failure or a task of another
  * job, at the end of a chunk when no other chunk is waiting or the batch is BATCH_LAG_NS
  * old (so the supervisor sees progress and refills the channel in time), and before the
  * worker retires. */
@@ -278,7 +279,7 @@ int mproc__pool_worker_main(void *arg)
                     b.out_cap = bcap;
                 }
                 b.n++;
-                if ((b.n == 1 || b.n == 8 || b.n % 64 == 0) &&
+                if (((b.n & (b.n - 1)) == 0 || b.n % 64 == 0) &&
                     mproc__sys_now_ns() - b.t0 >= BATCH_AGE_NS && flush(a, &b) < 0)
                     return 1;
             } else {

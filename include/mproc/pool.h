@@ -12,8 +12,12 @@
  *    was killed), -MPROC_ECANCELLED (cancelled or terminated before it ran), or
  *    -MPROC_EBROKEN (the pool broke before it ran).
  *  - A dead worker fails only the task it was running; tasks it had been sent but not
- *    begun go to other workers; a replacement starts. More than max_restarts unplanned
- *    worker deaths within restart_period seconds break the pool (no fork loop).
+ *    begun go to other workers; a replacement starts. A worker publishes the outputs of
+ *    tiny map/imap tasks in batches (up to 1024 tasks or about 2 ms of work): tasks it had
+ *    finished but not yet published when it died run again elsewhere, so a task function
+ *    with side effects may run twice for one outcome (never the task that killed its
+ *    worker). More than max_restarts unplanned worker deaths within restart_period
+ *    seconds break the pool (no fork loop).
  *  - Workers die with the caller (PR_SET_PDEATHSIG, tied to the pool's own thread).
  *    Nothing is left in /dev/shm: all shared memory is anonymous.
  *
