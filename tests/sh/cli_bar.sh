@@ -2,17 +2,11 @@
 # `mproc run --bar` / `--eta` in a real terminal (tmux, captured with capture-pane):
 # done/total, rate and ETA on one line redrawn in place; the total is "?" until the
 # input is exhausted. Skipped (77) where tmux is missing.
-set -uo pipefail
-: "${MPROC_SOURCE_DIR:?}" "${MPROC_BINARY_DIR:?}"
-M="$MPROC_BINARY_DIR/cli/mproc"
-[ -x "$M" ] || { echo "cli_bar: $M not built"; exit 77; }
+source "$(dirname "$0")/lib/cli.bash"
 command -v tmux >/dev/null || { echo "cli_bar: tmux missing, skipped"; exit 77; }
 tmp=$(mktemp -d)
 sock="mproc_cli_bar_$$_$RANDOM"
 trap 'tmux -L "$sock" kill-server 2>/dev/null; rm -rf "$tmp"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect_eq() { [ "$2" == "$3" ] || fail "$1: want [$2] got [$3]"; }
 pane() { tmux -L "$sock" capture-pane -p -t bar 2>/dev/null; }
 # wait_pane REGEX: poll the pane (up to 15 s) until a line matches; print the pane.
 wait_pane() {
@@ -72,5 +66,4 @@ for o in --bar --eta; do
     grep -q -- "^\.B \\\\-\\\\-${o#--}$" "$MPROC_SOURCE_DIR/cli/mproc.1" || fail "mproc.1 lacks $o"
 done
 
-[ "$fails" -eq 0 ] || exit 1
-echo "cli_bar: all passed"
+finish

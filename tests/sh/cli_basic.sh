@@ -2,18 +2,9 @@
 # The mproc command from outside: --help, --version, cpus, bad usage (exit 255), and the
 # argument and replacement-string parser of `mproc run` (mostly through --dry-run, which
 # starts nothing), compared with GNU parallel where it is installed.
-set -uo pipefail
-: "${MPROC_SOURCE_DIR:?}" "${MPROC_BINARY_DIR:?}"
-M="$MPROC_BINARY_DIR/cli/mproc"
-[ -x "$M" ] || { echo "cli_basic: $M not built"; exit 77; }
+source "$(dirname "$0")/lib/cli.bash"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-# expect_eq NAME WANT GOT
-expect_eq() { [ "$2" == "$3" ] || fail "$1: want [$2] got [$3]"; }
-# status CMD...: run, print the exit status
-status() { "$@" >/dev/null 2>&1; echo $?; }
 
 # ---- front door -----------------------------------------------------------------------
 "$M" --help | grep -q '^usage: mproc' || fail "--help"
@@ -104,8 +95,4 @@ if [ "${MPROC_SANITIZE:-OFF}" != ON ] && [ -x /usr/bin/time ]; then
     [ "${peak:-999999}" -lt 16384 ] || fail "1M lines --dry-run peak RSS ${peak} KiB"
 fi
 
-if [ "$fails" -ne 0 ]; then
-    echo "cli_basic: $fails failure(s)"
-    exit 1
-fi
-echo "cli_basic: all passed"
+finish

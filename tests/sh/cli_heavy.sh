@@ -3,12 +3,7 @@
 # default and ordered with -k. The output (1 GB) is checked as it streams, never
 # stored: each job's lines arrive as one unbroken group, every group exactly once and
 # whole, no line mixes two jobs, and with -k the groups come in input order.
-set -uo pipefail
-: "${MPROC_SOURCE_DIR:?}" "${MPROC_BINARY_DIR:?}"
-M="$MPROC_BINARY_DIR/cli/mproc"
-[ -x "$M" ] || { echo "cli_heavy: $M not built"; exit 77; }
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+source "$(dirname "$0")/lib/cli.bash"
 
 jobs=100
 lines=100000 # of 100 bytes each: 10 MB a job
@@ -43,5 +38,4 @@ out=$(seq "$jobs" | "$M" run -j4 "$job" | check 0)
 out=$(seq "$jobs" | "$M" run -j4 -k "$job" | check 1)
 [ "$out" = ok ] || fail "keep-order: $out"
 
-[ "$fails" -eq 0 ] && echo "cli_heavy: all passed" || echo "cli_heavy: $fails failure(s)"
-[ "$fails" -eq 0 ]
+finish

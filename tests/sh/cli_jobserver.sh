@@ -3,17 +3,11 @@
 # --jobserver-auth=R,W with a real make; fifo:PATH with a fake jobserver made here, as
 # GNU make 4.4 does), one implicit slot is ours, every token goes back, errors and
 # signals included. Each job records the concurrency in a file under flock.
-set -uo pipefail
-: "${MPROC_SOURCE_DIR:?}" "${MPROC_BINARY_DIR:?}"
-M="$MPROC_BINARY_DIR/cli/mproc"
-[ -x "$M" ] || { echo "cli_jobserver: $M not built"; exit 77; }
+source "$(dirname "$0")/lib/cli.bash"
 command -v make >/dev/null && command -v flock >/dev/null || { echo "cli_jobserver: make/flock missing"; exit 77; }
 tmp=$(mktemp -d)
 mark="mproc_cli_js_$$_$RANDOM"
 trap 'exec 3>&- 2>/dev/null; pkill -KILL -f "$mark" 2>/dev/null; rm -rf "$tmp"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect_eq() { [ "$2" == "$3" ] || fail "$1: want [$2] got [$3]"; }
 
 # job DIR SECONDS [ARG]: count itself in DIR/cur while it runs, log each new count to DIR/max.
 cat >"$tmp/job" <<'EOS'
@@ -100,5 +94,4 @@ expect_eq "closed jobserver fds: status" 0 $?
 expect_eq "closed jobserver fds: one at a time" 1 "$(maxof "$d")"
 grep -q "jobserver unavailable" "$tmp/err" || fail "no warning for closed jobserver fds"
 
-[ "$fails" -eq 0 ] || exit 1
-echo "cli_jobserver: all passed"
+finish

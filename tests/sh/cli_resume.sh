@@ -2,17 +2,10 @@
 # `mproc run --joblog F --resume / --resume-failed`, as GNU parallel: skip the jobs the
 # log has (by Seq) / rerun those logged with a failure. A `kill -9` of mproc mid-run
 # never leaves a torn log line, and a resume after it logs every job exactly once.
-set -uo pipefail
-: "${MPROC_SOURCE_DIR:?}" "${MPROC_BINARY_DIR:?}"
-M="$MPROC_BINARY_DIR/cli/mproc"
-[ -x "$M" ] || { echo "cli_resume: $M not built"; exit 77; }
+source "$(dirname "$0")/lib/cli.bash"
 tmp=$(mktemp -d)
 mark="mproc_cli_resume_$$_$RANDOM"
 trap 'pkill -KILL -f "$mark" 2>/dev/null; rm -rf "$tmp"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect_eq() { [ "$2" == "$3" ] || fail "$1: want [$2] got [$3]"; }
-status() { "$@" >/dev/null 2>&1; echo $?; }
 cols() { awk -F'\t' 'NR > 1 {print $1, $7}' "$1" | xargs; }
 
 # ---- the options -------------------------------------------------------------------------
@@ -85,5 +78,4 @@ expect_eq "no torn or failed line" "" "$bad"
 expect_eq "every job logged exactly once" "$(seq 30 | xargs)" "$(awk -F'\t' 'NR > 1 {print $1}' "$log" | sort -n | xargs)"
 expect_eq "one header" 1 "$(grep -c '^Seq' "$log")"
 
-[ "$fails" -eq 0 ] || exit 1
-echo "cli_resume: all passed"
+finish

@@ -3,17 +3,10 @@
 # grouping under heavy output, --keep-order, --tag, --line-buffer, --ungroup, --joblog,
 # --timeout with grandchildren, --retries, --halt, SIGINT, `| head -1`; compared with
 # GNU parallel where it is installed. Nothing may be left running afterwards.
-set -uo pipefail
-: "${MPROC_SOURCE_DIR:?}" "${MPROC_BINARY_DIR:?}"
-M="$MPROC_BINARY_DIR/cli/mproc"
-[ -x "$M" ] || { echo "cli_run: $M not built"; exit 77; }
+source "$(dirname "$0")/lib/cli.bash"
 tmp=$(mktemp -d)
 mark="mproc_cli_run_$$_$RANDOM" # unique text in the jobs' command lines, for pgrep
 trap 'pkill -KILL -f "$mark" 2>/dev/null; rm -rf "$tmp"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect_eq() { [ "$2" == "$3" ] || fail "$1: want [$2] got [$3]"; }
-status() { "$@" >/dev/null 2>&1; echo $?; }
 # none_left WHAT: no process with the marker may remain (poll up to 2 s: reaping is async).
 none_left() {
     for _ in $(seq 20); do
@@ -173,8 +166,4 @@ if command -v parallel >/dev/null; then
     expect_eq "as GNU parallel: -k stdin" "$want" "$(seq 20 | "$M" run -k -j4 'echo {} {.}')"
 fi
 
-if [ "$fails" -ne 0 ]; then
-    echo "cli_run: $fails failure(s)"
-    exit 1
-fi
-echo "cli_run: all passed"
+finish

@@ -2,15 +2,9 @@
 # `mproc run`: a job's captured output is spooled to an unlinked temporary file past
 # 64 KiB, so mproc's memory stays bounded however much a job prints, while grouping
 # and ordering stay exact. From outside: peak RSS read from /proc/<pid>/status.
-set -uo pipefail
-: "${MPROC_SOURCE_DIR:?}" "${MPROC_BINARY_DIR:?}"
-M="$MPROC_BINARY_DIR/cli/mproc"
-[ -x "$M" ] || { echo "cli_spool: $M not built"; exit 77; }
+source "$(dirname "$0")/lib/cli.bash"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect_eq() { [ "$2" == "$3" ] || fail "$1: want [${2:0:200}] got [${3:0:200}]"; }
 
 # peak_rss_kib FILE CMD...: run CMD in the background, poll its VmHWM until it ends,
 # write the last value (KiB) to FILE; returns CMD's status.
@@ -77,5 +71,4 @@ TMPDIR="$tmp/missing" "$M" run 'head -c 1000000 /dev/zero' ::: x >/dev/null 2>"$
 expect_eq "unusable TMPDIR: status" 255 $?
 grep -q "cannot hold" "$tmp/e" || fail "unusable TMPDIR: no message: $(cat "$tmp/e")"
 
-[ "$fails" -eq 0 ] || exit 1
-echo "cli_spool: all passed"
+finish
