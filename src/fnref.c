@@ -17,12 +17,17 @@
  * (a libc call, no kernel interface); the pool's workers cache the last decoded
  * reference, so the walk happens once per function, not once per task.
  *
- * DESIGN: no state, no locks of our own (dl_iterate_phdr takes the loader's lock), safe
- * in threads and in forked children. Nothing here can be left half-done by a death.
+ * DESIGN: the walks go through mproc__sys_dl_iterate (src/sys/dl.c: never a fork while
+ * one of our threads holds the loader's lock), safe in threads and in forked children. The only state is a per-thread cache of the last encoding
+ * (mproc__pool_fnref): a submission then costs one look at the loader's generation
+ * counters instead of a walk over every module; a dlopen or dlclose since the encoding
+ * changes the counters and the walk is made again. Nothing here can be left half-done by
+ * a death.
  */
 #include "internal.h"
 
 #include "pool_internal.h"
+#include "sys/spawn.h"
 
 #include <elf.h>
 #include <link.h>
@@ -127,7 +132,7 @@ int mproc__fnref_encode(void (*fn)(void), void *buf, size_t cap, size_t *len)
     if (fn == NULL || buf == NULL || len == NULL)
         return -EINVAL;
     struct module m = {.addr = (uintptr_t)fn};
-    dl_iterate_phdr(find_by_addr, &m);
+    mproc__sys_dl_iterate(find_by_addr, &m);
     if (!m.found)
         return -ENOENT; /* not in any loaded module (a JIT buffer, a bad pointer) */
     bool main_prog = m.index == 0;
@@ -175,7 +180,7 @@ int mproc__fnref_decode(const void *buf, size_t len, void (**fn)(void))
     memcpy(name, p + HEADER + id_len, nl);
     name[nl] = '\0';
     struct module m = {.addr = (uintptr_t)off, .name = (flags & FLAG_MAIN) ? NULL : name};
-    dl_iterate_phdr(find_by_name, &m);
+    mproc__sys_dl_iterate(find_by_name, &m);
     if (!m.found)
         return -ENOENT;
     if (id_len > 0 && m.id_len > 0 &&
@@ -184,5 +189,57 @@ int mproc__fnref_decode(const void *buf, size_t len, void (**fn)(void))
     if (!m.exec_ok)
         return -EFAULT;
     *fn = (void (*)(void))(m.bias + (uintptr_t)off);
+    return 0;
+}
+
+/* ---- the per-thread cache ------------------------------------------------------------ */
+
+struct generation {
+    unsigned long long adds, subs;
+    bool known;
+};
+
+static int first_module(struct dl_phdr_info *info, size_t size, void *data)
+{
+    struct generation *g = data;
+    if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs) {
+        g->adds = info->dlpi_adds;
+        g->subs = info->dlpi_subs;
+        g->known = true;
+    }
+    return 1; /* the counters are the same in every entry: one is enough */
+}
+
+static __thread struct {
+    mproc_task_fn fn;
+    struct generation gen;
+    uint32_t len;
+    unsigned char ref[MPROC__FNREF_MAX];
+} cache;
+
+int mproc__pool_fnref(mproc_task_fn fn, unsigned char *buf, size_t cap, uint32_t *len)
+{
+    struct generation g = {0};
+    mproc__sys_dl_iterate(first_module, &g);
+    if (fn != NULL && g.known && cache.fn == fn && cache.gen.adds == g.adds &&
+        cache.gen.subs == g.subs) {
+        if (cache.len > cap)
+            return -ENAMETOOLONG;
+        memcpy(buf, cache.ref, cache.len);
+        *len = cache.len;
+        return 0;
+    }
+    size_t n;
+    int rc = mproc__fnref_encode((void (*)(void))fn, buf, cap, &n);
+    if (rc < 0)
+        return rc == -MPROC_ETOOSMALL ? -ENAMETOOLONG : rc;
+    *len = (uint32_t)n;
+    cache.fn = NULL;
+    if (g.known && n <= sizeof cache.ref) {
+        memcpy(cache.ref, buf, n);
+        cache.len = (uint32_t)n;
+        cache.gen = g;
+        cache.fn = fn;
+    }
     return 0;
 }

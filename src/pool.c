@@ -38,8 +38,9 @@
  *    and breaks the pool when it is spent; it runs every callback, never two at once. A
  *    death fails only the task in flight (-MPROC_EDIED with the signal or status); a
  *    task past its limit fails with -MPROC_ETIMELIMIT; terminate cancels
- *    (-MPROC_ECANCELLED). Callers never touch a worker: they queue jobs under the pool
- *    mutex and kick the supervisor.
+ *    (-MPROC_ECANCELLED). Callers queue jobs under the pool mutex and kick the
+ *    supervisor; the one exception is a blocking apply finding an idle worker
+ *    (src/pool_direct.c), which the supervisor still watches and settles on its death.
  *
  * Lock order: pool mutex only (the queues' locks are taken with it held by the
  * supervisor, never the other way round). Nothing here blocks while holding it except
@@ -144,7 +145,10 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
         p->workers[i] = (struct worker){.slot = i, .pidfd = -1};
     size_t ring_off = sizeof(struct pool_shm) + (size_t)o.workers * sizeof(struct pool_slot);
     ring_off = (ring_off + 4095) & ~(size_t)4095;
-    p->shm_size = ring_off + (size_t)o.workers * cap; /* pages are touched only when used */
+    size_t direct_cap = (p->msg_max - sizeof(struct pool_rec) + 4095) & ~(size_t)4095;
+    size_t direct_off = ring_off + (size_t)o.workers * cap;
+    p->shm_size = direct_off + (size_t)o.workers * direct_cap; /* pages are touched only
+                                                                  when used */
     void *mem;
     rc = mproc__sys_map_shared(-1, p->shm_size, &mem);
     if (rc < 0)
@@ -152,6 +156,9 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
     p->shm = mem;
     p->shm->ring_cap = cap;
     p->shm->ring_off = ring_off;
+    p->shm->direct_cap = p->msg_max - sizeof(struct pool_rec); /* as an apply's output */
+    p->shm->direct_off = direct_off;
+    p->direct = o.timeout == 0 && o.maxtasksperchild == 0;
     p->shm->evfd = -1;
     rc = mproc__sys_eventfd();
     if (rc < 0)
@@ -218,13 +225,11 @@ static int new_job(mproc_pool *p, enum job_kind kind, mproc_task_fn fn, const mp
     struct job *j = mproc__calloc(1, sizeof *j);
     if (j == NULL)
         return -ENOMEM;
-    size_t len;
-    int rc = mproc__fnref_encode((void (*)(void))fn, j->fnref, sizeof j->fnref, &len);
+    int rc = mproc__pool_fnref(fn, j->fnref, sizeof j->fnref, &j->fnref_len);
     if (rc < 0) {
         mproc__free(j);
-        return rc == -MPROC_ETOOSMALL ? -ENAMETOOLONG : rc;
+        return rc;
     }
-    j->fnref_len = (uint32_t)len;
     j->kind = kind;
     double t = o != NULL && o->timeout > 0 ? o->timeout : p->o.timeout;
     j->timeout = isinf(t) ? 0 : t;
@@ -312,6 +317,11 @@ int mproc_pool_apply(mproc_pool *p, mproc_task_fn fn, const void *in, size_t in_
     int64_t deadline;
     int rc = mproc__deadline(timeout, &deadline);
     if (rc < 0)
+        return rc;
+    if (p == NULL || fn == NULL || (in == NULL && in_len > 0))
+        return -EINVAL;
+    rc = mproc__pool_direct_apply(p, fn, in, in_len, out, cap, out_len, deadline);
+    if (rc != 1)
         return rc;
     mproc_result *r;
     rc = mproc_pool_apply_async(p, fn, in, in_len, NULL, &r);
@@ -709,9 +719,18 @@ int mproc_pool_stats_get(mproc_pool *p, mproc_pool_stats *s, mproc_worker_stats 
         return -EINVAL;
     pthread_mutex_lock(&p->mu);
     *s = p->st;
+    for (size_t i = 0; i < (size_t)p->nworkers; i++) { /* direct applies (src/pool_direct.c) */
+        struct pool_direct *d = &p->shm->slots[i].direct;
+        uint64_t done = atomic_load(&d->done), failed = atomic_load(&d->failed);
+        s->done += done;
+        s->failed += failed;
+        if (i < nw) {
+            w[i] = p->workers[i].st;
+            w[i].done += done;
+            w[i].failed += failed;
+        }
+    }
     s->pending = s->submitted - s->done;
-    for (size_t i = 0; i < nw && i < (size_t)p->nworkers; i++)
-        w[i] = p->workers[i].st;
     pthread_mutex_unlock(&p->mu);
     return 0;
 }

@@ -56,7 +56,9 @@ struct pool_chunk {
     uint64_t out_addr;
 };
 
-enum { CHUNK_IN = 1u, CHUNK_OUT = 2u };
+/* CHUNK_DIRECT: a blocking apply posted by the caller itself (src/pool_direct.c): the
+ * worker takes its slot's mailbox and answers there, not in its result ring. */
+enum { CHUNK_IN = 1u, CHUNK_OUT = 2u, CHUNK_DIRECT = 4u };
 
 /* REC_RESULT: one task's outcome. REC_BATCH: `count` successful fixed-size tasks of one
  * job, in the order they were sent (possibly spanning several chunks), their outputs
@@ -86,10 +88,29 @@ struct pool_ring {
     _Atomic uint32_t space_seq;          /* its futex word */
 };
 
+/* A slot's mailbox for direct applies (src/pool_direct.c). `state` is the futex word:
+ * FREE -> POSTED (caller, under the pool mutex) -> RUNNING (worker) -> DONE (worker, or
+ * the supervisor after the worker died) -> FREE (caller, after reading it). POSTED ->
+ * RETRY (supervisor: the worker died before it began; the caller submits again the usual
+ * way). POSTED/RUNNING -> ABANDONED (caller gave up waiting) -> FREE (whoever finishes).
+ * The output bytes live elsewhere in the mapping (mproc__direct_data). */
+enum { D_FREE = 0, D_POSTED, D_RUNNING, D_DONE, D_RETRY, D_ABANDONED };
+
+struct pool_direct {
+    _Alignas(128) _Atomic uint32_t state;
+    _Atomic uint32_t waiting; /* the caller may sleep in futex_wait on state */
+    int32_t code;             /* DONE: the outcome */
+    uint32_t msg_len;
+    uint64_t out_len;
+    _Atomic uint64_t done, failed; /* outcomes the workers of this slot gave (stats) */
+    char msg[POOL_MSG_MAX];
+};
+
 struct pool_slot {
     _Alignas(128) _Atomic uint64_t started; /* tasks begun by this incarnation */
     _Atomic int64_t started_ns;             /* when the last one began */
     struct pool_ring ring;
+    struct pool_direct direct;
 };
 
 struct pool_shm {
@@ -97,12 +118,19 @@ struct pool_shm {
     int evfd;                                    /* its doorbell (eventfd) */
     size_t ring_cap;                             /* bytes of each result ring (power of 2) */
     size_t ring_off;                             /* where slot 0's ring bytes start */
+    size_t direct_cap;                           /* bytes of each slot's direct output */
+    size_t direct_off;                           /* where slot 0's direct output starts */
     struct pool_slot slots[];
 };
 
 static inline unsigned char *mproc__ring_data(struct pool_shm *shm, int slot)
 {
     return (unsigned char *)shm + shm->ring_off + (size_t)slot * shm->ring_cap;
+}
+
+static inline unsigned char *mproc__direct_data(struct pool_shm *shm, int slot)
+{
+    return (unsigned char *)shm + shm->direct_off + (size_t)slot * shm->direct_cap;
 }
 
 void mproc__ring_reset(struct pool_ring *r);
@@ -287,6 +315,8 @@ struct mproc_pool {
     sigset_t caller_mask;
     bool spin;               /* more than one usable CPU: the supervisor spins briefly */
     bool spin_wait;          /* more than two: callers waiting for a result too */
+    bool direct;             /* blocking applies may go straight to an idle worker */
+    unsigned direct_next;    /* the worker of the last direct apply, looked at first (mu) */
     _Atomic uint64_t kicks;  /* caller-side events since the start */
     /* under mu */
     int start_rc;            /* 1 while starting, then 0 or the failure */
@@ -355,6 +385,17 @@ void mproc__pool_drain(struct sup *s, struct worker *w);
 bool mproc__pool_requeue_run(struct job *j, size_t first, size_t count);
 void mproc__pool_requeue(struct worker *w);
 void mproc__pool_fail_assigned(struct sup *s, struct worker *w, int code, const char *msg);
+
+/* src/pool_direct.c: blocking applies straight to an idle worker. */
+/* 1: not taken (no idle worker; use the usual path), else 0 or the outcome's code. */
+int mproc__pool_direct_apply(mproc_pool *p, mproc_task_fn fn, const void *in, size_t in_len,
+                             void *out, size_t cap, size_t *out_len, int64_t deadline);
+/* w's process is gone (reaped): settle its mailbox. retry: a task it never began goes
+ * back to its caller to be submitted again; else it fails with code like a begun one. */
+void mproc__pool_direct_settle(struct sup *s, struct worker *w, int code, const char *msg,
+                               bool retry);
+/* The cached encoding of fn (per thread; checked against the loader's generation). */
+int mproc__pool_fnref(mproc_task_fn fn, unsigned char *buf, size_t cap, uint32_t *len);
 
 /* src/pool_life.c: workers' lives. */
 int mproc__pool_spawn_worker(struct sup *s, struct worker *w);

@@ -144,6 +144,8 @@ static void on_death(struct sup *s, struct worker *w)
     mproc__pool_drain(s, w);
     char why[POOL_MSG_MAX];
     describe_exit(why, sizeof why, w->pid, code);
+    mproc__pool_direct_settle(s, w, -MPROC_EDIED, why,
+                              p->phase == P_RUNNING && !p->terminating && !p->broken);
     uint64_t started = atomic_load(&p->shm->slots[w->slot].started);
     bool inflight = started > w->received && w->nsegs > 0;
     bool was_starting = w->state == W_STARTING;
@@ -258,6 +260,7 @@ void mproc__pool_stop_workers(struct sup *s, int code, const char *msg)
         (void)mproc__sys_reap(w->pidfd, true, &c);
         mproc__pool_drain(s, w);
         mproc__pool_fail_assigned(s, w, code, msg);
+        mproc__pool_direct_settle(s, w, code, msg, false);
         release_worker(w);
     }
 }

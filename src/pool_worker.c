@@ -22,6 +22,10 @@ struct batch below); a failure or an apply result goes alone, right away.
  * (sup_sleeping, a Dekker pair with the ring's seq_cst tail store), so a busy pool
  * makes no system call per task. The supervisor closes `in` to make the worker exit.
  *
+ * A chunk flagged CHUNK_DIRECT is a blocking apply posted by its caller
+ * (src/pool_direct.c): it does not count in `started` and its outcome goes to the slot's
+ * mailbox, not the ring.
+ *
  * Fault points (tests): "pool.task.decode", "pool.task.run", "pool.result.encode",
  * "pool.result.sent". FAIL at the first three fails the task with the armed code.
  */
@@ -157,6 +161,79 @@ static const char *fault_msg(int code)
     return mproc_strerror(code);
 }
 
+/* The worker's cache of the last function it decoded. */
+struct fn_cache {
+    mproc_task_fn fn;
+    unsigned char ref[MPROC__FNREF_MAX];
+    uint32_t len;
+};
+
+static int find_fn(struct fn_cache *fc, const unsigned char *ref, uint32_t len)
+{
+    if (fc->fn != NULL && len == fc->len && memcmp(ref, fc->ref, len) == 0)
+        return 0;
+    if (len > sizeof fc->ref)
+        return -EINVAL;
+    void (*f)(void) = NULL;
+    int rc = mproc__fnref_decode(ref, len, &f);
+    if (rc == 0) {
+        fc->fn = (mproc_task_fn)f;
+        memcpy(fc->ref, ref, len);
+        fc->len = len;
+    }
+    return rc;
+}
+
+/* A direct apply (src/pool_direct.c): run it and answer in the slot's mailbox. The
+ * fault points are those of the usual path, so the crash matrix covers both. */
+static void run_direct(const struct worker_arg *a, mproc_task *t, struct fn_cache *fc,
+                       const struct pool_chunk *c, const unsigned char *ref,
+                       const unsigned char *input)
+{
+    struct pool_direct *d = &a->shm->slots[a->slot].direct;
+    uint32_t expect = D_POSTED;
+    (void)atomic_compare_exchange_strong(&d->state, &expect, D_RUNNING); /* or ABANDONED */
+    t->has_msg = false;
+    t->msg[0] = '\0';
+    int drc = MPROC__FAULT("pool.task.decode");
+    if (drc == 0)
+        drc = find_fn(fc, ref, c->fnref_len);
+    int rc = drc;
+    if (rc == 0)
+        rc = MPROC__FAULT("pool.task.run");
+    size_t out_len = c->out_cap;
+    if (rc == 0) {
+        rc = fc->fn(t, input, c->in_size, mproc__direct_data(a->shm, a->slot), &out_len);
+        if (rc > 0)
+            rc = mproc_task_fail(t, -EINVAL, "task returned %d (not 0 or a negative code)", rc);
+        else if (rc == 0 && out_len > c->out_cap)
+            rc = mproc_task_fail(t, -EMSGSIZE, "task set an output length of %zu (capacity %u)",
+                                 out_len, c->out_cap);
+    }
+    int erc = MPROC__FAULT("pool.result.encode");
+    if (rc == 0 && erc < 0)
+        rc = erc;
+    if (rc < 0 && !t->has_msg)
+        mproc__pool_say(t->msg, sizeof t->msg, "%s", drc < 0 || erc < 0 ? fault_msg(rc) : "");
+    d->code = rc;
+    d->out_len = rc == 0 ? out_len : 0;
+    d->msg_len = rc == 0 ? 0 : (uint32_t)strlen(t->msg);
+    memcpy(d->msg, rc == 0 ? "" : t->msg, d->msg_len + 1);
+    /* counted before the outcome is published: a caller that has it sees the count */
+    atomic_store_explicit(&d->done, atomic_load_explicit(&d->done, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    if (rc != 0)
+        atomic_store_explicit(&d->failed,
+                              atomic_load_explicit(&d->failed, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    expect = D_RUNNING;
+    if (!atomic_compare_exchange_strong(&d->state, &expect, D_DONE))
+        atomic_store(&d->state, D_FREE); /* its caller stopped waiting: drop it */
+    else if (atomic_load(&d->waiting) != 0)
+        (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&d->state, 1, true);
+    (void)MPROC__FAULT("pool.result.sent");
+}
+
 int mproc__pool_worker_main(void *arg)
 {
     const struct worker_arg *a = arg;
@@ -182,9 +259,7 @@ int mproc__pool_worker_main(void *arg)
     if (send_rec(a, small, REC_READY, rc, t.msg, 0, 0, 0) < 0 || rc < 0)
         return 1;
 
-    mproc_task_fn cached_fn = NULL;
-    unsigned char cached_ref[MPROC__FNREF_MAX];
-    uint32_t cached_len = 0;
+    struct fn_cache fc = {0};
     uint64_t tasks = 0, begun = 0; /* the supervisor zeroed `started` before the fork */
     unsigned char *out = outbuf + sizeof(struct pool_rec);
     size_t out_room = a->msg_max - sizeof(struct pool_rec);
@@ -204,6 +279,12 @@ int mproc__pool_worker_main(void *arg)
         memcpy(&c, inbuf, sizeof c);
         const unsigned char *ref = inbuf + sizeof c;
         const unsigned char *items = ref + ((c.fnref_len + 7u) & ~7u);
+        if (c.inplace & CHUNK_DIRECT) {
+            if (flush(a, &b) < 0)
+                return 1;
+            run_direct(a, &t, &fc, &c, ref, items);
+            continue;
+        }
         uint32_t bcap = c.inplace & CHUNK_OUT ? 0 : c.out_cap;
         bool batched = c.fixed && bcap <= b.room;
         if (b.n > 0 && (!batched || b.job != c.job_id || b.out_cap != bcap) && flush(a, &b) < 0)
@@ -217,17 +298,8 @@ int mproc__pool_worker_main(void *arg)
          * worker's death (the kernel's exit orders everything) or for time limits */
         atomic_store_explicit(&slot->started, ++begun, memory_order_release);
         int drc = MPROC__FAULT("pool.task.decode");
-        if (drc == 0 && (cached_fn == NULL || c.fnref_len != cached_len ||
-                         memcmp(ref, cached_ref, c.fnref_len) != 0)) {
-            void (*f)(void) = NULL;
-            drc = c.fnref_len <= sizeof cached_ref ? mproc__fnref_decode(ref, c.fnref_len, &f)
-                                                   : -EINVAL;
-            if (drc == 0) {
-                cached_fn = (mproc_task_fn)f;
-                memcpy(cached_ref, ref, c.fnref_len);
-                cached_len = c.fnref_len;
-            }
-        }
+        if (drc == 0)
+            drc = find_fn(&fc, ref, c.fnref_len);
         for (uint32_t i = 0; i < c.count; i++) {
             if (i > 0) {
                 if (c.timed)
@@ -259,7 +331,7 @@ int mproc__pool_worker_main(void *arg)
             if (c.inplace & CHUNK_OUT)
                 out_len = c.out_cap;
             if (trc == 0) {
-                trc = cached_fn(&t, src, c.in_size, dst, &out_len);
+                trc = fc.fn(&t, src, c.in_size, dst, &out_len);
                 if (trc > 0)
                     trc = mproc_task_fail(&t, -EINVAL, "task returned %d (not 0 or a negative "
                                                        "code)", trc);

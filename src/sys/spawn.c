@@ -242,9 +242,13 @@ int mproc__sys_spawn(const struct mproc__spawn *s, pid_t *pid, int *pidfd)
     mproc__sys_block_all(&c.mask);
     pid_t child;
     if (s->fn != NULL) {
+        mproc__sys_dl_hold(); /* see src/sys/dl.c */
         child = fork();
-        if (child == 0)
+        if (child == 0) {
+            mproc__sys_dl_child_reset();
             fn_child(&c);
+        }
+        mproc__sys_dl_release();
     } else {
         child =
             clone(exec_child, (char *)stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &c);

@@ -46,4 +46,16 @@ int mproc__sys_spawn(const struct mproc__spawn *s, pid_t *pid, int *pidfd);
  * block: wait for it to end. EINTR is retried. */
 int mproc__sys_reap(int pidfd, bool block, int *code);
 
+/* ---- the module walk (src/sys/dl.c) ---------------------------------------------- */
+
+struct dl_phdr_info;
+
+/* dl_iterate_phdr under the library's guard, which mproc__sys_spawn also holds while it
+ * forks a function child: no child starts with the loader's lock held by one of our
+ * threads. Returns what dl_iterate_phdr returns. */
+int mproc__sys_dl_iterate(int (*cb)(struct dl_phdr_info *, size_t, void *), void *data);
+void mproc__sys_dl_hold(void);
+void mproc__sys_dl_release(void);
+void mproc__sys_dl_child_reset(void); /* in the child, right after fork */
+
 #endif
