@@ -129,6 +129,7 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
     p->start_rc = 1;
     int cpus = mproc_cpu_usable();
     p->spin = cpus > 1;
+    p->cpus = cpus > 0 ? cpus : 1;
     /* a caller spinning in mproc_result_wait needs a CPU of its own besides the
      * supervisor's and a worker's: with fewer it only delays them (measured on 2 CPUs:
      * apply 14 us without, 80 us with) */

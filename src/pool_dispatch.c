@@ -4,8 +4,9 @@
  * DESIGN. Runs only in the supervisor thread, under the pool mutex (dropped around a
  * generator call). Each worker gets DEPTH chunks at once, so it finds the next one waiting
  * when it finishes one; a worker whose measured time per task is tiny gets more, up to
- * POOL_SEGS chunks or QUEUE_NS of work (chunksize 1 over tiny tasks: one wake-up for many
- * tasks), but only of the job it was measured on, so slow tasks still spread evenly. Who
+ * POOL_SEGS chunks' worth of tasks or QUEUE_NS of work, merged into few messages
+ * (chunksize 1 over tiny tasks: one wake-up and one channel operation for many tasks),
+ * but only of the job it was measured on, so slow tasks still spread evenly. Who
  * wakes whom: mproc_queue_put_nowait wakes a worker asleep on its channel; a full
  * channel is simply retried on a later pass (the worker's records wake the supervisor).
  * A worker that dies holding chunks is handled by src/pool_life.c.
@@ -63,8 +64,9 @@ static bool has_work(const struct job *j)
     return !j->cancelled && (j->nruns > 0 || j->next < j->n);
 }
 
-/* Send one chunk of j to w. false: the channel is full (nothing changed). */
-static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t budget)
+/* Send one chunk of at most limit tasks of j to w. false: the channel is full (nothing
+ * changed). */
+static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t limit)
 {
     mproc_pool *p = s->p;
     size_t head = sizeof(struct pool_chunk) + ((j->fnref_len + 7u) & ~(size_t)7);
@@ -78,15 +80,13 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t bu
         count = j->n - j->next;
     }
     {
-        if (count > j->chunksize)
-            count = j->chunksize;
+        if (count > limit)
+            count = limit;
         if (count > UINT32_MAX)
             count = UINT32_MAX;
         size_t fit = j->inplace_in ? SIZE_MAX : (p->msg_max - head) / (j->in_size ? j->in_size : 1);
         if (count > fit)
             count = fit;
-        if (count > budget)
-            count = budget;
         if (j->kind == JOB_IMAP) { /* contiguous in the window ring: at most to its end */
             size_t to_end = j->it->window - first % j->it->window;
             if (count > to_end)
@@ -168,18 +168,33 @@ static void update_rate(struct worker *w, int64_t now)
     w->rate_n0 = w->received;
 }
 
-/* May w take another chunk of j? DEPTH chunks always (it finds the next one waiting
- * when it finishes one); more, up to POOL_SEGS, only while what it has queued is under
- * QUEUE_NS of work by its measured time per task, and only of the job it was measured
- * on: so tiny tasks with chunksize 1 travel many to a channel (one wake-up for many),
- * while slow tasks stay DEPTH deep and spread evenly over the workers. */
-static bool room_for(const struct worker *w, const struct job *j)
+/* How many tasks of j may w take now, in one chunk (0: none)? DEPTH chunks of the job's
+ * chunksize always (it finds the next one waiting when it finishes one). More only while
+ * what it has queued is under QUEUE_NS of work by its measured time per task, and only
+ * of the job it was measured on, and never more than POOL_SEGS chunks' worth of tasks
+ * outstanding: so tiny tasks with chunksize 1 travel many to a message (one wake-up and
+ * one channel operation for many), while slow tasks stay DEPTH chunks deep and spread
+ * evenly over the workers. A merged chunk is only transport: each task still has its own
+ * outcome, and a worker is never handed more tasks than POOL_SEGS of the caller's chunks,
+ * so an explicit chunksize keeps bounding how much work one worker can hold. */
+static size_t room_for(const struct worker *w, const struct job *j)
 {
-    if (w->nsegs < DEPTH)
-        return true;
-    if (w->nsegs >= POOL_SEGS || w->task_ns <= 0 || j == NULL || j->id != w->last_job)
-        return false;
-    return (int64_t)(w->sent - w->received) * w->task_ns < QUEUE_NS;
+    size_t cs = j->chunksize;
+    size_t base = w->nsegs < DEPTH ? cs : 0;
+    if (w->nsegs >= POOL_SEGS || w->task_ns <= 0 || j->id != w->last_job)
+        return base;
+    uint64_t out = w->sent - w->received;
+    uint64_t want = (uint64_t)(QUEUE_NS / w->task_ns);
+    uint64_t most = (uint64_t)POOL_SEGS * cs;
+    if (want > most)
+        want = most;
+    if (want <= out)
+        return base;
+    uint64_t n = want - out, half = want / 2; /* two chunks share the queue */
+    if (n > half)
+        n = half;
+    n -= n % cs;
+    return n > base ? (size_t)n : base;
 }
 
 void mproc__pool_dispatch(struct sup *s)
@@ -194,15 +209,16 @@ void mproc__pool_dispatch(struct sup *s)
         while (w->state == W_READY) {
             while (j != NULL && !has_work(j))
                 j = j->nextjob;
-            if (j == NULL || !room_for(w, j))
+            size_t limit = j != NULL ? room_for(w, j) : 0;
+            if (limit == 0)
                 break;
-            size_t budget = SIZE_MAX;
             if (p->o.maxtasksperchild != 0) {
                 if (w->sent >= p->o.maxtasksperchild)
                     break;
-                budget = p->o.maxtasksperchild - w->sent;
+                if (limit > p->o.maxtasksperchild - w->sent)
+                    limit = p->o.maxtasksperchild - w->sent;
             }
-            if (!send_chunk(s, w, j, budget))
+            if (!send_chunk(s, w, j, limit))
                 break;
         }
     }

@@ -314,6 +314,7 @@ struct mproc_pool {
     size_t msg_max;          /* largest message on a channel */
     sigset_t caller_mask;
     bool spin;               /* more than one usable CPU: the supervisor spins briefly */
+    int cpus;                /* usable CPUs at creation */
     bool spin_wait;          /* more than two: callers waiting for a result too */
     bool direct;             /* blocking applies may go straight to an idle worker */
     unsigned direct_next;    /* the worker of the last direct apply, looked at first (mu) */

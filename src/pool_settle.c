@@ -185,6 +185,17 @@ static void outcomes_ok(struct sup *s, struct job *j, size_t first, size_t count
     s->progress = true;
 }
 
+/* An outcome of job id came from w: a new job resets the estimate of w's time per task
+ * (src/pool_dispatch.c), measured afresh on the tasks of this job. */
+static void note_job(struct worker *w, uint64_t id)
+{
+    if (w->last_job == id)
+        return;
+    w->last_job = id;
+    w->task_ns = 0;
+    w->rate_t0 = 0;
+}
+
 /* A batch record: its tasks are the next count ones sent to w (maybe several chunks). */
 static void take_batch(struct sup *s, struct worker *w, const struct pool_rec *h,
                        const unsigned char *out)
@@ -203,7 +214,7 @@ static void take_batch(struct sup *s, struct worker *w, const struct pool_rec *h
         if (m > left)
             m = left;
         w->received += m;
-        w->last_job = j->id;
+        note_job(w, j->id);
         j->outstanding -= m;
         mproc__pool_pop_tasks(w, m);
         outcomes_ok(s, j, index, m, each != 0 ? out : NULL, w);
@@ -260,7 +271,7 @@ void mproc__pool_drain(struct sup *s, struct worker *w)
             continue;
         struct job *j = g->job;
         w->received++;
-        w->last_job = j->id;
+        note_job(w, j->id);
         j->outstanding--;
         mproc__pool_pop_task(w);
         char text[POOL_MSG_MAX];

@@ -107,6 +107,28 @@ static bool all_down(mproc_pool *p)
     return true;
 }
 
+/* Spin before sleeping unless it would only take a worker's time: when busy workers
+ * occupy every usable CPU and each has work queued for longer than a spin (by its
+ * measured time per task), the next record is far off and a worker needs the CPU more
+ * (measured: spinning took 18% of a 2-CPU map of 10 M tiny tasks in large chunks). With
+ * little queued (chunksize 1 over tiny tasks) the supervisor must refill fast: it spins
+ * (measured: 3 M against 10 M tasks/s). */
+#define SPIN_WORTH_NS INT64_C(100000)
+
+static bool spin_pays(const mproc_pool *p)
+{
+    int busy = 0;
+    for (int i = 0; i < p->nworkers; i++) {
+        const struct worker *w = &p->workers[i];
+        if (w->sent <= w->received)
+            continue;
+        if (w->task_ns <= 0 || (int64_t)(w->sent - w->received) * w->task_ns < SPIN_WORTH_NS)
+            return true; /* a record may come soon */
+        busy++;
+    }
+    return busy < p->cpus;
+}
+
 void *mproc__pool_supervisor(void *arg)
 {
     mproc_pool *p = arg;
@@ -114,9 +136,7 @@ void *mproc__pool_supervisor(void *arg)
     s.buf = mproc__malloc(p->msg_max + 1);
     s.chunk = mproc__malloc(p->msg_max);
     s.pfd = mproc__calloc((size_t)p->nworkers + 1, sizeof *s.pfd);
-    bool spin = p->spin;              /* measured: spinning pays even with workers on
-                                          * every CPU (chunksize 1: 250k against 100k
-                                          * tasks/s, 2 workers on 2 CPUs) */
+    bool spin = p->spin;
     pthread_mutex_lock(&p->mu);
     if (s.buf == NULL || s.chunk == NULL || s.pfd == NULL) {
         p->start_rc = -ENOMEM;
@@ -203,7 +223,8 @@ void *mproc__pool_supervisor(void *arg)
         deliver(&s);
         if (moved)
             continue;
-        if (spin && p->phase != P_STARTING) { /* starting: the new workers need the CPUs */
+        if (spin && p->phase != P_STARTING && spin_pays(p)) { /* starting: the new workers
+                                                                need the CPUs */
             pthread_mutex_unlock(&p->mu);
             bool more = spin_wait(p, kicks);
             pthread_mutex_lock(&p->mu);

@@ -278,9 +278,11 @@ static void test_deep_queue_then_slow_tasks(void **state)
     int w0 = atomic_load(&worker_seen[0]), w1 = atomic_load(&worker_seen[1]);
     print_message("slow tasks: %d and %d per worker, %.3f s\n", w0, w1, took);
     assert_int_equal(w0 + w1, S);
-    /* each worker is sent DEPTH (2) slow tasks at once, not the whole job queued to the
-     * first (how the rest spreads depends on the scheduler) */
-    assert_true(w0 >= 2 && w1 >= 2);
+    /* each worker is sent DEPTH (2) slow tasks at once, then one more as each finishes:
+     * about half each. The depth for tiny tasks must not carry over to this job (the
+     * first worker to report would get the rest: 10 and 2); the scheduler may still
+     * delay one worker a little on a busy machine */
+    assert_true(w0 >= 4 && w1 >= 4);
     mproc_pool_free(p);
     unmap_shared();
 }
