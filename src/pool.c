@@ -148,8 +148,10 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
     ring_off = (ring_off + 4095) & ~(size_t)4095;
     size_t direct_cap = (p->msg_max - sizeof(struct pool_rec) + 4095) & ~(size_t)4095;
     size_t direct_off = ring_off + (size_t)o.workers * cap;
-    p->shm_size = direct_off + (size_t)o.workers * direct_cap; /* pages are touched only
-                                                                  when used */
+    size_t stage_cap = cap / 2; /* a chunk's worth, as in a channel */
+    size_t stage_off = direct_off + (size_t)o.workers * direct_cap;
+    p->shm_size = stage_off + (size_t)o.workers * POOL_STAGES * stage_cap; /* pages are
+                                                                 touched only when used */
     void *mem;
     rc = mproc__sys_map_shared(-1, p->shm_size, &mem);
     if (rc < 0)
@@ -159,6 +161,8 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
     p->shm->ring_off = ring_off;
     p->shm->direct_cap = p->msg_max - sizeof(struct pool_rec); /* as an apply's output */
     p->shm->direct_off = direct_off;
+    p->shm->stage_cap = stage_cap;
+    p->shm->stage_off = stage_off;
     p->direct = o.timeout == 0 && o.maxtasksperchild == 0;
     p->shm->evfd = -1;
     rc = mproc__sys_eventfd();

@@ -20,6 +20,7 @@
 #define DEPTH 2
 #define RATE_NS INT64_C(1000000)
 #define QUEUE_NS INT64_C(200000)
+#define STAGE_MIN ((size_t)16 << 10)
 
 /* ---- generators and dispatch ------------------------------------------------------------ */
 
@@ -79,21 +80,38 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
         first = j->next;
         count = j->n - j->next;
     }
-    {
-        if (count > limit)
-            count = limit;
-        if (count > UINT32_MAX)
-            count = UINT32_MAX;
-        size_t fit = j->inplace_in ? SIZE_MAX : (p->msg_max - head) / (j->in_size ? j->in_size : 1);
-        if (count > fit)
-            count = fit;
-        if (j->kind == JOB_IMAP) { /* contiguous in the window ring: at most to its end */
-            size_t to_end = j->it->window - first % j->it->window;
-            if (count > to_end)
-                count = to_end;
-        }
+    if (count > limit)
+        count = limit;
+    if (count > UINT32_MAX)
+        count = UINT32_MAX;
+    if (j->kind == JOB_IMAP) { /* contiguous in the window ring: at most to its end */
+        size_t to_end = j->it->window - first % j->it->window;
+        if (count > to_end)
+            count = to_end;
     }
+    /* a large map chunk goes through a staging area (see the DESIGN note) */
+    int stage = -1;
+    size_t per = (j->inplace_in ? 0 : j->in_size) + (j->inplace_out ? 0 : j->out_size);
+    if (j->kind == JOB_MAP && per > 0 && count * per >= STAGE_MIN) {
+        for (int k = 0; k < POOL_STAGES && stage < 0; k++)
+            if (!w->stage_busy[k])
+                stage = k;
+    }
+    size_t fit = stage >= 0      ? p->shm->stage_cap / per
+                 : j->inplace_in ? SIZE_MAX
+                                 : (p->msg_max - head) / (j->in_size ? j->in_size : 1);
+    if (count > fit)
+        count = fit;
     assert(count >= 1);
+    bool stage_in = stage >= 0 && !j->inplace_in, stage_out = stage >= 0 && !j->inplace_out;
+    unsigned char *area = stage >= 0 ? mproc__stage_data(p->shm, w->slot, stage) : NULL;
+    size_t out_off = stage_in ? count * j->in_size : 0;
+    /* addresses of item 0: the worker adds index * size (unsigned, so wrapping is fine) */
+    uint64_t in_addr = stage_in ? (uint64_t)(uintptr_t)area - first * j->in_size
+                                : (uint64_t)(uintptr_t)j->in;
+    uint64_t out_addr = stage_out ? (uint64_t)(uintptr_t)(area + out_off) - first * j->out_size
+                                  : (uint64_t)(uintptr_t)j->out;
+    bool in_place = j->inplace_in || stage_in;
     struct pool_chunk c = {.job_id = j->id,
                            .first = first,
                            .count = (uint32_t)count,
@@ -104,10 +122,10 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
                            .fnref_len = j->fnref_len,
                            .fixed = j->kind != JOB_APPLY,
                            .timed = j->timeout > 0,
-                           .inplace = (j->inplace_in ? CHUNK_IN : 0u) |
-                                      (j->inplace_out ? CHUNK_OUT : 0u),
-                           .in_addr = (uint64_t)(uintptr_t)j->in,
-                           .out_addr = (uint64_t)(uintptr_t)j->out};
+                           .inplace = (in_place ? CHUNK_IN : 0u) |
+                                      (j->inplace_out || stage_out ? CHUNK_OUT : 0u),
+                           .in_addr = in_addr,
+                           .out_addr = out_addr};
     unsigned char *b = s->chunk;
     memcpy(b, &c, sizeof c);
     memcpy(b + sizeof c, j->fnref, j->fnref_len);
@@ -117,7 +135,7 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
         memcpy(items, j->in, j->in_size);
         break;
     case JOB_MAP:
-        if (!j->inplace_in)
+        if (!in_place)
             memcpy(items, j->in + first * j->in_size, count * j->in_size);
         break;
     case JOB_IMAP:
@@ -126,7 +144,10 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
                    j->in_size);
         break;
     }
-    int rc = mproc_queue_put_nowait(w->in, b, head + (j->inplace_in ? 0 : count * j->in_size));
+    if (stage_in) /* a free area: no chunk of this worker's reads it (if the put fails,
+                     it is simply written again next time) */
+        memcpy(area, j->in + first * j->in_size, count * j->in_size);
+    int rc = mproc_queue_put_nowait(w->in, b, head + (in_place ? 0 : count * j->in_size));
     if (rc < 0)
         return false;
     if (retry) {
@@ -142,7 +163,11 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
     }
     j->outstanding += count;
     w->sent += count;
-    *mproc__pool_seg_at(w, w->nsegs) = (struct seg){.job = j, .first = first, .count = count};
+    *mproc__pool_seg_at(w, w->nsegs) = (struct seg){
+        .job = j, .first = first, .count = count, .stage = stage,
+        .out_off = stage_out ? out_off : SIZE_MAX};
+    if (stage >= 0)
+        w->stage_busy[stage] = true;
     w->nsegs++;
     s->progress = true;
     return true;

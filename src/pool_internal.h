@@ -120,6 +120,8 @@ struct pool_shm {
     size_t ring_off;                             /* where slot 0's ring bytes start */
     size_t direct_cap;                           /* bytes of each slot's direct output */
     size_t direct_off;                           /* where slot 0's direct output starts */
+    size_t stage_cap;                            /* bytes of each staging area */
+    size_t stage_off;                            /* where slot 0's first one starts */
     struct pool_slot slots[];
 };
 
@@ -131,6 +133,16 @@ static inline unsigned char *mproc__ring_data(struct pool_shm *shm, int slot)
 static inline unsigned char *mproc__direct_data(struct pool_shm *shm, int slot)
 {
     return (unsigned char *)shm + shm->direct_off + (size_t)slot * shm->direct_cap;
+}
+
+/* Staging areas (src/pool_dispatch.c): POOL_STAGES per worker slot, where the supervisor
+ * puts a large map chunk's inputs and the worker writes its outputs, both in place. */
+#define POOL_STAGES 2
+
+static inline unsigned char *mproc__stage_data(struct pool_shm *shm, int slot, int k)
+{
+    return (unsigned char *)shm + shm->stage_off +
+           ((size_t)slot * POOL_STAGES + (size_t)k) * shm->stage_cap;
 }
 
 void mproc__ring_reset(struct pool_ring *r);
@@ -257,6 +269,8 @@ struct seg {
     struct job *job;
     size_t first, count; /* contiguous run of task indices */
     size_t done;         /* outcomes received so far (from the front) */
+    int stage;           /* the staging area it uses, or -1 */
+    size_t out_off;      /* staged outputs: their offset in that area; SIZE_MAX: none */
 };
 
 #define POOL_SEGS 64 /* most chunks queued to one worker (tiny tasks: see dispatch) */
@@ -273,6 +287,7 @@ struct worker {
     uint64_t received;   /* result records of this incarnation */
     uint64_t sent;       /* tasks sent to this incarnation */
     struct seg segs[POOL_SEGS]; /* FIFO of chunks sent (a ring from seg0), oldest first */
+    bool stage_busy[POOL_STAGES]; /* a chunk not yet settled uses that staging area */
     int seg0, nsegs;
     int64_t rate_t0;     /* the supervisor's estimate of this worker's time per task: */
     uint64_t rate_n0;    /*   a window start (time, received) ... */

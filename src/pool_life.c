@@ -61,6 +61,7 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
     w->received = w->sent = 0;
     w->nsegs = 0;
     w->seg0 = 0;
+    memset(w->stage_busy, 0, sizeof w->stage_busy);
     w->rate_t0 = 0;
     w->task_ns = 0;
     w->timed_out = false;
@@ -98,6 +99,7 @@ static void release_worker(struct worker *w)
     w->st.pid = 0;
     w->nsegs = 0;
     w->seg0 = 0;
+    memset(w->stage_busy, 0, sizeof w->stage_busy);
 }
 
 
@@ -305,19 +307,24 @@ int64_t mproc__pool_check_timeouts(struct sup *s)
         struct worker *w = &p->workers[i];
         if (w->state != W_READY || w->nsegs == 0 || w->timed_out)
             continue;
-        struct pool_slot *sl = &p->shm->slots[w->slot];
-        uint64_t s1 = atomic_load(&sl->started);
-        int64_t t0 = atomic_load(&sl->started_ns);
-        uint64_t s2 = atomic_load(&sl->started);
         /* not-yet-begun tasks cannot expire before now + their limit */
+        bool timed = false;
         for (int k = 0; k < w->nsegs; k++) {
             double t = mproc__pool_seg_at(w, k)->job->timeout;
             if (t > 0) {
+                timed = true;
                 int64_t d = now + (int64_t)(t * 1e9);
                 if (d < next)
                     next = d;
             }
         }
+        if (!timed) /* leave `started` alone: the worker writes it per task, and reading it
+                       on every pass would pull its cache line away each time */
+            continue;
+        struct pool_slot *sl = &p->shm->slots[w->slot];
+        uint64_t s1 = atomic_load(&sl->started);
+        int64_t t0 = atomic_load(&sl->started_ns);
+        uint64_t s2 = atomic_load(&sl->started);
         if (s1 != s2 || s1 <= w->received)
             continue;
         uint64_t pos = s1 - 1 - w->received; /* the running task, from the front */

@@ -136,6 +136,9 @@ struct seg *mproc__pool_seg_at(struct worker *w, int k)
 
 static void pop_seg(struct worker *w)
 {
+    struct seg *g = mproc__pool_seg_at(w, 0);
+    if (g->stage >= 0)
+        w->stage_busy[g->stage] = false;
     w->seg0 = (w->seg0 + 1) % POOL_SEGS;
     w->nsegs--;
 }
@@ -197,6 +200,17 @@ static void note_job(struct worker *w, uint64_t id)
 }
 
 /* A batch record: its tasks are the next count ones sent to w (maybe several chunks). */
+/* Where the worker wrote the output of task index of g in its staging area (NULL: the
+ * chunk is not staged). It stays valid until the next dispatch, after the outcome. */
+static const unsigned char *staged_out(struct sup *s, struct worker *w, const struct seg *g,
+                                       size_t index)
+{
+    if (g->stage < 0 || g->out_off == SIZE_MAX)
+        return NULL;
+    return mproc__stage_data(s->p->shm, w->slot, g->stage) + g->out_off +
+           (index - g->first) * g->job->out_size;
+}
+
 static void take_batch(struct sup *s, struct worker *w, const struct pool_rec *h,
                        const unsigned char *out)
 {
@@ -213,11 +227,12 @@ static void take_batch(struct sup *s, struct worker *w, const struct pool_rec *h
         size_t m = g->count - g->done;
         if (m > left)
             m = left;
+        const unsigned char *src = each != 0 ? out : staged_out(s, w, g, index);
         w->received += m;
         note_job(w, j->id);
         j->outstanding -= m;
         mproc__pool_pop_tasks(w, m);
-        outcomes_ok(s, j, index, m, each != 0 ? out : NULL, w);
+        outcomes_ok(s, j, index, m, src, w);
         out += m * each;
         left -= m;
         mproc__pool_maybe_finish(s, j);
@@ -270,6 +285,7 @@ void mproc__pool_drain(struct sup *s, struct worker *w)
         if (g == NULL)
             continue;
         struct job *j = g->job;
+        const unsigned char *staged = staged_out(s, w, g, index);
         w->received++;
         note_job(w, j->id);
         j->outstanding--;
@@ -278,7 +294,8 @@ void mproc__pool_drain(struct sup *s, struct worker *w)
         if (h.code != 0)
             mproc__pool_say(text, sizeof text, "%.*s", (int)h.msg_len, m);
         mproc__pool_outcome(s, j, index, h.code, h.code != 0 ? text : NULL,
-                rb + sizeof h + h.msg_len, h.out_len, w);
+                            staged != NULL ? staged : rb + sizeof h + h.msg_len,
+                            staged != NULL ? j->out_size : h.out_len, w);
         mproc__pool_maybe_finish(s, j);
     }
 }

@@ -234,6 +234,64 @@ static void run_direct(const struct worker_arg *a, mproc_task *t, struct fn_cach
     (void)MPROC__FAULT("pool.result.sent");
 }
 
+/* Item index of an in-place array whose item 0 is at addr: computed as integers (a
+ * staging area's item-0 address may lie below the area, wrapping). */
+static unsigned char *item_at(uint64_t addr, uint64_t index, uint32_t size)
+{
+    return (unsigned char *)(uintptr_t)(addr + index * size);
+}
+
+/* A task function returned trc with *out_len: its code, with a message for a bad one. */
+static int judge(mproc_task *t, const struct pool_chunk *c, int trc, size_t out_len)
+{
+    if (trc > 0)
+        return mproc_task_fail(t, -EINVAL, "task returned %d (not 0 or a negative code)", trc);
+    if (trc == 0 && (c->fixed ? out_len != c->out_cap : out_len > c->out_cap))
+        return mproc_task_fail(t, -EMSGSIZE, "task set an output length of %zu (capacity %u)",
+                               out_len, c->out_cap);
+    return trc;
+}
+
+struct ctx {
+    const struct worker_arg *a;
+    struct batch *b;
+    mproc_task *t;
+    unsigned char *outbuf; /* a task's output, when not batched */
+    unsigned char *small;  /* a failure record */
+};
+
+/* The outcome of task index of chunk c (trc from judge; drc, erc: the decode and encode
+ * fault codes): held in the batch, or published with what was held before it. 0, or -1
+ * when the channel is gone (the worker exits). */
+static int outcome(struct ctx *x, const struct pool_chunk *c, uint64_t index, int trc, int drc,
+                   int erc, size_t out_len, bool batched, uint32_t bcap)
+{
+    struct batch *b = x->b;
+    mproc_task *t = x->t;
+    if (trc == 0 && erc < 0)
+        trc = erc;
+    if (trc < 0 && !t->has_msg)
+        mproc__pool_say(t->msg, sizeof t->msg, "%s", drc < 0 || erc < 0 ? fault_msg(trc) : "");
+    if (trc == 0 && batched) {
+        if (b->n == 0) {
+            b->job = c->job_id;
+            b->first = index;
+            b->out_cap = bcap;
+        }
+        b->n++;
+        if (((b->n & (b->n - 1)) == 0 || b->n % 64 == 0) &&
+            mproc__sys_now_ns() - b->t0 >= BATCH_AGE_NS && flush(x->a, b) < 0)
+            return -1;
+        return 0;
+    }
+    if (flush(x->a, b) < 0 ||
+        send_rec(x->a, trc == 0 ? x->outbuf : x->small, REC_RESULT, trc, t->msg, c->job_id,
+                 index, trc == 0 && !(c->inplace & CHUNK_OUT) ? out_len : 0) < 0)
+        return -1;
+    (void)MPROC__FAULT("pool.result.sent");
+    return 0;
+}
+
 int mproc__pool_worker_main(void *arg)
 {
     const struct worker_arg *a = arg;
@@ -300,7 +358,48 @@ int mproc__pool_worker_main(void *arg)
         int drc = MPROC__FAULT("pool.task.decode");
         if (drc == 0)
             drc = find_fn(&fc, ref, c.fnref_len);
-        for (uint32_t i = 0; i < c.count; i++) {
+        struct ctx x = {.a = a, .b = &b, .t = &t, .outbuf = outbuf, .small = small};
+        uint32_t i = 0;
+        if (drc == 0 && batched && !c.timed && a->maxtasks == 0) {
+            /* the common case (map/imap chunks of fixed-size items, no time limit, no
+             * retirement): a lean loop; anything but a success goes to outcome() */
+            const unsigned char *src = c.inplace & CHUNK_IN ? item_at(c.in_addr, c.first, c.in_size)
+                                                           : items;
+            unsigned char *odst = c.inplace & CHUNK_OUT ? item_at(c.out_addr, c.first, c.out_cap)
+                                                        : NULL;
+            for (; i < c.count; i++, src += c.in_size) {
+                if (i > 0)
+                    atomic_store_explicit(&slot->started, ++begun, memory_order_release);
+                if (b.n > 0 && ((b.n + 1) * bcap > b.room || b.n >= BATCH_TASKS) &&
+                    flush(a, &b) < 0)
+                    return 1;
+                if (b.n == 0) {
+                    b.t0 = mproc__sys_now_ns();
+                    b.job = c.job_id;
+                    b.first = c.first + i;
+                    b.out_cap = bcap;
+                }
+                unsigned char *dst = odst != NULL ? odst + (size_t)i * c.out_cap : batch_slot(&b);
+                size_t out_len = c.out_cap;
+                t.has_msg = false;
+                int trc = MPROC__FAULT("pool.task.run");
+                if (trc == 0)
+                    trc = fc.fn(&t, src, c.in_size, dst, &out_len);
+                int erc = MPROC__FAULT("pool.result.encode");
+                if (__builtin_expect(trc != 0 || out_len != c.out_cap || erc != 0, 0)) {
+                    if (outcome(&x, &c, c.first + i, judge(&t, &c, trc, out_len), 0, erc,
+                                out_len, batched, bcap) < 0)
+                        return 1;
+                    continue;
+                }
+                b.n++;
+                if (((b.n & (b.n - 1)) == 0 || (b.n & 63) == 0) &&
+                    mproc__sys_now_ns() - b.t0 >= BATCH_AGE_NS && flush(a, &b) < 0)
+                    return 1;
+            }
+            tasks += c.count;
+        }
+        for (; i < c.count; i++) {
             if (i > 0) {
                 if (c.timed)
                     atomic_store_explicit(&slot->started_ns, mproc__sys_now_ns(),
@@ -320,47 +419,18 @@ int mproc__pool_worker_main(void *arg)
             size_t out_len = c.out_cap <= out_room ? c.out_cap : out_room;
             if (trc == 0)
                 trc = MPROC__FAULT("pool.task.run");
-            const unsigned char *src = c.inplace & CHUNK_IN
-                                           ? (const unsigned char *)(uintptr_t)c.in_addr +
-                                                 index * c.in_size
-                                           : items + (size_t)i * c.in_size;
-            unsigned char *dst = c.inplace & CHUNK_OUT
-                                     ? (unsigned char *)(uintptr_t)c.out_addr + index * c.out_cap
-                                 : batched ? batch_slot(&b)
-                                           : out;
+            const unsigned char *src = c.inplace & CHUNK_IN ? item_at(c.in_addr, index, c.in_size)
+                                                           : items + (size_t)i * c.in_size;
+            unsigned char *dst = c.inplace & CHUNK_OUT ? item_at(c.out_addr, index, c.out_cap)
+                                 : batched             ? batch_slot(&b)
+                                                       : out;
             if (c.inplace & CHUNK_OUT)
                 out_len = c.out_cap;
-            if (trc == 0) {
-                trc = fc.fn(&t, src, c.in_size, dst, &out_len);
-                if (trc > 0)
-                    trc = mproc_task_fail(&t, -EINVAL, "task returned %d (not 0 or a negative "
-                                                       "code)", trc);
-                else if (trc == 0 && (c.fixed ? out_len != c.out_cap : out_len > c.out_cap))
-                    trc = mproc_task_fail(&t, -EMSGSIZE, "task set an output length of %zu "
-                                                         "(capacity %u)", out_len, c.out_cap);
-            }
+            if (trc == 0)
+                trc = judge(&t, &c, fc.fn(&t, src, c.in_size, dst, &out_len), out_len);
             int erc = MPROC__FAULT("pool.result.encode");
-            if (trc == 0 && erc < 0)
-                trc = erc;
-            if (trc < 0 && !t.has_msg)
-                mproc__pool_say(t.msg, sizeof t.msg, "%s", drc < 0 || erc < 0 ? fault_msg(trc) : "");
-            if (trc == 0 && batched) {
-                if (b.n == 0) {
-                    b.job = c.job_id;
-                    b.first = index;
-                    b.out_cap = bcap;
-                }
-                b.n++;
-                if (((b.n & (b.n - 1)) == 0 || b.n % 64 == 0) &&
-                    mproc__sys_now_ns() - b.t0 >= BATCH_AGE_NS && flush(a, &b) < 0)
-                    return 1;
-            } else {
-                if (flush(a, &b) < 0 ||
-                    send_rec(a, trc == 0 ? outbuf : small, REC_RESULT, trc, t.msg, c.job_id,
-                             index, trc == 0 && !(c.inplace & CHUNK_OUT) ? out_len : 0) < 0)
-                    return 1;
-                (void)MPROC__FAULT("pool.result.sent");
-            }
+            if (outcome(&x, &c, index, trc, drc, erc, out_len, batched, bcap) < 0)
+                return 1;
             tasks++;
             if (a->maxtasks != 0 && tasks >= a->maxtasks)
                 return flush(a, &b) < 0 ? 1 : 0; /* retire: the supervisor sent no more */

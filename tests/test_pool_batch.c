@@ -248,6 +248,66 @@ static void test_failures_between_batches(void **state)
     unmap_shared();
 }
 
+/* Large map chunks go through a staging area in shared memory (inputs copied in,
+ * outputs written there by the worker and copied out once the outcome is in): outputs
+ * land where they belong, a failed item's output is left untouched, and a worker killed
+ * in a staged chunk costs only its task, as anywhere else. */
+static void test_staged_chunks(void **state)
+{
+    (void)state;
+    map_shared();
+    enum { N = 4000, FAIL = 1500, KILL = 2600 };
+    mproc_pool *p;
+    assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2}));
+    static struct item in[N];
+    static int64_t out[N];
+    fill(in, N);
+    for (int round = 0; round < 2; round++) { /* clean, then with a failure and a death */
+        if (round == 1) {
+            in[FAIL].mode = M_FAIL;
+            in[KILL].mode = M_KILL;
+        }
+        for (int i = 0; i < N; i++)
+            atomic_store(&runs[i], 0);
+        for (int i = 0; i < N; i++)
+            out[i] = -7;
+        mproc_result *r;
+        /* 1000 items of 16 + 8 bytes: 24 KB a chunk, staged */
+        assert_ok(mproc_pool_map_async(p, counted, in, N, sizeof *in, out, sizeof *out,
+                                       &(mproc_call_opts){.chunksize = 1000}, &r));
+        int rc = mproc_result_get(r, 30, NULL, 0, NULL);
+        for (int i = 0; i < N; i++) {
+            int n = atomic_load(&runs[i]);
+            if (round == 1 && (i == FAIL || i == KILL)) {
+                assert_int_equal(out[i], -7);
+                assert_int_equal(n, 1);
+                continue;
+            }
+            if (out[i] != (int64_t)i * i)
+                fail_msg("round %d item %d: %lld", round, i, (long long)out[i]);
+            if (n < 1 || n > 2)
+                fail_msg("round %d item %d ran %d times", round, i, n);
+        }
+        if (round == 0) {
+            assert_ok(rc);
+        } else {
+            assert_int_equal(mproc_result_failures(r, 0, NULL, NULL, NULL), 2);
+            size_t idx;
+            int code;
+            assert_int_equal(mproc_result_failures(r, 0, &idx, &code, NULL), 2);
+            assert_int_equal(idx, FAIL);
+            assert_int_equal(code, -EDOM);
+            assert_int_equal(mproc_result_failures(r, 1, &idx, &code, NULL), 2);
+            assert_int_equal(idx, KILL);
+            assert_int_equal(code, -MPROC_EDIED);
+            assert_code(rc, -EDOM);
+        }
+        mproc_result_free(r);
+    }
+    mproc_pool_free(p);
+    unmap_shared();
+}
+
 /* Tiny tasks with chunksize 1 are queued deep (fast), and a job of slow tasks right
  * after them is still spread over both workers (the depth follows the job measured). */
 static void test_deep_queue_then_slow_tasks(void **state)
@@ -330,6 +390,7 @@ int main(void)
         MPROC_TEST(test_imap_death_ordered),
         MPROC_TEST(test_imap_death_unordered),
         MPROC_TEST(test_failures_between_batches),
+        MPROC_TEST(test_staged_chunks),
         MPROC_TEST(test_deep_queue_then_slow_tasks),
         MPROC_TEST(test_slow_outcome_not_held),
     };
