@@ -9,6 +9,17 @@
  * but only of the job it was measured on, so slow tasks still spread evenly. Who
  * wakes whom: mproc_queue_put_nowait wakes a worker asleep on its channel; a full
  * channel is simply retried on a later pass (the worker's records wake the supervisor).
+ *
+ * Staging: a map chunk of at least STAGE_MIN bytes of items does not carry its inputs in
+ * the channel. The supervisor copies them into one of the worker's POOL_STAGES staging
+ * areas (in the pool's shared mapping, so at the same address in the worker) and sends
+ * only the header; the worker reads the inputs and writes the outputs there in place
+ * (CHUNK_IN | CHUNK_OUT, as for the caller's own shared arrays) and publishes only
+ * counts; the supervisor copies each output into the caller's array when its outcome
+ * comes in (src/pool_settle.c). One copy each way instead of two (channel, worker
+ * buffer, result record, caller), and a failed task's item is never written. An area is
+ * busy from the send until its chunk is settled or its worker is gone; with none free,
+ * the chunk goes through the channel as before.
  * A worker that dies holding chunks is handled by src/pool_life.c.
  */
 #include "internal.h"
