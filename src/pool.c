@@ -146,10 +146,10 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
         p->workers[i] = (struct worker){.slot = i, .pidfd = -1};
     size_t ring_off = sizeof(struct pool_shm) + (size_t)o.workers * sizeof(struct pool_slot);
     ring_off = (ring_off + 4095) & ~(size_t)4095;
-    size_t direct_cap = (p->msg_max - sizeof(struct pool_rec) + 4095) & ~(size_t)4095;
+    size_t direct_cap = p->msg_max - sizeof(struct pool_rec); /* as an apply's output */
     size_t direct_off = ring_off + (size_t)o.workers * cap;
     size_t stage_cap = cap / 2; /* a chunk's worth, as in a channel */
-    size_t stage_off = direct_off + (size_t)o.workers * direct_cap;
+    size_t stage_off = (direct_off + (size_t)o.workers * direct_cap + 4095) & ~(size_t)4095;
     p->shm_size = stage_off + (size_t)o.workers * POOL_STAGES * stage_cap; /* pages are
                                                                  touched only when used */
     void *mem;
@@ -159,7 +159,7 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
     p->shm = mem;
     p->shm->ring_cap = cap;
     p->shm->ring_off = ring_off;
-    p->shm->direct_cap = p->msg_max - sizeof(struct pool_rec); /* as an apply's output */
+    p->shm->direct_cap = direct_cap;
     p->shm->direct_off = direct_off;
     p->shm->stage_cap = stage_cap;
     p->shm->stage_off = stage_off;
@@ -213,7 +213,7 @@ int mproc_pool_workers(const mproc_pool *p)
 
 /* ---- submission ------------------------------------------------------------------------- */
 
-static int admit(mproc_pool *p)
+int mproc__pool_admit(const mproc_pool *p)
 {
     if (p->broken)
         return p->broken;
@@ -258,7 +258,7 @@ static void enqueue(mproc_pool *p, struct job *j)
 
 static size_t input_room(const mproc_pool *p, const struct job *j)
 {
-    return p->msg_max - sizeof(struct pool_chunk) - ((j->fnref_len + 7u) & ~(size_t)7);
+    return p->msg_max - mproc__chunk_head(j->fnref_len);
 }
 
 int mproc_pool_apply_async(mproc_pool *p, mproc_task_fn fn, const void *in, size_t in_len,
@@ -296,7 +296,7 @@ int mproc_pool_apply_async(mproc_pool *p, mproc_task_fn fn, const void *in, size
     if (r != NULL)
         atomic_fetch_add(&res->refs, 1); /* the caller's handle */
     pthread_mutex_lock(&p->mu);
-    rc = admit(p);
+    rc = mproc__pool_admit(p);
     if (rc == 0)
         enqueue(p, j);
     pthread_mutex_unlock(&p->mu);
@@ -413,7 +413,7 @@ int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *in, size_t
     res->spin = p->spin_wait;
     atomic_fetch_add(&res->refs, 1);
     pthread_mutex_lock(&p->mu);
-    rc = admit(p);
+    rc = mproc__pool_admit(p);
     if (rc == 0) {
         enqueue(p, j);
         if (n == 0) /* nothing to run: the supervisor completes it at once */
@@ -520,7 +520,7 @@ int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn gen, void
     j->it = t;
     t->job = j;
     pthread_mutex_lock(&p->mu);
-    rc = admit(p);
+    rc = mproc__pool_admit(p);
     if (rc == 0)
         enqueue(p, j);
     pthread_mutex_unlock(&p->mu);

@@ -37,27 +37,18 @@
 #define WAIT_SPIN_NS INT64_C(50000) /* a caller spins this long before it sleeps */
 #define STACK_CHUNK 4096            /* chunks up to this size are built on the stack */
 
-static void wake_caller(struct pool_direct *d)
-{
-    if (atomic_load(&d->waiting) != 0)
-        (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&d->state, 1, true);
-}
-
 /* Pick an idle worker and post the chunk to it (under the mutex). The worker's index,
  * -1 when none is idle, or admit's error. */
 static int post(mproc_pool *p, const void *chunk, size_t len)
 {
-    int rc = p->broken != 0 ? p->broken
-             : p->closed || p->phase != P_RUNNING ? -MPROC_ECLOSED
-                                                  : 0;
+    int rc = mproc__pool_admit(p);
     if (rc < 0)
         return rc;
     for (int k = 0; k < p->nworkers; k++) {
         int i = (int)((p->direct_next + (unsigned)k) % (unsigned)p->nworkers);
         struct worker *w = &p->workers[i];
         struct pool_direct *d = &p->shm->slots[i].direct;
-        if (w->state != W_READY || w->nsegs != 0 || w->in == NULL ||
-            atomic_load(&d->state) != D_FREE)
+        if (w->state != W_READY || w->nsegs != 0 || atomic_load(&d->state) != D_FREE)
             continue;
         /* only callers holding the mutex move a mailbox out of FREE */
         atomic_store(&d->state, D_POSTED);
@@ -121,7 +112,7 @@ int mproc__pool_direct_apply(mproc_pool *p, mproc_task_fn fn, const void *in, si
     int rc = mproc__pool_fnref(fn, ref, sizeof ref, &ref_len);
     if (rc < 0)
         return rc;
-    size_t head = sizeof(struct pool_chunk) + ((ref_len + 7u) & ~(size_t)7);
+    size_t head = mproc__chunk_head(ref_len);
     if (in_len > p->msg_max - head || in_len > UINT32_MAX)
         return -EMSGSIZE;
     size_t len = head + in_len;
@@ -183,19 +174,14 @@ void mproc__pool_direct_settle(struct sup *s, struct worker *w, int code, const 
         if (st == D_POSTED && retry) {
             if (atomic_compare_exchange_strong(&d->state, &st, D_RETRY)) {
                 p->st.submitted--; /* the caller submits it again */
-                wake_caller(d);
+                mproc__direct_wake(d);
                 return;
             }
             continue;
         }
-        d->code = code;
-        size_t ml = strlen(msg);
-        d->msg_len = (uint32_t)(ml < POOL_MSG_MAX ? ml : POOL_MSG_MAX - 1);
-        memcpy(d->msg, msg, d->msg_len);
-        d->msg[d->msg_len] = '\0';
-        d->out_len = 0;
+        mproc__direct_answer(d, code, msg, 0);
         if (atomic_compare_exchange_strong(&d->state, &st, D_DONE)) {
-            wake_caller(d);
+            mproc__direct_wake(d);
             break;
         }
     }

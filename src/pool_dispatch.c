@@ -81,7 +81,7 @@ static bool has_work(const struct job *j)
 static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t limit)
 {
     mproc_pool *p = s->p;
-    size_t head = sizeof(struct pool_chunk) + ((j->fnref_len + 7u) & ~(size_t)7);
+    size_t head = mproc__chunk_head(j->fnref_len);
     size_t first, count;
     bool retry = j->nruns > 0;
     if (retry) {

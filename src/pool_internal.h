@@ -60,6 +60,12 @@ struct pool_chunk {
  * worker takes its slot's mailbox and answers there, not in its result ring. */
 enum { CHUNK_IN = 1u, CHUNK_OUT = 2u, CHUNK_DIRECT = 4u };
 
+/* Bytes of a chunk before its inputs: the header and the fnref padded to 8. */
+static inline size_t mproc__chunk_head(uint32_t fnref_len)
+{
+    return sizeof(struct pool_chunk) + ((fnref_len + 7u) & ~(size_t)7);
+}
+
 /* REC_RESULT: one task's outcome. REC_BATCH: `count` successful fixed-size tasks of one
  * job, in the order they were sent (possibly spanning several chunks), their outputs
  * back to back (out_len = count * out_cap, or 0 when written in place). A worker holds
@@ -105,6 +111,28 @@ struct pool_direct {
     _Atomic uint64_t done, failed; /* outcomes the workers of this slot gave (stats) */
     char msg[POOL_MSG_MAX];
 };
+
+/* Write a mailbox's outcome (msg truncated to POOL_MSG_MAX - 1 bytes); its state is
+ * published afterwards by the caller of this. */
+static inline void mproc__direct_answer(struct pool_direct *d, int code, const char *msg,
+                                        size_t out_len)
+{
+    size_t ml = code != 0 && msg != NULL ? strlen(msg) : 0;
+    if (ml >= POOL_MSG_MAX)
+        ml = POOL_MSG_MAX - 1;
+    d->code = code;
+    d->out_len = code == 0 ? out_len : 0;
+    d->msg_len = (uint32_t)ml;
+    memcpy(d->msg, msg != NULL ? msg : "", ml);
+    d->msg[ml] = '\0';
+}
+
+/* Wake the mailbox's caller if it announced that it sleeps (after the state moved). */
+static inline void mproc__direct_wake(struct pool_direct *d)
+{
+    if (atomic_load(&d->waiting) != 0)
+        (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&d->state, 1, true);
+}
 
 struct pool_slot {
     _Alignas(128) _Atomic uint64_t started; /* tasks begun by this incarnation */
@@ -428,6 +456,9 @@ void mproc__pool_dispatch(struct sup *s);
 
 /* Wake the supervisor after a caller-side change (submission, cancel, close...). */
 void mproc__pool_kick(mproc_pool *p);
+
+/* May the pool take new work? 0, the broken code, or -MPROC_ECLOSED. Under the mutex. */
+int mproc__pool_admit(const mproc_pool *p);
 
 /* src/pool_result.c */
 int mproc__result_new(mproc_result **out, enum job_kind kind, size_t n,

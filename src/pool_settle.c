@@ -199,7 +199,6 @@ static void note_job(struct worker *w, uint64_t id)
     w->rate_t0 = 0;
 }
 
-/* A batch record: its tasks are the next count ones sent to w (maybe several chunks). */
 /* Where the worker wrote the output of task index of g in its staging area (NULL: the
  * chunk is not staged). It stays valid until the next dispatch, after the outcome. */
 static const unsigned char *staged_out(struct sup *s, struct worker *w, const struct seg *g,
@@ -211,6 +210,7 @@ static const unsigned char *staged_out(struct sup *s, struct worker *w, const st
            (index - g->first) * g->job->out_size;
 }
 
+/* A batch record: its tasks are the next count ones sent to w (maybe several chunks). */
 static void take_batch(struct sup *s, struct worker *w, const struct pool_rec *h,
                        const unsigned char *out)
 {

@@ -138,6 +138,14 @@ static unsigned char *batch_slot(const struct batch *b)
     return b->buf + sizeof(struct pool_rec) + b->n * b->out_cap;
 }
 
+/* Is the batch old enough to publish? Looked at after 1, 2, 4, ..., 64 tasks, then every
+ * 64 (see BATCH_AGE_NS above). */
+static bool batch_due(const struct batch *b)
+{
+    return ((b->n & (b->n - 1)) == 0 || b->n % 64 == 0) &&
+           mproc__sys_now_ns() - b->t0 >= BATCH_AGE_NS;
+}
+
 static int flush(const struct worker_arg *a, struct batch *b)
 {
     if (b->n == 0)
@@ -215,10 +223,7 @@ static void run_direct(const struct worker_arg *a, mproc_task *t, struct fn_cach
         rc = erc;
     if (rc < 0 && !t->has_msg)
         mproc__pool_say(t->msg, sizeof t->msg, "%s", drc < 0 || erc < 0 ? fault_msg(rc) : "");
-    d->code = rc;
-    d->out_len = rc == 0 ? out_len : 0;
-    d->msg_len = rc == 0 ? 0 : (uint32_t)strlen(t->msg);
-    memcpy(d->msg, rc == 0 ? "" : t->msg, d->msg_len + 1);
+    mproc__direct_answer(d, rc, t->msg, out_len);
     /* counted before the outcome is published: a caller that has it sees the count */
     atomic_store_explicit(&d->done, atomic_load_explicit(&d->done, memory_order_relaxed) + 1,
                           memory_order_relaxed);
@@ -229,8 +234,8 @@ static void run_direct(const struct worker_arg *a, mproc_task *t, struct fn_cach
     expect = D_RUNNING;
     if (!atomic_compare_exchange_strong(&d->state, &expect, D_DONE))
         atomic_store(&d->state, D_FREE); /* its caller stopped waiting: drop it */
-    else if (atomic_load(&d->waiting) != 0)
-        (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&d->state, 1, true);
+    else
+        mproc__direct_wake(d);
     (void)MPROC__FAULT("pool.result.sent");
 }
 
@@ -279,8 +284,7 @@ static int outcome(struct ctx *x, const struct pool_chunk *c, uint64_t index, in
             b->out_cap = bcap;
         }
         b->n++;
-        if (((b->n & (b->n - 1)) == 0 || b->n % 64 == 0) &&
-            mproc__sys_now_ns() - b->t0 >= BATCH_AGE_NS && flush(x->a, b) < 0)
+        if (batch_due(b) && flush(x->a, b) < 0)
             return -1;
         return 0;
     }
@@ -336,7 +340,7 @@ int mproc__pool_worker_main(void *arg)
         struct pool_chunk c;
         memcpy(&c, inbuf, sizeof c);
         const unsigned char *ref = inbuf + sizeof c;
-        const unsigned char *items = ref + ((c.fnref_len + 7u) & ~7u);
+        const unsigned char *items = inbuf + mproc__chunk_head(c.fnref_len);
         if (c.inplace & CHUNK_DIRECT) {
             if (flush(a, &b) < 0)
                 return 1;
@@ -393,8 +397,7 @@ int mproc__pool_worker_main(void *arg)
                     continue;
                 }
                 b.n++;
-                if (((b.n & (b.n - 1)) == 0 || (b.n & 63) == 0) &&
-                    mproc__sys_now_ns() - b.t0 >= BATCH_AGE_NS && flush(a, &b) < 0)
+                if (batch_due(&b) && flush(a, &b) < 0)
                     return 1;
             }
             tasks += c.count;

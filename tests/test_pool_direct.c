@@ -88,6 +88,16 @@ static void wait_submitted(mproc_pool *p, uint64_t n)
     }
 }
 
+/* Wait (at most 10 s) until every accepted task has an outcome. */
+static void wait_settled(mproc_pool *p)
+{
+    double t0 = mproc_test_now();
+    while (stats(p).pending != 0) {
+        assert_true(mproc_test_now() - t0 < 10);
+        mproc_test_sleep(0.005);
+    }
+}
+
 static void wait_runs(int n)
 {
     double t0 = mproc_test_now();
@@ -310,21 +320,13 @@ static void test_caller_gives_up(void **state)
     assert_code(apply(p, (struct req){.x = 1, .nap_ms = 300}, &y, 0.02), -ETIMEDOUT);
     assert_ok(apply(p, (struct req){.x = 2}, &y, 10));
     assert_int_equal(y, 3);
-    double t0 = mproc_test_now();
-    while (stats(p).pending != 0) {
-        assert_true(mproc_test_now() - t0 < 10);
-        mproc_test_sleep(0.005);
-    }
+    wait_settled(p);
     assert_int_equal(stats(p).done, 2);
     /* a give-up whose worker then dies: still one outcome, counted once */
     assert_code(apply(p, (struct req){.x = 1, .nap_ms = 100, .kill = 1}, &y, 0.02), -ETIMEDOUT);
     assert_ok(apply(p, (struct req){.x = 5}, &y, 10));
     assert_int_equal(y, 6);
-    t0 = mproc_test_now();
-    while (stats(p).pending != 0) {
-        assert_true(mproc_test_now() - t0 < 10);
-        mproc_test_sleep(0.005);
-    }
+    wait_settled(p);
     mproc_pool_stats st = stats(p);
     assert_int_equal(st.done, 4);
     assert_int_equal(st.failed, 1);
