@@ -68,6 +68,26 @@ void mproc__pool_kick(mproc_pool *p)
         mproc__sys_eventfd_ring(p->shm->evfd);
 }
 
+/* mproc_cpu_usable reads the cgroup's quota files (five opens, ~15 us); a pool asks at
+ * most once a second. A changed quota reaches new pools within that second. */
+#define CPUS_TTL_NS INT64_C(1000000000)
+
+static int usable_cpus(void)
+{
+    static _Atomic int cached_n; /* 0: not asked yet */
+    static _Atomic int64_t cached_at;
+    int64_t now = mproc__sys_now_ns();
+    int n = atomic_load_explicit(&cached_n, memory_order_relaxed);
+    if (n > 0 && now - atomic_load_explicit(&cached_at, memory_order_relaxed) < CPUS_TTL_NS)
+        return n; /* racing threads may pair one's count with another's time: both fresh */
+    n = mproc_cpu_usable();
+    if (n > 0) {
+        atomic_store_explicit(&cached_at, now, memory_order_relaxed);
+        atomic_store_explicit(&cached_n, n, memory_order_relaxed);
+    }
+    return n;
+}
+
 static bool bad_time(double t)
 {
     return isnan(t) || t < 0;
@@ -98,7 +118,7 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
         (o.channel_size != 0 && (o.channel_size < MIN_CHANNEL || o.channel_size > MAX_CHANNEL)))
         return -EINVAL;
     if (o.workers == 0) {
-        int n = mproc_cpu_usable();
+        int n = usable_cpus();
         o.workers = n > 0 ? (n > MAX_WORKERS ? MAX_WORKERS : n) : 1;
     }
     if (o.max_restarts == 0)
@@ -127,7 +147,7 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
     p->nworkers = o.workers;
     p->msg_max = cap / 2 - 16; /* two messages fit in a channel at once */
     p->start_rc = 1;
-    int cpus = mproc_cpu_usable();
+    int cpus = usable_cpus();
     p->spin = cpus > 1;
     p->cpus = cpus > 0 ? cpus : 1;
     /* a caller spinning in mproc_result_wait needs a CPU of its own besides the

@@ -338,6 +338,8 @@ struct worker_arg {
     int pin;
     mproc_pool_init_fn init;
     void *initarg;
+    bool announce; /* report REC_READY after starting (an initializer or pinning can fail
+                      there; otherwise the worker counts as ready from its fork) */
     sigset_t mask; /* the caller's signal mask */
 };
 

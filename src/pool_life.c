@@ -43,6 +43,7 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
                              .pin = p->o.pin,
                              .init = p->o.initializer,
                              .initarg = p->o.initarg,
+                             .announce = p->o.initializer != NULL || p->o.pin,
                              .mask = p->caller_mask};
     struct pool_slot *sl = &p->shm->slots[w->slot];
     atomic_store(&sl->started, 0);
@@ -57,7 +58,7 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
         goto fail;
     w->in = in;
     w->live = true;
-    w->state = W_STARTING;
+    w->state = a->announce ? W_STARTING : W_READY;
     w->received = w->sent = 0;
     w->nsegs = 0;
     w->seg0 = 0;
@@ -150,7 +151,7 @@ static void on_death(struct sup *s, struct worker *w)
                               p->phase == P_RUNNING && !p->terminating && !p->broken);
     uint64_t started = atomic_load(&p->shm->slots[w->slot].started);
     bool inflight = started > w->received && w->nsegs > 0;
-    bool was_starting = w->state == W_STARTING;
+    bool was_starting = w->state == W_STARTING || w->init_code < 0;
     /* Tasks it ran but whose batch it never published go out again, in order before
      * what it never began; the started-th task is the one it died in. */
     struct run held[POOL_SEGS];

@@ -223,8 +223,8 @@ void *mproc__pool_supervisor(void *arg)
         deliver(&s);
         if (moved)
             continue;
-        if (spin && p->phase != P_STARTING && spin_pays(p)) { /* starting: the new workers
-                                                                need the CPUs */
+        if (spin && p->phase == P_RUNNING && spin_pays(p)) { /* starting or stopping: the
+                                            workers need the CPUs, and a death ends no spin */
             pthread_mutex_unlock(&p->mu);
             bool more = spin_wait(p, kicks);
             pthread_mutex_lock(&p->mu);

@@ -302,10 +302,11 @@ int mproc__pool_worker_main(void *arg)
     pthread_sigmask(SIG_SETMASK, &a->mask, NULL);
     struct pool_slot *slot = &a->shm->slots[a->slot];
     mproc_task t = {.worker = a->slot};
-    unsigned char *inbuf = mproc__malloc(a->msg_max);
-    unsigned char *outbuf = mproc__malloc(a->msg_max);
+    unsigned char *inbuf = mproc__malloc(2 * a->msg_max); /* one block: fewer page faults
+                                                             in a new worker */
+    unsigned char *outbuf = inbuf != NULL ? inbuf + a->msg_max : NULL;
     int rc = 0;
-    if (inbuf == NULL || outbuf == NULL) {
+    if (inbuf == NULL) {
         rc = -ENOMEM;
         mproc__pool_say(t.msg, sizeof t.msg, "worker: out of memory");
     } else if (a->pin && (rc = mproc__sys_pin_nth((unsigned)a->slot)) < 0) {
@@ -318,7 +319,9 @@ int mproc__pool_worker_main(void *arg)
             mproc__pool_say(t.msg, sizeof t.msg, "initializer failed: %s", mproc_strerror(rc));
     }
     unsigned char small[sizeof(struct pool_rec) + POOL_MSG_MAX]; /* works without memory */
-    if (send_rec(a, small, REC_READY, rc, t.msg, 0, 0, 0) < 0 || rc < 0)
+    if ((a->announce || rc < 0) && send_rec(a, small, REC_READY, rc, t.msg, 0, 0, 0) < 0)
+        return 1;
+    if (rc < 0)
         return 1;
 
     struct fn_cache fc = {0};

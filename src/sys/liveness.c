@@ -10,6 +10,7 @@
 #include "sys/liveness.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/syscall.h>
@@ -23,7 +24,10 @@ pid_t mproc__sys_gettid(void)
 int mproc__sys_proc_stat(pid_t pid, char *state, unsigned long long *start)
 {
     char path[40], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (pid == 0) /* this process: no formatting (a new child would fault in printf's pages) */
+        strcpy(path, "/proc/self/stat");
+    else
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     int n = mproc__sys_read_text(path, buf, sizeof buf);
     if (n < 0)
         return n == -ESRCH ? -ENOENT : n;
@@ -42,11 +46,16 @@ int mproc__sys_proc_stat(pid_t pid, char *state, unsigned long long *start)
             return -EPROTO;
         p++;
     }
-    char *end;
-    errno = 0;
-    *start = strtoull(p, &end, 10);
-    if (end == p || errno != 0)
+    unsigned long long v = 0;
+    const char *d = p;
+    for (; *d >= '0' && *d <= '9'; d++) {
+        if (v > (ULLONG_MAX - 9) / 10)
+            return -EPROTO;
+        v = v * 10 + (unsigned long long)(*d - '0');
+    }
+    if (d == p)
         return -EPROTO;
+    *start = v;
     return 0;
 }
 

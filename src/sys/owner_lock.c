@@ -140,7 +140,7 @@ uint64_t mproc__owner_self_slow(void)
         return (uint64_t)pid; /* no cache: ask every time, pid-only checks */
     char state;
     unsigned long long start;
-    uint64_t stamp = mproc__sys_proc_stat(pid, &state, &start) == 0 ? stamp_of(start) : 0;
+    uint64_t stamp = mproc__sys_proc_stat(0, &state, &start) == 0 ? stamp_of(start) : 0;
     uint64_t id = (uint64_t)pid | stamp << 32;
     /* Registration is per process (an exec or a fork may not keep it): once here, where
      * the page says this process has not been seen. */

@@ -76,7 +76,9 @@ int mproc__sys_shared_ranges(struct mproc__shared_range **out, size_t *n)
         char perms[8];
         uint64_t off, ino;
         unsigned dmaj, dmin;
-        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %" SCNx64 " %x:%x %" SCNu64, &a, &b,
+        const char *sp = strchr(line, ' '); /* most lines are private: skip them unparsed */
+        bool wanted = sp != NULL && strncmp(sp + 1, "rw", 2) == 0 && sp[3] != '\0' && sp[4] == 's';
+        if (wanted && sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %" SCNx64 " %x:%x %" SCNu64, &a, &b,
                    perms, &off, &dmaj, &dmin, &ino) == 7 &&
             perms[0] == 'r' && perms[1] == 'w' && perms[3] == 's') {
             if (len == cap) {
