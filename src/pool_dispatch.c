@@ -100,17 +100,24 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
         if (count > to_end)
             count = to_end;
     }
-    /* a large map chunk goes through a staging area (see the DESIGN note) */
+    /* a large map chunk over the caller's private arrays: the worker reaches them itself,
+     * or else it goes through a staging area (see the DESIGN note) */
     int stage = -1;
     size_t per = (j->inplace_in ? 0 : j->in_size) + (j->inplace_out ? 0 : j->out_size);
-    if (j->kind == JOB_MAP && per > 0 && count * per >= STAGE_MIN) {
-        for (int k = 0; k < POOL_STAGES && stage < 0; k++)
-            if (!w->stage_busy[k])
-                stage = k;
-    }
-    size_t fit = stage >= 0      ? p->shm->stage_cap / per
-                 : j->inplace_in ? SIZE_MAX
-                                 : (p->msg_max - head) / (j->in_size ? j->in_size : 1);
+    bool large = j->kind == JOB_MAP && per > 0 && count * per >= STAGE_MIN;
+    bool reach = large && atomic_load_explicit(&p->shm->slots[w->slot].reach,
+                                               memory_order_relaxed) != 0;
+    bool rin = reach && !j->inplace_in && j->in_size > 0;
+    bool rout = reach && !j->inplace_out && j->out_size > 0;
+    for (int k = 0; k < POOL_STAGES && large && !reach && stage < 0; k++)
+        if (!w->stage_busy[k])
+            stage = k;
+    size_t fit = stage >= 0                       ? p->shm->stage_cap / per
+                 : j->inplace_in                  ? SIZE_MAX
+                 : (p->msg_max - head) / (j->in_size ? j->in_size : 1); /* in the channel,
+                                                         or in the worker's buffer (rin) */
+    if (rout && fit > (p->msg_max - sizeof(struct pool_rec)) / j->out_size)
+        fit = (p->msg_max - sizeof(struct pool_rec)) / j->out_size; /* one batch's outputs */
     if (count > fit)
         count = fit;
     assert(count >= 1);
@@ -134,7 +141,8 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
                            .fixed = j->kind != JOB_APPLY,
                            .timed = j->timeout > 0,
                            .inplace = (in_place ? CHUNK_IN : 0u) |
-                                      (j->inplace_out || stage_out ? CHUNK_OUT : 0u),
+                                      (j->inplace_out || stage_out ? CHUNK_OUT : 0u) |
+                                      (rin ? CHUNK_RIN : 0u) | (rout ? CHUNK_ROUT : 0u),
                            .in_addr = in_addr,
                            .out_addr = out_addr};
     unsigned char *b = s->chunk;
@@ -146,7 +154,7 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
         memcpy(items, j->in, j->in_size);
         break;
     case JOB_MAP:
-        if (!in_place)
+        if (!in_place && !rin)
             memcpy(items, j->in + first * j->in_size, count * j->in_size);
         break;
     case JOB_IMAP:
@@ -158,7 +166,7 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
     if (stage_in) /* a free area: no chunk of this worker's reads it (if the put fails,
                      it is simply written again next time) */
         memcpy(area, j->in + first * j->in_size, count * j->in_size);
-    int rc = mproc_queue_put_nowait(w->in, b, head + (in_place ? 0 : count * j->in_size));
+    int rc = mproc_queue_put_nowait(w->in, b, head + (in_place || rin ? 0 : count * j->in_size));
     if (rc < 0)
         return false;
     if (retry) {

@@ -51,14 +51,16 @@ struct pool_chunk {
     uint32_t fixed;    /* 1: fixed-size output (map, imap): out_len stays out_cap */
     uint32_t timed;    /* the tasks have a time limit: record when each begins */
     uint32_t inplace;  /* CHUNK_IN: inputs are read at in_addr, not carried here;
-                          CHUNK_OUT: outputs are written at out_addr, not sent back */
+                          CHUNK_OUT: outputs are written at out_addr, not sent back;
+                          CHUNK_RIN, CHUNK_ROUT: the same, in the pool process's memory
+                          (the worker copies them with process_vm_readv/writev) */
     uint64_t in_addr;  /* item i (absolute index) is at in_addr + i * in_size */
     uint64_t out_addr;
 };
 
 /* CHUNK_DIRECT: a blocking apply posted by the caller itself (src/pool_direct.c): the
  * worker takes its slot's mailbox and answers there, not in its result ring. */
-enum { CHUNK_IN = 1u, CHUNK_OUT = 2u, CHUNK_DIRECT = 4u };
+enum { CHUNK_IN = 1u, CHUNK_OUT = 2u, CHUNK_DIRECT = 4u, CHUNK_RIN = 8u, CHUNK_ROUT = 16u };
 
 /* Bytes of a chunk before its inputs: the header and the fnref padded to 8. */
 static inline size_t mproc__chunk_head(uint32_t fnref_len)
@@ -71,7 +73,9 @@ static inline size_t mproc__chunk_head(uint32_t fnref_len)
  * back to back (out_len = count * out_cap, or 0 when written in place). A worker holds
  * successful outcomes back to publish them as one batch (src/pool_worker.c); a failure is
  * always its own REC_RESULT, published after the batch before it. */
-enum { REC_READY = 1, REC_RESULT = 2, REC_BATCH = 3 };
+/* REC_BOUNCE: the worker could not read a CHUNK_RIN chunk's inputs and began none of
+ * its tasks (index, count: the chunk); they go to another worker, the usual way. */
+enum { REC_READY = 1, REC_RESULT = 2, REC_BATCH = 3, REC_BOUNCE = 4 };
 
 /* A result record: header, then msg_len message bytes, then out_len output bytes. */
 struct pool_rec {
@@ -137,6 +141,9 @@ static inline void mproc__direct_wake(struct pool_direct *d)
 struct pool_slot {
     _Alignas(128) _Atomic uint64_t started; /* tasks begun by this incarnation */
     _Atomic int64_t started_ns;             /* when the last one began */
+    _Alignas(64) _Atomic uint32_t reach;    /* 1: the worker can read and write the pool
+                                               process's memory (CHUNK_RIN, CHUNK_ROUT);
+                                               apart from `started`, written per task */
     struct pool_ring ring;
     struct pool_direct direct;
 };
@@ -338,6 +345,7 @@ struct worker_arg {
     int pin;
     mproc_pool_init_fn init;
     void *initarg;
+    pid_t home;    /* the pool's process (the worker's parent) */
     bool announce; /* report REC_READY after starting (an initializer or pinning can fail
                       there; otherwise the worker counts as ready from its fork) */
     sigset_t mask; /* the caller's signal mask */

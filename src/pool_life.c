@@ -43,11 +43,13 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
                              .pin = p->o.pin,
                              .init = p->o.initializer,
                              .initarg = p->o.initarg,
+                             .home = getpid(),
                              .announce = p->o.initializer != NULL || p->o.pin,
                              .mask = p->caller_mask};
     struct pool_slot *sl = &p->shm->slots[w->slot];
     atomic_store(&sl->started, 0);
     atomic_store(&sl->started_ns, 0);
+    atomic_store(&sl->reach, 0); /* until the new worker has tried */
     mproc__ring_reset(&sl->ring); /* the previous worker is reaped: nobody writes it */
     struct mproc__spawn sp = {.fn = mproc__pool_worker_main,
                               .arg = a,

@@ -239,6 +239,34 @@ static void take_batch(struct sup *s, struct worker *w, const struct pool_rec *h
     }
 }
 
+/* A chunk whose inputs the worker could not read (REC_BOUNCE): it began none of its
+ * tasks, so they go out again like a dead worker's unbegun ones. */
+static void give_back(struct sup *s, struct worker *w, const struct pool_rec *h)
+{
+    size_t index;
+    struct seg *g = mproc__pool_front(w, &index);
+    assert(g != NULL && g->job->id == h->job_id && index == h->index &&
+           g->count - g->done == h->count);
+    if (g == NULL)
+        return; /* cannot happen with a sane worker */
+    struct job *j = g->job;
+    size_t m = g->count - g->done;
+    w->received += m; /* the worker counted them as begun and settled */
+    mproc__pool_pop_tasks(w, m);
+    s->progress = true;
+    s->p->check_jobs = true; /* a cancelled job's requeued tasks fail there */
+    if (mproc__pool_requeue_run(j, index, m))
+        return;
+    char msg[POOL_MSG_MAX];
+    mproc__pool_say(msg, sizeof msg, "a worker could not read the inputs (%s), and there was "
+                    "no memory to send them to another", mproc_strerror((int)h->code));
+    for (size_t i = 0; i < m; i++) {
+        j->outstanding--;
+        mproc__pool_outcome(s, j, index + i, -ENOMEM, msg, NULL, 0, w);
+    }
+    mproc__pool_maybe_finish(s, j);
+}
+
 /* Read every record the worker published. */
 void mproc__pool_drain(struct sup *s, struct worker *w)
 {
@@ -269,6 +297,10 @@ void mproc__pool_drain(struct sup *s, struct worker *w)
         const char *m = (const char *)rb + sizeof h;
         if (h.kind == REC_BATCH) {
             take_batch(s, w, &h, rb + sizeof h);
+            continue;
+        }
+        if (h.kind == REC_BOUNCE) {
+            give_back(s, w, &h);
             continue;
         }
         if (h.kind == REC_READY) {

@@ -26,8 +26,22 @@ struct batch below); a failure or an apply result goes alone, right away.
  * (src/pool_direct.c): it does not count in `started` and its outcome goes to the slot's
  * mailbox, not the ring.
  *
+ * Reach: at start the worker opens the pool process's memory (/proc/<pid>/mem: allowed
+ * for a process's child unless Yama, a non-dumpable process or a seccomp filter says
+ * no), reads its own argument block there, and says in its slot whether that worked.
+ * Then a large map chunk over the caller's private arrays comes without its items
+ * (CHUNK_RIN, CHUNK_ROUT): the worker copies the inputs from the caller's array itself
+ * and writes each batch's outputs into the caller's array before publishing the batch,
+ * so the supervisor copies nothing and the copying is spread over the workers. A batch
+ * that cannot be written goes with its outputs, as usual (the supervisor copies them); a
+ * chunk whose inputs cannot be read goes back unbegun (REC_BOUNCE) and the worker stops
+ * taking such chunks.
+ *
  * Fault points (tests): "pool.task.decode", "pool.task.run", "pool.result.encode",
  * "pool.result.sent". FAIL at the first three fails the task with the armed code.
+ * "pool.reach" FAIL: the worker does not offer reach; "pool.reach.read" FAIL: reading a
+ * chunk's inputs fails (the chunk bounces); "pool.reach.write" FAIL: writing a batch's
+ * outputs fails (they go in the record).
  */
 #include "internal.h"
 
@@ -127,8 +141,10 @@ static int send_rec(const struct worker_arg *a, unsigned char *buf, uint32_t kin
 struct batch {
     unsigned char *buf; /* the record being built: header, then outputs */
     size_t room;        /* output bytes it can hold */
+    size_t reach_room;  /* the same for a batch bound for the caller's array: all of buf */
     uint64_t job, first;
     uint32_t out_cap;   /* bytes per output in buf (0: written in place) */
+    uint64_t reach;     /* CHUNK_ROUT: item 0's output address in the pool process; else 0 */
     size_t n;           /* tasks held */
     int64_t t0;         /* when the first was added */
 };
@@ -136,6 +152,24 @@ struct batch {
 static unsigned char *batch_slot(const struct batch *b)
 {
     return b->buf + sizeof(struct pool_rec) + b->n * b->out_cap;
+}
+
+/* No room for one more task? A batch bound for the caller's array has no task limit: it
+ * is written with one system call, and publishing it often would buy nothing. */
+static bool batch_full(const struct batch *b)
+{
+    if (b->reach != 0)
+        return (b->n + 1) * b->out_cap > b->reach_room;
+    return (b->n + 1) * b->out_cap > b->room || b->n >= BATCH_TASKS;
+}
+
+/* Can the batch take task index of chunk c (same job, same kind of output, and for the
+ * caller's array the next index)? */
+static bool batch_takes(const struct batch *b, const struct pool_chunk *c, uint64_t index,
+                        uint32_t bcap, uint64_t reach)
+{
+    return b->job == c->job_id && b->out_cap == bcap && b->reach == reach &&
+           (reach == 0 || b->first + b->n == index);
 }
 
 /* Is the batch old enough to publish? Looked at after 1, 2, 4, ..., 64 tasks, then every
@@ -150,8 +184,13 @@ static int flush(const struct worker_arg *a, struct batch *b)
 {
     if (b->n == 0)
         return 0;
+    size_t out_len = b->n * b->out_cap;
+    if (b->reach != 0 && MPROC__FAULT("pool.reach.write") == 0 &&
+        mproc__sys_vm_write(a->home, b->reach + b->first * b->out_cap,
+                            b->buf + sizeof(struct pool_rec), out_len) == 0)
+        out_len = 0; /* in the caller's array now (else the supervisor copies them) */
     struct pool_rec h = {.kind = REC_BATCH,
-                         .out_len = (uint32_t)(b->n * b->out_cap),
+                         .out_len = (uint32_t)out_len,
                          .job_id = b->job,
                          .index = b->first,
                          .count = b->n};
@@ -162,6 +201,36 @@ static int flush(const struct worker_arg *a, struct batch *b)
     if (rc == 0)
         (void)MPROC__FAULT("pool.result.sent");
     return rc;
+}
+
+/* Hand a CHUNK_RIN chunk back unbegun (REC_BOUNCE, see the DESIGN note). */
+static int bounce(const struct worker_arg *a, unsigned char *buf, const struct pool_chunk *c,
+                  int code)
+{
+    struct pool_rec h = {.kind = REC_BOUNCE,
+                         .code = code,
+                         .job_id = c->job_id,
+                         .index = c->first,
+                         .count = c->count};
+    memcpy(buf, &h, sizeof h);
+    int rc = 0;
+    publish(a, buf, sizeof h, &rc);
+    return rc;
+}
+
+static int home_mem = -1; /* the pool process's memory (one per worker process) */
+
+/* Can this worker read (and so write) the pool process's memory? It reads its own
+ * argument block there: the same bytes as its copy from the fork. */
+static bool reach_probe(const struct worker_arg *a)
+{
+    if (MPROC__FAULT("pool.reach") < 0)
+        return false;
+    home_mem = mproc__sys_vm_open(a->home);
+    struct worker_arg there;
+    return home_mem >= 0 &&
+           mproc__sys_vm_read(home_mem, &there, (uint64_t)(uintptr_t)a, sizeof there) == 0 &&
+           there.slot == a->slot && there.shm == a->shm;
 }
 
 static const char *fault_msg(int code)
@@ -263,6 +332,7 @@ struct ctx {
     mproc_task *t;
     unsigned char *outbuf; /* a task's output, when not batched */
     unsigned char *small;  /* a failure record */
+    uint64_t reach;        /* the chunk's batches go to the caller's array (CHUNK_ROUT) */
 };
 
 /* The outcome of task index of chunk c (trc from judge; drc, erc: the decode and encode
@@ -282,6 +352,7 @@ static int outcome(struct ctx *x, const struct pool_chunk *c, uint64_t index, in
             b->job = c->job_id;
             b->first = index;
             b->out_cap = bcap;
+            b->reach = x->reach;
         }
         b->n++;
         if (batch_due(b) && flush(x->a, b) < 0)
@@ -328,7 +399,10 @@ int mproc__pool_worker_main(void *arg)
     uint64_t tasks = 0, begun = 0; /* the supervisor zeroed `started` before the fork */
     unsigned char *out = outbuf + sizeof(struct pool_rec);
     size_t out_room = a->msg_max - sizeof(struct pool_rec);
-    struct batch b = {.buf = outbuf, .room = out_room < BATCH_BYTES ? out_room : BATCH_BYTES};
+    struct batch b = {.buf = outbuf,
+                      .room = out_room < BATCH_BYTES ? out_room : BATCH_BYTES,
+                      .reach_room = out_room};
+    atomic_store(&slot->reach, reach_probe(a));
 
     for (;;) {
         size_t len;
@@ -352,8 +426,25 @@ int mproc__pool_worker_main(void *arg)
         }
         uint32_t bcap = c.inplace & CHUNK_OUT ? 0 : c.out_cap;
         bool batched = c.fixed && bcap <= b.room;
-        if (b.n > 0 && (!batched || b.job != c.job_id || b.out_cap != bcap) && flush(a, &b) < 0)
+        uint64_t reach = batched && (c.inplace & CHUNK_ROUT) ? c.out_addr : 0;
+        if (b.n > 0 && (!batched || !batch_takes(&b, &c, c.first, bcap, reach)) &&
+            flush(a, &b) < 0)
             return 1;
+        if (c.inplace & CHUNK_RIN) { /* the inputs are in the caller's array */
+            int rrc = MPROC__FAULT("pool.reach.read");
+            if (rrc == 0)
+                rrc = mproc__sys_vm_read(home_mem, inbuf + mproc__chunk_head(c.fnref_len),
+                                         c.in_addr + c.first * c.in_size,
+                                         (size_t)c.count * c.in_size);
+            if (rrc < 0) { /* none of it begun: it goes back (see the DESIGN note) */
+                atomic_store(&slot->reach, 0);
+                if (flush(a, &b) < 0 || bounce(a, small, &c, rrc) < 0) /* in order */
+                    return 1;
+                begun += c.count; /* counted as settled by the supervisor, like outcomes */
+                atomic_store_explicit(&slot->started, begun, memory_order_release);
+                continue;
+            }
+        }
 
         /* the chunk's first task is in flight from here: a death during decode fails it */
         if (c.timed) /* a clock read per task costs ~50 ns: only when it matters */
@@ -365,7 +456,8 @@ int mproc__pool_worker_main(void *arg)
         int drc = MPROC__FAULT("pool.task.decode");
         if (drc == 0)
             drc = find_fn(&fc, ref, c.fnref_len);
-        struct ctx x = {.a = a, .b = &b, .t = &t, .outbuf = outbuf, .small = small};
+        struct ctx x = {.a = a, .b = &b, .t = &t, .outbuf = outbuf, .small = small,
+                        .reach = reach};
         uint32_t i = 0;
         if (drc == 0 && batched && !c.timed && a->maxtasks == 0) {
             /* the common case (map/imap chunks of fixed-size items, no time limit, no
@@ -377,14 +469,14 @@ int mproc__pool_worker_main(void *arg)
             for (; i < c.count; i++, src += c.in_size) {
                 if (i > 0)
                     atomic_store_explicit(&slot->started, ++begun, memory_order_release);
-                if (b.n > 0 && ((b.n + 1) * bcap > b.room || b.n >= BATCH_TASKS) &&
-                    flush(a, &b) < 0)
+                if (b.n > 0 && batch_full(&b) && flush(a, &b) < 0)
                     return 1;
                 if (b.n == 0) {
                     b.t0 = mproc__sys_now_ns();
                     b.job = c.job_id;
                     b.first = c.first + i;
                     b.out_cap = bcap;
+                    b.reach = reach;
                 }
                 unsigned char *dst = odst != NULL ? odst + (size_t)i * c.out_cap : batch_slot(&b);
                 size_t out_len = c.out_cap;
@@ -413,8 +505,7 @@ int mproc__pool_worker_main(void *arg)
                 atomic_store_explicit(&slot->started, ++begun, memory_order_release);
             }
             uint64_t index = c.first + i;
-            if (batched && b.n > 0 && ((b.n + 1) * bcap > b.room || b.n >= BATCH_TASKS) &&
-                flush(a, &b) < 0)
+            if (batched && b.n > 0 && batch_full(&b) && flush(a, &b) < 0)
                 return 1;
             if (batched && b.n == 0) /* a batch's age counts from its first task's start:
                                         a slow task goes out as soon as it is done */

@@ -9,6 +9,7 @@
  */
 #include "harness.h"
 #include "internal.h"
+#include "pool_internal.h"
 
 #include <signal.h>
 #include <stdatomic.h>
@@ -248,17 +249,34 @@ static void test_failures_between_batches(void **state)
     unmap_shared();
 }
 
-/* Large map chunks go through a staging area in shared memory (inputs copied in,
- * outputs written there by the worker and copied out once the outcome is in): outputs
- * land where they belong, a failed item's output is left untouched, and a worker killed
- * in a staged chunk costs only its task, as anywhere else. */
-static void test_staged_chunks(void **state)
+/* Large map chunks over the caller's private arrays (1000 items of 16 + 8 bytes: 24 KB a
+ * chunk). Whichever way they travel -- the worker reaching into the caller's arrays
+ * itself (`path` NULL), through the staging areas ("pool.reach" armed: no worker offers
+ * reach), a chunk whose inputs cannot be read and goes back unbegun ("pool.reach.read"
+ * at a worker's second chunk), a batch that cannot be written into the caller's array
+ * and goes with its outputs instead ("pool.reach.write" at a worker's second batch) --
+ * every output lands where it belongs, a failed item's output is left untouched, every
+ * task has exactly one outcome, and a worker killed in such a chunk costs only its task.
+ * `reach`: whether the workers should still offer reach at the end. */
+static void big_chunks(const char *fault, unsigned nth, bool reach)
 {
-    (void)state;
     map_shared();
+    if (fault != NULL)
+        assert_ok(mproc_fault_set(fault, MPROC_FAULT_FAIL,
+                                  &(mproc_fault_opts){.nth = nth, .sticky = nth == 0}));
     enum { N = 4000, FAIL = 1500, KILL = 2600 };
     mproc_pool *p;
     assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2}));
+    if (reach || nth > 0) { /* workers count as ready from their fork: let them say first,
+                               so each gets two chunks it reaches (dispatch is in order) */
+        for (int k = 0, tries = 0; k < 2; tries++) {
+            assert_true(tries < 10000);
+            if (atomic_load(&p->shm->slots[k].reach) != 0)
+                k++;
+            else
+                nanosleep(&(struct timespec){0, 1000000}, NULL);
+        }
+    }
     static struct item in[N];
     static int64_t out[N];
     fill(in, N);
@@ -272,7 +290,6 @@ static void test_staged_chunks(void **state)
         for (int i = 0; i < N; i++)
             out[i] = -7;
         mproc_result *r;
-        /* 1000 items of 16 + 8 bytes: 24 KB a chunk, staged */
         assert_ok(mproc_pool_map_async(p, counted, in, N, sizeof *in, out, sizeof *out,
                                        &(mproc_call_opts){.chunksize = 1000}, &r));
         int rc = mproc_result_get(r, 30, NULL, 0, NULL);
@@ -285,7 +302,7 @@ static void test_staged_chunks(void **state)
             }
             if (out[i] != (int64_t)i * i)
                 fail_msg("round %d item %d: %lld", round, i, (long long)out[i]);
-            if (n < 1 || n > 2)
+            if (n < 1 || n > (round == 1 ? 2 : 1)) /* only a death makes tasks run again */
                 fail_msg("round %d item %d ran %d times", round, i, n);
         }
         if (round == 0) {
@@ -303,9 +320,37 @@ static void test_staged_chunks(void **state)
             assert_code(rc, -EDOM);
         }
         mproc_result_free(r);
+        if (round == 0) /* the replacement after round 1's death probes afresh */
+            for (int k = 0; k < 2; k++)
+                assert_int_equal(atomic_load(&p->shm->slots[k].reach), reach ? 1 : 0);
     }
     mproc_pool_free(p);
+    assert_ok(mproc_fault_clear());
     unmap_shared();
+}
+
+static void test_reached_chunks(void **state)
+{
+    (void)state;
+    big_chunks(NULL, 0, true);
+}
+
+static void test_staged_chunks(void **state)
+{
+    (void)state;
+    big_chunks("pool.reach", 0, false);
+}
+
+static void test_reach_read_fails(void **state)
+{
+    (void)state;
+    big_chunks("pool.reach.read", 2, false);
+}
+
+static void test_reach_write_fails(void **state)
+{
+    (void)state;
+    big_chunks("pool.reach.write", 2, true);
 }
 
 /* Tiny tasks with chunksize 1 are queued deep (fast), and a job of slow tasks right
@@ -390,7 +435,10 @@ int main(void)
         MPROC_TEST(test_imap_death_ordered),
         MPROC_TEST(test_imap_death_unordered),
         MPROC_TEST(test_failures_between_batches),
+        MPROC_TEST(test_reached_chunks),
         MPROC_TEST(test_staged_chunks),
+        MPROC_TEST(test_reach_read_fails),
+        MPROC_TEST(test_reach_write_fails),
         MPROC_TEST(test_deep_queue_then_slow_tasks),
         MPROC_TEST(test_slow_outcome_not_held),
     };

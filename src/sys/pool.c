@@ -15,6 +15,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <sys/eventfd.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 int mproc__sys_eventfd(void)
@@ -106,6 +107,73 @@ int mproc__sys_shared_ranges(struct mproc__shared_range **out, size_t *n)
     }
     *out = v;
     *n = len;
+    return 0;
+}
+
+int mproc__sys_vm_open(pid_t pid)
+{
+    int rc = MPROC__FAULT("sys.vm");
+    if (rc < 0)
+        return rc;
+    if (pid <= 0)
+        return -EINVAL;
+    char path[32] = "/proc/", digits[12]; /* no printf: a new worker calls this */
+    int nd = 0;
+    for (unsigned v = (unsigned)pid; v > 0; v /= 10)
+        digits[nd++] = (char)('0' + v % 10);
+    size_t at = strlen(path);
+    while (nd > 0)
+        path[at++] = digits[--nd];
+    memcpy(path + at, "/mem", 5);
+    int fd;
+    do {
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    return fd < 0 ? -errno : fd;
+}
+
+int mproc__sys_vm_read(int fd, void *local, uint64_t remote, size_t len)
+{
+    int rc = MPROC__FAULT("sys.vm");
+    if (rc < 0)
+        return rc;
+    unsigned char *at = local;
+    while (len > 0) {
+        if (remote > (uint64_t)INT64_MAX)
+            return -EFAULT; /* beyond what an off_t can name */
+        ssize_t n = pread(fd, at, len, (off_t)remote);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EIO;
+        at += n;
+        remote += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int mproc__sys_vm_write(pid_t pid, uint64_t remote, const void *local, size_t len)
+{
+    int rc = MPROC__FAULT("sys.vm");
+    if (rc < 0)
+        return rc;
+    while (len > 0) {
+        struct iovec l = {.iov_base = (void *)(uintptr_t)local, .iov_len = len};
+        struct iovec r = {.iov_base = (void *)(uintptr_t)remote, .iov_len = len};
+        ssize_t n = process_vm_writev(pid, &l, 1, &r, 1, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EFAULT; /* cannot happen: a bad page fails the next call instead */
+        local = (const unsigned char *)local + n; /* a partial copy stops at a bad page */
+        remote += (uint64_t)n;
+        len -= (size_t)n;
+    }
     return 0;
 }
 
