@@ -10,16 +10,22 @@
  * wakes whom: mproc_queue_put_nowait wakes a worker asleep on its channel; a full
  * channel is simply retried on a later pass (the worker's records wake the supervisor).
  *
- * Staging: a map chunk of at least STAGE_MIN bytes of items does not carry its inputs in
- * the channel. The supervisor copies them into one of the worker's POOL_STAGES staging
- * areas (in the pool's shared mapping, so at the same address in the worker) and sends
- * only the header; the worker reads the inputs and writes the outputs there in place
- * (CHUNK_IN | CHUNK_OUT, as for the caller's own shared arrays) and publishes only
- * counts; the supervisor copies each output into the caller's array when its outcome
- * comes in (src/pool_settle.c). One copy each way instead of two (channel, worker
- * buffer, result record, caller), and a failed task's item is never written. An area is
- * busy from the send until its chunk is settled or its worker is gone; with none free,
- * the chunk goes through the channel as before.
+ * Reach: a map chunk of at least STAGE_MIN bytes of items over the caller's private
+ * arrays, to a worker that said it can reach the pool process's memory (slot `reach`),
+ * carries only addresses (CHUNK_RIN, CHUNK_ROUT): the worker copies its inputs in and its
+ * outputs out itself (src/pool_worker.c), so the supervisor copies nothing and the
+ * copying runs on every worker at once. Such a chunk is bounded by the worker's buffer.
+ *
+ * Staging, where reach is refused: a map chunk of at least STAGE_MIN bytes of items does
+ * not carry its inputs in the channel. The supervisor copies them into one of the worker's
+ * POOL_STAGES staging areas (in the pool's shared mapping, so at the same address in the
+ * worker) and sends only the header; the worker reads the inputs and writes the outputs
+ * there in place (CHUNK_IN | CHUNK_OUT, as for the caller's own shared arrays) and
+ * publishes only counts; the supervisor copies each output into the caller's array when
+ * its outcome comes in (src/pool_settle.c). One copy each way instead of two (channel,
+ * worker buffer, result record, caller), and a failed task's item is never written. An
+ * area is busy from the send until its chunk is settled or its worker is gone; with none
+ * free, the chunk goes through the channel as before.
  * A worker that dies holding chunks is handled by src/pool_life.c.
  */
 #include "internal.h"
