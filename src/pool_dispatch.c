@@ -15,6 +15,8 @@
  * carries only addresses (CHUNK_RIN, CHUNK_ROUT): the worker copies its inputs in and its
  * outputs out itself (src/pool_worker.c), so the supervisor copies nothing and the
  * copying runs on every worker at once. Such a chunk is bounded by the worker's buffer.
+ * A worker is asked to try with its first staged chunk (CHUNK_PROBE), so it is not tried
+ * by pools that never map large arrays, and never on the way to a pool's start.
  *
  * Staging, where reach is refused: a map chunk of at least STAGE_MIN bytes of items does
  * not carry its inputs in the channel. The supervisor copies them into one of the worker's
@@ -148,7 +150,8 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
                            .timed = j->timeout > 0,
                            .inplace = (in_place ? CHUNK_IN : 0u) |
                                       (j->inplace_out || stage_out ? CHUNK_OUT : 0u) |
-                                      (rin ? CHUNK_RIN : 0u) | (rout ? CHUNK_ROUT : 0u),
+                                      (rin ? CHUNK_RIN : 0u) | (rout ? CHUNK_ROUT : 0u) |
+                                      (stage >= 0 && !w->asked_reach ? CHUNK_PROBE : 0u),
                            .in_addr = in_addr,
                            .out_addr = out_addr};
     unsigned char *b = s->chunk;
@@ -175,6 +178,8 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
     int rc = mproc_queue_put_nowait(w->in, b, head + (in_place || rin ? 0 : count * j->in_size));
     if (rc < 0)
         return false;
+    if (stage >= 0)
+        w->asked_reach = true;
     if (retry) {
         j->nretry -= count;
         j->retry[0].first += count;

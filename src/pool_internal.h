@@ -60,7 +60,16 @@ struct pool_chunk {
 
 /* CHUNK_DIRECT: a blocking apply posted by the caller itself (src/pool_direct.c): the
  * worker takes its slot's mailbox and answers there, not in its result ring. */
-enum { CHUNK_IN = 1u, CHUNK_OUT = 2u, CHUNK_DIRECT = 4u, CHUNK_RIN = 8u, CHUNK_ROUT = 16u };
+/* CHUNK_PROBE: the first staged chunk a worker gets: it tries reach now (not at its start,
+ * which pool.create would pay for) and says in its slot whether it can. */
+enum {
+    CHUNK_IN = 1u,
+    CHUNK_OUT = 2u,
+    CHUNK_DIRECT = 4u,
+    CHUNK_RIN = 8u,
+    CHUNK_ROUT = 16u,
+    CHUNK_PROBE = 32u
+};
 
 /* Bytes of a chunk before its inputs: the header and the fnref padded to 8. */
 static inline size_t mproc__chunk_head(uint32_t fnref_len)
@@ -323,6 +332,7 @@ struct worker {
     uint64_t sent;       /* tasks sent to this incarnation */
     struct seg segs[POOL_SEGS]; /* FIFO of chunks sent (a ring from seg0), oldest first */
     bool stage_busy[POOL_STAGES]; /* a chunk not yet settled uses that staging area */
+    bool asked_reach;    /* a CHUNK_PROBE went to this incarnation */
     int seg0, nsegs;
     int64_t rate_t0;     /* the supervisor's estimate of this worker's time per task: */
     uint64_t rate_n0;    /*   a window start (time, received) ... */

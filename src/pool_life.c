@@ -68,6 +68,7 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
     w->rate_t0 = 0;
     w->task_ns = 0;
     w->timed_out = false;
+    w->asked_reach = false;
     w->init_code = 0;
     w->init_msg[0] = '\0';
     w->st.pid = w->pid;

@@ -26,9 +26,10 @@ struct batch below); a failure or an apply result goes alone, right away.
  * (src/pool_direct.c): it does not count in `started` and its outcome goes to the slot's
  * mailbox, not the ring.
  *
- * Reach: at start the worker opens the pool process's memory (/proc/<pid>/mem: allowed
- * for a process's child unless Yama, a non-dumpable process or a seccomp filter says
- * no), reads its own argument block there, and says in its slot whether that worked.
+ * Reach: with its first staged chunk (CHUNK_PROBE) the worker opens the pool process's
+ * memory (/proc/<pid>/mem: allowed for a process's child unless Yama, a non-dumpable
+ * process or a seccomp filter says no), reads its own argument block there, and says in
+ * its slot whether that worked.
  * Then a large map chunk over the caller's private arrays comes without its items
  * (CHUNK_RIN, CHUNK_ROUT): the worker copies the inputs from the caller's array itself
  * and writes each batch's outputs into the caller's array before publishing the batch,
@@ -137,6 +138,7 @@ static int send_rec(const struct worker_arg *a, unsigned char *buf, uint32_t kin
 #define BATCH_TASKS 1024u
 #define BATCH_AGE_NS INT64_C(1000000)
 #define BATCH_LAG_NS INT64_C(50000)
+#define PREFAULT_MIN ((size_t)64 << 10)
 
 struct batch {
     unsigned char *buf; /* the record being built: header, then outputs */
@@ -402,7 +404,6 @@ int mproc__pool_worker_main(void *arg)
     struct batch b = {.buf = outbuf,
                       .room = out_room < BATCH_BYTES ? out_room : BATCH_BYTES,
                       .reach_room = out_room};
-    atomic_store(&slot->reach, reach_probe(a));
 
     for (;;) {
         size_t len;
@@ -424,6 +425,8 @@ int mproc__pool_worker_main(void *arg)
             run_direct(a, &t, &fc, &c, ref, items);
             continue;
         }
+        if ((c.inplace & CHUNK_PROBE) && home_mem < 0)
+            atomic_store(&slot->reach, reach_probe(a));
         uint32_t bcap = c.inplace & CHUNK_OUT ? 0 : c.out_cap;
         bool batched = c.fixed && bcap <= b.room;
         uint64_t reach = batched && (c.inplace & CHUNK_ROUT) ? c.out_addr : 0;
@@ -458,6 +461,14 @@ int mproc__pool_worker_main(void *arg)
             drc = find_fn(&fc, ref, c.fnref_len);
         struct ctx x = {.a = a, .b = &b, .t = &t, .outbuf = outbuf, .small = small,
                         .reach = reach};
+        /* shared memory read or written in place: its pages are not in this process's
+           page tables until touched, one fault each; map a large chunk's in at once */
+        if ((c.inplace & CHUNK_IN) && (size_t)c.count * c.in_size >= PREFAULT_MIN)
+            mproc__sys_prefault(item_at(c.in_addr, c.first, c.in_size),
+                                (size_t)c.count * c.in_size, false);
+        if ((c.inplace & CHUNK_OUT) && (size_t)c.count * c.out_cap >= PREFAULT_MIN)
+            mproc__sys_prefault(item_at(c.out_addr, c.first, c.out_cap),
+                                (size_t)c.count * c.out_cap, true);
         uint32_t i = 0;
         if (drc == 0 && batched && !c.timed && a->maxtasks == 0) {
             /* the common case (map/imap chunks of fixed-size items, no time limit, no

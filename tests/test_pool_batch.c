@@ -267,19 +267,13 @@ static void big_chunks(const char *fault, unsigned nth, bool reach)
     enum { N = 4000, FAIL = 1500, KILL = 2600 };
     mproc_pool *p;
     assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2}));
-    if (reach || nth > 0) { /* workers count as ready from their fork: let them say first,
-                               so each gets two chunks it reaches (dispatch is in order) */
-        for (int k = 0, tries = 0; k < 2; tries++) {
-            assert_true(tries < 10000);
-            if (atomic_load(&p->shm->slots[k].reach) != 0)
-                k++;
-            else
-                nanosleep(&(struct timespec){0, 1000000}, NULL);
-        }
-    }
     static struct item in[N];
     static int64_t out[N];
     fill(in, N);
+    /* a worker tries reach with its first staged chunk: after this map each has (and the
+       next map's chunks go two to each worker, in order) */
+    assert_ok(mproc_pool_map(p, counted, in, N, sizeof *in, out, sizeof *out,
+                             &(mproc_call_opts){.chunksize = 1000}));
     for (int round = 0; round < 2; round++) { /* clean, then with a failure and a death */
         if (round == 1) {
             in[FAIL].mode = M_FAIL;

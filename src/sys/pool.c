@@ -15,6 +15,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -175,6 +176,19 @@ int mproc__sys_vm_write(pid_t pid, uint64_t remote, const void *local, size_t le
         len -= (size_t)n;
     }
     return 0;
+}
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#define MADV_POPULATE_WRITE 23
+#endif
+
+void mproc__sys_prefault(const void *addr, size_t len, bool write)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)addr & ~(page - 1), b = ((uintptr_t)addr + len + page - 1) & ~(page - 1);
+    if (len > 0)
+        (void)madvise((void *)a, b - a, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
 }
 
 int mproc__sys_pin_nth(unsigned n)
