@@ -156,6 +156,16 @@ static unsigned char *batch_slot(const struct batch *b)
     return b->buf + sizeof(struct pool_rec) + b->n * b->out_cap;
 }
 
+/* Start an empty batch with task index of job (outputs of bcap bytes; reach: see above). */
+static void batch_open(struct batch *b, uint64_t job, uint64_t index, uint32_t bcap,
+                       uint64_t reach)
+{
+    b->job = job;
+    b->first = index;
+    b->out_cap = bcap;
+    b->reach = reach;
+}
+
 /* No room for one more task? A batch bound for the caller's array has no task limit: it
  * is written with one system call, and publishing it often would buy nothing. */
 static bool batch_full(const struct batch *b)
@@ -350,12 +360,8 @@ static int outcome(struct ctx *x, const struct pool_chunk *c, uint64_t index, in
     if (trc < 0 && !t->has_msg)
         mproc__pool_say(t->msg, sizeof t->msg, "%s", drc < 0 || erc < 0 ? fault_msg(trc) : "");
     if (trc == 0 && batched) {
-        if (b->n == 0) {
-            b->job = c->job_id;
-            b->first = index;
-            b->out_cap = bcap;
-            b->reach = x->reach;
-        }
+        if (b->n == 0)
+            batch_open(b, c->job_id, index, bcap, x->reach);
         b->n++;
         if (batch_due(b) && flush(x->a, b) < 0)
             return -1;
@@ -392,9 +398,8 @@ int mproc__pool_worker_main(void *arg)
             mproc__pool_say(t.msg, sizeof t.msg, "initializer failed: %s", mproc_strerror(rc));
     }
     unsigned char small[sizeof(struct pool_rec) + POOL_MSG_MAX]; /* works without memory */
-    if ((a->announce || rc < 0) && send_rec(a, small, REC_READY, rc, t.msg, 0, 0, 0) < 0)
-        return 1;
-    if (rc < 0)
+    if (((a->announce || rc < 0) && send_rec(a, small, REC_READY, rc, t.msg, 0, 0, 0) < 0) ||
+        rc < 0)
         return 1;
 
     struct fn_cache fc = {0};
@@ -484,10 +489,7 @@ int mproc__pool_worker_main(void *arg)
                     return 1;
                 if (b.n == 0) {
                     b.t0 = mproc__sys_now_ns();
-                    b.job = c.job_id;
-                    b.first = c.first + i;
-                    b.out_cap = bcap;
-                    b.reach = reach;
+                    batch_open(&b, c.job_id, c.first + i, bcap, reach);
                 }
                 unsigned char *dst = odst != NULL ? odst + (size_t)i * c.out_cap : batch_slot(&b);
                 size_t out_len = c.out_cap;
