@@ -11,12 +11,14 @@
  * channel is simply retried on a later pass (the worker's records wake the supervisor).
  *
  * Reach: a map chunk of at least STAGE_MIN bytes of items over the caller's private
- * arrays, to a worker that said it can reach the pool process's memory (slot `reach`),
- * carries only addresses (CHUNK_RIN, CHUNK_ROUT): the worker copies its inputs in and its
- * outputs out itself (src/pool_worker.c), so the supervisor copies nothing and the
- * copying runs on every worker at once. Such a chunk is bounded by the worker's buffer.
- * A worker is asked to try with its first staged chunk (CHUNK_PROBE), so it is not tried
- * by pools that never map large arrays, and never on the way to a pool's start.
+ * arrays, to a worker that has not said it cannot reach the pool process's memory (slot
+ * `reach`), carries only addresses (CHUNK_RIN, CHUNK_ROUT): the worker copies its inputs
+ * in and its outputs out itself (src/pool_worker.c), so the supervisor copies nothing and
+ * the copying runs on every worker at once. Such a chunk is bounded by the worker's
+ * buffer. A worker tries with the first such chunk it gets, so it is not tried by pools
+ * that never map large arrays, and never on the way to a pool's start; where it cannot,
+ * that chunk and any others sent before it said so come back unbegun (REC_BOUNCE) and go
+ * again through staging.
  *
  * Staging, where reach is refused: a map chunk of at least STAGE_MIN bytes of items does
  * not carry its inputs in the channel. The supervisor copies them into one of the worker's
@@ -114,7 +116,7 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
     size_t per = (j->inplace_in ? 0 : j->in_size) + (j->inplace_out ? 0 : j->out_size);
     bool large = j->kind == JOB_MAP && per > 0 && count * per >= STAGE_MIN;
     bool reach = large && atomic_load_explicit(&p->shm->slots[w->slot].reach,
-                                               memory_order_relaxed) != 0;
+                                               memory_order_relaxed) != REACH_NO;
     bool rin = reach && !j->inplace_in && j->in_size > 0;
     bool rout = reach && !j->inplace_out && j->out_size > 0;
     for (int k = 0; k < POOL_STAGES && large && !reach && stage < 0; k++)
@@ -150,8 +152,7 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
                            .timed = j->timeout > 0,
                            .inplace = (in_place ? CHUNK_IN : 0u) |
                                       (j->inplace_out || stage_out ? CHUNK_OUT : 0u) |
-                                      (rin ? CHUNK_RIN : 0u) | (rout ? CHUNK_ROUT : 0u) |
-                                      (stage >= 0 && !w->asked_reach ? CHUNK_PROBE : 0u),
+                                      (rin ? CHUNK_RIN : 0u) | (rout ? CHUNK_ROUT : 0u),
                            .in_addr = in_addr,
                            .out_addr = out_addr};
     unsigned char *b = s->chunk;
@@ -178,8 +179,6 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
     int rc = mproc_queue_put_nowait(w->in, b, head + (in_place || rin ? 0 : count * j->in_size));
     if (rc < 0)
         return false;
-    if (stage >= 0)
-        w->asked_reach = true;
     if (retry) {
         j->nretry -= count;
         j->retry[0].first += count;

@@ -60,16 +60,13 @@ struct pool_chunk {
 
 /* CHUNK_DIRECT: a blocking apply posted by the caller itself (src/pool_direct.c): the
  * worker takes its slot's mailbox and answers there, not in its result ring. */
-/* CHUNK_PROBE: the first staged chunk a worker gets: it tries reach now (not at its start,
- * which pool.create would pay for) and says in its slot whether it can. */
-enum {
-    CHUNK_IN = 1u,
-    CHUNK_OUT = 2u,
-    CHUNK_DIRECT = 4u,
-    CHUNK_RIN = 8u,
-    CHUNK_ROUT = 16u,
-    CHUNK_PROBE = 32u
-};
+enum { CHUNK_IN = 1u, CHUNK_OUT = 2u, CHUNK_DIRECT = 4u, CHUNK_RIN = 8u, CHUNK_ROUT = 16u };
+
+/* A slot's `reach`: whether its worker can read and write the pool process's memory. It
+ * tries with the first CHUNK_RIN or CHUNK_ROUT chunk it gets (not at its start, which
+ * pool.create would pay for, and only in pools that map large arrays); until then the
+ * supervisor assumes it can (a chunk it cannot read comes back, REC_BOUNCE). */
+enum { REACH_UNTRIED = 0u, REACH_YES = 1u, REACH_NO = 2u };
 
 /* Bytes of a chunk before its inputs: the header and the fnref padded to 8. */
 static inline size_t mproc__chunk_head(uint32_t fnref_len)
@@ -150,9 +147,10 @@ static inline void mproc__direct_wake(struct pool_direct *d)
 struct pool_slot {
     _Alignas(128) _Atomic uint64_t started; /* tasks begun by this incarnation */
     _Atomic int64_t started_ns;             /* when the last one began */
-    _Alignas(64) _Atomic uint32_t reach;    /* 1: the worker can read and write the pool
-                                               process's memory (CHUNK_RIN, CHUNK_ROUT);
-                                               apart from `started`, written per task */
+    _Alignas(64) _Atomic uint32_t reach;    /* REACH_*: the worker can read and write the
+                                               pool process's memory (CHUNK_RIN,
+                                               CHUNK_ROUT); apart from `started`, written
+                                               per task */
     struct pool_ring ring;
     struct pool_direct direct;
 };
@@ -332,7 +330,6 @@ struct worker {
     uint64_t sent;       /* tasks sent to this incarnation */
     struct seg segs[POOL_SEGS]; /* FIFO of chunks sent (a ring from seg0), oldest first */
     bool stage_busy[POOL_STAGES]; /* a chunk not yet settled uses that staging area */
-    bool asked_reach;    /* a CHUNK_PROBE went to this incarnation */
     int seg0, nsegs;
     int64_t rate_t0;     /* the supervisor's estimate of this worker's time per task: */
     uint64_t rate_n0;    /*   a window start (time, received) ... */

@@ -49,7 +49,7 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
     struct pool_slot *sl = &p->shm->slots[w->slot];
     atomic_store(&sl->started, 0);
     atomic_store(&sl->started_ns, 0);
-    atomic_store(&sl->reach, 0); /* until the new worker has tried */
+    atomic_store(&sl->reach, REACH_UNTRIED);
     mproc__ring_reset(&sl->ring); /* the previous worker is reaped: nobody writes it */
     struct mproc__spawn sp = {.fn = mproc__pool_worker_main,
                               .arg = a,
@@ -68,7 +68,6 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
     w->rate_t0 = 0;
     w->task_ns = 0;
     w->timed_out = false;
-    w->asked_reach = false;
     w->init_code = 0;
     w->init_msg[0] = '\0';
     w->st.pid = w->pid;

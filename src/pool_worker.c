@@ -26,17 +26,17 @@ struct batch below); a failure or an apply result goes alone, right away.
  * (src/pool_direct.c): it does not count in `started` and its outcome goes to the slot's
  * mailbox, not the ring.
  *
- * Reach: with its first staged chunk (CHUNK_PROBE) the worker opens the pool process's
- * memory (/proc/<pid>/mem: allowed for a process's child unless Yama, a non-dumpable
- * process or a seccomp filter says no), reads its own argument block there, and says in
- * its slot whether that worked.
- * Then a large map chunk over the caller's private arrays comes without its items
+ * Reach: a large map chunk over the caller's private arrays comes without its items
  * (CHUNK_RIN, CHUNK_ROUT): the worker copies the inputs from the caller's array itself
  * and writes each batch's outputs into the caller's array before publishing the batch,
- * so the supervisor copies nothing and the copying is spread over the workers. A batch
- * that cannot be written goes with its outputs, as usual (the supervisor copies them); a
- * chunk whose inputs cannot be read goes back unbegun (REC_BOUNCE) and the worker stops
- * taking such chunks.
+ * so the supervisor copies nothing and the copying is spread over the workers. With the
+ * first such chunk the worker opens the pool process's memory (/proc/<pid>/mem: allowed
+ * for a process's child unless Yama, a non-dumpable process or a seccomp filter says
+ * no), reads its own argument block there, and says in its slot whether that worked.
+ * A batch that cannot be written goes with its outputs, as usual (the supervisor copies
+ * them); a chunk whose inputs cannot be read goes back unbegun (REC_BOUNCE) and the
+ * worker says in its slot that it cannot reach (so the supervisor stops sending such
+ * chunks; those already sent come back the same way).
  *
  * Fault points (tests): "pool.task.decode", "pool.task.run", "pool.result.encode",
  * "pool.result.sent". FAIL at the first three fails the task with the armed code.
@@ -85,6 +85,8 @@ static void ring_supervisor(struct pool_shm *shm)
 }
 
 static uint64_t head_seen; /* this worker's cache of its ring's head (one ring per process) */
+static int home_mem = -1;  /* the pool process's memory (reach; one per worker process) */
+static bool home_tried;    /* reach_probe ran */
 
 static void publish(const struct worker_arg *a, const void *rec, size_t len, int *rc)
 {
@@ -166,13 +168,22 @@ static void batch_open(struct batch *b, uint64_t job, uint64_t index, uint32_t b
     b->reach = reach;
 }
 
-/* No room for one more task? A batch bound for the caller's array has no task limit: it
- * is written with one system call, and publishing it often would buy nothing. */
+/* How many more tasks the batch can take. A batch bound for the caller's array has no
+ * task limit: it is written with one system call, and publishing it often would buy
+ * nothing. */
+static size_t batch_fit(const struct batch *b)
+{
+    size_t cap = b->out_cap == 0 ? SIZE_MAX
+                 : b->reach != 0 ? b->reach_room / b->out_cap
+                                 : b->room / b->out_cap;
+    if (b->reach == 0 && cap > BATCH_TASKS)
+        cap = BATCH_TASKS;
+    return cap > b->n ? cap - b->n : 0;
+}
+
 static bool batch_full(const struct batch *b)
 {
-    if (b->reach != 0)
-        return (b->n + 1) * b->out_cap > b->reach_room;
-    return (b->n + 1) * b->out_cap > b->room || b->n >= BATCH_TASKS;
+    return batch_fit(b) == 0;
 }
 
 /* Can the batch take task index of chunk c (same job, same kind of output, and for the
@@ -184,12 +195,25 @@ static bool batch_takes(const struct batch *b, const struct pool_chunk *c, uint6
            (reach == 0 || b->first + b->n == index);
 }
 
-/* Is the batch old enough to publish? Looked at after 1, 2, 4, ..., 64 tasks, then every
- * 64 (see BATCH_AGE_NS above). */
+/* Is the batch old enough to publish? Looked at after 1, 2, 4, ..., BATCH_LOOK tasks,
+ * then every BATCH_LOOK (see BATCH_AGE_NS above). */
+#define BATCH_LOOK 64u
+
 static bool batch_due(const struct batch *b)
 {
-    return ((b->n & (b->n - 1)) == 0 || b->n % 64 == 0) &&
+    return ((b->n & (b->n - 1)) == 0 || b->n % BATCH_LOOK == 0) &&
            mproc__sys_now_ns() - b->t0 >= BATCH_AGE_NS;
+}
+
+/* How many tasks the batch takes before batch_due looks next. */
+static size_t batch_to_look(const struct batch *b)
+{
+    size_t n = b->n, next = 1;
+    if (n >= BATCH_LOOK)
+        return BATCH_LOOK - n % BATCH_LOOK;
+    while (next <= n)
+        next <<= 1;
+    return next - n;
 }
 
 static int flush(const struct worker_arg *a, struct batch *b)
@@ -197,7 +221,7 @@ static int flush(const struct worker_arg *a, struct batch *b)
     if (b->n == 0)
         return 0;
     size_t out_len = b->n * b->out_cap;
-    if (b->reach != 0 && MPROC__FAULT("pool.reach.write") == 0 &&
+    if (b->reach != 0 && home_mem >= 0 && MPROC__FAULT("pool.reach.write") == 0 &&
         mproc__sys_vm_write(a->home, b->reach + b->first * b->out_cap,
                             b->buf + sizeof(struct pool_rec), out_len) == 0)
         out_len = 0; /* in the caller's array now (else the supervisor copies them) */
@@ -230,19 +254,24 @@ static int bounce(const struct worker_arg *a, unsigned char *buf, const struct p
     return rc;
 }
 
-static int home_mem = -1; /* the pool process's memory (one per worker process) */
-
 /* Can this worker read (and so write) the pool process's memory? It reads its own
- * argument block there: the same bytes as its copy from the fork. */
-static bool reach_probe(const struct worker_arg *a)
+ * argument block there: the same bytes as its copy from the fork. REACH_YES (and
+ * home_mem open) or REACH_NO. */
+static uint32_t reach_probe(const struct worker_arg *a)
 {
+    home_tried = true;
     if (MPROC__FAULT("pool.reach") < 0)
-        return false;
-    home_mem = mproc__sys_vm_open(a->home);
+        return REACH_NO;
+    int fd = mproc__sys_vm_open(a->home);
     struct worker_arg there;
-    return home_mem >= 0 &&
-           mproc__sys_vm_read(home_mem, &there, (uint64_t)(uintptr_t)a, sizeof there) == 0 &&
-           there.slot == a->slot && there.shm == a->shm;
+    if (fd >= 0 && mproc__sys_vm_read(fd, &there, (uint64_t)(uintptr_t)a, sizeof there) == 0 &&
+        there.slot == a->slot && there.shm == a->shm) {
+        home_mem = fd;
+        return REACH_YES;
+    }
+    if (fd >= 0)
+        mproc__sys_close(fd);
+    return REACH_NO;
 }
 
 static const char *fault_msg(int code)
@@ -338,6 +367,45 @@ static int judge(mproc_task *t, const struct pool_chunk *c, int trc, size_t out_
     return trc;
 }
 
+/* A run of tasks of a lean chunk (see the worker loop). */
+struct lean {
+    mproc_task_fn fn;
+    mproc_task *t;
+    const unsigned char *src; /* the run's first input and output */
+    unsigned char *dst;
+    uint32_t in_size, out_cap;
+    _Atomic uint64_t *started;
+    int trc, erc;   /* of the task that did not succeed, if any */
+    size_t out_len;
+};
+
+/* Run n tasks in a row, the k-th as the (begun + k)-th begun (stored in `started` before
+ * it runs). Returns how many succeeded before the first that did not (n if all did); that
+ * one's results are in l. */
+static uint32_t lean_run(struct lean *l, uint32_t n, uint64_t begun)
+{
+    mproc_task_fn fn = l->fn;
+    const unsigned char *src = l->src;
+    unsigned char *dst = l->dst;
+    const uint32_t in_size = l->in_size, out_cap = l->out_cap;
+    for (uint32_t k = 0; k < n; k++, src += in_size, dst += out_cap) {
+        atomic_store_explicit(l->started, begun + k, memory_order_release);
+        size_t out_len = out_cap;
+        l->t->has_msg = false;
+        int trc = MPROC__FAULT("pool.task.run");
+        if (trc == 0)
+            trc = fn(l->t, src, in_size, dst, &out_len);
+        int erc = MPROC__FAULT("pool.result.encode");
+        if (__builtin_expect(trc != 0 || out_len != out_cap || erc != 0, 0)) {
+            l->trc = trc;
+            l->erc = erc;
+            l->out_len = out_len;
+            return k;
+        }
+    }
+    return n;
+}
+
 struct ctx {
     const struct worker_arg *a;
     struct batch *b;
@@ -430,7 +498,7 @@ int mproc__pool_worker_main(void *arg)
             run_direct(a, &t, &fc, &c, ref, items);
             continue;
         }
-        if ((c.inplace & CHUNK_PROBE) && home_mem < 0)
+        if ((c.inplace & (CHUNK_RIN | CHUNK_ROUT)) && !home_tried)
             atomic_store(&slot->reach, reach_probe(a));
         uint32_t bcap = c.inplace & CHUNK_OUT ? 0 : c.out_cap;
         bool batched = c.fixed && bcap <= b.room;
@@ -445,7 +513,7 @@ int mproc__pool_worker_main(void *arg)
                                          c.in_addr + c.first * c.in_size,
                                          (size_t)c.count * c.in_size);
             if (rrc < 0) { /* none of it begun: it goes back (see the DESIGN note) */
-                atomic_store(&slot->reach, 0);
+                atomic_store(&slot->reach, REACH_NO);
                 if (flush(a, &b) < 0 || bounce(a, small, &c, rrc) < 0) /* in order */
                     return 1;
                 begun += c.count; /* counted as settled by the supervisor, like outcomes */
@@ -477,37 +545,46 @@ int mproc__pool_worker_main(void *arg)
         uint32_t i = 0;
         if (drc == 0 && batched && !c.timed && a->maxtasks == 0) {
             /* the common case (map/imap chunks of fixed-size items, no time limit, no
-             * retirement): a lean loop; anything but a success goes to outcome() */
+             * retirement): runs of tasks in a tight loop (lean_run), each as long as the
+             * batch can take and until batch_due looks next; anything but a success goes
+             * to outcome() */
             const unsigned char *src = c.inplace & CHUNK_IN ? item_at(c.in_addr, c.first, c.in_size)
                                                            : items;
             unsigned char *odst = c.inplace & CHUNK_OUT ? item_at(c.out_addr, c.first, c.out_cap)
                                                         : NULL;
-            for (; i < c.count; i++, src += c.in_size) {
-                if (i > 0)
-                    atomic_store_explicit(&slot->started, ++begun, memory_order_release);
+            uint64_t begun0 = begun; /* task i of the chunk is the (begun0 + i)-th begun */
+            while (i < c.count) {
                 if (b.n > 0 && batch_full(&b) && flush(a, &b) < 0)
                     return 1;
                 if (b.n == 0) {
                     b.t0 = mproc__sys_now_ns();
                     batch_open(&b, c.job_id, c.first + i, bcap, reach);
                 }
-                unsigned char *dst = odst != NULL ? odst + (size_t)i * c.out_cap : batch_slot(&b);
-                size_t out_len = c.out_cap;
-                t.has_msg = false;
-                int trc = MPROC__FAULT("pool.task.run");
-                if (trc == 0)
-                    trc = fc.fn(&t, src, c.in_size, dst, &out_len);
-                int erc = MPROC__FAULT("pool.result.encode");
-                if (__builtin_expect(trc != 0 || out_len != c.out_cap || erc != 0, 0)) {
-                    if (outcome(&x, &c, c.first + i, judge(&t, &c, trc, out_len), 0, erc,
-                                out_len, batched, bcap) < 0)
+                size_t n = c.count - i, fit = batch_fit(&b), look = batch_to_look(&b);
+                n = n < fit ? n : fit;
+                n = n < look ? n : look;
+                struct lean l = {.fn = fc.fn,
+                                 .t = &t,
+                                 .src = src + (size_t)i * c.in_size,
+                                 .dst = odst != NULL ? odst + (size_t)i * c.out_cap
+                                                     : batch_slot(&b),
+                                 .in_size = c.in_size,
+                                 .out_cap = c.out_cap,
+                                 .started = &slot->started};
+                uint32_t ok = lean_run(&l, (uint32_t)n, begun0 + i);
+                b.n += ok;
+                i += ok;
+                if (ok < n) {
+                    if (outcome(&x, &c, c.first + i, judge(&t, &c, l.trc, l.out_len), 0, l.erc,
+                                l.out_len, batched, bcap) < 0)
                         return 1;
+                    i++;
                     continue;
                 }
-                b.n++;
                 if (batch_due(&b) && flush(a, &b) < 0)
                     return 1;
             }
+            begun = begun0 + c.count - 1;
             tasks += c.count;
         }
         for (; i < c.count; i++) {

@@ -270,8 +270,8 @@ static void big_chunks(const char *fault, unsigned nth, bool reach)
     static struct item in[N];
     static int64_t out[N];
     fill(in, N);
-    /* a worker tries reach with its first staged chunk: after this map each has (and the
-       next map's chunks go two to each worker, in order) */
+    /* a worker tries reach with the first large map chunk it gets: after this map each
+       has (and the next map's chunks go two to each worker, in order) */
     assert_ok(mproc_pool_map(p, counted, in, N, sizeof *in, out, sizeof *out,
                              &(mproc_call_opts){.chunksize = 1000}));
     for (int round = 0; round < 2; round++) { /* clean, then with a failure and a death */
@@ -316,7 +316,8 @@ static void big_chunks(const char *fault, unsigned nth, bool reach)
         mproc_result_free(r);
         if (round == 0) /* the replacement after round 1's death probes afresh */
             for (int k = 0; k < 2; k++)
-                assert_int_equal(atomic_load(&p->shm->slots[k].reach), reach ? 1 : 0);
+                assert_int_equal(atomic_load(&p->shm->slots[k].reach),
+                                 reach ? REACH_YES : REACH_NO);
     }
     mproc_pool_free(p);
     assert_ok(mproc_fault_clear());
