@@ -535,6 +535,8 @@ int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn gen, void
             goto fail;
         t->slots[i].output = t->slots[i].input + in_size;
     }
+    if (t->unordered && mproc__imap_unordered_init(t) < 0)
+        goto fail;
     j->in_size = in_size;
     j->out_size = out_size;
     j->it = t;
@@ -571,16 +573,14 @@ static int take(mproc_imap *it, struct imap_slot *s, void *out, size_t *index, c
         *msg = it->last_msg != NULL ? it->last_msg : "";
     if (code == 0 && out != NULL)
         memcpy(out, s->output, it->out_size);
-    s->state = SLOT_EMPTY;
-    it->returned++;
+    mproc__imap_release(it, s);
     return code;
 }
 
-/* The generator cannot run: window full, or the next slot still holds an unread item. */
-static bool gen_blocked(const mproc_imap *it)
+/* The generator cannot run: no slot for the next item yet. */
+static bool gen_blocked(mproc_imap *it)
 {
-    return !it->gen_done && (it->produced - it->returned >= it->window ||
-                             it->slots[it->produced % it->window].state != SLOT_EMPTY);
+    return !it->gen_done && mproc__imap_room(it) == NULL;
 }
 
 int mproc_imap_next(mproc_imap *it, void *out, size_t *index, const char **msg, double timeout)
@@ -601,7 +601,7 @@ int mproc_imap_next(mproc_imap *it, void *out, size_t *index, const char **msg, 
                 size_t idx = it->doneq[it->dq_head];
                 it->dq_head = (it->dq_head + 1) % it->window;
                 it->dq_len--;
-                rc = take(it, &it->slots[idx % it->window], out, index, msg);
+                rc = take(it, mproc__imap_slot(it, idx), out, index, msg);
             }
         } else if (it->next_ordered < it->produced) {
             struct imap_slot *s = &it->slots[it->next_ordered % it->window];

@@ -55,8 +55,8 @@ void mproc__pool_generate(struct sup *s)
             j = j->nextjob;
             continue;
         }
-        struct imap_slot *sl = &it->slots[it->produced % it->window];
-        if (it->produced - it->returned >= it->window || sl->state != SLOT_EMPTY) {
+        struct imap_slot *sl = mproc__imap_room(it);
+        if (sl == NULL) {
             j = j->nextjob;
             continue;
         }
@@ -65,8 +65,7 @@ void mproc__pool_generate(struct sup *s)
         pthread_mutex_lock(&p->mu);
         s->progress = true;
         if (rc == 1 && !j->cancelled) {
-            sl->state = SLOT_QUEUED;
-            sl->index = it->produced++;
+            mproc__imap_place(it, sl);
             j->n = it->produced;
             p->st.submitted++;
             continue; /* same job: maybe another slot is free */
@@ -169,8 +168,7 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
         break;
     case JOB_IMAP:
         for (size_t i = 0; i < count; i++)
-            memcpy(items + i * j->in_size, j->it->slots[(first + i) % j->it->window].input,
-                   j->in_size);
+            memcpy(items + i * j->in_size, mproc__imap_slot(j->it, first + i)->input, j->in_size);
         break;
     }
     if (stage_in) /* a free area: no chunk of this worker's reads it (if the put fails,
@@ -230,8 +228,12 @@ static void update_rate(struct worker *w, int64_t now)
  * one channel operation for many), while slow tasks stay DEPTH chunks deep and spread
  * evenly over the workers. A merged chunk is only transport: each task still has its own
  * outcome, and a worker is never handed more tasks than POOL_SEGS of the caller's chunks,
- * so an explicit chunksize keeps bounding how much work one worker can hold. */
-static size_t room_for(const struct worker *w, const struct job *j)
+ * so an explicit chunksize keeps bounding how much work one worker can hold. An imap's
+ * items take window slots until they are read: beyond DEPTH chunks a worker holds at
+ * most a 2 * workers-th of the window, so one slow item stuck in a worker, with what is
+ * queued behind it, never holds the whole window (unordered, the other items keep
+ * flowing past it). */
+static size_t room_for(const mproc_pool *p, const struct worker *w, const struct job *j)
 {
     size_t cs = j->chunksize;
     size_t base = w->nsegs < DEPTH ? cs : 0;
@@ -240,6 +242,8 @@ static size_t room_for(const struct worker *w, const struct job *j)
     uint64_t out = w->sent - w->received;
     uint64_t want = (uint64_t)(QUEUE_NS / w->task_ns);
     uint64_t most = (uint64_t)POOL_SEGS * cs;
+    if (j->kind == JOB_IMAP && most > j->it->window / (2 * (size_t)p->nworkers))
+        most = j->it->window / (2 * (size_t)p->nworkers);
     if (want > most)
         want = most;
     if (want <= out)
@@ -263,7 +267,7 @@ void mproc__pool_dispatch(struct sup *s)
         while (w->state == W_READY) {
             while (j != NULL && !has_work(j))
                 j = j->nextjob;
-            size_t limit = j != NULL ? room_for(w, j) : 0;
+            size_t limit = j != NULL ? room_for(p, w, j) : 0;
             if (limit == 0)
                 break;
             if (p->o.maxtasksperchild != 0) {

@@ -299,6 +299,12 @@ struct mproc_imap {
     size_t in_size, out_size;
     _Atomic uint32_t sleepers; /* callers asleep in next() */
     struct imap_slot *slots;
+    /* ordered: item i lives in slot i % window. Unordered: in any empty slot, so one slow
+       item holds back nothing but its own slot; `where` finds it (see pool_result.c) */
+    uint32_t *free_slots;  /* unordered: a stack of the empty slots */
+    size_t nfree;
+    struct imap_where *where;
+    size_t where_mask;
     size_t produced;       /* items generated */
     size_t returned;       /* items handed to the caller */
     size_t next_ordered;   /* ordered: the next index to return */
@@ -491,6 +497,14 @@ void mproc__result_finish(mproc_result *r);
 void mproc__result_deliver(mproc_result *r);
 
 void mproc__imap_unref(mproc_imap *it);
+/* Slot placement (under the mutex): the slot holding item index; the empty slot the next
+ * item goes to (NULL: none yet); that slot now holds item `produced` (queued); the caller
+ * took the item in slot s. */
+int mproc__imap_unordered_init(mproc_imap *it); /* after window and slots are set */
+struct imap_slot *mproc__imap_slot(mproc_imap *it, size_t index);
+struct imap_slot *mproc__imap_room(mproc_imap *it);
+void mproc__imap_place(mproc_imap *it, struct imap_slot *s);
+void mproc__imap_release(mproc_imap *it, struct imap_slot *s);
 /* An imap item's outcome (under the mutex). */
 void mproc__imap_item(mproc_imap *it, size_t index, int code, const char *msg,
                       const void *out);

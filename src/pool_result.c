@@ -10,10 +10,15 @@
  * without a deadline of its own choosing; the pool guarantees every job an outcome
  * (terminate and a broken pool complete everything), so MPROC_FOREVER is safe.
  *
- * An imap iterator holds a window of item slots (index % window): the supervisor calls
- * the generator only for an empty slot, dispatches queued slots, stores each outcome
- * into its slot and bumps `seq` (futex word); mproc_imap_next sleeps on `seq` and frees
- * the slot it returns, which lets the generator go on. Memory is bounded by the window.
+ * An imap iterator holds a window of item slots: the supervisor calls the generator only
+ * for an empty slot, dispatches queued slots, stores each outcome into its slot and bumps
+ * `seq` (futex word); mproc_imap_next sleeps on `seq` and frees the slot it returns,
+ * which lets the generator go on. Memory is bounded by the window. Ordered, item i lives
+ * in slot i % window (the reader waits for item i anyway). Unordered, an item takes any
+ * empty slot, so a slow item holds back only its own slot, not the items a window after
+ * it (Python's imap_unordered does not wait either): a table maps the items in the window
+ * to their slots (open addressing, linear probing, at least twice the window's size, so
+ * a lookup is a probe or two).
  */
 #include "internal.h"
 
@@ -262,9 +267,103 @@ void mproc__imap_unref(mproc_imap *it)
         }
     }
     mproc__free(it->slots);
+    mproc__free(it->free_slots);
+    mproc__free(it->where);
     mproc__free(it->doneq);
     mproc__free(it->last_msg);
     mproc__free(it);
+}
+
+struct imap_where {
+    uint64_t key; /* index + 1; 0: empty */
+    uint32_t slot;
+};
+
+int mproc__imap_unordered_init(mproc_imap *it)
+{
+    size_t cap = 1;
+    while (cap < 2 * it->window)
+        cap <<= 1;
+    it->where = mproc__calloc(cap, sizeof *it->where);
+    it->free_slots = mproc__calloc(it->window, sizeof *it->free_slots);
+    if (it->where == NULL || it->free_slots == NULL)
+        return -ENOMEM;
+    it->where_mask = cap - 1;
+    for (size_t i = 0; i < it->window; i++) /* slot 0 on top */
+        it->free_slots[i] = (uint32_t)(it->window - 1 - i);
+    it->nfree = it->window;
+    return 0;
+}
+
+/* The table position of index: where it is, or the empty one where it would go. */
+static size_t where_pos(const mproc_imap *it, size_t index)
+{
+    size_t pos = index & it->where_mask; /* indices are consecutive: they spread */
+    while (it->where[pos].key != 0 && it->where[pos].key != (uint64_t)index + 1)
+        pos = (pos + 1) & it->where_mask;
+    return pos;
+}
+
+struct imap_slot *mproc__imap_slot(mproc_imap *it, size_t index)
+{
+    if (!it->unordered)
+        return &it->slots[index % it->window];
+    size_t pos = where_pos(it, index);
+    assert(it->where[pos].key == (uint64_t)index + 1);
+    return &it->slots[it->where[pos].slot];
+}
+
+struct imap_slot *mproc__imap_room(mproc_imap *it)
+{
+    if (it->produced - it->returned >= it->window)
+        return NULL;
+    struct imap_slot *s = it->unordered
+                              ? (it->nfree > 0 ? &it->slots[it->free_slots[it->nfree - 1]] : NULL)
+                              : &it->slots[it->produced % it->window];
+    return s != NULL && s->state == SLOT_EMPTY ? s : NULL;
+}
+
+void mproc__imap_place(mproc_imap *it, struct imap_slot *s)
+{
+    s->state = SLOT_QUEUED;
+    s->index = it->produced++;
+    if (!it->unordered)
+        return;
+    /* s was on top of the stack when the generator was called; the reader may have pushed
+       slots since (the mutex is dropped around the call) */
+    size_t k = it->nfree;
+    while (k > 0 && &it->slots[it->free_slots[k - 1]] != s)
+        k--;
+    assert(k > 0);
+    it->free_slots[k - 1] = it->free_slots[--it->nfree];
+    size_t pos = where_pos(it, s->index);
+    it->where[pos] = (struct imap_where){.key = (uint64_t)s->index + 1,
+                                         .slot = (uint32_t)(s - it->slots)};
+}
+
+void mproc__imap_release(mproc_imap *it, struct imap_slot *s)
+{
+    s->state = SLOT_EMPTY;
+    it->returned++;
+    if (!it->unordered)
+        return;
+    it->free_slots[it->nfree++] = (uint32_t)(s - it->slots);
+    /* delete by shifting back the entries after it that probed past it */
+    size_t hole = where_pos(it, s->index), pos = hole;
+    it->where[hole].key = 0;
+    for (;;) {
+        pos = (pos + 1) & it->where_mask;
+        if (it->where[pos].key == 0)
+            return;
+        size_t home = (size_t)(it->where[pos].key - 1) & it->where_mask;
+        /* it may move to the hole unless its home lies cyclically in (hole, pos] */
+        bool stays = hole <= pos ? (home > hole && home <= pos) : (home > hole || home <= pos);
+        if (!stays) {
+            it->where[hole] = it->where[pos];
+            it->where[pos].key = 0;
+            hole = pos;
+        }
+    }
 }
 
 void mproc__imap_wake(mproc_imap *it)
@@ -276,7 +375,7 @@ void mproc__imap_wake(mproc_imap *it)
 
 void mproc__imap_item(mproc_imap *it, size_t index, int code, const char *msg, const void *out)
 {
-    struct imap_slot *s = &it->slots[index % it->window];
+    struct imap_slot *s = mproc__imap_slot(it, index);
     assert(s->state == SLOT_QUEUED && s->index == index);
     s->state = SLOT_DONE;
     s->code = code;

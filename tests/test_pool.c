@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* ---- tasks ------------------------------------------------------------------------------ */
@@ -559,6 +560,58 @@ static void test_imap_unordered(void **state)
     assert_true(g.next < 1000000);
 }
 
+/* Item HELD waits until the test opens the gate (a word shared with the workers). */
+enum { HELD = 5 };
+static _Atomic int *gate;
+
+static int held_square(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    int64_t x;
+    memcpy(&x, in, sizeof x);
+    while (x == HELD && atomic_load(gate) == 0)
+        mproc_test_sleep(0.001);
+    return square(t, in, in_len, out, out_len);
+}
+
+/* Unordered, one slow item does not stop the imap: it holds back only its own window slot
+ * and the few items its worker holds with it (at most a 2 * workers-th of the window);
+ * every other item comes back while it runs. */
+static void test_imap_unordered_slow_item(void **state)
+{
+    (void)state;
+    gate = mmap(NULL, sizeof *gate, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(gate != MAP_FAILED);
+    atomic_store(gate, 0);
+    mproc_pool *p = pool_of(2);
+    enum { N = 400, WINDOW = 16 };
+    struct gen g = {.n = N, .fail_at = -1};
+    mproc_imap *it;
+    assert_ok(mproc_pool_imap(p, held_square, gen_count, &g, sizeof(int64_t), sizeof(int64_t),
+                              &(mproc_call_opts){.flags = MPROC_IMAP_UNORDERED,
+                                                 .window = WINDOW,
+                                                 .chunksize = 1},
+                              &it));
+    static unsigned char seen[N];
+    memset(seen, 0, sizeof seen);
+    int64_t y;
+    size_t idx;
+    for (int i = 0; i < N; i++) {
+        if (i == N - WINDOW / 4) /* all the others are back */
+            atomic_store(gate, 1);
+        assert_ok(mproc_imap_next(it, &y, &idx, NULL, 10));
+        atomic_fetch_add(&g.consumed, 1);
+        assert_true(idx < N && !seen[idx]);
+        seen[idx] = 1;
+        assert_true(idx != HELD || i >= N - WINDOW / 4);
+        assert_int_equal(y, (int64_t)idx * (int64_t)idx);
+    }
+    assert_code(mproc_imap_next(it, &y, NULL, NULL, 10), -MPROC_EEOF);
+    assert_true(g.max_ahead <= WINDOW); /* still bounded by the window */
+    mproc_imap_free(it);
+    mproc_pool_free(p);
+    munmap((void *)gate, sizeof *gate);
+}
+
 /* ---- workers: initializer, maxtasksperchild ------------------------------------------ */
 
 static void test_initializer_state(void **state)
@@ -1038,6 +1091,7 @@ int main(int argc, char **argv)
         MPROC_TEST(test_small_channel_backpressure),
         MPROC_TEST(test_imap_ordered),
         MPROC_TEST(test_imap_unordered),
+        MPROC_TEST(test_imap_unordered_slow_item),
         MPROC_TEST(test_initializer_state),
         MPROC_TEST(test_initializer_failure),
         MPROC_TEST(test_pin),
