@@ -14,6 +14,9 @@
  *                     | raw: a spin-then-futex ping-pong between two processes
  *   pool.primes       s to count the primes below 3 M by trial division in 64 ranges,
  *                     2 workers | serial: the same function over the same ranges
+ *   pool.map.uneven   s for a map of 400 sleeps, the first 40 of 5 ms and the rest of 0,
+ *                     default chunksize, 2 workers | ideal: 0.100 s (the slow ones
+ *                     shared evenly)
  *   pool.sleep24      s for 24 x sleep(0.1 s), 8 workers, chunksize 1 (pool created
  *                     beforehand) | ideal: 0.300 s
  *   pool.create       ms per pool: mproc_pool_new (2 workers) + close + join + free,
@@ -395,6 +398,26 @@ static double run_primes_serial(uint64_t n, uint64_t *count)
     return t;
 }
 
+/* ---- pool.map.uneven ------------------------------------------------------------------ */
+
+enum { UNEVEN_N = 400, UNEVEN_SLOW = 40 };
+#define UNEVEN_SLOW_S 0.005
+
+static double run_uneven(mproc_pool *p)
+{
+    double secs[UNEVEN_N];
+    unsigned char done[UNEVEN_N] = {0};
+    for (int i = 0; i < UNEVEN_N; i++)
+        secs[i] = i < UNEVEN_SLOW ? UNEVEN_SLOW_S : 0;
+    double t0 = bench_now();
+    BENCH_OK(mproc_pool_map(p, nap, secs, UNEVEN_N, sizeof *secs, done, 1, NULL));
+    double t = bench_now() - t0;
+    for (int i = 0; i < UNEVEN_N; i++)
+        if (done[i] != 1)
+            bench_die("uneven: task %d did not run", i);
+    return t;
+}
+
 /* ---- pool.sleep24 --------------------------------------------------------------------- */
 
 static double run_sleep24(void)
@@ -502,6 +525,8 @@ int main(int argc, char **argv)
                   (unsigned long long)c_serial, (unsigned long long)primes_below(n_primes));
     bench_emit("pool.primes", "mproc", t_pool, "s");
     bench_emit("pool.primes", "serial", t_serial, "s");
+    bench_emit("pool.map.uneven", "mproc", run_uneven(p), "s");
+    bench_emit("pool.map.uneven", "ideal", UNEVEN_SLOW * UNEVEN_SLOW_S / 2, "s");
 
     BENCH_OK(mproc_pool_close(p));
     BENCH_OK(mproc_pool_join(p, MPROC_FOREVER));

@@ -8,6 +8,8 @@ One repetition, printing `id python value unit` lines:
   pool.map.cs1      tasks/s, Pool(2).map(square, range(20 k), chunksize=1)
   pool.map.default  items/s, Pool(2).map(square, range(1 M)) with the default chunksize
   pool.apply.rtt    us per apply_async(plus_one, (i,)).get(), 2,000 calls, 2 workers
+  pool.map.uneven   s for Pool(2).map(time.sleep, secs) with the default chunksize, secs:
+                    400 sleeps, the first 40 of 5 ms, the rest of 0
   pool.sleep24      s for Pool(8).map(time.sleep, [0.1] * 24, chunksize=1), pool created
                     beforehand
   pool.create       ms per Pool(2) + close + join, 10 pools
@@ -97,6 +99,16 @@ def run_apply(p, n):
     return (time.monotonic() - t0) / n * 1e6
 
 
+def run_uneven(p):
+    secs = [0.005 if i < 40 else 0.0 for i in range(400)]
+    t0 = time.monotonic()
+    out = p.map(time.sleep, secs)
+    t = time.monotonic() - t0
+    if out != [None] * 400:
+        sys.exit("pool.map.uneven: wrong results")
+    return t
+
+
 def run_sleep24(ctx):
     with ctx.Pool(8) as p:
         t0 = time.monotonic()
@@ -123,6 +135,7 @@ def main():
         emit("pool.map.cs1", run_map(p, scaled(20000), 1), "tasks/s")
         emit("pool.map.default", run_map(p, scaled(1000000), 0), "items/s")
         emit("pool.apply.rtt", run_apply(p, scaled(2000)), "us")
+        emit("pool.map.uneven", run_uneven(p), "s")
     emit("pool.sleep24", run_sleep24(ctx), "s")
     emit("pool.create", run_create(ctx, scaled(10)), "ms")
 

@@ -411,10 +411,8 @@ int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *in, size_t
     j->out = out;
     j->in_size = in_size;
     j->out_size = out_size;
-    if (j->chunksize == 0) {
-        size_t per = (size_t)p->nworkers * 4;
-        j->chunksize = n / per + (n % per != 0);
-    }
+    if (j->chunksize == 0) /* paced: one task per chunk until measured (pool_dispatch.c) */
+        j->paced = true;
     if (j->chunksize == 0)
         j->chunksize = 1;
     if (n > 0 && (find_range(p->ranges, p->nranges, in, n * in_size) != NULL ||

@@ -200,6 +200,38 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
     return true;
 }
 
+/* A map with the default chunksize is paced: its chunks hold about PACE_NS of work by
+ * the measured time per task (from its batches: each says how long its tasks took in the
+ * worker), and no more than a 2 * workers-th of what is left, so the last chunks are
+ * small and the workers finish together. Until the first measurement a chunk is one
+ * task. Tiny tasks soon go in chunks as large as the channel allows (two or three round
+ * trips); slow or uneven ones spread task by task, where Python's fixed
+ * len / (4 * workers) would give one worker a whole run of slow tasks. */
+#define PACE_NS INT64_C(1000000)
+
+void mproc__pool_paced(struct job *j, uint64_t count, int64_t busy_ns)
+{
+    if (count == 0 || busy_ns <= 0)
+        return;
+    int64_t ns = busy_ns / (int64_t)count;
+    if (ns < 1)
+        ns = 1;
+    j->task_ns = j->task_ns == 0 ? ns : (j->task_ns + ns) / 2; /* follows changes fast */
+}
+
+/* Tasks per chunk of j now. */
+static size_t chunk_of(const mproc_pool *p, const struct job *j)
+{
+    if (!j->paced || j->task_ns == 0)
+        return j->chunksize;
+    size_t cs = (size_t)(PACE_NS / j->task_ns);
+    size_t left = j->n - j->next + j->nretry, share = 2 * (size_t)p->nworkers;
+    left = left / share + (left % share != 0);
+    if (cs > left)
+        cs = left;
+    return cs > 0 ? cs : 1;
+}
+
 /* Once per RATE_NS of a worker's busy time, estimate its time per task (idle time in the
  * window counts as work: the estimate errs slow, which keeps the queue short). */
 static void update_rate(struct worker *w, int64_t now)
@@ -235,7 +267,7 @@ static void update_rate(struct worker *w, int64_t now)
  * flowing past it). */
 static size_t room_for(const mproc_pool *p, const struct worker *w, const struct job *j)
 {
-    size_t cs = j->chunksize;
+    size_t cs = chunk_of(p, j);
     size_t base = w->nsegs < DEPTH ? cs : 0;
     if (w->nsegs >= POOL_SEGS || w->task_ns <= 0 || j->id != w->last_job)
         return base;

@@ -92,6 +92,7 @@ struct pool_rec {
     uint64_t job_id;
     uint64_t index;   /* REC_BATCH: the index of its first task */
     uint64_t count;   /* REC_BATCH: tasks in it; else 1 */
+    int64_t busy_ns;  /* REC_BATCH: from its first task's start to its publication */
 };
 
 /* ---- shared memory ------------------------------------------------------------------- */
@@ -231,6 +232,9 @@ struct job {
     uint32_t fnref_len;
     double timeout; /* 0: none */
     size_t chunksize;
+    bool paced;               /* map, default chunksize: chunks follow the measured time per
+                                 task (mproc__pool_paced) */
+    int64_t task_ns;          /* paced: the estimate (0: none yet) */
     size_t in_size, out_size;
     size_t n;                 /* tasks (imap: grows as the generator produces) */
     const unsigned char *in;  /* map: the caller's inputs; apply: in_owned */
@@ -497,6 +501,8 @@ void mproc__result_finish(mproc_result *r);
 void mproc__result_deliver(mproc_result *r);
 
 void mproc__imap_unref(mproc_imap *it);
+/* A batch of count tasks of paced job j took busy_ns in its worker. */
+void mproc__pool_paced(struct job *j, uint64_t count, int64_t busy_ns);
 /* Slot placement (under the mutex): the slot holding item index; the empty slot the next
  * item goes to (NULL: none yet); that slot now holds item `produced` (queued); the caller
  * took the item in slot s. */

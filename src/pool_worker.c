@@ -229,7 +229,8 @@ static int flush(const struct worker_arg *a, struct batch *b)
                          .out_len = (uint32_t)out_len,
                          .job_id = b->job,
                          .index = b->first,
-                         .count = b->n};
+                         .count = b->n,
+                         .busy_ns = mproc__sys_now_ns() - b->t0};
     memcpy(b->buf, &h, sizeof h);
     int rc = 0;
     publish(a, b->buf, sizeof h + h.out_len, &rc);

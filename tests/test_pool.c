@@ -316,6 +316,45 @@ static void test_map_chunksizes(void **state)
     mproc_pool_free(p);
 }
 
+/* input: ms to sleep; output: the worker's slot */
+static int nap_slot(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)in_len;
+    (void)out_len;
+    int64_t ms;
+    memcpy(&ms, in, sizeof ms);
+    if (ms > 0)
+        mproc_test_sleep((double)ms / 1000);
+    int64_t slot = mproc_task_worker(t);
+    memcpy(out, &slot, sizeof slot);
+    return 0;
+}
+
+/* The default chunksize adapts to uneven task times: a run of slow tasks at the front,
+ * where Python's len / (4 * workers) would hand all of them to one worker in one chunk,
+ * is spread over both; then the fast rest goes in large chunks. */
+static void test_map_paced_uneven(void **state)
+{
+    (void)state;
+    mproc_pool *p = pool_of(2);
+    enum { N = 400, SLOW = 40 };
+    int64_t in[N], out[N];
+    for (int i = 0; i < N; i++) {
+        in[i] = i < SLOW ? 5 : 0;
+        out[i] = -1;
+    }
+    assert_ok(mproc_pool_map(p, nap_slot, in, N, sizeof *in, out, sizeof *out, NULL));
+    int per[2] = {0, 0};
+    for (int i = 0; i < N; i++) {
+        assert_true(out[i] == 0 || out[i] == 1);
+        if (i < SLOW)
+            per[out[i]]++;
+    }
+    print_message("slow tasks: %d and %d per worker\n", per[0], per[1]);
+    assert_true(per[0] >= SLOW / 4 && per[1] >= SLOW / 4);
+    mproc_pool_free(p);
+}
+
 static void test_map_async_failures(void **state)
 {
     (void)state;
@@ -1086,6 +1125,7 @@ int main(int argc, char **argv)
         MPROC_TEST(test_apply_wait_timeout),
         MPROC_TEST(test_callback_submits),
         MPROC_TEST(test_map_chunksizes),
+        MPROC_TEST(test_map_paced_uneven),
         MPROC_TEST(test_map_async_failures),
         MPROC_TEST(test_map_zero_copy),
         MPROC_TEST(test_small_channel_backpressure),

@@ -102,9 +102,11 @@ typedef struct mproc_pool_opts {
 /* Options of one submission. The zero value: default chunksize, the pool's timeout,
  * no callbacks. */
 typedef struct mproc_call_opts {
-    size_t chunksize;        /* tasks per dispatch; 0: about n / (4 * workers), limited
-                                by the channel size; imap: adaptive, every item generated
-                                and waiting, up to window / (2 * workers) */
+    size_t chunksize;        /* tasks per dispatch; 0: map: paced, about 1 ms of work by
+                                the measured time per task (one task until measured),
+                                at most what is left / (2 * workers), limited by the
+                                channel size; imap: adaptive, every item generated and
+                                waiting, up to window / (2 * workers) */
     double timeout;          /* per-task time limit for this call; 0: the pool's */
     mproc_result_cb callback;       /* on success (apply_async, map_async) */
     mproc_result_cb error_callback; /* on failure (any task failed) */
