@@ -14,12 +14,17 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-enum { M_NONE, M_ABORT, M_SEGV, M_EXIT, M_KILL, M_EXIT0 };
+enum { M_NONE, M_ABORT, M_SEGV, M_EXIT, M_KILL, M_EXIT0, M_OOM };
+
+/* M_OOM: the task moves its worker into this memory cgroup (a small limit) and allocates
+ * until the kernel's OOM killer kills it. */
+static char oom_procs[800];
 
 struct item {
     int64_t x;
@@ -55,6 +60,17 @@ static int crashy(mproc_task *t, const void *in, size_t in_len, void *out, size_
         break;
     case M_EXIT0:
         exit(0);
+    case M_OOM: {
+        FILE *f = fopen(oom_procs, "w");
+        if (f == NULL || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0)
+            return mproc_task_fail(t, -EPERM, "could not join %s", oom_procs);
+        for (;;) { /* never freed: the OOM killer ends this process */
+            char *m = malloc((size_t)1 << 20);
+            if (m == NULL)
+                return mproc_task_fail(t, -ENOMEM, "malloc failed before the OOM killer");
+            memset(m, 1, (size_t)1 << 20);
+        }
+    }
     }
     int64_t y = it.x * it.x;
     memcpy(out, &y, sizeof y);
@@ -142,6 +158,64 @@ static void test_crash_in_task(void **state)
     crash_one(M_EXIT, "exited with status 3");
     crash_one(M_KILL, "signal 9 (KILL)");
     crash_one(M_EXIT0, "exited with status"); /* 0, or LeakSanitizer's code */
+}
+
+/* A memory cgroup of our own with a 64 MiB limit (cgroup v1 or v2): 0 and its directory,
+ * or -1 where we may not make one (then the test is skipped). */
+static int oom_cgroup(char *dir, size_t size)
+{
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    if (f == NULL)
+        return -1;
+    char line[512], base[600] = "", limit_file[32] = "";
+    while (fgets(line, sizeof line, f) != NULL) {
+        line[strcspn(line, "\n")] = '\0';
+        char *v1 = strstr(line, ":memory:");
+        if (v1 != NULL) {
+            snprintf(base, sizeof base, "/sys/fs/cgroup/memory%s", v1 + 8);
+            snprintf(limit_file, sizeof limit_file, "memory.limit_in_bytes");
+            break;
+        }
+        if (strncmp(line, "0::", 3) == 0 && access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
+            snprintf(base, sizeof base, "/sys/fs/cgroup%s", line + 3);
+            snprintf(limit_file, sizeof limit_file, "memory.max");
+        }
+    }
+    fclose(f);
+    if (base[0] == '\0')
+        return -1;
+    snprintf(dir, size, "%s/mproc-oom-%d", base, (int)getpid());
+    if (mkdir(dir, 0755) != 0)
+        return -1;
+    char path[800];
+    snprintf(path, sizeof path, "%s/%s", dir, limit_file);
+    f = fopen(path, "w");
+    if (f == NULL || fprintf(f, "%d\n", 64 << 20) < 0 || fclose(f) != 0) {
+        rmdir(dir);
+        return -1;
+    }
+    snprintf(oom_procs, sizeof oom_procs, "%s/cgroup.procs", dir);
+    return 0;
+}
+
+/* The OOM killer, for real: a worker that outgrows its memory cgroup is killed by the
+ * kernel (SIGKILL); its task fails, every other task completes, the pool goes on. */
+static void test_oom_killed_worker(void **state)
+{
+    (void)state;
+    char dir[700];
+    if (oom_cgroup(dir, sizeof dir) < 0) {
+        print_message("no memory cgroup of our own (needs root and a cgroup mount): skipped\n");
+        skip();
+    }
+    crash_one(M_OOM, "signal 9 (KILL)");
+    /* the dead worker has been reaped: the cgroup is empty (the kernel may take a moment
+       to notice) */
+    int tries = 0;
+    while (rmdir(dir) != 0 && tries++ < 200)
+        mproc_test_sleep(0.01);
+    assert_int_equal(access(dir, F_OK), -1);
+    oom_procs[0] = '\0';
 }
 
 /* apply: the one task fails, the next apply works */
@@ -509,6 +583,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         MPROC_TEST(test_crash_in_task),
+        MPROC_TEST(test_oom_killed_worker),
         MPROC_TEST(test_crash_apply),
 #ifdef MPROC_FAULT_INJECTION
         MPROC_TEST(test_fault_matrix),
