@@ -31,6 +31,12 @@
  * area is busy from the send until its chunk is settled or its worker is gone; with none
  * free, the chunk goes through the channel as before.
  * A worker that dies holding chunks is handled by src/pool_life.c.
+ *
+ * Work stealing (steal): when nothing is left to send and a worker is idle while another
+ * has chunks waiting in its channel, the oldest waiting chunk is taken back out of that
+ * channel (the queue gives each message to one taker only, so its worker never sees it)
+ * and its tasks go, as retries, to the idle worker. A long task then holds back only its
+ * own chunk, and the end of a job does not wait for a chunk queued behind a slow one.
  */
 #include "internal.h"
 
@@ -287,6 +293,80 @@ static size_t room_for(const mproc_pool *p, const struct worker *w, const struct
     return n > base ? (size_t)n : base;
 }
 
+/* Send w what it has room for, from the jobs with work from *jp on (*jp moves past the
+ * jobs that have none left: NULL when none has). */
+static void feed(struct sup *s, struct worker *w, struct job **jp)
+{
+    mproc_pool *p = s->p;
+    struct job *j = *jp;
+    while (w->state == W_READY) {
+        while (j != NULL && !has_work(j))
+            j = j->nextjob;
+        size_t limit = j != NULL ? room_for(p, w, j) : 0;
+        if (limit == 0)
+            break;
+        if (p->o.maxtasksperchild != 0) {
+            if (w->sent >= p->o.maxtasksperchild)
+                break;
+            if (limit > p->o.maxtasksperchild - w->sent)
+                limit = p->o.maxtasksperchild - w->sent;
+        }
+        if (!send_chunk(s, w, j, limit))
+            break;
+    }
+    *jp = j;
+}
+
+/* Work stealing: nothing is left to send and thief has nothing, while another worker has
+ * chunks waiting in its channel behind the one it runs (a long task, or simply the end of
+ * a job). Take the oldest waiting one back out of that channel (the queue hands each
+ * message to exactly one taker, so the worker never sees it) and put its tasks at the
+ * front of their job's retries, for the thief. Not from a worker whose mailbox is in use
+ * (a direct apply may wait in its channel). true: tasks to send. */
+static bool steal(struct sup *s, struct worker *thief)
+{
+    mproc_pool *p = s->p;
+    for (int i = 0; i < p->nworkers; i++) {
+        struct worker *v = &p->workers[i];
+        if (v == thief || v->state != W_READY || v->nsegs < 2 ||
+            atomic_load(&p->shm->slots[v->slot].direct.state) != D_FREE)
+            continue;
+        size_t len;
+        if (mproc_queue_get_into(v->in, s->chunk, p->msg_max, &len, 0) < 0)
+            continue; /* it took them all meanwhile */
+        struct pool_chunk c;
+        memcpy(&c, s->chunk, sizeof c);
+        int k = 0; /* usually 1 or more: the worker runs the front one */
+        while (k < v->nsegs && !(mproc__pool_seg_at(v, k)->job->id == c.job_id &&
+                                 mproc__pool_seg_at(v, k)->first == c.first &&
+                                 mproc__pool_seg_at(v, k)->count == c.count))
+            k++;
+        assert(k < v->nsegs && !(c.inplace & CHUNK_DIRECT));
+        if (k == v->nsegs)
+            continue; /* cannot happen: every message in a channel is a chunk sent */
+        struct seg g = *mproc__pool_seg_at(v, k);
+        for (; k + 1 < v->nsegs; k++)
+            *mproc__pool_seg_at(v, k) = *mproc__pool_seg_at(v, k + 1);
+        v->nsegs--;
+        if (g.stage >= 0)
+            v->stage_busy[g.stage] = false;
+        v->sent -= g.count;
+        s->progress = true;
+        p->check_jobs = true; /* a cancelled job's tasks fail there */
+        if (mproc__pool_requeue_run(g.job, g.first, g.count))
+            return true;
+        for (size_t t = 0; t < g.count; t++) { /* no memory to queue them: they fail */
+            g.job->outstanding--;
+            mproc__pool_outcome(s, g.job, g.first + t, -ENOMEM,
+                                "out of memory moving a queued task to an idle worker", NULL,
+                                0, v);
+        }
+        mproc__pool_maybe_finish(s, g.job);
+        return false;
+    }
+    return false;
+}
+
 void mproc__pool_dispatch(struct sup *s)
 {
     mproc_pool *p = s->p;
@@ -294,22 +374,15 @@ void mproc__pool_dispatch(struct sup *s)
     int64_t now = mproc__sys_now_ns();
     for (int i = 0; i < p->nworkers; i++)
         update_rate(&p->workers[i], now);
-    for (int i = 0; i < p->nworkers && j != NULL; i++) {
+    for (int i = 0; i < p->nworkers && j != NULL; i++)
+        feed(s, &p->workers[i], &j);
+    for (int i = 0; i < p->nworkers && j == NULL && !p->terminating; i++) {
         struct worker *w = &p->workers[i];
-        while (w->state == W_READY) {
-            while (j != NULL && !has_work(j))
-                j = j->nextjob;
-            size_t limit = j != NULL ? room_for(p, w, j) : 0;
-            if (limit == 0)
-                break;
-            if (p->o.maxtasksperchild != 0) {
-                if (w->sent >= p->o.maxtasksperchild)
-                    break;
-                if (limit > p->o.maxtasksperchild - w->sent)
-                    limit = p->o.maxtasksperchild - w->sent;
-            }
-            if (!send_chunk(s, w, j, limit))
-                break;
-        }
+        if (w->state != W_READY || w->nsegs != 0 ||
+            (p->o.maxtasksperchild != 0 && w->sent >= p->o.maxtasksperchild))
+            continue;
+        struct job *k = p->jobs;
+        if (steal(s, w))
+            feed(s, w, &k);
     }
 }

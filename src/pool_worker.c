@@ -132,14 +132,13 @@ static int send_rec(const struct worker_arg *a, unsigned char *buf, uint32_t kin
  * BATCH_AGE_NS old, counted from the start of its first task (looked at after 1, 2, 4,
  * ..., 64, then every 64 tasks: a few clock reads per batch of tiny tasks, at most about
  * 2 * BATCH_AGE_NS of work held, and a slow task goes out as soon as it is done, so the
- * supervisor refills and balances as before batching), before a failure or a task of another
- * job, at the end of a chunk when no other chunk is waiting or the batch is BATCH_LAG_NS
- * old (so the supervisor sees progress and refills the channel in time), and before the
- * worker retires. */
+ * supervisor refills and balances as before batching), before a failure, at the end of
+ * every chunk (so a long task never holds back the outcomes of the chunks before it, and
+ * the supervisor sees progress and refills the channel in time), and before the worker
+ * retires. So a batch never spans chunks: the worker starts each chunk with none held. */
 #define BATCH_BYTES ((size_t)64 << 10)
 #define BATCH_TASKS 1024u
 #define BATCH_AGE_NS INT64_C(1000000)
-#define BATCH_LAG_NS INT64_C(50000)
 #define PREFAULT_MIN ((size_t)64 << 10)
 
 struct batch {
@@ -184,15 +183,6 @@ static size_t batch_fit(const struct batch *b)
 static bool batch_full(const struct batch *b)
 {
     return batch_fit(b) == 0;
-}
-
-/* Can the batch take task index of chunk c (same job, same kind of output, and for the
- * caller's array the next index)? */
-static bool batch_takes(const struct batch *b, const struct pool_chunk *c, uint64_t index,
-                        uint32_t bcap, uint64_t reach)
-{
-    return b->job == c->job_id && b->out_cap == bcap && b->reach == reach &&
-           (reach == 0 || b->first + b->n == index);
 }
 
 /* Is the batch old enough to publish? Looked at after 1, 2, 4, ..., BATCH_LOOK tasks,
@@ -481,21 +471,15 @@ int mproc__pool_worker_main(void *arg)
 
     for (;;) {
         size_t len;
-        rc = mproc_queue_get_into(a->in, inbuf, a->msg_max, &len, b.n > 0 ? 0 : MPROC_FOREVER);
-        if (rc == -ETIMEDOUT) { /* nothing waiting: publish what is held, then sleep */
-            if (flush(a, &b) < 0)
-                return 1;
-            rc = mproc_queue_get_into(a->in, inbuf, a->msg_max, &len, MPROC_FOREVER);
-        }
+        assert(b.n == 0); /* see struct batch */
+        rc = mproc_queue_get_into(a->in, inbuf, a->msg_max, &len, MPROC_FOREVER);
         if (rc < 0)
-            return flush(a, &b) < 0 ? 1 : rc == -MPROC_ECLOSED ? 0 : 1;
+            return rc == -MPROC_ECLOSED ? 0 : 1;
         struct pool_chunk c;
         memcpy(&c, inbuf, sizeof c);
         const unsigned char *ref = inbuf + sizeof c;
         const unsigned char *items = inbuf + mproc__chunk_head(c.fnref_len);
         if (c.inplace & CHUNK_DIRECT) {
-            if (flush(a, &b) < 0)
-                return 1;
             run_direct(a, &t, &fc, &c, ref, items);
             continue;
         }
@@ -504,9 +488,6 @@ int mproc__pool_worker_main(void *arg)
         uint32_t bcap = c.inplace & CHUNK_OUT ? 0 : c.out_cap;
         bool batched = c.fixed && bcap <= b.room;
         uint64_t reach = batched && (c.inplace & CHUNK_ROUT) ? c.out_addr : 0;
-        if (b.n > 0 && (!batched || !batch_takes(&b, &c, c.first, bcap, reach)) &&
-            flush(a, &b) < 0)
-            return 1;
         if (c.inplace & CHUNK_RIN) { /* the inputs are in the caller's array */
             int rrc = MPROC__FAULT("pool.reach.read");
             if (rrc == 0)
@@ -515,7 +496,7 @@ int mproc__pool_worker_main(void *arg)
                                          (size_t)c.count * c.in_size);
             if (rrc < 0) { /* none of it begun: it goes back (see the DESIGN note) */
                 atomic_store(&slot->reach, REACH_NO);
-                if (flush(a, &b) < 0 || bounce(a, small, &c, rrc) < 0) /* in order */
+                if (bounce(a, small, &c, rrc) < 0)
                     return 1;
                 begun += c.count; /* counted as settled by the supervisor, like outcomes */
                 atomic_store_explicit(&slot->started, begun, memory_order_release);
@@ -623,8 +604,7 @@ int mproc__pool_worker_main(void *arg)
             if (a->maxtasks != 0 && tasks >= a->maxtasks)
                 return flush(a, &b) < 0 ? 1 : 0; /* retire: the supervisor sent no more */
         }
-        if (b.n > 0 && (mproc_queue_empty(a->in) != 0 ||
-                        mproc__sys_now_ns() - b.t0 >= BATCH_LAG_NS) && flush(a, &b) < 0)
+        if (flush(a, &b) < 0) /* at the end of every chunk (see above) */
             return 1;
     }
 }
