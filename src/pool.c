@@ -114,6 +114,7 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
         return -EINVAL;
     mproc_pool_opts o = opts != NULL ? *opts : (mproc_pool_opts){0};
     if (o.workers < 0 || o.workers > MAX_WORKERS || bad_time(o.timeout) ||
+        bad_time(o.init_timeout) ||
         bad_time(o.restart_period) || o.max_restarts < 0 || o.max_restarts > 1000000 ||
         (o.channel_size != 0 && (o.channel_size < MIN_CHANNEL || o.channel_size > MAX_CHANNEL)))
         return -EINVAL;
@@ -127,6 +128,8 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
         o.restart_period = 1.0;
     if (isinf(o.timeout))
         o.timeout = 0;
+    if (isinf(o.init_timeout))
+        o.init_timeout = 0;
     if (o.channel_size == 0)
         o.channel_size = DEFAULT_CHANNEL;
     size_t cap = MIN_CHANNEL;

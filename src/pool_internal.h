@@ -347,7 +347,8 @@ struct worker {
     uint64_t last_job;   /* the job of the last outcome received */
     bool timed_out;      /* we killed it for a time limit ... */
     uint64_t timeout_seq;/* ... while it ran its started-th task */
-    int init_code;       /* REC_READY's code */
+    int64_t start_ns;    /* when it was forked */
+    int init_code;       /* REC_READY's code (or ours: its start ran past init_timeout) */
     char init_msg[POOL_MSG_MAX];
     mproc_worker_stats st;
 };

@@ -61,6 +61,7 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
     w->in = in;
     w->live = true;
     w->state = a->announce ? W_STARTING : W_READY;
+    w->start_ns = mproc__sys_now_ns();
     w->received = w->sent = 0;
     w->nsegs = 0;
     w->seg0 = 0;
@@ -301,13 +302,27 @@ static void break_pool(struct sup *s, const char *cause)
 
 /* ---- time limits ------------------------------------------------------------------------- */
 
-/* Kill workers past a task's limit; return the earliest deadline still ahead. */
+/* Kill workers past a task's limit or past init_timeout in their start; return the
+ * earliest deadline still ahead. */
 int64_t mproc__pool_check_timeouts(struct sup *s)
 {
     mproc_pool *p = s->p;
     int64_t now = mproc__sys_now_ns(), next = MPROC__NO_DEADLINE;
     for (int i = 0; i < p->nworkers; i++) {
         struct worker *w = &p->workers[i];
+        if (w->state == W_STARTING && p->o.init_timeout > 0 && w->init_code == 0) {
+            int64_t d = w->start_ns + (int64_t)(p->o.init_timeout * 1e9);
+            if (now >= d) { /* its death fails its start with this code and message */
+                w->init_code = -MPROC_ETIMELIMIT;
+                mproc__pool_say(w->init_msg, sizeof w->init_msg,
+                                "worker start (initializer) ran past its time limit of %g s; "
+                                "worker (pid %d) was killed", p->o.init_timeout, (int)w->pid);
+                (void)mproc__sys_pidfd_kill(w->pidfd, SIGKILL);
+            } else if (d < next) {
+                next = d;
+            }
+            continue;
+        }
         if (w->state != W_READY || w->nsegs == 0 || w->timed_out)
             continue;
         /* not-yet-begun tasks cannot expire before now + their limit */

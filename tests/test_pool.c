@@ -768,6 +768,55 @@ static void test_initializer_failure(void **state)
     assert_int_equal(mproc_test_count_children(), 0); /* no worker left, not even a zombie */
 }
 
+/* An initializer that sleeps while *init_hang is set (a word shared with the workers). */
+static _Atomic int *init_hang;
+
+static int init_maybe_hang(void *arg, void **state)
+{
+    (void)arg;
+    (void)state;
+    while (atomic_load(init_hang) != 0)
+        mproc_test_sleep(0.005);
+    return 0;
+}
+
+/* init_timeout: a worker whose start hangs is killed. At creation, creation fails with
+ * -MPROC_ETIMELIMIT and leaves nothing behind; later (a replacement's start hangs), the
+ * pool goes on with its other workers and keeps trying, within the restart budget. */
+static void test_initializer_timeout(void **state)
+{
+    (void)state;
+    init_hang = mmap(NULL, sizeof *init_hang, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                     -1, 0);
+    assert_true(init_hang != MAP_FAILED);
+    mproc_pool_opts o = {.workers = 2, .initializer = init_maybe_hang, .init_timeout = 0.2};
+    atomic_store(init_hang, 1);
+    mproc_pool *p;
+    assert_code(mproc_pool_new(&p, &o), -MPROC_ETIMELIMIT);
+    assert_int_equal(mproc_test_count_children(), 0);
+
+    atomic_store(init_hang, 0);
+    assert_ok(mproc_pool_new(&p, &o));
+    atomic_store(init_hang, 1); /* from now on a new worker hangs in its start */
+    mproc_worker_stats ws[2];
+    mproc_pool_stats st;
+    assert_ok(mproc_pool_stats_get(p, &st, ws, 2));
+    assert_int_equal(kill(ws[0].pid, SIGKILL), 0);
+    double waited = 0;
+    do { /* the kill, then replacements killed past the limit */
+        mproc_test_sleep(0.01);
+        waited += 0.01;
+        assert_ok(mproc_pool_stats_get(p, &st, ws, 2));
+    } while (st.restarts < 3 && waited < 20);
+    assert_true(st.restarts >= 3);
+    assert_int_equal(mproc_pool_broken(p, NULL), 0);
+    check_map(p, 100, 1); /* the other worker serves */
+    atomic_store(init_hang, 0);
+    check_map(p, 100, 1);
+    mproc_pool_free(p);
+    munmap((void *)init_hang, sizeof *init_hang);
+}
+
 static void maxtasks(size_t max, size_t n)
 {
     mproc_pool *p;
@@ -940,6 +989,7 @@ static void test_bad_input(void **state)
     assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.workers = -1}), -EINVAL);
     assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 100000}), -EINVAL);
     assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.timeout = -1}), -EINVAL);
+    assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.init_timeout = -1}), -EINVAL);
     assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.timeout = NAN}), -EINVAL);
     assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.restart_period = -2}), -EINVAL);
     assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.max_restarts = -2}), -EINVAL);
@@ -1175,6 +1225,7 @@ int main(int argc, char **argv)
         MPROC_TEST(test_steal_behind_long_task),
         MPROC_TEST(test_initializer_state),
         MPROC_TEST(test_initializer_failure),
+        MPROC_TEST(test_initializer_timeout),
         MPROC_TEST(test_pin),
         MPROC_TEST(test_maxtasksperchild),
         MPROC_TEST(test_task_timeout),

@@ -97,6 +97,10 @@ typedef struct mproc_pool_opts {
     int pin;                 /* nonzero: worker i runs only on the i-th CPU (round robin)
                                 of the caller's affinity mask; a failure to pin fails the
                                 worker's start like its initializer */
+    double init_timeout;     /* seconds each worker's start (initializer, pinning) may
+                                take; past it the worker is killed and its start fails
+                                with -MPROC_ETIMELIMIT (creation fails; a replacement
+                                counts as a death). 0: no limit, as in Python */
 } mproc_pool_opts;
 
 /* Options of one submission. The zero value: default chunksize, the pool's timeout,
