@@ -75,10 +75,10 @@ static inline size_t mproc__chunk_head(uint32_t fnref_len)
 }
 
 /* REC_RESULT: one task's outcome. REC_BATCH: `count` successful fixed-size tasks of one
- * job, in the order they were sent (possibly spanning several chunks), their outputs
- * back to back (out_len = count * out_cap, or 0 when written in place). A worker holds
- * successful outcomes back to publish them as one batch (src/pool_worker.c); a failure is
- * always its own REC_RESULT, published after the batch before it. */
+ * chunk, in the order they were sent, their outputs back to back (out_len = count *
+ * out_cap, or 0 when written in place). A worker holds successful outcomes back to
+ * publish them as one batch (src/pool_worker.c); a failure is always its own REC_RESULT,
+ * published after the batch before it. */
 /* REC_BOUNCE: the worker could not read a CHUNK_RIN chunk's inputs and began none of
  * its tasks (index, count: the chunk); they go to another worker, the usual way. */
 enum { REC_READY = 1, REC_RESULT = 2, REC_BATCH = 3, REC_BOUNCE = 4 };

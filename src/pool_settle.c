@@ -210,7 +210,8 @@ static const unsigned char *staged_out(struct sup *s, struct worker *w, const st
            (index - g->first) * g->job->out_size;
 }
 
-/* A batch record: its tasks are the next count ones sent to w (maybe several chunks). */
+/* A batch record: its tasks are the next count ones sent to w (workers publish one chunk
+ * at most per batch; the walk below would take several). */
 static void take_batch(struct sup *s, struct worker *w, const struct pool_rec *h,
                        const unsigned char *out)
 {

@@ -149,7 +149,7 @@ static int gen_items(void *arg, void *item, size_t size)
     return 1;
 }
 
-/* The same through imap (adaptive chunks, batches spanning chunks), ordered and not. */
+/* The same through imap (adaptive chunks, outcomes held in batches), ordered and not. */
 static void imap_death(unsigned flags)
 {
     map_shared();
