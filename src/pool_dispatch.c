@@ -158,6 +158,9 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
                            .inplace = (in_place ? CHUNK_IN : 0u) |
                                       (j->inplace_out || stage_out ? CHUNK_OUT : 0u) |
                                       (rin ? CHUNK_RIN : 0u) | (rout ? CHUNK_ROUT : 0u),
+                           .unit = j->kind == JOB_IMAP && j->chunksize < UINT32_MAX
+                                       ? (uint32_t)j->chunksize
+                                       : 0,
                            .in_addr = in_addr,
                            .out_addr = out_addr};
     unsigned char *b = s->chunk;

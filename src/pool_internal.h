@@ -54,6 +54,9 @@ struct pool_chunk {
                           CHUNK_OUT: outputs are written at out_addr, not sent back;
                           CHUNK_RIN, CHUNK_ROUT: the same, in the pool process's memory
                           (the worker copies them with process_vm_readv/writev) */
+    uint32_t unit;     /* imap: the caller's chunksize (a message may carry several such
+                          chunks): outcomes are published at least every unit tasks, so a
+                          long task holds back only those of its own chunk; 0: none */
     uint64_t in_addr;  /* item i (absolute index) is at in_addr + i * in_size */
     uint64_t out_addr;
 };

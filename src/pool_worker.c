@@ -545,6 +545,8 @@ int mproc__pool_worker_main(void *arg)
                 size_t n = c.count - i, fit = batch_fit(&b), look = batch_to_look(&b);
                 n = n < fit ? n : fit;
                 n = n < look ? n : look;
+                if (c.unit != 0 && n > c.unit - i % c.unit)
+                    n = c.unit - i % c.unit; /* to the end of the caller's chunk */
                 struct lean l = {.fn = fc.fn,
                                  .t = &t,
                                  .src = src + (size_t)i * c.in_size,
@@ -563,7 +565,7 @@ int mproc__pool_worker_main(void *arg)
                     i++;
                     continue;
                 }
-                if (batch_due(&b) && flush(a, &b) < 0)
+                if ((batch_due(&b) || (c.unit != 0 && i % c.unit == 0)) && flush(a, &b) < 0)
                     return 1;
             }
             begun = begun0 + c.count - 1;
@@ -598,7 +600,8 @@ int mproc__pool_worker_main(void *arg)
             if (trc == 0)
                 trc = judge(&t, &c, fc.fn(&t, src, c.in_size, dst, &out_len), out_len);
             int erc = MPROC__FAULT("pool.result.encode");
-            if (outcome(&x, &c, index, trc, drc, erc, out_len, batched, bcap) < 0)
+            if (outcome(&x, &c, index, trc, drc, erc, out_len, batched, bcap) < 0 ||
+                (c.unit != 0 && (i + 1) % c.unit == 0 && flush(a, &b) < 0))
                 return 1;
             tasks++;
             if (a->maxtasks != 0 && tasks >= a->maxtasks)

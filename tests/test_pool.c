@@ -599,15 +599,17 @@ static void test_imap_unordered(void **state)
     assert_true(g.next < 1000000);
 }
 
-/* Item HELD waits until the test opens the gate (a word shared with the workers). */
+/* Item held_at waits until the test opens the gate (a word shared with the workers; both
+ * set before the pool is made, so its workers inherit them). */
 enum { HELD = 5 };
+static int64_t held_at = HELD;
 static _Atomic int *gate;
 
 static int held_square(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
 {
     int64_t x;
     memcpy(&x, in, sizeof x);
-    while (x == HELD && atomic_load(gate) == 0)
+    while (x == held_at && atomic_load(gate) == 0)
         mproc_test_sleep(0.001);
     return square(t, in, in_len, out, out_len);
 }
@@ -648,6 +650,48 @@ static void test_imap_unordered_slow_item(void **state)
     assert_true(g.max_ahead <= WINDOW); /* still bounded by the window */
     mproc_imap_free(it);
     mproc_pool_free(p);
+    munmap((void *)gate, sizeof *gate);
+}
+
+/* With chunksize 1, tiny items travel many to a message once their time is measured; a
+ * held item in such a message does not hold back the finished items before it: they are
+ * published at the end of each of the caller's chunks (each item here), not of the
+ * message. */
+static void test_imap_held_in_merged_message(void **state)
+{
+    (void)state;
+    gate = mmap(NULL, sizeof *gate, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(gate != MAP_FAILED);
+    atomic_store(gate, 0);
+    enum { N = 60000, AT = 50000 };
+    held_at = AT; /* after several ms of tiny items: merged messages by then */
+    mproc_pool *p = pool_of(2);
+    struct gen g = {.n = N, .fail_at = -1};
+    mproc_imap *it;
+    assert_ok(mproc_pool_imap(p, held_square, gen_count, &g, sizeof(int64_t), sizeof(int64_t),
+                              &(mproc_call_opts){.flags = MPROC_IMAP_UNORDERED, .chunksize = 1},
+                              &it));
+    static unsigned char seen[N];
+    memset(seen, 0, sizeof seen);
+    size_t below = 0, idx;
+    int64_t y;
+    while (below < AT) { /* every item before the held one comes back while it is held */
+        assert_ok(mproc_imap_next(it, &y, &idx, NULL, 10));
+        atomic_fetch_add(&g.consumed, 1);
+        assert_true(idx < N && idx != AT && !seen[idx]);
+        seen[idx] = 1;
+        below += idx < AT;
+    }
+    atomic_store(gate, 1);
+    while (mproc_imap_next(it, &y, &idx, NULL, 10) == 0) {
+        assert_true(idx < N && !seen[idx]);
+        seen[idx] = 1;
+    }
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(seen[i], 1);
+    mproc_imap_free(it);
+    mproc_pool_free(p);
+    held_at = HELD;
     munmap((void *)gate, sizeof *gate);
 }
 
@@ -1223,6 +1267,7 @@ int main(int argc, char **argv)
         MPROC_TEST(test_imap_unordered),
         MPROC_TEST(test_imap_unordered_slow_item),
         MPROC_TEST(test_steal_behind_long_task),
+        MPROC_TEST(test_imap_held_in_merged_message),
         MPROC_TEST(test_initializer_state),
         MPROC_TEST(test_initializer_failure),
         MPROC_TEST(test_initializer_timeout),

@@ -171,8 +171,9 @@ MPROC_API int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *
 
 /* imap / imap_unordered (flag): items produced by gen (called in the pool's thread,
  * lazily: at most window items are held at once). Read results with mproc_imap_next.
- * Unordered, a slow item holds back only itself and the few its worker holds with it (at
- * most window / (2 * workers)); ordered, the reader waits for it.
+ * Unordered, a slow item holds back only itself and the items after it in its chunk (with
+ * chunksize 1, in the message it came in: at most window / (2 * workers)); ordered, the
+ * reader waits for it.
  * Errors: -EINVAL, -MPROC_ECLOSED, -MPROC_EBROKEN, -ENOMEM. */
 MPROC_API int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn gen,
                               void *gen_arg, size_t in_size, size_t out_size,
