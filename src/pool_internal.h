@@ -312,6 +312,7 @@ struct mproc_imap {
     size_t nfree;
     struct imap_where *where;
     size_t where_mask;
+    unsigned where_shift;  /* 64 - log2 of the table's size */
     size_t produced;       /* items generated */
     size_t returned;       /* items handed to the caller */
     size_t next_ordered;   /* ordered: the next index to return */

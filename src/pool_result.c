@@ -281,9 +281,12 @@ struct imap_where {
 
 int mproc__imap_unordered_init(mproc_imap *it)
 {
-    size_t cap = 1;
-    while (cap < 2 * it->window)
+    size_t cap = 2;
+    it->where_shift = 63;
+    while (cap < 2 * it->window) {
         cap <<= 1;
+        it->where_shift--;
+    }
     it->where = mproc__calloc(cap, sizeof *it->where);
     it->free_slots = mproc__calloc(it->window, sizeof *it->free_slots);
     if (it->where == NULL || it->free_slots == NULL)
@@ -295,10 +298,18 @@ int mproc__imap_unordered_init(mproc_imap *it)
     return 0;
 }
 
+/* An index's first table position. Multiplicative hashing: the indices in the window
+ * are mostly consecutive, and taken as they are they would fill one long run of the
+ * table, which a deletion below would have to walk. */
+static size_t where_home(const mproc_imap *it, uint64_t index)
+{
+    return (size_t)((index * UINT64_C(0x9E3779B97F4A7C15)) >> it->where_shift);
+}
+
 /* The table position of index: where it is, or the empty one where it would go. */
 static size_t where_pos(const mproc_imap *it, size_t index)
 {
-    size_t pos = index & it->where_mask; /* indices are consecutive: they spread */
+    size_t pos = where_home(it, index);
     while (it->where[pos].key != 0 && it->where[pos].key != (uint64_t)index + 1)
         pos = (pos + 1) & it->where_mask;
     return pos;
@@ -355,7 +366,7 @@ void mproc__imap_release(mproc_imap *it, struct imap_slot *s)
         pos = (pos + 1) & it->where_mask;
         if (it->where[pos].key == 0)
             return;
-        size_t home = (size_t)(it->where[pos].key - 1) & it->where_mask;
+        size_t home = where_home(it, it->where[pos].key - 1);
         /* it may move to the hole unless its home lies cyclically in (hole, pos] */
         bool stays = hole <= pos ? (home > hole && home <= pos) : (home > hole || home <= pos);
         if (!stays) {
