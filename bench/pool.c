@@ -5,6 +5,8 @@
  *                     generated 8-byte items, 2 workers | limit: the 64 MiB target
  *                     (measured first, in a fresh exec of this program, so nothing else
  *                     counts towards the peak)
+ *   pool.imap.rate    items/s, ordered imap of x*x over 1 M generated 8-byte ints,
+ *                     default chunksize, 2 workers
  *   pool.map.cs1      tasks/s, x*x on 8-byte ints, chunksize 1, 2 workers, 2 M items
  *   pool.map.default  items/s, x*x over 10 M 8-byte ints in malloc'd arrays, default
  *                     chunksize, 2 workers | serial: the same loop in this process
@@ -170,6 +172,33 @@ static int imap_mem_child(uint64_t n)
     BENCH_SYS(getrusage(RUSAGE_SELF, &ru));
     printf("%ld\n", ru.ru_maxrss); /* KiB */
     return 0;
+}
+
+/* Ordered imap of x*x over n generated items, default chunksize: items/s. */
+static double run_imap_rate(mproc_pool *p, uint64_t n)
+{
+    struct gen g = {0, n};
+    mproc_imap *it;
+    double t0 = bench_now();
+    BENCH_OK(mproc_pool_imap(p, square, gen_next, &g, sizeof(int64_t), sizeof(int64_t), NULL,
+                             &it));
+    uint64_t got = 0;
+    int64_t y;
+    size_t idx;
+    int rc;
+    while ((rc = mproc_imap_next(it, &y, &idx, NULL, MPROC_FOREVER)) == 0) {
+        int64_t x = (int64_t)(got % 1000003);
+        if (idx != got || y != x * x)
+            bench_die("imap rate item %llu: index %zu, value %lld", (unsigned long long)got,
+                      idx, (long long)y);
+        got++;
+    }
+    double t = bench_now() - t0;
+    if (rc != -MPROC_EEOF || got != n)
+        bench_die("imap rate: %llu results (%d), want %llu", (unsigned long long)got, rc,
+                  (unsigned long long)n);
+    mproc_imap_free(it);
+    return (double)n / t;
 }
 
 static double run_imap_mem(const char *self, uint64_t n)
@@ -501,6 +530,7 @@ int main(int argc, char **argv)
     mproc_pool *p;
     BENCH_OK(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2}));
 
+    bench_emit("pool.imap.rate", "mproc", run_imap_rate(p, scaled(1000000)), "items/s");
     bench_emit("pool.map.cs1", "mproc", run_map(p, in, out, n_cs1, 1, "map cs1"), "tasks/s");
     bench_emit("pool.map.default", "mproc", run_map(p, in, out, n_big, 0, "map default"),
                "items/s");

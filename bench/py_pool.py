@@ -5,6 +5,8 @@ One repetition, printing `id python value unit` lines:
                     1 M generated ints, chunksize 100 (measured first, in a fresh forked
                     process; Python's imap consumes its whole input at once, so its peak
                     grows with the item count: the C side runs 10 M items)
+  pool.imap.rate    items/s, Pool(2).imap(square, generator of 20 k ints) with the default
+                    chunksize (1), every result checked in order
   pool.map.cs1      tasks/s, Pool(2).map(square, range(20 k), chunksize=1)
   pool.map.default  items/s, Pool(2).map(square, range(1 M)) with the default chunksize
   pool.apply.rtt    us per apply_async(plus_one, (i,)).get(), 2,000 calls, 2 workers
@@ -91,6 +93,20 @@ def run_map(p, n, chunksize):
     return n / t
 
 
+def run_imap_rate(p, n):
+    t0 = time.monotonic()
+    got = 0
+    for i, y in enumerate(p.imap(square, (i % 1000003 for i in range(n)))):
+        x = i % 1000003
+        if y != x * x:
+            sys.exit(f"pool.imap.rate: wrong result for {i}")
+        got += 1
+    t = time.monotonic() - t0
+    if got != n:
+        sys.exit("pool.imap.rate: missing results")
+    return n / t
+
+
 def run_apply(p, n):
     t0 = time.monotonic()
     for i in range(n):
@@ -132,6 +148,7 @@ def main():
     ctx = mp.get_context("fork")
     emit("pool.imap.mem", imap_mem(ctx, scaled(1000000)), "MiB")
     with ctx.Pool(2) as p:
+        emit("pool.imap.rate", run_imap_rate(p, scaled(20000)), "items/s")
         emit("pool.map.cs1", run_map(p, scaled(20000), 1), "tasks/s")
         emit("pool.map.default", run_map(p, scaled(1000000), 0), "items/s")
         emit("pool.apply.rtt", run_apply(p, scaled(2000)), "us")

@@ -414,8 +414,10 @@ int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *in, size_t
     j->out = out;
     j->in_size = in_size;
     j->out_size = out_size;
-    if (j->chunksize == 0) /* paced: one task per chunk until measured (pool_dispatch.c) */
+    if (j->chunksize == 0) { /* paced: one task per chunk until measured (pool_dispatch.c) */
         j->paced = true;
+        j->pace_cap = SIZE_MAX;
+    }
     if (j->chunksize == 0)
         j->chunksize = 1;
     if (n > 0 && (find_range(p->ranges, p->nranges, in, n * in_size) != NULL ||
@@ -486,6 +488,8 @@ int mproc_result_cancel(mproc_result *r)
 
 /* ---- imap --------------------------------------------------------------------------- */
 
+#define WINDOW_BYTES ((size_t)1 << 20)
+
 int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn gen, void *gen_arg,
                     size_t in_size, size_t out_size, const mproc_call_opts *opts, mproc_imap **it)
 {
@@ -500,15 +504,18 @@ int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn gen, void
         mproc__free(j);
         return -EINVAL;
     }
-    size_t window = (size_t)p->nworkers * 8 * (j->chunksize ? j->chunksize : 1);
-    if (window < 256)
-        window = 256;
+    /* the default window: about WINDOW_BYTES of items (a deep pipeline for small ones),
+       within [256, 16384] items, and at least 8 chunks per worker */
+    size_t window = WINDOW_BYTES / (in_size + out_size + sizeof(struct imap_slot));
+    window = window < 256 ? 256 : window > 16384 ? 16384 : window;
+    if (window < (size_t)p->nworkers * 8 * j->chunksize)
+        window = (size_t)p->nworkers * 8 * j->chunksize;
     if (opts != NULL && opts->window != 0)
         window = opts->window;
-    if (j->chunksize == 0) { /* adaptive: what is waiting, up to a fair share */
-        j->chunksize = window / (2 * (size_t)p->nworkers);
-        if (j->chunksize == 0)
-            j->chunksize = 1;
+    if (j->chunksize == 0) { /* paced, as a map's (pool_dispatch.c), up to a fair share */
+        j->paced = true;
+        j->pace_cap = window / (2 * (size_t)p->nworkers);
+        j->chunksize = 1;
     }
     if (window > ((size_t)1 << 24) || in_size + out_size > SIZE_MAX / window) {
         mproc__free(j);
@@ -584,6 +591,16 @@ static bool gen_blocked(mproc_imap *it)
     return !it->gen_done && mproc__imap_room(it) == NULL;
 }
 
+/* Is a result there for the next call? */
+static bool has_ready(const mproc_imap *it)
+{
+    if (it->unordered)
+        return it->dq_len > 0;
+    const struct imap_slot *s = &it->slots[it->next_ordered % it->window];
+    return it->next_ordered < it->produced && s->state == SLOT_DONE &&
+           s->index == it->next_ordered;
+}
+
 int mproc_imap_next(mproc_imap *it, void *out, size_t *index, const char **msg, double timeout)
 {
     if (it == NULL || out == NULL)
@@ -595,7 +612,6 @@ int mproc_imap_next(mproc_imap *it, void *out, size_t *index, const char **msg, 
     mproc_pool *p = it->pool;
     for (;;) {
         pthread_mutex_lock(&p->mu);
-        bool was_blocked = gen_blocked(it);
         rc = 1;
         if (it->unordered) {
             if (it->dq_len > 0) {
@@ -623,8 +639,14 @@ int mproc_imap_next(mproc_imap *it, void *out, size_t *index, const char **msg, 
         }
         uint32_t seq = atomic_load(&it->seq);
         if (rc != 1) {
-            /* wake the supervisor only if the generator was waiting for room and has it */
-            bool kick = was_blocked && !gen_blocked(it);
+            /* wake the supervisor only if the generator was waiting for room and has it:
+               an eighth of the window, or all there is before this reader waits (a wake
+               per item read would cost more than the item) */
+            bool kick = it->gen_waiting && !gen_blocked(it) &&
+                        (it->produced - it->returned + it->window / 8 <= it->window ||
+                         !has_ready(it));
+            if (kick)
+                it->gen_waiting = false;
             pthread_mutex_unlock(&p->mu);
             if (kick)
                 mproc__pool_kick(p);

@@ -62,6 +62,7 @@ void mproc__pool_generate(struct sup *s)
             continue;
         }
         struct imap_slot *sl = mproc__imap_room(it);
+        it->gen_waiting = sl == NULL;
         if (sl == NULL) {
             j = j->nextjob;
             continue;
@@ -93,8 +94,11 @@ static bool has_work(const struct job *j)
 
 /* Send one chunk of at most limit tasks of j to w. false: the channel is full (nothing
  * changed). */
+static size_t chunk_of(const mproc_pool *p, const struct job *j);
+
 static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t limit)
 {
+    size_t unit = chunk_of(s->p, j); /* the caller's chunk (this one may carry several) */
     mproc_pool *p = s->p;
     size_t head = mproc__chunk_head(j->fnref_len);
     size_t first, count;
@@ -158,9 +162,8 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
                            .inplace = (in_place ? CHUNK_IN : 0u) |
                                       (j->inplace_out || stage_out ? CHUNK_OUT : 0u) |
                                       (rin ? CHUNK_RIN : 0u) | (rout ? CHUNK_ROUT : 0u),
-                           .unit = j->kind == JOB_IMAP && j->chunksize < UINT32_MAX
-                                       ? (uint32_t)j->chunksize
-                                       : 0,
+                           .unit = j->kind == JOB_IMAP && unit < UINT32_MAX ? (uint32_t)unit
+                                                                              : 0,
                            .in_addr = in_addr,
                            .out_addr = out_addr};
     unsigned char *b = s->chunk;
@@ -234,10 +237,14 @@ static size_t chunk_of(const mproc_pool *p, const struct job *j)
     if (!j->paced || j->task_ns == 0)
         return j->chunksize;
     size_t cs = (size_t)(PACE_NS / j->task_ns);
-    size_t left = j->n - j->next + j->nretry, share = 2 * (size_t)p->nworkers;
-    left = left / share + (left % share != 0);
-    if (cs > left)
-        cs = left;
+    if (cs > j->pace_cap)
+        cs = j->pace_cap;
+    if (j->kind == JOB_MAP) { /* the end is known: the last chunks get small */
+        size_t left = j->n - j->next + j->nretry, share = 2 * (size_t)p->nworkers;
+        left = left / share + (left % share != 0);
+        if (cs > left)
+            cs = left;
+    }
     return cs > 0 ? cs : 1;
 }
 

@@ -235,8 +235,10 @@ struct job {
     uint32_t fnref_len;
     double timeout; /* 0: none */
     size_t chunksize;
-    bool paced;               /* map, default chunksize: chunks follow the measured time per
-                                 task (mproc__pool_paced) */
+    bool paced;               /* map, imap with the default chunksize: chunks follow the
+                                 measured time per task (mproc__pool_paced) */
+    size_t pace_cap;          /* paced: the most tasks per chunk (imap: a fair share of the
+                                 window) */
     int64_t task_ns;          /* paced: the estimate (0: none yet) */
     size_t in_size, out_size;
     size_t n;                 /* tasks (imap: grows as the generator produces) */
@@ -302,6 +304,8 @@ struct mproc_imap {
     int gen_code;          /* the generator's failure, reported once */
     bool gen_reported;
     bool gen_done;
+    bool gen_waiting;      /* the supervisor found no room for the generator: a reader
+                              that makes enough kicks it */
     size_t window;
     size_t in_size, out_size;
     _Atomic uint32_t sleepers; /* callers asleep in next() */

@@ -109,14 +109,15 @@ typedef struct mproc_call_opts {
     size_t chunksize;        /* tasks per dispatch; 0: map: paced, about 1 ms of work by
                                 the measured time per task (one task until measured),
                                 at most what is left / (2 * workers), limited by the
-                                channel size; imap: adaptive, every item generated and
-                                waiting, up to window / (2 * workers) */
+                                channel size; imap: paced the same way, at most what is
+                                waiting and window / (2 * workers) */
     double timeout;          /* per-task time limit for this call; 0: the pool's */
     mproc_result_cb callback;       /* on success (apply_async, map_async) */
     mproc_result_cb error_callback; /* on failure (any task failed) */
     void *cb_arg;
     size_t window;           /* imap: most items generated but not yet read (memory
-                                bound); 0: max(256, 8 * workers * chunksize) */
+                                bound); 0: about 1 MiB of items, within [256, 16384],
+                                and at least 8 * workers * chunksize */
     unsigned flags;          /* enum mproc_call_flags */
 } mproc_call_opts;
 
