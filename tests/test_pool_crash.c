@@ -176,7 +176,8 @@ static int oom_cgroup(char *dir, size_t size)
             snprintf(limit_file, sizeof limit_file, "memory.limit_in_bytes");
             break;
         }
-        if (strncmp(line, "0::", 3) == 0 && access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
+        if (strncmp(line, "0::", 3) == 0 &&
+            access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
             snprintf(base, sizeof base, "/sys/fs/cgroup%s", line + 3);
             snprintf(limit_file, sizeof limit_file, "memory.max");
         }
