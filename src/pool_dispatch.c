@@ -92,13 +92,11 @@ static bool has_work(const struct job *j)
     return !j->cancelled && (j->nruns > 0 || j->next < j->n);
 }
 
-/* Send one chunk of at most limit tasks of j to w. false: the channel is full (nothing
- * changed). */
-static size_t chunk_of(const mproc_pool *p, const struct job *j);
-
-static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t limit)
+/* Send one chunk of at most limit tasks of j to w; unit: j's chunk size now (this
+ * message may carry several such chunks). false: the channel is full (nothing changed). */
+static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t limit,
+                       size_t unit)
 {
-    size_t unit = chunk_of(s->p, j); /* the caller's chunk (this one may carry several) */
     mproc_pool *p = s->p;
     size_t head = mproc__chunk_head(j->fnref_len);
     size_t first, count;
@@ -268,22 +266,22 @@ static void update_rate(struct worker *w, int64_t now)
     w->rate_n0 = w->received;
 }
 
-/* How many tasks of j may w take now, in one chunk (0: none)? DEPTH chunks of the job's
- * chunksize always (it finds the next one waiting when it finishes one). More only while
- * what it has queued is under QUEUE_NS of work by its measured time per task, and only
- * of the job it was measured on, and never more than POOL_SEGS chunks' worth of tasks
- * outstanding: so tiny tasks with chunksize 1 travel many to a message (one wake-up and
- * one channel operation for many), while slow tasks stay DEPTH chunks deep and spread
- * evenly over the workers. A merged chunk is only transport: each task still has its own
- * outcome, and a worker is never handed more tasks than POOL_SEGS of the caller's chunks,
- * so an explicit chunksize keeps bounding how much work one worker can hold. An imap's
- * items take window slots until they are read: beyond DEPTH chunks a worker holds at
- * most a 2 * workers-th of the window, so one slow item stuck in a worker, with what is
- * queued behind it, never holds the whole window (unordered, the other items keep
- * flowing past it). */
-static size_t room_for(const mproc_pool *p, const struct worker *w, const struct job *j)
+/* How many tasks of j may w take now, in one chunk (0: none)? DEPTH chunks of cs (the
+ * job's chunk size now, chunk_of) always (it finds the next one waiting when it finishes
+ * one). More only while what it has queued is under QUEUE_NS of work by its measured time
+ * per task, and only of the job it was measured on, and never more than POOL_SEGS chunks'
+ * worth of tasks outstanding: so tiny tasks with chunksize 1 travel many to a message (one
+ * wake-up and one channel operation for many), while slow tasks stay DEPTH chunks deep and
+ * spread evenly over the workers. A merged chunk is only transport: each task still has
+ * its own outcome, and a worker is never handed more tasks than POOL_SEGS of the caller's
+ * chunks, so an explicit chunksize keeps bounding how much work one worker can hold. An
+ * imap's items take window slots until they are read: beyond DEPTH chunks a worker holds
+ * at most a 2 * workers-th of the window, so one slow item stuck in a worker, with what is
+ * queued behind it, never holds the whole window (unordered, the other items keep flowing
+ * past it). */
+static size_t room_for(const mproc_pool *p, const struct worker *w, const struct job *j,
+                       size_t cs)
 {
-    size_t cs = chunk_of(p, j);
     size_t base = w->nsegs < DEPTH ? cs : 0;
     if (w->nsegs >= POOL_SEGS || w->task_ns <= 0 || j->id != w->last_job)
         return base;
@@ -312,7 +310,10 @@ static void feed(struct sup *s, struct worker *w, struct job **jp)
     while (w->state == W_READY) {
         while (j != NULL && !has_work(j))
             j = j->nextjob;
-        size_t limit = j != NULL ? room_for(p, w, j) : 0;
+        if (j == NULL)
+            break;
+        size_t cs = chunk_of(p, j);
+        size_t limit = room_for(p, w, j, cs);
         if (limit == 0)
             break;
         if (p->o.maxtasksperchild != 0) {
@@ -321,7 +322,7 @@ static void feed(struct sup *s, struct worker *w, struct job **jp)
             if (limit > p->o.maxtasksperchild - w->sent)
                 limit = p->o.maxtasksperchild - w->sent;
         }
-        if (!send_chunk(s, w, j, limit))
+        if (!send_chunk(s, w, j, limit, cs))
             break;
     }
     *jp = j;
@@ -363,16 +364,9 @@ static bool steal(struct sup *s, struct worker *thief)
         v->sent -= g.count;
         s->progress = true;
         p->check_jobs = true; /* a cancelled job's tasks fail there */
-        if (mproc__pool_requeue_run(g.job, g.first, g.count))
-            return true;
-        for (size_t t = 0; t < g.count; t++) { /* no memory to queue them: they fail */
-            g.job->outstanding--;
-            mproc__pool_outcome(s, g.job, g.first + t, -ENOMEM,
-                                "out of memory moving a queued task to an idle worker", NULL,
-                                0, v);
-        }
-        mproc__pool_maybe_finish(s, g.job);
-        return false;
+        return mproc__pool_requeue_or_fail(s, g.job, g.first, g.count, -ENOMEM,
+                                           "out of memory moving a queued task to an idle "
+                                           "worker", v);
     }
     return false;
 }

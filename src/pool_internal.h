@@ -463,6 +463,10 @@ void mproc__pool_drain(struct sup *s, struct worker *w);
 /* Requeue [first, first + count) of j at the front (false: no memory); requeue every
  * unsettled task of w; fail whatever requeue could not take. */
 bool mproc__pool_requeue_run(struct job *j, size_t first, size_t count);
+/* The same, and where there is no memory for it those tasks fail with code and msg
+ * (outcomes from w; j may be finished and gone then). true: requeued. */
+bool mproc__pool_requeue_or_fail(struct sup *s, struct job *j, size_t first, size_t count,
+                                 int code, const char *msg, struct worker *w);
 void mproc__pool_requeue(struct worker *w);
 void mproc__pool_fail_assigned(struct sup *s, struct worker *w, int code, const char *msg);
 

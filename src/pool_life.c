@@ -193,15 +193,9 @@ static void on_death(struct sup *s, struct worker *w)
     }
     mproc__pool_requeue(w);
     mproc__pool_fail_assigned(s, w, -MPROC_EDIED, why); /* only what requeue could not take */
-    for (int k = nheld - 1; k >= 0; k--) {
-        if (mproc__pool_requeue_run(held_job[k], held[k].first, held[k].count))
-            continue;
-        for (size_t i = 0; i < held[k].count; i++) { /* no memory: they fail instead */
-            held_job[k]->outstanding--;
-            mproc__pool_outcome(s, held_job[k], held[k].first + i, -MPROC_EDIED, why, NULL, 0, w);
-        }
-        mproc__pool_maybe_finish(s, held_job[k]);
-    }
+    for (int k = nheld - 1; k >= 0; k--)
+        (void)mproc__pool_requeue_or_fail(s, held_job[k], held[k].first, held[k].count,
+                                          -MPROC_EDIED, why, w);
     bool retired = p->o.maxtasksperchild != 0 && code == 0 && !inflight &&
                    w->received >= p->o.maxtasksperchild;
     bool planned = retired || w->timed_out || p->phase == P_STOPPING || p->terminating;

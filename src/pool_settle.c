@@ -259,16 +259,10 @@ static void give_back(struct sup *s, struct worker *w, const struct pool_rec *h)
     mproc__pool_pop_tasks(w, m);
     s->progress = true;
     s->p->check_jobs = true; /* a cancelled job's requeued tasks fail there */
-    if (mproc__pool_requeue_run(j, index, m))
-        return;
     char msg[POOL_MSG_MAX];
     mproc__pool_say(msg, sizeof msg, "a worker could not read the inputs (%s), and there was "
                     "no memory to send them to another", mproc_strerror((int)h->code));
-    for (size_t i = 0; i < m; i++) {
-        j->outstanding--;
-        mproc__pool_outcome(s, j, index + i, -ENOMEM, msg, NULL, 0, w);
-    }
-    mproc__pool_maybe_finish(s, j);
+    (void)mproc__pool_requeue_or_fail(s, j, index, m, -ENOMEM, msg, w);
 }
 
 /* Read every record the worker published. */
@@ -353,6 +347,19 @@ bool mproc__pool_requeue_run(struct job *j, size_t first, size_t count)
     j->nretry += count;
     j->outstanding -= count;
     return true;
+}
+
+bool mproc__pool_requeue_or_fail(struct sup *s, struct job *j, size_t first, size_t count,
+                                 int code, const char *msg, struct worker *w)
+{
+    if (mproc__pool_requeue_run(j, first, count))
+        return true;
+    for (size_t i = 0; i < count; i++) {
+        j->outstanding--;
+        mproc__pool_outcome(s, j, first + i, code, msg, NULL, 0, w);
+    }
+    mproc__pool_maybe_finish(s, j);
+    return false;
 }
 
 /* Queue a dead worker's unbegun tasks again, at the front of their jobs' retries, as runs

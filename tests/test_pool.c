@@ -93,6 +93,21 @@ static int init_fail(void *arg, void **state)
     return -ENOEXEC;
 }
 
+/* A word shared with the workers of pools made after this (they inherit it), 0. */
+static _Atomic int *shared_word(void)
+{
+    _Atomic int *w = mmap(NULL, sizeof *w, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                          -1, 0);
+    assert_true(w != MAP_FAILED);
+    atomic_store(w, 0);
+    return w;
+}
+
+static void unshare_word(_Atomic int *w)
+{
+    munmap((void *)w, sizeof *w);
+}
+
 static mproc_pool *pool_of(int workers)
 {
     mproc_pool *p = NULL;
@@ -620,9 +635,7 @@ static int held_square(mproc_task *t, const void *in, size_t in_len, void *out, 
 static void test_imap_unordered_slow_item(void **state)
 {
     (void)state;
-    gate = mmap(NULL, sizeof *gate, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    assert_true(gate != MAP_FAILED);
-    atomic_store(gate, 0);
+    gate = shared_word();
     mproc_pool *p = pool_of(2);
     enum { N = 400, WINDOW = 16 };
     struct gen g = {.n = N, .fail_at = -1};
@@ -650,7 +663,7 @@ static void test_imap_unordered_slow_item(void **state)
     assert_true(g.max_ahead <= WINDOW); /* still bounded by the window */
     mproc_imap_free(it);
     mproc_pool_free(p);
-    munmap((void *)gate, sizeof *gate);
+    unshare_word(gate);
 }
 
 /* With chunksize 1, tiny items travel many to a message once their time is measured; a
@@ -660,9 +673,7 @@ static void test_imap_unordered_slow_item(void **state)
 static void test_imap_held_in_merged_message(void **state)
 {
     (void)state;
-    gate = mmap(NULL, sizeof *gate, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    assert_true(gate != MAP_FAILED);
-    atomic_store(gate, 0);
+    gate = shared_word();
     enum { N = 60000, AT = 50000 };
     held_at = AT; /* after several ms of tiny items: merged messages by then */
     mproc_pool *p = pool_of(2);
@@ -692,7 +703,7 @@ static void test_imap_held_in_merged_message(void **state)
     mproc_imap_free(it);
     mproc_pool_free(p);
     held_at = HELD;
-    munmap((void *)gate, sizeof *gate);
+    unshare_word(gate);
 }
 
 /* Work stealing: the chunk queued behind a task that runs long is taken back from its
@@ -701,9 +712,7 @@ static void test_imap_held_in_merged_message(void **state)
 static void test_steal_behind_long_task(void **state)
 {
     (void)state;
-    gate = mmap(NULL, sizeof *gate, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    assert_true(gate != MAP_FAILED);
-    atomic_store(gate, 0);
+    gate = shared_word();
     mproc_pool *p = pool_of(2);
     enum { N = 50 };
     int64_t in[N], out[N];
@@ -729,7 +738,7 @@ static void test_steal_behind_long_task(void **state)
         assert_int_equal(out[i], (int64_t)i * i);
     mproc_result_free(r);
     mproc_pool_free(p);
-    munmap((void *)gate, sizeof *gate);
+    unshare_word(gate);
 }
 
 /* ---- workers: initializer, maxtasksperchild ------------------------------------------ */
@@ -830,9 +839,7 @@ static int init_maybe_hang(void *arg, void **state)
 static void test_initializer_timeout(void **state)
 {
     (void)state;
-    init_hang = mmap(NULL, sizeof *init_hang, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                     -1, 0);
-    assert_true(init_hang != MAP_FAILED);
+    init_hang = shared_word();
     mproc_pool_opts o = {.workers = 2, .initializer = init_maybe_hang, .init_timeout = 0.2};
     atomic_store(init_hang, 1);
     mproc_pool *p;
@@ -858,7 +865,7 @@ static void test_initializer_timeout(void **state)
     atomic_store(init_hang, 0);
     check_map(p, 100, 1);
     mproc_pool_free(p);
-    munmap((void *)init_hang, sizeof *init_hang);
+    unshare_word(init_hang);
 }
 
 static void maxtasks(size_t max, size_t n)
