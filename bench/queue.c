@@ -173,7 +173,7 @@ static double run_raw_ring(uint64_t n)
 
 /* ---- memcpy anchors: bytes/s copying 1 MiB blocks in one process ----------------------
  * memcpy: streaming through 64 MiB buffers (beyond the caches: the memory's rate, the
- * anchor BENCHMARKS.md names); memcpy_hot: between two fixed 1 MiB buffers, which stay in
+ * anchor docs/benchmarks.md names); memcpy_hot: between two fixed 1 MiB buffers, which stay in
  * the cache (the queue's 1 MiB ring and the 64 KiB message buffers do too), shown as the
  * harder, informative limit. */
 

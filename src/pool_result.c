@@ -29,8 +29,8 @@
 #include <stdio.h>
 
 /* How long mproc_result_wait spins before it sleeps, when the pool has CPUs to spare
- * (BENCHMARKS.md rule 5): a futex wake-up on an idle CPU costs 40-50 us on a VM, a short
- * apply round trip is far less. Long waits lose at most this much CPU time. */
+ * (the spin rule, docs/benchmarks.md): a futex wake-up on an idle CPU costs 40-50 us on a
+ * VM, a short apply round trip is far less. Long waits lose at most this much CPU time. */
 #define WAIT_SPIN_NS INT64_C(20000)
 
 int mproc__result_new(mproc_result **out, enum job_kind kind, size_t n, const mproc_call_opts *o)

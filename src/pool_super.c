@@ -24,7 +24,8 @@
  * callers bump `kicks` and ring likewise; the supervisor sets sup_sleeping (seq_cst),
  * re-checks the channels and `kicks`, and only then polls (eventfd + every pidfd, with the
  * earliest time limit as deadline). So while there is work, no one makes a system call
- * per task. Before sleeping it spins briefly when CPUs allow (BENCHMARKS.md rule 5).
+ * per task. Before sleeping it spins briefly when CPUs allow (the spin rule,
+ * docs/benchmarks.md).
  *
  * Files: this one is the loop; outcomes are recorded in src/pool_settle.c, workers are
  * forked, replaced and timed in src/pool_life.c, chunks are sent in src/pool_dispatch.c.

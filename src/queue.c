@@ -50,7 +50,7 @@
  * never a hang (slices are 1 ms where the sleeper barrier failed and a wake may be
  * missed). Before sleeping a waiter spins briefly (SPIN_ITERS pauses, a few
  * microseconds, against a wake-up's 40-50), only if the process may use more than one
- * CPU (BENCHMARKS.md rule 5). Nobody sleeps holding a lock.
+ * CPU (the spin rule, docs/benchmarks.md). Nobody sleeps holding a lock.
  *
  * close() sets `closed` under put_lock (so every put either completed before it or
  * fails) and rings every doorbell; gets drain what is left, then see closed and empty.

@@ -1,7 +1,7 @@
 /* src/sys/spawn.c - the spawn core: fork a function, or execute a program.
  *
- * DESIGN. Every child of the library is created here (STYLE rule 11). The rules, in the
- * order they apply:
+ * DESIGN. Every child of the library is created here (docs/design.md, "One spawn core").
+ * The rules, in the order they apply:
  *
  *  1. Everything is prepared before the child exists: argument vectors and PATH candidates
  *     (the caller's job), the exec-error pipe and the child's stack (ours). Between fork and

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Interrupted system calls (RELIABILITY.md: strace -e inject): with every 2nd read,
+# Interrupted system calls (docs/design.md: strace -e inject): with every 2nd read,
 # poll, waitid, wait4 and futex call failing with EINTR, the examples (processes,
 # pipes, queues, locks, shared values) still finish with the right results, so every
 # blocking call the library makes retries EINTR correctly.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Real resource limits (RELIABILITY.md "real faults from outside"): the library meets
+# Real resource limits (docs/design.md, "How the promise is tested"): the library meets
 # the fd limit, the process limit and the address-space limit with error codes, frees
 # what it made, and works again afterwards.
 set -euo pipefail
