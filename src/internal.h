@@ -30,6 +30,15 @@
 #define MPROC__NO_DEADLINE INT64_MAX
 int mproc__deadline(double timeout, int64_t *out);
 
+/* The one conversion of seconds (a double) to nanoseconds in the library, saturating:
+ * 0 for NaN, negative or zero; INT64_MAX for infinity and for anything at or past
+ * INT64_MAX ns (about 292 years). */
+int64_t mproc__seconds_ns(double seconds);
+
+/* t0 (monotonic ns) plus `seconds`, as a deadline: MPROC__NO_DEADLINE where the sum
+ * would pass INT64_MAX, so a huge limit is no limit rather than an overflow. */
+int64_t mproc__deadline_after(int64_t t0, double seconds);
+
 /* Nanoseconds left until a deadline (0 when it has passed); INT64_MAX for none. */
 int64_t mproc__remaining_ns(int64_t deadline);
 

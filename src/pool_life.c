@@ -112,7 +112,7 @@ static bool budget_ok(mproc_pool *p)
 {
     size_t cap = (size_t)p->o.max_restarts + 1;
     int64_t now = mproc__sys_now_ns();
-    int64_t period = (int64_t)(p->o.restart_period * 1e9);
+    int64_t period = mproc__seconds_ns(p->o.restart_period);
     p->deaths[p->ndeaths % cap] = now;
     p->ndeaths++;
     if (p->ndeaths < cap)
@@ -305,7 +305,7 @@ int64_t mproc__pool_check_timeouts(struct sup *s)
     for (int i = 0; i < p->nworkers; i++) {
         struct worker *w = &p->workers[i];
         if (w->state == W_STARTING && p->o.init_timeout > 0 && w->init_code == 0) {
-            int64_t d = w->start_ns + (int64_t)(p->o.init_timeout * 1e9);
+            int64_t d = mproc__deadline_after(w->start_ns, p->o.init_timeout);
             if (now >= d) { /* its death fails its start with this code and message */
                 w->init_code = -MPROC_ETIMELIMIT;
                 mproc__pool_say(w->init_msg, sizeof w->init_msg,
@@ -325,7 +325,7 @@ int64_t mproc__pool_check_timeouts(struct sup *s)
             double t = mproc__pool_seg_at(w, k)->job->timeout;
             if (t > 0) {
                 timed = true;
-                int64_t d = now + (int64_t)(t * 1e9);
+                int64_t d = mproc__deadline_after(now, t);
                 if (d < next)
                     next = d;
             }
@@ -351,7 +351,7 @@ int64_t mproc__pool_check_timeouts(struct sup *s)
         }
         if (j == NULL || j->timeout <= 0)
             continue;
-        int64_t d = t0 + (int64_t)(j->timeout * 1e9);
+        int64_t d = mproc__deadline_after(t0, j->timeout);
         if (now >= d) {
             w->timed_out = true;
             w->timeout_seq = s1;

@@ -9,6 +9,7 @@
 #include "harness.h"
 #include "internal.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <signal.h>
@@ -390,12 +391,13 @@ static void test_kill_in_huge_chunk(void **state)
     mproc_pool_free(p);
 }
 
-static void test_restart_budget_breaks_pool(void **state)
+/* The budget holds whatever the period: a period of 1e10 s or more once overflowed its
+ * conversion to nanoseconds and switched the budget off (the pool never broke). */
+static void budget_breaks(double period)
 {
-    (void)state;
     mproc_pool *p;
     assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .max_restarts = 3,
-                                                     .restart_period = 60}));
+                                                     .restart_period = period}));
     enum { N = 50 };
     struct item in[N];
     int64_t out[N];
@@ -428,6 +430,44 @@ static void test_restart_budget_breaks_pool(void **state)
     mproc_pool_close(p);
     assert_ok(mproc_pool_join(p, 5));
     mproc_pool_free(p);
+}
+
+static void test_restart_budget_breaks_pool(void **state)
+{
+    (void)state;
+    budget_breaks(60);
+    budget_breaks(1e10);
+    budget_breaks(1e300);
+    budget_breaks(INFINITY);
+}
+
+/* Time limits far beyond any run are no limits, never an overflow: a worker start bounded
+ * by 1e10 s or more once failed at once with -MPROC_ETIMELIMIT. */
+static void test_huge_time_limits(void **state)
+{
+    (void)state;
+    const double huge[] = {1e10, 9.3e9, 1e300, INFINITY};
+    for (size_t k = 0; k < sizeof huge / sizeof huge[0]; k++) {
+        mproc_pool *p;
+        assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .init_timeout = huge[k],
+                                                         .timeout = huge[k]}));
+        enum { N = 64 };
+        struct item in[N];
+        int64_t out[N];
+        fill(in, N, M_NONE, 0);
+        assert_ok(mproc_pool_map(p, crashy, in, N, sizeof *in, out, sizeof *out,
+                                 &(mproc_call_opts){.chunksize = 1, .timeout = huge[k]}));
+        for (int i = 0; i < N; i++)
+            assert_int_equal(out[i], (int64_t)i * i);
+        mproc_result *r;
+        assert_ok(mproc_pool_map_async(p, crashy, in, N, sizeof *in, out, sizeof *out, NULL, &r));
+        assert_ok(mproc_result_wait(r, huge[k]));
+        assert_ok(mproc_result_get(r, huge[k], NULL, 0, NULL));
+        mproc_result_free(r);
+        mproc_pool_close(p);
+        assert_ok(mproc_pool_join(p, huge[k]));
+        mproc_pool_free(p);
+    }
 }
 
 struct storm {
@@ -593,6 +633,7 @@ int main(void)
         MPROC_TEST(test_kill_worker_mid_map),
         MPROC_TEST(test_kill_in_huge_chunk),
         MPROC_TEST(test_restart_budget_breaks_pool),
+        MPROC_TEST(test_huge_time_limits),
         MPROC_TEST(test_kill_storm),
         MPROC_TEST(test_ready_worker_dies_during_start),
         MPROC_TEST(test_caller_killed),

@@ -17,15 +17,30 @@ int64_t mproc__sys_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int64_t mproc__seconds_ns(double seconds)
+{
+    if (!(seconds > 0)) /* NaN too */
+        return 0;
+    /* 9.2e9 s is just below INT64_MAX ns; the double product must not be converted once
+       it is out of int64_t's range (undefined behaviour, caught by UBSan) */
+    if (seconds >= 9.2e9)
+        return INT64_MAX;
+    return (int64_t)(seconds * 1e9);
+}
+
+int64_t mproc__deadline_after(int64_t t0, double seconds)
+{
+    int64_t ns = mproc__seconds_ns(seconds);
+    if (t0 > 0 && ns > MPROC__NO_DEADLINE - t0)
+        return MPROC__NO_DEADLINE;
+    return t0 + ns;
+}
+
 int mproc__deadline(double timeout, int64_t *out)
 {
     if (out == NULL || isnan(timeout) || timeout < 0)
         return -EINVAL;
-    if (isinf(timeout) || timeout > 1e9) { /* ~31 years: no deadline worth computing */
-        *out = MPROC__NO_DEADLINE;
-        return 0;
-    }
-    *out = mproc__sys_now_ns() + (int64_t)(timeout * 1e9);
+    *out = mproc__deadline_after(mproc__sys_now_ns(), timeout);
     return 0;
 }
 
