@@ -17,14 +17,16 @@
  * holding one: a death at any instant leaves a consistent word.
  *
  * Dead parties: each waiter records itself in one of BARRIER_SLOTS slots (pid and the
- * low bits of its round) and, while it sleeps, wakes every POLL_NS to check the other
- * recorded waiters of its round: if one is gone (no such pid, or a zombie), it breaks
- * the round, so the others learn of the death within about POLL_NS instead of at their
- * timeouts. Limits: only BARRIER_SLOTS waiters per round are watched (more parties
- * wait unwatched); a party that dies before arriving is noticed only at a timeout (it
- * is not known to be a party yet); a pid recycled within the wait reads as alive.
- * Slots left by dead or departed waiters of older rounds are cleared by the next
- * arrivals' scan.
+ * low bits of its round) before it is counted, and, while it sleeps, wakes every POLL_NS
+ * to check the other recorded waiters of its round: if one is gone (no such pid, or a
+ * zombie), it breaks the round, so the others learn of the death within about POLL_NS
+ * instead of at their timeouts. Recording before counting means a party killed at any
+ * instant after its arrival is watched; one killed between its record and its count
+ * breaks the round as well (it was arriving). Limits: only BARRIER_SLOTS waiters per
+ * round are watched (more parties wait unwatched); a party that dies before it calls
+ * wait() is noticed only at a timeout (it is not known to be a party yet); a pid
+ * recycled within the wait reads as alive. Slots left by dead or departed waiters of
+ * older rounds are cleared by the next arrivals' scan.
  */
 #include "internal.h"
 
@@ -139,12 +141,17 @@ void mproc_barrier_free(mproc_barrier *b)
 }
 
 /* Record this waiter in a free slot (clearing stale ones on the way). Slot index or -1. */
-static int claim_slot(struct barrier_impl *bi, uint32_t gen, uint32_t me)
+static int claim_slot(struct barrier_impl *bi, uint32_t me)
 {
     int mine = -1;
     for (int i = 0; i < BARRIER_SLOTS; i++) {
-        uint32_t v = __atomic_load_n(&bi->slots[i], __ATOMIC_RELAXED);
-        if (v != 0 && (v & TAG_MASK) != (gen & TAG_MASK)) {
+        uint32_t v = __atomic_load_n(&bi->slots[i], __ATOMIC_SEQ_CST);
+        /* A record of another round is stale (its owner died or left without clearing
+           it). The round is read after the slot, so a record is never taken for stale
+           while its round is the current one: its owner, if alive, is in this round or
+           will fail its arrival (the round moved) and record itself again. */
+        uint32_t cur = gen_of(__atomic_load_n(&bi->state, __ATOMIC_SEQ_CST));
+        if (v != 0 && (v & TAG_MASK) != (cur & TAG_MASK)) {
             if (__atomic_compare_exchange_n(&bi->slots[i], &v, 0, false, __ATOMIC_SEQ_CST,
                                             __ATOMIC_RELAXED))
                 v = 0;
@@ -155,6 +162,14 @@ static int claim_slot(struct barrier_impl *bi, uint32_t gen, uint32_t me)
             mine = i;
     }
     return mine;
+}
+
+/* Clear our record, unless someone took it for stale (and maybe reused the slot). */
+static void release_slot(struct barrier_impl *bi, int slot, uint32_t me)
+{
+    if (slot >= 0)
+        (void)__atomic_compare_exchange_n(&bi->slots[slot], &me, 0, false, __ATOMIC_SEQ_CST,
+                                          __ATOMIC_RELAXED);
 }
 
 /* Is a watched waiter of round gen (other than slot `mine`) dead? */
@@ -183,29 +198,48 @@ int mproc_barrier_wait(mproc_barrier *b, double timeout)
     if (rc < 0)
         return rc;
 
-    /* Arrive. */
+    /* Record, then arrive. A party is recorded (pid, round) before it is counted, so one
+       killed the instant after its arrival is already visible to the others' liveness
+       checks (it used to be counted first and recorded after: killed in between, it was
+       never noticed and the others waited until their timeouts). A recorded party that
+       dies before it is counted breaks the round too: it was about to arrive. The record
+       is redone when the round moves on before the arrival lands. */
+    pid_t pid = getpid();
     uint64_t s = __atomic_load_n(&bi->state, __ATOMIC_SEQ_CST);
-    uint32_t idx, gen;
+    uint32_t idx, gen, me = 0;
+    int slot = -1;
+    bool recorded = false;
     for (;;) {
-        if (broken_of(s))
-            return -MPROC_EBROKEN;
+        if (broken_of(s)) {
+            rc = -MPROC_EBROKEN;
+            goto out;
+        }
         idx = count_of(s);
         gen = gen_of(s);
         bool last = idx + 1 >= bi->parties;
+        if (!last && (!recorded || (me & TAG_MASK) != (gen & TAG_MASK))) {
+            release_slot(bi, slot, me);
+            me = ((uint32_t)pid << TAG_BITS) | (gen & TAG_MASK);
+            slot = claim_slot(bi, me); /* -1: every slot taken, we wait unwatched */
+            recorded = true;
+            rc = MPROC__FAULT("barrier.wait.registered");
+            if (rc < 0)
+                goto out; /* not counted: nobody waits for us */
+            s = __atomic_load_n(&bi->state, __ATOMIC_SEQ_CST);
+            continue;
+        }
         uint64_t next = last ? end_round(s, false, false) : s + 1;
         if (__atomic_compare_exchange_n(&bi->state, &s, next, true, __ATOMIC_SEQ_CST,
                                         __ATOMIC_SEQ_CST)) {
             if (!last)
                 break;
+            release_slot(bi, slot, me);
             if (idx > 0)
                 wake_all(bi);
             return (int)idx;
         }
     }
-
-    uint32_t me = ((uint32_t)getpid() << TAG_BITS) | (gen & TAG_MASK);
-    int slot = claim_slot(bi, gen, me);
-    rc = MPROC__FAULT("barrier.wait.registered");
+    rc = MPROC__FAULT("barrier.wait.arrived");
     if (rc < 0) {
         (void)break_round(bi, gen); /* as if our wait had failed: nobody waits for us */
         goto out;
@@ -238,9 +272,7 @@ int mproc_barrier_wait(mproc_barrier *b, double timeout)
         (void)mproc__sys_futex_wait(&bi->seq, v, until, true);
     }
 out:
-    if (slot >= 0)
-        (void)__atomic_compare_exchange_n(&bi->slots[slot], &me, 0, false, __ATOMIC_SEQ_CST,
-                                          __ATOMIC_RELAXED);
+    release_slot(bi, slot, me);
     return rc;
 }
 

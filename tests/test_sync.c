@@ -761,7 +761,9 @@ static void test_barrier_party_never_arrives(void **state)
     shared_free(sh);
 }
 
-static void party_killed_while_waiting(bool use_fault)
+/* `point`: NULL to SIGKILL the third party from outside while it sleeps in wait(), else
+ * the fault point inside wait() where it kills itself. */
+static void party_killed_while_waiting(const char *point)
 {
     struct shared *sh = shared_new();
     assert_ok(mproc_barrier_init(&sh->barrier, 4));
@@ -770,10 +772,9 @@ static void party_killed_while_waiting(bool use_fault)
         pids[i] = mproc_test_fork(barrier_once, sh);
     wait_until(&sh->ready, 2);
     double t0;
-    if (use_fault) {
+    if (point != NULL) {
 #ifdef MPROC_FAULT_INJECTION
-        /* The third party dies inside wait(), right after it recorded itself. */
-        assert_ok(mproc_fault_set("barrier.wait.registered", MPROC_FAULT_KILL, NULL));
+        assert_ok(mproc_fault_set(point, MPROC_FAULT_KILL, NULL));
         pids[2] = mproc_test_fork(barrier_once, sh);
         assert_ok(mproc_fault_clear());
         t0 = mproc_test_now();
@@ -818,14 +819,24 @@ static void party_killed_while_waiting(bool use_fault)
 static void test_barrier_party_killed_while_waiting(void **state)
 {
     (void)state;
-    party_killed_while_waiting(false);
+    party_killed_while_waiting(NULL);
 }
 
 #ifdef MPROC_FAULT_INJECTION
+/* The third party dies inside wait(), right after it recorded itself. */
 static void test_barrier_party_dies_in_wait(void **state)
 {
     (void)state;
-    party_killed_while_waiting(true);
+    party_killed_while_waiting("barrier.wait.registered");
+}
+
+/* The third party dies the instant it is counted as arrived: it must already be known
+ * by then (it was counted before it recorded its pid, and the others waited until
+ * their own timeouts). */
+static void test_barrier_party_dies_as_it_arrives(void **state)
+{
+    (void)state;
+    party_killed_while_waiting("barrier.wait.arrived");
 }
 #endif
 
@@ -917,6 +928,7 @@ int main(void)
         MPROC_TEST(test_barrier_party_killed_while_waiting),
 #ifdef MPROC_FAULT_INJECTION
         MPROC_TEST(test_barrier_party_dies_in_wait),
+        MPROC_TEST(test_barrier_party_dies_as_it_arrives),
 #endif
         MPROC_TEST(test_barrier_abort_reset),
 #ifdef MPROC_FAULT_INJECTION
