@@ -71,8 +71,11 @@ int mproc_array_new(mproc_array **out, mproc_type type, size_t len, unsigned fla
     if (esize == 0 || len > ((size_t)PTRDIFF_MAX - ELEMS_OFFSET) / esize)
         return -EINVAL;
     size_t total = ELEMS_OFFSET + len * esize;
+    int rc = mproc__sys_mem_fits(total); /* its zeroed pages are taken as they are touched */
+    if (rc < 0)
+        return rc;
     void *mem;
-    int rc = mproc__sys_map_shared(-1, total, &mem);
+    rc = mproc__sys_map_shared(-1, total, &mem);
     if (rc < 0)
         return rc == -ENODEV ? -ENOMEM : rc;
     mproc_array *a = mem; /* fresh anonymous memory is zero-filled */

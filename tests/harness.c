@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -295,4 +296,43 @@ int mproc_test_exitcode(pid_t pid, double timeout)
     if (WIFSIGNALED(status))
         return -WTERMSIG(status);
     return -1001;
+}
+
+int mproc_test_memory_cgroup(char *dir, size_t dir_size, long long limit, char *procs,
+                             size_t procs_size)
+{
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    if (f == NULL)
+        return -1;
+    char line[512], base[600] = "", limit_file[32] = "";
+    while (fgets(line, sizeof line, f) != NULL) {
+        line[strcspn(line, "\n")] = '\0';
+        char *v1 = strstr(line, ":memory:");
+        if (v1 != NULL) {
+            snprintf(base, sizeof base, "/sys/fs/cgroup/memory%s", v1 + 8);
+            snprintf(limit_file, sizeof limit_file, "memory.limit_in_bytes");
+            break;
+        }
+        if (strncmp(line, "0::", 3) == 0 &&
+            access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
+            snprintf(base, sizeof base, "/sys/fs/cgroup%s", line + 3);
+            snprintf(limit_file, sizeof limit_file, "memory.max");
+        }
+    }
+    fclose(f);
+    if (base[0] == '\0')
+        return -1;
+    static int serial;
+    snprintf(dir, dir_size, "%s/mproc-test-%d-%d", base, (int)getpid(), serial++);
+    if (mkdir(dir, 0755) != 0)
+        return -1;
+    char path[800];
+    snprintf(path, sizeof path, "%s/%s", dir, limit_file);
+    f = fopen(path, "w");
+    if (f == NULL || fprintf(f, "%lld\n", limit) < 0 || fclose(f) != 0) {
+        rmdir(dir);
+        return -1;
+    }
+    snprintf(procs, procs_size, "%s/cgroup.procs", dir);
+    return 0;
 }

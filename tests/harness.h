@@ -55,6 +55,15 @@ int mproc_test_count_children(void);
 /* Is pid still a live (non-zombie) process? */
 int mproc_test_pid_alive(pid_t pid);
 
+/* Make a memory cgroup of our own (v1 or v2) with a limit of `limit` bytes, as a child
+ * of this process's group: its directory goes to dir, the path of its cgroup.procs file
+ * (write a pid there to move that process in) to procs. 0, or -1 where none can be made
+ * (needs root and a writable cgroup mount): the caller then skips. The caller removes it
+ * with rmdir once its processes are gone. Tests that run into a memory limit do it only
+ * in such a group: the machine's OOM killer would take unrelated processes. */
+int mproc_test_memory_cgroup(char *dir, size_t dir_size, long long limit, char *procs,
+                             size_t procs_size);
+
 /* Sleep for seconds (a double). */
 void mproc_test_sleep(double seconds);
 

@@ -161,43 +161,10 @@ static void test_crash_in_task(void **state)
     crash_one(M_EXIT0, "exited with status"); /* 0, or LeakSanitizer's code */
 }
 
-/* A memory cgroup of our own with a 64 MiB limit (cgroup v1 or v2): 0 and its directory,
- * or -1 where we may not make one (then the test is skipped). */
+/* A memory cgroup of our own with a 64 MiB limit: 0, or -1 (then the test is skipped). */
 static int oom_cgroup(char *dir, size_t size)
 {
-    FILE *f = fopen("/proc/self/cgroup", "r");
-    if (f == NULL)
-        return -1;
-    char line[512], base[600] = "", limit_file[32] = "";
-    while (fgets(line, sizeof line, f) != NULL) {
-        line[strcspn(line, "\n")] = '\0';
-        char *v1 = strstr(line, ":memory:");
-        if (v1 != NULL) {
-            snprintf(base, sizeof base, "/sys/fs/cgroup/memory%s", v1 + 8);
-            snprintf(limit_file, sizeof limit_file, "memory.limit_in_bytes");
-            break;
-        }
-        if (strncmp(line, "0::", 3) == 0 &&
-            access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) {
-            snprintf(base, sizeof base, "/sys/fs/cgroup%s", line + 3);
-            snprintf(limit_file, sizeof limit_file, "memory.max");
-        }
-    }
-    fclose(f);
-    if (base[0] == '\0')
-        return -1;
-    snprintf(dir, size, "%s/mproc-oom-%d", base, (int)getpid());
-    if (mkdir(dir, 0755) != 0)
-        return -1;
-    char path[800];
-    snprintf(path, sizeof path, "%s/%s", dir, limit_file);
-    f = fopen(path, "w");
-    if (f == NULL || fprintf(f, "%d\n", 64 << 20) < 0 || fclose(f) != 0) {
-        rmdir(dir);
-        return -1;
-    }
-    snprintf(oom_procs, sizeof oom_procs, "%s/cgroup.procs", dir);
-    return 0;
+    return mproc_test_memory_cgroup(dir, size, 64 << 20, oom_procs, sizeof oom_procs);
 }
 
 /* The OOM killer, for real: a worker that outgrows its memory cgroup is killed by the

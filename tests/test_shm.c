@@ -331,6 +331,55 @@ static void test_full_devshm_is_enospc(void **state)
     assert_int_equal(code, 0); /* a SIGBUS would show as -7 */
 }
 
+/* Sizes above what the caller's memory cgroup allows: refused with -ENOMEM before any
+ * of it is reserved. Reserving it all (posix_fallocate of a memfd or a /dev/shm file
+ * charges the pages at once) got the caller SIGKILLed by the OOM killer, and outside a
+ * cgroup a 2^45-byte request called the global OOM killer onto unrelated processes:
+ * so this runs only in a memory cgroup of its own, in a child. */
+static char big_procs[800];
+
+static int child_above_limit(void *arg)
+{
+    (void)arg;
+    FILE *f = fopen(big_procs, "w");
+    if (f == NULL || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0)
+        return 90;
+    mproc_shm *s;
+    const size_t gib = (size_t)1 << 30;
+    if (mproc_shm_new(&s, NULL, gib, 0) != -ENOMEM)
+        return 1;
+    if (mproc_shm_new(&s, "mproc-test-above", gib, MPROC_SHM_CREATE) != -ENOMEM)
+        return 2;
+    if (dir_entries("/dev/shm") != 0)
+        return 3; /* the name of a refused block is not left behind */
+    if (mproc_shm_new(&s, NULL, (size_t)1 << 45, 0) != -ENOMEM)
+        return 4;
+    mproc_array *a;
+    if (mproc_array_new(&a, MPROC_TYPE_U8, gib, 0) != -ENOMEM)
+        return 5;
+    /* what fits is still given */
+    if (mproc_shm_new(&s, NULL, (size_t)32 << 20, 0) != 0)
+        return 6;
+    memset(mproc_shm_buf(s), 1, (size_t)32 << 20);
+    mproc_shm_free(s);
+    return 0;
+}
+
+static void test_size_above_memory_limit(void **state)
+{
+    (void)state;
+    char dir[700];
+    if (mproc_test_memory_cgroup(dir, sizeof dir, 256 << 20, big_procs, sizeof big_procs) < 0) {
+        print_message("no memory cgroup of our own (needs root and a cgroup mount): skipped\n");
+        skip();
+    }
+    int code = mproc_test_exitcode(mproc_test_fork(child_above_limit, NULL), 60);
+    int tries = 0;
+    while (rmdir(dir) != 0 && tries++ < 200)
+        mproc_test_sleep(0.01);
+    assert_int_equal(code, 0); /* -9: the OOM killer took the caller */
+}
+
 /* ---- typed Value / Array --------------------------------------------------------- */
 
 static int child_count(void *arg)
@@ -681,7 +730,8 @@ int main(void)
         MPROC_TEST(test_create_attach_unlink),         MPROC_TEST(test_exec_helper_attaches),
         MPROC_TEST(test_errors_and_bad_names),         MPROC_TEST(test_auto_unlink),
         MPROC_TEST(test_killed_creator_leaves_name),   MPROC_TEST(test_anonymous_shared_with_child),
-        MPROC_TEST(test_full_devshm_is_enospc),        MPROC_TEST(test_shared_counter),
+        MPROC_TEST(test_full_devshm_is_enospc),
+        MPROC_TEST(test_size_above_memory_limit),        MPROC_TEST(test_shared_counter),
         MPROC_TEST(test_value_of_each_type),           MPROC_TEST(test_array_nolock),
         MPROC_TEST(test_lock_holder_killed),           MPROC_TEST(test_array_bad_input),
 #ifdef MPROC_FAULT_INJECTION

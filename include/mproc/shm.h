@@ -3,7 +3,10 @@
  * mproc_shm is Python's multiprocessing.shared_memory.SharedMemory: a named block in
  * /dev/shm that unrelated processes can attach by name, or an anonymous block (memfd)
  * shared with children by fork. Its space is reserved when it is created, so a full
- * /dev/shm is -ENOSPC at creation, never a SIGBUS at first touch.
+ * /dev/shm is -ENOSPC at creation, never a SIGBUS at first touch; and a size beyond the
+ * memory this process may still take (the machine's available memory and swap, its
+ * memory cgroup's limit) is -ENOMEM, checked before anything is reserved, so a request
+ * never invites the OOM killer.
  *
  * mproc_array is Python's multiprocessing.Array / Value (a Value is an array of length 1):
  * typed elements in anonymous shared memory, shared with children by fork, with an
@@ -45,7 +48,8 @@ enum mproc_shm_flags {
  * other '/' (and not "." or ".."); mproc_shm_name() gives the "/name" form.
  * Errors: -EINVAL (NULL out, bad name, unknown flags, size 0 at creation, size above
  * PTRDIFF_MAX or above the block's when attaching, AUTO_UNLINK without CREATE),
- * -EEXIST, -ENOENT, -ENOSPC (no room in /dev/shm), -EMFILE, -ENOMEM, -EACCES.
+ * -EEXIST, -ENOENT, -ENOSPC (no room in /dev/shm), -EMFILE, -ENOMEM (more than the
+ * memory available to this process, its cgroup's limit included), -EACCES.
  * Thread-safe; safe in a forked child. */
 MPROC_API int mproc_shm_new(mproc_shm **out, const char *name, size_t size, unsigned flags);
 
@@ -89,7 +93,8 @@ enum mproc_array_flags {
  * anonymous shared mapping (inherited by children forked afterwards). The elements are
  * 16-byte aligned. Unless NOLOCK, it has a recursive robust lock (Python's RLock), so a
  * caller may hold mproc_array_lock() around several get/set/add calls.
- * Errors: -EINVAL (NULL, len 0, unknown type or flags, size overflow), -ENOMEM. */
+ * Errors: -EINVAL (NULL, len 0, unknown type or flags, size overflow), -ENOMEM (more
+ * than the memory available to this process, its cgroup's limit included). */
 MPROC_API int mproc_array_new(mproc_array **out, mproc_type type, size_t len, unsigned flags);
 
 /* The elements, their count and type. */

@@ -83,8 +83,16 @@ void mproc__sys_restore_mask(const sigset_t *old);
 int mproc__sys_memfd(const char *name);
 
 /* Reserve size bytes of backing store for fd (posix_fallocate), so a full tmpfs is
- * ENOSPC now rather than SIGBUS on first touch. 0 or -errno. */
+ * ENOSPC now rather than SIGBUS on first touch. Asks first whether they can be had:
+ * -ENOSPC beyond the file system's free space, -ENOMEM beyond mproc__sys_mem_fits.
+ * 0 or -errno. */
 int mproc__sys_reserve(int fd, size_t size);
+
+/* Can this process add size bytes of memory without inviting the OOM killer? 0, or
+ * -ENOMEM when size exceeds the least of the system's MemAvailable + SwapFree and, for
+ * its memory cgroup and every ancestor (v1 or v2), the limit minus the usage. A
+ * reading that cannot be made (no /proc, no cgroup mount) does not limit. */
+int mproc__sys_mem_fits(size_t size);
 
 /* mmap(NULL, size, RW, MAP_SHARED, fd, 0), fd -1 for anonymous shared memory.
  * Returns 0 and *out, or -errno. */
