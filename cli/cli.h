@@ -93,9 +93,14 @@ typedef struct cli_tuple {
  * of any length costs bounded memory); the others are read whole, as the cartesian
  * product revisits them. 0, or CLI_EXIT_ERROR after printing why. */
 int cli_input_open(cli_input **out, const cli_run_opts *o);
-/* The next tuple: 1 and *t (caller frees), 0 at the end, CLI_EXIT_ERROR on a read error. */
+/* The next tuple: 1 and *t (caller frees), 0 at the end, CLI_EXIT_ERROR on a read error,
+ * CLI_INPUT_WAIT when the next record has not arrived yet: poll cli_input_fd() for
+ * POLLIN and ask again. Never blocks (a slow pipe must not hold back the scheduler). */
+enum { CLI_INPUT_WAIT = 2 };
 int cli_input_next(cli_input *in, cli_tuple **t);
-/* 1 when the jobs read arguments from our standard input (so they must not inherit it). */
+/* The descriptor to poll after CLI_INPUT_WAIT; -1 when there is none. */
+int cli_input_fd(const cli_input *in);
+/* 1 when the jobs read arguments from our standard input. */
 int cli_input_uses_stdin(const cli_input *in);
 void cli_input_close(cli_input *in);
 

@@ -16,7 +16,7 @@
  * inherited one would change make's too). The scheduler polls that descriptor while it
  * wants a token; EAGAIN just means someone else was faster.
  *
- * When MAKEFLAGS names a jobserver whose descriptors are not open here (a recipe
+ * When MAKEFLAGS names a jobserver whose descriptors are not open pipes here (a recipe
  * without "+" or $(MAKE) in make 4.3), we do what make's own sub-makes do: warn and run
  * one job at a time, never more than make granted.
  */
@@ -30,11 +30,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+/* A descriptor make could have passed: open, and a pipe (or fifo). Anything else (a
+ * file, a terminal, a socket that happens to have that number) is not a jobserver:
+ * reading "tokens" from it would eat its bytes, writing them back would corrupt it. */
 static int fd_valid(int fd)
 {
-    return fd >= 0 && fcntl(fd, F_GETFD) >= 0;
+    struct stat st;
+    return fd >= 0 && fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
 }
 
 static int open_cloexec(const char *path, int flags)
@@ -77,10 +82,20 @@ int cli_jobserver_open(cli_jobserver *js, const char *makeflags)
     if (!makeflags || !auth_value(makeflags, v, sizeof v))
         return 0;
     if (strncmp(v, "fifo:", 5) == 0) {
-        int fd = open_cloexec(v + 5, O_RDWR | O_NONBLOCK);
+        struct stat st;
+        int fd = -1;
+        if (stat(v + 5, &st) == 0 && !S_ISFIFO(st.st_mode))
+            errno = EINVAL; /* a file, a directory...: never open it for writing */
+        else
+            fd = open_cloexec(v + 5, O_RDWR | O_NONBLOCK);
+        if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode))) { /* swapped since */
+            close(fd);
+            fd = -1;
+            errno = EINVAL;
+        }
         if (fd < 0) {
             cli_error("warning: jobserver fifo '%s' unusable (%s): running one job at a time",
-                      v + 5, strerror(errno));
+                      v + 5, errno == EINVAL ? "not a fifo" : strerror(errno));
             js->serial = 1;
             return 0;
         }
@@ -92,8 +107,8 @@ int cli_jobserver_open(cli_jobserver *js, const char *makeflags)
         long w = *end == ',' ? strtol(end + 1, &end, 10) : -1;
         if (*end || r < 0 || w < 0 || r > 1 << 20 || w > 1 << 20 || !fd_valid((int)r) ||
             !fd_valid((int)w)) {
-            cli_error("warning: jobserver unavailable (add '+' to the make rule): "
-                      "running one job at a time");
+            cli_error("warning: jobserver unavailable (its descriptors are not open pipes; add "
+                      "'+' to the make rule): running one job at a time");
             js->serial = 1;
             return 0;
         }

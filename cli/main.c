@@ -10,8 +10,12 @@
 
 #include "cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef MPROC_CLI_VERSION
 #define MPROC_CLI_VERSION "0.1.0"
@@ -64,8 +68,43 @@ static int cmd_run(int argc, char **argv)
     return rc;
 }
 
+/* What the caller may have left us in a state we cannot work in. Returns 0, or -1
+ * when even /dev/null cannot be opened (printed, if stderr is still there). */
+static int sane_start(void)
+{
+    /* fds 0-2 closed by the caller: the next open() (a joblog, a spool file) would
+       take one of them, and the jobs' output or ours would land in it. Hold each with
+       /dev/null first (open gives the lowest free number). */
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        int n = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+        if (n < 0) {
+            perror("mproc: /dev/null");
+            return -1;
+        }
+        if (n != fd) { /* cannot happen: fd was the lowest free one */
+            close(n);
+            return -1;
+        }
+    }
+    /* SIGCHLD ignored (inherited across exec) makes the kernel reap our children
+       itself, so their statuses are lost; a blocked signal we rely on would never
+       arrive. Dispositions of the terminal's signals are handled in run.c. */
+    signal(SIGCHLD, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    int need[] = {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGCONT, SIGPIPE};
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
+        sigaddset(&set, need[i]);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (sane_start() < 0)
+        return CLI_EXIT_ERROR;
     if (argc < 2)
         return cli_usage_error(NULL, "no command given");
     const char *cmd = argv[1];

@@ -29,9 +29,14 @@
  * make's jobserver: the loop polls the jobserver while a job waits for one, returns
  * a token as soon as no job runs on it, and returns them all on the way out.
  *
- * Signals: the first SIGINT/SIGTERM stops starting jobs and forwards the signal to
- * every running job's group; the second SIGKILLs them. When the last job has ended
- * mproc re-raises the signal on itself (so its parent sees it killed by SIGINT).
+ * Signals: the first SIGINT/SIGTERM/SIGHUP/SIGQUIT stops starting jobs and forwards the
+ * signal to every running job's group; the second SIGKILLs them. When the last job has
+ * ended mproc re-raises the signal on itself (so its parent sees it killed by SIGINT).
+ * SIGTSTP (Ctrl-Z) stops the jobs' groups and then mproc itself; once continued, mproc
+ * continues them.
+ *
+ * The input is polled like the rest: a slow pipe never holds back output, reaping or
+ * signals (input.c). Jobs get /dev/null as stdin, as with GNU parallel.
  */
 #include <mproc.h>
 
@@ -96,6 +101,7 @@ typedef struct sched {
     cli_progress prog;
     cli_jobserver js;
     int js_wait; /* a job waits for a jobserver token: poll for one */
+    int input_wait; /* the next input record has not arrived: poll the input */
     unsigned long total; /* jobs made (== the total once input_done) */
     int devnull;
     int fatal;
@@ -207,7 +213,10 @@ static int job_start(sched *s, job *j, unsigned long slot)
     }
     mproc_spawn_opts so = {
         .flags = MPROC_PROCESS_SETPGID,
-        .stdin_fd = cli_input_uses_stdin(s->in) ? s->devnull : 0,
+        /* GNU parallel's rule: a job's stdin is empty. Our stdin is the argument
+           source, or a terminal (a job reading it from its own process group would be
+           stopped by SIGTTIN), or a pipe the first job would swallow whole. */
+        .stdin_fd = s->devnull,
         .stdout_fd = capture ? pfd[0][1] : 0,
         .stderr_fd = capture ? pfd[1][1] : 0,
         .search_path = 1,
@@ -417,15 +426,16 @@ static void job_finish(sched *s, job *j)
     cli_progress_draw(&s->prog, s->finished, s->total, s->input_done, !s->prog.shown);
 }
 
-/* Make the next job from the input. 1 and *out, 0 at the end, -1 on error. */
+/* Make the next job from the input. 1 and *out, 0 at the end, -1 on error,
+ * CLI_INPUT_WAIT when the input has no next record yet. */
 static int job_make(sched *s, job **out)
 {
     cli_tuple *t;
     int rc;
     for (;;) {
         rc = cli_input_next(s->in, &t);
-        if (rc == 0)
-            return 0;
+        if (rc == 0 || rc == CLI_INPUT_WAIT)
+            return rc;
         if (rc != 1)
             return -1;
         /* --resume: a job the log has is skipped but keeps its number. */
@@ -460,6 +470,11 @@ static int dry_run(sched *s)
     for (;;) {
         job *j;
         int rc = job_make(s, &j);
+        if (rc == CLI_INPUT_WAIT) { /* nothing else to do meanwhile */
+            struct pollfd p = {.fd = cli_input_fd(s->in), .events = POLLIN};
+            (void)poll(&p, 1, -1);
+            continue;
+        }
         if (rc <= 0)
             return rc < 0 ? CLI_EXIT_ERROR : 0;
         unsigned long slot = (unsigned long)((j->seq - 1) % (unsigned long)s->o->jobs) + 1;
@@ -482,6 +497,7 @@ static void fill_slots(sched *s)
 {
     const cli_run_opts *o = s->o;
     s->js_wait = 0;
+    s->input_wait = 0;
     while (!s->stopping && !s->fatal && s->running < o->jobs) {
         if (o->keep_order && !s->pending && s->rcount >= s->rcap)
             return;
@@ -502,6 +518,12 @@ static void fill_slots(sched *s)
             if (s->input_done)
                 return;
             int rc = job_make(s, &j);
+            if (rc == CLI_INPUT_WAIT) {
+                /* A token taken for this job stays with us until the loop hands back
+                   the surplus. */
+                s->input_wait = 1;
+                return;
+            }
             if (rc <= 0) {
                 s->input_done = 1;
                 if (rc < 0)
@@ -536,6 +558,34 @@ static void fill_slots(sched *s)
     }
 }
 
+/* Signal every running job's group. */
+static void signal_jobs(sched *s, int sig)
+{
+    for (long k = 0; k < s->o->jobs; k++)
+        if (s->slots[k])
+            job_signal(s->slots[k], sig);
+}
+
+/* Ctrl-Z: the jobs stop with us (they lead process groups of their own, so the
+ * terminal's SIGTSTP reaches only us), and continue when we do (fg, bg: SIGCONT).
+ * Time spent stopped does not count against --timeout. */
+static void suspend(sched *s)
+{
+    signal_jobs(s, SIGTSTP);
+    cli_progress_clear(&s->prog);
+    double t0 = mono_now();
+    raise(SIGSTOP);
+    double stopped = mono_now() - t0;
+    signal_jobs(s, SIGCONT);
+    for (long k = 0; k < s->o->jobs; k++) {
+        job *j = s->slots[k];
+        if (j && j->deadline)
+            j->deadline += stopped;
+        if (j && j->kill_at)
+            j->kill_at += stopped;
+    }
+}
+
 static void handle_signals(sched *s, int rfd)
 {
     unsigned char b[16];
@@ -543,6 +593,14 @@ static void handle_signals(sched *s, int rfd)
     while ((n = read(rfd, b, sizeof b)) > 0) {
         for (ssize_t i = 0; i < n; i++) {
             int sig = b[i];
+            if (sig == SIGTSTP) {
+                suspend(s);
+                continue;
+            }
+            if (sig == SIGCONT) { /* continued after a SIGSTOP we could not see */
+                signal_jobs(s, SIGCONT);
+                continue;
+            }
             s->nsignals++;
             s->stopping = 1;
             if (!s->stop_sig)
@@ -600,7 +658,7 @@ static int poll_timeout_ms(sched *s, double now)
 static int loop(sched *s, int sig_rfd)
 {
     long nj = s->o->jobs;
-    struct pollfd *pf = calloc((size_t)(2 + 3 * nj), sizeof *pf);
+    struct pollfd *pf = calloc((size_t)(3 + 3 * nj), sizeof *pf);
     if (!pf) {
         cli_error("out of memory");
         return -1;
@@ -633,7 +691,9 @@ static int loop(sched *s, int sig_rfd)
             tmo = 200; /* keep the rate and the ETA moving */
         pf[1 + 3 * nj] = (struct pollfd){
             .fd = s->js_wait ? cli_jobserver_fd(&s->js) : -1, .events = POLLIN};
-        int n = poll(pf, (nfds_t)(2 + 3 * nj), tmo);
+        pf[2 + 3 * nj] = (struct pollfd){
+            .fd = s->input_wait && !s->stopping ? cli_input_fd(s->in) : -1, .events = POLLIN};
+        int n = poll(pf, (nfds_t)(3 + 3 * nj), tmo);
         if (n < 0 && errno != EINTR) {
             cli_error("run: poll: %s", strerror(errno));
             free(pf);
@@ -666,8 +726,13 @@ int cli_run(const cli_run_opts *o)
     sched s = {.o = o, .joblog_fd = -1, .devnull = -1, .js = {.rfd = -1, .wfd = -1}};
     int status = CLI_EXIT_ERROR;
     int sp[2] = {-1, -1};
-    struct sigaction old[3];
-    int sigs[3] = {SIGINT, SIGTERM, SIGPIPE};
+    /* SIGINT, SIGTERM, SIGHUP (the terminal closed) and SIGQUIT (Ctrl-\\) end the run
+       alike: nothing may be orphaned. The first four are left ignored when we were
+       started with them ignored (nohup, a background job of a script), as make and
+       the shells do. SIGPIPE gets a handler that does nothing (EPIPE instead). */
+    enum { NSIGS = 7 };
+    struct sigaction old[NSIGS];
+    int sigs[NSIGS] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGCONT, SIGPIPE};
     int installed = 0;
 
     int rc = cli_template_new(&s.tpl, o->cmd, o->ncmd, o->nsrc);
@@ -716,13 +781,15 @@ int cli_run(const cli_run_opts *o)
         goto out;
     }
     sig_wfd = sp[1];
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < NSIGS; i++) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_signal;
         sigemptyset(&sa.sa_mask);
         sa.sa_flags = SA_RESTART;
         sigaction(sigs[i], &sa, &old[i]);
+        if (old[i].sa_handler == SIG_IGN && sigs[i] != SIGPIPE && sigs[i] != SIGCONT)
+            sigaction(sigs[i], &old[i], NULL);
     }
     installed = 1;
 
@@ -742,7 +809,7 @@ int cli_run(const cli_run_opts *o)
 
 out:
     if (installed) {
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < NSIGS; i++)
             sigaction(sigs[i], &old[i], NULL);
         sig_wfd = -1;
     }

@@ -117,7 +117,9 @@ expect_eq "timeout: joblog" "1 -1 15|2 -1 9|3 0 0" \
 none_left "timeout"
 
 # ---- signals: Ctrl-C stops everything, nothing is left ---------------------------------------
-"$M" run -j2 '{}' ::: "sleep 100 & sleep 100 # $mark" "sleep 100 # $mark" "sleep 100 # $mark" &
+# (a background job of a script starts with SIGINT ignored, which mproc keeps, as make
+# and GNU parallel do: start it with the default dispositions)
+env --default-signal=INT,QUIT "$M" run -j2 '{}' ::: "sleep 100 & sleep 100 # $mark" "sleep 100 # $mark" "sleep 100 # $mark" &
 pid=$!
 for _ in $(seq 100); do
     [ "$(pgrep -fc "$mark")" -ge 3 ] && break
@@ -130,7 +132,7 @@ none_left "SIGINT"
 
 # A second signal kills jobs that ignore the first.
 # The job says it is ready only once its trap is set (its command line matches earlier).
-"$M" run -j2 '{}' ::: "trap '' INT TERM; : > $tmp/trapped; sleep 100 # $mark" &
+env --default-signal=INT,QUIT "$M" run -j2 '{}' ::: "trap '' INT TERM; : > $tmp/trapped; sleep 100 # $mark" &
 pid=$!
 for _ in $(seq 200); do
     [ -e "$tmp/trapped" ] && break
