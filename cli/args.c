@@ -361,10 +361,16 @@ int cli_run_parse(cli_run_opts *o, int argc, char **argv)
         int needs_cpus = strchr(jobs_spec, '%') || jobs_spec[0] == '+' || jobs_spec[0] == '-';
         if (needs_cpus)
             usable = mproc_cpu_usable();
-        if (cli_parse_jobs(jobs_spec, usable, most, &o->jobs) < 0) {
+        long asked;
+        if (cli_parse_jobs(jobs_spec, usable, most, &o->jobs) < 0 ||
+            cli_parse_jobs(jobs_spec, usable, 1000000, &asked) < 0) {
             rc = cli_usage_error("run", "run: bad --jobs '%s'", jobs_spec);
             goto fail;
         }
+        if (asked > o->jobs && strcmp(jobs_spec, "0") != 0)
+            cli_error("warning: only enough file descriptors to run %ld jobs at once, not %ld "
+                      "(raise the limit: ulimit -n)",
+                      o->jobs, asked);
     } else {
         o->jobs = mproc_cpu_usable();
         if (o->jobs < 1)

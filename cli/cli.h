@@ -98,6 +98,10 @@ int cli_input_open(cli_input **out, const cli_run_opts *o);
  * POLLIN and ask again. Never blocks (a slow pipe must not hold back the scheduler). */
 enum { CLI_INPUT_WAIT = 2 };
 int cli_input_next(cli_input *in, cli_tuple **t);
+/* Read the streamed source whole now (for --halt N%, which needs the number of jobs
+ * before the first starts, as GNU parallel does): *total is that number. 0, or
+ * CLI_EXIT_ERROR after printing why. */
+int cli_input_preload(cli_input *in, unsigned long *total);
 /* The descriptor to poll after CLI_INPUT_WAIT; -1 when there is none. */
 int cli_input_fd(const cli_input *in);
 /* 1 when the jobs read arguments from our standard input. */

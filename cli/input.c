@@ -334,6 +334,53 @@ int cli_input_uses_stdin(const cli_input *in)
     return in->uses_stdin;
 }
 
+int cli_input_preload(cli_input *in, unsigned long *total)
+{
+    if (in->first_is_file) {
+        list l = {0};
+        size_t cap = 0;
+        l.owned = 1;
+        for (;;) {
+            char *rec;
+            size_t len;
+            int got = reader_next(&in->first_r, in->delim, 1, &rec, &len);
+            if (got < 0) {
+                cli_error("run: cannot read '%s': %s", in->first_path, strerror(errno));
+                list_release(&l);
+                return CLI_EXIT_ERROR;
+            }
+            if (got == 0)
+                break;
+            if (l.n == cap) {
+                size_t nc = cap ? cap * 2 : 64;
+                char **nv = realloc(l.v, nc * sizeof *nv);
+                if (!nv) {
+                    cli_error("out of memory");
+                    list_release(&l);
+                    return CLI_EXIT_ERROR;
+                }
+                l.v = nv;
+                cap = nc;
+            }
+            char *s = record_copy(in, rec, len);
+            if (!s) {
+                list_release(&l);
+                return CLI_EXIT_ERROR;
+            }
+            l.v[l.n++] = s;
+        }
+        reader_close(&in->first_r);
+        in->first_is_file = 0;
+        in->first_list = l;
+        in->first_i = 0;
+    }
+    unsigned long n = in->done ? 0 : (unsigned long)in->first_list.n;
+    for (size_t k = 0; k < in->nrest; k++)
+        n *= (unsigned long)in->rest[k].n;
+    *total = n;
+    return 0;
+}
+
 int cli_input_fd(const cli_input *in)
 {
     return in->first_is_file && !in->done ? in->first_r.fd : -1;

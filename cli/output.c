@@ -37,8 +37,12 @@ int out_write(cli_out *o, int fd, const char *p, size_t n)
                 nanosleep(&ts, NULL);
                 continue;
             }
+            int e = errno;
             o->broken = 1;
-            return -errno;
+            o->error = e;
+            if (e != EPIPE)
+                cli_error("run: cannot write the output: %s", strerror(e));
+            return -e;
         }
         p += w;
         n -= (size_t)w;
@@ -94,60 +98,60 @@ int joblog_open(const char *spec, int append, int *fd_out)
         cli_error("run: cannot write --joblog '%s': %s", path, strerror(errno));
         return -1;
     }
+    cli_out tmp = {0};
+    cli_quiet++; /* the message below names the file */
     if (append) {
         /* Appending after a line some other writer left unfinished would glue our
          * first line to it: end that line first. */
         char last;
         off_t size = lseek(fd, 0, SEEK_END);
-        if (size > 0 && pread(fd, &last, 1, size - 1) == 1 && last != '\n') {
-            cli_out tmp = {0};
+        if (size > 0 && pread(fd, &last, 1, size - 1) == 1 && last != '\n')
             out_write(&tmp, fd, "\n", 1);
-        }
     }
     static const char header[] =
         "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand\n";
     off_t end = lseek(fd, 0, SEEK_END);
-    if (!append || end == 0) {
-        cli_out tmp = {0};
-        if (out_write(&tmp, fd, header, sizeof header - 1) < 0) {
-            cli_error("run: cannot write --joblog '%s'", path);
-            close(fd);
-            return -1;
-        }
+    if (!tmp.broken && (!append || end == 0))
+        out_write(&tmp, fd, header, sizeof header - 1);
+    cli_quiet--;
+    if (tmp.broken) {
+        cli_error("run: cannot write --joblog '%s': %s", path, strerror(tmp.error));
+        close(fd);
+        return -1;
     }
     *fd_out = fd;
     return 0;
 }
 
-static int done_set(joblog_done *d, unsigned long seq)
+static int done_add(joblog_done *d, unsigned long seq)
 {
-    size_t w = seq / 64;
-    if (w >= d->nwords) {
-        size_t nn = d->nwords ? d->nwords : 64;
-        while (nn <= w)
-            nn *= 2;
-        unsigned long long *nb = realloc(d->bits, nn * sizeof *nb);
+    if (d->n == d->cap) {
+        size_t nc = d->cap ? d->cap * 2 : 64;
+        unsigned long *nb = realloc(d->seq, nc * sizeof *nb);
         if (!nb)
             return -1;
-        memset(nb + d->nwords, 0, (nn - d->nwords) * sizeof *nb);
-        d->bits = nb;
-        d->nwords = nn;
+        d->seq = nb;
+        d->cap = nc;
     }
-    d->bits[w] |= 1ull << (seq % 64);
+    d->seq[d->n++] = seq;
     return 0;
+}
+
+static int cmp_seq(const void *a, const void *b)
+{
+    unsigned long x = *(const unsigned long *)a, y = *(const unsigned long *)b;
+    return x < y ? -1 : x > y;
 }
 
 int joblog_is_done(const joblog_done *d, unsigned long seq)
 {
-    size_t w = seq / 64;
-    return w < d->nwords && (d->bits[w] >> (seq % 64) & 1);
+    return d->n > 0 && bsearch(&seq, d->seq, d->n, sizeof *d->seq, cmp_seq) != NULL;
 }
 
 void joblog_done_release(joblog_done *d)
 {
-    free(d->bits);
-    d->bits = NULL;
-    d->nwords = 0;
+    free(d->seq);
+    memset(d, 0, sizeof *d);
 }
 
 /* Field k (0-based) of a tab-separated line as a number; -1 when absent or not one. */
@@ -188,6 +192,7 @@ int joblog_read_done(const char *spec, int failed_only, joblog_done *d)
     size_t cap = 0;
     ssize_t n;
     int rc = 0;
+    errno = 0;
     while ((n = getline(&line, &cap, f)) > 0) {
         if (line[n - 1] != '\n')
             break; /* torn: not ours (we write whole lines) */
@@ -200,16 +205,18 @@ int joblog_read_done(const char *spec, int failed_only, joblog_done *d)
             if (ev != 0 || sg != 0)
                 continue;
         }
-        if (done_set(d, (unsigned long)seq) < 0) {
+        if (done_add(d, (unsigned long)seq) < 0) {
             cli_error("out of memory");
             rc = -1;
             break;
         }
     }
     if (rc == 0 && ferror(f)) {
-        cli_error("run: cannot read --joblog '%s'", path);
+        cli_error("run: cannot read --joblog '%s': %s", path, strerror(errno));
         rc = -1;
     }
+    if (rc == 0 && d->n > 1)
+        qsort(d->seq, d->n, sizeof *d->seq, cmp_seq);
     free(line);
     fclose(f);
     if (rc < 0)
@@ -235,12 +242,22 @@ int joblog_write(int fd, unsigned long seq, double start, double runtime, size_t
     for (size_t i = 0; i < cl; i++)
         line[(size_t)hl + i] = cmd[i] == '\n' ? '\0' : cmd[i];
     line[n - 1] = '\n';
+    off_t before = lseek(fd, 0, SEEK_END); /* O_APPEND: where this line will begin */
     ssize_t w;
     do {
         w = write(fd, line, n);
     } while (w < 0 && errno == EINTR);
     free(line);
-    if (w < 0)
-        return -errno;
-    return (size_t)w == n ? 0 : -EIO;
+    if (w >= 0 && (size_t)w == n)
+        return 0;
+    int e = w < 0 ? errno : ENOSPC; /* a short write: the disk filled up */
+    if (w > 0 && before >= 0) {
+        /* Undo the torn part. Should even this fail, the error is still reported and the
+           run stops; --resume ignores a last line without its newline. */
+        int t;
+        do {
+            t = ftruncate(fd, before);
+        } while (t < 0 && errno == EINTR);
+    }
+    return -e;
 }

@@ -72,6 +72,8 @@ typedef struct job {
     double deadline; /* monotonic; 0: none */
     double kill_at;  /* monotonic: SIGKILL the group then; 0: none */
     int killed;      /* we ended it: kill its group before reaping */
+    int halt_killed; /* ended by --halt now: it never completed, so it is neither
+                        printed nor logged (a --resume runs it again), as in parallel */
     int timed_out;
     int done;
     int exitval, sig;
@@ -103,6 +105,8 @@ typedef struct sched {
     int js_wait; /* a job waits for a jobserver token: poll for one */
     int input_wait; /* the next input record has not arrived: poll the input */
     unsigned long total; /* jobs made (== the total once input_done) */
+    unsigned long all_jobs; /* --halt X%: every job, counted before the first starts */
+    int spool_said;         /* a spool error was reported (once is enough) */
     int devnull;
     int fatal;
 } sched;
@@ -118,6 +122,11 @@ static void on_signal(int sig)
         (void)w;
     }
     errno = saved;
+}
+
+static const char *joblog_path(const char *spec)
+{
+    return spec[0] == '+' ? spec + 1 : spec;
 }
 
 static double mono_now(void)
@@ -277,7 +286,10 @@ static int job_read(sched *s, job *j, int k, size_t limit)
         size_t room;
         int rc = spool_room(&j->out[k], &p, &room);
         if (rc < 0) {
-            cli_error("run: cannot hold a job's output: %s", strerror(-rc));
+            if (!s->spool_said)
+                cli_error("run: cannot hold a job's output in a temporary file in '%s': %s",
+                          spool_dir(), strerror(-rc));
+            s->spool_said = 1;
             s->fatal = 1;
             return 0;
         }
@@ -338,32 +350,59 @@ static void stop_all(sched *s, int sig)
     }
 }
 
+/* The exit status of a run with --halt that did not halt (GNU parallel's): with a
+ * percentage, the share of the jobs run that failed, rounded up; else the count. */
+static int halt_unreached_status(const sched *s)
+{
+    if (s->o->halt_percent)
+        return s->finished ? (int)((s->failed * 100 + s->finished - 1) / s->finished) : 0;
+    return s->failed > 100 ? CLI_EXIT_MAX_FAILED : (int)s->failed;
+}
+
+/* --halt WHEN,fail|success|done=N or N%: after each job, as GNU parallel does. N% is of
+ * all the jobs (counted before the first one started). The exit status: 0 for success=;
+ * else the number of failed jobs (101 for more than 100), or with N% the percentage of
+ * all the jobs that failed (rounded up); and when one job was enough to halt, that job's
+ * status (128 + its signal if it was killed), as a shell would report it. */
 static void check_halt(sched *s, const job *j)
 {
     const cli_run_opts *o = s->o;
     if (o->halt_when == CLI_HALT_NEVER || s->halted)
         return;
-    unsigned long count = o->halt_on == CLI_HALT_FAIL      ? s->failed
-                          : o->halt_on == CLI_HALT_SUCCESS ? s->succeeded
-                                                           : s->finished;
-    int hit = o->halt_percent ? (double)count * 100.0 >= o->halt_value * (double)s->finished
-                              : (double)count >= o->halt_value;
-    if (o->halt_on == CLI_HALT_FAIL && (j->exitval == 0 && j->sig == 0))
-        hit = 0;
-    if (o->halt_on == CLI_HALT_SUCCESS && (j->exitval != 0 || j->sig != 0))
-        hit = 0;
-    if (!hit)
+    int failed = j->exitval != 0 || j->sig != 0;
+    unsigned long count;
+    if (o->halt_on == CLI_HALT_FAIL) {
+        if (!failed)
+            return;
+        count = s->failed;
+    } else if (o->halt_on == CLI_HALT_SUCCESS) {
+        if (failed)
+            return;
+        count = s->succeeded;
+    } else {
+        count = s->finished;
+    }
+    double need = o->halt_percent ? (double)s->all_jobs * o->halt_value / 100.0 : o->halt_value;
+    if ((double)count < need)
         return;
     s->halted = 1;
     s->stopping = 1;
-    if (o->halt_on == CLI_HALT_FAIL)
-        s->halt_status = j->exitval > 0 ? j->exitval : 1;
-    else if (o->halt_on == CLI_HALT_SUCCESS)
+    if (o->halt_on == CLI_HALT_SUCCESS) {
         s->halt_status = 0;
-    else
-        s->halt_status = -1; /* the usual count of failures */
-    if (o->halt_when == CLI_HALT_NOW)
+    } else if (need == 1.0) {
+        s->halt_status = j->exitval != 0 ? j->exitval & 255 : j->sig ? 128 + j->sig : 0;
+    } else if (o->halt_percent) {
+        unsigned long all = s->all_jobs ? s->all_jobs : 1;
+        s->halt_status = (int)((s->failed * 100 + all - 1) / all);
+    } else {
+        s->halt_status = s->failed > 100 ? CLI_EXIT_MAX_FAILED : (int)s->failed;
+    }
+    if (o->halt_when == CLI_HALT_NOW) {
+        for (long i = 0; i < o->jobs; i++)
+            if (s->slots[i])
+                s->slots[i]->halt_killed = 1;
         stop_all(s, SIGTERM);
+    }
 }
 
 /* The job's process ended: collect, maybe retry, log, print. */
@@ -395,21 +434,32 @@ static void job_finish(sched *s, job *j)
     j->pid = 0;
 
     int failed = j->exitval != 0 || j->sig != 0;
+    int rc;
     if (failed && j->attempt < s->o->retries && !s->stopping) {
         j->attempt++;
         spool_reset(&j->out[0]);
         spool_reset(&j->out[1]);
         j->received = 0;
-        int rc = job_start(s, j, slot);
+        rc = job_start(s, j, slot);
         if (rc == 0)
             return;
         if (rc < 0)
             s->fatal = 1;
         /* Out of processes for now: give up retrying and report this attempt. */
     }
-    if (s->joblog_fd >= 0)
-        joblog_write(s->joblog_fd, j->seq, j->start_real, mono_now() - j->start_mono, j->received,
-                     j->exitval, j->sig, j->cmd);
+    if (j->halt_killed) { /* never completed: neither printed nor logged */
+        spool_reset(&j->out[0]);
+        spool_reset(&j->out[1]);
+    } else if (s->joblog_fd >= 0) {
+        rc = joblog_write(s->joblog_fd, j->seq, j->start_real, mono_now() - j->start_mono,
+                          j->received, j->exitval, j->sig, j->cmd);
+        if (rc < 0 && !s->fatal) {
+            /* A job finished but not logged would run again at --resume: stop now. */
+            cli_error("run: cannot write --joblog '%s': %s", joblog_path(s->o->joblog),
+                      strerror(-rc));
+            s->fatal = 1;
+        }
+    }
     s->finished++;
     if (failed)
         s->failed++;
@@ -744,6 +794,8 @@ int cli_run(const cli_run_opts *o)
         goto out;
     if (o->dry_run) {
         status = dry_run(&s);
+        if (s.out.broken && s.out.error != EPIPE)
+            status = CLI_EXIT_ERROR;
         goto out;
     }
     s.slots = calloc((size_t)o->jobs, sizeof *s.slots);
@@ -770,6 +822,9 @@ int cli_run(const cli_run_opts *o)
     if (o->resume && joblog_read_done(o->joblog, o->resume == 2, &s.done) < 0)
         goto out;
     if (o->joblog && joblog_open(o->joblog, o->resume, &s.joblog_fd) < 0)
+        goto out;
+    if (o->halt_when != CLI_HALT_NEVER && o->halt_percent &&
+        cli_input_preload(s.in, &s.all_jobs) < 0) /* N% of all the jobs: count them first */
         goto out;
     s.devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (s.devnull < 0) {
@@ -801,8 +856,12 @@ int cli_run(const cli_run_opts *o)
         goto out;
     if (s.fatal) {
         status = CLI_EXIT_ERROR;
-    } else if (s.halted && s.halt_status >= 0) {
+    } else if (s.out.broken && s.out.error != EPIPE) {
+        status = CLI_EXIT_ERROR; /* said by out_write */
+    } else if (s.halted) {
         status = s.halt_status;
+    } else if (o->halt_when != CLI_HALT_NEVER) {
+        status = halt_unreached_status(&s);
     } else {
         status = s.failed > 100 ? CLI_EXIT_MAX_FAILED : (int)s.failed;
     }
@@ -838,7 +897,7 @@ out:
     joblog_done_release(&s.done);
     cli_input_close(s.in);
     cli_template_free(s.tpl);
-    if (s.out.broken) {
+    if (s.out.broken && s.out.error == EPIPE) {
         /* The reader of our output left: end as a filter does, by SIGPIPE. */
         signal(SIGPIPE, SIG_DFL);
         raise(SIGPIPE);

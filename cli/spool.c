@@ -25,11 +25,15 @@
 
 enum { SPOOL_MEM = 64 * 1024, SPOOL_FIRST = 16 * 1024 };
 
-static int open_tmp(void)
+const char *spool_dir(void)
 {
     const char *dir = getenv("TMPDIR");
-    if (!dir || !*dir)
-        dir = "/tmp";
+    return dir && *dir ? dir : "/tmp";
+}
+
+static int open_tmp(void)
+{
+    const char *dir = spool_dir();
     int fd;
     do {
         fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);

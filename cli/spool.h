@@ -20,6 +20,8 @@ typedef struct spool {
 /* Free space to read into: *p and *room > 0 (moving the memory to the file when it is
  * full). 0, or -ENOMEM / -errno of the temporary file (ENOSPC...). */
 int spool_room(spool *s, char **p, size_t *room);
+/* The directory spool files go to: $TMPDIR, or /tmp (for messages). */
+const char *spool_dir(void);
 /* n bytes were written at the pointer spool_room gave. */
 void spool_commit(spool *s, size_t n);
 size_t spool_size(const spool *s);

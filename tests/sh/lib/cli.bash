@@ -20,3 +20,40 @@ finish() {
     fi
     echo "$name: all passed"
 }
+# in_memory_cgroup BYTES CMD...: run CMD in a memory cgroup of its own limited to BYTES
+# (cgroup v1 or v2; needs root), so that a test provoking a large allocation never calls
+# the machine's OOM killer onto others. Its status, or 77 (with a note) when no such
+# group can be made.
+in_memory_cgroup() {
+    local limit=$1 base="" file="" line
+    shift
+    while IFS= read -r line; do
+        case $line in
+        *:memory:*)
+            base="/sys/fs/cgroup/memory${line#*:memory:}" file=memory.limit_in_bytes
+            break
+            ;;
+        0::*)
+            [ -e /sys/fs/cgroup/cgroup.controllers ] &&
+                base="/sys/fs/cgroup${line#0::}" file=memory.max
+            ;;
+        esac
+    done </proc/self/cgroup
+    local dir="$base/mproc-sh-$$-$RANDOM"
+    if [ -z "$base" ] || ! mkdir "$dir" 2>/dev/null; then
+        echo "no memory cgroup of our own: case skipped" >&2
+        return 77
+    fi
+    if ! echo "$limit" >"$dir/$file" 2>/dev/null; then
+        rmdir "$dir"
+        echo "no memory cgroup of our own: case skipped" >&2
+        return 77
+    fi
+    (echo "$BASHPID" >"$dir/cgroup.procs" && exec "$@")
+    local st=$?
+    for _ in $(seq 50); do
+        rmdir "$dir" 2>/dev/null && break
+        sleep 0.1
+    done
+    return $st
+}
