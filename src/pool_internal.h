@@ -150,6 +150,9 @@ static inline void mproc__direct_wake(struct pool_direct *d)
 
 struct pool_slot {
     _Alignas(128) _Atomic uint64_t started; /* tasks begun by this incarnation */
+    _Atomic uint64_t ended;                 /* ... of them done with: outcome held in a
+                                               batch or published (ended < started: the
+                                               started-th is in flight) */
     _Atomic int64_t started_ns;             /* when the last one began */
     _Alignas(64) _Atomic uint32_t reach;    /* REACH_*: the worker can read and write the
                                                pool process's memory (CHUNK_RIN,

@@ -48,6 +48,7 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
                              .mask = p->caller_mask};
     struct pool_slot *sl = &p->shm->slots[w->slot];
     atomic_store(&sl->started, 0);
+    atomic_store(&sl->ended, 0);
     atomic_store(&sl->started_ns, 0);
     atomic_store(&sl->reach, REACH_UNTRIED);
     mproc__ring_reset(&sl->ring); /* the previous worker is reaped: nobody writes it */
@@ -153,14 +154,18 @@ static void on_death(struct sup *s, struct worker *w)
     mproc__pool_direct_settle(s, w, -MPROC_EDIED, why,
                               p->phase == P_RUNNING && !p->terminating && !p->broken);
     uint64_t started = atomic_load(&p->shm->slots[w->slot].started);
-    bool inflight = started > w->received && w->nsegs > 0;
+    uint64_t ended = atomic_load(&p->shm->slots[w->slot].ended);
+    bool begun = started > w->received && w->nsegs > 0;
+    bool inflight = begun && started > ended; /* else it died between tasks */
     bool was_starting = w->state == W_STARTING || w->init_code < 0;
     /* Tasks it ran but whose batch it never published go out again, in order before
-     * what it never began; the started-th task is the one it died in. */
+     * what it never began; the started-th task is the one it died in, unless it had
+     * ended (its outcome held in a batch): then that one goes out again too. */
     struct run held[POOL_SEGS];
     struct job *held_job[POOL_SEGS];
     int nheld = 0;
-    for (uint64_t k = inflight ? started - 1 - w->received : 0; k > 0 && w->nsegs > 0;) {
+    for (uint64_t k = begun ? started - (inflight ? 1 : 0) - w->received : 0;
+         k > 0 && w->nsegs > 0;) {
         size_t index;
         struct seg *g = mproc__pool_front(w, &index);
         size_t m = g->count - g->done;

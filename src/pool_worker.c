@@ -10,11 +10,14 @@ Successful outcomes of fixed-size tasks (map, imap) are published in batches (se
 struct batch below); a failure or an apply result goes alone, right away.
  *
  * What the supervisor learns when the worker dies: every result record it published
- * whole (the ring never shows a half-written one); and `started`. If started exceeds the
- * outcomes received, the started-th task was in flight: it fails with -MPROC_EDIED (or
- * -MPROC_ETIMELIMIT); the tasks before it ran but their batch was never published, and
+ * whole (the ring never shows a half-written one); `started`; and `ended`, the tasks it
+ * was done with (stored once a task's outcome is held in a batch or published). If
+ * started exceeds both the outcomes received and `ended`, the started-th task was in
+ * flight: it fails with -MPROC_EDIED (or -MPROC_ETIMELIMIT). The tasks before it (or,
+ * when none was in flight, up to `started`) ran but their batch was never published, and
  * the tasks after it were never begun: both go to another worker. So a death at any
- * point (decode, run, encode, after sending) fails at most the one task it interrupted.
+ * point (decode, run, encode, after sending, between tasks) fails at most the one task
+ * it interrupted, and never one that had returned.
  *
  * Who wakes whom: the worker sleeps in mproc_queue_get on `in` (the queue's futex
  * doorbell; spin first when CPUs allow); after publishing a record it rings the
@@ -365,7 +368,7 @@ struct lean {
     const unsigned char *src; /* the run's first input and output */
     unsigned char *dst;
     uint32_t in_size, out_cap;
-    _Atomic uint64_t *started;
+    _Atomic uint64_t *started, *ended;
     int trc, erc;   /* of the task that did not succeed, if any */
     size_t out_len;
 };
@@ -393,6 +396,8 @@ static uint32_t lean_run(struct lean *l, uint32_t n, uint64_t begun)
             l->out_len = out_len;
             return k;
         }
+        atomic_store_explicit(l->ended, begun + k, memory_order_release); /* held */
+        (void)MPROC__FAULT("pool.task.held");
     }
     return n;
 }
@@ -500,6 +505,7 @@ int mproc__pool_worker_main(void *arg)
                     return 1;
                 begun += c.count; /* counted as settled by the supervisor, like outcomes */
                 atomic_store_explicit(&slot->started, begun, memory_order_release);
+                atomic_store_explicit(&slot->ended, begun, memory_order_release);
                 continue;
             }
         }
@@ -554,7 +560,8 @@ int mproc__pool_worker_main(void *arg)
                                                      : batch_slot(&b),
                                  .in_size = c.in_size,
                                  .out_cap = c.out_cap,
-                                 .started = &slot->started};
+                                 .started = &slot->started,
+                                 .ended = &slot->ended};
                 uint32_t ok = lean_run(&l, (uint32_t)n, begun0 + i);
                 b.n += ok;
                 i += ok;
@@ -600,8 +607,11 @@ int mproc__pool_worker_main(void *arg)
             if (trc == 0)
                 trc = judge(&t, &c, fc.fn(&t, src, c.in_size, dst, &out_len), out_len);
             int erc = MPROC__FAULT("pool.result.encode");
-            if (outcome(&x, &c, index, trc, drc, erc, out_len, batched, bcap) < 0 ||
-                (c.unit != 0 && (i + 1) % c.unit == 0 && flush(a, &b) < 0))
+            if (outcome(&x, &c, index, trc, drc, erc, out_len, batched, bcap) < 0)
+                return 1;
+            atomic_store_explicit(&slot->ended, begun, memory_order_release); /* held or sent */
+            (void)MPROC__FAULT("pool.task.held");
+            if (c.unit != 0 && (i + 1) % c.unit == 0 && flush(a, &b) < 0)
                 return 1;
             tasks++;
             if (a->maxtasks != 0 && tasks >= a->maxtasks)
