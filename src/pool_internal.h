@@ -154,6 +154,9 @@ struct pool_slot {
                                                batch or published (ended < started: the
                                                started-th is in flight) */
     _Atomic int64_t started_ns;             /* when the last one began */
+    _Atomic uint32_t retiring;              /* it ran its maxtasksperchild and exits on
+                                               purpose: told here, since a host that
+                                               reaps every child may take its status */
     _Alignas(64) _Atomic uint32_t reach;    /* REACH_*: the worker can read and write the
                                                pool process's memory (CHUNK_RIN,
                                                CHUNK_ROUT); apart from `started`, written

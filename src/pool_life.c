@@ -14,6 +14,8 @@
  */
 #include "internal.h"
 
+#include <limits.h>
+
 #include "pool_internal.h"
 #include "sys/pool.h"
 #include "sys/spawn.h"
@@ -49,6 +51,7 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
     struct pool_slot *sl = &p->shm->slots[w->slot];
     atomic_store(&sl->started, 0);
     atomic_store(&sl->ended, 0);
+    atomic_store(&sl->retiring, 0);
     atomic_store(&sl->started_ns, 0);
     atomic_store(&sl->reach, REACH_UNTRIED);
     mproc__ring_reset(&sl->ring); /* the previous worker is reaped: nobody writes it */
@@ -57,6 +60,18 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
                               .fds = {-1, -1, -1},
                               .flags = MPROC_PROCESS_DAEMON};
     rc = mproc__sys_spawn(&sp, &w->pid, &w->pidfd);
+    if (rc == -ESRCH) {
+        /* It was born and has already ended, and another waiter of this process (a host
+           SIGCHLD handler that reaps every child) took it before we could hold it. What
+           it had to say is in its ring: an initializer's failure, most likely. */
+        w->live = true;
+        w->init_code = 0;
+        w->init_msg[0] = '\0';
+        mproc__pool_drain(s, w);
+        w->live = false;
+        if (w->init_code < 0)
+            rc = w->init_code;
+    }
     if (rc < 0)
         goto fail;
     w->in = in;
@@ -83,9 +98,17 @@ fail:
     return rc;
 }
 
+/* A worker's exit code when its status was taken by another waiter of this process. */
+#define EXIT_UNKNOWN INT_MIN
+
 static void describe_exit(char *buf, size_t n, pid_t pid, int code)
 {
-    if (code < 0)
+    if (code == EXIT_UNKNOWN)
+        mproc__pool_say(buf, n,
+                        "worker (pid %d) ended; its exit status is unknown (another waiter in "
+                        "this process took it: a SIGCHLD handler that reaps every child?)",
+                        (int)pid);
+    else if (code < 0)
         mproc__pool_say(buf, n, "worker (pid %d) was killed by signal %d (%s)", (int)pid, -code,
                  sigabbrev_np(-code) != NULL ? sigabbrev_np(-code) : "?");
     else
@@ -147,7 +170,7 @@ static void on_death(struct sup *s, struct worker *w)
     mproc_pool *p = s->p;
     int code = 0;
     if (mproc__sys_reap(w->pidfd, true, &code) < 0)
-        code = -SIGKILL; /* its status was taken elsewhere: we cannot know */
+        code = EXIT_UNKNOWN; /* its status was taken elsewhere: say so, never guess */
     mproc__pool_drain(s, w);
     char why[POOL_MSG_MAX];
     describe_exit(why, sizeof why, w->pid, code);
@@ -201,8 +224,10 @@ static void on_death(struct sup *s, struct worker *w)
     for (int k = nheld - 1; k >= 0; k--)
         (void)mproc__pool_requeue_or_fail(s, held_job[k], held[k].first, held[k].count,
                                           -MPROC_EDIED, why, w);
-    bool retired = p->o.maxtasksperchild != 0 && code == 0 && !inflight &&
-                   w->received >= p->o.maxtasksperchild;
+    bool retired = p->o.maxtasksperchild != 0 && !inflight &&
+                   w->received >= p->o.maxtasksperchild &&
+                   (code == 0 || (code == EXIT_UNKNOWN &&
+                                  atomic_load(&p->shm->slots[w->slot].retiring) != 0));
     bool planned = retired || w->timed_out || p->phase == P_STOPPING || p->terminating;
     release_worker(w);
     s->progress = true;

@@ -146,8 +146,12 @@ void *mproc__pool_supervisor(void *arg)
             int rc = mproc__pool_spawn_worker(&s, &p->workers[i]);
             if (rc < 0) {
                 p->start_rc = rc;
-                mproc__pool_say(p->start_msg, sizeof p->start_msg, "could not start a worker: %s",
-                         mproc_strerror(rc));
+                if (p->workers[i].init_code < 0 && rc == p->workers[i].init_code)
+                    mproc__pool_say(p->start_msg, sizeof p->start_msg, "%s",
+                                    p->workers[i].init_msg);
+                else
+                    mproc__pool_say(p->start_msg, sizeof p->start_msg,
+                                    "could not start a worker: %s", mproc_strerror(rc));
             }
         }
     }

@@ -614,8 +614,12 @@ int mproc__pool_worker_main(void *arg)
             if (c.unit != 0 && (i + 1) % c.unit == 0 && flush(a, &b) < 0)
                 return 1;
             tasks++;
-            if (a->maxtasks != 0 && tasks >= a->maxtasks)
-                return flush(a, &b) < 0 ? 1 : 0; /* retire: the supervisor sent no more */
+            if (a->maxtasks != 0 && tasks >= a->maxtasks) { /* retire: nothing more was sent */
+                if (flush(a, &b) < 0)
+                    return 1;
+                atomic_store(&slot->retiring, 1);
+                return 0;
+            }
         }
         if (flush(a, &b) < 0) /* at the end of every chunk (see above) */
             return 1;

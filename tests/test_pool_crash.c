@@ -9,6 +9,7 @@
 #include "harness.h"
 #include "internal.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -159,6 +161,86 @@ static void test_crash_in_task(void **state)
     crash_one(M_EXIT, "exited with status 3");
     crash_one(M_KILL, "signal 9 (KILL)");
     crash_one(M_EXIT0, "exited with status"); /* 0, or LeakSanitizer's code */
+}
+
+/* ---- a host program whose SIGCHLD handler reaps every child ------------------------- */
+
+static void reap_every_child(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    while (waitpid(-1, NULL, WNOHANG) > 0) {
+    }
+    errno = saved;
+}
+
+static int init_edom(void *arg, void **state)
+{
+    (void)arg;
+    (void)state;
+    return -EDOM;
+}
+
+/* Servers often reap with waitpid(-1) in a SIGCHLD handler, taking our workers' statuses:
+ * an initializer's code must still come back (it came back as -ESRCH about half the
+ * time: the worker was reaped before the spawn held it), planned retirements must not
+ * count as crashes (they broke the pool after 10), and a death whose status was taken
+ * must say so rather than name a signal the worker never got (it said "signal 9"). */
+static void test_host_reaps_children(void **state)
+{
+    (void)state;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = reap_every_child;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGCHLD, &sa, &old);
+    char why[300] = "";
+    for (int k = 0; k < 20 && why[0] == '\0'; k++) {
+        mproc_pool *p;
+        int rc = mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .initializer = init_edom});
+        if (rc == 0)
+            mproc_pool_free(p);
+        if (rc != -EDOM)
+            snprintf(why, sizeof why, "initializer round %d: %s", k, mproc_errname(rc));
+    }
+    mproc_pool *p = NULL;
+    enum { N = 120 };
+    struct item in[N];
+    int64_t out[N];
+    if (why[0] == '\0' &&
+        mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .maxtasksperchild = 2}) != 0)
+        snprintf(why, sizeof why, "pool_new failed");
+    if (why[0] == '\0') {
+        fill(in, N, M_NONE, 0);
+        int rc = mproc_pool_map(p, crashy, in, N, sizeof *in, out, sizeof *out,
+                                &(mproc_call_opts){.chunksize = 1});
+        if (rc != 0)
+            snprintf(why, sizeof why, "retirements: map %s (%s)", mproc_errname(rc),
+                     mproc_pool_broken(p, NULL) != 0 ? "pool broken" : "pool fine");
+    }
+    if (why[0] == '\0') {
+        in[7].mode = M_SEGV;
+        mproc_result *r = NULL;
+        int rc = mproc_pool_map_async(p, crashy, in, N, sizeof *in, out, sizeof *out,
+                                      &(mproc_call_opts){.chunksize = 1}, &r);
+        if (rc == 0)
+            rc = mproc_result_wait(r, 30);
+        size_t idx = 0;
+        int code = 0;
+        const char *msg = "";
+        if (rc == 0 && mproc_result_failures(r, 0, &idx, &code, &msg) != 1)
+            rc = -1;
+        if (rc != 0 || idx != 7 || code != -MPROC_EDIED || strstr(msg, "signal 9") != NULL ||
+            (strstr(msg, "signal 11") == NULL && strstr(msg, "unknown") == NULL))
+            snprintf(why, sizeof why, "segfault: rc %d idx %zu code %s msg '%.200s'", rc, idx,
+                     mproc_errname(code), msg);
+        mproc_result_free(r);
+    }
+    mproc_pool_free(p);
+    sigaction(SIGCHLD, &old, NULL);
+    if (why[0] != '\0')
+        fail_msg("%s", why);
 }
 
 /* A memory cgroup of our own with a 64 MiB limit: 0, or -1 (then the test is skipped). */
@@ -605,6 +687,7 @@ int main(void)
         MPROC_TEST(test_kill_in_huge_chunk),
         MPROC_TEST(test_restart_budget_breaks_pool),
         MPROC_TEST(test_huge_time_limits),
+        MPROC_TEST(test_host_reaps_children),
         MPROC_TEST(test_kill_storm),
         MPROC_TEST(test_ready_worker_dies_during_start),
         MPROC_TEST(test_caller_killed),

@@ -18,6 +18,10 @@
  *    with side effects may run twice for one outcome (never the task that killed its
  *    worker). More than max_restarts unplanned worker deaths within restart_period
  *    seconds break the pool (no fork loop).
+ *  - A host program that reaps every child (a SIGCHLD handler calling waitpid(-1)) may
+ *    take a worker's exit status: the message then says the status is unknown, never a
+ *    made-up signal; planned exits (maxtasksperchild) and an initializer's code are told
+ *    by the worker itself, so they are never mistaken for crashes.
  *  - Workers die with the caller (PR_SET_PDEATHSIG, tied to the pool's own thread).
  *    Nothing is left in /dev/shm: all shared memory is anonymous.
  *

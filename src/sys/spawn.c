@@ -8,10 +8,15 @@
  *     exec the child calls only async-signal-safe functions and allocates nothing: another
  *     thread of the parent may have held the malloc lock when the child was created.
  *  2. All signals are blocked in the calling thread around the fork. No handler of the
- *     caller runs in the child before it is set up, and none runs in the parent between fork
- *     and pidfd_open (a SIGCHLD handler that reaps with waitpid(-1) could otherwise reap our
- *     child, and let its pid be reused, before we hold a pidfd). The parent restores its mask
- *     before returning; the child restores it right before running fn or calling execve.
+ *     caller runs in the child before it is set up, and none runs in this thread between
+ *     fork and pidfd_open. Another thread's SIGCHLD handler that reaps with waitpid(-1) still
+ *     can: an exec child's pidfd therefore comes with the clone itself (CLONE_PIDFD), so it
+ *     is held before the child can end. A fn child is made by glibc's fork (its atfork
+ *     handlers are what makes malloc safe in the child), which cannot hand out a pidfd:
+ *     one that ends within microseconds of its birth may be taken by such a handler, and
+ *     pidfd_open fails with ESRCH (the pool reads what its worker said through its
+ *     channel). The parent restores its mask before returning; the child restores it
+ *     right before running fn or calling execve.
  *  3. Two ways to create the child, one setup (setup() below):
  *     - fn: fork(). The child needs its own copy of memory; glibc's fork runs the atfork
  *       handlers, so fn may use malloc and stdio. Stdio is flushed before forking
@@ -253,6 +258,7 @@ int mproc__sys_spawn(const struct mproc__spawn *s, pid_t *pid, int *pidfd)
 
     mproc__sys_block_all(&c.mask);
     pid_t child;
+    int early_pidfd = -1; /* exec children: the pidfd comes with the clone itself */
     if (s->fn != NULL) {
         mproc__sys_dl_hold(); /* see src/sys/dl.c */
         child = fork();
@@ -262,8 +268,13 @@ int mproc__sys_spawn(const struct mproc__spawn *s, pid_t *pid, int *pidfd)
         }
         mproc__sys_dl_release();
     } else {
-        child =
-            clone(exec_child, (char *)stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
+        child = clone(exec_child, (char *)stack + CHILD_STACK,
+                      CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &c, &early_pidfd);
+        if (child < 0 && errno == EINVAL) { /* a kernel before 5.2: pidfd_open below */
+            early_pidfd = -1;
+            child = clone(exec_child, (char *)stack + CHILD_STACK,
+                          CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
+        }
     }
     if (child < 0) {
         rc = -errno;
@@ -274,6 +285,7 @@ int mproc__sys_spawn(const struct mproc__spawn *s, pid_t *pid, int *pidfd)
         int err = 0;
         if (read(report[0], &err, sizeof err) == (ssize_t)sizeof err) {
             reap_pid(child);
+            mproc__sys_close(early_pidfd);
             rc = err > 0 ? -err : -MPROC_EEXEC;
             goto restore;
         }
@@ -281,7 +293,15 @@ int mproc__sys_spawn(const struct mproc__spawn *s, pid_t *pid, int *pidfd)
                MPROC_PROCESS_SETPGID) {
         setpgid(child, child); /* also here, so a killpg right after start reaches it */
     }
-    rc = mproc__sys_pidfd_open(child);
+    if (early_pidfd >= 0) {
+        rc = MPROC__FAULT("sys.pidfd_open"); /* the step that holds the child, either way */
+        if (rc < 0)
+            mproc__sys_close(early_pidfd);
+        else
+            rc = early_pidfd;
+    } else {
+        rc = mproc__sys_pidfd_open(child);
+    }
     if (rc < 0) {
         kill(child, SIGKILL);
         reap_pid(child);
