@@ -105,6 +105,7 @@ static void pool_release(mproc_pool *p)
     mproc__free(p->wargs);
     mproc__free(p->deaths);
     mproc__free(p->ranges);
+    mproc__free(p->keep_fds);
     mproc__free(p);
 }
 
@@ -116,8 +117,12 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
     if (o.workers < 0 || o.workers > MAX_WORKERS || bad_time(o.timeout) ||
         bad_time(o.init_timeout) ||
         bad_time(o.restart_period) || o.max_restarts < 0 || o.max_restarts > 1000000 ||
-        (o.channel_size != 0 && (o.channel_size < MIN_CHANNEL || o.channel_size > MAX_CHANNEL)))
+        (o.channel_size != 0 && (o.channel_size < MIN_CHANNEL || o.channel_size > MAX_CHANNEL)) ||
+        (o.n_inherit_fds != 0 && (o.inherit_fds == NULL || o.n_inherit_fds > 4096)))
         return -EINVAL;
+    for (size_t i = 0; i < o.n_inherit_fds; i++)
+        if (o.inherit_fds[i] < 0 || !mproc__sys_fd_open(o.inherit_fds[i]))
+            return -EINVAL;
     if (o.workers == 0) {
         int n = usable_cpus();
         o.workers = n > 0 ? (n > MAX_WORKERS ? MAX_WORKERS : n) : 1;
@@ -192,6 +197,26 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
     if (rc < 0)
         goto fail;
     p->shm->evfd = rc;
+    /* What a worker keeps of the descriptors above 2: its doorbell and what the caller
+       named, ascending (the spawn core closes the gaps between them). */
+    p->keep_fds = mproc__calloc(o.n_inherit_fds + 1, sizeof *p->keep_fds);
+    rc = -ENOMEM;
+    if (p->keep_fds == NULL)
+        goto fail;
+    p->keep_fds[0] = p->shm->evfd;
+    p->nkeep = 1;
+    for (size_t i = 0; i < o.n_inherit_fds; i++) {
+        int fd = o.inherit_fds[i];
+        size_t k = p->nkeep;
+        while (k > 0 && p->keep_fds[k - 1] > fd)
+            k--;
+        if (k > 0 && p->keep_fds[k - 1] == fd)
+            continue;
+        memmove(p->keep_fds + k + 1, p->keep_fds + k, (p->nkeep - k) * sizeof *p->keep_fds);
+        p->keep_fds[k] = fd;
+        p->nkeep++;
+    }
+    p->o.inherit_fds = NULL; /* the caller's array need not outlive this call */
 
     /* Shared mappings the workers will inherit at the same address: arrays inside them
      * are read and written in place (zero-copy). Optional: without the list, copies. */

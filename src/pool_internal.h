@@ -71,6 +71,10 @@ enum { CHUNK_IN = 1u, CHUNK_OUT = 2u, CHUNK_DIRECT = 4u, CHUNK_RIN = 8u, CHUNK_R
  * supervisor assumes it can (a chunk it cannot read comes back, REC_BOUNCE). */
 enum { REACH_UNTRIED = 0u, REACH_YES = 1u, REACH_NO = 2u };
 
+/* The exit status of a worker whose doorbell (the supervisor's eventfd) a task closed:
+ * it can no longer wake the supervisor, so it leaves, and a replacement starts. */
+#define WORKER_LOST_FD 125
+
 /* Bytes of a chunk before its inputs: the header and the fnref padded to 8. */
 static inline size_t mproc__chunk_head(uint32_t fnref_len)
 {
@@ -395,6 +399,9 @@ struct mproc_pool {
     int nworkers;
     struct worker *workers;
     struct worker_arg *wargs;
+    int *keep_fds; /* descriptors above 2 workers keep (ascending): the doorbell and
+                      the caller's inherit_fds; they close every other one */
+    size_t nkeep;
     mproc_pool_opts o;       /* resolved */
     size_t msg_max;          /* largest message on a channel */
     sigset_t caller_mask;

@@ -58,7 +58,10 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
     struct mproc__spawn sp = {.fn = mproc__pool_worker_main,
                               .arg = a,
                               .fds = {-1, -1, -1},
-                              .flags = MPROC_PROCESS_DAEMON};
+                              .flags = MPROC_PROCESS_DAEMON,
+                              .close_others = true,
+                              .keep = p->keep_fds,
+                              .nkeep = p->nkeep};
     rc = mproc__sys_spawn(&sp, &w->pid, &w->pidfd);
     if (rc == -ESRCH) {
         /* It was born and has already ended, and another waiter of this process (a host
@@ -107,6 +110,11 @@ static void describe_exit(char *buf, size_t n, pid_t pid, int code)
         mproc__pool_say(buf, n,
                         "worker (pid %d) ended; its exit status is unknown (another waiter in "
                         "this process took it: a SIGCHLD handler that reaps every child?)",
+                        (int)pid);
+    else if (code == WORKER_LOST_FD)
+        mproc__pool_say(buf, n,
+                        "worker (pid %d) exited: a task closed its descriptors (its doorbell "
+                        "to the pool), so it could not go on",
                         (int)pid);
     else if (code < 0)
         mproc__pool_say(buf, n, "worker (pid %d) was killed by signal %d (%s)", (int)pid, -code,

@@ -81,14 +81,25 @@ int mproc_task_worker(mproc_task *t)
     return t != NULL ? t->worker : -EINVAL;
 }
 
+/* The supervisor's doorbell as this worker was born with it. A task may close any
+ * descriptor (daemons close everything above 2), and the number may then name a file the
+ * task opened: the worker checks before each ring (rings are rare: only when the
+ * supervisor sleeps), and one that lost its doorbell exits (its outcomes are published),
+ * so the supervisor learns through the worker's pidfd instead of waiting for ever. */
+static struct mproc__fd_id doorbell;
+
 static void ring_supervisor(struct pool_shm *shm)
 {
-    if (atomic_load(&shm->sup_sleeping) != 0 && atomic_exchange(&shm->sup_sleeping, 0) != 0)
+    if (atomic_load(&shm->sup_sleeping) != 0 && atomic_exchange(&shm->sup_sleeping, 0) != 0) {
+        if (!mproc__sys_fd_same(shm->evfd, &doorbell))
+            _exit(WORKER_LOST_FD);
         mproc__sys_eventfd_ring(shm->evfd);
+    }
 }
 
 static uint64_t head_seen; /* this worker's cache of its ring's head (one ring per process) */
 static int home_mem = -1;  /* the pool process's memory (reach; one per worker process) */
+static struct mproc__fd_id home_id; /* what home_mem named (a task may close it) */
 static bool home_tried;    /* reach_probe ran */
 
 static void publish(const struct worker_arg *a, const void *rec, size_t len, int *rc)
@@ -260,8 +271,10 @@ static uint32_t reach_probe(const struct worker_arg *a)
     struct worker_arg there;
     if (fd >= 0 && mproc__sys_vm_read(fd, &there, (uint64_t)(uintptr_t)a, sizeof there) == 0 &&
         there.slot == a->slot && there.shm == a->shm) {
-        home_mem = fd;
-        return REACH_YES;
+        if (mproc__sys_fd_id(fd, &home_id) == 0) {
+            home_mem = fd;
+            return REACH_YES;
+        }
     }
     if (fd >= 0)
         mproc__sys_close(fd);
@@ -443,6 +456,8 @@ int mproc__pool_worker_main(void *arg)
 {
     const struct worker_arg *a = arg;
     pthread_sigmask(SIG_SETMASK, &a->mask, NULL);
+    if (mproc__sys_fd_id(a->shm->evfd, &doorbell) < 0)
+        return WORKER_LOST_FD;
     struct pool_slot *slot = &a->shm->slots[a->slot];
     mproc_task t = {.worker = a->slot};
     unsigned char *inbuf = mproc__malloc(2 * a->msg_max); /* one block: fewer page faults
@@ -493,8 +508,10 @@ int mproc__pool_worker_main(void *arg)
         uint32_t bcap = c.inplace & CHUNK_OUT ? 0 : c.out_cap;
         bool batched = c.fixed && bcap <= b.room;
         uint64_t reach = batched && (c.inplace & CHUNK_ROUT) ? c.out_addr : 0;
+        if ((c.inplace & CHUNK_RIN) && home_mem >= 0 && !mproc__sys_fd_same(home_mem, &home_id))
+            home_mem = -1; /* a task closed it (the number is not ours to close now) */
         if (c.inplace & CHUNK_RIN) { /* the inputs are in the caller's array */
-            int rrc = MPROC__FAULT("pool.reach.read");
+            int rrc = home_mem < 0 ? -EBADF : MPROC__FAULT("pool.reach.read");
             if (rrc == 0)
                 rrc = mproc__sys_vm_read(home_mem, inbuf + mproc__chunk_head(c.fnref_len),
                                          c.in_addr + c.first * c.in_size,

@@ -8,6 +8,8 @@
 #include "internal.h"
 #include "pool_internal.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -893,6 +896,123 @@ static void maxtasks(size_t max, size_t n)
     mproc_pool_free(p);
 }
 
+/* ---- workers and the host's descriptors ---------------------------------------------- */
+
+/* The worker's open descriptors (not counting the directory's own), and whether the
+ * descriptor given as input is open. */
+static int fd_census(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)t, (void)in_len, (void)out_len;
+    int64_t probe, res[2] = {0, 0};
+    memcpy(&probe, in, sizeof probe);
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return mproc_task_fail(t, -errno, "opendir");
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        res[0] += e->d_name[0] != '.';
+    closedir(d);
+    res[0]--; /* the directory's own */
+    res[1] = fcntl((int)probe, F_GETFD) >= 0;
+    memcpy(out, res, sizeof res);
+    return 0;
+}
+
+static void census(mproc_pool *p, int probe, int64_t most)
+{
+    int64_t in[4] = {probe, probe, probe, probe}, out[4][2];
+    assert_ok(mproc_pool_map(p, fd_census, in, 4, sizeof *in, out, sizeof *out,
+                             &(mproc_call_opts){.chunksize = 1}));
+    for (int i = 0; i < 4; i++) {
+        if (out[i][0] > most)
+            fail_msg("a worker has %lld descriptors open (at most %lld expected)",
+                     (long long)out[i][0], (long long)most);
+        assert_int_equal(out[i][1], 1); /* the one asked for is there */
+    }
+}
+
+/* Workers do not keep what the host opened without close-on-exec (200 descriptors, and a
+ * pipe whose write end the host then closes: its reader must see EOF while the pool
+ * lives), replacements neither; a descriptor named in inherit_fds stays open in them. */
+static void test_workers_close_inherited_fds(void **state)
+{
+    (void)state;
+    enum { EXTRA = 200 };
+    int extra[EXTRA];
+    for (int i = 0; i < EXTRA; i++)
+        assert_true((extra[i] = dup(0)) >= 0); /* dup: never close-on-exec */
+    int pfd[2];
+    assert_ok(pipe(pfd));
+    int keep = extra[EXTRA / 2];
+    int bad = -1;
+    mproc_pool *p;
+    assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .inherit_fds = &bad,
+                                                       .n_inherit_fds = 1}),
+                -EINVAL);
+    assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .inherit_fds = &keep,
+                                                     .n_inherit_fds = 1}));
+    close(pfd[1]);
+    assert_ok(fcntl(pfd[0], F_SETFL, O_NONBLOCK));
+    char c;
+    assert_int_equal(read(pfd[0], &c, 1), 0); /* EOF: no worker holds the write end */
+    /* 0-2, the doorbell, the one kept, and what the runtime may hold (sanitizers) */
+    census(p, keep, 8);
+    mproc_pool_stats st;
+    mproc_worker_stats ws[2];
+    assert_ok(mproc_pool_stats_get(p, &st, ws, 2));
+    kill(ws[0].pid, SIGKILL);
+    int64_t waited = 0;
+    do {
+        mproc_test_sleep(0.01);
+        assert_ok(mproc_pool_stats_get(p, &st, NULL, 0));
+    } while (st.restarts < 1 && waited++ < 2000);
+    census(p, keep, 8); /* the replacement too */
+    mproc_pool_free(p);
+    close(pfd[0]);
+    for (int i = 0; i < EXTRA; i++)
+        close(extra[i]);
+}
+
+/* A task that closes every descriptor above 2 (what daemons do) closes the worker's own
+ * doorbell: whatever the outcome, no call may hang. */
+static int close_everything(mproc_task *t, const void *in, size_t in_len, void *out,
+                            size_t *out_len)
+{
+    (void)t, (void)in, (void)in_len, (void)out_len;
+    for (int fd = 3; fd < 1024; fd++)
+        close(fd);
+    memset(out, 0, 8);
+    return 0;
+}
+
+static void test_task_closes_all_fds(void **state)
+{
+    (void)state;
+    mproc_pool *p;
+    assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2}));
+    enum { N = 64 };
+    int64_t in[N], out[N];
+    memset(in, 0, sizeof in);
+    for (int round = 0; round < 3; round++) {
+        mproc_result *r;
+        int rc = mproc_pool_map_async(p, close_everything, in, N, sizeof *in, out, sizeof *out,
+                                      &(mproc_call_opts){.chunksize = 1}, &r);
+        if (rc == -MPROC_EBROKEN)
+            break; /* past the restart budget: an answer too */
+        assert_ok(rc);
+        assert_ok(mproc_result_wait(r, 30)); /* it used to wait for ever */
+        mproc_result_free(r);
+        int64_t x = 0, y;
+        rc = mproc_pool_apply(p, close_everything, &x, sizeof x, &y, sizeof y, NULL, 30);
+        if (rc != 0 && rc != -MPROC_EDIED && rc != -MPROC_EBROKEN)
+            fail_msg("apply: %s", mproc_errname(rc));
+    }
+    /* workers that lost their doorbell left and were replaced (or, past the restart
+       budget, the pool broke): either way it answers */
+    if (mproc_pool_broken(p, NULL) == 0)
+        check_map(p, 100, 1);
+    mproc_pool_free(p);
+}
+
 static void test_maxtasksperchild(void **state)
 {
     (void)state;
@@ -1280,6 +1400,8 @@ int main(int argc, char **argv)
         MPROC_TEST(test_initializer_timeout),
         MPROC_TEST(test_pin),
         MPROC_TEST(test_maxtasksperchild),
+        MPROC_TEST(test_workers_close_inherited_fds),
+        MPROC_TEST(test_task_closes_all_fds),
         MPROC_TEST(test_task_timeout),
         MPROC_TEST(test_cancel),
         MPROC_TEST(test_terminate_10000_queued),

@@ -105,6 +105,12 @@ typedef struct mproc_pool_opts {
                                 take; past it the worker is killed and its start fails
                                 with -MPROC_ETIMELIMIT (creation fails; a replacement
                                 counts as a death). 0: no limit, as in Python */
+    const int *inherit_fds;  /* descriptors above 2 the tasks need (the caller's copy is
+                                read at creation): workers keep these and close every
+                                other descriptor they inherited, so a worker never holds
+                                what the host opens (a pipe's write end would otherwise
+                                never show EOF while a pool lives); each must be open */
+    size_t n_inherit_fds;
 } mproc_pool_opts;
 
 /* Options of one submission. The zero value: default chunksize, the pool's timeout,

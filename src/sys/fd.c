@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -132,4 +133,25 @@ int mproc__sys_read_text(const char *path, char *buf, size_t cap)
     mproc__sys_close(fd);
     buf[used] = '\0';
     return rc < 0 ? rc : (int)(used > INT32_MAX ? INT32_MAX : used);
+}
+
+bool mproc__sys_fd_open(int fd)
+{
+    return fd >= 0 && fcntl(fd, F_GETFD) >= 0;
+}
+
+int mproc__sys_fd_id(int fd, struct mproc__fd_id *id)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    id->dev = (uint64_t)st.st_dev;
+    id->ino = (uint64_t)st.st_ino;
+    return 0;
+}
+
+bool mproc__sys_fd_same(int fd, const struct mproc__fd_id *id)
+{
+    struct mproc__fd_id now;
+    return mproc__sys_fd_id(fd, &now) == 0 && now.dev == id->dev && now.ino == id->ino;
 }

@@ -198,10 +198,37 @@ CHILD static int exec_child(void *arg)
     _exit(127);
 }
 
+/* Close the descriptors lo..hi (close_range, or one by one where the kernel lacks it). */
+CHILD static void close_span(unsigned lo, unsigned hi)
+{
+    if (lo > hi)
+        return;
+    if (syscall(SYS_close_range, lo, hi, 0) == 0)
+        return;
+    for (unsigned fd = lo; fd <= hi && fd < 65536; fd++)
+        (void)close((int)fd);
+}
+
+/* Every descriptor above 2 but keep (ascending). */
+CHILD static void close_all_but(const int *keep, size_t n)
+{
+    unsigned lo = 3;
+    for (size_t i = 0; i < n; i++) {
+        if (keep[i] < 3 || (unsigned)keep[i] < lo)
+            continue;
+        if ((unsigned)keep[i] > lo)
+            close_span(lo, (unsigned)keep[i] - 1);
+        lo = (unsigned)keep[i] + 1;
+    }
+    close_span(lo, ~0u);
+}
+
 static _Noreturn void fn_child(const struct ctx *c)
 {
     if (setup(c) != 0)
         child_exit(127);
+    if (c->s->close_others)
+        close_all_but(c->s->keep, c->s->nkeep);
     pthread_sigmask(SIG_SETMASK, &c->mask, NULL);
     int ret = c->s->fn(c->s->arg);
     fflush(NULL);

@@ -27,6 +27,11 @@ struct mproc__spawn {
     const char *cwd;   /* NULL: inherit */
     int fds[3];        /* fds to become the child's 0, 1, 2; -1: inherit */
     unsigned flags;    /* MPROC_PROCESS_DAEMON | _SETSID | _SETPGID */
+    /* fn children: close every descriptor above 2 but keep[0..nkeep) (ascending, no
+     * duplicates), so the child holds nothing of the parent's it does not need. */
+    bool close_others;
+    const int *keep;
+    size_t nkeep;
 };
 
 /* Start the child. Returns 0 with *pid and *pidfd (a close-on-exec pidfd owned by the

@@ -61,6 +61,20 @@ int mproc__sys_pipe(int fds[2], int flags);
 
 /* ---- processes ----------------------------------------------------------- */
 
+/* Is fd an open descriptor of this process? */
+bool mproc__sys_fd_open(int fd);
+
+/* What a descriptor refers to (device and inode), to tell later whether the number still
+ * names the same object: code we do not own (a task) may close it, and the number may
+ * then be reused for something else. */
+struct mproc__fd_id {
+    uint64_t dev, ino;
+};
+/* 0 and *id, or -errno (-EBADF: not open). */
+int mproc__sys_fd_id(int fd, struct mproc__fd_id *id);
+/* Does fd still name the object id was taken from? */
+bool mproc__sys_fd_same(int fd, const struct mproc__fd_id *id);
+
 /* pidfd_open(pid, 0): a close-on-exec fd that becomes readable when pid exits. fd or -errno. */
 int mproc__sys_pidfd_open(pid_t pid);
 
