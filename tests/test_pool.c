@@ -951,7 +951,9 @@ static void test_workers_close_inherited_fds(void **state)
     assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .inherit_fds = &keep,
                                                      .n_inherit_fds = 1}));
     close(pfd[1]);
-    assert_ok(fcntl(pfd[0], F_SETFL, O_NONBLOCK));
+    /* EOF once the workers have closed their copies (right after their start) */
+    struct pollfd pe = {.fd = pfd[0], .events = POLLIN};
+    assert_int_equal(poll(&pe, 1, 10000), 1);
     char c;
     assert_int_equal(read(pfd[0], &c, 1), 0); /* EOF: no worker holds the write end */
     /* 0-2, the doorbell, the one kept, and what the runtime may hold (sanitizers) */

@@ -622,7 +622,8 @@ static void test_ready_worker_dies_during_start(void **state)
     mproc_pool *p;
     double t0 = mproc_test_now();
     assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .initializer = init_race,
-                                                       .initarg = &r}),
+                                                       .initarg = &r, .inherit_fds = &fds[1],
+                                                       .n_inherit_fds = 1}),
                 -MPROC_EDIED);
     assert_true(mproc_test_now() - t0 < 10);
     pthread_join(th, NULL);

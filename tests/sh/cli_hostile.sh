@@ -7,15 +7,6 @@ source "$(dirname "$0")/lib/cli.bash"
 tmp=$(mktemp -d)
 mark="mproc_cli_hostile_$$_$RANDOM" # unique text in the jobs' command lines, for pgrep
 trap 'pkill -KILL -f "$mark" 2>/dev/null; rm -rf "$tmp"' EXIT
-# none_left WHAT: no process with the marker may remain (poll up to 3 s: reaping is async).
-none_left() {
-    for _ in $(seq 30); do
-        pgrep -f "$mark" >/dev/null || return 0
-        sleep 0.1
-    done
-    fail "$1: left running: $(pgrep -af "$mark")"
-    pkill -KILL -f "$mark"
-}
 # wait_for WHAT CMD...: poll CMD up to 10 s; fail WHAT if it never succeeds. 0 if it did.
 wait_for() {
     local what=$1

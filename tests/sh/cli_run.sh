@@ -7,14 +7,6 @@ source "$(dirname "$0")/lib/cli.bash"
 tmp=$(mktemp -d)
 mark="mproc_cli_run_$$_$RANDOM" # unique text in the jobs' command lines, for pgrep
 trap 'pkill -KILL -f "$mark" 2>/dev/null; rm -rf "$tmp"' EXIT
-# none_left WHAT: no process with the marker may remain (poll up to 2 s: reaping is async).
-none_left() {
-    for _ in $(seq 20); do
-        pgrep -f "$mark" >/dev/null || return 0
-        sleep 0.1
-    done
-    fail "$1: left running: $(pgrep -af "$mark")"
-}
 
 # ---- exit statuses ---------------------------------------------------------------------
 expect_eq "0 failed" 0 "$(status "$M" run -j2 'exit {}' ::: 0 0 0)"

@@ -12,6 +12,16 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 expect_eq() { [ "$2" == "$3" ] || fail "$1: want [${2:0:200}] got [${3:0:200}]"; }
 # status CMD...: run it quietly, print its exit status
 status() { "$@" >/dev/null 2>&1; echo $?; }
+# none_left WHAT: no process whose command line holds $mark (the script's unique text) may
+# remain; polls up to 3 s (reaping is asynchronous), then kills what is left.
+none_left() {
+    for _ in $(seq 30); do
+        pgrep -f "$mark" >/dev/null || return 0
+        sleep 0.1
+    done
+    fail "$1: left running: $(pgrep -af "$mark")"
+    pkill -KILL -f "$mark"
+}
 # finish: the closing line; the script's status is 1 if anything failed
 finish() {
     if [ "$fails" -ne 0 ]; then
