@@ -48,19 +48,19 @@ __attribute__((format(printf, 1, 2), noreturn)) static inline void bench_die(con
 }
 
 /* Fail unless rc >= 0 (an mproc call). */
-#define BENCH_OK(expr)                                                                     \
-    do {                                                                                   \
-        int bench_rc_ = (expr);                                                            \
-        if (bench_rc_ < 0)                                                                 \
-            bench_die("%s:%d: %s = %d (%s)", __FILE__, __LINE__, #expr, bench_rc_,         \
-                      strerror(bench_rc_ > -4096 ? -bench_rc_ : 0));                       \
+#define BENCH_OK(expr)                                                                             \
+    do {                                                                                           \
+        int bench_rc_ = (expr);                                                                    \
+        if (bench_rc_ < 0)                                                                         \
+            bench_die("%s:%d: %s = %d (%s)", __FILE__, __LINE__, #expr, bench_rc_,                 \
+                      strerror(bench_rc_ > -4096 ? -bench_rc_ : 0));                               \
     } while (0)
 
 /* Fail unless a libc call succeeded (returns >= 0, errno on failure). */
-#define BENCH_SYS(expr)                                                                    \
-    do {                                                                                   \
-        if ((expr) < 0)                                                                    \
-            bench_die("%s:%d: %s: %s", __FILE__, __LINE__, #expr, strerror(errno));        \
+#define BENCH_SYS(expr)                                                                            \
+    do {                                                                                           \
+        if ((expr) < 0)                                                                            \
+            bench_die("%s:%d: %s: %s", __FILE__, __LINE__, #expr, strerror(errno));                \
     } while (0)
 
 /* n scaled by $BENCH_SCALE (for quick runs; default 1), never below floor. */

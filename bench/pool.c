@@ -145,8 +145,7 @@ static int imap_mem_child(uint64_t n)
     BENCH_OK(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2}));
     struct gen g = {0, n};
     mproc_imap *it;
-    BENCH_OK(mproc_pool_imap(p, square, gen_next, &g, sizeof(int64_t), sizeof(int64_t), NULL,
-                             &it));
+    BENCH_OK(mproc_pool_imap(p, square, gen_next, &g, sizeof(int64_t), sizeof(int64_t), NULL, &it));
     uint64_t got = 0;
     for (;;) {
         int64_t y;
@@ -162,8 +161,7 @@ static int imap_mem_child(uint64_t n)
         got++;
     }
     if (got != n)
-        bench_die("imap: %llu results, want %llu", (unsigned long long)got,
-                  (unsigned long long)n);
+        bench_die("imap: %llu results, want %llu", (unsigned long long)got, (unsigned long long)n);
     mproc_imap_free(it);
     BENCH_OK(mproc_pool_close(p));
     BENCH_OK(mproc_pool_join(p, MPROC_FOREVER));
@@ -180,8 +178,7 @@ static double run_imap_rate(mproc_pool *p, uint64_t n)
     struct gen g = {0, n};
     mproc_imap *it;
     double t0 = bench_now();
-    BENCH_OK(mproc_pool_imap(p, square, gen_next, &g, sizeof(int64_t), sizeof(int64_t), NULL,
-                             &it));
+    BENCH_OK(mproc_pool_imap(p, square, gen_next, &g, sizeof(int64_t), sizeof(int64_t), NULL, &it));
     uint64_t got = 0;
     int64_t y;
     size_t idx;
@@ -189,8 +186,8 @@ static double run_imap_rate(mproc_pool *p, uint64_t n)
     while ((rc = mproc_imap_next(it, &y, &idx, NULL, MPROC_FOREVER)) == 0) {
         int64_t x = (int64_t)(got % 1000003);
         if (idx != got || y != x * x)
-            bench_die("imap rate item %llu: index %zu, value %lld", (unsigned long long)got,
-                      idx, (long long)y);
+            bench_die("imap rate item %llu: index %zu, value %lld", (unsigned long long)got, idx,
+                      (long long)y);
         got++;
     }
     double t = bench_now() - t0;
@@ -381,9 +378,12 @@ static double run_raw_pingpong(uint64_t n)
 static uint64_t primes_below(uint64_t n)
 {
     switch (n) {
-    case 3000000: return 216816;
-    case 300000: return 25997;
-    default: return 0; /* unknown: both sides must then agree with each other */
+    case 3000000:
+        return 216816;
+    case 300000:
+        return 25997;
+    default:
+        return 0; /* unknown: both sides must then agree with each other */
     }
 }
 
@@ -512,8 +512,7 @@ int main(int argc, char **argv)
         return imap_mem_child(strtoull(argv[2], NULL, 10));
     fflush(NULL); /* nothing buffered may be duplicated into the children */
 
-    bench_emit("pool.imap.mem", "mproc", run_imap_mem("/proc/self/exe", scaled(10000000)),
-               "MiB");
+    bench_emit("pool.imap.mem", "mproc", run_imap_mem("/proc/self/exe", scaled(10000000)), "MiB");
     bench_emit("pool.imap.mem", "limit", 64.0, "MiB");
 
     uint64_t n_big = scaled(10000000), n_cs1 = scaled(2000000);

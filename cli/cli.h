@@ -52,20 +52,20 @@ typedef struct cli_run_opts {
     size_t ncmd;
     cli_source *src; /* argument sources; none: standard input */
     size_t nsrc;
-    long jobs;         /* resolved job slots, >= 1 */
-    char delim;        /* '\n', or '\0' with -0 */
-    int keep_order;    /* -k */
-    int tag;           /* --tag */
-    int dry_run;       /* --dry-run */
-    int progress;      /* --bar, --eta: CLI_PROGRESS_* */
-    int output;        /* enum cli_output_mode */
+    long jobs;          /* resolved job slots, >= 1 */
+    char delim;         /* '\n', or '\0' with -0 */
+    int keep_order;     /* -k */
+    int tag;            /* --tag */
+    int dry_run;        /* --dry-run */
+    int progress;       /* --bar, --eta: CLI_PROGRESS_* */
+    int output;         /* enum cli_output_mode */
     const char *joblog; /* --joblog FILE ("+FILE" appends) */
-    int resume;        /* --resume: skip the jobs the joblog has; 2: --resume-failed */
-    double timeout;    /* --timeout seconds; 0: none */
-    int retries;       /* --retries N: attempts in all, >= 1 */
-    int halt_when;     /* enum cli_halt_when */
-    int halt_on;       /* enum cli_halt_on */
-    double halt_value; /* a count, or a percentage when halt_percent */
+    int resume;         /* --resume: skip the jobs the joblog has; 2: --resume-failed */
+    double timeout;     /* --timeout seconds; 0: none */
+    int retries;        /* --retries N: attempts in all, >= 1 */
+    int halt_when;      /* enum cli_halt_when */
+    int halt_on;        /* enum cli_halt_on */
+    double halt_value;  /* a count, or a percentage when halt_percent */
     int halt_percent;
 } cli_run_opts;
 
@@ -165,11 +165,11 @@ int cli_progress_format(char *buf, size_t n, int mode, int width, unsigned long 
 /* ---- jobserver.c: job slots from GNU make's jobserver ---------------------------- */
 
 typedef struct cli_jobserver {
-    int active;    /* tokens come from make */
-    int serial;    /* a jobserver was named but is unusable: one job at a time */
-    int rfd, wfd;  /* rfd: ours, non-blocking, close-on-exec; wfd: make's (or rfd) */
-    int own_w;     /* wfd == rfd (the fifo) */
-    char *tok;     /* the tokens we hold, to give back byte for byte */
+    int active;   /* tokens come from make */
+    int serial;   /* a jobserver was named but is unusable: one job at a time */
+    int rfd, wfd; /* rfd: ours, non-blocking, close-on-exec; wfd: make's (or rfd) */
+    int own_w;    /* wfd == rfd (the fifo) */
+    char *tok;    /* the tokens we hold, to give back byte for byte */
     size_t ntok, cap;
 } cli_jobserver;
 

@@ -61,7 +61,7 @@ struct cli_input {
     list *rest;
     size_t nrest;
     size_t *idx;
-    char *cur;      /* the current value of source 0 (owned copy) */
+    char *cur; /* the current value of source 0 (owned copy) */
     int have_cur;
     int done;
 };

@@ -89,7 +89,8 @@ int joblog_open(const char *spec, int append, int *fd_out)
     const char *path = spec[0] == '+' ? spec + 1 : spec;
     append = append || spec[0] == '+';
     /* Read-write: appending checks the last byte (pread) */
-    int flags = (append ? O_RDWR : O_WRONLY) | O_CREAT | O_CLOEXEC | O_APPEND | (append ? 0 : O_TRUNC);
+    int flags =
+        (append ? O_RDWR : O_WRONLY) | O_CREAT | O_CLOEXEC | O_APPEND | (append ? 0 : O_TRUNC);
     int fd;
     do {
         fd = open(path, flags, 0666);

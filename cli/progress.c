@@ -61,7 +61,8 @@ int cli_progress_format(char *buf, size_t n, int mode, int width, unsigned long 
     if (known) {
         snprintf(tot, sizeof tot, "%lu", total);
         snprintf(pct, sizeof pct, "%3d%%",
-                 total ? (int)((double)(done < total ? done : total) * 100.0 / (double)total) : 100);
+                 total ? (int)((double)(done < total ? done : total) * 100.0 / (double)total)
+                       : 100);
     } else {
         snprintf(tot, sizeof tot, "?");
         snprintf(pct, sizeof pct, "  ?%%");
@@ -75,8 +76,8 @@ int cli_progress_format(char *buf, size_t n, int mode, int width, unsigned long 
     int room = width - l - 3;
     if (room < 10 || (size_t)l + (size_t)room + 4 >= n)
         return l;
-    int fill = known && total ? (int)((double)(done < total ? done : total) * room / (double)total)
-                              : 0;
+    int fill =
+        known && total ? (int)((double)(done < total ? done : total) * room / (double)total) : 0;
     buf[l++] = ' ';
     buf[l++] = '[';
     for (int i = 0; i < room; i++)

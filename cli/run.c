@@ -65,8 +65,8 @@ typedef struct job {
     int attempt; /* 1-based */
     mproc_process *proc;
     pid_t pid;
-    int fd[2];   /* read ends of the stdout and stderr pipes; -1 when closed */
-    spool out[2]; /* captured stdout and stderr (memory, then a temporary file) */
+    int fd[2];       /* read ends of the stdout and stderr pipes; -1 when closed */
+    spool out[2];    /* captured stdout and stderr (memory, then a temporary file) */
     size_t received; /* stdout bytes (the joblog's Receive) */
     double start_real, start_mono;
     double deadline; /* monotonic; 0: none */
@@ -102,9 +102,9 @@ typedef struct sched {
     joblog_done done; /* --resume: the seqs to skip */
     cli_progress prog;
     cli_jobserver js;
-    int js_wait; /* a job waits for a jobserver token: poll for one */
-    int input_wait; /* the next input record has not arrived: poll the input */
-    unsigned long total; /* jobs made (== the total once input_done) */
+    int js_wait;            /* a job waits for a jobserver token: poll for one */
+    int input_wait;         /* the next input record has not arrived: poll the input */
+    unsigned long total;    /* jobs made (== the total once input_done) */
     unsigned long all_jobs; /* --halt X%: every job, counted before the first starts */
     int spool_said;         /* a spool error was reported (once is enough) */
     int devnull;
@@ -739,8 +739,8 @@ static int loop(sched *s, int sig_rfd)
         int tmo = poll_timeout_ms(s, mono_now());
         if (s->o->progress && (tmo < 0 || tmo > 200))
             tmo = 200; /* keep the rate and the ETA moving */
-        pf[1 + 3 * nj] = (struct pollfd){
-            .fd = s->js_wait ? cli_jobserver_fd(&s->js) : -1, .events = POLLIN};
+        pf[1 + 3 * nj] =
+            (struct pollfd){.fd = s->js_wait ? cli_jobserver_fd(&s->js) : -1, .events = POLLIN};
         pf[2 + 3 * nj] = (struct pollfd){
             .fd = s->input_wait && !s->stopping ? cli_input_fd(s->in) : -1, .events = POLLIN};
         int n = poll(pf, (nfds_t)(3 + 3 * nj), tmo);

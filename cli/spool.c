@@ -125,8 +125,8 @@ static int emit(spool *s, cli_out *o, int fd, const char *tag, size_t mlen)
     int bol = 1;
     int rc = 0;
     for (off_t off = 0; s->fd >= 0 && off < s->flen && rc == 0;) {
-        size_t want = (size_t)(s->flen - off) < sizeof chunk ? (size_t)(s->flen - off)
-                                                              : sizeof chunk;
+        size_t want =
+            (size_t)(s->flen - off) < sizeof chunk ? (size_t)(s->flen - off) : sizeof chunk;
         ssize_t r = pread(s->fd, chunk, want, off);
         if (r < 0 && errno == EINTR)
             continue;

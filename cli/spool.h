@@ -11,11 +11,14 @@
 typedef struct spool {
     char *mem; /* the newest bytes, at most 64 KiB */
     size_t len, cap;
-    int fd;    /* the older bytes: an unlinked temporary file, or -1 */
+    int fd; /* the older bytes: an unlinked temporary file, or -1 */
     off_t flen;
 } spool;
 
-#define SPOOL_INIT {NULL, 0, 0, -1, 0}
+#define SPOOL_INIT                                                                                 \
+    {                                                                                              \
+        NULL, 0, 0, -1, 0                                                                          \
+    }
 
 /* Free space to read into: *p and *room > 0 (moving the memory to the file when it is
  * full). 0, or -ENOMEM / -errno of the temporary file (ENOSPC...). */

@@ -169,13 +169,13 @@ static size_t parse_rep(const char *s, piece *pc)
 static int is_builtin(const char *w, size_t n)
 {
     static const char *const names[] = {
-        "alias", "bg",       "break", "cd",     "command", "continue", "echo",  "eval",
-        "exec",  "exit",     "export", "fc",    "fg",      "getopts",  "hash",  "jobs",
-        "kill",  "local",    "printf", "pwd",   "read",    "readonly", "return", "set",
-        "shift", "test",     "times",  "trap",  "type",    "ulimit",   "umask", "unalias",
-        "unset", "wait",     "[",      ".",     ":",       "if",       "then",  "else",
-        "elif",  "fi",       "case",   "esac",  "for",     "while",    "until", "do",
-        "done",  "in",       "!",      "function", "select", "source", "let",   "builtin"};
+        "alias", "bg",    "break",  "cd",       "command", "continue", "echo",   "eval",
+        "exec",  "exit",  "export", "fc",       "fg",      "getopts",  "hash",   "jobs",
+        "kill",  "local", "printf", "pwd",      "read",    "readonly", "return", "set",
+        "shift", "test",  "times",  "trap",     "type",    "ulimit",   "umask",  "unalias",
+        "unset", "wait",  "[",      ".",        ":",       "if",       "then",   "else",
+        "elif",  "fi",    "case",   "esac",     "for",     "while",    "until",  "do",
+        "done",  "in",    "!",      "function", "select",  "source",   "let",    "builtin"};
     for (size_t k = 0; k < sizeof names / sizeof *names; k++)
         if (strlen(names[k]) == n && strncmp(names[k], w, n) == 0)
             return 1;
@@ -218,8 +218,7 @@ int cli_template_new(cli_template **out, char **words, size_t n, size_t nsrc)
         piece pc;
         size_t rl = i < t->len && t->text[i] == '{' ? parse_rep(t->text + i, &pc) : 0;
         if (i == t->len || rl) {
-            if (i > lit &&
-                add_piece(t, (piece){.kind = P_LIT, .off = lit, .len = i - lit}) < 0)
+            if (i > lit && add_piece(t, (piece){.kind = P_LIT, .off = lit, .len = i - lit}) < 0)
                 goto nomem;
             if (i == t->len)
                 break;

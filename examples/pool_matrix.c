@@ -109,8 +109,8 @@ int main(void)
         return 1;
     }
     t0 = now();
-    rc = mproc_pool_map(pool, product_task, seeds, PRODUCTS, sizeof *seeds, pooled,
-                        sizeof *pooled, NULL);
+    rc = mproc_pool_map(pool, product_task, seeds, PRODUCTS, sizeof *seeds, pooled, sizeof *pooled,
+                        NULL);
     double t_pool = now() - t0;
     int workers = mproc_pool_workers(pool);
     mproc_pool_close(pool);
@@ -128,8 +128,8 @@ int main(void)
             fabs(pooled[i].sum - pooled[i].expected_sum) > 1e-9 * DIM * DIM * DIM)
             bad++;
     }
-    printf("%d products of %dx%d matrices; product 0: sum %.6f, trace %.6f\n", PRODUCTS, DIM,
-           DIM, pooled[0].sum, pooled[0].trace);
+    printf("%d products of %dx%d matrices; product 0: sum %.6f, trace %.6f\n", PRODUCTS, DIM, DIM,
+           pooled[0].sum, pooled[0].trace);
     printf("  %-8s %9s\n", "", "time");
     printf("  %-8s %7.3f s\n", "serial", t_serial);
     printf("  %-8s %7.3f s   (%d workers)\n", "pool", t_pool, workers);
@@ -138,7 +138,6 @@ int main(void)
         fprintf(stderr, "pool_matrix: %d products disagree\n", bad);
         return 1;
     }
-    printf("all %d products equal the serial ones and match their row/column sums: ok\n",
-           PRODUCTS);
+    printf("all %d products equal the serial ones and match their row/column sums: ok\n", PRODUCTS);
     return 0;
 }

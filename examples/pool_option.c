@@ -54,8 +54,7 @@ static struct sums simulate(uint64_t seed)
 }
 
 /* The task: a seed in, the sums of its paths out. */
-static int simulate_task(mproc_task *t, const void *in, size_t in_len, void *out,
-                         size_t *out_len)
+static int simulate_task(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
 {
     (void)t;
     (void)in_len;

@@ -85,7 +85,7 @@ int main(void)
         fprintf(stderr, "pool_squares: %s\n", mproc_strerror(rc));
         return 1;
     }
-    printf("%d x sleep(0.1) on 8 workers: serial %.3f s, pool %.3f s, speedup %.1fx\n", N,
-           serial, elapsed, serial / elapsed);
+    printf("%d x sleep(0.1) on 8 workers: serial %.3f s, pool %.3f s, speedup %.1fx\n", N, serial,
+           elapsed, serial / elapsed);
     return 0;
 }

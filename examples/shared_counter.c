@@ -16,7 +16,7 @@ enum { PROCS = 4, ADDS = 10000 };
 
 static mproc_array *counter; /* a Value: an array of one int64 */
 static mproc_lock *lock;
-static int64_t *unlocked;    /* a plain shared int64, no lock */
+static int64_t *unlocked; /* a plain shared int64, no lock */
 
 static int add_many(void *arg)
 {

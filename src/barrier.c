@@ -37,7 +37,7 @@
 #define BARRIER_MAGIC 0x4d424152u /* "MBAR" */
 #define BARRIER_SLOTS 8
 #define BARRIER_MAX_PARTIES ((unsigned)MPROC_BARRIER_MAX_PARTIES) /* count has 15 bits */
-#define POLL_NS 50000000 /* 50 ms */
+#define POLL_NS 50000000                                          /* 50 ms */
 
 #define COUNT_MASK UINT64_C(0x7fff)
 #define BROKEN_BIT UINT64_C(0x8000)
@@ -65,14 +65,21 @@ _Static_assert(_Alignof(struct barrier_impl) <= _Alignof(mproc_barrier),
 static struct barrier_impl *impl(const mproc_barrier *b)
 {
     struct barrier_impl *bi = (struct barrier_impl *)(uintptr_t)(const void *)b;
-    return bi != NULL && __atomic_load_n(&bi->magic, __ATOMIC_RELAXED) == BARRIER_MAGIC
-               ? bi
-               : NULL;
+    return bi != NULL && __atomic_load_n(&bi->magic, __ATOMIC_RELAXED) == BARRIER_MAGIC ? bi : NULL;
 }
 
-static uint32_t gen_of(uint64_t s) { return (uint32_t)(s >> GEN_SHIFT); }
-static uint32_t count_of(uint64_t s) { return (uint32_t)(s & COUNT_MASK); }
-static bool broken_of(uint64_t s) { return (s & BROKEN_BIT) != 0; }
+static uint32_t gen_of(uint64_t s)
+{
+    return (uint32_t)(s >> GEN_SHIFT);
+}
+static uint32_t count_of(uint64_t s)
+{
+    return (uint32_t)(s & COUNT_MASK);
+}
+static bool broken_of(uint64_t s)
+{
+    return (s & BROKEN_BIT) != 0;
+}
 static bool round_broke(uint64_t s, uint32_t gen)
 {
     return ((s >> (HIST_SHIFT + (gen & 15u))) & 1u) != 0;

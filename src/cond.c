@@ -38,8 +38,7 @@ _Static_assert(_Alignof(struct cond_impl) <= _Alignof(mproc_cond), "mproc_cond m
 static struct cond_impl *impl(const mproc_cond *c)
 {
     struct cond_impl *ci = (struct cond_impl *)(uintptr_t)(const void *)c;
-    return ci != NULL && __atomic_load_n(&ci->magic, __ATOMIC_RELAXED) == COND_MAGIC ? ci
-                                                                                     : NULL;
+    return ci != NULL && __atomic_load_n(&ci->magic, __ATOMIC_RELAXED) == COND_MAGIC ? ci : NULL;
 }
 
 int mproc_cond_init(mproc_cond *c, unsigned flags)
@@ -48,8 +47,8 @@ int mproc_cond_init(mproc_cond *c, unsigned flags)
         return -EINVAL;
     memset(c, 0, sizeof *c);
     struct cond_impl *ci = (struct cond_impl *)(void *)c;
-    int rc = mproc_lock_init(&ci->lock, (flags & MPROC_COND_PLAIN_LOCK) ? 0u
-                                                                         : MPROC_LOCK_RECURSIVE);
+    int rc =
+        mproc_lock_init(&ci->lock, (flags & MPROC_COND_PLAIN_LOCK) ? 0u : MPROC_LOCK_RECURSIVE);
     if (rc < 0)
         return rc;
     ci->flags = flags;

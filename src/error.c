@@ -10,9 +10,13 @@ static const struct {
     [MPROC_ECLOSED - MPROC_EBASE] = {"MPROC_ECLOSED", "object is closed"},
     [MPROC_EEOF - MPROC_EBASE] = {"MPROC_EEOF", "peer closed its end (end of file)"},
     [MPROC_EBROKEN - MPROC_EBASE] = {"MPROC_EBROKEN", "broken: a party died, timed out or aborted"},
-    [MPROC_ETOOSMALL - MPROC_EBASE] = {"MPROC_ETOOSMALL", "buffer too small for the message; it is kept for the next call"},
-    [MPROC_ECORRUPT - MPROC_EBASE] = {"MPROC_ECORRUPT", "shared state was left half-written by a process that died"},
-    [MPROC_ESTATE - MPROC_EBASE] = {"MPROC_ESTATE", "operation not valid in the object's current state"},
+    [MPROC_ETOOSMALL -
+        MPROC_EBASE] = {"MPROC_ETOOSMALL",
+                        "buffer too small for the message; it is kept for the next call"},
+    [MPROC_ECORRUPT - MPROC_EBASE] = {"MPROC_ECORRUPT",
+                                      "shared state was left half-written by a process that died"},
+    [MPROC_ESTATE -
+        MPROC_EBASE] = {"MPROC_ESTATE", "operation not valid in the object's current state"},
     [MPROC_ENOTSUP - MPROC_EBASE] = {"MPROC_ENOTSUP", "not supported by this build or kernel"},
     [MPROC_EEXEC - MPROC_EBASE] = {"MPROC_EEXEC", "child could not execute the program"},
     [MPROC_EFAULT - MPROC_EBASE] = {"MPROC_EFAULT", "fault injected at a named fault point"},

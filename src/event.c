@@ -32,8 +32,7 @@ _Static_assert(_Alignof(struct event_impl) <= _Alignof(mproc_event), "mproc_even
 static struct event_impl *impl(const mproc_event *e)
 {
     struct event_impl *ei = (struct event_impl *)(uintptr_t)(const void *)e;
-    return ei != NULL && __atomic_load_n(&ei->magic, __ATOMIC_RELAXED) == EVENT_MAGIC ? ei
-                                                                                      : NULL;
+    return ei != NULL && __atomic_load_n(&ei->magic, __ATOMIC_RELAXED) == EVENT_MAGIC ? ei : NULL;
 }
 
 int mproc_event_init(mproc_event *e)

@@ -18,11 +18,11 @@
  * reference, so the walk happens once per function, not once per task.
  *
  * DESIGN: the walks go through mproc__sys_dl_iterate (src/sys/dl.c: never a fork while
- * one of our threads holds the loader's lock), safe in threads and in forked children. The only state is a per-thread cache of the last encoding
- * (mproc__pool_fnref): a submission then costs one look at the loader's generation
- * counters instead of a walk over every module; a dlopen or dlclose since the encoding
- * changes the counters and the walk is made again. Nothing here can be left half-done by
- * a death.
+ * one of our threads holds the loader's lock), safe in threads and in forked children. The only
+ * state is a per-thread cache of the last encoding (mproc__pool_fnref): a submission then costs one
+ * look at the loader's generation counters instead of a walk over every module; a dlopen or dlclose
+ * since the encoding changes the counters and the walk is made again. Nothing here can be left
+ * half-done by a death.
  */
 #include "internal.h"
 
@@ -39,16 +39,16 @@
 
 struct module {
     /* in: what to look for */
-    uintptr_t addr;     /* encode: an address inside the module */
-    const char *name;   /* decode: the module's name (NULL: the main program) */
+    uintptr_t addr;   /* encode: an address inside the module */
+    const char *name; /* decode: the module's name (NULL: the main program) */
     /* out */
     int found;
-    int index;          /* 0: the main program */
+    int index; /* 0: the main program */
     uintptr_t bias;
     const char *fname;
     unsigned char id[MAX_ID];
     size_t id_len;
-    int exec_ok;        /* decode: addr lies in an executable PT_LOAD */
+    int exec_ok; /* decode: addr lies in an executable PT_LOAD */
 };
 
 static size_t align4(size_t n)
@@ -183,8 +183,7 @@ int mproc__fnref_decode(const void *buf, size_t len, void (**fn)(void))
     mproc__sys_dl_iterate(find_by_name, &m);
     if (!m.found)
         return -ENOENT;
-    if (id_len > 0 && m.id_len > 0 &&
-        (id_len != m.id_len || memcmp(m.id, p + HEADER, id_len) != 0))
+    if (id_len > 0 && m.id_len > 0 && (id_len != m.id_len || memcmp(m.id, p + HEADER, id_len) != 0))
         return -ESTALE; /* same name, another build */
     if (!m.exec_ok)
         return -EFAULT;

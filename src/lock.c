@@ -63,7 +63,7 @@ int mproc_lock_init(mproc_lock *l, unsigned flags)
     pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
     pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
     pthread_mutexattr_settype(&attr, (flags & MPROC_LOCK_RECURSIVE) ? PTHREAD_MUTEX_RECURSIVE
-                                                                     : PTHREAD_MUTEX_ERRORCHECK);
+                                                                    : PTHREAD_MUTEX_ERRORCHECK);
     rc = pthread_mutex_init(&li->m, &attr);
     pthread_mutexattr_destroy(&attr);
     if (rc != 0)

@@ -23,11 +23,11 @@
  *    lock-free single-producer single-consumer ring (a record is published by one store,
  *    so a death never leaves half a record). Tasks travel in chunks (default about
  *    n / (4 * workers), bounded by the channel); up to two chunks wait per worker so it
- *    never idles between chunks; one small record per task comes back. The supervisor sleeps in poll() only after announcing it (a flag
- *    checked by workers and callers, who then ring an eventfd), so no system call is made
- *    per task while both sides are busy. Zero-copy: a map whose input or output array
- *    lies in a shared mapping that existed when the pool forked its workers (an mproc_shm
- *    block, an mproc_array, any MAP_SHARED memory made before mproc_pool_new) is read or
+ *    never idles between chunks; one small record per task comes back. The supervisor sleeps in
+ * poll() only after announcing it (a flag checked by workers and callers, who then ring an
+ * eventfd), so no system call is made per task while both sides are busy. Zero-copy: a map whose
+ * input or output array lies in a shared mapping that existed when the pool forked its workers (an
+ * mproc_shm block, an mproc_array, any MAP_SHARED memory made before mproc_pool_new) is read or
  *    written in place by the workers (checked against /proc/self/maps at creation and
  *    again at submission); otherwise inputs are copied into the channel and outputs out
  *    of it (one copy each way).
@@ -115,8 +115,8 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
         return -EINVAL;
     mproc_pool_opts o = opts != NULL ? *opts : (mproc_pool_opts){0};
     if (o.workers < 0 || o.workers > MAX_WORKERS || bad_time(o.timeout) ||
-        bad_time(o.init_timeout) ||
-        bad_time(o.restart_period) || o.max_restarts < 0 || o.max_restarts > 1000000 ||
+        bad_time(o.init_timeout) || bad_time(o.restart_period) || o.max_restarts < 0 ||
+        o.max_restarts > 1000000 ||
         (o.channel_size != 0 && (o.channel_size < MIN_CHANNEL || o.channel_size > MAX_CHANNEL)) ||
         (o.n_inherit_fds != 0 && (o.inherit_fds == NULL || o.n_inherit_fds > 4096)))
         return -EINVAL;
@@ -385,8 +385,8 @@ int mproc_pool_apply(mproc_pool *p, mproc_task_fn fn, const void *in, size_t in_
     return rc;
 }
 
-static const struct mproc__shared_range *find_range(const struct mproc__shared_range *v,
-                                                     size_t n, const void *ptr, size_t len)
+static const struct mproc__shared_range *find_range(const struct mproc__shared_range *v, size_t n,
+                                                    const void *ptr, size_t len)
 {
     uintptr_t a = (uintptr_t)ptr;
     for (size_t i = 0; i < n; i++)
@@ -409,13 +409,12 @@ static bool shared_with_workers(const mproc_pool *p, const void *ptr, size_t len
            then->inode == cur->inode && then->offset == cur->offset;
 }
 
-int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *in, size_t n,
-                         size_t in_size, void *out, size_t out_size, const mproc_call_opts *opts,
-                         mproc_result **r)
+int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
+                         void *out, size_t out_size, const mproc_call_opts *opts, mproc_result **r)
 {
     if (p == NULL || fn == NULL || r == NULL || in_size == 0 || out_size == 0 ||
-        (n > 0 && (in == NULL || out == NULL)) || in_size > UINT32_MAX ||
-        n > SIZE_MAX / in_size || n > SIZE_MAX / out_size)
+        (n > 0 && (in == NULL || out == NULL)) || in_size > UINT32_MAX || n > SIZE_MAX / in_size ||
+        n > SIZE_MAX / out_size)
         return -EINVAL;
     if (out_size > p->msg_max - sizeof(struct pool_rec))
         return -EINVAL;
@@ -622,8 +621,7 @@ static bool has_ready(const mproc_imap *it)
     if (it->unordered)
         return it->dq_len > 0;
     const struct imap_slot *s = &it->slots[it->next_ordered % it->window];
-    return it->next_ordered < it->produced && s->state == SLOT_DONE &&
-           s->index == it->next_ordered;
+    return it->next_ordered < it->produced && s->state == SLOT_DONE && s->index == it->next_ordered;
 }
 
 int mproc_imap_next(mproc_imap *it, void *out, size_t *index, const char **msg, double timeout)
@@ -667,9 +665,9 @@ int mproc_imap_next(mproc_imap *it, void *out, size_t *index, const char **msg, 
             /* wake the supervisor only if the generator was waiting for room and has it:
                an eighth of the window, or all there is before this reader waits (a wake
                per item read would cost more than the item) */
-            bool kick = it->gen_waiting && !gen_blocked(it) &&
-                        (it->produced - it->returned + it->window / 8 <= it->window ||
-                         !has_ready(it));
+            bool kick =
+                it->gen_waiting && !gen_blocked(it) &&
+                (it->produced - it->returned + it->window / 8 <= it->window || !has_ready(it));
             if (kick)
                 it->gen_waiting = false;
             pthread_mutex_unlock(&p->mu);
@@ -681,8 +679,7 @@ int mproc_imap_next(mproc_imap *it, void *out, size_t *index, const char **msg, 
         if (mproc__remaining_ns(deadline) == 0)
             return -ETIMEDOUT;
         atomic_fetch_add(&it->sleepers, 1);
-        (void)mproc__sys_futex_wait((const uint32_t *)(const void *)&it->seq, seq, deadline,
-                                    false);
+        (void)mproc__sys_futex_wait((const uint32_t *)(const void *)&it->seq, seq, deadline, false);
         atomic_fetch_sub(&it->sleepers, 1);
     }
 }

@@ -93,8 +93,7 @@ static uint32_t wait_outcome(mproc_pool *p, struct pool_direct *d, int64_t deadl
             }
             continue; /* it moved on: look again */
         }
-        (void)mproc__sys_futex_wait((const uint32_t *)(const void *)&d->state, st, deadline,
-                                    true);
+        (void)mproc__sys_futex_wait((const uint32_t *)(const void *)&d->state, st, deadline, true);
     }
     atomic_store(&d->waiting, 0);
     atomic_thread_fence(memory_order_acquire);

@@ -94,8 +94,7 @@ static bool has_work(const struct job *j)
 
 /* Send one chunk of at most limit tasks of j to w; unit: j's chunk size now (this
  * message may carry several such chunks). false: the channel is full (nothing changed). */
-static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t limit,
-                       size_t unit)
+static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t limit, size_t unit)
 {
     mproc_pool *p = s->p;
     size_t head = mproc__chunk_head(j->fnref_len);
@@ -129,10 +128,11 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
     for (int k = 0; k < POOL_STAGES && large && !reach && stage < 0; k++)
         if (!w->stage_busy[k])
             stage = k;
-    size_t fit = stage >= 0                       ? p->shm->stage_cap / per
-                 : j->inplace_in                  ? SIZE_MAX
-                 : (p->msg_max - head) / (j->in_size ? j->in_size : 1); /* in the channel,
-                                                         or in the worker's buffer (rin) */
+    size_t fit = stage >= 0 ? p->shm->stage_cap / per
+                 : j->inplace_in
+                     ? SIZE_MAX
+                     : (p->msg_max - head) / (j->in_size ? j->in_size : 1); /* in the channel,
+                                                             or in the worker's buffer (rin) */
     if (rout && fit > (p->msg_max - sizeof(struct pool_rec)) / j->out_size)
         fit = (p->msg_max - sizeof(struct pool_rec)) / j->out_size; /* one batch's outputs */
     if (count > fit)
@@ -142,28 +142,26 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
     unsigned char *area = stage >= 0 ? mproc__stage_data(p->shm, w->slot, stage) : NULL;
     size_t out_off = stage_in ? count * j->in_size : 0;
     /* addresses of item 0: the worker adds index * size (unsigned, so wrapping is fine) */
-    uint64_t in_addr = stage_in ? (uint64_t)(uintptr_t)area - first * j->in_size
-                                : (uint64_t)(uintptr_t)j->in;
+    uint64_t in_addr =
+        stage_in ? (uint64_t)(uintptr_t)area - first * j->in_size : (uint64_t)(uintptr_t)j->in;
     uint64_t out_addr = stage_out ? (uint64_t)(uintptr_t)(area + out_off) - first * j->out_size
                                   : (uint64_t)(uintptr_t)j->out;
     bool in_place = j->inplace_in || stage_in;
-    struct pool_chunk c = {.job_id = j->id,
-                           .first = first,
-                           .count = (uint32_t)count,
-                           .in_size = (uint32_t)j->in_size,
-                           .out_cap = (uint32_t)(j->kind == JOB_APPLY
-                                                     ? p->msg_max - sizeof(struct pool_rec)
-                                                     : j->out_size),
-                           .fnref_len = j->fnref_len,
-                           .fixed = j->kind != JOB_APPLY,
-                           .timed = j->timeout > 0,
-                           .inplace = (in_place ? CHUNK_IN : 0u) |
-                                      (j->inplace_out || stage_out ? CHUNK_OUT : 0u) |
-                                      (rin ? CHUNK_RIN : 0u) | (rout ? CHUNK_ROUT : 0u),
-                           .unit = j->kind == JOB_IMAP && unit < UINT32_MAX ? (uint32_t)unit
-                                                                              : 0,
-                           .in_addr = in_addr,
-                           .out_addr = out_addr};
+    struct pool_chunk c = {
+        .job_id = j->id,
+        .first = first,
+        .count = (uint32_t)count,
+        .in_size = (uint32_t)j->in_size,
+        .out_cap =
+            (uint32_t)(j->kind == JOB_APPLY ? p->msg_max - sizeof(struct pool_rec) : j->out_size),
+        .fnref_len = j->fnref_len,
+        .fixed = j->kind != JOB_APPLY,
+        .timed = j->timeout > 0,
+        .inplace = (in_place ? CHUNK_IN : 0u) | (j->inplace_out || stage_out ? CHUNK_OUT : 0u) |
+                   (rin ? CHUNK_RIN : 0u) | (rout ? CHUNK_ROUT : 0u),
+        .unit = j->kind == JOB_IMAP && unit < UINT32_MAX ? (uint32_t)unit : 0,
+        .in_addr = in_addr,
+        .out_addr = out_addr};
     unsigned char *b = s->chunk;
     memcpy(b, &c, sizeof c);
     memcpy(b + sizeof c, j->fnref, j->fnref_len);
@@ -200,9 +198,11 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
     }
     j->outstanding += count;
     w->sent += count;
-    *mproc__pool_seg_at(w, w->nsegs) = (struct seg){
-        .job = j, .first = first, .count = count, .stage = stage,
-        .out_off = stage_out ? out_off : SIZE_MAX};
+    *mproc__pool_seg_at(w, w->nsegs) = (struct seg){.job = j,
+                                                    .first = first,
+                                                    .count = count,
+                                                    .stage = stage,
+                                                    .out_off = stage_out ? out_off : SIZE_MAX};
     if (stage >= 0)
         w->stage_busy[stage] = true;
     w->nsegs++;
@@ -279,8 +279,7 @@ static void update_rate(struct worker *w, int64_t now)
  * at most a 2 * workers-th of the window, so one slow item stuck in a worker, with what is
  * queued behind it, never holds the whole window (unordered, the other items keep flowing
  * past it). */
-static size_t room_for(const mproc_pool *p, const struct worker *w, const struct job *j,
-                       size_t cs)
+static size_t room_for(const mproc_pool *p, const struct worker *w, const struct job *j, size_t cs)
 {
     size_t base = w->nsegs < DEPTH ? cs : 0;
     if (w->nsegs >= POOL_SEGS || w->task_ns <= 0 || j->id != w->last_job)
@@ -366,7 +365,8 @@ static bool steal(struct sup *s, struct worker *thief)
         p->check_jobs = true; /* a cancelled job's tasks fail there */
         return mproc__pool_requeue_or_fail(s, g.job, g.first, g.count, -ENOMEM,
                                            "out of memory moving a queued task to an idle "
-                                           "worker", v);
+                                           "worker",
+                                           v);
     }
     return false;
 }

@@ -43,21 +43,21 @@ int mproc__fnref_decode(const void *buf, size_t len, void (**fn)(void));
  * apply: one input of in_size bytes). */
 struct pool_chunk {
     uint64_t job_id;
-    uint64_t first;    /* index of the first task (map/imap item; 0 for apply) */
-    uint32_t count;    /* tasks in this chunk */
-    uint32_t in_size;  /* bytes per input */
-    uint32_t out_cap;  /* bytes of output space per task */
+    uint64_t first;   /* index of the first task (map/imap item; 0 for apply) */
+    uint32_t count;   /* tasks in this chunk */
+    uint32_t in_size; /* bytes per input */
+    uint32_t out_cap; /* bytes of output space per task */
     uint32_t fnref_len;
-    uint32_t fixed;    /* 1: fixed-size output (map, imap): out_len stays out_cap */
-    uint32_t timed;    /* the tasks have a time limit: record when each begins */
-    uint32_t inplace;  /* CHUNK_IN: inputs are read at in_addr, not carried here;
-                          CHUNK_OUT: outputs are written at out_addr, not sent back;
-                          CHUNK_RIN, CHUNK_ROUT: the same, in the pool process's memory
-                          (the worker copies them with process_vm_readv/writev) */
-    uint32_t unit;     /* imap: the caller's chunksize (a message may carry several such
-                          chunks): outcomes are published at least every unit tasks, so a
-                          long task holds back only those of its own chunk; 0: none */
-    uint64_t in_addr;  /* item i (absolute index) is at in_addr + i * in_size */
+    uint32_t fixed;   /* 1: fixed-size output (map, imap): out_len stays out_cap */
+    uint32_t timed;   /* the tasks have a time limit: record when each begins */
+    uint32_t inplace; /* CHUNK_IN: inputs are read at in_addr, not carried here;
+                         CHUNK_OUT: outputs are written at out_addr, not sent back;
+                         CHUNK_RIN, CHUNK_ROUT: the same, in the pool process's memory
+                         (the worker copies them with process_vm_readv/writev) */
+    uint32_t unit;    /* imap: the caller's chunksize (a message may carry several such
+                         chunks): outcomes are published at least every unit tasks, so a
+                         long task holds back only those of its own chunk; 0: none */
+    uint64_t in_addr; /* item i (absolute index) is at in_addr + i * in_size */
     uint64_t out_addr;
 };
 
@@ -93,13 +93,13 @@ enum { REC_READY = 1, REC_RESULT = 2, REC_BATCH = 3, REC_BOUNCE = 4 };
 /* A result record: header, then msg_len message bytes, then out_len output bytes. */
 struct pool_rec {
     uint32_t kind;
-    int32_t code;     /* 0 ok, else the task's (or the initializer's) code */
+    int32_t code; /* 0 ok, else the task's (or the initializer's) code */
     uint32_t msg_len;
     uint32_t out_len;
     uint64_t job_id;
-    uint64_t index;   /* REC_BATCH: the index of its first task */
-    uint64_t count;   /* REC_BATCH: tasks in it; else 1 */
-    int64_t busy_ns;  /* REC_BATCH: from its first task's start to its publication */
+    uint64_t index;  /* REC_BATCH: the index of its first task */
+    uint64_t count;  /* REC_BATCH: tasks in it; else 1 */
+    int64_t busy_ns; /* REC_BATCH: from its first task's start to its publication */
 };
 
 /* ---- shared memory ------------------------------------------------------------------- */
@@ -212,8 +212,8 @@ int mproc__ring_put(struct pool_ring *r, unsigned char *data, size_t cap, uint64
  * wraps is copied into buf (bufcap bytes: the largest record). */
 uint64_t mproc__ring_head(struct pool_ring *r);
 uint64_t mproc__ring_tail(struct pool_ring *r);
-int mproc__ring_next(const unsigned char *data, size_t cap, uint64_t *pos, uint64_t tail,
-                     void *buf, size_t bufcap, const unsigned char **rec, size_t *len);
+int mproc__ring_next(const unsigned char *data, size_t cap, uint64_t *pos, uint64_t tail, void *buf,
+                     size_t bufcap, const unsigned char **rec, size_t *len);
 void mproc__ring_release(struct pool_ring *r, uint64_t pos);
 bool mproc__ring_pending(struct pool_ring *r);
 
@@ -245,50 +245,50 @@ struct job {
     uint32_t fnref_len;
     double timeout; /* 0: none */
     size_t chunksize;
-    bool paced;               /* map, imap with the default chunksize: chunks follow the
-                                 measured time per task (mproc__pool_paced) */
-    size_t pace_cap;          /* paced: the most tasks per chunk (imap: a fair share of the
-                                 window) */
-    int64_t task_ns;          /* paced: the estimate (0: none yet) */
+    bool paced;      /* map, imap with the default chunksize: chunks follow the
+                        measured time per task (mproc__pool_paced) */
+    size_t pace_cap; /* paced: the most tasks per chunk (imap: a fair share of the
+                        window) */
+    int64_t task_ns; /* paced: the estimate (0: none yet) */
     size_t in_size, out_size;
-    size_t n;                 /* tasks (imap: grows as the generator produces) */
-    const unsigned char *in;  /* map: the caller's inputs; apply: in_owned */
-    unsigned char *in_owned;  /* apply: a copy of the input */
-    bool inplace_in;          /* map: in lies in memory the workers share (zero-copy) */
-    bool inplace_out;         /* map: out likewise: workers write it directly */
-    size_t failed;            /* outcomes that are failures */
-    unsigned char *out;       /* map: the caller's outputs */
-    size_t next;              /* first index never dispatched */
-    struct run *retry;        /* runs of tasks to dispatch again (sent to a worker that
-                                 died before beginning them), in order */
+    size_t n;                /* tasks (imap: grows as the generator produces) */
+    const unsigned char *in; /* map: the caller's inputs; apply: in_owned */
+    unsigned char *in_owned; /* apply: a copy of the input */
+    bool inplace_in;         /* map: in lies in memory the workers share (zero-copy) */
+    bool inplace_out;        /* map: out likewise: workers write it directly */
+    size_t failed;           /* outcomes that are failures */
+    unsigned char *out;      /* map: the caller's outputs */
+    size_t next;             /* first index never dispatched */
+    struct run *retry;       /* runs of tasks to dispatch again (sent to a worker that
+                                died before beginning them), in order */
     size_t nruns, capruns;
-    size_t nretry;            /* tasks in those runs */
-    size_t outstanding;       /* dispatched without an outcome yet */
-    size_t finished;          /* with an outcome */
-    bool cancelled;           /* no more dispatching: the rest is cancelled */
-    bool sealed;              /* n is final (imap: generator finished) */
-    mproc_result *res;        /* apply, map */
-    mproc_imap *it;           /* imap */
+    size_t nretry;      /* tasks in those runs */
+    size_t outstanding; /* dispatched without an outcome yet */
+    size_t finished;    /* with an outcome */
+    bool cancelled;     /* no more dispatching: the rest is cancelled */
+    bool sealed;        /* n is final (imap: generator finished) */
+    mproc_result *res;  /* apply, map */
+    mproc_imap *it;     /* imap */
     struct job *prev, *nextjob;
 };
 
 struct mproc_result {
-    _Atomic uint32_t ready; /* futex word (process-private): 0 -> 1 once */
+    _Atomic uint32_t ready;    /* futex word (process-private): 0 -> 1 once */
     _Atomic uint32_t sleepers; /* waiters in futex_wait on ready (the deliverer wakes only
                                   when there is one) */
-    bool spin;              /* waiters spin briefly first: the pool's CPUs allow it */
-    _Atomic int refs;       /* the caller's handle + the pool's */
+    bool spin;                 /* waiters spin briefly first: the pool's CPUs allow it */
+    _Atomic int refs;          /* the caller's handle + the pool's */
     enum job_kind kind;
     size_t n;
-    int code;               /* first failure by item number, 0 if none */
-    char *msg;              /* its message ("" if none); owned */
-    struct pool_fails fails;/* sorted by first once ready */
-    void *data;             /* apply: the output (owned) */
+    int code;                /* first failure by item number, 0 if none */
+    char *msg;               /* its message ("" if none); owned */
+    struct pool_fails fails; /* sorted by first once ready */
+    void *data;              /* apply: the output (owned) */
     size_t len;
     mproc_result_cb callback, error_callback;
     void *cb_arg;
-    struct job *job;        /* while not ready; under the pool mutex */
-    mproc_pool *pool;       /* the pool, while not ready */
+    struct job *job;                /* while not ready; under the pool mutex */
+    mproc_pool *pool;               /* the pool, while not ready */
     struct mproc_result *done_next; /* the supervisor's completion list */
 };
 
@@ -305,34 +305,34 @@ struct imap_slot {
 
 struct mproc_imap {
     mproc_pool *pool;
-    struct job *job;       /* NULL once the job is finished and detached */
+    struct job *job; /* NULL once the job is finished and detached */
     _Atomic int refs;
-    _Atomic uint32_t seq;  /* futex word: bumped when an item completes or the job ends */
+    _Atomic uint32_t seq; /* futex word: bumped when an item completes or the job ends */
     bool unordered;
     mproc_imap_gen_fn gen;
     void *gen_arg;
-    int gen_code;          /* the generator's failure, reported once */
+    int gen_code; /* the generator's failure, reported once */
     bool gen_reported;
     bool gen_done;
-    bool gen_waiting;      /* the supervisor found no room for the generator: a reader
-                              that makes enough kicks it */
+    bool gen_waiting; /* the supervisor found no room for the generator: a reader
+                         that makes enough kicks it */
     size_t window;
     size_t in_size, out_size;
     _Atomic uint32_t sleepers; /* callers asleep in next() */
     struct imap_slot *slots;
     /* ordered: item i lives in slot i % window. Unordered: in any empty slot, so one slow
        item holds back nothing but its own slot; `where` finds it (see pool_result.c) */
-    uint32_t *free_slots;  /* unordered: a stack of the empty slots */
+    uint32_t *free_slots; /* unordered: a stack of the empty slots */
     size_t nfree;
     struct imap_where *where;
     size_t where_mask;
-    unsigned where_shift;  /* 64 - log2 of the table's size */
-    size_t produced;       /* items generated */
-    size_t returned;       /* items handed to the caller */
-    size_t next_ordered;   /* ordered: the next index to return */
-    size_t *doneq;         /* unordered: completed indices, FIFO ring of window entries */
+    unsigned where_shift; /* 64 - log2 of the table's size */
+    size_t produced;      /* items generated */
+    size_t returned;      /* items handed to the caller */
+    size_t next_ordered;  /* ordered: the next index to return */
+    size_t *doneq;        /* unordered: completed indices, FIFO ring of window entries */
     size_t dq_head, dq_len;
-    char *last_msg;        /* the message handed out by the last next() */
+    char *last_msg; /* the message handed out by the last next() */
 };
 
 struct seg {
@@ -353,20 +353,20 @@ struct worker {
     pid_t pid;
     int pidfd;
     mproc_queue *in;
-    bool live;           /* a process runs (or ran, unreaped) in this slot: ring is valid */
-    uint64_t received;   /* result records of this incarnation */
-    uint64_t sent;       /* tasks sent to this incarnation */
+    bool live;                  /* a process runs (or ran, unreaped) in this slot: ring is valid */
+    uint64_t received;          /* result records of this incarnation */
+    uint64_t sent;              /* tasks sent to this incarnation */
     struct seg segs[POOL_SEGS]; /* FIFO of chunks sent (a ring from seg0), oldest first */
     bool stage_busy[POOL_STAGES]; /* a chunk not yet settled uses that staging area */
     int seg0, nsegs;
-    int64_t rate_t0;     /* the supervisor's estimate of this worker's time per task: */
-    uint64_t rate_n0;    /*   a window start (time, received) ... */
-    int64_t task_ns;     /*   ... and the last estimate (0: none yet) */
-    uint64_t last_job;   /* the job of the last outcome received */
-    bool timed_out;      /* we killed it for a time limit ... */
-    uint64_t timeout_seq;/* ... while it ran its started-th task */
-    int64_t start_ns;    /* when it was forked */
-    int init_code;       /* REC_READY's code (or ours: its start ran past init_timeout) */
+    int64_t rate_t0;      /* the supervisor's estimate of this worker's time per task: */
+    uint64_t rate_n0;     /*   a window start (time, received) ... */
+    int64_t task_ns;      /*   ... and the last estimate (0: none yet) */
+    uint64_t last_job;    /* the job of the last outcome received */
+    bool timed_out;       /* we killed it for a time limit ... */
+    uint64_t timeout_seq; /* ... while it ran its started-th task */
+    int64_t start_ns;     /* when it was forked */
+    int init_code;        /* REC_READY's code (or ours: its start ran past init_timeout) */
     char init_msg[POOL_MSG_MAX];
     mproc_worker_stats st;
 };
@@ -391,7 +391,7 @@ enum pool_phase { P_STARTING, P_RUNNING, P_STOPPING, P_DONE };
 
 struct mproc_pool {
     pthread_mutex_t mu;
-    pthread_cond_t cv;       /* start result, thread finished */
+    pthread_cond_t cv; /* start result, thread finished */
     pthread_t thread;
     bool thread_started;
     struct pool_shm *shm;
@@ -402,30 +402,30 @@ struct mproc_pool {
     int *keep_fds; /* descriptors above 2 workers keep (ascending): the doorbell and
                       the caller's inherit_fds; they close every other one */
     size_t nkeep;
-    mproc_pool_opts o;       /* resolved */
-    size_t msg_max;          /* largest message on a channel */
+    mproc_pool_opts o; /* resolved */
+    size_t msg_max;    /* largest message on a channel */
     sigset_t caller_mask;
-    bool spin;               /* more than one usable CPU: the supervisor spins briefly */
-    int cpus;                /* usable CPUs at creation */
-    bool spin_wait;          /* more than two: callers waiting for a result too */
-    bool direct;             /* blocking applies may go straight to an idle worker */
-    unsigned direct_next;    /* the worker of the last direct apply, looked at first (mu) */
-    _Atomic uint64_t kicks;  /* caller-side events since the start */
+    bool spin;              /* more than one usable CPU: the supervisor spins briefly */
+    int cpus;               /* usable CPUs at creation */
+    bool spin_wait;         /* more than two: callers waiting for a result too */
+    bool direct;            /* blocking applies may go straight to an idle worker */
+    unsigned direct_next;   /* the worker of the last direct apply, looked at first (mu) */
+    _Atomic uint64_t kicks; /* caller-side events since the start */
     /* under mu */
-    int start_rc;            /* 1 while starting, then 0 or the failure */
+    int start_rc; /* 1 while starting, then 0 or the failure */
     char start_msg[POOL_MSG_MAX];
     enum pool_phase phase;
     bool closed, joining, terminating;
-    bool finished;           /* the supervisor thread has left its loop */
-    bool check_jobs;         /* a caller cancelled: look for jobs that are complete */
-    int broken;              /* -MPROC_EBROKEN once broken */
+    bool finished;   /* the supervisor thread has left its loop */
+    bool check_jobs; /* a caller cancelled: look for jobs that are complete */
+    int broken;      /* -MPROC_EBROKEN once broken */
     char broken_msg[POOL_MSG_MAX];
     struct job *jobs, *jobs_tail; /* active jobs, oldest first */
     uint64_t next_job_id;
     mproc_pool_stats st;
     struct mproc__shared_range *ranges; /* shared mappings when the workers were forked */
     size_t nranges;
-    int64_t *deaths;         /* ring of unplanned death times (max_restarts + 1) */
+    int64_t *deaths; /* ring of unplanned death times (max_restarts + 1) */
     size_t ndeaths;
 };
 
@@ -440,18 +440,18 @@ void *mproc__pool_supervisor(void *arg);
 /* The supervisor thread's state during a pass (all under the pool mutex). */
 struct sup {
     mproc_pool *p;
-    unsigned char *buf;  /* a record that wraps in its ring, msg_max bytes */
-    unsigned char *chunk;/* a chunk being built, msg_max bytes */
-    mproc_result *done;  /* results to deliver after the pass */
-    bool progress;       /* something happened in this pass */
-    int64_t last_check;  /* last look at the pidfds */
-    int64_t spawn_retry; /* when to retry a failed fork */
-    struct pollfd *pfd;  /* eventfd + one per worker */
+    unsigned char *buf;   /* a record that wraps in its ring, msg_max bytes */
+    unsigned char *chunk; /* a chunk being built, msg_max bytes */
+    mproc_result *done;   /* results to deliver after the pass */
+    bool progress;        /* something happened in this pass */
+    int64_t last_check;   /* last look at the pidfds */
+    int64_t spawn_retry;  /* when to retry a failed fork */
+    struct pollfd *pfd;   /* eventfd + one per worker */
 };
 
 /* snprintf that may truncate (messages are capped on purpose). */
 __attribute__((format(printf, 3, 4))) static inline void mproc__pool_say(char *buf, size_t n,
-                                                                        const char *fmt, ...)
+                                                                         const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -460,9 +460,9 @@ __attribute__((format(printf, 3, 4))) static inline void mproc__pool_say(char *b
 }
 
 /* src/pool_settle.c: outcomes. */
-struct seg *mproc__pool_seg_at(struct worker *w, int k);   /* k-th chunk not settled */
+struct seg *mproc__pool_seg_at(struct worker *w, int k);        /* k-th chunk not settled */
 struct seg *mproc__pool_front(struct worker *w, size_t *index); /* the next task's chunk */
-void mproc__pool_pop_tasks(struct worker *w, size_t n);    /* settle n of the front chunk */
+void mproc__pool_pop_tasks(struct worker *w, size_t n);         /* settle n of the front chunk */
 void mproc__pool_pop_task(struct worker *w);
 /* One task's outcome (code != 0: failure with msg; else out/len). */
 void mproc__pool_outcome(struct sup *s, struct job *j, size_t index, int code, const char *msg,
@@ -478,8 +478,8 @@ void mproc__pool_drain(struct sup *s, struct worker *w);
 bool mproc__pool_requeue_run(struct job *j, size_t first, size_t count);
 /* The same, and where there is no memory for it those tasks fail with code and msg
  * (outcomes from w; j may be finished and gone then). true: requeued. */
-bool mproc__pool_requeue_or_fail(struct sup *s, struct job *j, size_t first, size_t count,
-                                 int code, const char *msg, struct worker *w);
+bool mproc__pool_requeue_or_fail(struct sup *s, struct job *j, size_t first, size_t count, int code,
+                                 const char *msg, struct worker *w);
 void mproc__pool_requeue(struct worker *w);
 void mproc__pool_fail_assigned(struct sup *s, struct worker *w, int code, const char *msg);
 
@@ -514,12 +514,10 @@ void mproc__pool_kick(mproc_pool *p);
 int mproc__pool_admit(const mproc_pool *p);
 
 /* src/pool_result.c */
-int mproc__result_new(mproc_result **out, enum job_kind kind, size_t n,
-                      const mproc_call_opts *o);
+int mproc__result_new(mproc_result **out, enum job_kind kind, size_t n, const mproc_call_opts *o);
 void mproc__result_unref(mproc_result *r);
 /* Record an outcome of items [first, first + count) (code != 0) in r. Under the mutex. */
-int mproc__fails_add(struct pool_fails *f, size_t first, size_t count, int code,
-                     const char *msg);
+int mproc__fails_add(struct pool_fails *f, size_t first, size_t count, int code, const char *msg);
 void mproc__fails_release(struct pool_fails *f);
 /* Finish r (all outcomes in): sort failures, set code/msg. Does not mark it ready. */
 void mproc__result_finish(mproc_result *r);
@@ -538,8 +536,7 @@ struct imap_slot *mproc__imap_room(mproc_imap *it);
 void mproc__imap_place(mproc_imap *it, struct imap_slot *s);
 void mproc__imap_release(mproc_imap *it, struct imap_slot *s);
 /* An imap item's outcome (under the mutex). */
-void mproc__imap_item(mproc_imap *it, size_t index, int code, const char *msg,
-                      const void *out);
+void mproc__imap_item(mproc_imap *it, size_t index, int code, const char *msg, const void *out);
 void mproc__imap_wake(mproc_imap *it);
 
 #endif

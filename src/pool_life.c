@@ -118,7 +118,7 @@ static void describe_exit(char *buf, size_t n, pid_t pid, int code)
                         (int)pid);
     else if (code < 0)
         mproc__pool_say(buf, n, "worker (pid %d) was killed by signal %d (%s)", (int)pid, -code,
-                 sigabbrev_np(-code) != NULL ? sigabbrev_np(-code) : "?");
+                        sigabbrev_np(-code) != NULL ? sigabbrev_np(-code) : "?");
     else
         mproc__pool_say(buf, n, "worker (pid %d) exited with status %d", (int)pid, code);
 }
@@ -137,7 +137,6 @@ static void release_worker(struct worker *w)
     w->seg0 = 0;
     memset(w->stage_busy, 0, sizeof w->stage_busy);
 }
-
 
 /* Within the restart budget? Records this death. */
 static bool budget_ok(mproc_pool *p)
@@ -165,9 +164,10 @@ void mproc__pool_respawn(struct sup *s, struct worker *w)
     s->spawn_retry = mproc__sys_now_ns() + SPAWN_RETRY_NS;
     if (!budget_ok(p)) {
         char cause[POOL_MSG_MAX];
-        mproc__pool_say(cause, sizeof cause, "restart budget spent (%d in %g s); last: could not start a "
-                                 "worker: %s", p->o.max_restarts, p->o.restart_period,
-            mproc_strerror(rc));
+        mproc__pool_say(cause, sizeof cause,
+                        "restart budget spent (%d in %g s); last: could not start a "
+                        "worker: %s",
+                        p->o.max_restarts, p->o.restart_period, mproc_strerror(rc));
         break_pool(s, cause);
     }
 }
@@ -219,8 +219,10 @@ static void on_death(struct sup *s, struct worker *w)
         char msg[POOL_MSG_MAX];
         if (w->timed_out && started == w->timeout_seq) {
             tcode = -MPROC_ETIMELIMIT;
-            mproc__pool_say(msg, sizeof msg, "task ran past its time limit of %g s; worker (pid %d) "
-                                      "was killed", j->timeout, (int)w->pid);
+            mproc__pool_say(msg, sizeof msg,
+                            "task ran past its time limit of %g s; worker (pid %d) "
+                            "was killed",
+                            j->timeout, (int)w->pid);
         } else {
             mproc__pool_say(msg, sizeof msg, "%s", why);
         }
@@ -232,10 +234,9 @@ static void on_death(struct sup *s, struct worker *w)
     for (int k = nheld - 1; k >= 0; k--)
         (void)mproc__pool_requeue_or_fail(s, held_job[k], held[k].first, held[k].count,
                                           -MPROC_EDIED, why, w);
-    bool retired = p->o.maxtasksperchild != 0 && !inflight &&
-                   w->received >= p->o.maxtasksperchild &&
-                   (code == 0 || (code == EXIT_UNKNOWN &&
-                                  atomic_load(&p->shm->slots[w->slot].retiring) != 0));
+    bool retired =
+        p->o.maxtasksperchild != 0 && !inflight && w->received >= p->o.maxtasksperchild &&
+        (code == 0 || (code == EXIT_UNKNOWN && atomic_load(&p->shm->slots[w->slot].retiring) != 0));
     bool planned = retired || w->timed_out || p->phase == P_STOPPING || p->terminating;
     release_worker(w);
     s->progress = true;
@@ -245,7 +246,7 @@ static void on_death(struct sup *s, struct worker *w)
         if (p->start_rc == 1) {
             p->start_rc = w->init_code < 0 ? w->init_code : -MPROC_EDIED;
             mproc__pool_say(p->start_msg, sizeof p->start_msg, "%s",
-                     w->init_code < 0 ? w->init_msg : why);
+                            w->init_code < 0 ? w->init_msg : why);
         }
         return;
     }
@@ -255,9 +256,10 @@ static void on_death(struct sup *s, struct worker *w)
     p->st.restarts++;
     if (!planned && !budget_ok(p)) {
         char cause[POOL_MSG_MAX];
-        mproc__pool_say(cause, sizeof cause, "restart budget spent (%d in %g s); last: %.150s%s%.60s",
-                 p->o.max_restarts, p->o.restart_period, why, was_starting ? ": " : "",
-                 was_starting ? w->init_msg : "");
+        mproc__pool_say(cause, sizeof cause,
+                        "restart budget spent (%d in %g s); last: %.150s%s%.60s", p->o.max_restarts,
+                        p->o.restart_period, why, was_starting ? ": " : "",
+                        was_starting ? w->init_msg : "");
         break_pool(s, cause);
         return;
     }
@@ -348,7 +350,8 @@ int64_t mproc__pool_check_timeouts(struct sup *s)
                 w->init_code = -MPROC_ETIMELIMIT;
                 mproc__pool_say(w->init_msg, sizeof w->init_msg,
                                 "worker start (initializer) ran past its time limit of %g s; "
-                                "worker (pid %d) was killed", p->o.init_timeout, (int)w->pid);
+                                "worker (pid %d) was killed",
+                                p->o.init_timeout, (int)w->pid);
                 (void)mproc__sys_pidfd_kill(w->pidfd, SIGKILL);
             } else if (d < next) {
                 next = d;

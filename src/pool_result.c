@@ -121,8 +121,7 @@ void mproc__result_deliver(mproc_result *r)
     if (cb != NULL)
         cb(r, r->cb_arg);
     if (atomic_load(&r->sleepers) != 0) /* no system call when nobody sleeps */
-        (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&r->ready, INT32_MAX,
-                                    false);
+        (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&r->ready, INT32_MAX, false);
     mproc__result_unref(r);
 }
 
@@ -156,8 +155,7 @@ int mproc_result_wait(mproc_result *r, double timeout)
             atomic_fetch_sub(&r->sleepers, 1);
             return -ETIMEDOUT;
         }
-        (void)mproc__sys_futex_wait((const uint32_t *)(const void *)&r->ready, 0, deadline,
-                                    false);
+        (void)mproc__sys_futex_wait((const uint32_t *)(const void *)&r->ready, 0, deadline, false);
         atomic_fetch_sub(&r->sleepers, 1);
     }
 }
@@ -348,8 +346,8 @@ void mproc__imap_place(mproc_imap *it, struct imap_slot *s)
     assert(k > 0);
     it->free_slots[k - 1] = it->free_slots[--it->nfree];
     size_t pos = where_pos(it, s->index);
-    it->where[pos] = (struct imap_where){.key = (uint64_t)s->index + 1,
-                                         .slot = (uint32_t)(s - it->slots)};
+    it->where[pos] =
+        (struct imap_where){.key = (uint64_t)s->index + 1, .slot = (uint32_t)(s - it->slots)};
 }
 
 void mproc__imap_release(mproc_imap *it, struct imap_slot *s)

@@ -111,13 +111,12 @@ void mproc__ring_release(struct pool_ring *r, uint64_t pos)
     atomic_store(&r->head, pos); /* seq_cst: the Dekker pair with writer_waiting */
     if (atomic_load(&r->writer_waiting) != 0 && atomic_exchange(&r->writer_waiting, 0) != 0) {
         atomic_fetch_add(&r->space_seq, 1);
-        (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&r->space_seq, INT32_MAX,
-                                    true);
+        (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&r->space_seq, INT32_MAX, true);
     }
 }
 
-int mproc__ring_next(const unsigned char *data, size_t cap, uint64_t *pos, uint64_t tail,
-                     void *buf, size_t bufcap, const unsigned char **rec, size_t *len)
+int mproc__ring_next(const unsigned char *data, size_t cap, uint64_t *pos, uint64_t tail, void *buf,
+                     size_t bufcap, const unsigned char **rec, size_t *len)
 {
     if (*pos == tail)
         return 0;

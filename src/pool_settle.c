@@ -61,7 +61,7 @@ void mproc__pool_maybe_finish(struct sup *s, struct job *j)
 
 /* One task's outcome (code != 0: failure with msg; else out/len). */
 void mproc__pool_outcome(struct sup *s, struct job *j, size_t index, int code, const char *msg,
-                    const void *out, size_t len, struct worker *w)
+                         const void *out, size_t len, struct worker *w)
 {
     mproc_pool *p = s->p;
     j->finished++;
@@ -181,8 +181,7 @@ static void outcomes_ok(struct sup *s, struct job *j, size_t first, size_t count
             memcpy(j->out + first * j->out_size, out, count * j->out_size);
     } else {
         for (size_t i = 0; i < count; i++)
-            mproc__imap_item(j->it, first + i, 0, NULL,
-                             out != NULL ? out + i * j->out_size : NULL);
+            mproc__imap_item(j->it, first + i, 0, NULL, out != NULL ? out + i * j->out_size : NULL);
         mproc__imap_wake(j->it);
     }
     s->progress = true;
@@ -260,8 +259,10 @@ static void give_back(struct sup *s, struct worker *w, const struct pool_rec *h)
     s->progress = true;
     s->p->check_jobs = true; /* a cancelled job's requeued tasks fail there */
     char msg[POOL_MSG_MAX];
-    mproc__pool_say(msg, sizeof msg, "a worker could not read the inputs (%s), and there was "
-                    "no memory to send them to another", mproc_strerror((int)h->code));
+    mproc__pool_say(msg, sizeof msg,
+                    "a worker could not read the inputs (%s), and there was "
+                    "no memory to send them to another",
+                    mproc_strerror((int)h->code));
     (void)mproc__pool_requeue_or_fail(s, j, index, m, -ENOMEM, msg, w);
 }
 
@@ -277,11 +278,11 @@ void mproc__pool_drain(struct sup *s, struct worker *w)
     for (;;) {
         size_t len;
         const unsigned char *rb; /* the record: in the ring, or copied to s->buf if split */
-        int rc = mproc__ring_next(data, p->shm->ring_cap, &pos, tail, s->buf, p->msg_max, &rb,
-                                  &len);
+        int rc =
+            mproc__ring_next(data, p->shm->ring_cap, &pos, tail, s->buf, p->msg_max, &rb, &len);
         if (rc <= 0) {
             if (pos == mproc__ring_head(&sl->ring))
-                return; /* nothing new (or nothing sane to do) */
+                return;                          /* nothing new (or nothing sane to do) */
             mproc__ring_release(&sl->ring, pos); /* the whole batch at once */
             tail = mproc__ring_tail(&sl->ring);
             if (pos == tail)
@@ -349,8 +350,8 @@ bool mproc__pool_requeue_run(struct job *j, size_t first, size_t count)
     return true;
 }
 
-bool mproc__pool_requeue_or_fail(struct sup *s, struct job *j, size_t first, size_t count,
-                                 int code, const char *msg, struct worker *w)
+bool mproc__pool_requeue_or_fail(struct sup *s, struct job *j, size_t first, size_t count, int code,
+                                 const char *msg, struct worker *w)
 {
     if (mproc__pool_requeue_run(j, first, count))
         return true;

@@ -176,7 +176,8 @@ void *mproc__pool_supervisor(void *arg)
                 break;
         }
         if (p->terminating) {
-            mproc__pool_fail_everything(&s, -MPROC_ECANCELLED, "cancelled: the pool was terminated");
+            mproc__pool_fail_everything(&s, -MPROC_ECANCELLED,
+                                        "cancelled: the pool was terminated");
             p->phase = P_DONE;
             break;
         }

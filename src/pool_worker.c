@@ -100,7 +100,7 @@ static void ring_supervisor(struct pool_shm *shm)
 static uint64_t head_seen; /* this worker's cache of its ring's head (one ring per process) */
 static int home_mem = -1;  /* the pool process's memory (reach; one per worker process) */
 static struct mproc__fd_id home_id; /* what home_mem named (a task may close it) */
-static bool home_tried;    /* reach_probe ran */
+static bool home_tried;             /* reach_probe ran */
 
 static void publish(const struct worker_arg *a, const void *rec, size_t len, int *rc)
 {
@@ -160,10 +160,10 @@ struct batch {
     size_t room;        /* output bytes it can hold */
     size_t reach_room;  /* the same for a batch bound for the caller's array: all of buf */
     uint64_t job, first;
-    uint32_t out_cap;   /* bytes per output in buf (0: written in place) */
-    uint64_t reach;     /* CHUNK_ROUT: item 0's output address in the pool process; else 0 */
-    size_t n;           /* tasks held */
-    int64_t t0;         /* when the first was added */
+    uint32_t out_cap; /* bytes per output in buf (0: written in place) */
+    uint64_t reach;   /* CHUNK_ROUT: item 0's output address in the pool process; else 0 */
+    size_t n;         /* tasks held */
+    int64_t t0;       /* when the first was added */
 };
 
 static unsigned char *batch_slot(const struct batch *b)
@@ -172,8 +172,7 @@ static unsigned char *batch_slot(const struct batch *b)
 }
 
 /* Start an empty batch with task index of job (outputs of bcap bytes; reach: see above). */
-static void batch_open(struct batch *b, uint64_t job, uint64_t index, uint32_t bcap,
-                       uint64_t reach)
+static void batch_open(struct batch *b, uint64_t job, uint64_t index, uint32_t bcap, uint64_t reach)
 {
     b->job = job;
     b->first = index;
@@ -382,7 +381,7 @@ struct lean {
     unsigned char *dst;
     uint32_t in_size, out_cap;
     _Atomic uint64_t *started, *ended;
-    int trc, erc;   /* of the task that did not succeed, if any */
+    int trc, erc; /* of the task that did not succeed, if any */
     size_t out_len;
 };
 
@@ -445,8 +444,8 @@ static int outcome(struct ctx *x, const struct pool_chunk *c, uint64_t index, in
         return 0;
     }
     if (flush(x->a, b) < 0 ||
-        send_rec(x->a, trc == 0 ? x->outbuf : x->small, REC_RESULT, trc, t->msg, c->job_id,
-                 index, trc == 0 && !(c->inplace & CHUNK_OUT) ? out_len : 0) < 0)
+        send_rec(x->a, trc == 0 ? x->outbuf : x->small, REC_RESULT, trc, t->msg, c->job_id, index,
+                 trc == 0 && !(c->inplace & CHUNK_OUT) ? out_len : 0) < 0)
         return -1;
     (void)MPROC__FAULT("pool.result.sent");
     return 0;
@@ -468,7 +467,8 @@ int mproc__pool_worker_main(void *arg)
         rc = -ENOMEM;
         mproc__pool_say(t.msg, sizeof t.msg, "worker: out of memory");
     } else if (a->pin && (rc = mproc__sys_pin_nth((unsigned)a->slot)) < 0) {
-        mproc__pool_say(t.msg, sizeof t.msg, "worker: could not pin to a CPU: %s", mproc_strerror(rc));
+        mproc__pool_say(t.msg, sizeof t.msg, "worker: could not pin to a CPU: %s",
+                        mproc_strerror(rc));
     } else if (a->init != NULL) {
         rc = a->init(a->initarg, &t.state);
         if (rc > 0)
@@ -509,7 +509,7 @@ int mproc__pool_worker_main(void *arg)
         bool batched = c.fixed && bcap <= b.room;
         uint64_t reach = batched && (c.inplace & CHUNK_ROUT) ? c.out_addr : 0;
         if ((c.inplace & CHUNK_RIN) && home_mem >= 0 && !mproc__sys_fd_same(home_mem, &home_id))
-            home_mem = -1; /* a task closed it (the number is not ours to close now) */
+            home_mem = -1;           /* a task closed it (the number is not ours to close now) */
         if (c.inplace & CHUNK_RIN) { /* the inputs are in the caller's array */
             int rrc = home_mem < 0 ? -EBADF : MPROC__FAULT("pool.reach.read");
             if (rrc == 0)
@@ -537,13 +537,12 @@ int mproc__pool_worker_main(void *arg)
         int drc = MPROC__FAULT("pool.task.decode");
         if (drc == 0)
             drc = find_fn(&fc, ref, c.fnref_len);
-        struct ctx x = {.a = a, .b = &b, .t = &t, .outbuf = outbuf, .small = small,
-                        .reach = reach};
+        struct ctx x = {.a = a, .b = &b, .t = &t, .outbuf = outbuf, .small = small, .reach = reach};
         /* shared memory read or written in place: its pages are not in this process's
            page tables until touched, one fault each; map a large chunk's in at once */
         if ((c.inplace & CHUNK_IN) && (size_t)c.count * c.in_size >= PREFAULT_MIN)
-            mproc__sys_prefault(item_at(c.in_addr, c.first, c.in_size),
-                                (size_t)c.count * c.in_size, false);
+            mproc__sys_prefault(item_at(c.in_addr, c.first, c.in_size), (size_t)c.count * c.in_size,
+                                false);
         if ((c.inplace & CHUNK_OUT) && (size_t)c.count * c.out_cap >= PREFAULT_MIN)
             mproc__sys_prefault(item_at(c.out_addr, c.first, c.out_cap),
                                 (size_t)c.count * c.out_cap, true);
@@ -553,10 +552,10 @@ int mproc__pool_worker_main(void *arg)
              * retirement): runs of tasks in a tight loop (lean_run), each as long as the
              * batch can take and until batch_due looks next; anything but a success goes
              * to outcome() */
-            const unsigned char *src = c.inplace & CHUNK_IN ? item_at(c.in_addr, c.first, c.in_size)
-                                                           : items;
-            unsigned char *odst = c.inplace & CHUNK_OUT ? item_at(c.out_addr, c.first, c.out_cap)
-                                                        : NULL;
+            const unsigned char *src =
+                c.inplace & CHUNK_IN ? item_at(c.in_addr, c.first, c.in_size) : items;
+            unsigned char *odst =
+                c.inplace & CHUNK_OUT ? item_at(c.out_addr, c.first, c.out_cap) : NULL;
             uint64_t begun0 = begun; /* task i of the chunk is the (begun0 + i)-th begun */
             while (i < c.count) {
                 if (b.n > 0 && batch_full(&b) && flush(a, &b) < 0)
@@ -573,8 +572,8 @@ int mproc__pool_worker_main(void *arg)
                 struct lean l = {.fn = fc.fn,
                                  .t = &t,
                                  .src = src + (size_t)i * c.in_size,
-                                 .dst = odst != NULL ? odst + (size_t)i * c.out_cap
-                                                     : batch_slot(&b),
+                                 .dst =
+                                     odst != NULL ? odst + (size_t)i * c.out_cap : batch_slot(&b),
                                  .in_size = c.in_size,
                                  .out_cap = c.out_cap,
                                  .started = &slot->started,
@@ -615,7 +614,7 @@ int mproc__pool_worker_main(void *arg)
             if (trc == 0)
                 trc = MPROC__FAULT("pool.task.run");
             const unsigned char *src = c.inplace & CHUNK_IN ? item_at(c.in_addr, index, c.in_size)
-                                                           : items + (size_t)i * c.in_size;
+                                                            : items + (size_t)i * c.in_size;
             unsigned char *dst = c.inplace & CHUNK_OUT ? item_at(c.out_addr, index, c.out_cap)
                                  : batched             ? batch_slot(&b)
                                                        : out;

@@ -152,8 +152,8 @@ static char **path_candidates(const char *argv0, bool search)
      * remains, the first is kept so the child reports ENOENT as execvp would. */
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
-        bool absent = v[i][0] == '/' && access(v[i], F_OK) < 0 &&
-                      (errno == ENOENT || errno == ENOTDIR);
+        bool absent =
+            v[i][0] == '/' && access(v[i], F_OK) < 0 && (errno == ENOENT || errno == ENOTDIR);
         if (!absent)
             v[kept++] = v[i];
     }

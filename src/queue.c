@@ -288,8 +288,8 @@ static bool bell_count_in(struct doorbell *b)
 /* Wait until *word differs from seen or the queue is closed (or a slice ends: callers
  * re-check anyway). 0 to re-check, -ETIMEDOUT once the deadline has passed (callers
  * have made one last check since then). */
-static int wait_change(mproc_queue *q, _Atomic uint64_t *word, uint64_t seen,
-                       struct doorbell *b, int64_t deadline)
+static int wait_change(mproc_queue *q, _Atomic uint64_t *word, uint64_t seen, struct doorbell *b,
+                       int64_t deadline)
 {
     if (mproc__remaining_ns(deadline) == 0)
         return -ETIMEDOUT;
@@ -390,7 +390,7 @@ static inline bool has_room(const mproc_queue *q, uint64_t tail, uint64_t head, 
 }
 
 static __attribute__((noinline)) int put_msg(mproc_queue *q, const void *buf, size_t len,
-                                            double timeout)
+                                             double timeout)
 {
     struct budget budget = {timeout, 0, false}, *b = &budget;
     if (len > MAX_CAPACITY || record_size(len) > q->cap)
@@ -488,7 +488,7 @@ int mproc_queue_put_nowait(mproc_queue *q, const void *buf, size_t len)
 
 /* Take the oldest message: into a new buffer (out != NULL) or into buf/cap. */
 static __attribute__((noinline)) int get_msg(mproc_queue *q, void **out, void *buf, size_t cap,
-                                            size_t *len, double timeout)
+                                             size_t *len, double timeout)
 {
     struct budget budget = {timeout, 0, false}, *b = &budget;
     uint64_t self = mproc__owner_self_id();

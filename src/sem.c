@@ -33,8 +33,7 @@ _Static_assert(_Alignof(struct sem_impl) <= _Alignof(mproc_sem), "mproc_sem misa
 static struct sem_impl *impl(const mproc_sem *s)
 {
     struct sem_impl *si = (struct sem_impl *)(uintptr_t)(const void *)s;
-    return si != NULL && __atomic_load_n(&si->magic, __ATOMIC_RELAXED) == SEM_MAGIC ? si
-                                                                                    : NULL;
+    return si != NULL && __atomic_load_n(&si->magic, __ATOMIC_RELAXED) == SEM_MAGIC ? si : NULL;
 }
 
 int mproc_sem_init(mproc_sem *s, unsigned value, unsigned flags)

@@ -178,7 +178,7 @@ int mproc_test_teardown(void **state)
     (void)state;
     char problems[4096] = "";
     size_t used = 0;
-#define PROBLEM(...)                                                                         \
+#define PROBLEM(...)                                                                               \
     used += (size_t)snprintf(problems + used, used < sizeof problems ? sizeof problems - used : 0, \
                              __VA_ARGS__)
 

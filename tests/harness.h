@@ -71,13 +71,13 @@ void mproc_test_sleep(double seconds);
 double mproc_test_now(void);
 
 /* Assert a call returned the expected code, printing both codes' names if not. */
-#define assert_code(expr, want)                                                              \
-    do {                                                                                     \
-        long got_ = (long)(expr);                                                            \
-        long want_ = (long)(want);                                                           \
-        if (got_ != want_)                                                                   \
-            fail_msg("%s = %ld (%s), expected %ld (%s)", #expr, got_,                        \
-                     mproc_errname((int)got_), want_, mproc_errname((int)want_));            \
+#define assert_code(expr, want)                                                                    \
+    do {                                                                                           \
+        long got_ = (long)(expr);                                                                  \
+        long want_ = (long)(want);                                                                 \
+        if (got_ != want_)                                                                         \
+            fail_msg("%s = %ld (%s), expected %ld (%s)", #expr, got_, mproc_errname((int)got_),    \
+                     want_, mproc_errname((int)want_));                                            \
     } while (0)
 
 #define assert_ok(expr) assert_code(expr, 0)

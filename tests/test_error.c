@@ -58,8 +58,7 @@ static void test_fault_fail_nth(void **state)
 {
     (void)state;
     assert_ok(mproc_fault_set("alloc", MPROC_FAULT_FAIL, &(mproc_fault_opts){.nth = 3}));
-    void *a = mproc__malloc(8), *b = mproc__malloc(8), *c = mproc__malloc(8),
-         *d = mproc__malloc(8);
+    void *a = mproc__malloc(8), *b = mproc__malloc(8), *c = mproc__malloc(8), *d = mproc__malloc(8);
     assert_non_null(a);
     assert_non_null(b);
     assert_null(c);     /* the third allocation fails */

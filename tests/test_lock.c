@@ -132,7 +132,7 @@ static int try_from_child(void *arg)
         return 13;
     if (dt < 0.15 || dt > 3.0)
         return 14; /* the timed wait neither returned early nor overstayed */
-    return 1; /* it was held, and the timeouts behaved */
+    return 1;      /* it was held, and the timeouts behaved */
 }
 
 static void test_lock_errors_and_timeouts(void **state)
@@ -257,8 +257,7 @@ static void test_lock_not_recoverable(void **state)
     assert_ok(mproc_lock_release(&sh->lock)); /* without mproc_lock_consistent */
     assert_code(mproc_lock_acquire(&sh->lock, 0), -ENOTRECOVERABLE);
     assert_code(mproc_lock_acquire(&sh->lock, MPROC_FOREVER), -ENOTRECOVERABLE);
-    assert_int_equal(mproc_test_exitcode(mproc_test_fork(block_on_lock, sh), 20),
-                     ENOTRECOVERABLE);
+    assert_int_equal(mproc_test_exitcode(mproc_test_fork(block_on_lock, sh), 20), ENOTRECOVERABLE);
     shared_free(sh);
 }
 

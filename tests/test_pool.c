@@ -99,8 +99,8 @@ static int init_fail(void *arg, void **state)
 /* A word shared with the workers of pools made after this (they inherit it), 0. */
 static _Atomic int *shared_word(void)
 {
-    _Atomic int *w = mmap(NULL, sizeof *w, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                          -1, 0);
+    _Atomic int *w =
+        mmap(NULL, sizeof *w, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     assert_true(w != MAP_FAILED);
     atomic_store(w, 0);
     return w;
@@ -243,8 +243,7 @@ static void test_apply_wait_timeout(void **state)
     int64_t x = 400, y;
     double t0 = mproc_test_now();
     /* the wait times out; the task goes on, its outcome is dropped */
-    assert_code(mproc_pool_apply(p, nap_pid, &x, sizeof x, &y, sizeof y, NULL, 0.05),
-                -ETIMEDOUT);
+    assert_code(mproc_pool_apply(p, nap_pid, &x, sizeof x, &y, sizeof y, NULL, 0.05), -ETIMEDOUT);
     assert_true(mproc_test_now() - t0 < 0.35);
     x = 0;
     assert_ok(mproc_pool_apply(p, nap_pid, &x, sizeof x, &y, sizeof y, NULL, 10));
@@ -285,8 +284,7 @@ static void test_callback_submits(void **state)
     struct chain c = {.p = pool_of(2), .left = 50};
     int64_t x = 1;
     assert_ok(mproc_pool_apply_async(c.p, square, &x, sizeof x,
-                                     &(mproc_call_opts){.callback = resubmit, .cb_arg = &c},
-                                     NULL));
+                                     &(mproc_call_opts){.callback = resubmit, .cb_arg = &c}, NULL));
     double t0 = mproc_test_now();
     while (atomic_load(&c.ran) < 50 && mproc_test_now() - t0 < 10)
         mproc_test_sleep(0.01);
@@ -430,9 +428,9 @@ static void test_map_zero_copy(void **state)
     mproc_pool *p = pool_of(2);
     assert_ok(mproc_shm_new(&after, NULL, N * 3 * sizeof(int64_t), 0));
     for (int round = 0; round < 3; round++) {
-        int64_t *base = round == 0 ? mproc_shm_buf(before)
-                                   : round == 1 ? mproc_shm_buf(after)
-                                                : malloc(N * 3 * sizeof(int64_t));
+        int64_t *base = round == 0   ? mproc_shm_buf(before)
+                        : round == 1 ? mproc_shm_buf(after)
+                                     : malloc(N * 3 * sizeof(int64_t));
         int64_t *in = base, *out = base + N; /* out: pairs */
         for (int i = 0; i < N; i++) {
             in[i] = i;
@@ -514,7 +512,7 @@ static void test_small_channel_backpressure(void **state)
 
 struct gen {
     int64_t next, n;
-    int fail_at; /* >= 0: the generator fails there */
+    int fail_at;              /* >= 0: the generator fails there */
     _Atomic int64_t consumed; /* items the test has read */
     int64_t max_ahead;        /* most items generated but not read */
 };
@@ -561,8 +559,8 @@ static void test_imap_ordered(void **state)
 
     /* a failing item and a failing generator */
     g = (struct gen){.n = 100, .fail_at = 50};
-    assert_ok(mproc_pool_imap(p, square, gen_count, &g, sizeof(int64_t), sizeof(int64_t), NULL,
-                              &it));
+    assert_ok(
+        mproc_pool_imap(p, square, gen_count, &g, sizeof(int64_t), sizeof(int64_t), NULL, &it));
     int got = 0;
     for (;;) {
         int rc = mproc_imap_next(it, &y, NULL, NULL, 10);
@@ -608,8 +606,8 @@ static void test_imap_unordered(void **state)
 
     /* freeing an iterator early stops the generator; the pool stays usable */
     g = (struct gen){.n = 1000000, .fail_at = -1};
-    assert_ok(mproc_pool_imap(p, square, gen_count, &g, sizeof(int64_t), sizeof(int64_t), NULL,
-                              &it));
+    assert_ok(
+        mproc_pool_imap(p, square, gen_count, &g, sizeof(int64_t), sizeof(int64_t), NULL, &it));
     assert_ok(mproc_imap_next(it, &y, NULL, NULL, 10));
     mproc_imap_free(it);
     check_map(p, 100, 0);
@@ -643,11 +641,9 @@ static void test_imap_unordered_slow_item(void **state)
     enum { N = 400, WINDOW = 16 };
     struct gen g = {.n = N, .fail_at = -1};
     mproc_imap *it;
-    assert_ok(mproc_pool_imap(p, held_square, gen_count, &g, sizeof(int64_t), sizeof(int64_t),
-                              &(mproc_call_opts){.flags = MPROC_IMAP_UNORDERED,
-                                                 .window = WINDOW,
-                                                 .chunksize = 1},
-                              &it));
+    assert_ok(mproc_pool_imap(
+        p, held_square, gen_count, &g, sizeof(int64_t), sizeof(int64_t),
+        &(mproc_call_opts){.flags = MPROC_IMAP_UNORDERED, .window = WINDOW, .chunksize = 1}, &it));
     static unsigned char seen[N];
     memset(seen, 0, sizeof seen);
     int64_t y;
@@ -750,8 +746,9 @@ static void test_initializer_state(void **state)
 {
     (void)state;
     mproc_pool *p;
-    assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .initializer = init_ok,
-                                                     .initarg = (void *)(intptr_t)7}));
+    assert_ok(mproc_pool_new(
+        &p,
+        &(mproc_pool_opts){.workers = 2, .initializer = init_ok, .initarg = (void *)(intptr_t)7}));
     int64_t in[20] = {0}, out[20];
     assert_ok(mproc_pool_map(p, state_task, in, 20, sizeof *in, out, sizeof *out,
                              &(mproc_call_opts){.chunksize = 1}));
@@ -820,7 +817,7 @@ static void test_initializer_failure(void **state)
     mproc_pool *p = (mproc_pool *)(uintptr_t)1;
     assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 3, .initializer = init_fail}),
                 -ENOEXEC);
-    assert_true(p == (mproc_pool *)(uintptr_t)1); /* untouched */
+    assert_true(p == (mproc_pool *)(uintptr_t)1);     /* untouched */
     assert_int_equal(mproc_test_count_children(), 0); /* no worker left, not even a zombie */
 }
 
@@ -874,8 +871,8 @@ static void test_initializer_timeout(void **state)
 static void maxtasks(size_t max, size_t n)
 {
     mproc_pool *p;
-    assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2,
-                                                     .maxtasksperchild = (unsigned)max}));
+    assert_ok(
+        mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .maxtasksperchild = (unsigned)max}));
     int64_t *in = calloc(n, sizeof *in), *out = calloc(n, sizeof *out);
     assert_ok(mproc_pool_map(p, nap_pid, in, n, sizeof *in, out, sizeof *out, NULL));
     /* each pid ran at most max tasks */
@@ -945,11 +942,11 @@ static void test_workers_close_inherited_fds(void **state)
     int keep = extra[EXTRA / 2];
     int bad = -1;
     mproc_pool *p;
-    assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .inherit_fds = &bad,
-                                                       .n_inherit_fds = 1}),
+    assert_code(mproc_pool_new(
+                    &p, &(mproc_pool_opts){.workers = 2, .inherit_fds = &bad, .n_inherit_fds = 1}),
                 -EINVAL);
-    assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .inherit_fds = &keep,
-                                                     .n_inherit_fds = 1}));
+    assert_ok(mproc_pool_new(
+        &p, &(mproc_pool_opts){.workers = 2, .inherit_fds = &keep, .n_inherit_fds = 1}));
     close(pfd[1]);
     /* EOF once the workers have closed their copies (right after their start) */
     struct pollfd pe = {.fd = pfd[0], .events = POLLIN};
@@ -1049,8 +1046,8 @@ static void test_task_timeout(void **state)
     mproc_result_free(r);
     /* a per-call limit overrides the pool's; the pool is still usable */
     int64_t x = 500, y;
-    assert_ok(mproc_pool_apply_async(p, nap_pid, &x, sizeof x,
-                                     &(mproc_call_opts){.timeout = 5}, &r));
+    assert_ok(
+        mproc_pool_apply_async(p, nap_pid, &x, sizeof x, &(mproc_call_opts){.timeout = 5}, &r));
     assert_ok(mproc_result_get(r, 10, &y, sizeof y, NULL));
     mproc_result_free(r);
     mproc_pool_stats st;
@@ -1130,8 +1127,7 @@ static void test_close_then_join(void **state)
     assert_ok(mproc_pool_close(p));
     assert_ok(mproc_pool_close(p));
     int64_t x = 1;
-    assert_code(mproc_pool_apply(p, square, &x, sizeof x, &x, sizeof x, NULL, 1),
-                -MPROC_ECLOSED);
+    assert_code(mproc_pool_apply(p, square, &x, sizeof x, &x, sizeof x, NULL, 1), -MPROC_ECLOSED);
     assert_code(mproc_pool_map(p, square, in, N, sizeof *in, out, sizeof *out, NULL),
                 -MPROC_ECLOSED);
     assert_ok(mproc_pool_join(p, 20)); /* accepted work still completes */
@@ -1180,10 +1176,11 @@ static void test_bad_input(void **state)
     assert_code(mproc_pool_apply(p, square, &x, sizeof x, &y, sizeof y, &len, NAN), -EINVAL);
     static char big[2 << 20];
     assert_code(mproc_pool_apply_async(p, reverse, big, sizeof big, NULL, &r), -EMSGSIZE);
-    assert_code(mproc_pool_apply_async(p, square, &x, sizeof x,
-                                       &(mproc_call_opts){.timeout = NAN}, &r), -EINVAL);
-    assert_code(mproc_pool_apply_async(p, square, &x, sizeof x, &(mproc_call_opts){.flags = 8},
-                                       &r), -EINVAL);
+    assert_code(
+        mproc_pool_apply_async(p, square, &x, sizeof x, &(mproc_call_opts){.timeout = NAN}, &r),
+        -EINVAL);
+    assert_code(mproc_pool_apply_async(p, square, &x, sizeof x, &(mproc_call_opts){.flags = 8}, &r),
+                -EINVAL);
     /* a function pointer that is in no module */
     assert_code(mproc_pool_apply_async(p, (mproc_task_fn)(uintptr_t)16, &x, sizeof x, NULL, &r),
                 -ENOENT);
@@ -1200,7 +1197,8 @@ static void test_bad_input(void **state)
     assert_code(mproc_pool_imap(p, square, NULL, NULL, 8, 8, NULL, &it), -EINVAL);
     assert_code(mproc_pool_imap(p, square, gen_count, NULL, 8, 8, NULL, NULL), -EINVAL);
     assert_code(mproc_pool_imap(p, square, gen_count, NULL, 8, 8,
-                                &(mproc_call_opts){.window = SIZE_MAX}, &it), -EINVAL);
+                                &(mproc_call_opts){.window = SIZE_MAX}, &it),
+                -EINVAL);
     assert_code(mproc_imap_next(NULL, &y, NULL, NULL, 1), -EINVAL);
 
     assert_code(mproc_result_wait(NULL, 1), -EINVAL);

@@ -277,8 +277,7 @@ static void test_crash_apply(void **state)
     assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 1}));
     struct item it = {.x = 5, .mode = M_SEGV};
     int64_t y;
-    assert_code(mproc_pool_apply(p, crashy, &it, sizeof it, &y, sizeof y, NULL, 20),
-                -MPROC_EDIED);
+    assert_code(mproc_pool_apply(p, crashy, &it, sizeof it, &y, sizeof y, NULL, 20), -MPROC_EDIED);
     it.mode = M_NONE;
     assert_ok(mproc_pool_apply(p, crashy, &it, sizeof it, &y, sizeof y, NULL, 20));
     assert_int_equal(y, 25);
@@ -343,20 +342,18 @@ static void test_fault_matrix(void **state)
     fault_case("pool.result.sent", MPROC_FAULT_FAIL, 0, 0, 0);
 }
 
-
 /* A replacement that can never be forked spends the budget and breaks the pool. */
 static void test_fork_fails_breaks_pool(void **state)
 {
     (void)state;
     mproc_pool *p;
-    assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 1, .max_restarts = 2,
-                                                     .restart_period = 60}));
+    assert_ok(mproc_pool_new(
+        &p, &(mproc_pool_opts){.workers = 1, .max_restarts = 2, .restart_period = 60}));
     assert_ok(mproc_fault_set("sys.fork", MPROC_FAULT_FAIL,
                               &(mproc_fault_opts){.code = -EAGAIN, .sticky = 1}));
     struct item it = {.x = 2, .mode = M_KILL};
     int64_t y;
-    assert_code(mproc_pool_apply(p, crashy, &it, sizeof it, &y, sizeof y, NULL, 20),
-                -MPROC_EDIED);
+    assert_code(mproc_pool_apply(p, crashy, &it, sizeof it, &y, sizeof y, NULL, 20), -MPROC_EDIED);
     it.mode = M_NONE;
     mproc_result *r;
     int rc = mproc_pool_apply_async(p, crashy, &it, sizeof it, NULL, &r);
@@ -449,8 +446,8 @@ static void test_kill_in_huge_chunk(void **state)
 static void budget_breaks(double period)
 {
     mproc_pool *p;
-    assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .max_restarts = 3,
-                                                     .restart_period = period}));
+    assert_ok(mproc_pool_new(
+        &p, &(mproc_pool_opts){.workers = 2, .max_restarts = 3, .restart_period = period}));
     enum { N = 50 };
     struct item in[N];
     int64_t out[N];
@@ -502,8 +499,8 @@ static void test_huge_time_limits(void **state)
     const double huge[] = {1e10, 9.3e9, 1e300, INFINITY};
     for (size_t k = 0; k < sizeof huge / sizeof huge[0]; k++) {
         mproc_pool *p;
-        assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .init_timeout = huge[k],
-                                                         .timeout = huge[k]}));
+        assert_ok(mproc_pool_new(
+            &p, &(mproc_pool_opts){.workers = 2, .init_timeout = huge[k], .timeout = huge[k]}));
         enum { N = 64 };
         struct item in[N];
         int64_t out[N];
@@ -611,8 +608,8 @@ static void *kill_first(void *arg)
 static void test_ready_worker_dies_during_start(void **state)
 {
     (void)state;
-    _Atomic int *counter = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                                -1, 0);
+    _Atomic int *counter =
+        mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     assert_true(counter != MAP_FAILED);
     int fds[2];
     assert_ok(pipe(fds));
@@ -621,9 +618,11 @@ static void test_ready_worker_dies_during_start(void **state)
     assert_int_equal(pthread_create(&th, NULL, kill_first, &fds[0]), 0);
     mproc_pool *p;
     double t0 = mproc_test_now();
-    assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .initializer = init_race,
-                                                       .initarg = &r, .inherit_fds = &fds[1],
-                                                       .n_inherit_fds = 1}),
+    assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2,
+                                                      .initializer = init_race,
+                                                      .initarg = &r,
+                                                      .inherit_fds = &fds[1],
+                                                      .n_inherit_fds = 1}),
                 -MPROC_EDIED);
     assert_true(mproc_test_now() - t0 < 10);
     pthread_join(th, NULL);

@@ -23,8 +23,8 @@
 
 /* counters the workers write (mapped before the pools are made, so they share it) */
 struct shared {
-    _Atomic int runs;     /* tasks begun */
-    _Atomic int pid;      /* the worker of the last task begun */
+    _Atomic int runs; /* tasks begun */
+    _Atomic int pid;  /* the worker of the last task begun */
 };
 static struct shared *sh;
 
@@ -276,8 +276,8 @@ static void test_break(void **state)
 {
     (void)state;
     mproc_pool *p;
-    assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 1, .max_restarts = 2,
-                                                     .restart_period = 60}));
+    assert_ok(mproc_pool_new(
+        &p, &(mproc_pool_opts){.workers = 1, .max_restarts = 2, .restart_period = 60}));
     int64_t y;
     int rc = 0;
     for (int i = 0; i < 10 && rc != -MPROC_EBROKEN; i++) {
@@ -347,8 +347,7 @@ static long cpu_ticks(pid_t pid)
     assert_non_null(s);
     unsigned long ut = 0, st = 0;
     /* fields after the command: state(3) ... utime(14) stime(15) */
-    assert_int_equal(sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-                            &st),
+    assert_int_equal(sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st),
                      2);
     return (long)(ut + st);
 }

@@ -33,8 +33,8 @@ static void *shared_block(size_t size)
 static mproc_queue *new_queue(size_t capacity, size_t maxsize, unsigned flags)
 {
     mproc_queue *q = NULL;
-    assert_ok(mproc_queue_new(&q, &(mproc_queue_opts){.capacity = capacity, .maxsize = maxsize,
-                                                       .flags = flags}));
+    assert_ok(mproc_queue_new(
+        &q, &(mproc_queue_opts){.capacity = capacity, .maxsize = maxsize, .flags = flags}));
     assert_non_null(q);
     return q;
 }
@@ -484,7 +484,8 @@ static void test_close_across_processes(void **state)
     mproc_queue_free(q);
 }
 
-/* ---- JoinableQueue ------------------------------------------------------------------------------ */
+/* ---- JoinableQueue ------------------------------------------------------------------------------
+ */
 
 static int slow_worker(void *arg)
 {
@@ -528,7 +529,8 @@ static void test_joinable(void **state)
     mproc_queue_free(q);
 }
 
-/* ---- bad input ---------------------------------------------------------------------------------- */
+/* ---- bad input ----------------------------------------------------------------------------------
+ */
 
 static void test_bad_input(void **state)
 {
@@ -603,7 +605,8 @@ static void test_qsize_empty_full(void **state)
     mproc_queue_free(q);
 }
 
-/* ---- faults: processes killed inside put and get ----------------------------------------------- */
+/* ---- faults: processes killed inside put and get -----------------------------------------------
+ */
 
 #ifdef MPROC_FAULT_INJECTION
 struct killer {
@@ -728,7 +731,8 @@ static void test_failures_change_nothing(void **state)
     mproc_queue *q = new_queue(0, 0, 0);
     const char *put_points[] = {"queue.put.locked", "queue.put.written"};
     for (size_t i = 0; i < 2; i++) {
-        assert_ok(mproc_fault_set(put_points[i], MPROC_FAULT_FAIL, &(mproc_fault_opts){.code = -EIO}));
+        assert_ok(
+            mproc_fault_set(put_points[i], MPROC_FAULT_FAIL, &(mproc_fault_opts){.code = -EIO}));
         assert_code(put_u64(q, 99, 0), -EIO);
         assert_int_equal(mproc_queue_qsize(q), 0);
     }
@@ -737,11 +741,13 @@ static void test_failures_change_nothing(void **state)
     const char *get_points[] = {"queue.get.locked", "queue.get.read"};
     uint64_t v;
     for (size_t i = 0; i < 2; i++) {
-        assert_ok(mproc_fault_set(get_points[i], MPROC_FAULT_FAIL, &(mproc_fault_opts){.code = -EIO}));
+        assert_ok(
+            mproc_fault_set(get_points[i], MPROC_FAULT_FAIL, &(mproc_fault_opts){.code = -EIO}));
         assert_code(get_u64(q, &v, 0), -EIO);
         void *p;
         size_t len;
-        assert_ok(mproc_fault_set(get_points[i], MPROC_FAULT_FAIL, &(mproc_fault_opts){.code = -EIO}));
+        assert_ok(
+            mproc_fault_set(get_points[i], MPROC_FAULT_FAIL, &(mproc_fault_opts){.code = -EIO}));
         assert_code(mproc_queue_get(q, &p, &len, 0), -EIO);
         assert_int_equal(mproc_queue_qsize(q), 2);
     }
@@ -965,8 +971,8 @@ enum { STORM_EACH = 30000, STORM_ROUNDS = 10 };
 struct storm {
     mproc_queue *q;
     int who;
-    uint8_t *acked;         /* acked[id] = 1 once put(id) returned 0 */
-    _Atomic uint8_t *recv;  /* times id was received */
+    uint8_t *acked;        /* acked[id] = 1 once put(id) returned 0 */
+    _Atomic uint8_t *recv; /* times id was received */
 };
 
 static int storm_producer(void *arg)
@@ -980,7 +986,8 @@ static int storm_producer(void *arg)
         memcpy(msg, &id, 8);
         int rc = mproc_queue_put(s->q, msg, len, 10);
         if (rc < 0) {
-            fprintf(stderr, "storm producer %d: put %" PRIu64 ": %s\n", s->who, i, mproc_strerror(rc));
+            fprintf(stderr, "storm producer %d: put %" PRIu64 ": %s\n", s->who, i,
+                    mproc_strerror(rc));
             return 1;
         }
         s->acked[id] = 1;
@@ -1026,8 +1033,8 @@ static void test_kill_storm(void **state)
         memset(acked, 0, n);
         memset((void *)recv, 0, n);
         mproc_queue *q = new_queue(2048, 0, 0);
-        struct storm a[4] = {{q, 0, acked, recv}, {q, 1, acked, recv}, {q, 0, acked, recv},
-                             {q, 1, acked, recv}};
+        struct storm a[4] = {
+            {q, 0, acked, recv}, {q, 1, acked, recv}, {q, 0, acked, recv}, {q, 1, acked, recv}};
         pid_t p0 = mproc_test_fork(storm_producer, &a[0]);
         pid_t p1 = mproc_test_fork(storm_producer, &a[1]);
         pid_t c0 = mproc_test_fork(storm_consumer, &a[2]);

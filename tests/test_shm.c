@@ -727,15 +727,22 @@ static void test_fault_killed_mid_create(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        MPROC_TEST(test_create_attach_unlink),         MPROC_TEST(test_exec_helper_attaches),
-        MPROC_TEST(test_errors_and_bad_names),         MPROC_TEST(test_auto_unlink),
-        MPROC_TEST(test_killed_creator_leaves_name),   MPROC_TEST(test_anonymous_shared_with_child),
+        MPROC_TEST(test_create_attach_unlink),
+        MPROC_TEST(test_exec_helper_attaches),
+        MPROC_TEST(test_errors_and_bad_names),
+        MPROC_TEST(test_auto_unlink),
+        MPROC_TEST(test_killed_creator_leaves_name),
+        MPROC_TEST(test_anonymous_shared_with_child),
         MPROC_TEST(test_full_devshm_is_enospc),
-        MPROC_TEST(test_size_above_memory_limit),        MPROC_TEST(test_shared_counter),
-        MPROC_TEST(test_value_of_each_type),           MPROC_TEST(test_array_nolock),
-        MPROC_TEST(test_lock_holder_killed),           MPROC_TEST(test_array_bad_input),
+        MPROC_TEST(test_size_above_memory_limit),
+        MPROC_TEST(test_shared_counter),
+        MPROC_TEST(test_value_of_each_type),
+        MPROC_TEST(test_array_nolock),
+        MPROC_TEST(test_lock_holder_killed),
+        MPROC_TEST(test_array_bad_input),
 #ifdef MPROC_FAULT_INJECTION
-        MPROC_TEST(test_fault_syscalls_leave_nothing), MPROC_TEST(test_fault_alloc_every_step),
+        MPROC_TEST(test_fault_syscalls_leave_nothing),
+        MPROC_TEST(test_fault_alloc_every_step),
         MPROC_TEST(test_fault_killed_mid_create),
 #endif
     };

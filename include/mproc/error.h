@@ -18,16 +18,17 @@ extern "C" {
 /* Library-specific error codes. Functions return them negated: -MPROC_ECLOSED. */
 enum mproc_error {
     MPROC_EBASE = 20000,
-    MPROC_ECLOSED,    /* the object was closed: no more puts, or a get on a closed empty queue */
-    MPROC_EEOF,       /* the peer closed its end (or died): no more messages will come */
-    MPROC_EBROKEN,    /* a barrier (or pool) is broken: a party died, timed out or aborted */
-    MPROC_ETOOSMALL,  /* the caller's buffer is too small; the message is kept for the next call */
-    MPROC_ECORRUPT,   /* shared state was found half-written by a process that died */
-    MPROC_ESTATE,     /* the operation does not fit the object's state (start twice, join before start) */
-    MPROC_ENOTSUP,    /* not supported by this build or this kernel */
-    MPROC_EEXEC,      /* a child could not be started: the program could not be executed */
-    MPROC_EFAULT,     /* a fault injected by a test at a named fault point */
-    MPROC_EDIED,      /* a pool worker died while running the task (signal or exit status) */
+    MPROC_ECLOSED,   /* the object was closed: no more puts, or a get on a closed empty queue */
+    MPROC_EEOF,      /* the peer closed its end (or died): no more messages will come */
+    MPROC_EBROKEN,   /* a barrier (or pool) is broken: a party died, timed out or aborted */
+    MPROC_ETOOSMALL, /* the caller's buffer is too small; the message is kept for the next call */
+    MPROC_ECORRUPT,  /* shared state was found half-written by a process that died */
+    MPROC_ESTATE,  /* the operation does not fit the object's state (start twice, join before start)
+                    */
+    MPROC_ENOTSUP, /* not supported by this build or this kernel */
+    MPROC_EEXEC,   /* a child could not be started: the program could not be executed */
+    MPROC_EFAULT,  /* a fault injected by a test at a named fault point */
+    MPROC_EDIED,   /* a pool worker died while running the task (signal or exit status) */
     MPROC_ETIMELIMIT, /* a pool task ran past its time limit (its worker was killed) */
     MPROC_ECANCELLED, /* the task was cancelled (or the pool terminated) before it ran */
     MPROC_ELAST       /* one past the last code */

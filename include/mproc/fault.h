@@ -28,9 +28,9 @@ typedef enum mproc_fault_action {
 } mproc_fault_action;
 
 typedef struct mproc_fault_opts {
-    int code;      /* for MPROC_FAULT_FAIL: the negative code to return; 0 means -MPROC_EFAULT */
-    unsigned nth;  /* trigger on the nth pass (1 = the next one); 0 means 1 */
-    int sticky;    /* nonzero: trigger on every pass from the nth on, not just once */
+    int code;     /* for MPROC_FAULT_FAIL: the negative code to return; 0 means -MPROC_EFAULT */
+    unsigned nth; /* trigger on the nth pass (1 = the next one); 0 means 1 */
+    int sticky;   /* nonzero: trigger on every pass from the nth on, not just once */
 } mproc_fault_opts;
 
 /* Arm the named point (e.g. "queue.put.locked", "alloc"). Re-arming a point replaces

@@ -45,7 +45,8 @@ extern "C" {
 typedef struct mproc_conn mproc_conn;
 
 enum mproc_pipe_flags {
-    MPROC_PIPE_SIMPLEX = 1u << 0 /* one-way: *a only receives, *b only sends (Python duplex=False) */
+    MPROC_PIPE_SIMPLEX =
+        1u << 0 /* one-way: *a only receives, *b only sends (Python duplex=False) */
 };
 
 /* Create a connected pair. Duplex by default (two pipes, one each way: a pipe round trip

@@ -87,48 +87,48 @@ typedef int (*mproc_imap_gen_fn)(void *arg, void *item, size_t item_size);
 typedef void (*mproc_result_cb)(mproc_result *r, void *arg);
 
 typedef struct mproc_pool_opts {
-    int workers;             /* 0: mproc_cpu_usable(); at most 1024 */
+    int workers;                    /* 0: mproc_cpu_usable(); at most 1024 */
     mproc_pool_init_fn initializer; /* NULL: none */
-    void *initarg;           /* passed to initializer (the worker's copy after fork) */
-    unsigned maxtasksperchild; /* 0: unlimited; else a worker exits after that many tasks
-                                  and a fresh one replaces it */
-    double timeout;          /* default per-task time limit in seconds; 0: none */
-    int max_restarts;        /* unplanned deaths tolerated within restart_period; 0: the
-                                default max(10, 2 * workers); negative: -EINVAL */
-    double restart_period;   /* seconds; 0: 1.0 */
-    size_t channel_size;     /* bytes of each worker's task and result channels; 0: 1 MiB.
-                                The largest input or output of one task is about half. */
-    int pin;                 /* nonzero: worker i runs only on the i-th CPU (round robin)
-                                of the caller's affinity mask; a failure to pin fails the
-                                worker's start like its initializer */
-    double init_timeout;     /* seconds each worker's start (initializer, pinning) may
-                                take; past it the worker is killed and its start fails
-                                with -MPROC_ETIMELIMIT (creation fails; a replacement
-                                counts as a death). 0: no limit, as in Python */
-    const int *inherit_fds;  /* descriptors above 2 the tasks need (the caller's copy is
-                                read at creation): workers keep these and close every
-                                other descriptor they inherited, so a worker never holds
-                                what the host opens (a pipe's write end would otherwise
-                                never show EOF while a pool lives); each must be open */
+    void *initarg;                  /* passed to initializer (the worker's copy after fork) */
+    unsigned maxtasksperchild;      /* 0: unlimited; else a worker exits after that many tasks
+                                       and a fresh one replaces it */
+    double timeout;                 /* default per-task time limit in seconds; 0: none */
+    int max_restarts;               /* unplanned deaths tolerated within restart_period; 0: the
+                                       default max(10, 2 * workers); negative: -EINVAL */
+    double restart_period;          /* seconds; 0: 1.0 */
+    size_t channel_size;            /* bytes of each worker's task and result channels; 0: 1 MiB.
+                                       The largest input or output of one task is about half. */
+    int pin;                        /* nonzero: worker i runs only on the i-th CPU (round robin)
+                                       of the caller's affinity mask; a failure to pin fails the
+                                       worker's start like its initializer */
+    double init_timeout;            /* seconds each worker's start (initializer, pinning) may
+                                       take; past it the worker is killed and its start fails
+                                       with -MPROC_ETIMELIMIT (creation fails; a replacement
+                                       counts as a death). 0: no limit, as in Python */
+    const int *inherit_fds;         /* descriptors above 2 the tasks need (the caller's copy is
+                                       read at creation): workers keep these and close every
+                                       other descriptor they inherited, so a worker never holds
+                                       what the host opens (a pipe's write end would otherwise
+                                       never show EOF while a pool lives); each must be open */
     size_t n_inherit_fds;
 } mproc_pool_opts;
 
 /* Options of one submission. The zero value: default chunksize, the pool's timeout,
  * no callbacks. */
 typedef struct mproc_call_opts {
-    size_t chunksize;        /* tasks per dispatch; 0: map: paced, about 1 ms of work by
-                                the measured time per task (one task until measured),
-                                at most what is left / (2 * workers), limited by the
-                                channel size; imap: paced the same way, at most what is
-                                waiting and window / (2 * workers) */
-    double timeout;          /* per-task time limit for this call; 0: the pool's */
+    size_t chunksize;               /* tasks per dispatch; 0: map: paced, about 1 ms of work by
+                                       the measured time per task (one task until measured),
+                                       at most what is left / (2 * workers), limited by the
+                                       channel size; imap: paced the same way, at most what is
+                                       waiting and window / (2 * workers) */
+    double timeout;                 /* per-task time limit for this call; 0: the pool's */
     mproc_result_cb callback;       /* on success (apply_async, map_async) */
     mproc_result_cb error_callback; /* on failure (any task failed) */
     void *cb_arg;
-    size_t window;           /* imap: most items generated but not yet read (memory
-                                bound); 0: about 1 MiB of items, within [256, 16384],
-                                and at least 8 * workers * chunksize */
-    unsigned flags;          /* enum mproc_call_flags */
+    size_t window;  /* imap: most items generated but not yet read (memory
+                       bound); 0: about 1 MiB of items, within [256, 16384],
+                       and at least 8 * workers * chunksize */
+    unsigned flags; /* enum mproc_call_flags */
 } mproc_call_opts;
 
 enum mproc_call_flags {
@@ -156,9 +156,8 @@ MPROC_API int mproc_pool_apply(mproc_pool *p, mproc_task_fn fn, const void *in, 
 /* apply_async: queue one task; *r (may be NULL: then the pool frees the result after
  * the callbacks ran) gets the result handle. The input is copied. opts may be NULL.
  * Errors: -EINVAL, -MPROC_ECLOSED, -MPROC_EBROKEN, -EMSGSIZE, -ENOMEM. */
-MPROC_API int mproc_pool_apply_async(mproc_pool *p, mproc_task_fn fn, const void *in,
-                                     size_t in_len, const mproc_call_opts *opts,
-                                     mproc_result **r);
+MPROC_API int mproc_pool_apply_async(mproc_pool *p, mproc_task_fn fn, const void *in, size_t in_len,
+                                     const mproc_call_opts *opts, mproc_result **r);
 
 /* map: out[i] = fn(in[i]) for n items of in_size bytes, outputs of out_size bytes
  * written to out (the caller's memory; item i of a failed task is left untouched).
@@ -186,9 +185,9 @@ MPROC_API int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *
  * chunksize 1, in the message it came in: at most window / (2 * workers)); ordered, the
  * reader waits for it.
  * Errors: -EINVAL, -MPROC_ECLOSED, -MPROC_EBROKEN, -ENOMEM. */
-MPROC_API int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn gen,
-                              void *gen_arg, size_t in_size, size_t out_size,
-                              const mproc_call_opts *opts, mproc_imap **it);
+MPROC_API int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn gen, void *gen_arg,
+                              size_t in_size, size_t out_size, const mproc_call_opts *opts,
+                              mproc_imap **it);
 
 /* The next result: 0 and the output in out (out_size bytes) and *index (the item's
  * number in generation order; may be NULL), or the task's negative code (with *index
@@ -231,10 +230,10 @@ typedef struct mproc_pool_stats {
 } mproc_pool_stats;
 
 typedef struct mproc_worker_stats {
-    pid_t pid;          /* the current worker process in this slot (0 if none) */
-    uint64_t done;      /* tasks finished in this slot, all incarnations */
+    pid_t pid;     /* the current worker process in this slot (0 if none) */
+    uint64_t done; /* tasks finished in this slot, all incarnations */
     uint64_t failed;
-    uint64_t restarts;  /* times this slot's worker was replaced */
+    uint64_t restarts; /* times this slot's worker was replaced */
 } mproc_worker_stats;
 
 /* Fill *s (and, if w is not NULL, w[0..nw) for the first nw workers). 0 or -EINVAL. */

@@ -45,13 +45,13 @@ enum mproc_queue_flags {
 };
 
 typedef struct mproc_queue_opts {
-    size_t capacity;  /* bytes of message storage, rounded up to a power of two (at least
-                         64, at most 1 GiB); 0: 1 MiB. Each message uses an 8-byte header
-                         plus its length rounded up to 8, so the largest message is
-                         capacity - 8 bytes. */
-    size_t maxsize;   /* most messages queued at once (Python maxsize), at most
-                         2^27 - 1; 0: no count limit */
-    unsigned flags;   /* enum mproc_queue_flags */
+    size_t capacity; /* bytes of message storage, rounded up to a power of two (at least
+                        64, at most 1 GiB); 0: 1 MiB. Each message uses an 8-byte header
+                        plus its length rounded up to 8, so the largest message is
+                        capacity - 8 bytes. */
+    size_t maxsize;  /* most messages queued at once (Python maxsize), at most
+                        2^27 - 1; 0: no count limit */
+    unsigned flags;  /* enum mproc_queue_flags */
 } mproc_queue_opts;
 
 /* Create a queue (opts may be NULL). Errors: -EINVAL (NULL out, capacity above 1 GiB,

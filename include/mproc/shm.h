@@ -74,9 +74,16 @@ MPROC_API void mproc_shm_free(mproc_shm *s);
 /* ---- typed shared values and arrays ----------------------------------------- */
 
 typedef enum mproc_type {
-    MPROC_TYPE_I8 = 1, MPROC_TYPE_U8, MPROC_TYPE_I16, MPROC_TYPE_U16,
-    MPROC_TYPE_I32, MPROC_TYPE_U32, MPROC_TYPE_I64, MPROC_TYPE_U64,
-    MPROC_TYPE_F32, MPROC_TYPE_F64
+    MPROC_TYPE_I8 = 1,
+    MPROC_TYPE_U8,
+    MPROC_TYPE_I16,
+    MPROC_TYPE_U16,
+    MPROC_TYPE_I32,
+    MPROC_TYPE_U32,
+    MPROC_TYPE_I64,
+    MPROC_TYPE_U64,
+    MPROC_TYPE_F32,
+    MPROC_TYPE_F64
 } mproc_type;
 
 /* Size in bytes of one element of a type, or 0 for an unknown type. */

@@ -19,8 +19,8 @@ pid_t mproc__sys_gettid(void);
 int mproc__sys_pid_alive(pid_t pid);
 
 /* The state letter and start time (clock ticks since boot) of pid (0: this process), from
- * /proc/<pid>/stat. 0, -ENOENT (no such process, or going away), or another negative code (cannot tell:
- * no /proc, -EPROTO for an unreadable line). */
+ * /proc/<pid>/stat. 0, -ENOENT (no such process, or going away), or another negative code (cannot
+ * tell: no /proc, -EPROTO for an unreadable line). */
 int mproc__sys_proc_stat(pid_t pid, char *state, unsigned long long *start);
 
 #endif

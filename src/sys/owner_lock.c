@@ -31,9 +31,9 @@
  * Limits: pids are compared within one pid namespace, and start times within one time
  * namespace (processes sharing a lock normally share both). Without /proc (or where
  * hidepid hides the owner) the check is kill() alone: a zombie owner then looks alive
- * until it is reaped, and a reused pid looks alive until that process exits. The stamp is the start time in clock ticks
- * (10 ms) modulo 2^32 - 1, so a reused pid is recognised unless the new process started
- * in the same tick as the dead one (the pid space would have had to wrap in 10 ms).
+ * until it is reaped, and a reused pid looks alive until that process exits. The stamp is the start
+ * time in clock ticks (10 ms) modulo 2^32 - 1, so a reused pid is recognised unless the new process
+ * started in the same tick as the dead one (the pid space would have had to wrap in 10 ms).
  *
  * Who am I: the owner id (pid and stamp) is computed once per process and kept in a
  * page marked MADV_WIPEONFORK, which the kernel zero-fills in a child however it was
@@ -144,8 +144,8 @@ uint64_t mproc__owner_self_slow(void)
     uint64_t id = (uint64_t)pid | stamp << 32;
     /* Registration is per process (an exec or a fork may not keep it): once here, where
      * the page says this process has not been seen. */
-    uint32_t light = membarrier_supported() &&
-                     membarrier_call(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0;
+    uint32_t light =
+        membarrier_supported() && membarrier_call(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0;
     atomic_store_explicit(&s->light, light, memory_order_relaxed);
     atomic_store_explicit(&s->id, id, memory_order_relaxed);
     return id;

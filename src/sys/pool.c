@@ -80,8 +80,9 @@ int mproc__sys_shared_ranges(struct mproc__shared_range **out, size_t *n)
         unsigned dmaj, dmin;
         const char *sp = strchr(line, ' '); /* most lines are private: skip them unparsed */
         bool wanted = sp != NULL && strncmp(sp + 1, "rw", 2) == 0 && sp[3] != '\0' && sp[4] == 's';
-        if (wanted && sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %" SCNx64 " %x:%x %" SCNu64, &a, &b,
-                   perms, &off, &dmaj, &dmin, &ino) == 7 &&
+        if (wanted &&
+            sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %" SCNx64 " %x:%x %" SCNu64, &a, &b, perms,
+                   &off, &dmaj, &dmin, &ino) == 7 &&
             perms[0] == 'r' && perms[1] == 'w' && perms[3] == 's') {
             if (len == cap) {
                 size_t nc = cap ? cap * 2 : 16;
@@ -93,8 +94,8 @@ int mproc__sys_shared_ranges(struct mproc__shared_range **out, size_t *n)
                 v = nv;
                 cap = nc;
             }
-            v[len++] = (struct mproc__shared_range){.start = a, .end = b, .offset = off,
-                                                    .inode = ino};
+            v[len++] =
+                (struct mproc__shared_range){.start = a, .end = b, .offset = off, .inode = ino};
         }
         while (!whole && fgets(line, sizeof line, f) != NULL) { /* skip a long path */
             ll = strlen(line);
@@ -186,7 +187,8 @@ int mproc__sys_vm_write(pid_t pid, uint64_t remote, const void *local, size_t le
 void mproc__sys_prefault(const void *addr, size_t len, bool write)
 {
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t a = (uintptr_t)addr & ~(page - 1), b = ((uintptr_t)addr + len + page - 1) & ~(page - 1);
+    uintptr_t a = (uintptr_t)addr & ~(page - 1),
+              b = ((uintptr_t)addr + len + page - 1) & ~(page - 1);
     if (len > 0)
         (void)madvise((void *)a, b - a, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
 }

@@ -22,7 +22,6 @@ void mproc__sys_eventfd_drain(int fd);
  * Returns the number of ready fds (> 0), 0 at the deadline, or -errno. */
 int mproc__sys_poll(struct pollfd *fds, unsigned n, int64_t deadline);
 
-
 /* A shared mapping of this process (MAP_SHARED: the 's' of /proc/self/maps). */
 struct mproc__shared_range {
     uintptr_t start, end;

@@ -299,8 +299,8 @@ int mproc__sys_spawn(const struct mproc__spawn *s, pid_t *pid, int *pidfd)
                       CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &c, &early_pidfd);
         if (child < 0 && errno == EINVAL) { /* a kernel before 5.2: pidfd_open below */
             early_pidfd = -1;
-            child = clone(exec_child, (char *)stack + CHILD_STACK,
-                          CLONE_VM | CLONE_VFORK | SIGCHLD, &c);
+            child = clone(exec_child, (char *)stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD,
+                          &c);
         }
     }
     if (child < 0) {

@@ -116,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 for (size_t k = 0; k < nsrc; k++) {
                     const cli_source *s = k < o.nsrc ? &o.src[k] : NULL;
                     a->v[k] = s && s->kind == CLI_SRC_LIST && s->n ? s->items[0]
-                                                                    : "dir/sub.d/file name.tar.gz";
+                                                                   : "dir/sub.d/file name.tar.gz";
                     check_quote(a->v[k]);
                 }
                 char *line = cli_template_shell(t, a, 7, 2);
