@@ -378,7 +378,8 @@ int64_t mproc__pool_check_timeouts(struct sup *s)
         uint64_t s1 = atomic_load(&sl->started);
         int64_t t0 = atomic_load(&sl->started_ns);
         uint64_t s2 = atomic_load(&sl->started);
-        if (s1 != s2 || s1 <= w->received)
+        if (s1 != s2 || s1 <= w->received ||
+            atomic_load(&sl->ended) >= s1) /* it returned: held, not running */
             continue;
         uint64_t pos = s1 - 1 - w->received; /* the running task, from the front */
         struct job *j = NULL;

@@ -342,6 +342,53 @@ static void test_fault_matrix(void **state)
     fault_case("pool.result.sent", MPROC_FAULT_FAIL, 0, 0, 0);
 }
 
+/* A timed task that has returned (its outcome held in a batch) is not running: however
+ * long its worker then takes (here: stopped), neither it nor its worker is taken for past
+ * its limit (its worker was killed for it when the check looked only at `started`). */
+static void test_returned_task_not_timed_out(void **state)
+{
+    (void)state;
+    assert_ok(mproc_fault_set("pool.task.held", MPROC_FAULT_STOP, &(mproc_fault_opts){.nth = 1}));
+    mproc_pool *p;
+    int rc = mproc_pool_new(&p, &(mproc_pool_opts){.workers = 1, .timeout = 0.2});
+    mproc_fault_clear();
+    assert_ok(rc);
+    enum { N = 2 };
+    struct item in[N];
+    int64_t out[N];
+    fill(in, N, M_NONE, 0);
+    mproc_result *r;
+    assert_ok(mproc_pool_map_async(p, crashy, in, N, sizeof *in, out, sizeof *out,
+                                   &(mproc_call_opts){.chunksize = 2}, &r));
+    mproc_worker_stats ws;
+    mproc_pool_stats st;
+    assert_ok(mproc_pool_stats_get(p, &st, &ws, 1));
+    double end = mproc_test_now() + 10;
+    char path[64], stat[512] = "";
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)ws.pid);
+    while (mproc_test_now() < end) { /* until the worker has stopped itself */
+        FILE *f = fopen(path, "r");
+        stat[0] = '\0';
+        if (f != NULL) {
+            if (fgets(stat, sizeof stat, f) == NULL)
+                stat[0] = '\0';
+            fclose(f);
+        }
+        char *paren = strrchr(stat, ')');
+        if (paren != NULL && paren[1] == ' ' && paren[2] == 'T')
+            break;
+        mproc_test_sleep(0.01);
+    }
+    mproc_test_sleep(0.6); /* three times its limit */
+    kill(ws.pid, SIGCONT);
+    assert_ok(mproc_result_wait(r, 20));
+    assert_int_equal(check_outcomes(r, out, N, 0, 0), 0);
+    mproc_result_free(r);
+    assert_ok(mproc_pool_stats_get(p, &st, NULL, 0));
+    assert_int_equal(st.restarts, 0); /* its worker was not killed for it */
+    mproc_pool_free(p);
+}
+
 /* A replacement that can never be forked spends the budget and breaks the pool. */
 static void test_fork_fails_breaks_pool(void **state)
 {
@@ -681,6 +728,7 @@ int main(void)
         MPROC_TEST(test_crash_apply),
 #ifdef MPROC_FAULT_INJECTION
         MPROC_TEST(test_fault_matrix),
+        MPROC_TEST(test_returned_task_not_timed_out),
         MPROC_TEST(test_fork_fails_breaks_pool),
 #endif
         MPROC_TEST(test_kill_worker_mid_map),
