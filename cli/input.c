@@ -233,43 +233,45 @@ static char *record_copy(cli_input *in, const char *rec, size_t len)
     return s;
 }
 
-static int load_file(cli_input *in, const char *path, list *l)
+/* Read every record of r into l (owned copies), blocking. 0, or -1 (printed; l keeps
+ * what was read, for list_release). */
+static int read_list(cli_input *in, reader *r, const char *path, list *l)
 {
-    reader r;
-    if (open_source(path, in, &r) < 0)
-        return -1;
-    size_t cap = 0;
-    int rc = 0;
+    size_t cap = l->n;
     l->owned = 1;
     for (;;) {
         char *rec;
         size_t len;
-        int got = reader_next(&r, in->delim, 1, &rec, &len);
+        int got = reader_next(r, in->delim, 1, &rec, &len);
         if (got < 0) {
             cli_error("run: cannot read '%s': %s", path, strerror(errno));
-            rc = -1;
-            break;
+            return -1;
         }
         if (got == 0)
-            break;
+            return 0;
         if (l->n == cap) {
             size_t nc = cap ? cap * 2 : 16;
             char **nv = realloc(l->v, nc * sizeof *nv);
             if (!nv) {
                 cli_error("out of memory");
-                rc = -1;
-                break;
+                return -1;
             }
             l->v = nv;
             cap = nc;
         }
         char *s = record_copy(in, rec, len);
-        if (!s) {
-            rc = -1;
-            break;
-        }
+        if (!s)
+            return -1;
         l->v[l->n++] = s;
     }
+}
+
+static int load_file(cli_input *in, const char *path, list *l)
+{
+    reader r;
+    if (open_source(path, in, &r) < 0)
+        return -1;
+    int rc = read_list(in, &r, path, l);
     reader_close(&r);
     return rc;
 }
@@ -338,36 +340,9 @@ int cli_input_preload(cli_input *in, unsigned long *total)
 {
     if (in->first_is_file) {
         list l = {0};
-        size_t cap = 0;
-        l.owned = 1;
-        for (;;) {
-            char *rec;
-            size_t len;
-            int got = reader_next(&in->first_r, in->delim, 1, &rec, &len);
-            if (got < 0) {
-                cli_error("run: cannot read '%s': %s", in->first_path, strerror(errno));
-                list_release(&l);
-                return CLI_EXIT_ERROR;
-            }
-            if (got == 0)
-                break;
-            if (l.n == cap) {
-                size_t nc = cap ? cap * 2 : 64;
-                char **nv = realloc(l.v, nc * sizeof *nv);
-                if (!nv) {
-                    cli_error("out of memory");
-                    list_release(&l);
-                    return CLI_EXIT_ERROR;
-                }
-                l.v = nv;
-                cap = nc;
-            }
-            char *s = record_copy(in, rec, len);
-            if (!s) {
-                list_release(&l);
-                return CLI_EXIT_ERROR;
-            }
-            l.v[l.n++] = s;
+        if (read_list(in, &in->first_r, in->first_path, &l) < 0) {
+            list_release(&l);
+            return CLI_EXIT_ERROR;
         }
         reader_close(&in->first_r);
         in->first_is_file = 0;

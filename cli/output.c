@@ -40,8 +40,6 @@ int out_write(cli_out *o, int fd, const char *p, size_t n)
             int e = errno;
             o->broken = 1;
             o->error = e;
-            if (e != EPIPE)
-                cli_error("run: cannot write the output: %s", strerror(e));
             return -e;
         }
         p += w;
@@ -84,9 +82,14 @@ int out_emit_stream(cli_out *o, int fd, const char *tag, const char *p, size_t n
     return rc;
 }
 
+const char *joblog_path(const char *spec)
+{
+    return spec[0] == '+' ? spec + 1 : spec;
+}
+
 int joblog_open(const char *spec, int append, int *fd_out)
 {
-    const char *path = spec[0] == '+' ? spec + 1 : spec;
+    const char *path = joblog_path(spec);
     append = append || spec[0] == '+';
     /* Read-write: appending checks the last byte (pread) */
     int flags =
@@ -100,7 +103,6 @@ int joblog_open(const char *spec, int append, int *fd_out)
         return -1;
     }
     cli_out tmp = {0};
-    cli_quiet++; /* the message below names the file */
     if (append) {
         /* Appending after a line some other writer left unfinished would glue our
          * first line to it: end that line first. */
@@ -114,7 +116,6 @@ int joblog_open(const char *spec, int append, int *fd_out)
     off_t end = lseek(fd, 0, SEEK_END);
     if (!tmp.broken && (!append || end == 0))
         out_write(&tmp, fd, header, sizeof header - 1);
-    cli_quiet--;
     if (tmp.broken) {
         cli_error("run: cannot write --joblog '%s': %s", path, strerror(tmp.error));
         close(fd);
@@ -180,7 +181,7 @@ static long field_num(const char *line, size_t len, int k)
 
 int joblog_read_done(const char *spec, int failed_only, joblog_done *d)
 {
-    const char *path = spec[0] == '+' ? spec + 1 : spec;
+    const char *path = joblog_path(spec);
     memset(d, 0, sizeof *d);
     FILE *f = fopen(path, "re");
     if (!f) {

@@ -7,16 +7,18 @@
 typedef struct cli_out {
     int broken; /* a write failed; nothing more is written */
     int error;  /* its errno: EPIPE (the reader left: end quietly by SIGPIPE) or another
-                   one (a full disk, /dev/full: said once, an error of mproc) */
+                   one (a full disk, /dev/full: an error of mproc, said by its user) */
 } cli_out;
 
-/* Write all of p to fd (EINTR and short writes retried). 0 or -errno (then o->broken;
- * an error other than EPIPE is printed, once). */
+/* Write all of p to fd (EINTR and short writes retried). 0 or -errno (then o->broken
+ * and o->error). */
 int out_write(cli_out *o, int fd, const char *p, size_t n);
 /* Write a piece of a job's text, each line prefixed by tag when tag is not NULL.
  * *bol: the piece starts a line (1 at the start of a job's text); updated. 0 or -errno. */
 int out_emit_stream(cli_out *o, int fd, const char *tag, const char *p, size_t n, int *bol);
 
+/* The file a --joblog argument names ("+FILE": FILE, appended to). */
+const char *joblog_path(const char *spec);
 /* Open the job log ("+FILE", or append != 0, appends: --resume) and write the header
  * unless appending to a non-empty file. 0 and *fd, or -1 after printing why. */
 int joblog_open(const char *spec, int append, int *fd);

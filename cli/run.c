@@ -124,11 +124,6 @@ static void on_signal(int sig)
     errno = saved;
 }
 
-static const char *joblog_path(const char *spec)
-{
-    return spec[0] == '+' ? spec + 1 : spec;
-}
-
 static double mono_now(void)
 {
     struct timespec ts;
@@ -350,12 +345,12 @@ static void stop_all(sched *s, int sig)
     }
 }
 
-/* The exit status of a run with --halt that did not halt (GNU parallel's): with a
- * percentage, the share of the jobs run that failed, rounded up; else the count. */
-static int halt_unreached_status(const sched *s)
+/* The exit status that counts failures (GNU parallel's): with `percent`, the share of
+ * `of` jobs that failed, rounded up; else their number, 101 for more than 100. */
+static int failed_status(const sched *s, int percent, unsigned long of)
 {
-    if (s->o->halt_percent)
-        return s->finished ? (int)((s->failed * 100 + s->finished - 1) / s->finished) : 0;
+    if (percent)
+        return of ? (int)((s->failed * 100 + of - 1) / of) : 0;
     return s->failed > 100 ? CLI_EXIT_MAX_FAILED : (int)s->failed;
 }
 
@@ -391,11 +386,8 @@ static void check_halt(sched *s, const job *j)
         s->halt_status = 0;
     } else if (need == 1.0) {
         s->halt_status = j->exitval != 0 ? j->exitval & 255 : j->sig ? 128 + j->sig : 0;
-    } else if (o->halt_percent) {
-        unsigned long all = s->all_jobs ? s->all_jobs : 1;
-        s->halt_status = (int)((s->failed * 100 + all - 1) / all);
     } else {
-        s->halt_status = s->failed > 100 ? CLI_EXIT_MAX_FAILED : (int)s->failed;
+        s->halt_status = failed_status(s, o->halt_percent, s->all_jobs);
     }
     if (o->halt_when == CLI_HALT_NOW) {
         for (long i = 0; i < o->jobs; i++)
@@ -777,7 +769,7 @@ int cli_run(const cli_run_opts *o)
     int status = CLI_EXIT_ERROR;
     int sp[2] = {-1, -1};
     /* SIGINT, SIGTERM, SIGHUP (the terminal closed) and SIGQUIT (Ctrl-\\) end the run
-       alike: nothing may be orphaned. The first four are left ignored when we were
+       alike: nothing may be orphaned. Those and SIGTSTP are left ignored when we were
        started with them ignored (nohup, a background job of a script), as make and
        the shells do. SIGPIPE gets a handler that does nothing (EPIPE instead). */
     enum { NSIGS = 7 };
@@ -794,8 +786,6 @@ int cli_run(const cli_run_opts *o)
         goto out;
     if (o->dry_run) {
         status = dry_run(&s);
-        if (s.out.broken && s.out.error != EPIPE)
-            status = CLI_EXIT_ERROR;
         goto out;
     }
     s.slots = calloc((size_t)o->jobs, sizeof *s.slots);
@@ -856,17 +846,18 @@ int cli_run(const cli_run_opts *o)
         goto out;
     if (s.fatal) {
         status = CLI_EXIT_ERROR;
-    } else if (s.out.broken && s.out.error != EPIPE) {
-        status = CLI_EXIT_ERROR; /* said by out_write */
     } else if (s.halted) {
         status = s.halt_status;
-    } else if (o->halt_when != CLI_HALT_NEVER) {
-        status = halt_unreached_status(&s);
     } else {
-        status = s.failed > 100 ? CLI_EXIT_MAX_FAILED : (int)s.failed;
+        /* a --halt N% that never halted: the share of the jobs run, as GNU parallel */
+        status = failed_status(&s, o->halt_when != CLI_HALT_NEVER && o->halt_percent, s.finished);
     }
 
 out:
+    if (s.out.broken && s.out.error != EPIPE) { /* a full disk, /dev/full: ours, not the jobs' */
+        cli_error("run: cannot write the output: %s", strerror(s.out.error));
+        status = CLI_EXIT_ERROR;
+    }
     if (installed) {
         for (int i = 0; i < NSIGS; i++)
             sigaction(sigs[i], &old[i], NULL);

@@ -287,17 +287,25 @@ static void test_crash_apply(void **state)
 /* ---- deaths and failures at the fault points ---------------------------------------------- */
 
 #ifdef MPROC_FAULT_INJECTION
-/* Arm point in the initial worker (it inherits it; its replacement is forked after the
- * clear, so it runs clean): it trips at its 3rd pass. One worker, so the count of
- * passes it makes does not depend on scheduling. */
+/* A pool of one worker with `point` armed in that worker only (it inherits it; a
+ * replacement is forked after the clear, so it runs clean): it trips at its nth pass. One
+ * worker, so the count of passes it makes does not depend on scheduling. */
+static mproc_pool *pool_with_fault(const char *point, mproc_fault_action action, unsigned nth,
+                                   double timeout)
+{
+    assert_ok(mproc_fault_set(point, action, &(mproc_fault_opts){.nth = nth}));
+    mproc_pool *p;
+    int rc = mproc_pool_new(&p, &(mproc_pool_opts){.workers = 1, .timeout = timeout});
+    mproc_fault_clear();
+    assert_ok(rc);
+    return p;
+}
+
+/* Map 60 tasks in chunks of 2 with point armed to trip at the worker's 3rd pass. */
 static void fault_case(const char *point, mproc_fault_action action, size_t want_failed,
                        int want_code, uint64_t want_restarts)
 {
-    assert_ok(mproc_fault_set(point, action, &(mproc_fault_opts){.nth = 3}));
-    mproc_pool *p;
-    int rc = mproc_pool_new(&p, &(mproc_pool_opts){.workers = 1});
-    mproc_fault_clear();
-    assert_ok(rc);
+    mproc_pool *p = pool_with_fault(point, action, 3, 0);
     enum { N = 60 };
     struct item in[N];
     int64_t out[N];
@@ -348,11 +356,7 @@ static void test_fault_matrix(void **state)
 static void test_returned_task_not_timed_out(void **state)
 {
     (void)state;
-    assert_ok(mproc_fault_set("pool.task.held", MPROC_FAULT_STOP, &(mproc_fault_opts){.nth = 1}));
-    mproc_pool *p;
-    int rc = mproc_pool_new(&p, &(mproc_pool_opts){.workers = 1, .timeout = 0.2});
-    mproc_fault_clear();
-    assert_ok(rc);
+    mproc_pool *p = pool_with_fault("pool.task.held", MPROC_FAULT_STOP, 1, 0.2);
     enum { N = 2 };
     struct item in[N];
     int64_t out[N];
