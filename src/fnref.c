@@ -19,14 +19,14 @@
  *
  * DESIGN: the walks go through mproc__sys_dl_iterate (src/sys/dl.c: never a fork while
  * one of our threads holds the loader's lock), safe in threads and in forked children. The only
- * state is a per-thread cache of the last encoding (mproc__pool_fnref): a submission then costs one
- * look at the loader's generation counters instead of a walk over every module; a dlopen or dlclose
- * since the encoding changes the counters and the walk is made again. Nothing here can be left
- * half-done by a death.
+ * state is a per-thread cache of the last encoding (mproc__fnref_cached): a submission then costs
+ * one look at the loader's generation counters instead of a walk over every module; a dlopen or
+ * dlclose since the encoding changes the counters and the walk is made again. Nothing here can be
+ * left half-done by a death.
  */
 #include "internal.h"
 
-#include "pool_internal.h"
+#include "fnref.h"
 #include "sys/spawn.h"
 
 #include <elf.h>
@@ -216,7 +216,7 @@ static __thread struct {
     unsigned char ref[MPROC__FNREF_MAX];
 } cache;
 
-int mproc__pool_fnref(mproc_task_fn fn, unsigned char *buf, size_t cap, uint32_t *len)
+int mproc__fnref_cached(mproc_task_fn fn, unsigned char *buf, size_t cap, uint32_t *len)
 {
     struct generation g = {0};
     mproc__sys_dl_iterate(first_module, &g);

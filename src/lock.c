@@ -17,7 +17,7 @@
  * word (the kernel needs it to mark the word OWNER_DIED), and glibc keeps an RLock's
  * recursion count in the mutex; the Condition reads both through lock_internal.h
  * rather than keeping a second copy that a dying process could leave out of step.
- * This reads glibc's pthread_mutex_t fields, whose layout is glibc's ABI.
+ * Only src/sys/mutex.c reads glibc's pthread_mutex_t fields (their layout is glibc's ABI).
  *
  * Death: the kernel walks a dying thread's robust list and wakes one waiter; that
  * waiter returns MPROC_OWNER_DIED. A release without mproc_lock_consistent() makes the
@@ -28,7 +28,6 @@
 #include "lock_internal.h"
 #include "sys/liveness.h"
 
-#include <linux/futex.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -145,8 +144,7 @@ int mproc_lock_release(mproc_lock *l)
 /* The owner's thread id, from the robust futex word (0 when free or after its owner died). */
 static pid_t owner_tid(const struct lock_impl *li)
 {
-    int word = __atomic_load_n(&li->m.__data.__lock, __ATOMIC_RELAXED);
-    return (pid_t)((unsigned)word & FUTEX_TID_MASK);
+    return mproc__sys_mutex_owner(&li->m);
 }
 
 int mproc_lock_consistent(mproc_lock *l)
@@ -171,7 +169,7 @@ int mproc__lock_held(mproc_lock *l)
     if ((li->flags & MPROC_LOCK_RECURSIVE) == 0)
         return 1;
     /* We hold it, so nobody else writes the count. */
-    unsigned count = __atomic_load_n(&li->m.__data.__count, __ATOMIC_RELAXED);
+    unsigned count = mproc__sys_mutex_depth(&li->m);
     return count == 0 ? 1 : count > INT32_MAX ? INT32_MAX : (int)count;
 }
 

@@ -49,7 +49,8 @@
 #include "internal.h"
 
 #include "pool_internal.h"
-#include "sys/pool.h"
+#include "sys/evfd.h"
+#include "sys/procmem.h"
 
 #include <math.h>
 #include <signal.h>
@@ -278,7 +279,7 @@ static int new_job(mproc_pool *p, enum job_kind kind, mproc_task_fn fn, const mp
     struct job *j = mproc__calloc(1, sizeof *j);
     if (j == NULL)
         return -ENOMEM;
-    int rc = mproc__pool_fnref(fn, j->fnref, sizeof j->fnref, &j->fnref_len);
+    int rc = mproc__fnref_cached(fn, j->fnref, sizeof j->fnref, &j->fnref_len);
     if (rc < 0) {
         mproc__free(j);
         return rc;

@@ -31,8 +31,7 @@
 #include "internal.h"
 
 #include "pool_internal.h"
-#include "sys/pool.h"
-#include "sys/queue.h"
+#include "sys/relax.h"
 
 #define WAIT_SPIN_NS INT64_C(50000) /* a caller spins this long before it sleeps */
 #define STACK_CHUNK 4096            /* chunks up to this size are built on the stack */
@@ -108,7 +107,7 @@ int mproc__pool_direct_apply(mproc_pool *p, mproc_task_fn fn, const void *in, si
     unsigned char stack[STACK_CHUNK];
     unsigned char ref[MPROC__FNREF_MAX];
     uint32_t ref_len;
-    int rc = mproc__pool_fnref(fn, ref, sizeof ref, &ref_len);
+    int rc = mproc__fnref_cached(fn, ref, sizeof ref, &ref_len);
     if (rc < 0)
         return rc;
     size_t head = mproc__chunk_head(ref_len);

@@ -41,8 +41,7 @@
 #include "internal.h"
 
 #include "pool_internal.h"
-#include "sys/pool.h"
-#include "sys/queue.h"
+#include "sys/relax.h"
 
 #define DEPTH 2
 #define RATE_NS INT64_C(1000000)

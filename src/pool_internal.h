@@ -14,26 +14,14 @@
 #ifndef MPROC_POOL_INTERNAL_H
 #define MPROC_POOL_INTERNAL_H
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 
-#include "sys/pool.h"
-
-/* ---- function references (src/fnref.c) ---------------------------------------------- */
-
-#define MPROC__FNREF_MAX 512 /* bytes of an encoded reference we accept in the pool */
-
-/* Encode fn as (module, offset). 0 and *len, or -EINVAL, -ENOENT (fn is in no loaded
- * module), -MPROC_ETOOSMALL (*len says how much is needed), -ENAMETOOLONG. */
-int mproc__fnref_encode(void (*fn)(void), void *buf, size_t cap, size_t *len);
-
-/* Decode a reference made by mproc__fnref_encode, in this process or another one running
- * the same program (fork, exec, MPI). 0 and *fn, or -EINVAL (malformed), -ENOENT (no
- * such module loaded), -ESTALE (the module is another build), -EFAULT (the offset is not
- * in executable code of the module), -ENAMETOOLONG. */
-int mproc__fnref_decode(const void *buf, size_t len, void (**fn)(void));
+#include "fnref.h"
+#include "sys/procmem.h"
 
 /* ---- wire formats (worker channels) ----------------------------------------------------- */
 
@@ -491,8 +479,6 @@ int mproc__pool_direct_apply(mproc_pool *p, mproc_task_fn fn, const void *in, si
  * back to its caller to be submitted again; else it fails with code like a begun one. */
 void mproc__pool_direct_settle(struct sup *s, struct worker *w, int code, const char *msg,
                                bool retry);
-/* The cached encoding of fn (per thread; checked against the loader's generation). */
-int mproc__pool_fnref(mproc_task_fn fn, unsigned char *buf, size_t cap, uint32_t *len);
 
 /* src/pool_life.c: workers' lives. */
 int mproc__pool_spawn_worker(struct sup *s, struct worker *w);

@@ -17,7 +17,6 @@
 #include <limits.h>
 
 #include "pool_internal.h"
-#include "sys/pool.h"
 #include "sys/spawn.h"
 
 #include <signal.h>

@@ -23,8 +23,7 @@
 #include "internal.h"
 
 #include "pool_internal.h"
-#include "sys/pool.h"
-#include "sys/queue.h"
+#include "sys/relax.h"
 
 #include <stdio.h>
 

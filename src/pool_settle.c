@@ -17,7 +17,6 @@
 #include "internal.h"
 
 #include "pool_internal.h"
-#include "sys/pool.h"
 
 /* ---- outcomes ---------------------------------------------------------------------------- */
 

@@ -39,8 +39,8 @@
 #include "internal.h"
 
 #include "pool_internal.h"
-#include "sys/pool.h"
-#include "sys/queue.h"
+#include "sys/evfd.h"
+#include "sys/relax.h"
 
 #define BUSY_CHECK_NS INT64_C(5000000)
 #define SPIN_ITERS 2000

@@ -50,7 +50,9 @@ struct batch below); a failure or an apply result goes alone, right away.
 #include "internal.h"
 
 #include "pool_internal.h"
-#include "sys/pool.h"
+#include "sys/evfd.h"
+#include "sys/procmem.h"
+#include "sys/cpu.h"
 
 struct mproc_task {
     void *state;

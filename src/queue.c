@@ -61,8 +61,8 @@
 #include "internal.h"
 
 #include "sys/cpu.h"
-#include "sys/owner_lock.h"
-#include "sys/queue.h"
+#include "owner_lock.h"
+#include "sys/relax.h"
 
 #include <stdatomic.h>
 

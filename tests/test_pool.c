@@ -6,7 +6,7 @@
  */
 #include "harness.h"
 #include "internal.h"
-#include "pool_internal.h"
+#include "fnref.h"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -8,7 +8,7 @@
 #include "harness.h"
 #include "internal.h"
 
-#include "pool_internal.h"
+#include "fnref.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -388,7 +388,7 @@ static void *encoder_main(void *arg)
     unsigned char ref[MPROC__FNREF_MAX];
     uint32_t len;
     while (!atomic_load(e->stop))
-        if (mproc__pool_fnref(task, ref, sizeof ref, &len) != 0)
+        if (mproc__fnref_cached(task, ref, sizeof ref, &len) != 0)
             e->bad++;
     return NULL;
 }

@@ -6,7 +6,7 @@
  */
 #include "harness.h"
 #include "internal.h"
-#include "sys/owner_lock.h"
+#include "owner_lock.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -770,7 +770,7 @@ static void test_failures_change_nothing(void **state)
 }
 #endif
 
-/* ---- the side locks (src/sys/owner_lock.c): robust without the kernel's help ------------ */
+/* ---- the side locks (src/owner_lock.c): robust without the kernel's help ------------ */
 
 static int64_t deadline_in(double seconds)
 {

@@ -155,3 +155,19 @@ bool mproc__sys_fd_same(int fd, const struct mproc__fd_id *id)
     struct mproc__fd_id now;
     return mproc__sys_fd_id(fd, &now) == 0 && now.dev == id->dev && now.ino == id->ino;
 }
+
+int mproc__sys_poll(struct pollfd *fds, unsigned n, int64_t deadline)
+{
+    for (;;) {
+        int rc = poll(fds, n, mproc__remaining_ms(deadline));
+        if (rc > 0)
+            return rc;
+        if (rc == 0) {
+            if (mproc__remaining_ns(deadline) == 0)
+                return 0;
+            continue;
+        }
+        if (errno != EINTR)
+            return -errno;
+    }
+}

@@ -7,6 +7,7 @@
 #ifndef MPROC_SYS_H
 #define MPROC_SYS_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -53,6 +54,11 @@ int mproc__sys_read_text(const char *path, char *buf, size_t cap);
  * deadline, or -errno. EINTR restarts with the remaining time. */
 int mproc__sys_poll1(int fd, short events, int64_t deadline);
 
+/* poll(fds, n) until the absolute monotonic deadline; EINTR restarts with the time left.
+ * Returns the number of ready fds (> 0), 0 at the deadline, or -errno. */
+struct pollfd;
+int mproc__sys_poll(struct pollfd *fds, unsigned n, int64_t deadline);
+
 /* Set or clear O_NONBLOCK. 0 or -errno. */
 int mproc__sys_set_nonblock(int fd, bool on);
 
@@ -90,6 +96,15 @@ void mproc__sys_block_all(sigset_t *old);
 
 /* Restore a mask saved by mproc__sys_block_all. */
 void mproc__sys_restore_mask(const sigset_t *old);
+
+/* ---- glibc's mutex (src/sys/mutex.c) ------------------------------------ */
+
+/* The thread id that holds a robust mutex (0 when free, or after its owner died). */
+pid_t mproc__sys_mutex_owner(const pthread_mutex_t *m);
+
+/* A recursive mutex's depth beyond the first hold, as glibc counts it; only its holder
+ * may ask (nobody else writes it then). */
+unsigned mproc__sys_mutex_depth(const pthread_mutex_t *m);
 
 /* ---- memory -------------------------------------------------------------- */
 

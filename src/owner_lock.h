@@ -1,11 +1,11 @@
-/* src/sys/owner_lock.h - a small robust lock for shared memory that records its owner
+/* src/owner_lock.h - a small robust lock for shared memory that records its owner
  * process, taken with one compare-and-swap (see owner_lock.c for the protocol).
  *
  * Private to the library (the queue's two side locks). The fast paths are inline: a
  * put or a get takes and releases a side lock per message.
  */
-#ifndef MPROC_SYS_OWNER_LOCK_H
-#define MPROC_SYS_OWNER_LOCK_H
+#ifndef MPROC_OWNER_LOCK_H
+#define MPROC_OWNER_LOCK_H
 
 #include <stdatomic.h>
 #include <stdbool.h>

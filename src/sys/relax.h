@@ -1,9 +1,9 @@
-/* src/sys/queue.h - the processor primitives the queue's spin-then-sleep waits need.
+/* src/sys/relax.h - the processor hint for spin-wait loops.
  *
  * Header-only: a spin loop calls these a few hundred times in a row, so they must inline.
  */
-#ifndef MPROC_SYS_QUEUE_H
-#define MPROC_SYS_QUEUE_H
+#ifndef MPROC_SYS_RELAX_H
+#define MPROC_SYS_RELAX_H
 
 /* Tell the processor we are in a spin-wait loop: on x86 PAUSE (saves power, lets the
  * sibling hyper-thread run, avoids the memory-order flush when the loop exits), on ARM

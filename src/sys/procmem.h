@@ -1,26 +1,12 @@
-/* src/sys/pool.h - the kernel primitives the pool's supervisor needs: an eventfd
- * doorbell and a poll over many fds with a deadline. */
-#ifndef MPROC_SYS_POOL_H
-#define MPROC_SYS_POOL_H
+/* src/sys/procmem.h - process memory: this process's shared mappings, another process's
+ * memory read and written by the kernel, and pages mapped in ahead of use. */
+#ifndef MPROC_SYS_PROCMEM_H
+#define MPROC_SYS_PROCMEM_H
 
-#include <poll.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-
-/* eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK). fd or -errno. Fault point "sys.eventfd". */
-int mproc__sys_eventfd(void);
-
-/* Add 1 to an eventfd (never blocks: a saturated counter is already readable). */
-void mproc__sys_eventfd_ring(int fd);
-
-/* Reset an eventfd to 0 (non-blocking read; nothing to read is fine). */
-void mproc__sys_eventfd_drain(int fd);
-
-/* poll(fds, n) until the absolute monotonic deadline; EINTR restarts with the time left.
- * Returns the number of ready fds (> 0), 0 at the deadline, or -errno. */
-int mproc__sys_poll(struct pollfd *fds, unsigned n, int64_t deadline);
 
 /* A shared mapping of this process (MAP_SHARED: the 's' of /proc/self/maps). */
 struct mproc__shared_range {
@@ -50,9 +36,5 @@ int mproc__sys_vm_write(pid_t pid, uint64_t remote, const void *local, size_t le
  * _WRITE, Linux 5.14): one system call instead of a page fault per page. Contents are not
  * changed. Best effort: older kernels and odd mappings are left to fault as usual. */
 void mproc__sys_prefault(const void *addr, size_t len, bool write);
-
-/* Pin the calling thread (a freshly forked worker: its only thread) to the n-th CPU, round
- * robin, of its current affinity mask. 0 or -errno. Fault point "sys.pin". */
-int mproc__sys_pin_nth(unsigned n);
 
 #endif

@@ -1,66 +1,15 @@
-/* src/sys/pool.c - eventfd doorbell and poll over many fds, for the pool's supervisor.
- *
- * DESIGN: the supervisor thread sleeps in one poll() over the workers' pidfds and one
- * eventfd. Whoever has news for it while it sleeps (a worker that published a result, a
- * caller that submitted work) adds 1 to the eventfd; the supervisor resets it to 0 when
- * it wakes, then looks at everything. The eventfd is inherited by forked workers (they
- * ring it), and close-on-exec so nothing executed sees it.
- */
+/* src/sys/procmem.c - process memory: /proc/self/maps, /proc/<pid>/mem,
+ * process_vm_writev, MADV_POPULATE. See procmem.h for what each is for. */
 #include "internal.h"
 
-#include "sys/pool.h"
+#include "sys/procmem.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
-#include <sched.h>
 #include <stdio.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
-
-int mproc__sys_eventfd(void)
-{
-    int rc = MPROC__FAULT("sys.eventfd");
-    if (rc < 0)
-        return rc;
-    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    return fd < 0 ? -errno : fd;
-}
-
-void mproc__sys_eventfd_ring(int fd)
-{
-    uint64_t one = 1;
-    ssize_t n;
-    do {
-        n = write(fd, &one, sizeof one);
-    } while (n < 0 && errno == EINTR);
-}
-
-void mproc__sys_eventfd_drain(int fd)
-{
-    uint64_t v;
-    ssize_t n;
-    do {
-        n = read(fd, &v, sizeof v);
-    } while (n < 0 && errno == EINTR);
-}
-
-int mproc__sys_poll(struct pollfd *fds, unsigned n, int64_t deadline)
-{
-    for (;;) {
-        int rc = poll(fds, n, mproc__remaining_ms(deadline));
-        if (rc > 0)
-            return rc;
-        if (rc == 0) {
-            if (mproc__remaining_ns(deadline) == 0)
-                return 0;
-            continue;
-        }
-        if (errno != EINTR)
-            return -errno;
-    }
-}
 
 int mproc__sys_shared_ranges(struct mproc__shared_range **out, size_t *n)
 {
@@ -191,41 +140,4 @@ void mproc__sys_prefault(const void *addr, size_t len, bool write)
               b = ((uintptr_t)addr + len + page - 1) & ~(page - 1);
     if (len > 0)
         (void)madvise((void *)a, b - a, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
-}
-
-int mproc__sys_pin_nth(unsigned n)
-{
-    int rc = MPROC__FAULT("sys.pin");
-    if (rc < 0)
-        return rc;
-    for (size_t ncpu = 1024; ncpu <= ((size_t)1 << 22); ncpu *= 2) {
-        cpu_set_t *set = CPU_ALLOC(ncpu);
-        if (set == NULL)
-            return -ENOMEM;
-        size_t bytes = CPU_ALLOC_SIZE(ncpu);
-        CPU_ZERO_S(bytes, set);
-        if (sched_getaffinity(0, bytes, set) < 0) {
-            int err = errno;
-            CPU_FREE(set);
-            if (err == EINVAL)
-                continue; /* the kernel's mask is larger: grow ours */
-            return -err;
-        }
-        int count = CPU_COUNT_S(bytes, set);
-        if (count <= 0) {
-            CPU_FREE(set);
-            return -EINVAL;
-        }
-        unsigned want = n % (unsigned)count, seen = 0;
-        size_t cpu = 0;
-        for (; cpu < ncpu; cpu++)
-            if (CPU_ISSET_S(cpu, bytes, set) && seen++ == want)
-                break;
-        CPU_ZERO_S(bytes, set);
-        CPU_SET_S(cpu, bytes, set);
-        rc = sched_setaffinity(0, bytes, set) < 0 ? -errno : 0;
-        CPU_FREE(set);
-        return rc;
-    }
-    return -EINVAL;
 }

@@ -1,4 +1,4 @@
-/* src/sys/owner_lock.c - a robust lock for shared memory, cheap enough to take per message.
+/* src/owner_lock.c - a robust lock for shared memory, cheap enough to take per message.
  *
  * DESIGN: one 64-bit word holds the owner: its pid, a generation and a stamp of the
  * owner's start time (owner_lock.h). Acquire is one compare-and-swap from "no pid" to
@@ -55,8 +55,8 @@
  */
 #include "internal.h"
 
-#include "sys/owner_lock.h"
-#include "sys/queue.h"
+#include "owner_lock.h"
+#include "sys/relax.h"
 
 #include "sys/liveness.h"
 
