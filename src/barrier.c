@@ -5,8 +5,8 @@
  *   bits 31..16  hist    bit (g % 16): did round g end broken (1) or complete (0)
  *   bit  15      broken  the barrier is broken (until reset)
  *   bits 14..0   count   parties that arrived in the current round
- * An arrival increments count and sleeps on the 32-bit futex word `seq`, which every
- * end of a round advances (followed by a wake of all sleepers). The last arrival ends
+ * An arrival increments count and sleeps on the barrier's bell (src/sys/bell.h), which
+ * every end of a round rings (waking all its sleepers). The last arrival ends
  * the round: gen+1, count 0, hist bit clear. A break (abort, a waiter's timeout, a
  * dead party) ends the round too, with its hist bit set and the broken bit set, so
  * later arrivals fail at once; reset ends the round broken and clears the bit. A
@@ -30,6 +30,7 @@
  */
 #include "internal.h"
 
+#include "sys/bell.h"
 #include "sys/liveness.h"
 
 #include <unistd.h>
@@ -51,8 +52,7 @@
 struct barrier_impl {
     uint32_t magic;
     uint32_t parties;
-    uint32_t seq; /* futex word: advanced when a round ends */
-    uint32_t spare;
+    struct mproc__bell bell; /* waiters sleep on it; rung when a round ends */
     uint64_t state;
     uint32_t slots[BARRIER_SLOTS];
 };
@@ -97,8 +97,7 @@ static uint64_t end_round(uint64_t s, bool round_broken, bool broken_after)
 
 static void wake_all(struct barrier_impl *bi)
 {
-    __atomic_fetch_add(&bi->seq, 1, __ATOMIC_SEQ_CST);
-    (void)mproc__sys_futex_wake(&bi->seq, INT32_MAX, true);
+    mproc__bell_ring(&bi->bell, true);
 }
 
 /* Break round gen if it is still the current one. True if this call broke it. */
@@ -254,7 +253,7 @@ int mproc_barrier_wait(mproc_barrier *b, double timeout)
 
     int64_t next_check = mproc__sys_now_ns() + POLL_NS;
     for (;;) {
-        uint32_t v = __atomic_load_n(&bi->seq, __ATOMIC_SEQ_CST);
+        uint32_t v = mproc__bell_arm(&bi->bell);
         s = __atomic_load_n(&bi->state, __ATOMIC_SEQ_CST);
         if (gen_of(s) != gen) {
             rc = round_broke(s, gen) ? -MPROC_EBROKEN : (int)idx;
@@ -276,8 +275,9 @@ int mproc_barrier_wait(mproc_barrier *b, double timeout)
             next_check = now + POLL_NS;
         }
         int64_t until = next_check < deadline ? next_check : deadline;
-        (void)mproc__sys_futex_wait(&bi->seq, v, until, true);
+        (void)mproc__bell_sleep(&bi->bell, v, until, true);
     }
+    mproc__bell_leave(&bi->bell);
 out:
     release_slot(bi, slot, me);
     return rc;

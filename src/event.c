@@ -1,29 +1,29 @@
 /* src/event.c - Event: a flag that processes wait for.
  *
- * DESIGN: one 32-bit futex word: bit 0 is the flag, the upper bits a generation that
- * every set() of a clear flag advances. set() advances the word and, when `waiters`
- * is non-zero, wakes every sleeper; clear() drops bit 0 only. A waiter remembers the
- * word, sleeps while it is unchanged, and returns success once the flag is set or the
- * generation moved: a waiter woken by set() therefore succeeds even if another
- * process clears the flag before the waiter runs (Python's wait() returns True there
- * too). `waiters` is registered before the waiter re-checks the word, with
- * sequentially consistent atomics on both sides, so a set() never misses a sleeper.
+ * DESIGN: one 32-bit word: bit 0 is the flag, the upper bits a generation that every
+ * set() of a clear flag advances; and a bell (src/sys/bell.h) that waiters sleep on.
+ * set() advances the word and rings the bell (a system call only when someone sleeps);
+ * clear() drops bit 0 only. A waiter remembers the word, sleeps while it is unchanged,
+ * and returns success once the flag is set or the generation moved: a waiter woken by
+ * set() therefore succeeds even if another process clears the flag before the waiter
+ * runs (Python's wait() returns True there too).
  *
  * Death: an Event has no owner; a process dying never leaves it in any state but the
- * one it last set. A waiter that dies leaves `waiters` one too high: later set()s make
- * a useless wake system call.
+ * one it last set. A waiter that dies stays counted on the bell: the next set() makes a
+ * useless wake system call.
  *
  * set() is async-signal-safe (atomics and one futex system call).
  */
 #include "internal.h"
 
+#include "sys/bell.h"
+
 #define EVENT_MAGIC 0x4d45564eu /* "MEVN" */
 
 struct event_impl {
     uint32_t magic;
-    uint32_t word;    /* futex word: generation << 1 | flag */
-    uint32_t waiters; /* registered sleepers (approximate upper bound) */
-    uint32_t spare;
+    uint32_t word; /* generation << 1 | flag */
+    struct mproc__bell bell;
 };
 
 _Static_assert(sizeof(struct event_impl) <= sizeof(mproc_event), "mproc_event too small");
@@ -74,8 +74,7 @@ int mproc_event_set(mproc_event *e)
             return 0; /* already set: nobody can be sleeping on this word */
     } while (!__atomic_compare_exchange_n(&ei->word, &w, (w + 2u) | 1u, true, __ATOMIC_SEQ_CST,
                                           __ATOMIC_RELAXED));
-    if (__atomic_load_n(&ei->waiters, __ATOMIC_SEQ_CST) > 0)
-        (void)mproc__sys_futex_wake(&ei->word, INT32_MAX, true);
+    mproc__bell_ring(&ei->bell, true);
     return 0;
 }
 
@@ -110,19 +109,19 @@ int mproc_event_wait(mproc_event *e, double timeout)
     int rc = mproc__deadline(timeout, &deadline);
     if (rc < 0)
         return rc;
-    __atomic_fetch_add(&ei->waiters, 1, __ATOMIC_SEQ_CST);
     for (;;) {
+        uint32_t seq = mproc__bell_arm(&ei->bell);
         uint32_t w = __atomic_load_n(&ei->word, __ATOMIC_SEQ_CST);
         if ((w & 1u) || (w >> 1) != (w0 >> 1)) {
             rc = 0;
             break;
         }
-        if (mproc__sys_futex_wait(&ei->word, w, deadline, true) == -ETIMEDOUT) {
+        if (mproc__bell_sleep(&ei->bell, seq, deadline, true) == -ETIMEDOUT) {
             w = __atomic_load_n(&ei->word, __ATOMIC_SEQ_CST);
             rc = ((w & 1u) || (w >> 1) != (w0 >> 1)) ? 0 : -ETIMEDOUT;
             break;
         }
     }
-    __atomic_fetch_sub(&ei->waiters, 1, __ATOMIC_SEQ_CST);
+    mproc__bell_leave(&ei->bell);
     return rc;
 }

@@ -65,7 +65,7 @@
 void mproc__pool_kick(mproc_pool *p)
 {
     atomic_fetch_add(&p->kicks, 1);
-    if (atomic_load(&p->shm->sup_sleeping) != 0 && atomic_exchange(&p->shm->sup_sleeping, 0) != 0)
+    if (mproc__bell_claim(&p->shm->sup_bell))
         mproc__sys_eventfd_ring(p->shm->evfd);
 }
 
@@ -661,7 +661,6 @@ int mproc_imap_next(mproc_imap *it, void *out, size_t *index, const char **msg, 
                 rc = -MPROC_EEOF;
             }
         }
-        uint32_t seq = atomic_load(&it->seq);
         if (rc != 1) {
             /* wake the supervisor only if the generator was waiting for room and has it:
                an eighth of the window, or all there is before this reader waits (a wake
@@ -676,12 +675,14 @@ int mproc_imap_next(mproc_imap *it, void *out, size_t *index, const char **msg, 
                 mproc__pool_kick(p);
             return rc;
         }
+        /* armed under the mutex: an item that completes after it rings the bell */
+        uint32_t seq = mproc__bell_arm(&it->bell);
         pthread_mutex_unlock(&p->mu);
-        if (mproc__remaining_ns(deadline) == 0)
+        if (mproc__remaining_ns(deadline) == 0) {
+            mproc__bell_leave(&it->bell);
             return -ETIMEDOUT;
-        atomic_fetch_add(&it->sleepers, 1);
-        (void)mproc__sys_futex_wait((const uint32_t *)(const void *)&it->seq, seq, deadline, false);
-        atomic_fetch_sub(&it->sleepers, 1);
+        }
+        (void)mproc__bell_sleep(&it->bell, seq, deadline, false);
     }
 }
 

@@ -80,7 +80,7 @@ static uint32_t wait_outcome(mproc_pool *p, struct pool_direct *d, int64_t deadl
         }
     }
     for (;;) {
-        atomic_store(&d->waiting, 1);
+        uint32_t seq = mproc__bell_arm(&d->bell);
         st = atomic_load(&d->state);
         if (st != D_POSTED && st != D_RUNNING)
             break;
@@ -92,9 +92,9 @@ static uint32_t wait_outcome(mproc_pool *p, struct pool_direct *d, int64_t deadl
             }
             continue; /* it moved on: look again */
         }
-        (void)mproc__sys_futex_wait((const uint32_t *)(const void *)&d->state, st, deadline, true);
+        (void)mproc__bell_sleep(&d->bell, seq, deadline, true);
     }
-    atomic_store(&d->waiting, 0);
+    mproc__bell_leave(&d->bell);
     atomic_thread_fence(memory_order_acquire);
     return st;
 }

@@ -21,6 +21,7 @@
 #include <stdio.h>
 
 #include "fnref.h"
+#include "sys/bell.h"
 #include "sys/procmem.h"
 
 /* ---- wire formats (worker channels) ----------------------------------------------------- */
@@ -96,11 +97,10 @@ struct pool_rec {
 struct pool_ring {
     _Alignas(128) _Atomic uint64_t tail; /* bytes published (worker) */
     _Alignas(128) _Atomic uint64_t head; /* bytes consumed (supervisor) */
-    _Atomic uint32_t writer_waiting;     /* the worker sleeps for room */
-    _Atomic uint32_t space_seq;          /* its futex word */
+    struct mproc__bell space;            /* the worker sleeps for room */
 };
 
-/* A slot's mailbox for direct applies (src/pool_direct.c). `state` is the futex word:
+/* A slot's mailbox for direct applies (src/pool_direct.c). `state`:
  * FREE -> POSTED (caller, under the pool mutex) -> RUNNING (worker) -> DONE (worker, or
  * the supervisor after the worker died) -> FREE (caller, after reading it). POSTED ->
  * RETRY (supervisor: the worker died before it began; the caller submits again the usual
@@ -110,8 +110,8 @@ enum { D_FREE = 0, D_POSTED, D_RUNNING, D_DONE, D_RETRY, D_ABANDONED };
 
 struct pool_direct {
     _Alignas(128) _Atomic uint32_t state;
-    _Atomic uint32_t waiting; /* the caller may sleep in futex_wait on state */
-    int32_t code;             /* DONE: the outcome */
+    struct mproc__bell bell; /* the caller sleeps on it; rung when state moves */
+    int32_t code;            /* DONE: the outcome */
     uint32_t msg_len;
     uint64_t out_len;
     _Atomic uint64_t done, failed; /* outcomes the workers of this slot gave (stats) */
@@ -133,11 +133,10 @@ static inline void mproc__direct_answer(struct pool_direct *d, int code, const c
     d->msg[ml] = '\0';
 }
 
-/* Wake the mailbox's caller if it announced that it sleeps (after the state moved). */
+/* Wake the mailbox's caller if it sleeps (after the state moved, by a seq_cst CAS). */
 static inline void mproc__direct_wake(struct pool_direct *d)
 {
-    if (atomic_load(&d->waiting) != 0)
-        (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&d->state, 1, true);
+    mproc__bell_ring(&d->bell, true);
 }
 
 struct pool_slot {
@@ -158,14 +157,15 @@ struct pool_slot {
 };
 
 struct pool_shm {
-    _Alignas(128) _Atomic uint32_t sup_sleeping; /* the supervisor may be asleep in poll */
-    int evfd;                                    /* its doorbell (eventfd) */
-    size_t ring_cap;                             /* bytes of each result ring (power of 2) */
-    size_t ring_off;                             /* where slot 0's ring bytes start */
-    size_t direct_cap;                           /* bytes of each slot's direct output */
-    size_t direct_off;                           /* where slot 0's direct output starts */
-    size_t stage_cap;                            /* bytes of each staging area */
-    size_t stage_off;                            /* where slot 0's first one starts */
+    _Alignas(128) struct mproc__bell sup_bell; /* the supervisor may be asleep in poll:
+                                                  a waker that claims it writes evfd */
+    int evfd;                                  /* its doorbell (eventfd) */
+    size_t ring_cap;                           /* bytes of each result ring (power of 2) */
+    size_t ring_off;                           /* where slot 0's ring bytes start */
+    size_t direct_cap;                         /* bytes of each slot's direct output */
+    size_t direct_off;                         /* where slot 0's direct output starts */
+    size_t stage_cap;                          /* bytes of each staging area */
+    size_t stage_off;                          /* where slot 0's first one starts */
     struct pool_slot slots[];
 };
 
@@ -261,11 +261,10 @@ struct job {
 };
 
 struct mproc_result {
-    _Atomic uint32_t ready;    /* futex word (process-private): 0 -> 1 once */
-    _Atomic uint32_t sleepers; /* waiters in futex_wait on ready (the deliverer wakes only
-                                  when there is one) */
-    bool spin;                 /* waiters spin briefly first: the pool's CPUs allow it */
-    _Atomic int refs;          /* the caller's handle + the pool's */
+    _Atomic uint32_t ready;  /* 0 -> 1 once */
+    struct mproc__bell bell; /* waiters sleep on it (process-private); rung when ready */
+    bool spin;               /* waiters spin briefly first: the pool's CPUs allow it */
+    _Atomic int refs;        /* the caller's handle + the pool's */
     enum job_kind kind;
     size_t n;
     int code;                /* first failure by item number, 0 if none */
@@ -295,7 +294,8 @@ struct mproc_imap {
     mproc_pool *pool;
     struct job *job; /* NULL once the job is finished and detached */
     _Atomic int refs;
-    _Atomic uint32_t seq; /* futex word: bumped when an item completes or the job ends */
+    struct mproc__bell bell; /* next() sleeps on it; rung when an item completes or the
+                                job ends (process-private) */
     bool unordered;
     mproc_imap_gen_fn gen;
     void *gen_arg;
@@ -306,7 +306,6 @@ struct mproc_imap {
                          that makes enough kicks it */
     size_t window;
     size_t in_size, out_size;
-    _Atomic uint32_t sleepers; /* callers asleep in next() */
     struct imap_slot *slots;
     /* ordered: item i lives in slot i % window. Unordered: in any empty slot, so one slow
        item holds back nothing but its own slot; `where` finds it (see pool_result.c) */

@@ -115,12 +115,11 @@ void mproc__result_unref(mproc_result *r)
 
 void mproc__result_deliver(mproc_result *r)
 {
-    atomic_store(&r->ready, 1); /* seq_cst: the Dekker pair with `sleepers` */
+    atomic_store(&r->ready, 1); /* seq_cst: the bell's store-load barrier */
     mproc_result_cb cb = r->code == 0 ? r->callback : r->error_callback;
     if (cb != NULL)
         cb(r, r->cb_arg);
-    if (atomic_load(&r->sleepers) != 0) /* no system call when nobody sleeps */
-        (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&r->ready, INT32_MAX, false);
+    mproc__bell_ring(&r->bell, false); /* no system call when nobody sleeps */
     mproc__result_unref(r);
 }
 
@@ -145,17 +144,16 @@ int mproc_result_wait(mproc_result *r, double timeout)
         }
     }
     for (;;) {
-        atomic_fetch_add(&r->sleepers, 1);
+        uint32_t seq = mproc__bell_arm(&r->bell);
         if (atomic_load(&r->ready) != 0) {
-            atomic_fetch_sub(&r->sleepers, 1);
+            mproc__bell_leave(&r->bell);
             return 0;
         }
         if (mproc__remaining_ns(deadline) == 0) {
-            atomic_fetch_sub(&r->sleepers, 1);
+            mproc__bell_leave(&r->bell);
             return -ETIMEDOUT;
         }
-        (void)mproc__sys_futex_wait((const uint32_t *)(const void *)&r->ready, 0, deadline, false);
-        atomic_fetch_sub(&r->sleepers, 1);
+        (void)mproc__bell_sleep(&r->bell, seq, deadline, false);
     }
 }
 
@@ -376,9 +374,7 @@ void mproc__imap_release(mproc_imap *it, struct imap_slot *s)
 
 void mproc__imap_wake(mproc_imap *it)
 {
-    atomic_fetch_add(&it->seq, 1);
-    if (atomic_load(&it->sleepers) != 0)
-        (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&it->seq, INT32_MAX, false);
+    mproc__bell_ring(&it->bell, false);
 }
 
 void mproc__imap_item(mproc_imap *it, size_t index, int code, const char *msg, const void *out)

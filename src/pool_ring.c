@@ -19,10 +19,9 @@
  *
  * Who wakes whom: the supervisor is woken by the pool's doorbell (the worker rings it
  * after publishing, only if the supervisor announced it sleeps). A worker that finds the
- * ring full announces itself (writer_waiting = 1, seq_cst), re-reads head, and sleeps on
- * space_seq; the supervisor, after storing head, sees the flag (seq_cst: the Dekker pair),
- * clears it, bumps space_seq and wakes it. Sleeps are cut into slices, so a wake lost to
- * any surprise costs a slice, never a hang.
+ * ring full arms the ring's `space` bell, re-reads head, and sleeps on it; the
+ * supervisor rings it after storing head (src/sys/bell.h). Sleeps are cut into slices, so a wake
+ * lost to any surprise costs a slice, never a hang.
  */
 #include "internal.h"
 
@@ -61,7 +60,7 @@ void mproc__ring_reset(struct pool_ring *r)
 {
     atomic_store(&r->tail, 0);
     atomic_store(&r->head, 0);
-    atomic_store(&r->writer_waiting, 0);
+    atomic_store(&r->space.sleepers, 0);
 }
 
 int mproc__ring_put(struct pool_ring *r, unsigned char *data, size_t cap, uint64_t *head_seen,
@@ -75,18 +74,16 @@ int mproc__ring_put(struct pool_ring *r, unsigned char *data, size_t cap, uint64
         *head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
         if (tail - *head_seen + need <= cap)
             break;
-        atomic_store(&r->writer_waiting, 1);
-        uint32_t seq = atomic_load(&r->space_seq);
+        uint32_t seq = mproc__bell_arm(&r->space);
         *head_seen = atomic_load(&r->head);
         if (tail - *head_seen + need <= cap)
             break;
-        (void)mproc__sys_futex_wait((const uint32_t *)(const void *)&r->space_seq, seq,
-                                    mproc__sys_now_ns() + SLICE_NS, true);
+        (void)mproc__bell_sleep(&r->space, seq, mproc__sys_now_ns() + SLICE_NS, true);
     }
     uint64_t word = len;
     copy_in(data, cap, tail, &word, sizeof word);
     copy_in(data, cap, tail + 8, rec, len);
-    atomic_store(&r->tail, tail + need); /* seq_cst: publishes, and pairs with sup_sleeping */
+    atomic_store(&r->tail, tail + need); /* seq_cst: publishes; the bell barrier */
     return 0;
 }
 
@@ -108,11 +105,8 @@ uint64_t mproc__ring_tail(struct pool_ring *r)
 
 void mproc__ring_release(struct pool_ring *r, uint64_t pos)
 {
-    atomic_store(&r->head, pos); /* seq_cst: the Dekker pair with writer_waiting */
-    if (atomic_load(&r->writer_waiting) != 0 && atomic_exchange(&r->writer_waiting, 0) != 0) {
-        atomic_fetch_add(&r->space_seq, 1);
-        (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&r->space_seq, INT32_MAX, true);
-    }
+    atomic_store(&r->head, pos); /* seq_cst: the bell's store-load barrier */
+    mproc__bell_ring(&r->space, true);
 }
 
 int mproc__ring_next(const unsigned char *data, size_t cap, uint64_t *pos, uint64_t tail, void *buf,

@@ -20,11 +20,11 @@
  * ready worker up to DEPTH chunks, so it finds the next one waiting when it finishes one
  * (more for tiny tasks, see src/pool_dispatch.c).
  *
- * Who wakes whom: workers ring the eventfd after a record only if sup_sleeping is set;
- * callers bump `kicks` and ring likewise; the supervisor sets sup_sleeping (seq_cst),
- * re-checks the channels and `kicks`, and only then polls (eventfd + every pidfd, with the
- * earliest time limit as deadline). So while there is work, no one makes a system call
- * per task. Before sleeping it spins briefly when CPUs allow (the spin rule,
+ * Who wakes whom: the supervisor arms its bell (sup_bell, src/sys/bell.h), re-checks the
+ * channels and `kicks`, and only then polls; workers, after a record, and callers, after
+ * bumping `kicks`, claim the bell and write the eventfd only if it was armed. It polls (eventfd +
+ * every pidfd, with the earliest time limit as deadline). So while there is work, no one makes a
+ * system call per task. Before sleeping it spins briefly when CPUs allow (the spin rule,
  * docs/benchmarks.md).
  *
  * Files: this one is the loop; outcomes are recorded in src/pool_settle.c, workers are
@@ -75,7 +75,7 @@ static void sleep_until(struct sup *s, uint64_t kicks_seen, int64_t deadline)
 {
     mproc_pool *p = s->p;
     pthread_mutex_unlock(&p->mu);
-    atomic_store(&p->shm->sup_sleeping, 1);
+    (void)mproc__bell_arm(&p->shm->sup_bell); /* it wakes us through the eventfd */
     if (!any_records(p) && atomic_load(&p->kicks) == kicks_seen) {
         unsigned n = 0;
         s->pfd[n++] = (struct pollfd){.fd = p->shm->evfd, .events = POLLIN};
@@ -85,7 +85,7 @@ static void sleep_until(struct sup *s, uint64_t kicks_seen, int64_t deadline)
         (void)mproc__sys_poll(s->pfd, n, deadline);
         s->last_check = 0; /* look at the pidfds now */
     }
-    atomic_store(&p->shm->sup_sleeping, 0);
+    mproc__bell_leave(&p->shm->sup_bell);
     mproc__sys_eventfd_drain(p->shm->evfd);
     pthread_mutex_lock(&p->mu);
 }

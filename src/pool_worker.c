@@ -21,8 +21,8 @@ struct batch below); a failure or an apply result goes alone, right away.
  *
  * Who wakes whom: the worker sleeps in mproc_queue_get on `in` (the queue's futex
  * doorbell; spin first when CPUs allow); after publishing a record it rings the
- * supervisor's eventfd only if the supervisor announced it is going to sleep
- * (sup_sleeping, a Dekker pair with the ring's seq_cst tail store), so a busy pool
+ * supervisor's eventfd only if the supervisor armed its bell (sup_bell; the ring's
+ * seq_cst tail store is the bell's store-load barrier), so a busy pool
  * makes no system call per task. The supervisor closes `in` to make the worker exit.
  *
  * A chunk flagged CHUNK_DIRECT is a blocking apply posted by its caller
@@ -92,7 +92,7 @@ static struct mproc__fd_id doorbell;
 
 static void ring_supervisor(struct pool_shm *shm)
 {
-    if (atomic_load(&shm->sup_sleeping) != 0 && atomic_exchange(&shm->sup_sleeping, 0) != 0) {
+    if (mproc__bell_claim(&shm->sup_bell)) {
         if (!mproc__sys_fd_same(shm->evfd, &doorbell))
             _exit(WORKER_LOST_FD);
         mproc__sys_eventfd_ring(shm->evfd);

@@ -33,21 +33,19 @@
  * past tail. A consumer killed before its head store retired nothing: the next consumer
  * reads the same message again. Nothing else needs repair.
  *
- * Who wakes whom: three doorbells (a 32-bit futex sequence and a sleeper count each):
- * not_empty (consumers sleep, producers ring), not_full (producers sleep, consumers
- * ring), joined (join() sleeps, task_done() rings when unfinished reaches 0). A sleeper
- * counts itself in, passes the owner lock's sleeper barrier, reads the sequence,
- * re-checks its condition, then futex-waits on that sequence; the other side stores its
- * word, passes the store-load barrier (its unlock; task_done's CAS), then reads the
- * count (a Dekker pair), and only if someone counted in does it swap the count to 0,
- * bump the sequence and wake every sleeper: no syscall per message while both sides are
- * busy, and one wake per sleep, not one per message while the sleeper is waking up.
- * Waking all (they re-check and most sleep again) is the price of having no per-sleeper
- * state a dying process could leave wrong: a count left by a sleeper that timed out or
- * died only costs one needless wake. A process SIGKILLed between its store and its wake
- * could leave a sleeper asleep with work available, so sleeps are cut into slices of
- * SLICE_NS after which the sleeper re-checks: a stray kill costs at most that delay,
- * never a hang (slices are 1 ms where the sleeper barrier failed and a wake may be
+ * Who wakes whom: three doorbells, each a bell (src/sys/bell.h: a futex sequence and a
+ * sleeper count): not_empty (consumers sleep, producers ring), not_full (producers
+ * sleep, consumers ring), joined (join() sleeps, task_done() rings when unfinished
+ * reaches 0). A sleeper arms the bell, passes the owner lock's sleeper barrier, re-checks
+ * its condition, then sleeps on it; the other side stores its word, passes the
+ * store-load barrier (its unlock; task_done's CAS), then rings, which makes a system
+ * call only if someone counted in: none per message while both sides are busy, and one
+ * wake per sleep, not one per message while the sleeper is waking up. Waking all (they re-check and
+ * most sleep again) is the price of having no per-sleeper state a dying process could leave wrong:
+ * a count left by a sleeper that timed out or died only costs one needless wake. A process
+ * SIGKILLed between its store and its wake could leave a sleeper asleep with work available, so
+ * sleeps are cut into slices of SLICE_NS after which the sleeper re-checks: a stray kill costs at
+ * most that delay, never a hang (slices are 1 ms where the sleeper barrier failed and a wake may be
  * missed). Before sleeping a waiter spins briefly (SPIN_ITERS pauses, a few
  * microseconds, against a wake-up's 40-50), only if the process may use more than one
  * CPU (the spin rule, docs/benchmarks.md). Nobody sleeps holding a lock.
@@ -62,6 +60,7 @@
 
 #include "sys/cpu.h"
 #include "owner_lock.h"
+#include "sys/bell.h"
 #include "sys/relax.h"
 
 #include <stdatomic.h>
@@ -90,12 +89,6 @@ _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free");
 _Static_assert(MAX_CAPACITY / HEADER_SIZE < CNT_MASK, "count field too narrow");
 _Static_assert(MAX_CAPACITY * 2 <= POS_MASK, "position field too narrow");
 
-struct doorbell {
-    _Atomic uint32_t seq;     /* futex word: bumped when the condition may have changed */
-    _Atomic uint32_t waiters; /* sleepers counted in since the last wake (may overcount:
-                                 one that timed out or died stays counted until then) */
-};
-
 /* Cache lines apart (128: adjacent-line prefetch) so the sides do not false-share. */
 struct mproc_queue {
     /* constant after new(), plus the closed flag (rarely written) */
@@ -119,9 +112,9 @@ struct mproc_queue {
     uint64_t tail_seen; /* a value tail had (lower bound); under get_lock */
     _Alignas(128) _Atomic uint64_t head;
 
-    _Alignas(128) struct doorbell not_empty;
-    _Alignas(128) struct doorbell not_full;
-    _Alignas(128) struct doorbell joined;
+    _Alignas(128) struct mproc__bell not_empty;
+    _Alignas(128) struct mproc__bell not_full;
+    _Alignas(128) struct mproc__bell joined;
     _Atomic uint32_t done; /* task_done() calls, modulo 2^28 */
     /* the ring follows, at sizeof(struct mproc_queue) (a multiple of 128) */
 };
@@ -249,46 +242,36 @@ static inline uint32_t check_word(uint64_t w)
 
 /* ---- doorbells ---------------------------------------------------------------------- */
 
-static void ring_bell(struct doorbell *b)
-{
-    atomic_fetch_add(&b->seq, 1);
-    (void)mproc__sys_futex_wake((const uint32_t *)(const void *)&b->seq, INT32_MAX, true);
-}
-
 /* After a store the other side may sleep on, and a store-load barrier (the side's
- * unlock, or a seq_cst RMW): wake the sleepers, if any. The load pairs with the sleeper's
- * count and sleeper barrier in wait_change (a Dekker pair). Taking the count to 0 claims
- * every sleeper counted so far, so the stores that follow do not wake again while the
- * woken ones are still on their way (a wake-up takes tens of microseconds; a syscall per
- * message meanwhile would halve throughput). */
-static inline void notify(struct doorbell *b)
+ * unlock paired with the sleeper's barrier, or a seq_cst RMW): wake the sleepers, if any
+ * (src/sys/bell.h). */
+static inline void notify(struct mproc__bell *b)
 {
-    if (atomic_load_explicit(&b->waiters, memory_order_relaxed) != 0 &&
-        atomic_exchange(&b->waiters, 0) != 0)
-        ring_bell(b);
+    mproc__bell_ring(b, true);
 }
 
 /* Sleep on a doorbell until it rings, the deadline passes or a slice ends. The caller
- * counted itself in, passed the sleeper barrier (paired: it covered every process), read
- * seq, and then found its condition still false. */
-static void bell_sleep(struct doorbell *b, uint32_t seq, int64_t deadline, bool paired)
+ * armed it, passed the sleeper barrier (paired: it covered every process), and then
+ * found its condition still false. */
+static void bell_sleep(struct mproc__bell *b, uint32_t seq, int64_t deadline, bool paired)
 {
     int64_t slice = mproc__sys_now_ns() + (paired ? SLICE_NS : UNPAIRED_SLICE_NS);
-    (void)mproc__sys_futex_wait((const uint32_t *)(const void *)&b->seq, seq,
-                                deadline < slice ? deadline : slice, true);
+    (void)mproc__bell_sleep(b, seq, deadline < slice ? deadline : slice, true);
 }
 
-/* Count in on a doorbell and pass the sleeper barrier; returns whether it paired. */
-static bool bell_count_in(struct doorbell *b)
+/* Arm a doorbell and pass the sleeper barrier; *paired: the barrier covered every
+ * process. Returns the bell's seq. */
+static uint32_t bell_arm(struct mproc__bell *b, bool *paired)
 {
-    atomic_fetch_add(&b->waiters, 1);
-    return mproc__owner_sleeper_barrier();
+    uint32_t seq = mproc__bell_arm(b);
+    *paired = mproc__owner_sleeper_barrier();
+    return seq;
 }
 
 /* Wait until *word differs from seen or the queue is closed (or a slice ends: callers
  * re-check anyway). 0 to re-check, -ETIMEDOUT once the deadline has passed (callers
  * have made one last check since then). */
-static int wait_change(mproc_queue *q, _Atomic uint64_t *word, uint64_t seen, struct doorbell *b,
+static int wait_change(mproc_queue *q, _Atomic uint64_t *word, uint64_t seen, struct mproc__bell *b,
                        int64_t deadline)
 {
     if (mproc__remaining_ns(deadline) == 0)
@@ -301,8 +284,8 @@ static int wait_change(mproc_queue *q, _Atomic uint64_t *word, uint64_t seen, st
             mproc__sys_cpu_relax();
         }
     }
-    bool paired = bell_count_in(b);
-    uint32_t seq = atomic_load(&b->seq);
+    bool paired;
+    uint32_t seq = bell_arm(b, &paired);
     if (atomic_load(word) == seen && !atomic_load(&q->closed))
         bell_sleep(b, seq, deadline, paired);
     return 0;
@@ -662,8 +645,8 @@ int mproc_queue_close(mproc_queue *q)
     atomic_store(&q->closed, 1);
     if (rc >= 0)
         mproc__owner_unlock(&q->put_lock);
-    ring_bell(&q->not_empty);
-    ring_bell(&q->not_full);
+    mproc__bell_ring_all(&q->not_empty, true);
+    mproc__bell_ring_all(&q->not_full, true);
     return 0;
 }
 
@@ -705,14 +688,14 @@ int mproc_queue_join(mproc_queue *q, double timeout)
     int rc = mproc__deadline(timeout, &deadline);
     if (rc < 0)
         return rc;
-    struct doorbell *b = &q->joined;
+    struct mproc__bell *b = &q->joined;
     for (;;) {
         if (unfinished(q) == 0)
             return 0;
         if (mproc__remaining_ns(deadline) == 0)
             return -ETIMEDOUT;
-        bool paired = bell_count_in(b);
-        uint32_t seq = atomic_load(&b->seq);
+        bool paired;
+        uint32_t seq = bell_arm(b, &paired);
         if (unfinished(q) != 0)
             bell_sleep(b, seq, deadline, paired);
     }
