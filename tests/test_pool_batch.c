@@ -1,7 +1,7 @@
 /* tests/test_pool_batch.c - results published in batches, and the hot path's queueing.
  *
  * A worker holds the successful outcomes of tiny fixed-size tasks and publishes them as
- * one record (src/pool_worker.c). The promise checked here: when it dies with outcomes
+ * one record (src/pool/worker.c). The promise checked here: when it dies with outcomes
  * held, exactly the task it died in fails, the held ones run again (once more, not
  * more) and every task has exactly one outcome; failures between successes keep their
  * places; tiny tasks with chunksize 1 are queued deep but slow ones still spread over
@@ -9,7 +9,7 @@
  */
 #include "harness.h"
 #include "internal.h"
-#include "pool_internal.h"
+#include "pool/pool.h"
 
 #include <signal.h>
 #include <stdatomic.h>

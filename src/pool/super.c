@@ -1,4 +1,4 @@
-/* src/pool_super.c - the pool's supervisor thread: starts, feeds, watches and replaces
+/* src/pool/super.c - the pool's supervisor thread: starts, feeds, watches and replaces
  * the workers, and completes every task exactly once.
  *
  * DESIGN. One thread per pool, created by mproc_pool_new, owns the workers: it forks them
@@ -18,7 +18,7 @@
  * without an outcome fails with -MPROC_EBROKEN and the cause); (3) kill workers whose
  * task ran past its limit; (4) call imap generators for free window slots; (5) give each
  * ready worker up to DEPTH chunks, so it finds the next one waiting when it finishes one
- * (more for tiny tasks, see src/pool_dispatch.c).
+ * (more for tiny tasks, see src/pool/dispatch.c).
  *
  * Who wakes whom: the supervisor arms its bell (sup_bell, src/sys/bell.h), re-checks the
  * channels and `kicks`, and only then polls; workers, after a record, and callers, after
@@ -27,8 +27,8 @@
  * system call per task. Before sleeping it spins briefly when CPUs allow (the spin rule,
  * docs/benchmarks.md).
  *
- * Files: this one is the loop; outcomes are recorded in src/pool_settle.c, workers are
- * forked, replaced and timed in src/pool_life.c, chunks are sent in src/pool_dispatch.c.
+ * Files: this one is the loop; outcomes are recorded in src/pool/settle.c, workers are
+ * forked, replaced and timed in src/pool/life.c, chunks are sent in src/pool/dispatch.c.
  *
  * Ordering: a worker runs its chunks in the order sent and publishes their outcomes in
  * that order (a record per failure or apply result, one batch record for many successes),
@@ -38,7 +38,7 @@
  */
 #include "internal.h"
 
-#include "pool_internal.h"
+#include "pool/pool.h"
 #include "sys/evfd.h"
 #include "sys/relax.h"
 

@@ -1,8 +1,8 @@
-/* src/pool_worker.c - the pool's worker process: initializer, then a loop of chunks.
+/* src/pool/worker.c - the pool's worker process: initializer, then a loop of chunks.
  *
  * DESIGN. A worker is a forked child of the pool's supervisor thread (spawn core, daemon
  * flag: it dies with that thread). It owns two channels in shared memory: `in` (an
- * mproc_queue) carries chunks from the supervisor; its result ring (src/pool_ring.c,
+ * mproc_queue) carries chunks from the supervisor; its result ring (src/pool/ring.c,
  * lock-free, one producer one consumer) carries one record per task back, in the order
  * the tasks were sent. Its slot in the pool's shared mapping holds `started`,
  * the number of tasks it has begun, incremented before each task is decoded or run.
@@ -26,7 +26,7 @@ struct batch below); a failure or an apply result goes alone, right away.
  * makes no system call per task. The supervisor closes `in` to make the worker exit.
  *
  * A chunk flagged CHUNK_DIRECT is a blocking apply posted by its caller
- * (src/pool_direct.c): it does not count in `started` and its outcome goes to the slot's
+ * (src/pool/direct.c): it does not count in `started` and its outcome goes to the slot's
  * mailbox, not the ring.
  *
  * Reach: a large map chunk over the caller's private arrays comes without its items
@@ -49,7 +49,8 @@ struct batch below); a failure or an apply result goes alone, right away.
  */
 #include "internal.h"
 
-#include "pool_internal.h"
+#include "fnref.h"
+#include "pool/worker.h"
 #include "sys/evfd.h"
 #include "sys/procmem.h"
 #include "sys/cpu.h"
@@ -143,7 +144,7 @@ static int send_rec(const struct worker_arg *a, unsigned char *buf, uint32_t kin
 /* Successful fixed-size outcomes held back to go as one REC_BATCH record (the cost of a
  * record, ~50 ns, then is paid once per batch instead of once per tiny task). Held
  * outcomes are lost if the worker dies: the supervisor then sends those tasks again
- * (they ran, but nobody saw their outputs), see on_death in src/pool_super.c. A batch is
+ * (they ran, but nobody saw their outputs), see on_death in src/pool/life.c. A batch is
  * published when it is full (BATCH_BYTES of outputs or BATCH_TASKS tasks), when it is
  * BATCH_AGE_NS old, counted from the start of its first task (looked at after 1, 2, 4,
  * ..., 64, then every 64 tasks: a few clock reads per batch of tiny tasks, at most about
@@ -310,7 +311,7 @@ static int find_fn(struct fn_cache *fc, const unsigned char *ref, uint32_t len)
     return rc;
 }
 
-/* A direct apply (src/pool_direct.c): run it and answer in the slot's mailbox. The
+/* A direct apply (src/pool/direct.c): run it and answer in the slot's mailbox. The
  * fault points are those of the usual path, so the crash matrix covers both. */
 static void run_direct(const struct worker_arg *a, mproc_task *t, struct fn_cache *fc,
                        const struct pool_chunk *c, const unsigned char *ref,

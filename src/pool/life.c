@@ -1,4 +1,4 @@
-/* src/pool_life.c - the workers' lives: fork, death, replacement, the restart budget,
+/* src/pool/life.c - the workers' lives: fork, death, replacement, the restart budget,
  * time limits, stopping, and breaking the pool.
  *
  * DESIGN. Runs only in the supervisor thread, under the pool mutex. Workers are forked
@@ -16,7 +16,7 @@
 
 #include <limits.h>
 
-#include "pool_internal.h"
+#include "pool/pool.h"
 #include "sys/spawn.h"
 
 #include <signal.h>

@@ -1,4 +1,4 @@
-/* src/pool_result.c - async results of apply and map, and the imap iterator.
+/* src/pool/result.c - async results of apply and map, and the imap iterator.
  *
  * DESIGN. A result is process-local and reference-counted: one reference for the caller's
  * handle (none for fire-and-forget apply_async), one for the pool until the job has its
@@ -22,7 +22,7 @@
  */
 #include "internal.h"
 
-#include "pool_internal.h"
+#include "pool/pool.h"
 #include "sys/relax.h"
 
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* src/pool_dispatch.c - feeding the workers: imap generators fill their windows, and
+/* src/pool/dispatch.c - feeding the workers: imap generators fill their windows, and
  * chunks of tasks go into each ready worker's channel.
  *
  * DESIGN. Runs only in the supervisor thread, under the pool mutex (dropped around a
@@ -13,7 +13,7 @@
  * Reach: a map chunk of at least STAGE_MIN bytes of items over the caller's private
  * arrays, to a worker that has not said it cannot reach the pool process's memory (slot
  * `reach`), carries only addresses (CHUNK_RIN, CHUNK_ROUT): the worker copies its inputs
- * in and its outputs out itself (src/pool_worker.c), so the supervisor copies nothing and
+ * in and its outputs out itself (src/pool/worker.c), so the supervisor copies nothing and
  * the copying runs on every worker at once. Such a chunk is bounded by the worker's
  * buffer. A worker tries with the first such chunk it gets, so it is not tried by pools
  * that never map large arrays, and never on the way to a pool's start; where it cannot,
@@ -26,11 +26,11 @@
  * worker) and sends only the header; the worker reads the inputs and writes the outputs
  * there in place (CHUNK_IN | CHUNK_OUT, as for the caller's own shared arrays) and
  * publishes only counts; the supervisor copies each output into the caller's array when
- * its outcome comes in (src/pool_settle.c). One copy each way instead of two (channel,
+ * its outcome comes in (src/pool/settle.c). One copy each way instead of two (channel,
  * worker buffer, result record, caller), and a failed task's item is never written. An
  * area is busy from the send until its chunk is settled or its worker is gone; with none
  * free, the chunk goes through the channel as before.
- * A worker that dies holding chunks is handled by src/pool_life.c.
+ * A worker that dies holding chunks is handled by src/pool/life.c.
  *
  * Work stealing (steal): when nothing is left to send and a worker is idle while another
  * has chunks waiting in its channel, the oldest waiting chunk is taken back out of that
@@ -40,7 +40,7 @@
  */
 #include "internal.h"
 
-#include "pool_internal.h"
+#include "pool/pool.h"
 #include "sys/relax.h"
 
 #define DEPTH 2

@@ -1,209 +1,25 @@
-/* src/pool_internal.h - what the pool's files share (src/pool*.c, src/fnref.c).
+/* src/pool/pool.h - the pool's process-local state, shared by the files of src/pool/
+ * that run in the caller's process (the public API, the supervisor thread, results).
  *
- * The objects and who owns them (see the DESIGN block of src/pool.c):
- *   struct pool_shm     one anonymous shared mapping: the supervisor's doorbell flag and
- *                       one slot per worker (progress words the worker writes).
- *   struct worker       process-local, owned by the supervisor thread: the process, its
- *                       task channel (mproc_queue) and result ring (pool_ring in the
- *                       shared mapping), the FIFO of segments sent to it.
+ * The objects and who owns them (docs/design.md, "The pool"):
+ *   struct worker       owned by the supervisor thread: the process, its task channel
+ *                       (mproc_queue) and result ring (in the shared mapping, wire.h),
+ *                       the FIFO of segments sent to it.
  *   struct job          one submission (apply, map, imap): its inputs, cursor, retries,
  *                       outcome counters; protected by the pool mutex.
  *   mproc_result        the caller's handle of an apply or map job.
  *   mproc_imap          the caller's handle of an imap job: a window of item slots.
  */
-#ifndef MPROC_POOL_INTERNAL_H
-#define MPROC_POOL_INTERNAL_H
+#ifndef MPROC_POOL_POOL_H
+#define MPROC_POOL_POOL_H
 
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
-#include <stdatomic.h>
-#include <stdio.h>
 
 #include "fnref.h"
-#include "sys/bell.h"
+#include "pool/wire.h"
+#include "pool/worker.h"
 #include "sys/procmem.h"
-
-/* ---- wire formats (worker channels) ----------------------------------------------------- */
-
-#define POOL_MSG_MAX 256 /* bytes of a task's failure message, NUL included */
-
-/* A chunk: header, fnref (padded to 8), then count inputs of in_size bytes each (for an
- * apply: one input of in_size bytes). */
-struct pool_chunk {
-    uint64_t job_id;
-    uint64_t first;   /* index of the first task (map/imap item; 0 for apply) */
-    uint32_t count;   /* tasks in this chunk */
-    uint32_t in_size; /* bytes per input */
-    uint32_t out_cap; /* bytes of output space per task */
-    uint32_t fnref_len;
-    uint32_t fixed;   /* 1: fixed-size output (map, imap): out_len stays out_cap */
-    uint32_t timed;   /* the tasks have a time limit: record when each begins */
-    uint32_t inplace; /* CHUNK_IN: inputs are read at in_addr, not carried here;
-                         CHUNK_OUT: outputs are written at out_addr, not sent back;
-                         CHUNK_RIN, CHUNK_ROUT: the same, in the pool process's memory
-                         (the worker copies them with process_vm_readv/writev) */
-    uint32_t unit;    /* imap: the caller's chunksize (a message may carry several such
-                         chunks): outcomes are published at least every unit tasks, so a
-                         long task holds back only those of its own chunk; 0: none */
-    uint64_t in_addr; /* item i (absolute index) is at in_addr + i * in_size */
-    uint64_t out_addr;
-};
-
-/* CHUNK_DIRECT: a blocking apply posted by the caller itself (src/pool_direct.c): the
- * worker takes its slot's mailbox and answers there, not in its result ring. */
-enum { CHUNK_IN = 1u, CHUNK_OUT = 2u, CHUNK_DIRECT = 4u, CHUNK_RIN = 8u, CHUNK_ROUT = 16u };
-
-/* A slot's `reach`: whether its worker can read and write the pool process's memory. It
- * tries with the first CHUNK_RIN or CHUNK_ROUT chunk it gets (not at its start, which
- * pool.create would pay for, and only in pools that map large arrays); until then the
- * supervisor assumes it can (a chunk it cannot read comes back, REC_BOUNCE). */
-enum { REACH_UNTRIED = 0u, REACH_YES = 1u, REACH_NO = 2u };
-
-/* The exit status of a worker whose doorbell (the supervisor's eventfd) a task closed:
- * it can no longer wake the supervisor, so it leaves, and a replacement starts. */
-#define WORKER_LOST_FD 125
-
-/* Bytes of a chunk before its inputs: the header and the fnref padded to 8. */
-static inline size_t mproc__chunk_head(uint32_t fnref_len)
-{
-    return sizeof(struct pool_chunk) + ((fnref_len + 7u) & ~(size_t)7);
-}
-
-/* REC_RESULT: one task's outcome. REC_BATCH: `count` successful fixed-size tasks of one
- * chunk, in the order they were sent, their outputs back to back (out_len = count *
- * out_cap, or 0 when written in place). A worker holds successful outcomes back to
- * publish them as one batch (src/pool_worker.c); a failure is always its own REC_RESULT,
- * published after the batch before it. */
-/* REC_BOUNCE: the worker could not read a CHUNK_RIN chunk's inputs and began none of
- * its tasks (index, count: the chunk); they go to another worker, the usual way. */
-enum { REC_READY = 1, REC_RESULT = 2, REC_BATCH = 3, REC_BOUNCE = 4 };
-
-/* A result record: header, then msg_len message bytes, then out_len output bytes. */
-struct pool_rec {
-    uint32_t kind;
-    int32_t code; /* 0 ok, else the task's (or the initializer's) code */
-    uint32_t msg_len;
-    uint32_t out_len;
-    uint64_t job_id;
-    uint64_t index;  /* REC_BATCH: the index of its first task */
-    uint64_t count;  /* REC_BATCH: tasks in it; else 1 */
-    int64_t busy_ns; /* REC_BATCH: from its first task's start to its publication */
-};
-
-/* ---- shared memory ------------------------------------------------------------------- */
-
-/* A worker's result ring (src/pool_ring.c); its bytes live elsewhere in the mapping. */
-struct pool_ring {
-    _Alignas(128) _Atomic uint64_t tail; /* bytes published (worker) */
-    _Alignas(128) _Atomic uint64_t head; /* bytes consumed (supervisor) */
-    struct mproc__bell space;            /* the worker sleeps for room */
-};
-
-/* A slot's mailbox for direct applies (src/pool_direct.c). `state`:
- * FREE -> POSTED (caller, under the pool mutex) -> RUNNING (worker) -> DONE (worker, or
- * the supervisor after the worker died) -> FREE (caller, after reading it). POSTED ->
- * RETRY (supervisor: the worker died before it began; the caller submits again the usual
- * way). POSTED/RUNNING -> ABANDONED (caller gave up waiting) -> FREE (whoever finishes).
- * The output bytes live elsewhere in the mapping (mproc__direct_data). */
-enum { D_FREE = 0, D_POSTED, D_RUNNING, D_DONE, D_RETRY, D_ABANDONED };
-
-struct pool_direct {
-    _Alignas(128) _Atomic uint32_t state;
-    struct mproc__bell bell; /* the caller sleeps on it; rung when state moves */
-    int32_t code;            /* DONE: the outcome */
-    uint32_t msg_len;
-    uint64_t out_len;
-    _Atomic uint64_t done, failed; /* outcomes the workers of this slot gave (stats) */
-    char msg[POOL_MSG_MAX];
-};
-
-/* Write a mailbox's outcome (msg truncated to POOL_MSG_MAX - 1 bytes); its state is
- * published afterwards by the caller of this. */
-static inline void mproc__direct_answer(struct pool_direct *d, int code, const char *msg,
-                                        size_t out_len)
-{
-    size_t ml = code != 0 && msg != NULL ? strlen(msg) : 0;
-    if (ml >= POOL_MSG_MAX)
-        ml = POOL_MSG_MAX - 1;
-    d->code = code;
-    d->out_len = code == 0 ? out_len : 0;
-    d->msg_len = (uint32_t)ml;
-    memcpy(d->msg, msg != NULL ? msg : "", ml);
-    d->msg[ml] = '\0';
-}
-
-/* Wake the mailbox's caller if it sleeps (after the state moved, by a seq_cst CAS). */
-static inline void mproc__direct_wake(struct pool_direct *d)
-{
-    mproc__bell_ring(&d->bell, true);
-}
-
-struct pool_slot {
-    _Alignas(128) _Atomic uint64_t started; /* tasks begun by this incarnation */
-    _Atomic uint64_t ended;                 /* ... of them done with: outcome held in a
-                                               batch or published (ended < started: the
-                                               started-th is in flight) */
-    _Atomic int64_t started_ns;             /* when the last one began */
-    _Atomic uint32_t retiring;              /* it ran its maxtasksperchild and exits on
-                                               purpose: told here, since a host that
-                                               reaps every child may take its status */
-    _Alignas(64) _Atomic uint32_t reach;    /* REACH_*: the worker can read and write the
-                                               pool process's memory (CHUNK_RIN,
-                                               CHUNK_ROUT); apart from `started`, written
-                                               per task */
-    struct pool_ring ring;
-    struct pool_direct direct;
-};
-
-struct pool_shm {
-    _Alignas(128) struct mproc__bell sup_bell; /* the supervisor may be asleep in poll:
-                                                  a waker that claims it writes evfd */
-    int evfd;                                  /* its doorbell (eventfd) */
-    size_t ring_cap;                           /* bytes of each result ring (power of 2) */
-    size_t ring_off;                           /* where slot 0's ring bytes start */
-    size_t direct_cap;                         /* bytes of each slot's direct output */
-    size_t direct_off;                         /* where slot 0's direct output starts */
-    size_t stage_cap;                          /* bytes of each staging area */
-    size_t stage_off;                          /* where slot 0's first one starts */
-    struct pool_slot slots[];
-};
-
-static inline unsigned char *mproc__ring_data(struct pool_shm *shm, int slot)
-{
-    return (unsigned char *)shm + shm->ring_off + (size_t)slot * shm->ring_cap;
-}
-
-static inline unsigned char *mproc__direct_data(struct pool_shm *shm, int slot)
-{
-    return (unsigned char *)shm + shm->direct_off + (size_t)slot * shm->direct_cap;
-}
-
-/* Staging areas (src/pool_dispatch.c): POOL_STAGES per worker slot, where the supervisor
- * puts a large map chunk's inputs and the worker writes its outputs, both in place. */
-#define POOL_STAGES 2
-
-static inline unsigned char *mproc__stage_data(struct pool_shm *shm, int slot, int k)
-{
-    return (unsigned char *)shm + shm->stage_off +
-           ((size_t)slot * POOL_STAGES + (size_t)k) * shm->stage_cap;
-}
-
-void mproc__ring_reset(struct pool_ring *r);
-/* Publish one record (blocks while the ring is full). 0 or -EMSGSIZE. *head_seen: the
- * writer's cache of head. */
-int mproc__ring_put(struct pool_ring *r, unsigned char *data, size_t cap, uint64_t *head_seen,
-                    const void *rec, size_t len);
-/* Consumer side, in batches: read records from *pos up to tail (from mproc__ring_tail)
- * (1, 0 at tail, -MPROC_ECORRUPT), then release them all at once. A record in one piece
- * is not copied: *rec points into the ring (valid until mproc__ring_release); one that
- * wraps is copied into buf (bufcap bytes: the largest record). */
-uint64_t mproc__ring_head(struct pool_ring *r);
-uint64_t mproc__ring_tail(struct pool_ring *r);
-int mproc__ring_next(const unsigned char *data, size_t cap, uint64_t *pos, uint64_t tail, void *buf,
-                     size_t bufcap, const unsigned char **rec, size_t *len);
-void mproc__ring_release(struct pool_ring *r, uint64_t pos);
-bool mproc__ring_pending(struct pool_ring *r);
 
 /* ---- process-local ------------------------------------------------------------------ */
 
@@ -308,7 +124,7 @@ struct mproc_imap {
     size_t in_size, out_size;
     struct imap_slot *slots;
     /* ordered: item i lives in slot i % window. Unordered: in any empty slot, so one slow
-       item holds back nothing but its own slot; `where` finds it (see pool_result.c) */
+       item holds back nothing but its own slot; `where` finds it (see src/pool/result.c) */
     uint32_t *free_slots; /* unordered: a stack of the empty slots */
     size_t nfree;
     struct imap_where *where;
@@ -358,22 +174,6 @@ struct worker {
     mproc_worker_stats st;
 };
 
-/* What a forked worker needs (prepared before the fork; the child uses its copy). */
-struct worker_arg {
-    struct pool_shm *shm;
-    int slot;
-    mproc_queue *in;
-    size_t msg_max;
-    unsigned maxtasks;
-    int pin;
-    mproc_pool_init_fn init;
-    void *initarg;
-    pid_t home;    /* the pool's process (the worker's parent) */
-    bool announce; /* report REC_READY after starting (an initializer or pinning can fail
-                      there; otherwise the worker counts as ready from its fork) */
-    sigset_t mask; /* the caller's signal mask */
-};
-
 enum pool_phase { P_STARTING, P_RUNNING, P_STOPPING, P_DONE };
 
 struct mproc_pool {
@@ -418,10 +218,7 @@ struct mproc_pool {
 
 /* ---- between the files ---------------------------------------------------------------- */
 
-/* src/pool_worker.c: the worker process's main function (arg: struct worker_arg *). */
-int mproc__pool_worker_main(void *arg);
-
-/* src/pool_super.c: the supervisor thread. */
+/* src/pool/super.c: the supervisor thread. */
 void *mproc__pool_supervisor(void *arg);
 
 /* The supervisor thread's state during a pass (all under the pool mutex). */
@@ -436,17 +233,7 @@ struct sup {
     struct pollfd *pfd;   /* eventfd + one per worker */
 };
 
-/* snprintf that may truncate (messages are capped on purpose). */
-__attribute__((format(printf, 3, 4))) static inline void mproc__pool_say(char *buf, size_t n,
-                                                                         const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, n, fmt, ap);
-    va_end(ap);
-}
-
-/* src/pool_settle.c: outcomes. */
+/* src/pool/settle.c: outcomes. */
 struct seg *mproc__pool_seg_at(struct worker *w, int k);        /* k-th chunk not settled */
 struct seg *mproc__pool_front(struct worker *w, size_t *index); /* the next task's chunk */
 void mproc__pool_pop_tasks(struct worker *w, size_t n);         /* settle n of the front chunk */
@@ -470,7 +257,7 @@ bool mproc__pool_requeue_or_fail(struct sup *s, struct job *j, size_t first, siz
 void mproc__pool_requeue(struct worker *w);
 void mproc__pool_fail_assigned(struct sup *s, struct worker *w, int code, const char *msg);
 
-/* src/pool_direct.c: blocking applies straight to an idle worker. */
+/* src/pool/direct.c: blocking applies straight to an idle worker. */
 /* 1: not taken (no idle worker; use the usual path), else 0 or the outcome's code. */
 int mproc__pool_direct_apply(mproc_pool *p, mproc_task_fn fn, const void *in, size_t in_len,
                              void *out, size_t cap, size_t *out_len, int64_t deadline);
@@ -479,7 +266,7 @@ int mproc__pool_direct_apply(mproc_pool *p, mproc_task_fn fn, const void *in, si
 void mproc__pool_direct_settle(struct sup *s, struct worker *w, int code, const char *msg,
                                bool retry);
 
-/* src/pool_life.c: workers' lives. */
+/* src/pool/life.c: workers' lives. */
 int mproc__pool_spawn_worker(struct sup *s, struct worker *w);
 void mproc__pool_respawn(struct sup *s, struct worker *w);
 void mproc__pool_check_deaths(struct sup *s);
@@ -488,7 +275,7 @@ void mproc__pool_fail_everything(struct sup *s, int code, const char *msg);
 /* Kill workers past a task's limit; the earliest deadline still ahead. */
 int64_t mproc__pool_check_timeouts(struct sup *s);
 
-/* src/pool_dispatch.c: feeding the workers. */
+/* src/pool/dispatch.c: feeding the workers. */
 void mproc__pool_generate(struct sup *s);
 void mproc__pool_dispatch(struct sup *s);
 
@@ -498,7 +285,7 @@ void mproc__pool_kick(mproc_pool *p);
 /* May the pool take new work? 0, the broken code, or -MPROC_ECLOSED. Under the mutex. */
 int mproc__pool_admit(const mproc_pool *p);
 
-/* src/pool_result.c */
+/* src/pool/result.c */
 int mproc__result_new(mproc_result **out, enum job_kind kind, size_t n, const mproc_call_opts *o);
 void mproc__result_unref(mproc_result *r);
 /* Record an outcome of items [first, first + count) (code != 0) in r. Under the mutex. */

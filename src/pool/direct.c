@@ -1,4 +1,4 @@
-/* src/pool_direct.c - blocking applies that go straight to an idle worker.
+/* src/pool/direct.c - blocking applies that go straight to an idle worker.
  *
  * DESIGN. The usual path of a task is caller -> supervisor thread -> worker -> supervisor
  * -> caller: four hand-offs, two of them thread wake-ups, which is what an apply's round
@@ -30,7 +30,7 @@
  */
 #include "internal.h"
 
-#include "pool_internal.h"
+#include "pool/pool.h"
 #include "sys/relax.h"
 
 #define WAIT_SPIN_NS INT64_C(50000) /* a caller spins this long before it sleeps */

@@ -1,8 +1,8 @@
-/* src/pool_settle.c - the supervisor's bookkeeping of outcomes: result records read from
+/* src/pool/settle.c - the supervisor's bookkeeping of outcomes: result records read from
  * a worker's ring are matched to the tasks sent to it, recorded in their jobs, and a
  * finished job's result is queued for delivery; tasks of a dead worker are requeued.
  *
- * DESIGN. Runs only in the supervisor thread (src/pool_super.c), under the pool mutex.
+ * DESIGN. Runs only in the supervisor thread (src/pool/super.c), under the pool mutex.
  * A worker runs its chunks in the order sent and publishes outcomes in that order (one
  * REC_RESULT per failure or apply, one REC_BATCH for many successes), so each record is
  * matched by position to the FIFO of chunks sent to that worker (struct seg ring); the
@@ -11,12 +11,12 @@
  * imap readers (their futex) and the ring's writer when it waited for room (in
  * mproc__ring_release); results are delivered after the pass (mproc__result_deliver).
  * When a worker dies, what it published is drained first, then its tasks are settled by
- * src/pool_life.c with requeue/fail_assigned from here: a task gets exactly one outcome
+ * src/pool/life.c with requeue/fail_assigned from here: a task gets exactly one outcome
  * whatever instant the worker died at.
  */
 #include "internal.h"
 
-#include "pool_internal.h"
+#include "pool/pool.h"
 
 /* ---- outcomes ---------------------------------------------------------------------------- */
 
@@ -187,7 +187,7 @@ static void outcomes_ok(struct sup *s, struct job *j, size_t first, size_t count
 }
 
 /* An outcome of job id came from w: a new job resets the estimate of w's time per task
- * (src/pool_dispatch.c), measured afresh on the tasks of this job. */
+ * (src/pool/dispatch.c), measured afresh on the tasks of this job. */
 static void note_job(struct worker *w, uint64_t id)
 {
     if (w->last_job == id)

@@ -1,4 +1,4 @@
-/* src/pool_ring.c - a worker's result ring: one producer (the worker), one consumer (the
+/* src/pool/ring.c - a worker's result ring: one producer (the worker), one consumer (the
  * supervisor), in the pool's shared mapping, without locks.
  *
  * DESIGN. Results are small and many (one record per task), so they do not go through an
@@ -25,7 +25,7 @@
  */
 #include "internal.h"
 
-#include "pool_internal.h"
+#include "pool/wire.h"
 
 #define SLICE_NS INT64_C(100000000)
 

@@ -1,4 +1,4 @@
-/* src/pool.c - the worker pool: API, lifecycle and submission (see mproc/pool.h).
+/* src/pool/api.c - the worker pool: API, lifecycle and submission (see mproc/pool.h).
  *
  * DESIGN. Decisions, and where each one lives:
  *
@@ -17,7 +17,7 @@
  *    worker (cached), so the same scheme serves workers that are forks, exec'd copies of
  *    the program (spawn) or MPI ranks. No raw pointer crosses a process boundary.
  *
- * 3. Hot path (src/pool_super.c, src/pool_worker.c, src/pool_ring.c): each worker has
+ * 3. Hot path (src/pool/super.c, src/pool/worker.c, src/pool/ring.c): each worker has
  *    two channels in anonymous shared memory: tasks come in an mproc_queue (robust side
  *    locks, futex doorbell, a brief spin when CPUs allow), results go back through a
  *    lock-free single-producer single-consumer ring (a record is published by one store,
@@ -32,7 +32,7 @@
  *    again at submission); otherwise inputs are copied into the channel and outputs out
  *    of it (one copy each way).
  *
- * 4. Supervision: one thread per pool (src/pool_super.c) forks the workers (so their
+ * 4. Supervision: one thread per pool (src/pool/super.c) forks the workers (so their
  *    PR_SET_PDEATHSIG follows a thread that lives as long as the pool), watches their
  *    pidfds, enforces per-task time limits, replaces dead workers within a restart budget
  *    and breaks the pool when it is spent; it runs every callback, never two at once. A
@@ -40,7 +40,7 @@
  *    task past its limit fails with -MPROC_ETIMELIMIT; terminate cancels
  *    (-MPROC_ECANCELLED). Callers queue jobs under the pool mutex and kick the
  *    supervisor; the one exception is a blocking apply finding an idle worker
- *    (src/pool_direct.c), which the supervisor still watches and settles on its death.
+ *    (src/pool/direct.c), which the supervisor still watches and settles on its death.
  *
  * Lock order: pool mutex only (the queues' locks are taken with it held by the
  * supervisor, never the other way round). Nothing here blocks while holding it except
@@ -48,7 +48,7 @@
  */
 #include "internal.h"
 
-#include "pool_internal.h"
+#include "pool/pool.h"
 #include "sys/evfd.h"
 #include "sys/procmem.h"
 
@@ -439,7 +439,7 @@ int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *in, size_t
     j->out = out;
     j->in_size = in_size;
     j->out_size = out_size;
-    if (j->chunksize == 0) { /* paced: one task per chunk until measured (pool_dispatch.c) */
+    if (j->chunksize == 0) { /* paced: one task per chunk until measured (src/pool/dispatch.c) */
         j->paced = true;
         j->pace_cap = SIZE_MAX;
     }
@@ -537,7 +537,7 @@ int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn gen, void
         window = (size_t)p->nworkers * 8 * j->chunksize;
     if (opts != NULL && opts->window != 0)
         window = opts->window;
-    if (j->chunksize == 0) { /* paced, as a map's (pool_dispatch.c), up to a fair share */
+    if (j->chunksize == 0) { /* paced, as a map's (src/pool/dispatch.c), up to a fair share */
         j->paced = true;
         j->pace_cap = window / (2 * (size_t)p->nworkers);
         j->chunksize = 1;
@@ -791,7 +791,7 @@ int mproc_pool_stats_get(mproc_pool *p, mproc_pool_stats *s, mproc_worker_stats 
         return -EINVAL;
     pthread_mutex_lock(&p->mu);
     *s = p->st;
-    for (size_t i = 0; i < (size_t)p->nworkers; i++) { /* direct applies (src/pool_direct.c) */
+    for (size_t i = 0; i < (size_t)p->nworkers; i++) { /* direct applies (src/pool/direct.c) */
         struct pool_direct *d = &p->shm->slots[i].direct;
         uint64_t done = atomic_load(&d->done), failed = atomic_load(&d->failed);
         s->done += done;
