@@ -12,6 +12,18 @@
  *                     chunksize, 2 workers | serial: the same loop in this process
  *   pool.map.shm      the same with both arrays in shared memory mapped before the pool
  *                     (zero-copy: read and written in place) | serial (informative)
+ *                     Both maps are warmed up: the same map runs once, untimed, before
+ *                     the timed one, as the serial loop runs over arrays this process has
+ *                     already touched. On this kind of VM a process's first touch of a
+ *                     page costs ~5 us even when the page is in memory (shadow page
+ *                     tables): a cold map.shm pays it in each worker for each page (150-
+ *                     250 ms for the 160 MB here); workers keep their mappings, and the
+ *                     pool gives each worker the same part of the arrays again (placement,
+ *                     src/pool/dispatch.c), so only the first map over them pays it.
+ *                     Each also prints where the time goes (`phase` lines: a second
+ *                     pool created with .phase_times, warmed up the same way, runs the
+ *                     map once more: ms per phase summed over the workers, and its
+ *                     wall time), shown by bench/run below the table.
  *   pool.apply.rtt    us per mproc_pool_apply of a task returning x + 1, 20 k calls
  *                     | raw: a spin-then-futex ping-pong between two processes
  *   pool.primes       s to count the primes below 3 M by trial division in 64 ranges,
@@ -236,6 +248,37 @@ static void check_squares(const int64_t *out, uint64_t n, const char *what)
     for (uint64_t i = 0; i < n; i++)
         if (out[i] != (int64_t)(i * i))
             bench_die("%s: out[%llu] = %lld", what, (unsigned long long)i, (long long)out[i]);
+}
+
+/* A map, then where its time went (see the header): `phase <id> <phase> <ms>` lines. */
+static void map_phases(const char *id, const int64_t *in, int64_t *out, uint64_t n)
+{
+    mproc_pool *p;
+    BENCH_OK(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .phase_times = 1}));
+    BENCH_OK(mproc_pool_map(p, square, in, n, sizeof *in, out, sizeof *out, NULL)); /* warm */
+    mproc_pool_stats a, b;
+    BENCH_OK(mproc_pool_stats_get(p, &a, NULL, 0));
+    double t0 = bench_now();
+    BENCH_OK(mproc_pool_map(p, square, in, n, sizeof *in, out, sizeof *out, NULL));
+    double wall = bench_now() - t0;
+    BENCH_OK(mproc_pool_stats_get(p, &b, NULL, 0));
+    check_squares(out, n, id);
+    BENCH_OK(mproc_pool_close(p));
+    BENCH_OK(mproc_pool_join(p, MPROC_FOREVER));
+    mproc_pool_free(p);
+    const struct {
+        const char *name;
+        uint64_t a, b;
+    } ph[] = {{"dispatch", a.ns.dispatch, b.ns.dispatch},
+              {"fault", a.ns.fault, b.ns.fault},
+              {"copy", a.ns.copy, b.ns.copy},
+              {"run", a.ns.run, b.ns.run},
+              {"publish", a.ns.publish, b.ns.publish},
+              {"settle", a.ns.settle, b.ns.settle}};
+    for (size_t i = 0; i < sizeof ph / sizeof ph[0]; i++)
+        printf("phase %s %s %.3f\n", id, ph[i].name, (double)(ph[i].b - ph[i].a) / 1e6);
+    printf("phase %s wall %.3f\n", id, wall * 1e3);
+    fflush(stdout);
 }
 
 static double run_map(mproc_pool *p, const int64_t *in, int64_t *out, uint64_t n, size_t cs,
@@ -531,11 +574,15 @@ int main(int argc, char **argv)
 
     bench_emit("pool.imap.rate", "mproc", run_imap_rate(p, scaled(1000000)), "items/s");
     bench_emit("pool.map.cs1", "mproc", run_map(p, in, out, n_cs1, 1, "map cs1"), "tasks/s");
+    (void)run_map(p, in, out, n_big, 0, "map default warm-up"); /* see the header */
     bench_emit("pool.map.default", "mproc", run_map(p, in, out, n_big, 0, "map default"),
                "items/s");
     bench_emit("pool.map.default", "serial", run_serial(in, out, n_big), "items/s");
+    (void)run_map(p, sin, sout, n_big, 0, "map shm warm-up");
     bench_emit("pool.map.shm", "mproc", run_map(p, sin, sout, n_big, 0, "map shm"), "items/s");
     bench_emit("pool.map.shm", "serial", run_serial(in, out, n_big), "items/s");
+    map_phases("pool.map.default", in, out, n_big);
+    map_phases("pool.map.shm", sin, sout, n_big);
     free(in);
     free(out);
     munmap(sin, n_big * sizeof *sin);

@@ -461,6 +461,140 @@ static void test_map_zero_copy(void **state)
     mproc_shm_free(after);
 }
 
+/* A placed map (over shared arrays: one part per worker, src/pool/dispatch.c): item i
+ * fails when i % 7 == 3, one worker dies once at the item *die_at, and the output says
+ * which worker ran it. */
+static _Atomic int64_t *die_at; /* shared: -1 once used */
+
+static int placed_task(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)in_len;
+    (void)out_len;
+    int64_t x, o[2];
+    memcpy(&x, in, sizeof x);
+    int64_t at = atomic_load(die_at);
+    if (x == at && atomic_compare_exchange_strong(die_at, &at, -1))
+        raise(SIGKILL);
+    if (x % 7 == 3)
+        return mproc_task_fail(t, -EDOM, "item %lld", (long long)x);
+    o[0] = x * x;
+    o[1] = mproc_task_worker(t);
+    memcpy(out, o, sizeof o);
+    return 0;
+}
+
+static void test_map_placed(void **state)
+{
+    (void)state;
+    enum { N = 60000 };
+    size_t bytes = N * 3 * sizeof(int64_t) + sizeof(int64_t);
+    unsigned char *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(m != MAP_FAILED);
+    die_at = (_Atomic int64_t *)(void *)m;
+    int64_t *in = (int64_t *)(void *)(m + sizeof(int64_t)), *out = in + N; /* out: pairs */
+    mproc_pool *p = pool_of(3);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++) {
+            in[i] = i;
+            out[2 * i] = out[2 * i + 1] = -1;
+        }
+        /* round 1: a worker is killed in the second part; round 2: small chunks */
+        atomic_store(die_at, round == 1 ? N / 2 + 11 : -1);
+        mproc_call_opts o = {.chunksize = round == 2 ? 7 : 0};
+        mproc_result *r;
+        assert_ok(
+            mproc_pool_map_async(p, placed_task, in, N, sizeof *in, out, 2 * sizeof *out, &o, &r));
+        int rc = mproc_result_get(r, MPROC_FOREVER, NULL, 0, NULL);
+        int nf = mproc_result_failures(r, 0, NULL, NULL, NULL);
+        size_t died = 0;
+        for (int k = 0; k < nf; k++) {
+            size_t idx;
+            int code;
+            assert_int_equal(mproc_result_failures(r, (size_t)k, &idx, &code, NULL), nf);
+            if (code == -MPROC_EDIED) {
+                assert_int_equal(idx, N / 2 + 11);
+                died++;
+            } else {
+                assert_int_equal(code, -EDOM);
+                assert_int_equal(idx % 7, 3);
+            }
+        }
+        assert_int_equal(died, round == 1 ? 1 : 0);
+        assert_int_equal(nf, (N + 3) / 7 + (int)died);
+        assert_code(rc, -EDOM); /* the lowest-numbered failure: item 3 */
+        for (int i = 0; i < N; i++)
+            if (i % 7 != 3 && !(round == 1 && i == N / 2 + 11)) {
+                assert_int_equal(out[2 * i], (int64_t)i * i);
+                assert_in_range(out[2 * i + 1], 0, 2);
+            }
+        mproc_result_free(r);
+    }
+    mproc_pool_free(p);
+    munmap(m, bytes);
+}
+
+/* Cancelling a placed map: what no worker was given is cancelled, in every part. */
+static int slow_square(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)t;
+    (void)in_len;
+    (void)out_len;
+    int64_t x;
+    memcpy(&x, in, sizeof x);
+    mproc_test_sleep(0.001);
+    x *= x;
+    memcpy(out, &x, sizeof x);
+    return 0;
+}
+
+static void test_map_placed_cancel(void **state)
+{
+    (void)state;
+    enum { N = 4000 };
+    size_t bytes = 2 * N * sizeof(int64_t);
+    int64_t *in = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(in != MAP_FAILED);
+    int64_t *out = in + N;
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    mproc_pool *p = pool_of(2);
+    mproc_result *r;
+    assert_ok(mproc_pool_map_async(p, slow_square, in, N, sizeof *in, out, sizeof *out,
+                                   &(mproc_call_opts){.chunksize = 10}, &r));
+    mproc_test_sleep(0.05);
+    int cancelled = mproc_result_cancel(r);
+    assert_true(cancelled > 0 && cancelled < N);
+    assert_code(mproc_result_get(r, MPROC_FOREVER, NULL, 0, NULL), -MPROC_ECANCELLED);
+    int nf = mproc_result_failures(r, 0, NULL, NULL, NULL);
+    assert_int_equal(nf, cancelled); /* every one of them, from both parts */
+    size_t from_second = 0;
+    for (int k = 0; k < nf; k++) {
+        size_t idx;
+        int code;
+        assert_int_equal(mproc_result_failures(r, (size_t)k, &idx, &code, NULL), nf);
+        assert_code(code, -MPROC_ECANCELLED);
+        from_second += idx >= N / 2;
+    }
+    assert_true(from_second > 0 && from_second < (size_t)nf); /* both parts had some left */
+    /* the second part began at its front at once (one cursor would have reached it only
+       after the first 2,000, seconds later) while the end of the first was still waiting */
+    assert_int_equal(out[N / 2], (int64_t)(N / 2) * (N / 2));
+    assert_true(out[N / 2 - 1] != (int64_t)(N / 2 - 1) * (N / 2 - 1));
+    for (int i = 0; i < N; i++) /* the others ran */
+        if (out[i] != (int64_t)i * i) {
+            bool listed = false;
+            for (int k = 0; k < nf && !listed; k++) {
+                size_t idx;
+                assert_int_equal(mproc_result_failures(r, (size_t)k, &idx, NULL, NULL), nf);
+                listed = idx == (size_t)i;
+            }
+            assert_true(listed);
+        }
+    mproc_result_free(r);
+    mproc_pool_free(p);
+    munmap(in, bytes);
+}
+
 static int wide(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
 {
     (void)t;
@@ -1389,6 +1523,8 @@ int main(int argc, char **argv)
         MPROC_TEST(test_map_paced_uneven),
         MPROC_TEST(test_map_async_failures),
         MPROC_TEST(test_map_zero_copy),
+        MPROC_TEST(test_map_placed),
+        MPROC_TEST(test_map_placed_cancel),
         MPROC_TEST(test_small_channel_backpressure),
         MPROC_TEST(test_imap_ordered),
         MPROC_TEST(test_imap_unordered),

@@ -111,6 +111,8 @@ typedef struct mproc_pool_opts {
                                        what the host opens (a pipe's write end would otherwise
                                        never show EOF while a pool lives); each must be open */
     size_t n_inherit_fds;
+    int phase_times; /* nonzero: measure where the time goes (the `ns` of
+                        mproc_pool_stats); costs a few clock reads per chunk */
 } mproc_pool_opts;
 
 /* Options of one submission. The zero value: default chunksize, the pool's timeout,
@@ -219,14 +221,27 @@ MPROC_API void mproc_pool_free(mproc_pool *p);
 /* The number of worker processes (> 0), or -EINVAL. */
 MPROC_API int mproc_pool_workers(const mproc_pool *p);
 
+/* Where the time went, in nanoseconds summed over the workers (the supervisor's own for
+ * dispatch and settle), measured only in a pool created with .phase_times (else 0). The
+ * phases of a task's journey: the supervisor builds and sends its chunk (dispatch: copies
+ * into a staging area included); the worker maps in the shared pages the chunk reads and
+ * writes in place (fault), copies inputs in from, and outputs out to, the caller's
+ * private memory (copy), runs the task functions (run), publishes the outcomes (publish:
+ * waiting for room in its result ring included); the supervisor reads them and copies
+ * staged outputs into the caller's array (settle). */
+typedef struct mproc_pool_phases {
+    uint64_t dispatch, fault, copy, run, publish, settle;
+} mproc_pool_phases;
+
 /* Progress counters. */
 typedef struct mproc_pool_stats {
-    uint64_t submitted; /* tasks accepted */
-    uint64_t done;      /* tasks with an outcome (failed included) */
-    uint64_t failed;    /* tasks whose outcome is a failure (any code) */
-    uint64_t pending;   /* submitted - done */
-    uint64_t restarts;  /* workers replaced (deaths, timeouts, maxtasksperchild) */
-    int broken;         /* 1 when the pool is broken */
+    uint64_t submitted;   /* tasks accepted */
+    uint64_t done;        /* tasks with an outcome (failed included) */
+    uint64_t failed;      /* tasks whose outcome is a failure (any code) */
+    uint64_t pending;     /* submitted - done */
+    uint64_t restarts;    /* workers replaced (deaths, timeouts, maxtasksperchild) */
+    int broken;           /* 1 when the pool is broken */
+    mproc_pool_phases ns; /* .phase_times: where the time went (see above) */
 } mproc_pool_stats;
 
 typedef struct mproc_worker_stats {

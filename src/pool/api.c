@@ -454,6 +454,8 @@ int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *in, size_t
             j->inplace_out = shared_with_workers(p, out, n * out_size, now, nnow);
             mproc__free(now);
         }
+        if (j->inplace_in || j->inplace_out)
+            mproc__pool_place(j, p->nworkers);
     }
     j->res = res;
     res->job = j;
@@ -471,6 +473,7 @@ int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *in, size_t
     if (rc < 0) {
         mproc__result_unref(res);
         mproc__result_unref(res);
+        mproc__free(j->spans);
         mproc__free(j);
         return rc;
     }
@@ -502,7 +505,7 @@ int mproc_result_cancel(mproc_result *r)
     struct job *j = r->job;
     size_t n = 0;
     if (j != NULL && !j->cancelled) {
-        n = j->n - j->next + j->nretry;
+        n = mproc__pool_todo(j) + j->nretry;
         j->cancelled = true; /* nothing more is dispatched; the supervisor fails the rest */
         p->check_jobs = true;
     }
@@ -792,7 +795,12 @@ int mproc_pool_stats_get(mproc_pool *p, mproc_pool_stats *s, mproc_worker_stats 
     pthread_mutex_lock(&p->mu);
     *s = p->st;
     for (size_t i = 0; i < (size_t)p->nworkers; i++) { /* direct applies (src/pool/direct.c) */
-        struct pool_direct *d = &p->shm->slots[i].direct;
+        struct pool_slot *sl = &p->shm->slots[i];
+        s->ns.fault += atomic_load_explicit(&sl->fault_ns, memory_order_relaxed);
+        s->ns.copy += atomic_load_explicit(&sl->copy_ns, memory_order_relaxed);
+        s->ns.run += atomic_load_explicit(&sl->run_ns, memory_order_relaxed);
+        s->ns.publish += atomic_load_explicit(&sl->publish_ns, memory_order_relaxed);
+        struct pool_direct *d = &sl->direct;
         uint64_t done = atomic_load(&d->done), failed = atomic_load(&d->failed);
         s->done += done;
         s->failed += failed;

@@ -32,6 +32,17 @@
  * free, the chunk goes through the channel as before.
  * A worker that dies holding chunks is handled by src/pool/life.c.
  *
+ * Placement: a map over arrays the workers share (read and written in place) is split
+ * into one part per worker slot, and a worker takes its chunks from the front of its own
+ * part; with its own part done it takes from the back of the largest part left. So a map
+ * over the same arrays again gives each worker mostly the same pages as last time, whose
+ * mappings it still has: a page a process touches for the first time costs a page fault
+ * (on a virtual machine with shadow page tables, ~5 us even when the page is in memory),
+ * and with one cursor the workers swapped ranges from one map to the next (measured:
+ * 10 M items, the same map repeated, 240, 130, 95, 55 ms while each worker slowly came to
+ * have touched every page; placed, the second run is the fast one). It is also what keeps
+ * each worker's part in its own caches.
+ *
  * Work stealing (steal): when nothing is left to send and a worker is idle while another
  * has chunks waiting in its channel, the oldest waiting chunk is taken back out of that
  * channel (the queue gives each message to one taker only, so its worker never sees it)
@@ -86,9 +97,58 @@ void mproc__pool_generate(struct sup *s)
     }
 }
 
+void mproc__pool_place(struct job *j, int nworkers)
+{
+    size_t parts = (size_t)nworkers;
+    if (j->n < 2 * parts || parts < 2)
+        return; /* too few tasks to split: one cursor */
+    j->spans = mproc__calloc(parts, sizeof *j->spans);
+    if (j->spans == NULL)
+        return; /* unplaced: slower on pages new to a worker, never wrong */
+    for (size_t k = 0; k < parts; k++)
+        j->spans[k] = (struct span){
+            .next = j->n / parts * k + (k < j->n % parts ? k : j->n % parts), .end = 0};
+    for (size_t k = 0; k + 1 < parts; k++)
+        j->spans[k].end = j->spans[k + 1].next;
+    j->spans[parts - 1].end = j->n;
+    j->nspans = parts;
+    j->next = j->n; /* the spans hold what is left */
+}
+
+size_t mproc__pool_todo(const struct job *j)
+{
+    size_t n = j->n - j->next;
+    for (size_t k = 0; k < j->nspans; k++)
+        n += j->spans[k].end - j->spans[k].next;
+    return n;
+}
+
+void mproc__pool_todo_clear(struct job *j)
+{
+    j->next = j->n;
+    for (size_t k = 0; k < j->nspans; k++)
+        j->spans[k].next = j->spans[k].end;
+}
+
 static bool has_work(const struct job *j)
 {
-    return !j->cancelled && (j->nruns > 0 || j->next < j->n);
+    return !j->cancelled && (j->nruns > 0 || mproc__pool_todo(j) > 0);
+}
+
+/* The span of a placed job w takes from: its own while it has tasks, else the largest
+ * (taken from its back: its owner goes on at its front). *back: from the back. */
+static struct span *span_for(struct job *j, const struct worker *w, bool *back)
+{
+    struct span *own = &j->spans[(size_t)w->slot % j->nspans];
+    *back = false;
+    if (own->next < own->end)
+        return own;
+    struct span *big = NULL;
+    for (size_t k = 0; k < j->nspans; k++)
+        if (j->spans[k].end - j->spans[k].next > (big != NULL ? big->end - big->next : 0))
+            big = &j->spans[k];
+    *back = true;
+    return big;
 }
 
 /* Send one chunk of at most limit tasks of j to w; unit: j's chunk size now (this
@@ -98,10 +158,15 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
     mproc_pool *p = s->p;
     size_t head = mproc__chunk_head(j->fnref_len);
     size_t first, count;
-    bool retry = j->nruns > 0;
+    bool retry = j->nruns > 0, back = false;
+    struct span *sp = NULL;
     if (retry) {
         first = j->retry[0].first;
         count = j->retry[0].count;
+    } else if (j->nspans > 0) {
+        sp = span_for(j, w, &back); /* has_work: one has tasks */
+        first = sp->next;
+        count = sp->end - sp->next;
     } else {
         first = j->next;
         count = j->n - j->next;
@@ -137,6 +202,8 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
     if (count > fit)
         count = fit;
     assert(count >= 1);
+    if (back)
+        first = sp->end - count;
     bool stage_in = stage >= 0 && !j->inplace_in, stage_out = stage >= 0 && !j->inplace_out;
     unsigned char *area = stage >= 0 ? mproc__stage_data(p->shm, w->slot, stage) : NULL;
     size_t out_off = stage_in ? count * j->in_size : 0;
@@ -192,6 +259,11 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
             j->nruns--;
             memmove(j->retry, j->retry + 1, j->nruns * sizeof *j->retry);
         }
+    } else if (sp != NULL) {
+        if (back)
+            sp->end -= count;
+        else
+            sp->next += count;
     } else {
         j->next += count;
     }
@@ -237,7 +309,7 @@ static size_t chunk_of(const mproc_pool *p, const struct job *j)
     if (cs > j->pace_cap)
         cs = j->pace_cap;
     if (j->kind == JOB_MAP) { /* the end is known: the last chunks get small */
-        size_t left = j->n - j->next + j->nretry, share = 2 * (size_t)p->nworkers;
+        size_t left = mproc__pool_todo(j) + j->nretry, share = 2 * (size_t)p->nworkers;
         left = left / share + (left % share != 0);
         if (cs > left)
             cs = left;
@@ -320,7 +392,11 @@ static void feed(struct sup *s, struct worker *w, struct job **jp)
             if (limit > p->o.maxtasksperchild - w->sent)
                 limit = p->o.maxtasksperchild - w->sent;
         }
-        if (!send_chunk(s, w, j, limit, cs))
+        int64_t t0 = p->o.phase_times ? mproc__sys_now_ns() : 0;
+        bool sent = send_chunk(s, w, j, limit, cs);
+        if (p->o.phase_times)
+            p->st.ns.dispatch += (uint64_t)(mproc__sys_now_ns() - t0);
+        if (!sent)
             break;
     }
     *jp = j;

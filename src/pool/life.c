@@ -46,7 +46,8 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
                              .initarg = p->o.initarg,
                              .home = getpid(),
                              .announce = p->o.initializer != NULL || p->o.pin,
-                             .mask = p->caller_mask};
+                             .mask = p->caller_mask,
+                             .timing = p->o.phase_times != 0};
     struct pool_slot *sl = &p->shm->slots[w->slot];
     atomic_store(&sl->started, 0);
     atomic_store(&sl->ended, 0);

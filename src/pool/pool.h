@@ -42,6 +42,11 @@ struct run {
     size_t first, count;
 };
 
+/* A placed map's tasks never dispatched in one worker slot's part: [next, end). */
+struct span {
+    size_t next, end;
+};
+
 struct job {
     uint64_t id;
     enum job_kind kind;
@@ -62,7 +67,10 @@ struct job {
     bool inplace_out;        /* map: out likewise: workers write it directly */
     size_t failed;           /* outcomes that are failures */
     unsigned char *out;      /* map: the caller's outputs */
-    size_t next;             /* first index never dispatched */
+    size_t next;             /* first index never dispatched (not placed) */
+    struct span *spans;      /* placed (a map over shared arrays): one part per worker
+                                slot, the tasks never dispatched (src/pool/dispatch.c) */
+    size_t nspans;           /* 0: not placed */
     struct run *retry;       /* runs of tasks to dispatch again (sent to a worker that
                                 died before beginning them), in order */
     size_t nruns, capruns;
@@ -276,6 +284,13 @@ void mproc__pool_fail_everything(struct sup *s, int code, const char *msg);
 int64_t mproc__pool_check_timeouts(struct sup *s);
 
 /* src/pool/dispatch.c: feeding the workers. */
+/* Split a map over shared arrays into one part per worker slot (see placement there);
+ * left unplaced when there is no memory for it. */
+void mproc__pool_place(struct job *j, int nworkers);
+/* Tasks of j never dispatched (retries not included). */
+size_t mproc__pool_todo(const struct job *j);
+/* Take them all away (j->next = n, every span empty), for failing or cancelling. */
+void mproc__pool_todo_clear(struct job *j);
 void mproc__pool_generate(struct sup *s);
 void mproc__pool_dispatch(struct sup *s);
 

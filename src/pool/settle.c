@@ -55,6 +55,7 @@ void mproc__pool_maybe_finish(struct sup *s, struct job *j)
     }
     mproc__free(j->in_owned);
     mproc__free(j->retry);
+    mproc__free(j->spans);
     mproc__free(j);
 }
 
@@ -114,15 +115,23 @@ size_t mproc__pool_fail_pending(struct sup *s, struct job *j, int code, const ch
     if (j->kind == JOB_IMAP) {
         for (; j->next < j->n; j->next++, n++)
             mproc__pool_outcome(s, j, j->next, code, msg, NULL, 0, NULL);
-    } else if (j->next < j->n) {
-        size_t k = j->n - j->next;
-        j->finished += k;
-        j->failed += k;
-        s->p->st.done += k;
-        s->p->st.failed += k;
-        (void)mproc__fails_add(&j->res->fails, j->next, k, code, msg);
-        j->next = j->n;
-        n += k;
+    } else {
+        /* one span, or one per worker slot (a placed map) */
+        size_t nsp = j->nspans > 0 ? j->nspans : 1;
+        for (size_t i = 0; i < nsp; i++) {
+            size_t first = j->nspans > 0 ? j->spans[i].next : j->next;
+            size_t end = j->nspans > 0 ? j->spans[i].end : j->n;
+            if (first >= end)
+                continue;
+            size_t k = end - first;
+            j->finished += k;
+            j->failed += k;
+            s->p->st.done += k;
+            s->p->st.failed += k;
+            (void)mproc__fails_add(&j->res->fails, first, k, code, msg);
+            n += k;
+        }
+        mproc__pool_todo_clear(j);
     }
     return n;
 }

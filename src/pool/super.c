@@ -159,8 +159,11 @@ void *mproc__pool_supervisor(void *arg)
     while (p->start_rc == 1 || p->phase == P_RUNNING || p->phase == P_STOPPING) {
         uint64_t kicks = atomic_load(&p->kicks);
         s.progress = false;
+        int64_t t0 = p->o.phase_times ? mproc__sys_now_ns() : 0;
         for (int i = 0; i < p->nworkers; i++)
             mproc__pool_drain(&s, &p->workers[i]);
+        if (p->o.phase_times)
+            p->st.ns.settle += (uint64_t)(mproc__sys_now_ns() - t0);
         if (mproc__sys_now_ns() - s.last_check >= BUSY_CHECK_NS)
             mproc__pool_check_deaths(&s);
         if (p->phase == P_STARTING) {

@@ -144,6 +144,10 @@ struct pool_slot {
                                                pool process's memory (CHUNK_RIN,
                                                CHUNK_ROUT); apart from `started`, written
                                                per task */
+    _Alignas(64) _Atomic uint64_t fault_ns; /* phase times (.phase_times), all of this */
+    _Atomic uint64_t copy_ns;               /* slot's incarnations: written by its */
+    _Atomic uint64_t run_ns;                /* worker only, read for the stats */
+    _Atomic uint64_t publish_ns;
     struct pool_ring ring;
     struct pool_direct direct;
 };

@@ -105,12 +105,32 @@ static int home_mem = -1;  /* the pool process's memory (reach; one per worker p
 static struct mproc__fd_id home_id; /* what home_mem named (a task may close it) */
 static bool home_tried;             /* reach_probe ran */
 
+/* Phase times (.phase_times): a clock read at a phase's start, and its length added to
+ * one of the slot's counters at its end (only this process writes them). */
+static bool timing;
+
+static inline int64_t phase_start(void)
+{
+    return timing ? mproc__sys_now_ns() : 0;
+}
+
+static inline void phase_end(_Atomic uint64_t *acc, int64_t t0)
+{
+    if (timing)
+        atomic_store_explicit(acc,
+                              atomic_load_explicit(acc, memory_order_relaxed) +
+                                  (uint64_t)(mproc__sys_now_ns() - t0),
+                              memory_order_relaxed);
+}
+
 static void publish(const struct worker_arg *a, const void *rec, size_t len, int *rc)
 {
     struct pool_slot *sl = &a->shm->slots[a->slot];
+    int64_t t0 = phase_start();
     int r = mproc__ring_put(&sl->ring, mproc__ring_data(a->shm, a->slot), a->shm->ring_cap,
                             &head_seen, rec, len);
     ring_supervisor(a->shm);
+    phase_end(&sl->publish_ns, t0);
     if (r < 0)
         *rc = r;
 }
@@ -145,9 +165,10 @@ static int send_rec(const struct worker_arg *a, unsigned char *buf, uint32_t kin
  * record, ~50 ns, then is paid once per batch instead of once per tiny task). Held
  * outcomes are lost if the worker dies: the supervisor then sends those tasks again
  * (they ran, but nobody saw their outputs), see on_death in src/pool/life.c. A batch is
- * published when it is full (BATCH_BYTES of outputs or BATCH_TASKS tasks), when it is
+ * published when it is full (BATCH_BYTES of outputs or BATCH_TASKS tasks, see
+ * batch_fit), when it is
  * BATCH_AGE_NS old, counted from the start of its first task (looked at after 1, 2, 4,
- * ..., 64, then every 64 tasks: a few clock reads per batch of tiny tasks, at most about
+ * ..., 256, then every 256 tasks: a few clock reads per batch of tiny tasks, at most about
  * 2 * BATCH_AGE_NS of work held, and a slow task goes out as soon as it is done, so the
  * supervisor refills and balances as before batching), before a failure, at the end of
  * every chunk (so a long task never holds back the outcomes of the chunks before it, and
@@ -183,15 +204,16 @@ static void batch_open(struct batch *b, uint64_t job, uint64_t index, uint32_t b
     b->reach = reach;
 }
 
-/* How many more tasks the batch can take. A batch bound for the caller's array has no
- * task limit: it is written with one system call, and publishing it often would buy
- * nothing. */
+/* How many more tasks the batch can take. A batch whose outputs are written in place
+ * (out_cap 0) or bound for the caller's array has no task limit, only its age: it is one
+ * small record or one system call, and publishing it more often would buy nothing
+ * (measured: 10 M in-place tasks, a record per 1,024 cost 12-40 ms of publishing). */
 static size_t batch_fit(const struct batch *b)
 {
     size_t cap = b->out_cap == 0 ? SIZE_MAX
                  : b->reach != 0 ? b->reach_room / b->out_cap
                                  : b->room / b->out_cap;
-    if (b->reach == 0 && cap > BATCH_TASKS)
+    if (b->reach == 0 && b->out_cap != 0 && cap > BATCH_TASKS)
         cap = BATCH_TASKS;
     return cap > b->n ? cap - b->n : 0;
 }
@@ -202,8 +224,9 @@ static bool batch_full(const struct batch *b)
 }
 
 /* Is the batch old enough to publish? Looked at after 1, 2, 4, ..., BATCH_LOOK tasks,
- * then every BATCH_LOOK (see BATCH_AGE_NS above). */
-#define BATCH_LOOK 64u
+ * then every BATCH_LOOK (see BATCH_AGE_NS above). A look is a clock read (26 ns on a
+ * kvm-clock VM): every 64 tasks of 2 ns it took a tenth of the time. */
+#define BATCH_LOOK 256u
 
 static bool batch_due(const struct batch *b)
 {
@@ -227,10 +250,13 @@ static int flush(const struct worker_arg *a, struct batch *b)
     if (b->n == 0)
         return 0;
     size_t out_len = b->n * b->out_cap;
+    int64_t t0 = phase_start();
     if (b->reach != 0 && home_mem >= 0 && MPROC__FAULT("pool.reach.write") == 0 &&
         mproc__sys_vm_write(a->home, b->reach + b->first * b->out_cap,
                             b->buf + sizeof(struct pool_rec), out_len) == 0)
         out_len = 0; /* in the caller's array now (else the supervisor copies them) */
+    if (b->reach != 0)
+        phase_end(&a->shm->slots[a->slot].copy_ns, t0);
     struct pool_rec h = {.kind = REC_BATCH,
                          .out_len = (uint32_t)out_len,
                          .job_id = b->job,
@@ -358,6 +384,40 @@ static void run_direct(const struct worker_arg *a, mproc_task *t, struct fn_cach
     (void)MPROC__FAULT("pool.result.sent");
 }
 
+/* The shared ranges this worker has mapped in (prefault): a chunk inside one is not
+ * mapped in again. Populating pages that are already mapped still walks them (measured:
+ * 80 MB, 1-4 ms each time), and a map over the same arrays again (placed: mostly the same
+ * pages for each worker, see src/pool/dispatch.c) would pay that per chunk. Valid for
+ * the worker's life: the in-place ranges are mappings it inherited at its fork, which
+ * the caller's later munmap does not touch. A full table starts afresh (only a cost). */
+#define MAPPED_MAX 16
+
+static struct {
+    uintptr_t start, end;
+    bool write;
+} mapped[MAPPED_MAX];
+static int nmapped;
+
+static void prefault_once(const void *addr, size_t len, bool write)
+{
+    uintptr_t a = (uintptr_t)addr, b = a + len;
+    for (int i = 0; i < nmapped; i++)
+        if (mapped[i].start <= a && b <= mapped[i].end && (mapped[i].write || !write))
+            return;
+    mproc__sys_prefault(addr, len, write);
+    for (int i = 0; i < nmapped; i++) /* extends a range it continues (chunks come in order) */
+        if (mapped[i].write == write && mapped[i].end == a) {
+            mapped[i].end = b;
+            return;
+        }
+    if (nmapped == MAPPED_MAX)
+        nmapped = 0;
+    mapped[nmapped].start = a;
+    mapped[nmapped].end = b;
+    mapped[nmapped].write = write;
+    nmapped++;
+}
+
 /* Item index of an in-place array whose item 0 is at addr: computed as integers (a
  * staging area's item-0 address may lie below the area, wrapping). */
 static unsigned char *item_at(uint64_t addr, uint64_t index, uint32_t size)
@@ -393,17 +453,21 @@ struct lean {
  * one's results are in l. */
 static uint32_t lean_run(struct lean *l, uint32_t n, uint64_t begun)
 {
+    /* in locals: the task is an opaque call, after which anything read through l would
+       be read again */
     mproc_task_fn fn = l->fn;
+    mproc_task *t = l->t;
+    _Atomic uint64_t *started = l->started, *ended = l->ended;
     const unsigned char *src = l->src;
     unsigned char *dst = l->dst;
     const uint32_t in_size = l->in_size, out_cap = l->out_cap;
     for (uint32_t k = 0; k < n; k++, src += in_size, dst += out_cap) {
-        atomic_store_explicit(l->started, begun + k, memory_order_release);
+        atomic_store_explicit(started, begun + k, memory_order_release);
         size_t out_len = out_cap;
-        l->t->has_msg = false;
+        t->has_msg = false;
         int trc = MPROC__FAULT("pool.task.run");
         if (trc == 0)
-            trc = fn(l->t, src, in_size, dst, &out_len);
+            trc = fn(t, src, in_size, dst, &out_len);
         int erc = MPROC__FAULT("pool.result.encode");
         if (__builtin_expect(trc != 0 || out_len != out_cap || erc != 0, 0)) {
             l->trc = trc;
@@ -411,7 +475,7 @@ static uint32_t lean_run(struct lean *l, uint32_t n, uint64_t begun)
             l->out_len = out_len;
             return k;
         }
-        atomic_store_explicit(l->ended, begun + k, memory_order_release); /* held */
+        atomic_store_explicit(ended, begun + k, memory_order_release); /* held */
         (void)MPROC__FAULT("pool.task.held");
     }
     return n;
@@ -458,6 +522,7 @@ int mproc__pool_worker_main(void *arg)
 {
     const struct worker_arg *a = arg;
     pthread_sigmask(SIG_SETMASK, &a->mask, NULL);
+    timing = a->timing;
     if (mproc__sys_fd_id(a->shm->evfd, &doorbell) < 0)
         return WORKER_LOST_FD;
     struct pool_slot *slot = &a->shm->slots[a->slot];
@@ -514,11 +579,13 @@ int mproc__pool_worker_main(void *arg)
         if ((c.inplace & CHUNK_RIN) && home_mem >= 0 && !mproc__sys_fd_same(home_mem, &home_id))
             home_mem = -1;           /* a task closed it (the number is not ours to close now) */
         if (c.inplace & CHUNK_RIN) { /* the inputs are in the caller's array */
+            int64_t t0 = phase_start();
             int rrc = home_mem < 0 ? -EBADF : MPROC__FAULT("pool.reach.read");
             if (rrc == 0)
                 rrc = mproc__sys_vm_read(home_mem, inbuf + mproc__chunk_head(c.fnref_len),
                                          c.in_addr + c.first * c.in_size,
                                          (size_t)c.count * c.in_size);
+            phase_end(&slot->copy_ns, t0);
             if (rrc < 0) { /* none of it begun: it goes back (see the DESIGN note) */
                 atomic_store(&slot->reach, REACH_NO);
                 if (bounce(a, small, &c, rrc) < 0)
@@ -543,12 +610,14 @@ int mproc__pool_worker_main(void *arg)
         struct ctx x = {.a = a, .b = &b, .t = &t, .outbuf = outbuf, .small = small, .reach = reach};
         /* shared memory read or written in place: its pages are not in this process's
            page tables until touched, one fault each; map a large chunk's in at once */
+        int64_t tf = phase_start();
         if ((c.inplace & CHUNK_IN) && (size_t)c.count * c.in_size >= PREFAULT_MIN)
-            mproc__sys_prefault(item_at(c.in_addr, c.first, c.in_size), (size_t)c.count * c.in_size,
-                                false);
+            prefault_once(item_at(c.in_addr, c.first, c.in_size), (size_t)c.count * c.in_size,
+                          false);
         if ((c.inplace & CHUNK_OUT) && (size_t)c.count * c.out_cap >= PREFAULT_MIN)
-            mproc__sys_prefault(item_at(c.out_addr, c.first, c.out_cap),
-                                (size_t)c.count * c.out_cap, true);
+            prefault_once(item_at(c.out_addr, c.first, c.out_cap), (size_t)c.count * c.out_cap,
+                          true);
+        phase_end(&slot->fault_ns, tf);
         uint32_t i = 0;
         if (drc == 0 && batched && !c.timed && a->maxtasks == 0) {
             /* the common case (map/imap chunks of fixed-size items, no time limit, no
@@ -581,7 +650,9 @@ int mproc__pool_worker_main(void *arg)
                                  .out_cap = c.out_cap,
                                  .started = &slot->started,
                                  .ended = &slot->ended};
+                int64_t tr = phase_start();
                 uint32_t ok = lean_run(&l, (uint32_t)n, begun0 + i);
+                phase_end(&slot->run_ns, tr);
                 b.n += ok;
                 i += ok;
                 if (ok < n) {
@@ -623,8 +694,11 @@ int mproc__pool_worker_main(void *arg)
                                                        : out;
             if (c.inplace & CHUNK_OUT)
                 out_len = c.out_cap;
-            if (trc == 0)
+            if (trc == 0) {
+                int64_t tr = phase_start();
                 trc = judge(&t, &c, fc.fn(&t, src, c.in_size, dst, &out_len), out_len);
+                phase_end(&slot->run_ns, tr);
+            }
             int erc = MPROC__FAULT("pool.result.encode");
             if (outcome(&x, &c, index, trc, drc, erc, out_len, batched, bcap) < 0)
                 return 1;

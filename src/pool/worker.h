@@ -26,6 +26,7 @@ struct worker_arg {
     bool announce; /* report REC_READY after starting (an initializer or pinning can fail
                       there; otherwise the worker counts as ready from its fork) */
     sigset_t mask; /* the caller's signal mask */
+    bool timing;   /* measure the phase times into the slot */
 };
 
 /* The worker process's main function (arg: struct worker_arg *): returns its exit status. */
