@@ -533,6 +533,37 @@ static void test_map_placed(void **state)
     munmap(m, bytes);
 }
 
+/* .phase_times: where the time went, measured only when asked for. */
+static void test_phase_times(void **state)
+{
+    (void)state;
+    enum { N = 200000 };
+    int64_t *in = malloc(N * sizeof *in), *out = malloc(N * 2 * sizeof *out);
+    assert_non_null(in);
+    assert_non_null(out);
+    for (int i = 0; i < N; i++)
+        in[i] = i;
+    for (int timed = 0; timed < 2; timed++) {
+        mproc_pool *p;
+        assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .phase_times = timed}));
+        assert_ok(mproc_pool_map(p, where, in, N, sizeof *in, out, 2 * sizeof *out, NULL));
+        mproc_pool_stats st;
+        assert_ok(mproc_pool_stats_get(p, &st, NULL, 0));
+        if (timed) {
+            assert_true(st.ns.dispatch > 0 && st.ns.run > 0 && st.ns.publish > 0 &&
+                        st.ns.settle > 0);
+        } else {
+            assert_true(st.ns.dispatch == 0 && st.ns.fault == 0 && st.ns.copy == 0 &&
+                        st.ns.run == 0 && st.ns.publish == 0 && st.ns.settle == 0);
+        }
+        for (int i = 0; i < N; i++)
+            assert_int_equal(out[2 * i + 1], i + 1);
+        mproc_pool_free(p);
+    }
+    free(in);
+    free(out);
+}
+
 /* Cancelling a placed map: what no worker was given is cancelled, in every part. */
 static int slow_square(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
 {
@@ -1525,6 +1556,7 @@ int main(int argc, char **argv)
         MPROC_TEST(test_map_zero_copy),
         MPROC_TEST(test_map_placed),
         MPROC_TEST(test_map_placed_cancel),
+        MPROC_TEST(test_phase_times),
         MPROC_TEST(test_small_channel_backpressure),
         MPROC_TEST(test_imap_ordered),
         MPROC_TEST(test_imap_unordered),
