@@ -669,7 +669,7 @@ static void test_small_channel_backpressure(void **state)
         for (int k = 0; k < W; k++)
             assert_int_equal(out[i][k], i);
     /* an item larger than a channel is refused up front */
-    assert_code(mproc_pool_map(p, wide, in, N, sizeof *in, out, 4096, NULL), -EINVAL);
+    assert_code(mproc_pool_map(p, wide, in, N, sizeof *in, out, 4096, NULL), -EMSGSIZE);
     mproc_pool_free(p);
 }
 
@@ -1355,8 +1355,16 @@ static void test_bad_input(void **state)
     assert_code(mproc_pool_map(p, square, in, 4, 0, out, 8, NULL), -EINVAL);
     assert_code(mproc_pool_map(p, square, in, 4, 8, out, 0, NULL), -EINVAL);
     assert_code(mproc_pool_map(p, square, in, SIZE_MAX / 2, 8, out, 8, NULL), -EINVAL);
-    assert_code(mproc_pool_map(p, square, in, 4, (size_t)1 << 40, out, 8, NULL), -EINVAL);
-    assert_code(mproc_pool_map(p, square, in, 4, 8, out, 4 << 20, NULL), -EINVAL);
+    /* an item larger than the channel allows: -EMSGSIZE, as for apply */
+    assert_code(mproc_pool_map(p, square, in, 4, (size_t)1 << 40, out, 8, NULL), -EMSGSIZE);
+    assert_code(mproc_pool_map(p, square, in, 4, 8, out, 4 << 20, NULL), -EMSGSIZE);
+    assert_code(mproc_pool_map(p, square, in, 4, 2 << 20, out, 8, NULL), -EMSGSIZE);
+    assert_code(
+        mproc_pool_imap(p, square, gen_count, NULL, 8, 4 << 20, NULL, &(mproc_imap *){NULL}),
+        -EMSGSIZE);
+    assert_code(
+        mproc_pool_imap(p, square, gen_count, NULL, 2 << 20, 8, NULL, &(mproc_imap *){NULL}),
+        -EMSGSIZE);
     assert_code(mproc_pool_map_async(p, square, in, 4, 8, out, 8, NULL, NULL), -EINVAL);
     mproc_imap *it;
     assert_code(mproc_pool_imap(p, square, NULL, NULL, 8, 8, NULL, &it), -EINVAL);

@@ -170,7 +170,8 @@ MPROC_API int mproc_pool_apply_async(mproc_pool *p, mproc_task_fn fn, const void
  * Blocks until every task has an outcome. Returns 0 when all succeeded, else the code
  * of the lowest-numbered failed item (use map_async for per-item outcomes).
  * n == 0 returns 0 at once. Errors also: -EINVAL (NULL p/fn/in/out with n > 0, in_size
- * or out_size 0 or larger than the channel allows), -MPROC_ECLOSED, -MPROC_EBROKEN. */
+ * or out_size 0, n * size overflowing), -EMSGSIZE (an input or output item larger than
+ * the channel allows, as for apply), -MPROC_ECLOSED, -MPROC_EBROKEN. */
 MPROC_API int mproc_pool_map(mproc_pool *p, mproc_task_fn fn, const void *in, size_t n,
                              size_t in_size, void *out, size_t out_size,
                              const mproc_call_opts *opts);
@@ -186,7 +187,8 @@ MPROC_API int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *
  * Unordered, a slow item holds back only itself and the items after it in its chunk (with
  * chunksize 1, in the message it came in: at most window / (2 * workers)); ordered, the
  * reader waits for it.
- * Errors: -EINVAL, -MPROC_ECLOSED, -MPROC_EBROKEN, -ENOMEM. */
+ * Errors: -EINVAL, -EMSGSIZE (an item larger than the channel allows), -MPROC_ECLOSED,
+ * -MPROC_EBROKEN, -ENOMEM. */
 MPROC_API int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn gen, void *gen_arg,
                               size_t in_size, size_t out_size, const mproc_call_opts *opts,
                               mproc_imap **it);

@@ -271,38 +271,12 @@ int mproc__pool_admit(const mproc_pool *p)
     return 0;
 }
 
-static int new_job(mproc_pool *p, enum job_kind kind, mproc_task_fn fn, const mproc_call_opts *o,
-                   struct job **out)
+static int new_job(mproc_pool *p, const struct job_ops *ops, mproc_task_fn fn,
+                   const mproc_call_opts *o, struct job **out)
 {
     if (o != NULL && (bad_time(o->timeout) || (o->flags & ~(unsigned)MPROC_IMAP_UNORDERED)))
         return -EINVAL;
-    struct job *j = mproc__calloc(1, sizeof *j);
-    if (j == NULL)
-        return -ENOMEM;
-    int rc = mproc__fnref_cached(fn, j->fnref, sizeof j->fnref, &j->fnref_len);
-    if (rc < 0) {
-        mproc__free(j);
-        return rc;
-    }
-    j->kind = kind;
-    double t = o != NULL && o->timeout > 0 ? o->timeout : p->o.timeout;
-    j->timeout = isinf(t) ? 0 : t;
-    j->chunksize = o != NULL ? o->chunksize : 0;
-    *out = j;
-    return 0;
-}
-
-/* Append under the mutex (admit checked) and kick. */
-static void enqueue(mproc_pool *p, struct job *j)
-{
-    j->id = p->next_job_id++;
-    j->prev = p->jobs_tail;
-    if (p->jobs_tail != NULL)
-        p->jobs_tail->nextjob = j;
-    else
-        p->jobs = j;
-    p->jobs_tail = j;
-    p->st.submitted += j->n;
+    return mproc__job_new(p, ops, fn, o, out);
 }
 
 static size_t input_room(const mproc_pool *p, const struct job *j)
@@ -316,30 +290,22 @@ int mproc_pool_apply_async(mproc_pool *p, mproc_task_fn fn, const void *in, size
     if (p == NULL || fn == NULL || (in == NULL && in_len > 0))
         return -EINVAL;
     struct job *j;
-    int rc = new_job(p, JOB_APPLY, fn, opts, &j);
+    int rc = new_job(p, &mproc__job_apply, fn, opts, &j);
     if (rc < 0)
         return rc;
     if (in_len > input_room(p, j) || in_len > UINT32_MAX) {
-        mproc__free(j);
+        mproc__job_free(j);
         return -EMSGSIZE;
     }
-    j->n = 1;
-    j->sealed = true;
-    j->in_size = in_len;
-    j->chunksize = 1;
-    j->in_owned = mproc__malloc(in_len ? in_len : 1);
     mproc_result *res = NULL;
-    rc = j->in_owned == NULL ? -ENOMEM : mproc__result_new(&res, JOB_APPLY, 1, opts);
+    rc = mproc__job_set_apply(j, in, in_len);
+    if (rc == 0)
+        rc = mproc__result_new(&res, JOB_APPLY, 1, opts);
     if (rc < 0) {
-        mproc__free(j->in_owned);
-        mproc__free(j);
+        mproc__job_free(j);
         return rc;
     }
-    if (in_len > 0)
-        memcpy(j->in_owned, in, in_len);
-    j->in = j->in_owned;
-    j->res = res;
-    res->job = j;
+    mproc__job_attach(j, res);
     res->pool = p;
     res->spin = p->spin_wait;
     if (r != NULL)
@@ -347,14 +313,13 @@ int mproc_pool_apply_async(mproc_pool *p, mproc_task_fn fn, const void *in, size
     pthread_mutex_lock(&p->mu);
     rc = mproc__pool_admit(p);
     if (rc == 0)
-        enqueue(p, j);
+        mproc__job_enqueue(p, j);
     pthread_mutex_unlock(&p->mu);
     if (rc < 0) {
         if (r != NULL)
             mproc__result_unref(res);
         mproc__result_unref(res);
-        mproc__free(j->in_owned);
-        mproc__free(j);
+        mproc__job_free(j);
         return rc;
     }
     mproc__pool_kick(p);
@@ -414,58 +379,44 @@ int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *in, size_t
                          void *out, size_t out_size, const mproc_call_opts *opts, mproc_result **r)
 {
     if (p == NULL || fn == NULL || r == NULL || in_size == 0 || out_size == 0 ||
-        (n > 0 && (in == NULL || out == NULL)) || in_size > UINT32_MAX || n > SIZE_MAX / in_size ||
-        n > SIZE_MAX / out_size)
+        (n > 0 && (in == NULL || out == NULL)) || n > SIZE_MAX / in_size || n > SIZE_MAX / out_size)
         return -EINVAL;
-    if (out_size > p->msg_max - sizeof(struct pool_rec))
-        return -EINVAL;
+    if (in_size > UINT32_MAX || out_size > p->msg_max - sizeof(struct pool_rec))
+        return -EMSGSIZE;
     struct job *j;
-    int rc = new_job(p, JOB_MAP, fn, opts, &j);
+    int rc = new_job(p, &mproc__job_map, fn, opts, &j);
     if (rc < 0)
         return rc;
     if (in_size > input_room(p, j)) {
-        mproc__free(j);
-        return -EINVAL;
+        mproc__job_free(j);
+        return -EMSGSIZE;
     }
     mproc_result *res;
     rc = mproc__result_new(&res, JOB_MAP, n, opts);
     if (rc < 0) {
-        mproc__free(j);
+        mproc__job_free(j);
         return rc;
     }
-    j->n = n;
-    j->sealed = true;
-    j->in = in;
-    j->out = out;
-    j->in_size = in_size;
-    j->out_size = out_size;
-    if (j->chunksize == 0) { /* paced: one task per chunk until measured (src/pool/dispatch.c) */
-        j->paced = true;
-        j->pace_cap = SIZE_MAX;
-    }
-    if (j->chunksize == 0)
-        j->chunksize = 1;
+    mproc__job_set_map(j, in, n, in_size, out, out_size);
     if (n > 0 && (find_range(p->ranges, p->nranges, in, n * in_size) != NULL ||
                   find_range(p->ranges, p->nranges, out, n * out_size) != NULL)) {
         struct mproc__shared_range *now;
         size_t nnow;
         if (mproc__sys_shared_ranges(&now, &nnow) == 0) {
-            j->inplace_in = shared_with_workers(p, in, n * in_size, now, nnow);
-            j->inplace_out = shared_with_workers(p, out, n * out_size, now, nnow);
+            mproc__job_set_inplace(j, shared_with_workers(p, in, n * in_size, now, nnow),
+                                   shared_with_workers(p, out, n * out_size, now, nnow),
+                                   p->nworkers);
             mproc__free(now);
         }
-        if (j->inplace_in || j->inplace_out)
-            mproc__pool_place(j, p->nworkers);
     }
-    j->res = res;
-    res->job = j;
+    mproc__job_attach(j, res);
     res->pool = p;
     res->spin = p->spin_wait;
     atomic_fetch_add(&res->refs, 1);
     pthread_mutex_lock(&p->mu);
     rc = mproc__pool_admit(p);
     if (rc == 0) {
-        enqueue(p, j);
+        mproc__job_enqueue(p, j);
         if (n == 0) /* nothing to run: the supervisor completes it at once */
             p->check_jobs = true;
     }
@@ -473,8 +424,7 @@ int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *in, size_t
     if (rc < 0) {
         mproc__result_unref(res);
         mproc__result_unref(res);
-        mproc__free(j->spans);
-        mproc__free(j);
+        mproc__job_free(j);
         return rc;
     }
     mproc__pool_kick(p);
@@ -505,8 +455,7 @@ int mproc_result_cancel(mproc_result *r)
     struct job *j = r->job;
     size_t n = 0;
     if (j != NULL && !j->cancelled) {
-        n = mproc__pool_todo(j) + j->nretry;
-        j->cancelled = true; /* nothing more is dispatched; the supervisor fails the rest */
+        n = mproc__job_cancel(j); /* the supervisor fails them */
         p->check_jobs = true;
     }
     pthread_mutex_unlock(&p->mu);
@@ -521,16 +470,17 @@ int mproc_result_cancel(mproc_result *r)
 int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn gen, void *gen_arg,
                     size_t in_size, size_t out_size, const mproc_call_opts *opts, mproc_imap **it)
 {
-    if (p == NULL || fn == NULL || gen == NULL || it == NULL || in_size == 0 || out_size == 0 ||
-        in_size > UINT32_MAX || out_size > p->msg_max - sizeof(struct pool_rec))
+    if (p == NULL || fn == NULL || gen == NULL || it == NULL || in_size == 0 || out_size == 0)
         return -EINVAL;
+    if (in_size > UINT32_MAX || out_size > p->msg_max - sizeof(struct pool_rec))
+        return -EMSGSIZE;
     struct job *j;
-    int rc = new_job(p, JOB_IMAP, fn, opts, &j);
+    int rc = new_job(p, &mproc__job_imap, fn, opts, &j);
     if (rc < 0)
         return rc;
     if (in_size > input_room(p, j)) {
-        mproc__free(j);
-        return -EINVAL;
+        mproc__job_free(j);
+        return -EMSGSIZE;
     }
     /* the default window: about WINDOW_BYTES of items (a deep pipeline for small ones),
        within [256, 16384] items, and at least 8 chunks per worker */
@@ -540,13 +490,8 @@ int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn gen, void
         window = (size_t)p->nworkers * 8 * j->chunksize;
     if (opts != NULL && opts->window != 0)
         window = opts->window;
-    if (j->chunksize == 0) { /* paced, as a map's (src/pool/dispatch.c), up to a fair share */
-        j->paced = true;
-        j->pace_cap = window / (2 * (size_t)p->nworkers);
-        j->chunksize = 1;
-    }
     if (window > ((size_t)1 << 24) || in_size + out_size > SIZE_MAX / window) {
-        mproc__free(j);
+        mproc__job_free(j);
         return -EINVAL;
     }
     mproc_imap *t = mproc__calloc(1, sizeof *t);
@@ -573,14 +518,12 @@ int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn gen, void
     }
     if (t->unordered && mproc__imap_unordered_init(t) < 0)
         goto fail;
-    j->in_size = in_size;
-    j->out_size = out_size;
-    j->it = t;
+    mproc__job_set_imap(j, t, in_size, out_size, p->nworkers);
     t->job = j;
     pthread_mutex_lock(&p->mu);
     rc = mproc__pool_admit(p);
     if (rc == 0)
-        enqueue(p, j);
+        mproc__job_enqueue(p, j);
     pthread_mutex_unlock(&p->mu);
     if (rc < 0)
         goto fail;
@@ -592,7 +535,7 @@ fail:
         atomic_store(&t->refs, 1);
         mproc__imap_unref(t);
     }
-    mproc__free(j);
+    mproc__job_free(j);
     return rc;
 }
 
@@ -696,7 +639,7 @@ void mproc_imap_free(mproc_imap *it)
     mproc_pool *p = it->pool;
     pthread_mutex_lock(&p->mu);
     if (it->job != NULL) {
-        it->job->cancelled = true;
+        (void)mproc__job_cancel(it->job);
         p->check_jobs = true;
     }
     pthread_mutex_unlock(&p->mu);

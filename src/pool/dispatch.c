@@ -83,72 +83,18 @@ void mproc__pool_generate(struct sup *s)
         s->progress = true;
         if (rc == 1 && !j->cancelled) {
             mproc__imap_place(it, sl);
-            j->n = it->produced;
+            mproc__job_produced(j, it->produced);
             p->st.submitted++;
             continue; /* same job: maybe another slot is free */
         }
         it->gen_done = true;
         it->gen_code = rc < 0 ? rc : 0;
-        j->sealed = true;
+        mproc__job_seal(j);
         mproc__imap_wake(it);
         struct job *nx = j->nextjob;
-        mproc__pool_maybe_finish(s, j);
+        mproc__job_maybe_finish(s, j);
         j = nx;
     }
-}
-
-void mproc__pool_place(struct job *j, int nworkers)
-{
-    size_t parts = (size_t)nworkers;
-    if (j->n < 2 * parts || parts < 2)
-        return; /* too few tasks to split: one cursor */
-    j->spans = mproc__calloc(parts, sizeof *j->spans);
-    if (j->spans == NULL)
-        return; /* unplaced: slower on pages new to a worker, never wrong */
-    for (size_t k = 0; k < parts; k++)
-        j->spans[k] = (struct span){
-            .next = j->n / parts * k + (k < j->n % parts ? k : j->n % parts), .end = 0};
-    for (size_t k = 0; k + 1 < parts; k++)
-        j->spans[k].end = j->spans[k + 1].next;
-    j->spans[parts - 1].end = j->n;
-    j->nspans = parts;
-    j->next = j->n; /* the spans hold what is left */
-}
-
-size_t mproc__pool_todo(const struct job *j)
-{
-    size_t n = j->n - j->next;
-    for (size_t k = 0; k < j->nspans; k++)
-        n += j->spans[k].end - j->spans[k].next;
-    return n;
-}
-
-void mproc__pool_todo_clear(struct job *j)
-{
-    j->next = j->n;
-    for (size_t k = 0; k < j->nspans; k++)
-        j->spans[k].next = j->spans[k].end;
-}
-
-static bool has_work(const struct job *j)
-{
-    return !j->cancelled && (j->nruns > 0 || mproc__pool_todo(j) > 0);
-}
-
-/* The span of a placed job w takes from: its own while it has tasks, else the largest
- * (taken from its back: its owner goes on at its front). *back: from the back. */
-static struct span *span_for(struct job *j, const struct worker *w, bool *back)
-{
-    struct span *own = &j->spans[(size_t)w->slot % j->nspans];
-    *back = false;
-    if (own->next < own->end)
-        return own;
-    struct span *big = NULL;
-    for (size_t k = 0; k < j->nspans; k++)
-        if (j->spans[k].end - j->spans[k].next > (big != NULL ? big->end - big->next : 0))
-            big = &j->spans[k];
-    *back = true;
-    return big;
 }
 
 /* Send one chunk of at most limit tasks of j to w; unit: j's chunk size now (this
@@ -157,34 +103,18 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
 {
     mproc_pool *p = s->p;
     size_t head = mproc__chunk_head(j->fnref_len);
-    size_t first, count;
-    bool retry = j->nruns > 0, back = false;
-    struct span *sp = NULL;
-    if (retry) {
-        first = j->retry[0].first;
-        count = j->retry[0].count;
-    } else if (j->nspans > 0) {
-        sp = span_for(j, w, &back); /* has_work: one has tasks */
-        first = sp->next;
-        count = sp->end - sp->next;
-    } else {
-        first = j->next;
-        count = j->n - j->next;
-    }
+    struct take t;
+    mproc__job_plan(j, w->slot, &t);
+    size_t count = t.count;
     if (count > limit)
         count = limit;
     if (count > UINT32_MAX)
         count = UINT32_MAX;
-    if (j->kind == JOB_IMAP) { /* contiguous in the window ring: at most to its end */
-        size_t to_end = j->it->window - first % j->it->window;
-        if (count > to_end)
-            count = to_end;
-    }
     /* a large map chunk over the caller's private arrays: the worker reaches them itself,
      * or else it goes through a staging area (see the DESIGN note) */
     int stage = -1;
     size_t per = (j->inplace_in ? 0 : j->in_size) + (j->inplace_out ? 0 : j->out_size);
-    bool large = j->kind == JOB_MAP && per > 0 && count * per >= STAGE_MIN;
+    bool large = j->ops->staged && per > 0 && count * per >= STAGE_MIN;
     bool reach = large && atomic_load_explicit(&p->shm->slots[w->slot].reach,
                                                memory_order_relaxed) != REACH_NO;
     bool rin = reach && !j->inplace_in && j->in_size > 0;
@@ -202,8 +132,8 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
     if (count > fit)
         count = fit;
     assert(count >= 1);
-    if (back)
-        first = sp->end - count;
+    mproc__job_plan_cut(&t, count);
+    size_t first = t.first;
     bool stage_in = stage >= 0 && !j->inplace_in, stage_out = stage >= 0 && !j->inplace_out;
     unsigned char *area = stage >= 0 ? mproc__stage_data(p->shm, w->slot, stage) : NULL;
     size_t out_off = stage_in ? count * j->in_size : 0;
@@ -218,56 +148,28 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
         .first = first,
         .count = (uint32_t)count,
         .in_size = (uint32_t)j->in_size,
-        .out_cap =
-            (uint32_t)(j->kind == JOB_APPLY ? p->msg_max - sizeof(struct pool_rec) : j->out_size),
+        .out_cap = (uint32_t)(j->ops->fixed ? j->out_size : p->msg_max - sizeof(struct pool_rec)),
         .fnref_len = j->fnref_len,
-        .fixed = j->kind != JOB_APPLY,
+        .fixed = j->ops->fixed,
         .timed = j->timeout > 0,
         .inplace = (in_place ? CHUNK_IN : 0u) | (j->inplace_out || stage_out ? CHUNK_OUT : 0u) |
                    (rin ? CHUNK_RIN : 0u) | (rout ? CHUNK_ROUT : 0u),
-        .unit = j->kind == JOB_IMAP && unit < UINT32_MAX ? (uint32_t)unit : 0,
+        .unit = j->ops->units && unit < UINT32_MAX ? (uint32_t)unit : 0,
         .in_addr = in_addr,
         .out_addr = out_addr};
     unsigned char *b = s->chunk;
     memcpy(b, &c, sizeof c);
     memcpy(b + sizeof c, j->fnref, j->fnref_len);
     unsigned char *items = b + head;
-    switch (j->kind) {
-    case JOB_APPLY:
-        memcpy(items, j->in, j->in_size);
-        break;
-    case JOB_MAP:
-        if (!in_place && !rin)
-            memcpy(items, j->in + first * j->in_size, count * j->in_size);
-        break;
-    case JOB_IMAP:
-        for (size_t i = 0; i < count; i++)
-            memcpy(items + i * j->in_size, mproc__imap_slot(j->it, first + i)->input, j->in_size);
-        break;
-    }
+    if (!in_place && !rin)
+        mproc__job_inputs(j, first, count, items);
     if (stage_in) /* a free area: no chunk of this worker's reads it (if the put fails,
                      it is simply written again next time) */
         memcpy(area, j->in + first * j->in_size, count * j->in_size);
     int rc = mproc_queue_put_nowait(w->in, b, head + (in_place || rin ? 0 : count * j->in_size));
     if (rc < 0)
         return false;
-    if (retry) {
-        j->nretry -= count;
-        j->retry[0].first += count;
-        j->retry[0].count -= count;
-        if (j->retry[0].count == 0) {
-            j->nruns--;
-            memmove(j->retry, j->retry + 1, j->nruns * sizeof *j->retry);
-        }
-    } else if (sp != NULL) {
-        if (back)
-            sp->end -= count;
-        else
-            sp->next += count;
-    } else {
-        j->next += count;
-    }
-    j->outstanding += count;
+    mproc__job_taken(j, &t);
     w->sent += count;
     *mproc__pool_seg_at(w, w->nsegs) = (struct seg){.job = j,
                                                     .first = first,
@@ -290,16 +192,6 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
  * len / (4 * workers) would give one worker a whole run of slow tasks. */
 #define PACE_NS INT64_C(1000000)
 
-void mproc__pool_paced(struct job *j, uint64_t count, int64_t busy_ns)
-{
-    if (count == 0 || busy_ns <= 0)
-        return;
-    int64_t ns = busy_ns / (int64_t)count;
-    if (ns < 1)
-        ns = 1;
-    j->task_ns = j->task_ns == 0 ? ns : (j->task_ns + ns) / 2; /* follows changes fast */
-}
-
 /* Tasks per chunk of j now. */
 static size_t chunk_of(const mproc_pool *p, const struct job *j)
 {
@@ -308,8 +200,8 @@ static size_t chunk_of(const mproc_pool *p, const struct job *j)
     size_t cs = (size_t)(PACE_NS / j->task_ns);
     if (cs > j->pace_cap)
         cs = j->pace_cap;
-    if (j->kind == JOB_MAP) { /* the end is known: the last chunks get small */
-        size_t left = mproc__pool_todo(j) + j->nretry, share = 2 * (size_t)p->nworkers;
+    if (j->ops->known_end) { /* the last chunks get small */
+        size_t left = mproc__job_todo(j) + j->nretry, share = 2 * (size_t)p->nworkers;
         left = left / share + (left % share != 0);
         if (cs > left)
             cs = left;
@@ -350,7 +242,7 @@ static void update_rate(struct worker *w, int64_t now)
  * at most a 2 * workers-th of the window, so one slow item stuck in a worker, with what is
  * queued behind it, never holds the whole window (unordered, the other items keep flowing
  * past it). */
-static size_t room_for(const mproc_pool *p, const struct worker *w, const struct job *j, size_t cs)
+static size_t room_for(const struct worker *w, const struct job *j, size_t cs)
 {
     size_t base = w->nsegs < DEPTH ? cs : 0;
     if (w->nsegs >= POOL_SEGS || w->task_ns <= 0 || j->id != w->last_job)
@@ -358,8 +250,8 @@ static size_t room_for(const mproc_pool *p, const struct worker *w, const struct
     uint64_t out = w->sent - w->received;
     uint64_t want = (uint64_t)(QUEUE_NS / w->task_ns);
     uint64_t most = (uint64_t)POOL_SEGS * cs;
-    if (j->kind == JOB_IMAP && most > j->it->window / (2 * (size_t)p->nworkers))
-        most = j->it->window / (2 * (size_t)p->nworkers);
+    if (most > j->hold_cap)
+        most = j->hold_cap;
     if (want > most)
         want = most;
     if (want <= out)
@@ -378,12 +270,12 @@ static void feed(struct sup *s, struct worker *w, struct job **jp)
     mproc_pool *p = s->p;
     struct job *j = *jp;
     while (w->state == W_READY) {
-        while (j != NULL && !has_work(j))
+        while (j != NULL && !mproc__job_has_work(j))
             j = j->nextjob;
         if (j == NULL)
             break;
         size_t cs = chunk_of(p, j);
-        size_t limit = room_for(p, w, j, cs);
+        size_t limit = room_for(w, j, cs);
         if (limit == 0)
             break;
         if (p->o.maxtasksperchild != 0) {

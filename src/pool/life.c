@@ -213,7 +213,7 @@ static void on_death(struct sup *s, struct worker *w)
         size_t index;
         struct seg *g = mproc__pool_front(w, &index);
         struct job *j = g->job;
-        j->outstanding--;
+        mproc__job_settled(j, 1);
         mproc__pool_pop_task(w);
         int tcode = -MPROC_EDIED;
         char msg[POOL_MSG_MAX];
@@ -226,8 +226,8 @@ static void on_death(struct sup *s, struct worker *w)
         } else {
             mproc__pool_say(msg, sizeof msg, "%s", why);
         }
-        mproc__pool_outcome(s, j, index, tcode, msg, NULL, 0, w);
-        mproc__pool_maybe_finish(s, j);
+        mproc__job_outcome(s, j, index, tcode, msg, NULL, 0, w);
+        mproc__job_maybe_finish(s, j);
     }
     mproc__pool_requeue(w);
     mproc__pool_fail_assigned(s, w, -MPROC_EDIED, why); /* only what requeue could not take */
@@ -313,13 +313,9 @@ void mproc__pool_fail_everything(struct sup *s, int code, const char *msg)
     struct job *j = p->jobs;
     while (j != NULL) {
         struct job *nx = j->nextjob;
-        j->cancelled = true;
-        if (j->it != NULL) {
-            j->it->gen_done = true;
-            j->sealed = true;
-        }
-        mproc__pool_fail_pending(s, j, code, msg);
-        mproc__pool_maybe_finish(s, j);
+        mproc__job_stop(j);
+        mproc__job_fail_todo(s, j, code, msg);
+        mproc__job_maybe_finish(s, j);
         j = nx;
     }
 }

@@ -47,9 +47,12 @@ struct span {
     size_t next, end;
 };
 
+struct job_ops;
+
+/* A submission; written only by src/pool/job.c (see there). */
 struct job {
     uint64_t id;
-    enum job_kind kind;
+    const struct job_ops *ops; /* what its kind does (apply, map, imap) */
     unsigned char fnref[MPROC__FNREF_MAX];
     uint32_t fnref_len;
     double timeout; /* 0: none */
@@ -58,6 +61,8 @@ struct job {
                         measured time per task (mproc__pool_paced) */
     size_t pace_cap; /* paced: the most tasks per chunk (imap: a fair share of the
                         window) */
+    size_t hold_cap; /* the most tasks one worker may hold beyond its first chunks
+                        (imap: a fair share of the window; else SIZE_MAX) */
     int64_t task_ns; /* paced: the estimate (0: none yet) */
     size_t in_size, out_size;
     size_t n;                /* tasks (imap: grows as the generator produces) */
@@ -241,25 +246,95 @@ struct sup {
     struct pollfd *pfd;   /* eventfd + one per worker */
 };
 
+/* src/pool/job.c: a submission (under the pool mutex). */
+
+/* What a kind of job does (apply, map, imap): the only place they differ. */
+struct job_ops {
+    enum job_kind kind;
+    bool fixed;     /* fixed-size outputs (out_size each); else up to the channel's room */
+    bool staged;    /* large chunks may travel by reach or staging (maps) */
+    bool known_end; /* n is known from the start: the last chunks get small */
+    bool units;     /* outcomes are published every caller's chunk (imap: a reader waits) */
+    /* how many of count tasks from first one chunk can hold */
+    size_t (*contiguous)(const struct job *j, size_t first, size_t count);
+    /* copy the inputs of [first, first + count) to dst */
+    void (*inputs)(const struct job *j, size_t first, size_t count, unsigned char *dst);
+    /* one task's outcome (code != 0: failure with msg; else out, len); < 0: it could not
+       be recorded (no memory) */
+    int (*outcome)(struct job *j, size_t index, int code, const char *msg, const void *out,
+                   size_t len);
+    /* count successes from first, outputs back to back at out (NULL: in place) */
+    void (*successes)(struct job *j, size_t first, size_t count, const unsigned char *out);
+    /* [first, first + count) all failed with code, msg */
+    void (*failures)(struct job *j, size_t first, size_t count, int code, const char *msg);
+    /* no more tasks will be produced; true: the job is sealed now */
+    bool (*stop_source)(struct job *j);
+};
+
+extern const struct job_ops mproc__job_apply, mproc__job_map, mproc__job_imap;
+
+int mproc__job_new(mproc_pool *p, const struct job_ops *ops, mproc_task_fn fn,
+                   const mproc_call_opts *o, struct job **out);
+void mproc__job_free(struct job *j);                                    /* a job never enqueued */
+int mproc__job_set_apply(struct job *j, const void *in, size_t in_len); /* 0 or -ENOMEM */
+void mproc__job_set_map(struct job *j, const void *in, size_t n, size_t in_size, void *out,
+                        size_t out_size);
+/* The map's arrays are shared with the workers (read, written in place): it is placed. */
+void mproc__job_set_inplace(struct job *j, bool in, bool out, int nworkers);
+void mproc__job_set_imap(struct job *j, mproc_imap *it, size_t in_size, size_t out_size,
+                         int nworkers);
+void mproc__job_attach(struct job *j, mproc_result *res); /* apply, map: its result */
+void mproc__job_enqueue(mproc_pool *p, struct job *j);    /* admit checked */
+
+/* Dispatch: what the next chunk for a worker slot takes (plan), shortened (cut: count no
+ * more than planned), then committed once sent (taken). */
+struct take {
+    size_t first, count;
+    bool retry;        /* from the front run of retries */
+    struct span *span; /* a placed job's span, or NULL */
+    bool back;         /* from that span's back */
+};
+size_t mproc__job_todo(const struct job *j); /* never dispatched (retries apart) */
+bool mproc__job_has_work(const struct job *j);
+void mproc__job_plan(struct job *j, int slot, struct take *t);
+void mproc__job_plan_cut(struct take *t, size_t count);
+void mproc__job_taken(struct job *j, const struct take *t);
+void mproc__job_inputs(const struct job *j, size_t first, size_t count, unsigned char *dst);
+/* A batch of count tasks of j took busy_ns in its worker (pacing). */
+void mproc__job_paced(struct job *j, uint64_t count, int64_t busy_ns);
+/* Put [first, first + count) at the front of the retries (no longer outstanding).
+ * false: no memory (nothing changed). */
+bool mproc__job_requeue(struct job *j, size_t first, size_t count);
+/* The caller cancelled: how many tasks were never dispatched (0 if cancelled before). */
+size_t mproc__job_cancel(struct job *j);
+/* Terminate, broken, cancelled: nothing more is dispatched or produced. */
+void mproc__job_stop(struct job *j);
+void mproc__job_produced(struct job *j, size_t n); /* imap: n tasks generated so far */
+void mproc__job_seal(struct job *j);               /* imap: no more will come */
+
+/* Outcomes: one task's (w: the worker it came from, or NULL), count successes (a batch),
+ * n outstanding tasks settled (their outcome follows), every task never dispatched failed
+ * (returns how many), and, when everything is in, detach j and queue its result for
+ * delivery (j is freed). */
+void mproc__job_outcome(struct sup *s, struct job *j, size_t index, int code, const char *msg,
+                        const void *out, size_t len, struct worker *w);
+void mproc__job_successes(struct sup *s, struct job *j, size_t first, size_t count,
+                          const unsigned char *out, struct worker *w);
+void mproc__job_settled(struct job *j, size_t n);
+size_t mproc__job_fail_todo(struct sup *s, struct job *j, int code, const char *msg);
+void mproc__job_maybe_finish(struct sup *s, struct job *j);
+
 /* src/pool/settle.c: outcomes. */
 struct seg *mproc__pool_seg_at(struct worker *w, int k);        /* k-th chunk not settled */
 struct seg *mproc__pool_front(struct worker *w, size_t *index); /* the next task's chunk */
 void mproc__pool_pop_tasks(struct worker *w, size_t n);         /* settle n of the front chunk */
 void mproc__pool_pop_task(struct worker *w);
-/* One task's outcome (code != 0: failure with msg; else out/len). */
-void mproc__pool_outcome(struct sup *s, struct job *j, size_t index, int code, const char *msg,
-                         const void *out, size_t len, struct worker *w);
-/* Everything in: detach j, queue its result for delivery. */
-void mproc__pool_maybe_finish(struct sup *s, struct job *j);
-/* Fail j's tasks never dispatched (and its retries); returns how many. */
-size_t mproc__pool_fail_pending(struct sup *s, struct job *j, int code, const char *msg);
 /* Read and record every record w published. */
 void mproc__pool_drain(struct sup *s, struct worker *w);
-/* Requeue [first, first + count) of j at the front (false: no memory); requeue every
- * unsettled task of w; fail whatever requeue could not take. */
-bool mproc__pool_requeue_run(struct job *j, size_t first, size_t count);
-/* The same, and where there is no memory for it those tasks fail with code and msg
- * (outcomes from w; j may be finished and gone then). true: requeued. */
+/* Requeue [first, first + count) of j at the front, and where there is no memory for
+ * it those tasks fail with code and msg (outcomes from w; j may be finished and gone
+ * then). true: requeued. Requeue every unsettled task of w; fail whatever requeue could
+ * not take. */
 bool mproc__pool_requeue_or_fail(struct sup *s, struct job *j, size_t first, size_t count, int code,
                                  const char *msg, struct worker *w);
 void mproc__pool_requeue(struct worker *w);
@@ -284,13 +359,7 @@ void mproc__pool_fail_everything(struct sup *s, int code, const char *msg);
 int64_t mproc__pool_check_timeouts(struct sup *s);
 
 /* src/pool/dispatch.c: feeding the workers. */
-/* Split a map over shared arrays into one part per worker slot (see placement there);
- * left unplaced when there is no memory for it. */
-void mproc__pool_place(struct job *j, int nworkers);
-/* Tasks of j never dispatched (retries not included). */
-size_t mproc__pool_todo(const struct job *j);
-/* Take them all away (j->next = n, every span empty), for failing or cancelling. */
-void mproc__pool_todo_clear(struct job *j);
+
 void mproc__pool_generate(struct sup *s);
 void mproc__pool_dispatch(struct sup *s);
 
@@ -312,8 +381,6 @@ void mproc__result_finish(mproc_result *r);
 void mproc__result_deliver(mproc_result *r);
 
 void mproc__imap_unref(mproc_imap *it);
-/* A batch of count tasks of paced job j took busy_ns in its worker. */
-void mproc__pool_paced(struct job *j, uint64_t count, int64_t busy_ns);
 /* Slot placement (under the mutex): the slot holding item index; the empty slot the next
  * item goes to (NULL: none yet); that slot now holds item `produced` (queued); the caller
  * took the item in slot s. */

@@ -18,124 +18,6 @@
 
 #include "pool/pool.h"
 
-/* ---- outcomes ---------------------------------------------------------------------------- */
-
-static void job_unlink(mproc_pool *p, struct job *j)
-{
-    if (j->prev != NULL)
-        j->prev->nextjob = j->nextjob;
-    else
-        p->jobs = j->nextjob;
-    if (j->nextjob != NULL)
-        j->nextjob->prev = j->prev;
-    else
-        p->jobs_tail = j->prev;
-}
-
-/* Everything in: detach the job, queue its result for delivery. */
-void mproc__pool_maybe_finish(struct sup *s, struct job *j)
-{
-    if (!j->sealed || j->finished < j->n)
-        return;
-    assert(j->outstanding == 0);
-    job_unlink(s->p, j);
-    if (j->res != NULL) {
-        mproc__result_finish(j->res);
-        if (j->res->code == 0 && j->failed > 0) { /* a failure we could not record */
-            j->res->code = -ENOMEM;
-            j->res->msg = NULL;
-        }
-        j->res->done_next = s->done;
-        s->done = j->res;
-    }
-    if (j->it != NULL) {
-        j->it->job = NULL;
-        mproc__imap_wake(j->it);
-        mproc__imap_unref(j->it);
-    }
-    mproc__free(j->in_owned);
-    mproc__free(j->retry);
-    mproc__free(j->spans);
-    mproc__free(j);
-}
-
-/* One task's outcome (code != 0: failure with msg; else out/len). */
-void mproc__pool_outcome(struct sup *s, struct job *j, size_t index, int code, const char *msg,
-                         const void *out, size_t len, struct worker *w)
-{
-    mproc_pool *p = s->p;
-    j->finished++;
-    p->st.done++;
-    if (w != NULL)
-        w->st.done++;
-    if (code != 0) {
-        j->failed++;
-        p->st.failed++;
-        if (w != NULL)
-            w->st.failed++;
-    }
-    switch (j->kind) {
-    case JOB_APPLY:
-        if (code != 0) {
-            (void)mproc__fails_add(&j->res->fails, 0, 1, code, msg);
-        } else if (len > 0) {
-            j->res->data = mproc__malloc(len);
-            if (j->res->data == NULL) {
-                j->failed++;
-                (void)mproc__fails_add(&j->res->fails, 0, 1, -ENOMEM, "no memory for the output");
-            } else {
-                memcpy(j->res->data, out, len);
-                j->res->len = len;
-            }
-        }
-        break;
-    case JOB_MAP:
-        if (code != 0)
-            (void)mproc__fails_add(&j->res->fails, index, 1, code, msg);
-        else if (!j->inplace_out && out != NULL) /* in place: the worker wrote it there */
-            memcpy(j->out + index * j->out_size, out, j->out_size);
-        break;
-    case JOB_IMAP:
-        mproc__imap_item(j->it, index, code, msg, out);
-        mproc__imap_wake(j->it);
-        break;
-    }
-    s->progress = true;
-}
-
-/* Fail the tasks of j never dispatched (and its retries) with code. Returns how many. */
-size_t mproc__pool_fail_pending(struct sup *s, struct job *j, int code, const char *msg)
-{
-    size_t n = 0;
-    for (size_t r = 0; r < j->nruns; r++)
-        for (size_t i = 0; i < j->retry[r].count; i++, n++)
-            mproc__pool_outcome(s, j, j->retry[r].first + i, code, msg, NULL, 0, NULL);
-    j->nruns = 0;
-    j->nretry = 0;
-    if (j->kind == JOB_IMAP) {
-        for (; j->next < j->n; j->next++, n++)
-            mproc__pool_outcome(s, j, j->next, code, msg, NULL, 0, NULL);
-    } else {
-        /* one span, or one per worker slot (a placed map) */
-        size_t nsp = j->nspans > 0 ? j->nspans : 1;
-        for (size_t i = 0; i < nsp; i++) {
-            size_t first = j->nspans > 0 ? j->spans[i].next : j->next;
-            size_t end = j->nspans > 0 ? j->spans[i].end : j->n;
-            if (first >= end)
-                continue;
-            size_t k = end - first;
-            j->finished += k;
-            j->failed += k;
-            s->p->st.done += k;
-            s->p->st.failed += k;
-            (void)mproc__fails_add(&j->res->fails, first, k, code, msg);
-            n += k;
-        }
-        mproc__pool_todo_clear(j);
-    }
-    return n;
-}
-
 /* The k-th chunk sent to w and not yet settled, oldest first. */
 struct seg *mproc__pool_seg_at(struct worker *w, int k)
 {
@@ -175,26 +57,6 @@ void mproc__pool_pop_task(struct worker *w)
     mproc__pool_pop_tasks(w, 1);
 }
 
-/* count successful fixed-size outcomes of j from first on (a REC_BATCH), outputs back to
- * back at out (NULL: written in place). */
-static void outcomes_ok(struct sup *s, struct job *j, size_t first, size_t count,
-                        const unsigned char *out, struct worker *w)
-{
-    mproc_pool *p = s->p;
-    j->finished += count;
-    p->st.done += count;
-    w->st.done += count;
-    if (j->kind == JOB_MAP) {
-        if (!j->inplace_out && out != NULL)
-            memcpy(j->out + first * j->out_size, out, count * j->out_size);
-    } else {
-        for (size_t i = 0; i < count; i++)
-            mproc__imap_item(j->it, first + i, 0, NULL, out != NULL ? out + i * j->out_size : NULL);
-        mproc__imap_wake(j->it);
-    }
-    s->progress = true;
-}
-
 /* An outcome of job id came from w: a new job resets the estimate of w's time per task
  * (src/pool/dispatch.c), measured afresh on the tasks of this job. */
 static void note_job(struct worker *w, uint64_t id)
@@ -225,14 +87,14 @@ static void take_batch(struct sup *s, struct worker *w, const struct pool_rec *h
     size_t left = (size_t)h->count;
     assert(h->out_len == 0 || h->out_len % h->count == 0);
     struct seg *g0 = mproc__pool_seg_at(w, 0);
-    if (w->nsegs > 0 && g0->job->id == h->job_id && g0->job->paced)
-        mproc__pool_paced(g0->job, left, h->busy_ns);
+    if (w->nsegs > 0 && g0->job->id == h->job_id)
+        mproc__job_paced(g0->job, left, h->busy_ns);
     size_t each = h->count != 0 ? h->out_len / (size_t)h->count : 0;
     while (left > 0) {
         size_t index;
         struct seg *g = mproc__pool_front(w, &index);
-        assert(g != NULL && g->job->id == h->job_id && g->job->kind != JOB_APPLY);
-        if (g == NULL || g->job->kind == JOB_APPLY)
+        assert(g != NULL && g->job->id == h->job_id && g->job->ops->fixed);
+        if (g == NULL || !g->job->ops->fixed)
             return; /* cannot happen with a sane worker */
         struct job *j = g->job;
         size_t m = g->count - g->done;
@@ -241,12 +103,12 @@ static void take_batch(struct sup *s, struct worker *w, const struct pool_rec *h
         const unsigned char *src = each != 0 ? out : staged_out(s, w, g, index);
         w->received += m;
         note_job(w, j->id);
-        j->outstanding -= m;
+        mproc__job_settled(j, m);
         mproc__pool_pop_tasks(w, m);
-        outcomes_ok(s, j, index, m, src, w);
+        mproc__job_successes(s, j, index, m, src, w);
         out += m * each;
         left -= m;
-        mproc__pool_maybe_finish(s, j);
+        mproc__job_maybe_finish(s, j);
     }
 }
 
@@ -327,47 +189,27 @@ void mproc__pool_drain(struct sup *s, struct worker *w)
         const unsigned char *staged = staged_out(s, w, g, index);
         w->received++;
         note_job(w, j->id);
-        j->outstanding--;
+        mproc__job_settled(j, 1);
         mproc__pool_pop_task(w);
         char text[POOL_MSG_MAX];
         if (h.code != 0)
             mproc__pool_say(text, sizeof text, "%.*s", (int)h.msg_len, m);
-        mproc__pool_outcome(s, j, index, h.code, h.code != 0 ? text : NULL,
-                            staged != NULL ? staged : rb + sizeof h + h.msg_len,
-                            staged != NULL ? j->out_size : h.out_len, w);
-        mproc__pool_maybe_finish(s, j);
+        mproc__job_outcome(s, j, index, h.code, h.code != 0 ? text : NULL,
+                           staged != NULL ? staged : rb + sizeof h + h.msg_len,
+                           staged != NULL ? j->out_size : h.out_len, w);
+        mproc__job_maybe_finish(s, j);
     }
-}
-
-/* Put [first, first + count) of j at the front of its retries. false: no memory. */
-bool mproc__pool_requeue_run(struct job *j, size_t first, size_t count)
-{
-    if (j->nruns == j->capruns) {
-        size_t cap = j->capruns ? j->capruns * 2 : 4;
-        struct run *v = mproc__realloc(j->retry, cap * sizeof *v);
-        if (v == NULL)
-            return false; /* see on_death: these fail instead */
-        j->retry = v;
-        j->capruns = cap;
-    }
-    memmove(j->retry + 1, j->retry, j->nruns * sizeof *j->retry);
-    j->retry[0] = (struct run){.first = first, .count = count};
-    j->nruns++;
-    j->nretry += count;
-    j->outstanding -= count;
-    return true;
 }
 
 bool mproc__pool_requeue_or_fail(struct sup *s, struct job *j, size_t first, size_t count, int code,
                                  const char *msg, struct worker *w)
 {
-    if (mproc__pool_requeue_run(j, first, count))
+    if (mproc__job_requeue(j, first, count))
         return true;
-    for (size_t i = 0; i < count; i++) {
-        j->outstanding--;
-        mproc__pool_outcome(s, j, first + i, code, msg, NULL, 0, w);
-    }
-    mproc__pool_maybe_finish(s, j);
+    mproc__job_settled(j, count);
+    for (size_t i = 0; i < count; i++)
+        mproc__job_outcome(s, j, first + i, code, msg, NULL, 0, w);
+    mproc__job_maybe_finish(s, j);
     return false;
 }
 
@@ -378,7 +220,7 @@ void mproc__pool_requeue(struct worker *w)
     for (int k = w->nsegs - 1; k >= 0; k--) {
         struct seg *g = mproc__pool_seg_at(w, k);
         size_t cnt = g->count - g->done;
-        if (cnt > 0 && mproc__pool_requeue_run(g->job, g->first + g->done, cnt))
+        if (cnt > 0 && mproc__job_requeue(g->job, g->first + g->done, cnt))
             g->done = g->count;
     }
 }
@@ -394,9 +236,9 @@ void mproc__pool_fail_assigned(struct sup *s, struct worker *w, int code, const 
             continue;
         }
         struct job *j = g->job;
-        j->outstanding--;
+        mproc__job_settled(j, 1);
         mproc__pool_pop_task(w);
-        mproc__pool_outcome(s, j, index, code, msg, NULL, 0, w);
-        mproc__pool_maybe_finish(s, j);
+        mproc__job_outcome(s, j, index, code, msg, NULL, 0, w);
+        mproc__job_maybe_finish(s, j);
     }
 }

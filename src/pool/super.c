@@ -191,13 +191,10 @@ void *mproc__pool_supervisor(void *arg)
             for (struct job *j = p->jobs, *nx; j != NULL; j = nx) {
                 nx = j->nextjob;
                 if (j->cancelled) {
-                    if (j->it != NULL && !j->it->gen_done) {
-                        j->it->gen_done = true;
-                        j->sealed = true;
-                    }
-                    mproc__pool_fail_pending(&s, j, -MPROC_ECANCELLED, "cancelled before it ran");
+                    mproc__job_stop(j);
+                    mproc__job_fail_todo(&s, j, -MPROC_ECANCELLED, "cancelled before it ran");
                 }
-                mproc__pool_maybe_finish(&s, j);
+                mproc__job_maybe_finish(&s, j);
             }
         }
         if (p->phase == P_RUNNING) {
