@@ -145,7 +145,7 @@ static void test_apply(void **state)
     mproc_result *r;
     assert_ok(mproc_pool_apply_async(p, reverse, "abc", 3, NULL, &r));
     const void *data;
-    assert_ok(mproc_result_get(r, 10, NULL, 0, &len));
+    assert_ok(mproc_result_get(r, NULL, 0, &len, 10));
     assert_int_equal(len, 3);
     assert_ok(mproc_result_output(r, &data, &len));
     assert_int_equal(len, 3);
@@ -184,7 +184,7 @@ static void on_err(mproc_result *r, void *arg)
 {
     struct cb_count *c = arg;
     assert_int_equal(mproc_result_successful(r), 0);
-    assert_code(mproc_result_get(r, 0, NULL, 0, NULL), -EDOM);
+    assert_code(mproc_result_get(r, NULL, 0, NULL, 0), -EDOM);
     assert_non_null(strstr(mproc_result_message(r), "negative input"));
     atomic_fetch_add(&c->err, 1);
 }
@@ -209,7 +209,7 @@ static void test_apply_async_callbacks(void **state)
             continue;
         int64_t y = 0;
         size_t len = 0;
-        int rc = mproc_result_get(r[i], 10, &y, sizeof y, &len);
+        int rc = mproc_result_get(r[i], &y, sizeof y, &len, 10);
         if (i % 10 == 9) {
             assert_code(rc, -EDOM);
             assert_int_equal(mproc_result_successful(r[i]), 0);
@@ -384,7 +384,7 @@ static void test_map_async_failures(void **state)
     mproc_result *r;
     assert_ok(mproc_pool_map_async(p, square, in, N, sizeof *in, out, sizeof *out,
                                    &(mproc_call_opts){.chunksize = 4}, &r));
-    assert_code(mproc_result_get(r, 10, NULL, 0, NULL), -EDOM);
+    assert_code(mproc_result_get(r, NULL, 0, NULL, 10), -EDOM);
     assert_string_equal(mproc_result_message(r), "negative input -7");
     assert_int_equal(mproc_result_successful(r), 0);
     assert_int_equal(mproc_result_failures(r, 0, NULL, NULL, NULL), N / 50);
@@ -504,7 +504,7 @@ static void test_map_placed(void **state)
         mproc_result *r;
         assert_ok(
             mproc_pool_map_async(p, placed_task, in, N, sizeof *in, out, 2 * sizeof *out, &o, &r));
-        int rc = mproc_result_get(r, MPROC_FOREVER, NULL, 0, NULL);
+        int rc = mproc_result_get(r, NULL, 0, NULL, MPROC_FOREVER);
         int nf = mproc_result_failures(r, 0, NULL, NULL, NULL);
         size_t died = 0;
         for (int k = 0; k < nf; k++) {
@@ -595,7 +595,7 @@ static void test_map_placed_cancel(void **state)
     mproc_test_sleep(0.05);
     int cancelled = mproc_result_cancel(r);
     assert_true(cancelled > 0 && cancelled < N);
-    assert_code(mproc_result_get(r, MPROC_FOREVER, NULL, 0, NULL), -MPROC_ECANCELLED);
+    assert_code(mproc_result_get(r, NULL, 0, NULL, MPROC_FOREVER), -MPROC_ECANCELLED);
     int nf = mproc_result_failures(r, 0, NULL, NULL, NULL);
     assert_int_equal(nf, cancelled); /* every one of them, from both parts */
     size_t from_second = 0;
@@ -661,8 +661,8 @@ static void test_small_channel_backpressure(void **state)
     assert_ok(mproc_pool_map_async(p, square, &x, 1, sizeof x, &y, sizeof y,
                                    &(mproc_call_opts){.callback = slow_callback}, &a));
     assert_ok(mproc_pool_map_async(p, wide, in, N, sizeof *in, out, sizeof out[0], NULL, &b));
-    assert_ok(mproc_result_get(b, 20, NULL, 0, NULL));
-    assert_ok(mproc_result_get(a, 20, NULL, 0, NULL));
+    assert_ok(mproc_result_get(b, NULL, 0, NULL, 20));
+    assert_ok(mproc_result_get(a, NULL, 0, NULL, 20));
     mproc_result_free(a);
     mproc_result_free(b);
     for (int i = 0; i < N; i++)
@@ -897,7 +897,7 @@ static void test_steal_behind_long_task(void **state)
     assert_int_equal(st.done, N - 1); /* all but the held one */
     assert_int_equal(mproc_result_ready(r), 0);
     atomic_store(gate, 1);
-    assert_ok(mproc_result_get(r, 10, NULL, 0, NULL));
+    assert_ok(mproc_result_get(r, NULL, 0, NULL, 10));
     for (int i = 0; i < N; i++)
         assert_int_equal(out[i], (int64_t)i * i);
     mproc_result_free(r);
@@ -1196,7 +1196,7 @@ static void test_task_timeout(void **state)
     mproc_result *r;
     assert_ok(mproc_pool_map_async(p, nap_pid, in, 6, sizeof *in, out, sizeof *out,
                                    &(mproc_call_opts){.chunksize = 1}, &r));
-    assert_code(mproc_result_get(r, 15, NULL, 0, NULL), -MPROC_ETIMELIMIT);
+    assert_code(mproc_result_get(r, NULL, 0, NULL, 15), -MPROC_ETIMELIMIT);
     assert_true(mproc_test_now() - t0 < 10);
     assert_int_equal(mproc_result_failures(r, 0, NULL, NULL, NULL), 2);
     size_t idx;
@@ -1213,7 +1213,7 @@ static void test_task_timeout(void **state)
     int64_t x = 500, y;
     assert_ok(
         mproc_pool_apply_async(p, nap_pid, &x, sizeof x, &(mproc_call_opts){.timeout = 5}, &r));
-    assert_ok(mproc_result_get(r, 10, &y, sizeof y, NULL));
+    assert_ok(mproc_result_get(r, &y, sizeof y, NULL, 10));
     mproc_result_free(r);
     mproc_pool_stats st;
     assert_ok(mproc_pool_stats_get(p, &st, NULL, 0));
@@ -1236,7 +1236,7 @@ static void test_cancel(void **state)
     mproc_test_sleep(0.1);
     int n = mproc_result_cancel(r);
     assert_true(n > N / 2 && n <= N);
-    assert_code(mproc_result_get(r, 10, NULL, 0, NULL), -MPROC_ECANCELLED);
+    assert_code(mproc_result_get(r, NULL, 0, NULL, 10), -MPROC_ECANCELLED);
     assert_int_equal(mproc_result_failures(r, 0, NULL, NULL, NULL), n);
     assert_int_equal(mproc_result_cancel(r), 0); /* ready: nothing left */
     mproc_result_free(r);
@@ -1262,9 +1262,9 @@ static void test_terminate_10000_queued(void **state)
     assert_ok(mproc_pool_terminate(p));
     assert_true(mproc_test_now() - t0 < 2.0);
     assert_int_equal(mproc_result_ready(r), 1);
-    assert_code(mproc_result_get(r, 0, NULL, 0, NULL), -MPROC_ECANCELLED);
+    assert_code(mproc_result_get(r, NULL, 0, NULL, 0), -MPROC_ECANCELLED);
     assert_int_equal(mproc_result_failures(r, 0, NULL, NULL, NULL), N);
-    assert_code(mproc_result_get(a, 0, NULL, 0, NULL), -MPROC_ECANCELLED);
+    assert_code(mproc_result_get(a, NULL, 0, NULL, 0), -MPROC_ECANCELLED);
     mproc_pool_stats st;
     assert_ok(mproc_pool_stats_get(p, &st, NULL, 0));
     assert_int_equal(st.done, N + 1);
@@ -1297,7 +1297,7 @@ static void test_close_then_join(void **state)
                 -MPROC_ECLOSED);
     assert_ok(mproc_pool_join(p, 20)); /* accepted work still completes */
     assert_int_equal(mproc_result_ready(r), 1);
-    assert_ok(mproc_result_get(r, 0, NULL, 0, NULL));
+    assert_ok(mproc_result_get(r, NULL, 0, NULL, 0));
     assert_int_equal(mproc_test_count_children(), 0);
     assert_ok(mproc_pool_join(p, 1));
     mproc_result_free(r);
@@ -1377,7 +1377,7 @@ static void test_bad_input(void **state)
     assert_code(mproc_result_wait(NULL, 1), -EINVAL);
     assert_code(mproc_result_ready(NULL), -EINVAL);
     assert_code(mproc_result_successful(NULL), -EINVAL);
-    assert_code(mproc_result_get(NULL, 1, NULL, 0, NULL), -EINVAL);
+    assert_code(mproc_result_get(NULL, NULL, 0, NULL, 1), -EINVAL);
     assert_code(mproc_result_cancel(NULL), -EINVAL);
     assert_null(mproc_result_message(NULL));
     assert_code(mproc_result_failures(NULL, 0, NULL, NULL, NULL), -EINVAL);

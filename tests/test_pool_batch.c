@@ -99,7 +99,7 @@ static void test_death_with_held_batch(void **state)
     mproc_result *r;
     assert_ok(mproc_pool_map_async(p, counted, in, N, sizeof *in, out, sizeof *out,
                                    &(mproc_call_opts){.chunksize = N}, &r));
-    assert_code(mproc_result_get(r, 20, NULL, 0, NULL), -MPROC_EDIED);
+    assert_code(mproc_result_get(r, NULL, 0, NULL, 20), -MPROC_EDIED);
     assert_int_equal(mproc_result_failures(r, 0, NULL, NULL, NULL), 1);
     size_t idx;
     int code;
@@ -226,7 +226,7 @@ static void test_failures_between_batches(void **state)
         mproc_result *r;
         assert_ok(mproc_pool_map_async(p, counted, in, N, sizeof *in, out, sizeof *out,
                                        &(mproc_call_opts){.chunksize = cs}, &r));
-        assert_code(mproc_result_get(r, 20, NULL, 0, NULL), -EDOM);
+        assert_code(mproc_result_get(r, NULL, 0, NULL, 20), -EDOM);
         int nf = mproc_result_failures(r, 0, NULL, NULL, NULL);
         assert_int_equal(nf, (N + 36) / 37);
         for (int k = 0; k < nf; k++) {
@@ -292,7 +292,7 @@ static void big_chunks(const char *fault, unsigned nth, bool reach)
         mproc_result *r;
         assert_ok(mproc_pool_map_async(p, counted, in, N, sizeof *in, out, sizeof *out,
                                        &(mproc_call_opts){.chunksize = 1000}, &r));
-        int rc = mproc_result_get(r, 30, NULL, 0, NULL);
+        int rc = mproc_result_get(r, NULL, 0, NULL, 30);
         for (int i = 0; i < N; i++) {
             int n = atomic_load(&runs[i]);
             if (round == 1 && (i == FAIL || i == KILL)) {
@@ -421,7 +421,7 @@ static void test_slow_outcome_not_held(void **state)
         saw_one = saw_one || st.done == 1;
         mproc_test_sleep(0.01);
     }
-    assert_ok(mproc_result_get(r, 20, NULL, 0, NULL));
+    assert_ok(mproc_result_get(r, NULL, 0, NULL, 20));
     assert_true(saw_one); /* the first outcome was seen while the second task ran */
     assert_int_equal(out[0], 0);
     assert_int_equal(out[1], 1);

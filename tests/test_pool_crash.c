@@ -136,7 +136,7 @@ static void crash_one(int mode, const char *want)
     mproc_result *r;
     assert_ok(mproc_pool_map_async(p, crashy, in, N, sizeof *in, out, sizeof *out,
                                    &(mproc_call_opts){.chunksize = 3}, &r));
-    assert_code(mproc_result_get(r, 20, NULL, 0, NULL), -MPROC_EDIED);
+    assert_code(mproc_result_get(r, NULL, 0, NULL, 20), -MPROC_EDIED);
     assert_int_equal(check_outcomes(r, out, N, -MPROC_EDIED, -MPROC_EDIED), 1);
     size_t idx;
     const char *msg;
@@ -409,7 +409,7 @@ static void test_fork_fails_breaks_pool(void **state)
     mproc_result *r;
     int rc = mproc_pool_apply_async(p, crashy, &it, sizeof it, NULL, &r);
     if (rc == 0) { /* accepted before the pool broke: fails with the cause */
-        assert_code(mproc_result_get(r, 20, &y, sizeof y, NULL), -MPROC_EBROKEN);
+        assert_code(mproc_result_get(r, &y, sizeof y, NULL, 20), -MPROC_EBROKEN);
         mproc_result_free(r);
     } else {
         assert_code(rc, -MPROC_EBROKEN);
@@ -445,7 +445,7 @@ static void test_kill_worker_mid_map(void **state)
     } while (st.done < 10 && mproc_test_now() - t0 < 20);
     assert_true(ws[0].pid > 0);
     assert_ok(kill(ws[0].pid, SIGKILL));
-    assert_code(mproc_result_get(r, 20, NULL, 0, NULL), -MPROC_EDIED);
+    assert_code(mproc_result_get(r, NULL, 0, NULL, 20), -MPROC_EDIED);
     assert_int_equal(check_outcomes(r, out, N, -MPROC_EDIED, -MPROC_EDIED), 1);
     const char *msg;
     mproc_result_failures(r, 0, NULL, NULL, &msg);
@@ -485,7 +485,7 @@ static void test_kill_in_huge_chunk(void **state)
     } while (st.done < 20 && mproc_test_now() - t0 < 20);
     assert_ok(kill(ws[0].pid, SIGKILL));
     t0 = mproc_test_now();
-    assert_code(mproc_result_get(r, 30, NULL, 0, NULL), -MPROC_EDIED);
+    assert_code(mproc_result_get(r, NULL, 0, NULL, 30), -MPROC_EDIED);
     assert_true(mproc_test_now() - t0 < 15);
     assert_int_equal(check_outcomes(r, out, N, -MPROC_EDIED, -MPROC_EDIED), 1);
     mproc_result_free(r);
@@ -563,7 +563,7 @@ static void test_huge_time_limits(void **state)
         mproc_result *r;
         assert_ok(mproc_pool_map_async(p, crashy, in, N, sizeof *in, out, sizeof *out, NULL, &r));
         assert_ok(mproc_result_wait(r, huge[k]));
-        assert_ok(mproc_result_get(r, huge[k], NULL, 0, NULL));
+        assert_ok(mproc_result_get(r, NULL, 0, NULL, huge[k]));
         mproc_result_free(r);
         mproc_pool_close(p);
         assert_ok(mproc_pool_join(p, huge[k]));

@@ -417,7 +417,7 @@ static void test_fork_while_encoding(void **state)
     for (int i = 0; i < 2; i++)
         pthread_join(e[i].th, NULL);
     assert_ok(rc);
-    assert_ok(mproc_result_get(r, 0, NULL, 0, NULL));
+    assert_ok(mproc_result_get(r, NULL, 0, NULL, 0));
     mproc_result_free(r);
     for (int i = 0; i < N; i++)
         assert_int_equal(out[i], i + 1);

@@ -272,13 +272,14 @@ MPROC_API int mproc_result_ready(mproc_result *r);
 /* 1 every task succeeded, 0 some failed, -MPROC_ESTATE not ready yet, -EINVAL. */
 MPROC_API int mproc_result_successful(mproc_result *r);
 
-/* Wait (as wait), then: 0 when successful, else the failure code (for a map, of the
+/* Wait (as wait; the timeout comes last, as in every call that takes one), then: 0 when
+ * successful, else the failure code (for a map, of the
  * lowest-numbered failed item). For apply_async the output is copied into out (cap
  * bytes; *out_len, if not NULL, gets its length; -MPROC_ETOOSMALL when cap is too small);
  * out NULL (cap 0): no copy, only the outcome. For a map out is ignored (may be NULL):
  * the outputs are in the map's out array. */
-MPROC_API int mproc_result_get(mproc_result *r, double timeout, void *out, size_t cap,
-                               size_t *out_len);
+MPROC_API int mproc_result_get(mproc_result *r, void *out, size_t cap, size_t *out_len,
+                               double timeout);
 
 /* A ready apply_async result's output without copying: *data (owned by r, valid until
  * mproc_result_free; NULL when empty) and *len. 0, the task's failure code,

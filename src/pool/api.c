@@ -346,7 +346,7 @@ int mproc_pool_apply(mproc_pool *p, mproc_task_fn fn, const void *in, size_t in_
     rc = mproc_pool_apply_async(p, fn, in, in_len, NULL, &r);
     if (rc < 0)
         return rc;
-    rc = mproc_result_get(r, timeout, out, cap, out_len);
+    rc = mproc_result_get(r, out, cap, out_len, timeout);
     mproc_result_free(r);
     return rc;
 }
@@ -439,7 +439,7 @@ int mproc_pool_map(mproc_pool *p, mproc_task_fn fn, const void *in, size_t n, si
     int rc = mproc_pool_map_async(p, fn, in, n, in_size, out, out_size, opts, &r);
     if (rc < 0)
         return rc;
-    rc = mproc_result_get(r, MPROC_FOREVER, NULL, 0, NULL);
+    rc = mproc_result_get(r, NULL, 0, NULL, MPROC_FOREVER);
     mproc_result_free(r);
     return rc;
 }

@@ -173,7 +173,7 @@ int mproc_result_successful(mproc_result *r)
     return r->code == 0;
 }
 
-int mproc_result_get(mproc_result *r, double timeout, void *out, size_t cap, size_t *out_len)
+int mproc_result_get(mproc_result *r, void *out, size_t cap, size_t *out_len, double timeout)
 {
     if (r == NULL || (out == NULL && cap > 0))
         return -EINVAL;
