@@ -84,60 +84,123 @@ int mproc_task_worker(mproc_task *t)
     return t != NULL ? t->worker : -EINVAL;
 }
 
-/* The supervisor's doorbell as this worker was born with it. A task may close any
- * descriptor (daemons close everything above 2), and the number may then name a file the
- * task opened: the worker checks before each ring (rings are rare: only when the
- * supervisor sleeps), and one that lost its doorbell exits (its outcomes are published),
- * so the supervisor learns through the worker's pidfd instead of waiting for ever. */
-static struct mproc__fd_id doorbell;
+/* ---- the worker's state ------------------------------------------------------------------ */
 
-static void ring_supervisor(struct pool_shm *shm)
+#define MAPPED_MAX 16
+
+/* The worker's cache of the last function it decoded. */
+struct fn_cache {
+    mproc_task_fn fn;
+    unsigned char ref[MPROC__FNREF_MAX];
+    uint32_t len;
+};
+
+/* Successful fixed-size outcomes held back to go as one REC_BATCH record (the cost of a
+ * record, ~50 ns, then is paid once per batch instead of once per tiny task). Held
+ * outcomes are lost if the worker dies: the supervisor then sends those tasks again
+ * (they ran, but nobody saw their outputs), see on_death in src/pool/life.c. A batch is
+ * published when it is full (BATCH_BYTES of outputs or BATCH_TASKS tasks, see
+ * batch_fit), when it is BATCH_AGE_NS old, counted from the start of its first task
+ * (looked at after 1, 2, 4, ..., 256, then every 256 tasks: a few clock reads per batch
+ * of tiny tasks, at most about 2 * BATCH_AGE_NS of work held, and a slow task goes out
+ * as soon as it is done, so the supervisor refills and balances as before batching),
+ * before a failure, at the end of every chunk (so a long task never holds back the
+ * outcomes of the chunks before it, and the supervisor sees progress and refills the
+ * channel in time), and before the worker retires. So a batch never spans chunks: the
+ * worker starts each chunk with none held. */
+#define BATCH_BYTES ((size_t)64 << 10)
+#define BATCH_TASKS 1024u
+#define BATCH_AGE_NS INT64_C(1000000)
+#define PREFAULT_MIN ((size_t)64 << 10)
+
+struct batch {
+    unsigned char *buf; /* the record being built: header, then outputs */
+    size_t room;        /* output bytes it can hold */
+    size_t reach_room;  /* the same for a batch bound for the caller's array: all of buf */
+    uint64_t job, first;
+    uint32_t out_cap; /* bytes per output in buf (0: written in place) */
+    uint64_t reach;   /* CHUNK_ROUT: item 0's output address in the pool process; else 0 */
+    size_t n;         /* tasks held */
+    int64_t t0;       /* when the first was added */
+};
+
+/* Everything a worker process keeps, in one place: it is a process of its own (one
+ * worker per process), but nothing here is a static, so the loop reads as a function of
+ * its state. */
+struct wk {
+    const struct worker_arg *a;
+    struct pool_shm *shm;
+    struct pool_slot *slot;
+    mproc_task t;
+    struct fn_cache fc;
+    struct batch b;
+    unsigned char *inbuf;  /* a chunk as received (msg_max bytes) */
+    unsigned char *outbuf; /* a record being built: a batch or one task's outcome */
+    unsigned char small[sizeof(struct pool_rec) + POOL_MSG_MAX]; /* a failure record: works
+                                                                    without memory */
+    uint64_t begun;     /* tasks begun (what `started` says) */
+    uint64_t tasks;     /* tasks done, for maxtasksperchild */
+    uint64_t head_seen; /* the writer's cache of its ring's head */
+    /* The supervisor's doorbell as this worker was born with it. A task may close any
+     * descriptor (daemons close everything above 2), and the number may then name a file
+     * the task opened: the worker checks before each ring (rings are rare: only when the
+     * supervisor sleeps), and one that lost its doorbell exits (its outcomes are
+     * published), so the supervisor learns through the worker's pidfd instead of waiting
+     * for ever. */
+    struct mproc__fd_id doorbell;
+    int home_mem;                /* the pool process's memory (reach), or -1 */
+    struct mproc__fd_id home_id; /* what home_mem named (a task may close it) */
+    bool home_tried;             /* reach_probe ran */
+    bool timing;                 /* .phase_times */
+    /* The shared ranges this worker has mapped in (prefault_once). */
+    struct {
+        uintptr_t start, end;
+        bool write;
+    } mapped[MAPPED_MAX];
+    int nmapped;
+};
+
+/* ---- publishing --------------------------------------------------------------------------- */
+
+static void ring_supervisor(struct wk *k)
 {
-    if (mproc__bell_claim(&shm->sup_bell)) {
-        if (!mproc__sys_fd_same(shm->evfd, &doorbell))
+    if (mproc__bell_claim(&k->shm->sup_bell)) {
+        if (!mproc__sys_fd_same(k->shm->evfd, &k->doorbell))
             _exit(WORKER_LOST_FD);
-        mproc__sys_eventfd_ring(shm->evfd);
+        mproc__sys_eventfd_ring(k->shm->evfd);
     }
 }
 
-static uint64_t head_seen; /* this worker's cache of its ring's head (one ring per process) */
-static int home_mem = -1;  /* the pool process's memory (reach; one per worker process) */
-static struct mproc__fd_id home_id; /* what home_mem named (a task may close it) */
-static bool home_tried;             /* reach_probe ran */
-
 /* Phase times (.phase_times): a clock read at a phase's start, and its length added to
  * one of the slot's counters at its end (only this process writes them). */
-static bool timing;
-
-static inline int64_t phase_start(void)
+static inline int64_t phase_start(const struct wk *k)
 {
-    return timing ? mproc__sys_now_ns() : 0;
+    return k->timing ? mproc__sys_now_ns() : 0;
 }
 
-static inline void phase_end(_Atomic uint64_t *acc, int64_t t0)
+static inline void phase_end(const struct wk *k, _Atomic uint64_t *acc, int64_t t0)
 {
-    if (timing)
+    if (k->timing)
         atomic_store_explicit(acc,
                               atomic_load_explicit(acc, memory_order_relaxed) +
                                   (uint64_t)(mproc__sys_now_ns() - t0),
                               memory_order_relaxed);
 }
 
-static void publish(const struct worker_arg *a, const void *rec, size_t len, int *rc)
+/* Publish one record; 0 or -EMSGSIZE (the ring is smaller than the record). */
+static int publish(struct wk *k, const void *rec, size_t len)
 {
-    struct pool_slot *sl = &a->shm->slots[a->slot];
-    int64_t t0 = phase_start();
-    int r = mproc__ring_put(&sl->ring, mproc__ring_data(a->shm, a->slot), a->shm->ring_cap,
-                            &head_seen, rec, len);
-    ring_supervisor(a->shm);
-    phase_end(&sl->publish_ns, t0);
-    if (r < 0)
-        *rc = r;
+    int64_t t0 = phase_start(k);
+    int rc = mproc__ring_put(&k->slot->ring, mproc__ring_data(k->shm, k->a->slot), k->shm->ring_cap,
+                             &k->head_seen, rec, len);
+    ring_supervisor(k);
+    phase_end(k, &k->slot->publish_ns, t0);
+    return rc;
 }
 
-/* Build and send one record. code != 0: msg (may be empty) and no output. */
-static int send_rec(const struct worker_arg *a, unsigned char *buf, uint32_t kind, int code,
-                    const char *msg, uint64_t job, uint64_t index, size_t out_len)
+/* Build and send one record in buf. code != 0: msg (may be empty) and no output. */
+static int send_rec(struct wk *k, unsigned char *buf, uint32_t kind, int code, const char *msg,
+                    uint64_t job, uint64_t index, size_t out_len)
 {
     struct pool_rec *h = (struct pool_rec *)(void *)buf;
     size_t ml = 0;
@@ -156,39 +219,10 @@ static int send_rec(const struct worker_arg *a, unsigned char *buf, uint32_t kin
     h->job_id = job;
     h->index = index;
     h->count = 1;
-    int rc = 0;
-    publish(a, buf, sizeof *h + ml + out_len, &rc);
-    return rc;
+    return publish(k, buf, sizeof *h + ml + out_len);
 }
 
-/* Successful fixed-size outcomes held back to go as one REC_BATCH record (the cost of a
- * record, ~50 ns, then is paid once per batch instead of once per tiny task). Held
- * outcomes are lost if the worker dies: the supervisor then sends those tasks again
- * (they ran, but nobody saw their outputs), see on_death in src/pool/life.c. A batch is
- * published when it is full (BATCH_BYTES of outputs or BATCH_TASKS tasks, see
- * batch_fit), when it is
- * BATCH_AGE_NS old, counted from the start of its first task (looked at after 1, 2, 4,
- * ..., 256, then every 256 tasks: a few clock reads per batch of tiny tasks, at most about
- * 2 * BATCH_AGE_NS of work held, and a slow task goes out as soon as it is done, so the
- * supervisor refills and balances as before batching), before a failure, at the end of
- * every chunk (so a long task never holds back the outcomes of the chunks before it, and
- * the supervisor sees progress and refills the channel in time), and before the worker
- * retires. So a batch never spans chunks: the worker starts each chunk with none held. */
-#define BATCH_BYTES ((size_t)64 << 10)
-#define BATCH_TASKS 1024u
-#define BATCH_AGE_NS INT64_C(1000000)
-#define PREFAULT_MIN ((size_t)64 << 10)
-
-struct batch {
-    unsigned char *buf; /* the record being built: header, then outputs */
-    size_t room;        /* output bytes it can hold */
-    size_t reach_room;  /* the same for a batch bound for the caller's array: all of buf */
-    uint64_t job, first;
-    uint32_t out_cap; /* bytes per output in buf (0: written in place) */
-    uint64_t reach;   /* CHUNK_ROUT: item 0's output address in the pool process; else 0 */
-    size_t n;         /* tasks held */
-    int64_t t0;       /* when the first was added */
-};
+/* ---- the batch ------------------------------------------------------------------------- */
 
 static unsigned char *batch_slot(const struct batch *b)
 {
@@ -202,6 +236,7 @@ static void batch_open(struct batch *b, uint64_t job, uint64_t index, uint32_t b
     b->first = index;
     b->out_cap = bcap;
     b->reach = reach;
+    b->t0 = mproc__sys_now_ns();
 }
 
 /* How many more tasks the batch can take. A batch whose outputs are written in place
@@ -216,11 +251,6 @@ static size_t batch_fit(const struct batch *b)
     if (b->reach == 0 && b->out_cap != 0 && cap > BATCH_TASKS)
         cap = BATCH_TASKS;
     return cap > b->n ? cap - b->n : 0;
-}
-
-static bool batch_full(const struct batch *b)
-{
-    return batch_fit(b) == 0;
 }
 
 /* Is the batch old enough to publish? Looked at after 1, 2, 4, ..., BATCH_LOOK tasks,
@@ -245,18 +275,20 @@ static size_t batch_to_look(const struct batch *b)
     return next - n;
 }
 
-static int flush(const struct worker_arg *a, struct batch *b)
+/* Publish what the batch holds (nothing: 0). 0, or < 0 when the channel is gone. */
+static int flush(struct wk *k)
 {
+    struct batch *b = &k->b;
     if (b->n == 0)
         return 0;
     size_t out_len = b->n * b->out_cap;
-    int64_t t0 = phase_start();
-    if (b->reach != 0 && home_mem >= 0 && MPROC__FAULT("pool.reach.write") == 0 &&
-        mproc__sys_vm_write(a->home, b->reach + b->first * b->out_cap,
+    int64_t t0 = phase_start(k);
+    if (b->reach != 0 && k->home_mem >= 0 && MPROC__FAULT("pool.reach.write") == 0 &&
+        mproc__sys_vm_write(k->a->home, b->reach + b->first * b->out_cap,
                             b->buf + sizeof(struct pool_rec), out_len) == 0)
         out_len = 0; /* in the caller's array now (else the supervisor copies them) */
     if (b->reach != 0)
-        phase_end(&a->shm->slots[a->slot].copy_ns, t0);
+        phase_end(k, &k->slot->copy_ns, t0);
     struct pool_rec h = {.kind = REC_BATCH,
                          .out_len = (uint32_t)out_len,
                          .job_id = b->job,
@@ -264,43 +296,41 @@ static int flush(const struct worker_arg *a, struct batch *b)
                          .count = b->n,
                          .busy_ns = mproc__sys_now_ns() - b->t0};
     memcpy(b->buf, &h, sizeof h);
-    int rc = 0;
-    publish(a, b->buf, sizeof h + h.out_len, &rc);
+    int rc = publish(k, b->buf, sizeof h + h.out_len);
     b->n = 0;
     if (rc == 0)
         (void)MPROC__FAULT("pool.result.sent");
     return rc;
 }
 
+/* ---- reach ------------------------------------------------------------------------------ */
+
 /* Hand a CHUNK_RIN chunk back unbegun (REC_BOUNCE, see the DESIGN note). */
-static int bounce(const struct worker_arg *a, unsigned char *buf, const struct pool_chunk *c,
-                  int code)
+static int bounce(struct wk *k, const struct pool_chunk *c, int code)
 {
     struct pool_rec h = {.kind = REC_BOUNCE,
                          .code = code,
                          .job_id = c->job_id,
                          .index = c->first,
                          .count = c->count};
-    memcpy(buf, &h, sizeof h);
-    int rc = 0;
-    publish(a, buf, sizeof h, &rc);
-    return rc;
+    memcpy(k->small, &h, sizeof h);
+    return publish(k, k->small, sizeof h);
 }
 
 /* Can this worker read (and so write) the pool process's memory? It reads its own
  * argument block there: the same bytes as its copy from the fork. REACH_YES (and
  * home_mem open) or REACH_NO. */
-static uint32_t reach_probe(const struct worker_arg *a)
+static uint32_t reach_probe(struct wk *k)
 {
-    home_tried = true;
+    k->home_tried = true;
     if (MPROC__FAULT("pool.reach") < 0)
         return REACH_NO;
-    int fd = mproc__sys_vm_open(a->home);
+    int fd = mproc__sys_vm_open(k->a->home);
     struct worker_arg there;
-    if (fd >= 0 && mproc__sys_vm_read(fd, &there, (uint64_t)(uintptr_t)a, sizeof there) == 0 &&
-        there.slot == a->slot && there.shm == a->shm) {
-        if (mproc__sys_fd_id(fd, &home_id) == 0) {
-            home_mem = fd;
+    if (fd >= 0 && mproc__sys_vm_read(fd, &there, (uint64_t)(uintptr_t)k->a, sizeof there) == 0 &&
+        there.slot == k->a->slot && there.shm == k->a->shm) {
+        if (mproc__sys_fd_id(fd, &k->home_id) == 0) {
+            k->home_mem = fd;
             return REACH_YES;
         }
     }
@@ -309,17 +339,22 @@ static uint32_t reach_probe(const struct worker_arg *a)
     return REACH_NO;
 }
 
-static const char *fault_msg(int code)
+/* A CHUNK_RIN chunk's inputs, read from the caller's array into the chunk's items.
+ * 0, or < 0: they could not be read (the chunk bounces). */
+static int reach_inputs(struct wk *k, const struct pool_chunk *c, unsigned char *items)
 {
-    return mproc_strerror(code);
+    if (k->home_mem >= 0 && !mproc__sys_fd_same(k->home_mem, &k->home_id))
+        k->home_mem = -1; /* a task closed it (the number is not ours to close now) */
+    int64_t t0 = phase_start(k);
+    int rc = k->home_mem < 0 ? -EBADF : MPROC__FAULT("pool.reach.read");
+    if (rc == 0)
+        rc = mproc__sys_vm_read(k->home_mem, items, c->in_addr + c->first * c->in_size,
+                                (size_t)c->count * c->in_size);
+    phase_end(k, &k->slot->copy_ns, t0);
+    return rc;
 }
 
-/* The worker's cache of the last function it decoded. */
-struct fn_cache {
-    mproc_task_fn fn;
-    unsigned char ref[MPROC__FNREF_MAX];
-    uint32_t len;
-};
+/* ---- tasks ------------------------------------------------------------------------------ */
 
 static int find_fn(struct fn_cache *fc, const unsigned char *ref, uint32_t len)
 {
@@ -339,24 +374,24 @@ static int find_fn(struct fn_cache *fc, const unsigned char *ref, uint32_t len)
 
 /* A direct apply (src/pool/direct.c): run it and answer in the slot's mailbox. The
  * fault points are those of the usual path, so the crash matrix covers both. */
-static void run_direct(const struct worker_arg *a, mproc_task *t, struct fn_cache *fc,
-                       const struct pool_chunk *c, const unsigned char *ref,
+static void run_direct(struct wk *k, const struct pool_chunk *c, const unsigned char *ref,
                        const unsigned char *input)
 {
-    struct pool_direct *d = &a->shm->slots[a->slot].direct;
+    mproc_task *t = &k->t;
+    struct pool_direct *d = &k->slot->direct;
     uint32_t expect = D_POSTED;
     (void)atomic_compare_exchange_strong(&d->state, &expect, D_RUNNING); /* or ABANDONED */
     t->has_msg = false;
     t->msg[0] = '\0';
     int drc = MPROC__FAULT("pool.task.decode");
     if (drc == 0)
-        drc = find_fn(fc, ref, c->fnref_len);
+        drc = find_fn(&k->fc, ref, c->fnref_len);
     int rc = drc;
     if (rc == 0)
         rc = MPROC__FAULT("pool.task.run");
     size_t out_len = c->out_cap;
     if (rc == 0) {
-        rc = fc->fn(t, input, c->in_size, mproc__direct_data(a->shm, a->slot), &out_len);
+        rc = k->fc.fn(t, input, c->in_size, mproc__direct_data(k->shm, k->a->slot), &out_len);
         if (rc > 0)
             rc = mproc_task_fail(t, -EINVAL, "task returned %d (not 0 or a negative code)", rc);
         else if (rc == 0 && out_len > c->out_cap)
@@ -367,7 +402,7 @@ static void run_direct(const struct worker_arg *a, mproc_task *t, struct fn_cach
     if (rc == 0 && erc < 0)
         rc = erc;
     if (rc < 0 && !t->has_msg)
-        mproc__pool_say(t->msg, sizeof t->msg, "%s", drc < 0 || erc < 0 ? fault_msg(rc) : "");
+        mproc__pool_say(t->msg, sizeof t->msg, "%s", drc < 0 || erc < 0 ? mproc_strerror(rc) : "");
     mproc__direct_answer(d, rc, t->msg, out_len);
     /* counted before the outcome is published: a caller that has it sees the count */
     atomic_store_explicit(&d->done, atomic_load_explicit(&d->done, memory_order_relaxed) + 1,
@@ -390,32 +425,28 @@ static void run_direct(const struct worker_arg *a, mproc_task *t, struct fn_cach
  * pages for each worker, see src/pool/dispatch.c) would pay that per chunk. Valid for
  * the worker's life: the in-place ranges are mappings it inherited at its fork, which
  * the caller's later munmap does not touch. A full table starts afresh (only a cost). */
-#define MAPPED_MAX 16
-
-static struct {
-    uintptr_t start, end;
-    bool write;
-} mapped[MAPPED_MAX];
-static int nmapped;
-
-static void prefault_once(const void *addr, size_t len, bool write)
+static void prefault_once(struct wk *k, const void *addr, size_t len, bool write)
 {
+    if (len < PREFAULT_MIN)
+        return; /* a few faults cost less than the call */
     uintptr_t a = (uintptr_t)addr, b = a + len;
-    for (int i = 0; i < nmapped; i++)
-        if (mapped[i].start <= a && b <= mapped[i].end && (mapped[i].write || !write))
+    for (int i = 0; i < k->nmapped; i++)
+        if (k->mapped[i].start <= a && b <= k->mapped[i].end && (k->mapped[i].write || !write))
             return;
+    int64_t t0 = phase_start(k);
     mproc__sys_prefault(addr, len, write);
-    for (int i = 0; i < nmapped; i++) /* extends a range it continues (chunks come in order) */
-        if (mapped[i].write == write && mapped[i].end == a) {
-            mapped[i].end = b;
+    phase_end(k, &k->slot->fault_ns, t0);
+    for (int i = 0; i < k->nmapped; i++) /* extends a range it continues (chunks in order) */
+        if (k->mapped[i].write == write && k->mapped[i].end == a) {
+            k->mapped[i].end = b;
             return;
         }
-    if (nmapped == MAPPED_MAX)
-        nmapped = 0;
-    mapped[nmapped].start = a;
-    mapped[nmapped].end = b;
-    mapped[nmapped].write = write;
-    nmapped++;
+    if (k->nmapped == MAPPED_MAX)
+        k->nmapped = 0;
+    k->mapped[k->nmapped].start = a;
+    k->mapped[k->nmapped].end = b;
+    k->mapped[k->nmapped].write = write;
+    k->nmapped++;
 }
 
 /* Item index of an in-place array whose item 0 is at addr: computed as integers (a
@@ -436,285 +467,251 @@ static int judge(mproc_task *t, const struct pool_chunk *c, int trc, size_t out_
     return trc;
 }
 
-/* A run of tasks of a lean chunk (see the worker loop). */
-struct lean {
+/* A run of tasks of one chunk, to be run in a row (run_tasks). */
+struct run_of {
     mproc_task_fn fn;
-    mproc_task *t;
+    int drc;                  /* the chunk's decode code: nonzero, every task fails with it */
     const unsigned char *src; /* the run's first input and output */
     unsigned char *dst;
-    uint32_t in_size, out_cap;
-    _Atomic uint64_t *started, *ended;
-    int trc, erc; /* of the task that did not succeed, if any */
+    uint32_t in_size, out_cap; /* out_cap: the first task's output room */
+    bool timed;                /* record when each begins */
+    bool held;                 /* successes are held in the batch (else each goes alone) */
+    int trc, erc;              /* of the task that did not succeed as fixed, if any */
     size_t out_len;
 };
 
-/* Run n tasks in a row, the k-th as the (begun + k)-th begun (stored in `started` before
- * it runs). Returns how many succeeded before the first that did not (n if all did); that
- * one's results are in l. */
-static uint32_t lean_run(struct lean *l, uint32_t n, uint64_t begun)
+/* Run n tasks in a row, the i-th as the (begun + i)-th begun (stored in `started` before
+ * it runs, and `ended` once it returned a fixed-size success, held in the batch). Returns
+ * how many did so before the first that did not (n if all did); that one's codes and
+ * length are in r. The fast path of the pool: for tiny tasks this loop is the cost. */
+static uint32_t run_tasks(struct wk *k, struct run_of *r, uint32_t n, uint64_t begun)
 {
-    /* in locals: the task is an opaque call, after which anything read through l would
-       be read again */
-    mproc_task_fn fn = l->fn;
-    mproc_task *t = l->t;
-    _Atomic uint64_t *started = l->started, *ended = l->ended;
-    const unsigned char *src = l->src;
-    unsigned char *dst = l->dst;
-    const uint32_t in_size = l->in_size, out_cap = l->out_cap;
-    for (uint32_t k = 0; k < n; k++, src += in_size, dst += out_cap) {
-        atomic_store_explicit(started, begun + k, memory_order_release);
+    /* in locals: the task is an opaque call, after which anything read through a pointer
+       would be read again */
+    mproc_task_fn fn = r->fn;
+    mproc_task *t = &k->t;
+    _Atomic uint64_t *started = &k->slot->started, *ended = &k->slot->ended;
+    const unsigned char *src = r->src;
+    unsigned char *dst = r->dst;
+    const uint32_t in_size = r->in_size, out_cap = r->out_cap;
+    const int drc = r->drc;
+    const bool held = r->held;
+    for (uint32_t i = 0; i < n; i++, src += in_size, dst += out_cap) {
+        if (r->timed) /* a clock read per task costs ~30 ns: only when it matters */
+            atomic_store_explicit(&k->slot->started_ns, mproc__sys_now_ns(), memory_order_relaxed);
+        atomic_store_explicit(started, begun + i, memory_order_release);
         size_t out_len = out_cap;
         t->has_msg = false;
-        int trc = MPROC__FAULT("pool.task.run");
+        int trc = drc;
+        if (trc == 0)
+            trc = MPROC__FAULT("pool.task.run");
         if (trc == 0)
             trc = fn(t, src, in_size, dst, &out_len);
         int erc = MPROC__FAULT("pool.result.encode");
-        if (__builtin_expect(trc != 0 || out_len != out_cap || erc != 0, 0)) {
-            l->trc = trc;
-            l->erc = erc;
-            l->out_len = out_len;
-            return k;
+        if (__builtin_expect(trc != 0 || out_len != out_cap || erc != 0 || !held, 0)) {
+            r->trc = trc;
+            r->erc = erc;
+            r->out_len = out_len;
+            return i;
         }
-        atomic_store_explicit(ended, begun + k, memory_order_release); /* held */
+        atomic_store_explicit(ended, begun + i, memory_order_release); /* held */
         (void)MPROC__FAULT("pool.task.held");
     }
     return n;
 }
 
-struct ctx {
-    const struct worker_arg *a;
-    struct batch *b;
-    mproc_task *t;
-    unsigned char *outbuf; /* a task's output, when not batched */
-    unsigned char *small;  /* a failure record */
-    uint64_t reach;        /* the chunk's batches go to the caller's array (CHUNK_ROUT) */
-};
-
-/* The outcome of task index of chunk c (trc from judge; drc, erc: the decode and encode
- * fault codes): held in the batch, or published with what was held before it. 0, or -1
- * when the channel is gone (the worker exits). */
-static int outcome(struct ctx *x, const struct pool_chunk *c, uint64_t index, int trc, int drc,
-                   int erc, size_t out_len, bool batched, uint32_t bcap)
+/* The outcome of a task that did not come out of run_tasks held in the batch (a
+ * failure, or a success that goes alone: an apply's output, an output too large to
+ * batch): published, after what the batch held before it. 0, or < 0 when the channel is
+ * gone (the worker exits). */
+static int lone_outcome(struct wk *k, const struct pool_chunk *c, uint64_t index,
+                        const struct run_of *r)
 {
-    struct batch *b = x->b;
-    mproc_task *t = x->t;
-    if (trc == 0 && erc < 0)
-        trc = erc;
+    mproc_task *t = &k->t;
+    int trc = r->drc != 0 ? r->drc : judge(t, c, r->trc, r->out_len);
+    if (trc == 0 && r->erc < 0)
+        trc = r->erc;
     if (trc < 0 && !t->has_msg)
-        mproc__pool_say(t->msg, sizeof t->msg, "%s", drc < 0 || erc < 0 ? fault_msg(trc) : "");
-    if (trc == 0 && batched) {
-        if (b->n == 0)
-            batch_open(b, c->job_id, index, bcap, x->reach);
-        b->n++;
-        if (batch_due(b) && flush(x->a, b) < 0)
-            return -1;
-        return 0;
-    }
-    if (flush(x->a, b) < 0 ||
-        send_rec(x->a, trc == 0 ? x->outbuf : x->small, REC_RESULT, trc, t->msg, c->job_id, index,
-                 trc == 0 && !(c->inplace & CHUNK_OUT) ? out_len : 0) < 0)
+        mproc__pool_say(t->msg, sizeof t->msg, "%s",
+                        r->drc < 0 || r->erc < 0 ? mproc_strerror(trc) : "");
+    if (flush(k) < 0 ||
+        send_rec(k, trc == 0 ? k->outbuf : k->small, REC_RESULT, trc, t->msg, c->job_id, index,
+                 trc == 0 && !(c->inplace & CHUNK_OUT) ? r->out_len : 0) < 0)
         return -1;
     (void)MPROC__FAULT("pool.result.sent");
     return 0;
+}
+
+/* ---- the loop ------------------------------------------------------------------------ */
+
+/* Run chunk c (its fnref at ref, its items at items). The tasks run in runs (run_tasks):
+ * as many as the batch can take, up to its next look at the clock and the end of the
+ * caller's chunk (imap), when they are fixed-size successes with no time limit and no
+ * retirement to count; one at a time otherwise (an apply, a time limit, maxtasksperchild).
+ * 0, 1: the worker retires, -1: the channel is gone. */
+static int run_chunk(struct wk *k, const struct pool_chunk *c, const unsigned char *ref,
+                     const unsigned char *items)
+{
+    const struct worker_arg *a = k->a;
+    struct batch *b = &k->b;
+    /* the chunk's first task is in flight from here: a death during decode fails it */
+    if (c->timed)
+        atomic_store_explicit(&k->slot->started_ns, mproc__sys_now_ns(), memory_order_relaxed);
+    /* only this process writes `started`: a plain store (a locked add per task cost
+     * more than half of a tiny task's time); the supervisor reads it after the
+     * worker's death (the kernel's exit orders everything) or for time limits */
+    uint64_t begun0 = ++k->begun; /* task i of the chunk is the (begun0 + i)-th begun */
+    atomic_store_explicit(&k->slot->started, begun0, memory_order_release);
+    int drc = MPROC__FAULT("pool.task.decode");
+    if (drc == 0)
+        drc = find_fn(&k->fc, ref, c->fnref_len);
+    /* shared memory read or written in place: its pages are not in this process's page
+       tables until touched, one fault each; map a large chunk's in at once */
+    if (c->inplace & CHUNK_IN)
+        prefault_once(k, item_at(c->in_addr, c->first, c->in_size), (size_t)c->count * c->in_size,
+                      false);
+    if (c->inplace & CHUNK_OUT)
+        prefault_once(k, item_at(c->out_addr, c->first, c->out_cap), (size_t)c->count * c->out_cap,
+                      true);
+    uint32_t bcap = c->inplace & CHUNK_OUT ? 0 : c->out_cap;
+    bool batched = c->fixed && bcap <= b->room;
+    uint64_t reach = batched && (c->inplace & CHUNK_ROUT) ? c->out_addr : 0;
+    bool in_runs = batched && !c->timed && a->maxtasks == 0;
+    size_t out_room = a->msg_max - sizeof(struct pool_rec);
+    const unsigned char *src =
+        c->inplace & CHUNK_IN ? item_at(c->in_addr, c->first, c->in_size) : items;
+    unsigned char *odst =
+        c->inplace & CHUNK_OUT ? item_at(c->out_addr, c->first, c->out_cap) : NULL;
+    uint32_t i = 0;
+    while (i < c->count) {
+        if (batched && b->n > 0 && batch_fit(b) == 0 && flush(k) < 0)
+            return -1;
+        if (batched && b->n == 0) /* a batch's age counts from its first task's start: a
+                                     slow task goes out as soon as it is done */
+            batch_open(b, c->job_id, c->first + i, bcap, reach);
+        size_t n = 1;
+        if (in_runs) {
+            size_t fit = batch_fit(b), look = batch_to_look(b);
+            n = c->count - i;
+            n = n < fit ? n : fit;
+            n = n < look ? n : look;
+            if (c->unit != 0 && n > c->unit - i % c->unit)
+                n = c->unit - i % c->unit; /* to the end of the caller's chunk */
+        }
+        struct run_of r = {
+            .fn = k->fc.fn,
+            .drc = drc,
+            .src = src + (size_t)i * c->in_size,
+            .dst = odst != NULL ? odst + (size_t)i * c->out_cap
+                   : batched    ? batch_slot(b)
+                                : k->outbuf + sizeof(struct pool_rec),
+            .in_size = c->in_size,
+            .out_cap = odst != NULL || c->fixed ? c->out_cap
+                       : c->out_cap <= out_room ? c->out_cap
+                                                : (uint32_t)out_room,
+            .timed = c->timed && i > 0, /* the first's was stored above */
+            .held = batched,
+        };
+        int64_t tr = phase_start(k);
+        uint32_t ok = run_tasks(k, &r, (uint32_t)n, begun0 + i);
+        phase_end(k, &k->slot->run_ns, tr);
+        if (batched)
+            b->n += ok;
+        i += ok;
+        k->tasks += ok;
+        if (ok < n) { /* task i did not succeed as a fixed-size output in a row */
+            if (lone_outcome(k, c, c->first + i, &r) < 0)
+                return -1;
+            atomic_store_explicit(&k->slot->ended, begun0 + i,
+                                  memory_order_release); /* held or sent */
+            (void)MPROC__FAULT("pool.task.held");
+            i++;
+            k->tasks++;
+        }
+        if (b->n > 0 && (batch_due(b) || (c->unit != 0 && i % c->unit == 0)) && flush(k) < 0)
+            return -1;
+        if (a->maxtasks != 0 && k->tasks >= a->maxtasks) { /* retire: nothing more was sent */
+            if (flush(k) < 0)
+                return -1;
+            atomic_store(&k->slot->retiring, 1);
+            return 1;
+        }
+    }
+    k->begun = begun0 + c->count - 1;
+    return flush(k) < 0 ? -1 : 0; /* at the end of every chunk (see struct batch) */
 }
 
 int mproc__pool_worker_main(void *arg)
 {
     const struct worker_arg *a = arg;
     pthread_sigmask(SIG_SETMASK, &a->mask, NULL);
-    timing = a->timing;
-    if (mproc__sys_fd_id(a->shm->evfd, &doorbell) < 0)
+    struct wk *k = mproc__calloc(1, sizeof *k);
+    if (k == NULL)
+        return 1; /* the supervisor reports the death of a worker that could not start */
+    k->a = a;
+    k->shm = a->shm;
+    k->slot = &a->shm->slots[a->slot];
+    k->t.worker = a->slot;
+    k->home_mem = -1;
+    k->timing = a->timing;
+    if (mproc__sys_fd_id(a->shm->evfd, &k->doorbell) < 0)
         return WORKER_LOST_FD;
-    struct pool_slot *slot = &a->shm->slots[a->slot];
-    mproc_task t = {.worker = a->slot};
-    unsigned char *inbuf = mproc__malloc(2 * a->msg_max); /* one block: fewer page faults
-                                                             in a new worker */
-    unsigned char *outbuf = inbuf != NULL ? inbuf + a->msg_max : NULL;
+    k->inbuf = mproc__malloc(2 * a->msg_max); /* one block: fewer page faults in a new
+                                                 worker */
+    k->outbuf = k->inbuf != NULL ? k->inbuf + a->msg_max : NULL;
     int rc = 0;
-    if (inbuf == NULL) {
+    mproc_task *t = &k->t;
+    if (k->inbuf == NULL) {
         rc = -ENOMEM;
-        mproc__pool_say(t.msg, sizeof t.msg, "worker: out of memory");
+        mproc__pool_say(t->msg, sizeof t->msg, "worker: out of memory");
     } else if (a->pin && (rc = mproc__sys_pin_nth((unsigned)a->slot)) < 0) {
-        mproc__pool_say(t.msg, sizeof t.msg, "worker: could not pin to a CPU: %s",
+        mproc__pool_say(t->msg, sizeof t->msg, "worker: could not pin to a CPU: %s",
                         mproc_strerror(rc));
     } else if (a->init != NULL) {
-        rc = a->init(a->initarg, &t.state);
+        rc = a->init(a->initarg, &t->state);
         if (rc > 0)
             rc = -EINVAL; /* a positive return is not a success code we know of */
-        if (rc < 0 && !t.has_msg)
-            mproc__pool_say(t.msg, sizeof t.msg, "initializer failed: %s", mproc_strerror(rc));
+        if (rc < 0 && !t->has_msg)
+            mproc__pool_say(t->msg, sizeof t->msg, "initializer failed: %s", mproc_strerror(rc));
     }
-    unsigned char small[sizeof(struct pool_rec) + POOL_MSG_MAX]; /* works without memory */
-    if (((a->announce || rc < 0) && send_rec(a, small, REC_READY, rc, t.msg, 0, 0, 0) < 0) ||
+    if (((a->announce || rc < 0) && send_rec(k, k->small, REC_READY, rc, t->msg, 0, 0, 0) < 0) ||
         rc < 0)
         return 1;
 
-    struct fn_cache fc = {0};
-    uint64_t tasks = 0, begun = 0; /* the supervisor zeroed `started` before the fork */
-    unsigned char *out = outbuf + sizeof(struct pool_rec);
     size_t out_room = a->msg_max - sizeof(struct pool_rec);
-    struct batch b = {.buf = outbuf,
-                      .room = out_room < BATCH_BYTES ? out_room : BATCH_BYTES,
-                      .reach_room = out_room};
-
+    k->b = (struct batch){.buf = k->outbuf,
+                          .room = out_room < BATCH_BYTES ? out_room : BATCH_BYTES,
+                          .reach_room = out_room};
     for (;;) {
         size_t len;
-        assert(b.n == 0); /* see struct batch */
-        rc = mproc_queue_get_into(a->in, inbuf, a->msg_max, &len, MPROC_FOREVER);
+        assert(k->b.n == 0); /* see struct batch */
+        rc = mproc_queue_get_into(a->in, k->inbuf, a->msg_max, &len, MPROC_FOREVER);
         if (rc < 0)
             return rc == -MPROC_ECLOSED ? 0 : 1;
         struct pool_chunk c;
-        memcpy(&c, inbuf, sizeof c);
-        const unsigned char *ref = inbuf + sizeof c;
-        const unsigned char *items = inbuf + mproc__chunk_head(c.fnref_len);
+        memcpy(&c, k->inbuf, sizeof c);
+        const unsigned char *ref = k->inbuf + sizeof c;
+        unsigned char *items = k->inbuf + mproc__chunk_head(c.fnref_len);
         if (c.inplace & CHUNK_DIRECT) {
-            run_direct(a, &t, &fc, &c, ref, items);
+            run_direct(k, &c, ref, items);
             continue;
         }
-        if ((c.inplace & (CHUNK_RIN | CHUNK_ROUT)) && !home_tried)
-            atomic_store(&slot->reach, reach_probe(a));
-        uint32_t bcap = c.inplace & CHUNK_OUT ? 0 : c.out_cap;
-        bool batched = c.fixed && bcap <= b.room;
-        uint64_t reach = batched && (c.inplace & CHUNK_ROUT) ? c.out_addr : 0;
-        if ((c.inplace & CHUNK_RIN) && home_mem >= 0 && !mproc__sys_fd_same(home_mem, &home_id))
-            home_mem = -1;           /* a task closed it (the number is not ours to close now) */
+        if ((c.inplace & (CHUNK_RIN | CHUNK_ROUT)) && !k->home_tried)
+            atomic_store(&k->slot->reach, reach_probe(k));
         if (c.inplace & CHUNK_RIN) { /* the inputs are in the caller's array */
-            int64_t t0 = phase_start();
-            int rrc = home_mem < 0 ? -EBADF : MPROC__FAULT("pool.reach.read");
-            if (rrc == 0)
-                rrc = mproc__sys_vm_read(home_mem, inbuf + mproc__chunk_head(c.fnref_len),
-                                         c.in_addr + c.first * c.in_size,
-                                         (size_t)c.count * c.in_size);
-            phase_end(&slot->copy_ns, t0);
+            int rrc = reach_inputs(k, &c, items);
             if (rrc < 0) { /* none of it begun: it goes back (see the DESIGN note) */
-                atomic_store(&slot->reach, REACH_NO);
-                if (bounce(a, small, &c, rrc) < 0)
+                atomic_store(&k->slot->reach, REACH_NO);
+                if (bounce(k, &c, rrc) < 0)
                     return 1;
-                begun += c.count; /* counted as settled by the supervisor, like outcomes */
-                atomic_store_explicit(&slot->started, begun, memory_order_release);
-                atomic_store_explicit(&slot->ended, begun, memory_order_release);
+                k->begun += c.count; /* counted as settled by the supervisor, like outcomes */
+                atomic_store_explicit(&k->slot->started, k->begun, memory_order_release);
+                atomic_store_explicit(&k->slot->ended, k->begun, memory_order_release);
                 continue;
             }
         }
-
-        /* the chunk's first task is in flight from here: a death during decode fails it */
-        if (c.timed) /* a clock read per task costs ~50 ns: only when it matters */
-            atomic_store_explicit(&slot->started_ns, mproc__sys_now_ns(), memory_order_relaxed);
-        /* only this process writes `started`: a plain store (a locked add per task cost
-         * more than half of a tiny task's time); the supervisor reads it after the
-         * worker's death (the kernel's exit orders everything) or for time limits */
-        atomic_store_explicit(&slot->started, ++begun, memory_order_release);
-        int drc = MPROC__FAULT("pool.task.decode");
-        if (drc == 0)
-            drc = find_fn(&fc, ref, c.fnref_len);
-        struct ctx x = {.a = a, .b = &b, .t = &t, .outbuf = outbuf, .small = small, .reach = reach};
-        /* shared memory read or written in place: its pages are not in this process's
-           page tables until touched, one fault each; map a large chunk's in at once */
-        int64_t tf = phase_start();
-        if ((c.inplace & CHUNK_IN) && (size_t)c.count * c.in_size >= PREFAULT_MIN)
-            prefault_once(item_at(c.in_addr, c.first, c.in_size), (size_t)c.count * c.in_size,
-                          false);
-        if ((c.inplace & CHUNK_OUT) && (size_t)c.count * c.out_cap >= PREFAULT_MIN)
-            prefault_once(item_at(c.out_addr, c.first, c.out_cap), (size_t)c.count * c.out_cap,
-                          true);
-        phase_end(&slot->fault_ns, tf);
-        uint32_t i = 0;
-        if (drc == 0 && batched && !c.timed && a->maxtasks == 0) {
-            /* the common case (map/imap chunks of fixed-size items, no time limit, no
-             * retirement): runs of tasks in a tight loop (lean_run), each as long as the
-             * batch can take and until batch_due looks next; anything but a success goes
-             * to outcome() */
-            const unsigned char *src =
-                c.inplace & CHUNK_IN ? item_at(c.in_addr, c.first, c.in_size) : items;
-            unsigned char *odst =
-                c.inplace & CHUNK_OUT ? item_at(c.out_addr, c.first, c.out_cap) : NULL;
-            uint64_t begun0 = begun; /* task i of the chunk is the (begun0 + i)-th begun */
-            while (i < c.count) {
-                if (b.n > 0 && batch_full(&b) && flush(a, &b) < 0)
-                    return 1;
-                if (b.n == 0) {
-                    b.t0 = mproc__sys_now_ns();
-                    batch_open(&b, c.job_id, c.first + i, bcap, reach);
-                }
-                size_t n = c.count - i, fit = batch_fit(&b), look = batch_to_look(&b);
-                n = n < fit ? n : fit;
-                n = n < look ? n : look;
-                if (c.unit != 0 && n > c.unit - i % c.unit)
-                    n = c.unit - i % c.unit; /* to the end of the caller's chunk */
-                struct lean l = {.fn = fc.fn,
-                                 .t = &t,
-                                 .src = src + (size_t)i * c.in_size,
-                                 .dst =
-                                     odst != NULL ? odst + (size_t)i * c.out_cap : batch_slot(&b),
-                                 .in_size = c.in_size,
-                                 .out_cap = c.out_cap,
-                                 .started = &slot->started,
-                                 .ended = &slot->ended};
-                int64_t tr = phase_start();
-                uint32_t ok = lean_run(&l, (uint32_t)n, begun0 + i);
-                phase_end(&slot->run_ns, tr);
-                b.n += ok;
-                i += ok;
-                if (ok < n) {
-                    if (outcome(&x, &c, c.first + i, judge(&t, &c, l.trc, l.out_len), 0, l.erc,
-                                l.out_len, batched, bcap) < 0)
-                        return 1;
-                    i++;
-                    continue;
-                }
-                if ((batch_due(&b) || (c.unit != 0 && i % c.unit == 0)) && flush(a, &b) < 0)
-                    return 1;
-            }
-            begun = begun0 + c.count - 1;
-            tasks += c.count;
-        }
-        for (; i < c.count; i++) {
-            if (i > 0) {
-                if (c.timed)
-                    atomic_store_explicit(&slot->started_ns, mproc__sys_now_ns(),
-                                          memory_order_relaxed);
-                atomic_store_explicit(&slot->started, ++begun, memory_order_release);
-            }
-            uint64_t index = c.first + i;
-            if (batched && b.n > 0 && batch_full(&b) && flush(a, &b) < 0)
-                return 1;
-            if (batched && b.n == 0) /* a batch's age counts from its first task's start:
-                                        a slow task goes out as soon as it is done */
-                b.t0 = mproc__sys_now_ns();
-            t.has_msg = false;
-            t.msg[0] = '\0';
-            int trc = drc;
-            size_t out_len = c.out_cap <= out_room ? c.out_cap : out_room;
-            if (trc == 0)
-                trc = MPROC__FAULT("pool.task.run");
-            const unsigned char *src = c.inplace & CHUNK_IN ? item_at(c.in_addr, index, c.in_size)
-                                                            : items + (size_t)i * c.in_size;
-            unsigned char *dst = c.inplace & CHUNK_OUT ? item_at(c.out_addr, index, c.out_cap)
-                                 : batched             ? batch_slot(&b)
-                                                       : out;
-            if (c.inplace & CHUNK_OUT)
-                out_len = c.out_cap;
-            if (trc == 0) {
-                int64_t tr = phase_start();
-                trc = judge(&t, &c, fc.fn(&t, src, c.in_size, dst, &out_len), out_len);
-                phase_end(&slot->run_ns, tr);
-            }
-            int erc = MPROC__FAULT("pool.result.encode");
-            if (outcome(&x, &c, index, trc, drc, erc, out_len, batched, bcap) < 0)
-                return 1;
-            atomic_store_explicit(&slot->ended, begun, memory_order_release); /* held or sent */
-            (void)MPROC__FAULT("pool.task.held");
-            if (c.unit != 0 && (i + 1) % c.unit == 0 && flush(a, &b) < 0)
-                return 1;
-            tasks++;
-            if (a->maxtasks != 0 && tasks >= a->maxtasks) { /* retire: nothing more was sent */
-                if (flush(a, &b) < 0)
-                    return 1;
-                atomic_store(&slot->retiring, 1);
-                return 0;
-            }
-        }
-        if (flush(a, &b) < 0) /* at the end of every chunk (see above) */
-            return 1;
+        rc = run_chunk(k, &c, ref, items);
+        if (rc != 0)
+            return rc < 0 ? 1 : 0;
     }
 }
