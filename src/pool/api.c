@@ -166,13 +166,14 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
     p->phase = P_STARTING;
     p->next_job_id = 1;
     p->workers = mproc__calloc((size_t)o.workers, sizeof *p->workers);
+    p->transport = &mproc__transport_local;
     p->wargs = mproc__calloc((size_t)o.workers, sizeof *p->wargs);
     p->deaths = mproc__calloc((size_t)o.max_restarts + 1, sizeof *p->deaths);
     int rc = -ENOMEM;
     if (p->workers == NULL || p->wargs == NULL || p->deaths == NULL)
         goto fail;
     for (int i = 0; i < o.workers; i++)
-        p->workers[i] = (struct worker){.slot = i, .pidfd = -1};
+        p->workers[i] = (struct worker){.slot = i, .pidfd = -1, .transport = p->transport};
     size_t ring_off = sizeof(struct pool_shm) + (size_t)o.workers * sizeof(struct pool_slot);
     ring_off = (ring_off + 4095) & ~(size_t)4095;
     size_t direct_cap = p->msg_max - sizeof(struct pool_rec); /* as an apply's output */

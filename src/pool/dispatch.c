@@ -10,26 +10,8 @@
  * wakes whom: mproc_queue_put_nowait wakes a worker asleep on its channel; a full
  * channel is simply retried on a later pass (the worker's records wake the supervisor).
  *
- * Reach: a map chunk of at least STAGE_MIN bytes of items over the caller's private
- * arrays, to a worker that has not said it cannot reach the pool process's memory (slot
- * `reach`), carries only addresses (CHUNK_RIN, CHUNK_ROUT): the worker copies its inputs
- * in and its outputs out itself (src/pool/worker.c), so the supervisor copies nothing and
- * the copying runs on every worker at once. Such a chunk is bounded by the worker's
- * buffer. A worker tries with the first such chunk it gets, so it is not tried by pools
- * that never map large arrays, and never on the way to a pool's start; where it cannot,
- * that chunk and any others sent before it said so come back unbegun (REC_BOUNCE) and go
- * again through staging.
- *
- * Staging, where reach is refused: a map chunk of at least STAGE_MIN bytes of items does
- * not carry its inputs in the channel. The supervisor copies them into one of the worker's
- * POOL_STAGES staging areas (in the pool's shared mapping, so at the same address in the
- * worker) and sends only the header; the worker reads the inputs and writes the outputs
- * there in place (CHUNK_IN | CHUNK_OUT, as for the caller's own shared arrays) and
- * publishes only counts; the supervisor copies each output into the caller's array when
- * its outcome comes in (src/pool/settle.c). One copy each way instead of two (channel,
- * worker buffer, result record, caller), and a failed task's item is never written. An
- * area is busy from the send until its chunk is settled or its worker is gone; with none
- * free, the chunk goes through the channel as before.
+ * How a chunk travels (through the channel, in place, reach, staging) is the transport's
+ * business (src/pool/transport.c): send_chunk asks it for a route and hands it the chunk.
  * A worker that dies holding chunks is handled by src/pool/life.c.
  *
  * Placement: a map over arrays the workers share (read and written in place) is split
@@ -57,7 +39,6 @@
 #define DEPTH 2
 #define RATE_NS INT64_C(1000000)
 #define QUEUE_NS INT64_C(200000)
-#define STAGE_MIN ((size_t)16 << 10)
 
 /* ---- generators and dispatch ------------------------------------------------------------ */
 
@@ -101,8 +82,6 @@ void mproc__pool_generate(struct sup *s)
  * message may carry several such chunks). false: the channel is full (nothing changed). */
 static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t limit, size_t unit)
 {
-    mproc_pool *p = s->p;
-    size_t head = mproc__chunk_head(j->fnref_len);
     struct take t;
     mproc__job_plan(j, w->slot, &t);
     size_t count = t.count;
@@ -110,74 +89,16 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
         count = limit;
     if (count > UINT32_MAX)
         count = UINT32_MAX;
-    /* a large map chunk over the caller's private arrays: the worker reaches them itself,
-     * or else it goes through a staging area (see the DESIGN note) */
-    int stage = -1;
-    size_t per = (j->inplace_in ? 0 : j->in_size) + (j->inplace_out ? 0 : j->out_size);
-    bool large = j->ops->staged && per > 0 && count * per >= STAGE_MIN;
-    bool reach = large && atomic_load_explicit(&p->shm->slots[w->slot].reach,
-                                               memory_order_relaxed) != REACH_NO;
-    bool rin = reach && !j->inplace_in && j->in_size > 0;
-    bool rout = reach && !j->inplace_out && j->out_size > 0;
-    for (int k = 0; k < POOL_STAGES && large && !reach && stage < 0; k++)
-        if (!w->stage_busy[k])
-            stage = k;
-    size_t fit = stage >= 0 ? p->shm->stage_cap / per
-                 : j->inplace_in
-                     ? SIZE_MAX
-                     : (p->msg_max - head) / (j->in_size ? j->in_size : 1); /* in the channel,
-                                                             or in the worker's buffer (rin) */
-    if (rout && fit > (p->msg_max - sizeof(struct pool_rec)) / j->out_size)
-        fit = (p->msg_max - sizeof(struct pool_rec)) / j->out_size; /* one batch's outputs */
-    if (count > fit)
-        count = fit;
-    assert(count >= 1);
-    mproc__job_plan_cut(&t, count);
-    size_t first = t.first;
-    bool stage_in = stage >= 0 && !j->inplace_in, stage_out = stage >= 0 && !j->inplace_out;
-    unsigned char *area = stage >= 0 ? mproc__stage_data(p->shm, w->slot, stage) : NULL;
-    size_t out_off = stage_in ? count * j->in_size : 0;
-    /* addresses of item 0: the worker adds index * size (unsigned, so wrapping is fine) */
-    uint64_t in_addr =
-        stage_in ? (uint64_t)(uintptr_t)area - first * j->in_size : (uint64_t)(uintptr_t)j->in;
-    uint64_t out_addr = stage_out ? (uint64_t)(uintptr_t)(area + out_off) - first * j->out_size
-                                  : (uint64_t)(uintptr_t)j->out;
-    bool in_place = j->inplace_in || stage_in;
-    struct pool_chunk c = {
-        .job_id = j->id,
-        .first = first,
-        .count = (uint32_t)count,
-        .in_size = (uint32_t)j->in_size,
-        .out_cap = (uint32_t)(j->ops->fixed ? j->out_size : p->msg_max - sizeof(struct pool_rec)),
-        .fnref_len = j->fnref_len,
-        .fixed = j->ops->fixed,
-        .timed = j->timeout > 0,
-        .inplace = (in_place ? CHUNK_IN : 0u) | (j->inplace_out || stage_out ? CHUNK_OUT : 0u) |
-                   (rin ? CHUNK_RIN : 0u) | (rout ? CHUNK_ROUT : 0u),
-        .unit = j->ops->units && unit < UINT32_MAX ? (uint32_t)unit : 0,
-        .in_addr = in_addr,
-        .out_addr = out_addr};
-    unsigned char *b = s->chunk;
-    memcpy(b, &c, sizeof c);
-    memcpy(b + sizeof c, j->fnref, j->fnref_len);
-    unsigned char *items = b + head;
-    if (!in_place && !rin)
-        mproc__job_inputs(j, first, count, items);
-    if (stage_in) /* a free area: no chunk of this worker's reads it (if the put fails,
-                     it is simply written again next time) */
-        memcpy(area, j->in + first * j->in_size, count * j->in_size);
-    int rc = mproc_queue_put_nowait(w->in, b, head + (in_place || rin ? 0 : count * j->in_size));
-    if (rc < 0)
+    struct route r;
+    s->p->transport->plan(s, w, j, count, &r); /* how it travels: src/pool/transport.c */
+    assert(r.count >= 1 && r.count <= count);
+    mproc__job_plan_cut(&t, r.count);
+    if (!s->p->transport->send(s, w, j, t.first, unit, &r))
         return false;
     mproc__job_taken(j, &t);
-    w->sent += count;
-    *mproc__pool_seg_at(w, w->nsegs) = (struct seg){.job = j,
-                                                    .first = first,
-                                                    .count = count,
-                                                    .stage = stage,
-                                                    .out_off = stage_out ? out_off : SIZE_MAX};
-    if (stage >= 0)
-        w->stage_busy[stage] = true;
+    w->sent += r.count;
+    *mproc__pool_seg_at(w, w->nsegs) = (struct seg){
+        .job = j, .first = t.first, .count = r.count, .stage = r.stage, .out_off = r.out_off};
     w->nsegs++;
     s->progress = true;
     return true;
@@ -325,8 +246,7 @@ static bool steal(struct sup *s, struct worker *thief)
         for (; k + 1 < v->nsegs; k++)
             *mproc__pool_seg_at(v, k) = *mproc__pool_seg_at(v, k + 1);
         v->nsegs--;
-        if (g.stage >= 0)
-            v->stage_busy[g.stage] = false;
+        p->transport->release(v, &g);
         v->sent -= g.count;
         s->progress = true;
         p->check_jobs = true; /* a cancelled job's tasks fail there */

@@ -84,7 +84,7 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
     w->received = w->sent = 0;
     w->nsegs = 0;
     w->seg0 = 0;
-    memset(w->stage_busy, 0, sizeof w->stage_busy);
+    w->transport->reset(w);
     w->rate_t0 = 0;
     w->task_ns = 0;
     w->timed_out = false;
@@ -135,7 +135,7 @@ static void release_worker(struct worker *w)
     w->st.pid = 0;
     w->nsegs = 0;
     w->seg0 = 0;
-    memset(w->stage_busy, 0, sizeof w->stage_busy);
+    w->transport->reset(w);
 }
 
 /* Within the restart budget? Records this death. */

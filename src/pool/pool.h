@@ -169,11 +169,13 @@ struct worker {
     pid_t pid;
     int pidfd;
     mproc_queue *in;
-    bool live;                  /* a process runs (or ran, unreaped) in this slot: ring is valid */
-    uint64_t received;          /* result records of this incarnation */
-    uint64_t sent;              /* tasks sent to this incarnation */
-    struct seg segs[POOL_SEGS]; /* FIFO of chunks sent (a ring from seg0), oldest first */
-    bool stage_busy[POOL_STAGES]; /* a chunk not yet settled uses that staging area */
+    bool live;         /* a process runs (or ran, unreaped) in this slot: ring is valid */
+    uint64_t received; /* result records of this incarnation */
+    uint64_t sent;     /* tasks sent to this incarnation */
+    const struct transport_ops *transport; /* the pool's (release needs it per worker) */
+    struct seg segs[POOL_SEGS];   /* FIFO of chunks sent (a ring from seg0), oldest first */
+    bool stage_busy[POOL_STAGES]; /* a chunk not yet settled uses that staging area
+                                     (written by the local transport only) */
     int seg0, nsegs;
     int64_t rate_t0;      /* the supervisor's estimate of this worker's time per task: */
     uint64_t rate_n0;     /*   a window start (time, received) ... */
@@ -198,6 +200,7 @@ struct mproc_pool {
     size_t shm_size;
     int nworkers;
     struct worker *workers;
+    const struct transport_ops *transport; /* how chunks travel to the workers */
     struct worker_arg *wargs;
     int *keep_fds; /* descriptors above 2 workers keep (ascending): the doorbell and
                       the caller's inherit_fds; they close every other one */
@@ -323,6 +326,36 @@ void mproc__job_successes(struct sup *s, struct job *j, size_t first, size_t cou
 void mproc__job_settled(struct job *j, size_t n);
 size_t mproc__job_fail_todo(struct sup *s, struct job *j, int code, const char *msg);
 void mproc__job_maybe_finish(struct sup *s, struct job *j);
+
+/* src/pool/transport.c: how a chunk travels (see there). */
+
+/* A chunk's route, planned by the transport for the supervisor. */
+struct route {
+    size_t count;   /* tasks it carries (plan may cut the count asked for) */
+    int stage;      /* the staging area it uses, or -1 */
+    size_t out_off; /* staged outputs: their offset in that area; SIZE_MAX: none */
+    uint32_t flags; /* CHUNK_*: what the worker is told */
+};
+
+struct transport_ops {
+    /* how count tasks of j would travel to w (r->count: how many it can carry, >= 1) */
+    void (*plan)(const struct sup *s, const struct worker *w, const struct job *j, size_t count,
+                 struct route *r);
+    /* send [first, first + r->count) of j to w the planned way (unit: j's chunk size now);
+       false: the channel is full (nothing sent) */
+    bool (*send)(struct sup *s, struct worker *w, const struct job *j, size_t first, size_t unit,
+                 const struct route *r);
+    /* where w left the output of task index of its chunk g (NULL: in the record, or in
+       place) */
+    const unsigned char *(*output)(const struct sup *s, const struct worker *w, const struct seg *g,
+                                   size_t index);
+    /* chunk g is settled (or taken back): what its route held is free */
+    void (*release)(struct worker *w, const struct seg *g);
+    /* w's process is gone (or new): nothing of its routes is held */
+    void (*reset)(struct worker *w);
+};
+
+extern const struct transport_ops mproc__transport_local;
 
 /* src/pool/settle.c: outcomes. */
 struct seg *mproc__pool_seg_at(struct worker *w, int k);        /* k-th chunk not settled */

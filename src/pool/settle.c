@@ -26,9 +26,7 @@ struct seg *mproc__pool_seg_at(struct worker *w, int k)
 
 static void pop_seg(struct worker *w)
 {
-    struct seg *g = mproc__pool_seg_at(w, 0);
-    if (g->stage >= 0)
-        w->stage_busy[g->stage] = false;
+    w->transport->release(w, mproc__pool_seg_at(w, 0));
     w->seg0 = (w->seg0 + 1) % POOL_SEGS;
     w->nsegs--;
 }
@@ -68,15 +66,12 @@ static void note_job(struct worker *w, uint64_t id)
     w->rate_t0 = 0;
 }
 
-/* Where the worker wrote the output of task index of g in its staging area (NULL: the
- * chunk is not staged). It stays valid until the next dispatch, after the outcome. */
+/* Where the worker left the output of task index of g, when not in its record (the
+ * transport knows; NULL: in the record or in place). Valid until the next dispatch. */
 static const unsigned char *staged_out(struct sup *s, struct worker *w, const struct seg *g,
                                        size_t index)
 {
-    if (g->stage < 0 || g->out_off == SIZE_MAX)
-        return NULL;
-    return mproc__stage_data(s->p->shm, w->slot, g->stage) + g->out_off +
-           (index - g->first) * g->job->out_size;
+    return s->p->transport->output(s, w, g, index);
 }
 
 /* A batch record: its tasks are the next count ones sent to w (workers publish one chunk

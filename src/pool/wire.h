@@ -175,7 +175,7 @@ static inline unsigned char *mproc__direct_data(struct pool_shm *shm, int slot)
     return (unsigned char *)shm + shm->direct_off + (size_t)slot * shm->direct_cap;
 }
 
-/* Staging areas (src/pool/dispatch.c): POOL_STAGES per worker slot, where the supervisor
+/* Staging areas (src/pool/transport.c): POOL_STAGES per worker slot, where the supervisor
  * puts a large map chunk's inputs and the worker writes its outputs, both in place. */
 #define POOL_STAGES 2
 

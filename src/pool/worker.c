@@ -29,17 +29,10 @@ struct batch below); a failure or an apply result goes alone, right away.
  * (src/pool/direct.c): it does not count in `started` and its outcome goes to the slot's
  * mailbox, not the ring.
  *
- * Reach: a large map chunk over the caller's private arrays comes without its items
- * (CHUNK_RIN, CHUNK_ROUT): the worker copies the inputs from the caller's array itself
- * and writes each batch's outputs into the caller's array before publishing the batch,
- * so the supervisor copies nothing and the copying is spread over the workers. With the
- * first such chunk the worker opens the pool process's memory (/proc/<pid>/mem: allowed
- * for a process's child unless Yama, a non-dumpable process or a seccomp filter says
- * no), reads its own argument block there, and says in its slot whether that worked.
- * A batch that cannot be written goes with its outputs, as usual (the supervisor copies
- * them); a chunk whose inputs cannot be read goes back unbegun (REC_BOUNCE) and the
- * worker says in its slot that it cannot reach (so the supervisor stops sending such
- * chunks; those already sent come back the same way).
+ * Where a chunk's inputs are and where its outputs go (in the chunk and the record, in
+ * place in shared memory, or read and written in the caller's memory: reach) is the
+ * transport's business (src/pool/transport.c, its worker's end: struct carry); a chunk
+ * whose inputs cannot be read goes back unbegun (REC_BOUNCE).
  *
  * Fault points (tests): "pool.task.decode", "pool.task.run", "pool.result.encode",
  * "pool.result.sent". FAIL at the first three fails the task with the armed code.
@@ -52,7 +45,6 @@ struct batch below); a failure or an apply result goes alone, right away.
 #include "fnref.h"
 #include "pool/worker.h"
 #include "sys/evfd.h"
-#include "sys/procmem.h"
 #include "sys/cpu.h"
 
 struct mproc_task {
@@ -86,8 +78,6 @@ int mproc_task_worker(mproc_task *t)
 
 /* ---- the worker's state ------------------------------------------------------------------ */
 
-#define MAPPED_MAX 16
-
 /* The worker's cache of the last function it decoded. */
 struct fn_cache {
     mproc_task_fn fn;
@@ -111,7 +101,6 @@ struct fn_cache {
 #define BATCH_BYTES ((size_t)64 << 10)
 #define BATCH_TASKS 1024u
 #define BATCH_AGE_NS INT64_C(1000000)
-#define PREFAULT_MIN ((size_t)64 << 10)
 
 struct batch {
     unsigned char *buf; /* the record being built: header, then outputs */
@@ -148,16 +137,8 @@ struct wk {
      * published), so the supervisor learns through the worker's pidfd instead of waiting
      * for ever. */
     struct mproc__fd_id doorbell;
-    int home_mem;                /* the pool process's memory (reach), or -1 */
-    struct mproc__fd_id home_id; /* what home_mem named (a task may close it) */
-    bool home_tried;             /* reach_probe ran */
-    bool timing;                 /* .phase_times */
-    /* The shared ranges this worker has mapped in (prefault_once). */
-    struct {
-        uintptr_t start, end;
-        bool write;
-    } mapped[MAPPED_MAX];
-    int nmapped;
+    bool timing;        /* .phase_times */
+    struct carry carry; /* the transport's end: where inputs and outputs are */
 };
 
 /* ---- publishing --------------------------------------------------------------------------- */
@@ -171,20 +152,14 @@ static void ring_supervisor(struct wk *k)
     }
 }
 
-/* Phase times (.phase_times): a clock read at a phase's start, and its length added to
- * one of the slot's counters at its end (only this process writes them). */
 static inline int64_t phase_start(const struct wk *k)
 {
-    return k->timing ? mproc__sys_now_ns() : 0;
+    return mproc__phase_start(k->timing);
 }
 
 static inline void phase_end(const struct wk *k, _Atomic uint64_t *acc, int64_t t0)
 {
-    if (k->timing)
-        atomic_store_explicit(acc,
-                              atomic_load_explicit(acc, memory_order_relaxed) +
-                                  (uint64_t)(mproc__sys_now_ns() - t0),
-                              memory_order_relaxed);
+    mproc__phase_end(k->timing, acc, t0);
 }
 
 /* Publish one record; 0 or -EMSGSIZE (the ring is smaller than the record). */
@@ -282,13 +257,9 @@ static int flush(struct wk *k)
     if (b->n == 0)
         return 0;
     size_t out_len = b->n * b->out_cap;
-    int64_t t0 = phase_start(k);
-    if (b->reach != 0 && k->home_mem >= 0 && MPROC__FAULT("pool.reach.write") == 0 &&
-        mproc__sys_vm_write(k->a->home, b->reach + b->first * b->out_cap,
-                            b->buf + sizeof(struct pool_rec), out_len) == 0)
+    if (b->reach != 0 && mproc__carry_write(&k->carry, b->reach + b->first * b->out_cap,
+                                            b->buf + sizeof(struct pool_rec), out_len))
         out_len = 0; /* in the caller's array now (else the supervisor copies them) */
-    if (b->reach != 0)
-        phase_end(k, &k->slot->copy_ns, t0);
     struct pool_rec h = {.kind = REC_BATCH,
                          .out_len = (uint32_t)out_len,
                          .job_id = b->job,
@@ -303,9 +274,9 @@ static int flush(struct wk *k)
     return rc;
 }
 
-/* ---- reach ------------------------------------------------------------------------------ */
+/* ---- bounce ------------------------------------------------------------------------------ */
 
-/* Hand a CHUNK_RIN chunk back unbegun (REC_BOUNCE, see the DESIGN note). */
+/* Hand a CHUNK_RIN chunk back unbegun (REC_BOUNCE: reach, src/pool/transport.c). */
 static int bounce(struct wk *k, const struct pool_chunk *c, int code)
 {
     struct pool_rec h = {.kind = REC_BOUNCE,
@@ -315,43 +286,6 @@ static int bounce(struct wk *k, const struct pool_chunk *c, int code)
                          .count = c->count};
     memcpy(k->small, &h, sizeof h);
     return publish(k, k->small, sizeof h);
-}
-
-/* Can this worker read (and so write) the pool process's memory? It reads its own
- * argument block there: the same bytes as its copy from the fork. REACH_YES (and
- * home_mem open) or REACH_NO. */
-static uint32_t reach_probe(struct wk *k)
-{
-    k->home_tried = true;
-    if (MPROC__FAULT("pool.reach") < 0)
-        return REACH_NO;
-    int fd = mproc__sys_vm_open(k->a->home);
-    struct worker_arg there;
-    if (fd >= 0 && mproc__sys_vm_read(fd, &there, (uint64_t)(uintptr_t)k->a, sizeof there) == 0 &&
-        there.slot == k->a->slot && there.shm == k->a->shm) {
-        if (mproc__sys_fd_id(fd, &k->home_id) == 0) {
-            k->home_mem = fd;
-            return REACH_YES;
-        }
-    }
-    if (fd >= 0)
-        mproc__sys_close(fd);
-    return REACH_NO;
-}
-
-/* A CHUNK_RIN chunk's inputs, read from the caller's array into the chunk's items.
- * 0, or < 0: they could not be read (the chunk bounces). */
-static int reach_inputs(struct wk *k, const struct pool_chunk *c, unsigned char *items)
-{
-    if (k->home_mem >= 0 && !mproc__sys_fd_same(k->home_mem, &k->home_id))
-        k->home_mem = -1; /* a task closed it (the number is not ours to close now) */
-    int64_t t0 = phase_start(k);
-    int rc = k->home_mem < 0 ? -EBADF : MPROC__FAULT("pool.reach.read");
-    if (rc == 0)
-        rc = mproc__sys_vm_read(k->home_mem, items, c->in_addr + c->first * c->in_size,
-                                (size_t)c->count * c->in_size);
-    phase_end(k, &k->slot->copy_ns, t0);
-    return rc;
 }
 
 /* ---- tasks ------------------------------------------------------------------------------ */
@@ -417,43 +351,6 @@ static void run_direct(struct wk *k, const struct pool_chunk *c, const unsigned 
     else
         mproc__direct_wake(d);
     (void)MPROC__FAULT("pool.result.sent");
-}
-
-/* The shared ranges this worker has mapped in (prefault): a chunk inside one is not
- * mapped in again. Populating pages that are already mapped still walks them (measured:
- * 80 MB, 1-4 ms each time), and a map over the same arrays again (placed: mostly the same
- * pages for each worker, see src/pool/dispatch.c) would pay that per chunk. Valid for
- * the worker's life: the in-place ranges are mappings it inherited at its fork, which
- * the caller's later munmap does not touch. A full table starts afresh (only a cost). */
-static void prefault_once(struct wk *k, const void *addr, size_t len, bool write)
-{
-    if (len < PREFAULT_MIN)
-        return; /* a few faults cost less than the call */
-    uintptr_t a = (uintptr_t)addr, b = a + len;
-    for (int i = 0; i < k->nmapped; i++)
-        if (k->mapped[i].start <= a && b <= k->mapped[i].end && (k->mapped[i].write || !write))
-            return;
-    int64_t t0 = phase_start(k);
-    mproc__sys_prefault(addr, len, write);
-    phase_end(k, &k->slot->fault_ns, t0);
-    for (int i = 0; i < k->nmapped; i++) /* extends a range it continues (chunks in order) */
-        if (k->mapped[i].write == write && k->mapped[i].end == a) {
-            k->mapped[i].end = b;
-            return;
-        }
-    if (k->nmapped == MAPPED_MAX)
-        k->nmapped = 0;
-    k->mapped[k->nmapped].start = a;
-    k->mapped[k->nmapped].end = b;
-    k->mapped[k->nmapped].write = write;
-    k->nmapped++;
-}
-
-/* Item index of an in-place array whose item 0 is at addr: computed as integers (a
- * staging area's item-0 address may lie below the area, wrapping). */
-static unsigned char *item_at(uint64_t addr, uint64_t index, uint32_t size)
-{
-    return (unsigned char *)(uintptr_t)(addr + index * size);
 }
 
 /* A task function returned trc with *out_len: its code, with a message for a bad one. */
@@ -550,7 +447,7 @@ static int lone_outcome(struct wk *k, const struct pool_chunk *c, uint64_t index
  * retirement to count; one at a time otherwise (an apply, a time limit, maxtasksperchild).
  * 0, 1: the worker retires, -1: the channel is gone. */
 static int run_chunk(struct wk *k, const struct pool_chunk *c, const unsigned char *ref,
-                     const unsigned char *items)
+                     const unsigned char *src)
 {
     const struct worker_arg *a = k->a;
     struct batch *b = &k->b;
@@ -565,23 +462,13 @@ static int run_chunk(struct wk *k, const struct pool_chunk *c, const unsigned ch
     int drc = MPROC__FAULT("pool.task.decode");
     if (drc == 0)
         drc = find_fn(&k->fc, ref, c->fnref_len);
-    /* shared memory read or written in place: its pages are not in this process's page
-       tables until touched, one fault each; map a large chunk's in at once */
-    if (c->inplace & CHUNK_IN)
-        prefault_once(k, item_at(c->in_addr, c->first, c->in_size), (size_t)c->count * c->in_size,
-                      false);
-    if (c->inplace & CHUNK_OUT)
-        prefault_once(k, item_at(c->out_addr, c->first, c->out_cap), (size_t)c->count * c->out_cap,
-                      true);
+    uint64_t back; /* a batch's outputs go to the caller's memory there (reach), or 0 */
+    unsigned char *odst = mproc__carry_out(&k->carry, c, &back);
     uint32_t bcap = c->inplace & CHUNK_OUT ? 0 : c->out_cap;
     bool batched = c->fixed && bcap <= b->room;
-    uint64_t reach = batched && (c->inplace & CHUNK_ROUT) ? c->out_addr : 0;
+    uint64_t reach = batched ? back : 0;
     bool in_runs = batched && !c->timed && a->maxtasks == 0;
     size_t out_room = a->msg_max - sizeof(struct pool_rec);
-    const unsigned char *src =
-        c->inplace & CHUNK_IN ? item_at(c->in_addr, c->first, c->in_size) : items;
-    unsigned char *odst =
-        c->inplace & CHUNK_OUT ? item_at(c->out_addr, c->first, c->out_cap) : NULL;
     uint32_t i = 0;
     while (i < c->count) {
         if (batched && b->n > 0 && batch_fit(b) == 0 && flush(k) < 0)
@@ -645,15 +532,14 @@ int mproc__pool_worker_main(void *arg)
 {
     const struct worker_arg *a = arg;
     pthread_sigmask(SIG_SETMASK, &a->mask, NULL);
-    struct wk *k = mproc__calloc(1, sizeof *k);
-    if (k == NULL)
-        return 1; /* the supervisor reports the death of a worker that could not start */
+    struct wk state = {0}, *k = &state; /* on the stack: a worker with no memory still
+                                            says so (REC_READY below) */
     k->a = a;
     k->shm = a->shm;
     k->slot = &a->shm->slots[a->slot];
     k->t.worker = a->slot;
-    k->home_mem = -1;
     k->timing = a->timing;
+    mproc__carry_init(&k->carry, a);
     if (mproc__sys_fd_id(a->shm->evfd, &k->doorbell) < 0)
         return WORKER_LOST_FD;
     k->inbuf = mproc__malloc(2 * a->msg_max); /* one block: fewer page faults in a new
@@ -696,21 +582,17 @@ int mproc__pool_worker_main(void *arg)
             run_direct(k, &c, ref, items);
             continue;
         }
-        if ((c.inplace & (CHUNK_RIN | CHUNK_ROUT)) && !k->home_tried)
-            atomic_store(&k->slot->reach, reach_probe(k));
-        if (c.inplace & CHUNK_RIN) { /* the inputs are in the caller's array */
-            int rrc = reach_inputs(k, &c, items);
-            if (rrc < 0) { /* none of it begun: it goes back (see the DESIGN note) */
-                atomic_store(&k->slot->reach, REACH_NO);
-                if (bounce(k, &c, rrc) < 0)
-                    return 1;
-                k->begun += c.count; /* counted as settled by the supervisor, like outcomes */
-                atomic_store_explicit(&k->slot->started, k->begun, memory_order_release);
-                atomic_store_explicit(&k->slot->ended, k->begun, memory_order_release);
-                continue;
-            }
+        const unsigned char *src; /* the first task's input: where the transport says */
+        int crc = mproc__carry_in(&k->carry, &c, items, &src);
+        if (crc < 0) { /* none of it begun: it goes back (REC_BOUNCE) */
+            if (bounce(k, &c, crc) < 0)
+                return 1;
+            k->begun += c.count; /* counted as settled by the supervisor, like outcomes */
+            atomic_store_explicit(&k->slot->started, k->begun, memory_order_release);
+            atomic_store_explicit(&k->slot->ended, k->begun, memory_order_release);
+            continue;
         }
-        rc = run_chunk(k, &c, ref, items);
+        rc = run_chunk(k, &c, ref, src);
         if (rc != 0)
             return rc < 0 ? 1 : 0;
     }
