@@ -1,46 +1,13 @@
 /* src/pool/api.c - the worker pool: API, lifecycle and submission (see mproc/pool.h).
  *
- * DESIGN. Decisions, and where each one lives:
- *
- * 1. API. Python's names with C conventions: mproc_pool_new(&p, &(mproc_pool_opts){...})
- *    (zero value = defaults: usable CPUs, no initializer, no time limit, restart budget
- *    max(10, 2 * workers) in 1 s); apply / apply_async (callback, error_callback) / map /
- *    map_async over arrays of fixed-size items written to an output array / imap and
- *    imap_unordered over items a generator produces lazily (bounded window); results with
- *    get, wait, ready, successful, cancel, failures, free; close / join / terminate / free;
- *    stats per pool and per worker. A task is mproc_task_fn: bytes in, bytes out, a
- *    negative code and a message (mproc_task_fail) for failure; per-worker state from the
- *    initializer via mproc_task_state.
- *
- * 2. Function references (src/fnref.c): a task function crosses to the worker as (module,
- *    offset from its load bias, build-id), encoded once per submission, decoded by the
- *    worker (cached), so the same scheme serves workers that are forks, exec'd copies of
- *    the program (spawn) or MPI ranks. No raw pointer crosses a process boundary.
- *
- * 3. Hot path (src/pool/super.c, src/pool/worker.c, src/pool/ring.c): each worker has
- *    two channels in anonymous shared memory: tasks come in an mproc_queue (robust side
- *    locks, futex doorbell, a brief spin when CPUs allow), results go back through a
- *    lock-free single-producer single-consumer ring (a record is published by one store,
- *    so a death never leaves half a record). Tasks travel in chunks (default about
- *    n / (4 * workers), bounded by the channel); up to two chunks wait per worker so it
- *    never idles between chunks; one small record per task comes back. The supervisor sleeps in
- * poll() only after announcing it (a flag checked by workers and callers, who then ring an
- * eventfd), so no system call is made per task while both sides are busy. Zero-copy: a map whose
- * input or output array lies in a shared mapping that existed when the pool forked its workers (an
- * mproc_shm block, an mproc_array, any MAP_SHARED memory made before mproc_pool_new) is read or
- *    written in place by the workers (checked against /proc/self/maps at creation and
- *    again at submission); otherwise inputs are copied into the channel and outputs out
- *    of it (one copy each way).
- *
- * 4. Supervision: one thread per pool (src/pool/super.c) forks the workers (so their
- *    PR_SET_PDEATHSIG follows a thread that lives as long as the pool), watches their
- *    pidfds, enforces per-task time limits, replaces dead workers within a restart budget
- *    and breaks the pool when it is spent; it runs every callback, never two at once. A
- *    death fails only the task in flight (-MPROC_EDIED with the signal or status); a
- *    task past its limit fails with -MPROC_ETIMELIMIT; terminate cancels
- *    (-MPROC_ECANCELLED). Callers queue jobs under the pool mutex and kick the
- *    supervisor; the one exception is a blocking apply finding an idle worker
- *    (src/pool/direct.c), which the supervisor still watches and settles on its death.
+ * DESIGN. This file is the caller's side: options resolved and checked, the pool's shared
+ * mapping and its supervisor thread created, submissions turned into jobs
+ * (src/pool/job.c) and queued under the pool mutex with a kick to the supervisor, close,
+ * join, terminate and free. How the rest fits (the supervisor, the workers, the
+ * transport, who wakes whom, what happens when a worker dies) is told once, in
+ * docs/design.md, "The pool". A map whose input or output array lies in a shared mapping
+ * that existed when the pool forked its workers, and is still the same mapping (checked
+ * against /proc/self/maps at creation and at submission), is read or written in place.
  *
  * Lock order: pool mutex only (the queues' locks are taken with it held by the
  * supervisor, never the other way round). Nothing here blocks while holding it except
