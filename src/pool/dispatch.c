@@ -267,7 +267,7 @@ void mproc__pool_dispatch(struct sup *s)
         update_rate(&p->workers[i], now);
     for (int i = 0; i < p->nworkers && j != NULL; i++)
         feed(s, &p->workers[i], &j);
-    for (int i = 0; i < p->nworkers && j == NULL && !p->terminating; i++) {
+    for (int i = 0; i < p->nworkers && j == NULL && p->request != REQ_TERMINATE; i++) {
         struct worker *w = &p->workers[i];
         if (w->state != W_READY || w->nsegs != 0 ||
             (p->o.maxtasksperchild != 0 && w->sent >= p->o.maxtasksperchild))

@@ -183,7 +183,7 @@ static void on_death(struct sup *s, struct worker *w)
     char why[POOL_MSG_MAX];
     describe_exit(why, sizeof why, w->pid, code);
     mproc__pool_direct_settle(s, w, -MPROC_EDIED, why,
-                              p->phase == P_RUNNING && !p->terminating && !p->broken);
+                              p->state == S_RUNNING && p->request != REQ_TERMINATE && !p->broken);
     uint64_t started = atomic_load(&p->shm->slots[w->slot].started);
     uint64_t ended = atomic_load(&p->shm->slots[w->slot].ended);
     bool begun = started > w->received && w->nsegs > 0;
@@ -237,12 +237,12 @@ static void on_death(struct sup *s, struct worker *w)
     bool retired =
         p->o.maxtasksperchild != 0 && !inflight && w->received >= p->o.maxtasksperchild &&
         (code == 0 || (code == EXIT_UNKNOWN && atomic_load(&p->shm->slots[w->slot].retiring) != 0));
-    bool planned = retired || w->timed_out || p->phase == P_STOPPING || p->terminating;
+    bool planned = retired || w->timed_out || p->state == S_STOPPING || p->request == REQ_TERMINATE;
     release_worker(w);
     s->progress = true;
     p->check_jobs = true; /* requeued tasks of a cancelled job fail now */
 
-    if (p->phase == P_STARTING) { /* any death before the pool is up fails its creation */
+    if (p->state == S_STARTING) { /* any death before the pool is up fails its creation */
         if (p->start_rc == 1) {
             p->start_rc = w->init_code < 0 ? w->init_code : -MPROC_EDIED;
             mproc__pool_say(p->start_msg, sizeof p->start_msg, "%s",
@@ -250,7 +250,7 @@ static void on_death(struct sup *s, struct worker *w)
         }
         return;
     }
-    if (p->phase != P_RUNNING || p->broken)
+    if (p->state != S_RUNNING || p->broken)
         return;
     w->st.restarts++;
     p->st.restarts++;
@@ -326,8 +326,8 @@ static void break_pool(struct sup *s, const char *cause)
     p->broken = -MPROC_EBROKEN;
     p->st.broken = 1;
     mproc__pool_say(p->broken_msg, sizeof p->broken_msg, "pool broken: %s", cause);
-    mproc__pool_fail_everything(s, -MPROC_EBROKEN, p->broken_msg);
-    p->phase = P_DONE;
+    mproc__pool_fail_everything(s, -MPROC_EBROKEN, p->broken_msg); /* the supervisor
+                                                                       sees it: DONE */
 }
 
 /* ---- time limits ------------------------------------------------------------------------- */

@@ -189,7 +189,12 @@ struct worker {
     mproc_worker_stats st;
 };
 
-enum pool_phase { P_STARTING, P_RUNNING, P_STOPPING, P_DONE };
+/* The supervisor's state: one machine, written only by src/pool/super.c (see there for
+ * what moves it). Callers wait for FINISHED. */
+enum pool_state { S_STARTING, S_RUNNING, S_STOPPING, S_DONE, S_FINISHED };
+
+/* What the callers asked of the supervisor; it only grows (terminate outranks join). */
+enum pool_request { REQ_NONE, REQ_JOIN, REQ_TERMINATE };
 
 struct mproc_pool {
     pthread_mutex_t mu;
@@ -217,11 +222,11 @@ struct mproc_pool {
     /* under mu */
     int start_rc; /* 1 while starting, then 0 or the failure */
     char start_msg[POOL_MSG_MAX];
-    enum pool_phase phase;
-    bool closed, joining, terminating;
-    bool finished;   /* the supervisor thread has left its loop */
-    bool check_jobs; /* a caller cancelled: look for jobs that are complete */
-    int broken;      /* -MPROC_EBROKEN once broken */
+    enum pool_state state;     /* the supervisor's (src/pool/super.c) */
+    enum pool_request request; /* the callers' (join, terminate) */
+    bool closed;               /* no more submissions (close, terminate) */
+    bool check_jobs;           /* a caller cancelled: look for jobs that are complete */
+    int broken;                /* -MPROC_EBROKEN once broken */
     char broken_msg[POOL_MSG_MAX];
     struct job *jobs, *jobs_tail; /* active jobs, oldest first */
     uint64_t next_job_id;

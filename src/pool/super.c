@@ -27,6 +27,17 @@
  * system call per task. Before sleeping it spins briefly when CPUs allow (the spin rule,
  * docs/benchmarks.md).
  *
+ * States (p->state, written here only; callers ask through p->request):
+ *   STARTING  the workers are being forked; when each is ready (at once, or after its
+ *             initializer said so) -> RUNNING, and mproc_pool_new returns; a worker that
+ *             cannot start -> DONE (the creation fails with its cause)
+ *   RUNNING   passes as above; terminate -> DONE (every task without an outcome is
+ *             cancelled); broken -> DONE (life.c failed them with the cause); join with
+ *             no job left -> STOPPING (the workers' channels are closed: they exit)
+ *   STOPPING  waiting for the workers to exit -> DONE; terminate -> DONE
+ *   DONE      the loop is left: workers still alive are killed and reaped, the last
+ *             results delivered -> FINISHED, which join, terminate and free wait for
+ *
  * Files: this one is the loop; outcomes are recorded in src/pool/settle.c, workers are
  * forked, replaced and timed in src/pool/life.c, chunks are sent in src/pool/dispatch.c.
  *
@@ -130,6 +141,66 @@ static bool spin_pays(const mproc_pool *p)
     return busy < p->cpus;
 }
 
+/* Cancelled jobs lose what was never dispatched; finished ones hand their results over. */
+static void check_jobs(struct sup *s)
+{
+    mproc_pool *p = s->p;
+    if (!p->check_jobs) /* a caller cancelled, or a worker died */
+        return;
+    p->check_jobs = false;
+    for (struct job *j = p->jobs, *nx; j != NULL; j = nx) {
+        nx = j->nextjob;
+        if (j->cancelled) {
+            mproc__job_stop(j);
+            mproc__job_fail_todo(s, j, -MPROC_ECANCELLED, "cancelled before it ran");
+        }
+        mproc__job_maybe_finish(s, j);
+    }
+}
+
+/* One pass's work in the current state (see the DESIGN note); returns the next state. */
+static enum pool_state step(struct sup *s)
+{
+    mproc_pool *p = s->p;
+    switch (p->state) {
+    case S_STARTING: {
+        if (p->start_rc != 1)
+            return S_DONE; /* a worker could not start */
+        for (int i = 0; i < p->nworkers; i++)
+            if (p->workers[i].state != W_READY)
+                return S_STARTING;
+        p->start_rc = 0;
+        return S_RUNNING;
+    }
+    case S_RUNNING:
+        if (p->request == REQ_TERMINATE) {
+            mproc__pool_fail_everything(s, -MPROC_ECANCELLED, "cancelled: the pool was terminated");
+            return S_DONE;
+        }
+        if (p->broken)
+            return S_DONE;
+        check_jobs(s);
+        for (int i = 0; i < p->nworkers && !p->broken; i++)
+            if (p->workers[i].state == W_NONE && mproc__sys_now_ns() >= s->spawn_retry)
+                mproc__pool_respawn(s, &p->workers[i]);
+        if (p->broken)
+            return S_DONE;
+        mproc__pool_generate(s);
+        mproc__pool_dispatch(s);
+        return p->request == REQ_JOIN && p->jobs == NULL ? S_STOPPING : S_RUNNING;
+    case S_STOPPING:
+        if (p->request == REQ_TERMINATE) {
+            mproc__pool_fail_everything(s, -MPROC_ECANCELLED, "cancelled: the pool was terminated");
+            return S_DONE;
+        }
+        return all_down(p) ? S_DONE : S_STOPPING;
+    case S_DONE:
+    case S_FINISHED:
+        break;
+    }
+    return S_DONE;
+}
+
 void *mproc__pool_supervisor(void *arg)
 {
     mproc_pool *p = arg;
@@ -155,8 +226,8 @@ void *mproc__pool_supervisor(void *arg)
             }
         }
     }
-    bool closed_inboxes = false;
-    while (p->start_rc == 1 || p->phase == P_RUNNING || p->phase == P_STOPPING) {
+    p->state = p->start_rc == 1 ? S_STARTING : S_DONE;
+    while (p->state != S_DONE) {
         uint64_t kicks = atomic_load(&p->kicks);
         s.progress = false;
         int64_t t0 = p->o.phase_times ? mproc__sys_now_ns() : 0;
@@ -166,70 +237,28 @@ void *mproc__pool_supervisor(void *arg)
             p->st.ns.settle += (uint64_t)(mproc__sys_now_ns() - t0);
         if (mproc__sys_now_ns() - s.last_check >= BUSY_CHECK_NS)
             mproc__pool_check_deaths(&s);
-        if (p->phase == P_STARTING) {
-            bool all = true;
-            for (int i = 0; i < p->nworkers; i++)
-                all = all && p->workers[i].state == W_READY;
-            if (p->start_rc == 1 && all) {
-                p->start_rc = 0;
-                p->phase = P_RUNNING;
-                pthread_cond_broadcast(&p->cv);
-            }
-            if (p->start_rc != 1 && p->start_rc != 0)
-                break;
-        }
-        if (p->terminating) {
-            mproc__pool_fail_everything(&s, -MPROC_ECANCELLED,
-                                        "cancelled: the pool was terminated");
-            p->phase = P_DONE;
-            break;
-        }
-        if (p->broken)
-            break;
-        if (p->check_jobs) { /* a caller cancelled, or a worker died */
-            p->check_jobs = false;
-            for (struct job *j = p->jobs, *nx; j != NULL; j = nx) {
-                nx = j->nextjob;
-                if (j->cancelled) {
-                    mproc__job_stop(j);
-                    mproc__job_fail_todo(&s, j, -MPROC_ECANCELLED, "cancelled before it ran");
-                }
-                mproc__job_maybe_finish(&s, j);
-            }
-        }
-        if (p->phase == P_RUNNING) {
-            for (int i = 0; i < p->nworkers && !p->broken; i++)
-                if (p->workers[i].state == W_NONE && mproc__sys_now_ns() >= s.spawn_retry)
-                    mproc__pool_respawn(&s, &p->workers[i]);
-            if (p->broken)
-                break;
-            mproc__pool_generate(&s);
-            mproc__pool_dispatch(&s);
-            if (p->joining && p->jobs == NULL) {
-                p->phase = P_STOPPING;
-            }
-        }
-        if (p->phase == P_STOPPING) {
-            if (!closed_inboxes) {
+        enum pool_state next = step(&s);
+        if (next != p->state) {
+            p->state = next;
+            s.progress = true;
+            if (next == S_STOPPING)
                 for (int i = 0; i < p->nworkers; i++)
                     if (p->workers[i].in != NULL)
-                        (void)mproc_queue_close(p->workers[i].in);
-                closed_inboxes = true;
-            }
-            if (all_down(p)) {
-                p->phase = P_DONE;
+                        (void)mproc_queue_close(p->workers[i].in); /* they exit */
+            if (next == S_RUNNING || next == S_DONE)
+                pthread_cond_broadcast(&p->cv); /* mproc_pool_new waits */
+            if (next == S_DONE)
                 break;
-            }
         }
         int64_t deadline = mproc__pool_check_timeouts(&s);
-        for (int i = 0; i < p->nworkers && p->phase == P_RUNNING; i++)
+        for (int i = 0; i < p->nworkers && p->state == S_RUNNING; i++)
             if (p->workers[i].state == W_NONE && s.spawn_retry < deadline)
                 deadline = s.spawn_retry; /* a fork to retry */
         bool moved = s.progress || s.done != NULL;
         deliver(&s);
         if (moved)
             continue;
-        if (spin && p->phase == P_RUNNING && spin_pays(p)) { /* starting or stopping: the
+        if (spin && p->state == S_RUNNING && spin_pays(p)) { /* starting or stopping: the
                                             workers need the CPUs, and a death ends no spin */
             pthread_mutex_unlock(&p->mu);
             bool more = spin_wait(p, kicks);
@@ -239,17 +268,16 @@ void *mproc__pool_supervisor(void *arg)
         }
         sleep_until(&s, kicks, deadline);
     }
-    if (p->start_rc != 0 && p->start_rc != 1) {
+    if (p->start_rc == 1)
+        p->start_rc = -ENOMEM; /* cannot happen: only a start result leaves STARTING */
+    if (p->start_rc != 0)
         mproc__pool_stop_workers(&s, -MPROC_ECANCELLED, "pool start failed");
-    } else if (p->start_rc == 1) {
-        p->start_rc = -ENOMEM;
-    }
-    if (p->phase != P_DONE && p->start_rc == 0)
+    else if (p->jobs != NULL) /* cannot happen: DONE comes after every job ended */
         mproc__pool_fail_everything(&s, -MPROC_ECANCELLED, "cancelled");
     mproc__pool_stop_workers(&s, -MPROC_ECANCELLED, "cancelled");
-    p->finished = true;
-    pthread_cond_broadcast(&p->cv);
     deliver(&s);
+    p->state = S_FINISHED;
+    pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     mproc__free(s.buf);
     mproc__free(s.chunk);
