@@ -185,7 +185,6 @@ void mproc__pool_direct_settle(struct sup *s, struct worker *w, int code, const 
     }
     p->st.done++;
     p->st.failed++;
-    w->st.done++;
-    w->st.failed++;
+    mproc__assigned_counted(w, 1, true);
     s->progress = true;
 }

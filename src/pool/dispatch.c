@@ -37,7 +37,6 @@
 #include "sys/relax.h"
 
 #define DEPTH 2
-#define RATE_NS INT64_C(1000000)
 #define QUEUE_NS INT64_C(200000)
 
 /* ---- generators and dispatch ------------------------------------------------------------ */
@@ -96,10 +95,10 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
     if (!s->p->transport->send(s, w, j, t.first, unit, &r))
         return false;
     mproc__job_taken(j, &t);
-    w->sent += r.count;
-    *mproc__pool_seg_at(w, w->nsegs) = (struct seg){
-        .job = j, .first = t.first, .count = r.count, .stage = r.stage, .out_off = r.out_off};
-    w->nsegs++;
+    mproc__assigned_push(
+        w,
+        &(struct seg){
+            .job = j, .first = t.first, .count = r.count, .stage = r.stage, .out_off = r.out_off});
     s->progress = true;
     return true;
 }
@@ -128,26 +127,6 @@ static size_t chunk_of(const mproc_pool *p, const struct job *j)
             cs = left;
     }
     return cs > 0 ? cs : 1;
-}
-
-/* Once per RATE_NS of a worker's busy time, estimate its time per task (idle time in the
- * window counts as work: the estimate errs slow, which keeps the queue short). */
-static void update_rate(struct worker *w, int64_t now)
-{
-    bool busy = w->sent > w->received;
-    if (w->rate_t0 == 0) {
-        if (busy) {
-            w->rate_t0 = now;
-            w->rate_n0 = w->received;
-        }
-        return;
-    }
-    if (now - w->rate_t0 < RATE_NS)
-        return;
-    uint64_t n = w->received - w->rate_n0;
-    w->task_ns = (now - w->rate_t0) / (int64_t)(n > 0 ? n : 1);
-    w->rate_t0 = busy ? now : 0;
-    w->rate_n0 = w->received;
 }
 
 /* How many tasks of j may w take now, in one chunk (0: none)? DEPTH chunks of cs (the
@@ -234,20 +213,10 @@ static bool steal(struct sup *s, struct worker *thief)
             continue; /* it took them all meanwhile */
         struct pool_chunk c;
         memcpy(&c, s->chunk, sizeof c);
-        int k = 0; /* usually 1 or more: the worker runs the front one */
-        while (k < v->nsegs && !(mproc__pool_seg_at(v, k)->job->id == c.job_id &&
-                                 mproc__pool_seg_at(v, k)->first == c.first &&
-                                 mproc__pool_seg_at(v, k)->count == c.count))
-            k++;
-        assert(k < v->nsegs && !(c.inplace & CHUNK_DIRECT));
-        if (k == v->nsegs)
+        assert(!(c.inplace & CHUNK_DIRECT));
+        struct seg g;
+        if (!mproc__assigned_take_back(v, &c, &g))
             continue; /* cannot happen: every message in a channel is a chunk sent */
-        struct seg g = *mproc__pool_seg_at(v, k);
-        for (; k + 1 < v->nsegs; k++)
-            *mproc__pool_seg_at(v, k) = *mproc__pool_seg_at(v, k + 1);
-        v->nsegs--;
-        p->transport->release(v, &g);
-        v->sent -= g.count;
         s->progress = true;
         p->check_jobs = true; /* a cancelled job's tasks fail there */
         return mproc__pool_requeue_or_fail(s, g.job, g.first, g.count, -ENOMEM,
@@ -264,7 +233,7 @@ void mproc__pool_dispatch(struct sup *s)
     struct job *j = p->jobs;
     int64_t now = mproc__sys_now_ns();
     for (int i = 0; i < p->nworkers; i++)
-        update_rate(&p->workers[i], now);
+        mproc__assigned_rate(&p->workers[i], now);
     for (int i = 0; i < p->nworkers && j != NULL; i++)
         feed(s, &p->workers[i], &j);
     for (int i = 0; i < p->nworkers && j == NULL && p->request != REQ_TERMINATE; i++) {

@@ -298,12 +298,10 @@ static void count_outcomes(struct sup *s, struct job *j, size_t n, bool failed, 
     j->finished += n;
     p->st.done += n;
     if (w != NULL)
-        w->st.done += n;
+        mproc__assigned_counted(w, n, failed);
     if (failed) {
         j->failed += n;
         p->st.failed += n;
-        if (w != NULL)
-            w->st.failed += n;
     }
     s->progress = true;
 }

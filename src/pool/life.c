@@ -81,12 +81,7 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
     w->live = true;
     w->state = a->announce ? W_STARTING : W_READY;
     w->start_ns = mproc__sys_now_ns();
-    w->received = w->sent = 0;
-    w->nsegs = 0;
-    w->seg0 = 0;
-    w->transport->reset(w);
-    w->rate_t0 = 0;
-    w->task_ns = 0;
+    mproc__assigned_reset(w, true);
     w->timed_out = false;
     w->init_code = 0;
     w->init_msg[0] = '\0';
@@ -123,6 +118,16 @@ static void describe_exit(char *buf, size_t n, pid_t pid, int code)
         mproc__pool_say(buf, n, "worker (pid %d) exited with status %d", (int)pid, code);
 }
 
+void mproc__pool_worker_ready(struct sup *s, struct worker *w, int code, const char *msg,
+                              size_t msg_len)
+{
+    w->init_code = code;
+    mproc__pool_say(w->init_msg, sizeof w->init_msg, "%.*s", (int)msg_len, msg);
+    if (code == 0)
+        w->state = W_READY;
+    s->progress = true;
+}
+
 static void release_worker(struct worker *w)
 {
     mproc__sys_close(w->pidfd);
@@ -133,9 +138,7 @@ static void release_worker(struct worker *w)
     w->state = W_NONE;
     w->pid = 0;
     w->st.pid = 0;
-    w->nsegs = 0;
-    w->seg0 = 0;
-    w->transport->reset(w);
+    mproc__assigned_reset(w, false);
 }
 
 /* Within the restart budget? Records this death. */
@@ -204,7 +207,7 @@ static void on_death(struct sup *s, struct worker *w)
             m = (size_t)k;
         held[nheld] = (struct run){.first = index, .count = m};
         held_job[nheld++] = g->job;
-        w->received += m; /* counted as settled here, like outcomes */
+        mproc__assigned_received(w, m, 0); /* counted as settled here, like outcomes */
         mproc__pool_pop_tasks(w, m);
         k -= m;
     }

@@ -163,6 +163,10 @@ struct seg {
 
 enum wstate { W_NONE, W_STARTING, W_READY, W_DEAD };
 
+/* A worker slot as the supervisor sees it. Its process fields are written by
+ * src/pool/life.c, what it holds (segs, counts, rate, stats) by src/pool/assigned.c, and
+ * stage_busy by the transport (src/pool/transport.c). */
+
 struct worker {
     int slot;
     enum wstate state;
@@ -362,21 +366,34 @@ struct transport_ops {
 
 extern const struct transport_ops mproc__transport_local;
 
-/* src/pool/settle.c: outcomes. */
+/* src/pool/assigned.c: what a worker holds (the chunks sent to it, their counts, its
+ * time per task). */
 struct seg *mproc__pool_seg_at(struct worker *w, int k);        /* k-th chunk not settled */
 struct seg *mproc__pool_front(struct worker *w, size_t *index); /* the next task's chunk */
 void mproc__pool_pop_tasks(struct worker *w, size_t n);         /* settle n of the front chunk */
 void mproc__pool_pop_task(struct worker *w);
+void mproc__assigned_push(struct worker *w, const struct seg *g); /* a chunk sent */
+/* Steal: take back the chunk c (still in w's channel, taken out of it): *out. false: no
+ * such chunk (cannot happen). */
+bool mproc__assigned_take_back(struct worker *w, const struct pool_chunk *c, struct seg *out);
+/* n outcomes received (job: theirs, or 0: none to note, e.g. a death's accounting). */
+void mproc__assigned_received(struct worker *w, uint64_t n, uint64_t job);
+void mproc__assigned_counted(struct worker *w, uint64_t n, bool failed); /* stats */
+void mproc__assigned_rate(struct worker *w, int64_t now); /* the time per task, now */
+/* Nothing held (a new or gone process); counts: the counts and estimate start afresh. */
+void mproc__assigned_reset(struct worker *w, bool counts);
+/* Requeue every unsettled task of w (where there is memory); fail whatever is left. */
+void mproc__pool_requeue(struct worker *w);
+void mproc__pool_fail_assigned(struct sup *s, struct worker *w, int code, const char *msg);
+
+/* src/pool/settle.c: outcomes. */
 /* Read and record every record w published. */
 void mproc__pool_drain(struct sup *s, struct worker *w);
 /* Requeue [first, first + count) of j at the front, and where there is no memory for
  * it those tasks fail with code and msg (outcomes from w; j may be finished and gone
- * then). true: requeued. Requeue every unsettled task of w; fail whatever requeue could
- * not take. */
+ * then). true: requeued. */
 bool mproc__pool_requeue_or_fail(struct sup *s, struct job *j, size_t first, size_t count, int code,
                                  const char *msg, struct worker *w);
-void mproc__pool_requeue(struct worker *w);
-void mproc__pool_fail_assigned(struct sup *s, struct worker *w, int code, const char *msg);
 
 /* src/pool/direct.c: blocking applies straight to an idle worker. */
 /* 1: not taken (no idle worker; use the usual path), else 0 or the outcome's code. */
@@ -388,6 +405,9 @@ void mproc__pool_direct_settle(struct sup *s, struct worker *w, int code, const 
                                bool retry);
 
 /* src/pool/life.c: workers' lives. */
+/* w said it started (REC_READY): code 0, or its initializer's failure with msg. */
+void mproc__pool_worker_ready(struct sup *s, struct worker *w, int code, const char *msg,
+                              size_t msg_len);
 int mproc__pool_spawn_worker(struct sup *s, struct worker *w);
 void mproc__pool_respawn(struct sup *s, struct worker *w);
 void mproc__pool_check_deaths(struct sup *s);

@@ -18,54 +18,6 @@
 
 #include "pool/pool.h"
 
-/* The k-th chunk sent to w and not yet settled, oldest first. */
-struct seg *mproc__pool_seg_at(struct worker *w, int k)
-{
-    return &w->segs[(w->seg0 + k) % POOL_SEGS];
-}
-
-static void pop_seg(struct worker *w)
-{
-    w->transport->release(w, mproc__pool_seg_at(w, 0));
-    w->seg0 = (w->seg0 + 1) % POOL_SEGS;
-    w->nsegs--;
-}
-
-/* The task a worker is running or will run next: its segment position. */
-struct seg *mproc__pool_front(struct worker *w, size_t *index)
-{
-    if (w->nsegs == 0)
-        return NULL;
-    struct seg *g = mproc__pool_seg_at(w, 0);
-    *index = g->first + g->done;
-    return g;
-}
-
-/* Settle n tasks at the front of w's first chunk (n <= what is left of it). */
-void mproc__pool_pop_tasks(struct worker *w, size_t n)
-{
-    struct seg *g = mproc__pool_seg_at(w, 0);
-    g->done += n;
-    if (g->done == g->count)
-        pop_seg(w);
-}
-
-void mproc__pool_pop_task(struct worker *w)
-{
-    mproc__pool_pop_tasks(w, 1);
-}
-
-/* An outcome of job id came from w: a new job resets the estimate of w's time per task
- * (src/pool/dispatch.c), measured afresh on the tasks of this job. */
-static void note_job(struct worker *w, uint64_t id)
-{
-    if (w->last_job == id)
-        return;
-    w->last_job = id;
-    w->task_ns = 0;
-    w->rate_t0 = 0;
-}
-
 /* Where the worker left the output of task index of g, when not in its record (the
  * transport knows; NULL: in the record or in place). Valid until the next dispatch. */
 static const unsigned char *staged_out(struct sup *s, struct worker *w, const struct seg *g,
@@ -96,8 +48,7 @@ static void take_batch(struct sup *s, struct worker *w, const struct pool_rec *h
         if (m > left)
             m = left;
         const unsigned char *src = each != 0 ? out : staged_out(s, w, g, index);
-        w->received += m;
-        note_job(w, j->id);
+        mproc__assigned_received(w, m, j->id);
         mproc__job_settled(j, m);
         mproc__pool_pop_tasks(w, m);
         mproc__job_successes(s, j, index, m, src, w);
@@ -119,7 +70,7 @@ static void give_back(struct sup *s, struct worker *w, const struct pool_rec *h)
         return; /* cannot happen with a sane worker */
     struct job *j = g->job;
     size_t m = g->count - g->done;
-    w->received += m; /* the worker counted them as begun and settled */
+    mproc__assigned_received(w, m, 0); /* the worker counted them as begun and settled */
     mproc__pool_pop_tasks(w, m);
     s->progress = true;
     s->p->check_jobs = true; /* a cancelled job's requeued tasks fail there */
@@ -168,11 +119,7 @@ void mproc__pool_drain(struct sup *s, struct worker *w)
             continue;
         }
         if (h.kind == REC_READY) {
-            w->init_code = h.code;
-            mproc__pool_say(w->init_msg, sizeof w->init_msg, "%.*s", (int)h.msg_len, m);
-            if (h.code == 0)
-                w->state = W_READY;
-            s->progress = true;
+            mproc__pool_worker_ready(s, w, h.code, m, h.msg_len);
             continue;
         }
         size_t index;
@@ -182,8 +129,7 @@ void mproc__pool_drain(struct sup *s, struct worker *w)
             continue;
         struct job *j = g->job;
         const unsigned char *staged = staged_out(s, w, g, index);
-        w->received++;
-        note_job(w, j->id);
+        mproc__assigned_received(w, 1, j->id);
         mproc__job_settled(j, 1);
         mproc__pool_pop_task(w);
         char text[POOL_MSG_MAX];
@@ -206,34 +152,4 @@ bool mproc__pool_requeue_or_fail(struct sup *s, struct job *j, size_t first, siz
         mproc__job_outcome(s, j, first + i, code, msg, NULL, 0, w);
     mproc__job_maybe_finish(s, j);
     return false;
-}
-
-/* Queue a dead worker's unbegun tasks again, at the front of their jobs' retries, as runs
- * (a chunk of 100k items requeued is one run, not 100k entries). */
-void mproc__pool_requeue(struct worker *w)
-{
-    for (int k = w->nsegs - 1; k >= 0; k--) {
-        struct seg *g = mproc__pool_seg_at(w, k);
-        size_t cnt = g->count - g->done;
-        if (cnt > 0 && mproc__job_requeue(g->job, g->first + g->done, cnt))
-            g->done = g->count;
-    }
-}
-
-/* Fail whatever is still assigned to w (after requeue failed, or on stop). */
-void mproc__pool_fail_assigned(struct sup *s, struct worker *w, int code, const char *msg)
-{
-    size_t index;
-    struct seg *g;
-    while ((g = mproc__pool_front(w, &index)) != NULL) {
-        if (g->done >= g->count) { /* taken by requeue */
-            pop_seg(w);
-            continue;
-        }
-        struct job *j = g->job;
-        mproc__job_settled(j, 1);
-        mproc__pool_pop_task(w);
-        mproc__job_outcome(s, j, index, code, msg, NULL, 0, w);
-        mproc__job_maybe_finish(s, j);
-    }
 }
