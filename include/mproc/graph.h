@@ -1,0 +1,123 @@
+/* mproc/graph.h - task graphs: jobs with dependencies, run in parallel, upstream first.
+ *
+ * compmake's parmake and Ruffus's pipeline_run, in C. Add jobs, each with a unique name,
+ * the names of the jobs it depends on, and its work: a task function (mproc_task_fn, the
+ * pool's) with input bytes, run on an mproc_pool (so crash isolation and time limits are
+ * the pool's), or a command run by /bin/sh -c (or an argv run directly), its standard
+ * output and error captured. Then run the graph: a job runs once everything it depends on
+ * is done; independent jobs run in parallel, up to N at once; a failed job's dependents
+ * are not run (they are "blocked") while unrelated jobs go on, unless the run is told to
+ * stop at the first failure.
+ *
+ * How outputs flow downstream (compmake passes results downstream): a function job's
+ * input is its own input bytes followed by the outputs of its function-job dependencies,
+ * in the order the dependencies were declared, each as an 8-byte little-endian length
+ * then the bytes:
+ *
+ *     input bytes | u64 len(dep 1 output) | dep 1 output | u64 len(dep 2) | ...
+ *
+ * A command job's dependencies only order it (it reads what its upstream jobs wrote to
+ * files). mproc_graph_output gives any done job's output (a function job's output bytes,
+ * a command job's captured standard output and error).
+ *
+ * Bad graphs are errors before anything runs (mproc_graph_check, also done by run), with
+ * a message naming the jobs (mproc_graph_error): a name used twice, a dependency on a job
+ * that does not exist, a cycle ("a -> b -> c -> a"). Nothing is recursive: graphs of any
+ * depth work (a chain of 100,000 jobs is tested).
+ *
+ * The library never prints: results are codes (mproc_strerror) and the graph's status.
+ * Not thread-safe: one thread builds and runs a graph.
+ */
+#ifndef MPROC_GRAPH_H
+#define MPROC_GRAPH_H
+
+#include "mproc/common.h"
+#include "mproc/pool.h"
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mproc_graph mproc_graph;
+
+/* A job's status, with compmake's words (mproc_job_status_name). */
+typedef enum mproc_job_status {
+    MPROC_JOB_TODO = 0,    /* not run yet */
+    MPROC_JOB_RUNNING = 1, /* in progress */
+    MPROC_JOB_DONE = 2,    /* finished successfully */
+    MPROC_JOB_FAILED = 3,  /* finished with a failure (its code and message are kept) */
+    MPROC_JOB_BLOCKED = 4  /* not run: a job it depends on failed or was blocked */
+} mproc_job_status;
+
+/* What a job does, and what it depends on. Exactly one of fn, command and argv. */
+typedef struct mproc_job_opts {
+    const char *const *deps; /* names of the jobs it depends on (copied) */
+    size_t ndeps;
+    mproc_task_fn fn;  /* a function job: run on the graph's pool */
+    const void *input; /* its input bytes (copied) */
+    size_t input_len;
+    size_t output_cap;   /* the most output bytes it may produce; 0: 64 KiB */
+    const char *command; /* a command job: /bin/sh -c command (copied) */
+    char *const *argv;   /* or an argv, run directly, found in PATH (copied) */
+    double timeout;      /* seconds; 0: none. Past it the job fails (-MPROC_ETIMELIMIT) */
+    unsigned retries;    /* times a failed job runs again before it counts as failed */
+} mproc_job_opts;
+
+/* How a graph runs. The zero value: as many jobs at once as usable CPUs, keep going
+ * after a failure. */
+typedef struct mproc_graph_run_opts {
+    int jobs;            /* at most this many jobs at once; 0: mproc_cpu_usable() */
+    int stop_on_failure; /* nonzero: start nothing new after the first failure (the jobs
+                            running finish; the rest stays todo) */
+} mproc_graph_run_opts;
+
+/* Counts by status, for progress (mproc_graph_counts). */
+typedef struct mproc_graph_counts {
+    size_t todo, running, done, failed, blocked;
+} mproc_graph_counts;
+
+/* A new, empty graph. 0, -EINVAL (NULL), -ENOMEM. */
+MPROC_API int mproc_graph_new(mproc_graph **out);
+MPROC_API void mproc_graph_free(mproc_graph *g);
+
+/* Add a job. The name is any non-empty string (copied); duplicates and unknown
+ * dependencies are reported by check. 0, -EINVAL (NULL or empty name, not exactly one
+ * kind of work, input NULL with a length), -ENOMEM. */
+MPROC_API int mproc_graph_add(mproc_graph *g, const char *name, const mproc_job_opts *opts);
+
+/* Validate: 0, or -EINVAL with mproc_graph_error saying what and naming the jobs. */
+MPROC_API int mproc_graph_check(mproc_graph *g);
+
+/* The message of the last failed call on g ("" if none). Owned by g. */
+MPROC_API const char *mproc_graph_error(const mproc_graph *g);
+
+/* Run every job not done yet (check first). Returns 0 when all are done, the number of
+ * jobs that failed or were blocked (> 0), or a negative code (the graph is bad:
+ * -EINVAL; -ENOMEM; a pool could not start). */
+MPROC_API int mproc_graph_run(mproc_graph *g, const mproc_graph_run_opts *opts);
+
+/* Counts by status. 0 or -EINVAL. */
+MPROC_API int mproc_graph_counts_get(const mproc_graph *g, mproc_graph_counts *c);
+
+/* A job's status (>= 0, mproc_job_status), or -ENOENT (no such job), -EINVAL. With
+ * code not NULL: its failure code (0 unless failed); msg not NULL: its failure message
+ * ("" if none; owned by g). */
+MPROC_API int mproc_graph_status(const mproc_graph *g, const char *name, int *code,
+                                 const char **msg);
+
+/* A done job's output: a function job's output bytes, a command job's captured output
+ * (standard output and error, as written). *data is owned by g. 0, -ENOENT,
+ * -MPROC_ESTATE (not done), -EINVAL. */
+MPROC_API int mproc_graph_output(const mproc_graph *g, const char *name, const void **data,
+                                 size_t *len);
+
+/* "todo", "in progress", "done", "failed", "blocked"; "?" for anything else. */
+MPROC_API const char *mproc_job_status_name(int status);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

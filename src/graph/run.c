@@ -1,0 +1,524 @@
+/* src/graph/run.c - running a task graph (see mproc/graph.h).
+ *
+ * DESIGN. One thread, the caller's, runs the graph: a job is ready when every job it
+ * depends on is done; up to `jobs` run at once. Function jobs go to an mproc_pool (made
+ * for the run when there is one to run) with apply_async; the result's callback (in the
+ * pool's supervisor thread) writes the job's slot number into a pipe, so the runner
+ * learns of it in the same poll() as of command jobs. A command job is spawned with its
+ * standard output and error on one pipe the runner reads as it comes (nothing blocks on a
+ * full pipe), and its pidfd tells of its end; a job past its time limit is killed. A
+ * failed job runs again up to its retries; then it counts as failed and every job
+ * downstream of it is blocked (a walk over the reverse edges with an explicit stack, no
+ * recursion), while unrelated jobs go on, unless the run stops at the first failure.
+ *
+ * Who waits for whom: the runner sleeps only in poll(), over the completion pipe, each
+ * command's output pipe and pidfd, with the earliest time limit as deadline. A running job
+ * always ends (its process is killed at its limit or when the run fails), so the run ends.
+ */
+#include "graph/graph.h"
+
+#include "mproc/cpu.h"
+#include "mproc/error.h"
+#include "mproc/process.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Like the mproc command, this library stands on mproc's public API and libc only. */
+
+#define NO_DEADLINE INT64_MAX
+
+static int64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* now + seconds, saturating (a timeout of 1e300 s is no deadline). */
+static int64_t deadline_after(double seconds)
+{
+    double ns = seconds * 1e9;
+    int64_t now = now_ns();
+    return ns >= (double)(NO_DEADLINE - now) ? NO_DEADLINE : now + (int64_t)ns;
+}
+
+static void close_fd(int fd)
+{
+    if (fd >= 0)
+        (void)close(fd);
+}
+
+/* read() retried on EINTR: bytes, 0 at EOF, or -errno. */
+static ssize_t read_some(int fd, void *buf, size_t n)
+{
+    ssize_t r;
+    do {
+        r = read(fd, buf, n);
+    } while (r < 0 && errno == EINTR);
+    return r < 0 ? -errno : r;
+}
+
+#define OUT_MAX ((size_t)64 << 20) /* captured output kept per command job */
+
+/* A running job. */
+struct slot {
+    size_t job;
+    bool used;
+    /* function job */
+    mproc_result *res;
+    /* command job */
+    mproc_process *proc;
+    int out_fd;         /* the read end of its output pipe, -1 at EOF */
+    bool exited;        /* its pidfd said so */
+    bool killed;        /* we killed it at its time limit */
+    int64_t deadline;   /* NO_DEADLINE: none */
+    unsigned char *buf; /* captured output */
+    size_t len, cap;
+};
+
+struct runner {
+    mproc_graph *g;
+    int max;
+    bool stop_on_failure, stopping;
+    mproc_pool *pool;
+    int done_pipe[2]; /* the pool's callbacks write a slot number */
+    struct slot *slots;
+    size_t *ready; /* a stack of ready jobs */
+    size_t nready;
+    size_t running;
+    size_t failed; /* failed or blocked */
+};
+
+static void fail_job(struct runner *r, size_t i, int code, const char *msg);
+
+/* ---- readiness ----------------------------------------------------------------------------- */
+
+static void job_done(struct runner *r, size_t i)
+{
+    struct gjob *j = &r->g->jobs[i];
+    j->status = MPROC_JOB_DONE;
+    for (size_t k = 0; k < j->nusers; k++) {
+        struct gjob *u = &r->g->jobs[j->users[k]];
+        if (--u->waiting == 0 && u->status == MPROC_JOB_TODO)
+            r->ready[r->nready++] = j->users[k];
+    }
+}
+
+/* Block every job downstream of i (not i itself), with an explicit stack. */
+static void block_users(struct runner *r, size_t i)
+{
+    mproc_graph *g = r->g;
+    size_t *stack = malloc((g->n ? g->n : 1) * sizeof *stack), n = 0;
+    if (stack == NULL) { /* no memory for the walk: they stay todo, the run says so */
+        r->stopping = true;
+        return;
+    }
+    stack[n++] = i;
+    while (n > 0) {
+        const struct gjob *j = &g->jobs[stack[--n]];
+        for (size_t k = 0; k < j->nusers; k++) {
+            struct gjob *u = &g->jobs[j->users[k]];
+            if (u->status != MPROC_JOB_TODO)
+                continue;
+            u->status = MPROC_JOB_BLOCKED;
+            free(u->msg);
+            size_t ml = strlen(g->jobs[i].name) + 64;
+            u->msg = malloc(ml);
+            if (u->msg != NULL)
+                snprintf(u->msg, ml, "blocked: '%s' failed", g->jobs[i].name);
+            r->failed++;
+            stack[n++] = j->users[k];
+        }
+    }
+    free(stack);
+}
+
+static void fail_job(struct runner *r, size_t i, int code, const char *msg)
+{
+    struct gjob *j = &r->g->jobs[i];
+    j->status = MPROC_JOB_FAILED;
+    j->code = code;
+    free(j->msg);
+    size_t ml = strlen(msg) + 1;
+    j->msg = malloc(ml);
+    if (j->msg != NULL)
+        memcpy(j->msg, msg, ml);
+    r->failed++;
+    block_users(r, i);
+    if (r->stop_on_failure)
+        r->stopping = true;
+}
+
+/* A try of job i ended without success: again, while it has retries, else failed. */
+static void try_failed(struct runner *r, size_t i, int code, const char *msg)
+{
+    struct gjob *j = &r->g->jobs[i];
+    if (j->tries <= j->retries && !r->stopping) {
+        j->status = MPROC_JOB_TODO;
+        r->ready[r->nready++] = i;
+        return;
+    }
+    fail_job(r, i, code, msg);
+}
+
+/* ---- starting -------------------------------------------------------------------------------- */
+
+static void on_result(mproc_result *res, void *arg)
+{
+    (void)res;
+    struct runner *r = arg;
+    /* which slot: the runner finds it by its result (a few slots); the byte only wakes */
+    unsigned char b = 1;
+    ssize_t n;
+    do {
+        n = write(r->done_pipe[1], &b, 1);
+    } while (n < 0 && errno == EINTR);
+}
+
+/* A function job's input: its own bytes, then each function dependency's output as an
+ * 8-byte little-endian length and the bytes (see mproc/graph.h). */
+static unsigned char *fn_input(const mproc_graph *g, const struct gjob *j, size_t *len)
+{
+    size_t n = j->input_len;
+    for (size_t k = 0; k < j->ndeps; k++) {
+        const struct gjob *d = &g->jobs[j->deps[k]];
+        if (d->kind == GJOB_FN)
+            n += 8 + d->out_len;
+    }
+    unsigned char *buf = malloc(n ? n : 1);
+    if (buf == NULL)
+        return NULL;
+    memcpy(buf, j->input, j->input_len);
+    size_t at = j->input_len;
+    for (size_t k = 0; k < j->ndeps; k++) {
+        const struct gjob *d = &g->jobs[j->deps[k]];
+        if (d->kind != GJOB_FN)
+            continue;
+        for (int b = 0; b < 8; b++)
+            buf[at + (size_t)b] = (unsigned char)((uint64_t)d->out_len >> (8 * b));
+        if (d->out_len > 0)
+            memcpy(buf + at + 8, d->out, d->out_len);
+        at += 8 + d->out_len;
+    }
+    *len = n;
+    return buf;
+}
+
+static int start_fn(struct runner *r, struct slot *s, struct gjob *j)
+{
+    if (r->pool == NULL) {
+        int rc = mproc_pool_new(&r->pool, &(mproc_pool_opts){.workers = r->max});
+        if (rc < 0)
+            return rc;
+    }
+    size_t len;
+    unsigned char *in = fn_input(r->g, j, &len);
+    if (in == NULL)
+        return -ENOMEM;
+    mproc_call_opts o = {.timeout = j->timeout > 0 ? j->timeout : 0,
+                         .callback = on_result,
+                         .error_callback = on_result,
+                         .cb_arg = r};
+    int rc = mproc_pool_apply_async(r->pool, j->fn, in, len, &o, &s->res);
+    free(in);
+    return rc;
+}
+
+static int start_cmd(struct slot *s, const struct gjob *j)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0)
+        return -errno;
+    /* its own process group: a time limit kills the job's whole tree (a shell's children) */
+    int rc = mproc_process_spawn(&s->proc, j->argv,
+                                 &(mproc_spawn_opts){.flags = MPROC_PROCESS_SETPGID,
+                                                     .stdout_fd = fds[1],
+                                                     .stderr_fd = fds[1],
+                                                     .search_path = j->kind == GJOB_ARGV});
+    close_fd(fds[1]);
+    if (rc < 0) {
+        close_fd(fds[0]);
+        return rc;
+    }
+    (void)fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+    s->out_fd = fds[0];
+    s->deadline = NO_DEADLINE;
+    if (j->timeout > 0)
+        s->deadline = deadline_after(j->timeout);
+    return 0;
+}
+
+/* Start ready jobs while there is room. */
+static void start_ready(struct runner *r)
+{
+    while (r->nready > 0 && r->running < (size_t)r->max && !r->stopping) {
+        size_t i = r->ready[--r->nready];
+        struct gjob *j = &r->g->jobs[i];
+        struct slot *s = NULL;
+        for (int k = 0; k < r->max && s == NULL; k++)
+            if (!r->slots[k].used)
+                s = &r->slots[k];
+        *s = (struct slot){.job = i, .used = true, .out_fd = -1};
+        j->status = MPROC_JOB_RUNNING;
+        j->tries++;
+        int rc = j->kind == GJOB_FN ? start_fn(r, s, j) : start_cmd(s, j);
+        if (rc < 0) {
+            s->used = false;
+            char msg[160];
+            snprintf(msg, sizeof msg, "could not start: %s", mproc_strerror(rc));
+            try_failed(r, i, rc, msg);
+            continue;
+        }
+        r->running++;
+    }
+}
+
+/* ---- finishing ------------------------------------------------------------------------------ */
+
+static void end_slot(struct runner *r, struct slot *s)
+{
+    s->used = false;
+    r->running--;
+}
+
+static void finish_fn(struct runner *r, struct slot *s)
+{
+    struct gjob *j = &r->g->jobs[s->job];
+    const void *data;
+    size_t len;
+    int rc = mproc_result_output(s->res, &data, &len);
+    if (rc == 0 && len > j->output_cap) {
+        rc = -EMSGSIZE;
+    }
+    if (rc == 0) {
+        free(j->out);
+        j->out = malloc(len ? len : 1);
+        if (j->out == NULL) {
+            rc = -ENOMEM;
+        } else {
+            if (len > 0) /* an empty output may have no bytes to point at */
+                memcpy(j->out, data, len);
+            j->out_len = len;
+        }
+    }
+    const char *m = rc == -EMSGSIZE ? "output larger than the job's output_cap"
+                    : rc == -ENOMEM ? "no memory for the output"
+                                    : mproc_result_message(s->res);
+    char msg[320];
+    snprintf(msg, sizeof msg, "%s", m != NULL && m[0] != '\0' ? m : mproc_strerror(rc));
+    mproc_result_free(s->res);
+    s->res = NULL;
+    size_t i = s->job;
+    end_slot(r, s);
+    if (rc == 0)
+        job_done(r, i);
+    else
+        try_failed(r, i, rc, msg);
+}
+
+/* Read what the command wrote (all there is now). */
+static void read_output(struct slot *s)
+{
+    for (;;) {
+        if (s->len == s->cap) {
+            if (s->cap >= OUT_MAX) { /* keep the start; drain the rest */
+                unsigned char sink[4096];
+                ssize_t n = read_some(s->out_fd, sink, sizeof sink);
+                if (n > 0)
+                    continue;
+                if (n == 0) {
+                    close_fd(s->out_fd);
+                    s->out_fd = -1;
+                }
+                return;
+            }
+            size_t cap = s->cap ? s->cap * 2 : 4096;
+            unsigned char *b = realloc(s->buf, cap);
+            if (b == NULL) {
+                s->cap = OUT_MAX; /* drain from now on */
+                continue;
+            }
+            s->buf = b;
+            s->cap = cap;
+        }
+        ssize_t n = read_some(s->out_fd, s->buf + s->len, s->cap - s->len);
+        if (n > 0) {
+            s->len += (size_t)n;
+            continue;
+        }
+        if (n == 0 || n != -EAGAIN) {
+            close_fd(s->out_fd);
+            s->out_fd = -1;
+        }
+        return;
+    }
+}
+
+static void finish_cmd(struct runner *r, struct slot *s)
+{
+    struct gjob *j = &r->g->jobs[s->job];
+    int code = 0;
+    (void)mproc_process_join(s->proc, MPROC_FOREVER);
+    (void)mproc_process_exitcode(s->proc, &code);
+    mproc_process_free(s->proc);
+    s->proc = NULL;
+    free(j->out);
+    j->out = s->buf;
+    j->out_len = s->len;
+    s->buf = NULL;
+    size_t i = s->job;
+    bool killed = s->killed;
+    end_slot(r, s);
+    if (code == 0) {
+        job_done(r, i);
+        return;
+    }
+    char msg[160];
+    if (killed)
+        snprintf(msg, sizeof msg, "ran past its time limit of %g s (killed)", j->timeout);
+    else if (code < 0)
+        snprintf(msg, sizeof msg, "killed by signal %d", -code);
+    else
+        snprintf(msg, sizeof msg, "exited with status %d", code);
+    try_failed(r, i, killed ? -MPROC_ETIMELIMIT : code < 0 ? 128 - code : code, msg);
+}
+
+/* ---- the loop -------------------------------------------------------------------------------- */
+
+static void wait_events(struct runner *r)
+{
+    struct pollfd pfd[1 + 2 * 1024];
+    size_t n = 0;
+    pfd[n++] = (struct pollfd){.fd = r->done_pipe[0], .events = POLLIN};
+    int64_t deadline = NO_DEADLINE;
+    for (int k = 0; k < r->max; k++) {
+        struct slot *s = &r->slots[k];
+        if (!s->used || s->proc == NULL)
+            continue;
+        if (s->out_fd >= 0)
+            pfd[n++] = (struct pollfd){.fd = s->out_fd, .events = POLLIN};
+        if (!s->exited)
+            pfd[n++] = (struct pollfd){.fd = mproc_process_fd(s->proc), .events = POLLIN};
+        if (s->deadline < deadline && !s->killed)
+            deadline = s->deadline;
+    }
+    int64_t left = deadline == NO_DEADLINE ? -1 : deadline - now_ns();
+    int ms = left < 0                      ? (deadline == NO_DEADLINE ? -1 : 0)
+             : left / 1000000 >= INT32_MAX ? INT32_MAX
+                                           : (int)((left + 999999) / 1000000);
+    if (poll(pfd, (nfds_t)n, ms) < 0 && errno != EINTR)
+        (void)0; /* ENOMEM: look at everything anyway, and poll again */
+    if (pfd[0].revents != 0) {
+        unsigned char sink[256];
+        while (read_some(r->done_pipe[0], sink, sizeof sink) > 0) {
+        }
+    }
+    int64_t now = now_ns();
+    for (int k = 0; k < r->max; k++) {
+        struct slot *s = &r->slots[k];
+        if (!s->used)
+            continue;
+        if (s->res != NULL) {
+            if (mproc_result_ready(s->res) == 1)
+                finish_fn(r, s);
+            continue;
+        }
+        if (s->out_fd >= 0)
+            read_output(s);
+        if (!s->exited && mproc_process_is_alive(s->proc) == 0)
+            s->exited = true;
+        if (!s->exited && !s->killed && now >= s->deadline) {
+            s->killed = true;
+            (void)kill(-mproc_process_pid(s->proc), SIGKILL); /* its process group */
+            (void)mproc_process_kill(s->proc);
+        }
+        if (s->exited && s->out_fd < 0)
+            finish_cmd(r, s);
+    }
+}
+
+/* Prepare the run: what is not done is todo; ready: todo with every dependency done. */
+static int prepare(struct runner *r)
+{
+    mproc_graph *g = r->g;
+    for (size_t i = 0; i < g->n; i++) {
+        struct gjob *j = &g->jobs[i];
+        if (j->status != MPROC_JOB_DONE) {
+            j->status = MPROC_JOB_TODO;
+            j->tries = 0;
+            free(j->msg);
+            j->msg = NULL;
+            j->code = 0;
+        }
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        struct gjob *j = &g->jobs[i];
+        j->waiting = 0;
+        for (size_t k = 0; k < j->ndeps; k++)
+            j->waiting += g->jobs[j->deps[k]].status != MPROC_JOB_DONE;
+        if (j->status == MPROC_JOB_TODO && j->waiting == 0)
+            r->ready[r->nready++] = i;
+    }
+    /* the stack runs the last pushed first: reverse, so jobs start in the order added */
+    for (size_t a = 0, b = r->nready; a + 1 < b; a++, b--) {
+        size_t t = r->ready[a];
+        r->ready[a] = r->ready[b - 1];
+        r->ready[b - 1] = t;
+    }
+    return 0;
+}
+
+int mproc_graph_run(mproc_graph *g, const mproc_graph_run_opts *o)
+{
+    if (g == NULL || (o != NULL && (o->jobs < 0 || o->jobs > 1024)))
+        return -EINVAL;
+    int rc = mproc_graph_check(g);
+    if (rc < 0)
+        return rc;
+    struct runner r = {.g = g, .stop_on_failure = o != NULL && o->stop_on_failure};
+    r.max = o != NULL && o->jobs > 0 ? o->jobs : mproc_cpu_usable();
+    if (r.max < 1)
+        r.max = 1;
+    if (r.max > 1024)
+        r.max = 1024; /* wait_events polls two fds per slot */
+    r.slots = calloc((size_t)r.max, sizeof *r.slots);
+    r.ready = malloc((g->n ? g->n : 1) * sizeof *r.ready);
+    r.done_pipe[0] = r.done_pipe[1] = -1;
+    rc = r.slots == NULL || r.ready == NULL               ? -ENOMEM
+         : pipe2(r.done_pipe, O_CLOEXEC | O_NONBLOCK) < 0 ? -errno
+                                                          : 0;
+    if (rc == 0)
+        rc = prepare(&r);
+    if (rc < 0) {
+        mproc__graph_say(g, "could not start the run: %s", mproc_strerror(rc));
+    } else {
+        start_ready(&r);
+        while (r.running > 0) {
+            wait_events(&r);
+            start_ready(&r);
+        }
+    }
+    if (r.pool != NULL) {
+        (void)mproc_pool_close(r.pool);
+        (void)mproc_pool_join(r.pool, MPROC_FOREVER);
+        mproc_pool_free(r.pool);
+    }
+    close_fd(r.done_pipe[0]);
+    close_fd(r.done_pipe[1]);
+    free(r.slots);
+    free(r.ready);
+    if (rc < 0)
+        return rc;
+    size_t left = r.failed;
+    for (size_t i = 0; i < g->n; i++) /* stopped at a failure: what never ran counts too */
+        left += g->jobs[i].status == MPROC_JOB_TODO;
+    return left > INT32_MAX ? INT32_MAX : (int)left;
+}

@@ -1,0 +1,405 @@
+/* tests/test_graph.c - task graphs (mproc/graph.h): bad graphs refused with the jobs
+ * named, upstream before downstream, parallel independent jobs, failures blocking only
+ * what is downstream, retries, time limits, outputs passed downstream, deep graphs. */
+#include "harness.h"
+
+#include "mproc/graph.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void tmpdir(char *dir, size_t size)
+{
+    snprintf(dir, size, "/tmp/mproc-test-graph-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void rmdir_all(const char *dir)
+{
+    assert_int_equal(nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
+
+static mproc_graph *graph(void)
+{
+    mproc_graph *g = NULL;
+    assert_ok(mproc_graph_new(&g));
+    return g;
+}
+
+static void add_cmd(mproc_graph *g, const char *name, const char *cmd, const char *const *deps,
+                    size_t ndeps)
+{
+    assert_ok(
+        mproc_graph_add(g, name, &(mproc_job_opts){.command = cmd, .deps = deps, .ndeps = ndeps}));
+}
+
+static int status_of(mproc_graph *g, const char *name)
+{
+    return mproc_graph_status(g, name, NULL, NULL);
+}
+
+/* ---- bad graphs ---------------------------------------------------------------------- */
+
+static void test_bad_graphs(void **state)
+{
+    (void)state;
+    mproc_graph *g = graph();
+    add_cmd(g, "a", "true", NULL, 0);
+    add_cmd(g, "a", "true", NULL, 0);
+    assert_code(mproc_graph_check(g), -EINVAL);
+    assert_non_null(strstr(mproc_graph_error(g), "two jobs are named 'a'"));
+    assert_code(mproc_graph_run(g, NULL), -EINVAL); /* nothing runs */
+    assert_int_equal(status_of(g, "a"), MPROC_JOB_TODO);
+    mproc_graph_free(g);
+
+    g = graph();
+    add_cmd(g, "b", "true", (const char *[]){"nope"}, 1);
+    assert_code(mproc_graph_check(g), -EINVAL);
+    assert_non_null(strstr(mproc_graph_error(g), "'b' depends on 'nope', which is not a job"));
+    mproc_graph_free(g);
+
+    g = graph(); /* x needs y needs z needs x, and w hangs below the cycle */
+    add_cmd(g, "w", "true", (const char *[]){"x"}, 1);
+    add_cmd(g, "x", "true", (const char *[]){"y"}, 1);
+    add_cmd(g, "y", "true", (const char *[]){"z"}, 1);
+    add_cmd(g, "z", "true", (const char *[]){"x"}, 1);
+    add_cmd(g, "free", "true", NULL, 0);
+    assert_code(mproc_graph_run(g, NULL), -EINVAL);
+    const char *e = mproc_graph_error(g);
+    assert_non_null(strstr(e, "cycle"));
+    /* the cycle, whichever job it is told from, and not w */
+    assert_true(strstr(e, "x -> y -> z -> x") != NULL || strstr(e, "y -> z -> x -> y") != NULL ||
+                strstr(e, "z -> x -> y -> z") != NULL);
+    assert_null(strstr(e, "w"));
+    assert_int_equal(status_of(g, "free"), MPROC_JOB_TODO);
+    mproc_graph_free(g);
+
+    g = graph(); /* a job that needs itself */
+    add_cmd(g, "self", "true", (const char *[]){"self"}, 1);
+    assert_code(mproc_graph_check(g), -EINVAL);
+    assert_non_null(strstr(mproc_graph_error(g), "self -> self"));
+    mproc_graph_free(g);
+
+    g = graph();
+    assert_code(mproc_graph_add(g, "", &(mproc_job_opts){.command = "true"}), -EINVAL);
+    assert_code(mproc_graph_add(g, NULL, &(mproc_job_opts){.command = "true"}), -EINVAL);
+    assert_code(mproc_graph_add(g, "n", NULL), -EINVAL);
+    assert_code(mproc_graph_add(g, "n", &(mproc_job_opts){0}), -EINVAL);
+    assert_code(mproc_graph_add(
+                    g, "n", &(mproc_job_opts){.command = "true", .argv = (char *[]){"true", NULL}}),
+                -EINVAL);
+    assert_code(mproc_graph_add(g, "n", &(mproc_job_opts){.command = "true", .timeout = -1}),
+                -EINVAL);
+    assert_code(mproc_graph_add(g, "n", &(mproc_job_opts){.command = "true", .ndeps = 1}), -EINVAL);
+    assert_code(mproc_graph_run(g, &(mproc_graph_run_opts){.jobs = -1}), -EINVAL);
+    assert_code(mproc_graph_status(g, "missing", NULL, NULL), -ENOENT);
+    assert_code(mproc_graph_new(NULL), -EINVAL);
+    mproc_graph_free(g);
+    mproc_graph_free(NULL);
+}
+
+/* ---- order, parallelism, failures ---------------------------------------------------- */
+
+/* A diamond of shell jobs appending to a log: top before both middles, bottom last. */
+static void test_order(void **state)
+{
+    (void)state;
+    char dir[256];
+    tmpdir(dir, sizeof dir);
+    char log[300], cmd[4][400];
+    snprintf(log, sizeof log, "%s/log", dir);
+    const char *names[] = {"top", "left", "right", "bottom"};
+    for (int i = 0; i < 4; i++)
+        snprintf(cmd[i], sizeof cmd[i], "echo %s >> %s", names[i], log);
+    mproc_graph *g = graph();
+    add_cmd(g, "bottom", cmd[3], (const char *[]){"left", "right"}, 2);
+    add_cmd(g, "left", cmd[1], (const char *[]){"top"}, 1);
+    add_cmd(g, "right", cmd[2], (const char *[]){"top"}, 1);
+    add_cmd(g, "top", cmd[0], NULL, 0);
+    assert_int_equal(mproc_graph_run(g, &(mproc_graph_run_opts){.jobs = 2}), 0);
+    char text[256] = "";
+    FILE *f = fopen(log, "r");
+    assert_non_null(f);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    assert_true(strncmp(text, "top\n", 4) == 0);
+    assert_true(strcmp(text + n - 7, "bottom\n") == 0);
+    assert_non_null(strstr(text, "left\n"));
+    assert_non_null(strstr(text, "right\n"));
+    mproc_graph_counts c;
+    assert_ok(mproc_graph_counts_get(g, &c));
+    assert_int_equal(c.done, 4);
+    /* a second run has nothing to do (in memory, done stays done) */
+    assert_int_equal(mproc_graph_run(g, NULL), 0);
+    f = fopen(log, "r");
+    n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    assert_int_equal(n, strlen("top\nleft\nright\nbottom\n"));
+    mproc_graph_free(g);
+    rmdir_all(dir);
+}
+
+/* Independent jobs run at once: two jobs that each wait for the other's file. */
+static void test_parallel(void **state)
+{
+    (void)state;
+    char dir[256];
+    tmpdir(dir, sizeof dir);
+    char a[700], b[700];
+    snprintf(a, sizeof a,
+             "touch %s/a; for i in $(seq 500); do [ -e %s/b ] && exit 0; sleep 0.01; "
+             "done; exit 1",
+             dir, dir);
+    snprintf(b, sizeof b,
+             "touch %s/b; for i in $(seq 500); do [ -e %s/a ] && exit 0; sleep 0.01; "
+             "done; exit 1",
+             dir, dir);
+    mproc_graph *g = graph();
+    add_cmd(g, "a", a, NULL, 0);
+    add_cmd(g, "b", b, NULL, 0);
+    assert_int_equal(mproc_graph_run(g, &(mproc_graph_run_opts){.jobs = 2}), 0);
+    mproc_graph_free(g);
+    rmdir_all(dir);
+}
+
+/* A failure blocks what is downstream of it only; the rest runs; the count says so. */
+static void test_failure_blocks_downstream(void **state)
+{
+    (void)state;
+    mproc_graph *g = graph();
+    add_cmd(g, "bad", "echo oops; exit 3", NULL, 0);
+    add_cmd(g, "child", "true", (const char *[]){"bad"}, 1);
+    add_cmd(g, "grandchild", "true", (const char *[]){"child"}, 1);
+    add_cmd(g, "good", "echo fine", NULL, 0);
+    add_cmd(g, "after_good", "true", (const char *[]){"good"}, 1);
+    add_cmd(g, "both", "true", (const char *[]){"good", "bad"}, 2);
+    assert_int_equal(mproc_graph_run(g, &(mproc_graph_run_opts){.jobs = 1}), 4);
+    int code;
+    const char *msg;
+    assert_int_equal(mproc_graph_status(g, "bad", &code, &msg), MPROC_JOB_FAILED);
+    assert_int_equal(code, 3);
+    assert_string_equal(msg, "exited with status 3");
+    const void *out;
+    size_t len;
+    assert_code(mproc_graph_output(g, "bad", &out, &len), -MPROC_ESTATE);
+    assert_int_equal(mproc_graph_status(g, "child", NULL, &msg), MPROC_JOB_BLOCKED);
+    assert_string_equal(msg, "blocked: 'bad' failed");
+    assert_int_equal(status_of(g, "grandchild"), MPROC_JOB_BLOCKED);
+    assert_int_equal(status_of(g, "both"), MPROC_JOB_BLOCKED);
+    assert_int_equal(status_of(g, "good"), MPROC_JOB_DONE);
+    assert_int_equal(status_of(g, "after_good"), MPROC_JOB_DONE);
+    assert_ok(mproc_graph_output(g, "good", &out, &len));
+    assert_int_equal(len, 5);
+    assert_memory_equal(out, "fine\n", 5);
+    assert_string_equal(mproc_job_status_name(MPROC_JOB_BLOCKED), "blocked");
+    assert_string_equal(mproc_job_status_name(MPROC_JOB_RUNNING), "in progress");
+    mproc_graph_free(g);
+
+    /* stop at the first failure: nothing new starts, the rest stays todo */
+    g = graph();
+    add_cmd(g, "bad", "exit 1", NULL, 0);
+    add_cmd(g, "later", "true", NULL, 0);
+    assert_int_equal(mproc_graph_run(g, &(mproc_graph_run_opts){.jobs = 1, .stop_on_failure = 1}),
+                     2);
+    assert_int_equal(status_of(g, "later"), MPROC_JOB_TODO);
+    mproc_graph_free(g);
+}
+
+/* Retries: a job that fails twice then succeeds, with two retries, is done. */
+static void test_retries_and_time_limit(void **state)
+{
+    (void)state;
+    char dir[256];
+    tmpdir(dir, sizeof dir);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "echo x >> %s/n; [ $(wc -l < %s/n) -ge 3 ]", dir, dir);
+    mproc_graph *g = graph();
+    assert_ok(mproc_graph_add(g, "flaky", &(mproc_job_opts){.command = cmd, .retries = 2}));
+    char slow[600]; /* a shell whose child outlives it unless the whole group is killed */
+    snprintf(slow, sizeof slow, "sleep 30 >/dev/null 2>&1 & echo $! > %s/pid; wait", dir);
+    assert_ok(mproc_graph_add(g, "slow", &(mproc_job_opts){.command = slow, .timeout = 0.2}));
+    assert_ok(mproc_graph_add(
+        g, "argv", &(mproc_job_opts){.argv = (char *[]){"printf", "%s-%s", "a b", "c", NULL}}));
+    assert_int_equal(mproc_graph_run(g, &(mproc_graph_run_opts){.jobs = 3}), 1);
+    /* the slow job's shell and its sleep were killed as one group: nothing of it runs on
+       (this test process is a subreaper, so the orphaned sleep is ours to reap) */
+    char path[300];
+    snprintf(path, sizeof path, "%s/pid", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    int pid = 0;
+    assert_int_equal(fscanf(f, "%d", &pid), 1);
+    fclose(f);
+    for (double end = mproc_test_now() + 5; mproc_test_pid_alive(pid) && mproc_test_now() < end;)
+        mproc_test_sleep(0.01); /* SIGKILL is delivered soon, not at once */
+    assert_false(mproc_test_pid_alive(pid));
+    assert_int_equal(mproc_test_reap_all(5.0), 0);
+    assert_int_equal(status_of(g, "flaky"), MPROC_JOB_DONE);
+    int code;
+    const char *msg;
+    assert_int_equal(mproc_graph_status(g, "slow", &code, &msg), MPROC_JOB_FAILED);
+    assert_code(code, -MPROC_ETIMELIMIT);
+    assert_non_null(strstr(msg, "time limit"));
+    const void *out;
+    size_t len;
+    assert_ok(mproc_graph_output(g, "argv", &out, &len));
+    assert_int_equal(len, 5);
+    assert_memory_equal(out, "a b-c", 5);
+    mproc_graph_free(g);
+    rmdir_all(dir);
+}
+
+/* ---- function jobs ------------------------------------------------------------------- */
+
+/* Sums its input (8-byte ints) with the outputs of its dependencies (framed). */
+static int sum_task(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    const unsigned char *p = in;
+    int64_t total = 0;
+    size_t at = 0;
+    if (in_len >= 8) { /* own input: one int */
+        int64_t x;
+        memcpy(&x, p, 8);
+        total += x;
+        at = 8;
+    }
+    while (at + 8 <= in_len) { /* u64 length, then an int64 */
+        uint64_t len = 0;
+        for (int b = 0; b < 8; b++)
+            len |= (uint64_t)p[at + (size_t)b] << (8 * b);
+        at += 8;
+        if (len != 8 || at + 8 > in_len)
+            return mproc_task_fail(t, -EPROTO, "bad framing");
+        int64_t x;
+        memcpy(&x, p + at, 8);
+        total += x;
+        at += 8;
+    }
+    memcpy(out, &total, sizeof total);
+    *out_len = sizeof total;
+    return 0;
+}
+
+static int fail_task(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)in;
+    (void)in_len;
+    (void)out;
+    (void)out_len;
+    return mproc_task_fail(t, -EDOM, "no such luck");
+}
+
+static void add_fn(mproc_graph *g, const char *name, mproc_task_fn fn, int64_t x,
+                   const char *const *deps, size_t ndeps)
+{
+    assert_ok(mproc_graph_add(
+        g, name,
+        &(mproc_job_opts){
+            .fn = fn, .input = &x, .input_len = sizeof x, .deps = deps, .ndeps = ndeps}));
+}
+
+static void test_fn_outputs_flow_downstream(void **state)
+{
+    (void)state;
+    mproc_graph *g = graph();
+    add_fn(g, "one", sum_task, 1, NULL, 0);
+    add_fn(g, "two", sum_task, 2, NULL, 0);
+    add_fn(g, "three", sum_task, 3, (const char *[]){"one", "two"}, 2); /* 3 + 1 + 2 */
+    add_cmd(g, "shell", "true", (const char *[]){"three"}, 1);
+    add_fn(g, "top", sum_task, 100, (const char *[]){"three", "shell", "one"}, 3); /* +6+1 */
+    add_fn(g, "bad", fail_task, 0, NULL, 0);
+    add_fn(g, "under_bad", sum_task, 0, (const char *[]){"bad"}, 1);
+    assert_int_equal(mproc_graph_run(g, &(mproc_graph_run_opts){.jobs = 2}), 2);
+    const void *out;
+    size_t len;
+    int64_t v;
+    assert_ok(mproc_graph_output(g, "three", &out, &len));
+    assert_int_equal(len, 8);
+    memcpy(&v, out, 8);
+    assert_int_equal(v, 6);
+    assert_ok(mproc_graph_output(g, "top", &out, &len));
+    memcpy(&v, out, 8);
+    assert_int_equal(v, 107);
+    int code;
+    const char *msg;
+    assert_int_equal(mproc_graph_status(g, "bad", &code, &msg), MPROC_JOB_FAILED);
+    assert_code(code, -EDOM);
+    assert_string_equal(msg, "no such luck");
+    assert_int_equal(status_of(g, "under_bad"), MPROC_JOB_BLOCKED);
+    mproc_graph_free(g);
+}
+
+/* ---- size -------------------------------------------------------------------------------- */
+
+static int nop_task(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)t;
+    (void)in;
+    (void)in_len;
+    (void)out;
+    *out_len = 0;
+    return 0;
+}
+
+/* A chain of 100,000 jobs checks and runs without recursion; a 100,000-long cycle is
+ * found and told (its message cut to fit). */
+static void test_deep_chain(void **state)
+{
+    (void)state;
+    enum { N = 100000 };
+    mproc_graph *g = graph();
+    char name[32], prev[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "j%d", i);
+        const char *dep = prev;
+        assert_ok(mproc_graph_add(g, name,
+                                  &(mproc_job_opts){.fn = nop_task, .deps = &dep, .ndeps = i > 0}));
+        memcpy(prev, name, sizeof name);
+    }
+    assert_ok(mproc_graph_check(g));
+    assert_int_equal(mproc_graph_run(g, &(mproc_graph_run_opts){.jobs = 2}), 0);
+    mproc_graph_counts c;
+    assert_ok(mproc_graph_counts_get(g, &c));
+    assert_int_equal(c.done, N);
+    mproc_graph_free(g);
+
+    g = graph(); /* the same chain closed into a ring */
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "j%d", i);
+        snprintf(prev, sizeof prev, "j%d", (i + N - 1) % N);
+        const char *dep = prev;
+        assert_ok(mproc_graph_add(g, name,
+                                  &(mproc_job_opts){.command = "true", .deps = &dep, .ndeps = 1}));
+    }
+    assert_code(mproc_graph_check(g), -EINVAL);
+    assert_non_null(strstr(mproc_graph_error(g), "a cycle of dependencies: j0 -> j99999 -> "));
+    mproc_graph_free(g);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        MPROC_TEST(test_bad_graphs),
+        MPROC_TEST(test_order),
+        MPROC_TEST(test_parallel),
+        MPROC_TEST(test_failure_blocks_downstream),
+        MPROC_TEST(test_retries_and_time_limit),
+        MPROC_TEST(test_fn_outputs_flow_downstream),
+        MPROC_TEST(test_deep_chain),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
