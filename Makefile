@@ -19,11 +19,12 @@ CMAKE_GEN  := -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
 
 all: build
 
-# Packages: the build needs a compiler, cmake and pkg-config; the tests need cmocka, a few
+# Packages: the build needs a compiler, cmake and pkg-config, and SQLite for the task graph
+# (libmproc-graph is built only where it is found); the tests need cmocka, a few
 # everyday tools (taskset, unshare, strace, tmux, time), clang-format (the format check)
 # and GNU parallel (the reference the CLI tests compare with); the benchmarks need python3
 # and GNU parallel as anchors. Installed only when missing, and only as root.
-DEPS_BUILD := gcc cmake pkg-config make
+DEPS_BUILD := gcc cmake pkg-config make libsqlite3-dev
 DEPS_TEST  := libcmocka-dev util-linux procps strace tmux python3 parallel time clang-format
 DEPS_BENCH := python3 parallel findutils
 

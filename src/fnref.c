@@ -242,3 +242,11 @@ int mproc__fnref_cached(mproc_task_fn fn, unsigned char *buf, size_t cap, uint32
     }
     return 0;
 }
+
+int mproc_task_id(mproc_task_fn fn, void *buf, size_t cap, size_t *len)
+{
+    if (fn == NULL || len == NULL || (buf == NULL && cap > 0))
+        return -EINVAL;
+    unsigned char none[1]; /* buf NULL, cap 0: only the size is asked */
+    return mproc__fnref_encode((void (*)(void))fn, buf != NULL ? buf : none, cap, len);
+}

@@ -7,6 +7,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <sys/wait.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -390,6 +394,307 @@ static void test_deep_chain(void **state)
     mproc_graph_free(g);
 }
 
+/* ---- state ------------------------------------------------------------------------------ */
+
+static size_t count_lines(const char *path, const char *word)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    char line[256];
+    size_t n = 0;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (word == NULL || (strncmp(line, word, strlen(word)) == 0 && line[strlen(word)] == '\n'))
+            n++;
+    fclose(f);
+    return n;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A little pipeline in dir: src -> (upper, count) -> report, and an unrelated job; each
+ * job appends its name to dir/runs when it runs. */
+static mproc_graph *pipeline(const char *dir)
+{
+    static char cmd[5][1400], in[5][300], out[5][300];
+    snprintf(in[0], sizeof in[0], "%s/src.txt", dir);
+    snprintf(out[1], sizeof out[1], "%s/upper.txt", dir);
+    snprintf(out[2], sizeof out[2], "%s/count.txt", dir);
+    snprintf(out[3], sizeof out[3], "%s/report.txt", dir);
+    snprintf(cmd[1], sizeof cmd[1], "echo upper >> %s/runs; tr a-z A-Z < %s > %s", dir, in[0],
+             out[1]);
+    snprintf(cmd[2], sizeof cmd[2], "echo count >> %s/runs; wc -l < %s > %s", dir, in[0], out[2]);
+    snprintf(cmd[3], sizeof cmd[3], "echo report >> %s/runs; cat %s %s > %s", dir, out[1], out[2],
+             out[3]);
+    snprintf(cmd[4], sizeof cmd[4], "echo other >> %s/runs", dir);
+    mproc_graph *g = graph();
+    const char *src[] = {in[0]};
+    assert_ok(mproc_graph_add(g, "upper",
+                              &(mproc_job_opts){.command = cmd[1],
+                                                .inputs = src,
+                                                .ninputs = 1,
+                                                .outputs = (const char *[]){out[1]},
+                                                .noutputs = 1}));
+    assert_ok(mproc_graph_add(g, "count",
+                              &(mproc_job_opts){.command = cmd[2],
+                                                .inputs = src,
+                                                .ninputs = 1,
+                                                .outputs = (const char *[]){out[2]},
+                                                .noutputs = 1}));
+    assert_ok(mproc_graph_add(g, "report",
+                              &(mproc_job_opts){.command = cmd[3],
+                                                .deps = (const char *[]){"upper", "count"},
+                                                .ndeps = 2,
+                                                .outputs = (const char *[]){out[3]},
+                                                .noutputs = 1}));
+    assert_ok(mproc_graph_add(g, "other", &(mproc_job_opts){.command = cmd[4]}));
+    return g;
+}
+
+static int run_state(mproc_graph *g, const char *state)
+{
+    return mproc_graph_run(g, &(mproc_graph_run_opts){.jobs = 2, .state = state});
+}
+
+/* A re-run does only what changed, and a job whose output comes out the same stops the
+ * rebuild below it. */
+static void test_state_reruns_what_changed(void **state)
+{
+    (void)state;
+    char dir[256], st[300], runs[300], src[300];
+    tmpdir(dir, sizeof dir);
+    snprintf(st, sizeof st, "%s/state.db", dir);
+    snprintf(runs, sizeof runs, "%s/runs", dir);
+    snprintf(src, sizeof src, "%s/src.txt", dir);
+    write_file(src, "one\ntwo\n");
+    mproc_graph *g = pipeline(dir);
+    assert_int_equal(run_state(g, st), 0);
+    assert_int_equal(count_lines(runs, NULL), 4);
+    mproc_graph_free(g);
+
+    g = pipeline(dir); /* a new process would do the same: nothing is kept in memory */
+    assert_int_equal(run_state(g, st), 0);
+    assert_int_equal(count_lines(runs, NULL), 4); /* nothing ran */
+    mproc_graph_counts c;
+    assert_ok(mproc_graph_counts_get(g, &c));
+    assert_int_equal(c.up_to_date, 4);
+    const void *out;
+    size_t len;
+    assert_ok(mproc_graph_output(g, "report", &out, &len)); /* its output, from the state */
+    mproc_graph_free(g);
+
+    write_file(src, "uno\ndos\n"); /* same line count: count's output is the same */
+    g = pipeline(dir);
+    assert_int_equal(run_state(g, st), 0);
+    assert_int_equal(count_lines(runs, "upper"), 2);
+    assert_int_equal(count_lines(runs, "count"), 2);  /* its input changed */
+    assert_int_equal(count_lines(runs, "report"), 2); /* upper's output changed */
+    assert_int_equal(count_lines(runs, "other"), 1);
+    mproc_graph_free(g);
+
+    /* both inputs changed, both outputs the same: report, below them, is not run */
+    write_file(src, "UNO\nDOS\n");
+    g = pipeline(dir);
+    assert_int_equal(run_state(g, st), 0);
+    assert_int_equal(count_lines(runs, "upper"), 3);
+    assert_int_equal(count_lines(runs, "count"), 3);
+    assert_int_equal(count_lines(runs, "report"), 2);
+    mproc_graph_free(g);
+
+    /* an output file gone: its job runs again; its output is the same, so report does not */
+    char upper[300];
+    snprintf(upper, sizeof upper, "%s/upper.txt", dir);
+    assert_int_equal(unlink(upper), 0);
+    g = pipeline(dir);
+    assert_int_equal(run_state(g, st), 0);
+    assert_int_equal(count_lines(runs, "upper"), 4);
+    assert_int_equal(count_lines(runs, "report"), 2);
+    mproc_graph_free(g);
+
+    /* a new job runs alone: what was there is up to date */
+    g = pipeline(dir);
+    assert_ok(mproc_graph_add(g, "extra", &(mproc_job_opts){.command = "true"}));
+    assert_int_equal(run_state(g, st), 0);
+    assert_int_equal(count_lines(runs, NULL), 10); /* only extra ran: it logs nothing */
+    mproc_graph_free(g);
+    rmdir_all(dir);
+}
+
+/* Function jobs: their outputs come back from the state on a re-run, for their users. */
+static void test_state_function_jobs(void **state)
+{
+    (void)state;
+    char dir[256], st[300];
+    tmpdir(dir, sizeof dir);
+    snprintf(st, sizeof st, "%s/state.db", dir);
+    for (int round = 0; round < 2; round++) {
+        mproc_graph *g = graph();
+        add_fn(g, "one", sum_task, 1, NULL, 0);
+        add_fn(g, "two", sum_task, round == 0 ? 2 : 5, NULL, 0); /* changed in round 1 */
+        add_fn(g, "three", sum_task, 3, (const char *[]){"one", "two"}, 2);
+        assert_int_equal(run_state(g, st), 0);
+        const void *out;
+        size_t len;
+        int64_t v;
+        assert_ok(mproc_graph_output(g, "three", &out, &len));
+        memcpy(&v, out, 8);
+        assert_int_equal(v, round == 0 ? 6 : 9);
+        mproc_graph_counts c;
+        assert_ok(mproc_graph_counts_get(g, &c));
+        assert_int_equal(c.up_to_date, round == 0 ? 0 : 1); /* one */
+        mproc_graph_free(g);
+    }
+    rmdir_all(dir);
+}
+
+/* ---- a runner killed at any moment ---------------------------------------------------------- */
+
+enum { KILL_JOBS = 120 };
+
+struct kill_arg {
+    const char *dir, *state;
+};
+
+static mproc_graph *logging_graph(const char *dir)
+{
+    mproc_graph *g = graph();
+    char name[32], cmd[400], prev[32] = "";
+    for (int i = 0; i < KILL_JOBS; i++) {
+        snprintf(name, sizeof name, "j%d", i);
+        snprintf(cmd, sizeof cmd, "sleep 0.005; echo %s >> %s/runs", name, dir);
+        const char *dep = prev;
+        /* a wide graph with some chains: each job after the 10th depends on one earlier */
+        if (i >= 10)
+            snprintf(prev, sizeof prev, "j%d", (i * 7) % i);
+        assert_ok(mproc_graph_add(
+            g, name, &(mproc_job_opts){.command = cmd, .deps = &dep, .ndeps = i >= 10}));
+    }
+    return g;
+}
+
+static int run_logging(void *arg)
+{
+    const struct kill_arg *k = arg;
+    mproc_graph *g = logging_graph(k->dir);
+    int rc = run_state(g, k->state);
+    mproc_graph_free(g);
+    return rc == 0 ? 0 : 1;
+}
+
+static int integrity(const char *path)
+{
+    sqlite3 *db;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_stmt *q;
+    int ok = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL) == SQLITE_OK) {
+        if (sqlite3_step(q) == SQLITE_ROW)
+            ok = strcmp((const char *)sqlite3_column_text(q, 0), "ok") == 0 ? 0 : -1;
+        sqlite3_finalize(q);
+    }
+    sqlite3_close(db);
+    return ok;
+}
+
+/* SIGKILL the runner at several moments, run again each time: in the end every job ran,
+ * and more than once only if it was in flight at a kill (2 at a time), the state intact. */
+static void test_state_survives_kill(void **state)
+{
+    (void)state;
+    char dir[256], st[300], runs[300];
+    tmpdir(dir, sizeof dir);
+    snprintf(st, sizeof st, "%s/state.db", dir);
+    snprintf(runs, sizeof runs, "%s/runs", dir);
+    struct kill_arg k = {dir, st};
+    int kills = 0;
+    for (size_t at = 15; at < KILL_JOBS; at += 25) {
+        pid_t pid = mproc_test_fork(run_logging, &k);
+        while (count_lines(runs, NULL) < at && mproc_test_pid_alive(pid))
+            mproc_test_sleep(0.001);
+        kill(pid, SIGKILL);
+        (void)mproc_test_wait(pid, 10);
+        assert_int_equal(mproc_test_reap_all(5.0), 0); /* its jobs' shells, orphaned */
+        kills++;
+    }
+    mproc_graph *g = logging_graph(dir);
+    assert_int_equal(run_state(g, st), 0);
+    mproc_graph_free(g);
+    size_t total = count_lines(runs, NULL);
+    assert_true(total >= KILL_JOBS);
+    assert_true(total <= KILL_JOBS + (size_t)kills * 2); /* at most what was in flight */
+    for (int i = 0; i < KILL_JOBS; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "j%d", i);
+        size_t n = count_lines(runs, name);
+        assert_true(n >= 1 && n <= 1 + (size_t)kills);
+    }
+    assert_int_equal(integrity(st), 0);
+    /* and one more run does nothing */
+    g = logging_graph(dir);
+    assert_int_equal(run_state(g, st), 0);
+    mproc_graph_free(g);
+    assert_int_equal(count_lines(runs, NULL), total);
+    rmdir_all(dir);
+}
+
+/* ---- bad state files ----------------------------------------------------------------------- */
+
+static void test_state_refused(void **state)
+{
+    (void)state;
+    char dir[256], st[300], runs[300];
+    tmpdir(dir, sizeof dir);
+    snprintf(st, sizeof st, "%s/state.db", dir);
+    snprintf(runs, sizeof runs, "%s/runs", dir);
+
+    /* in use: another run holds the lock */
+    int fd = open(st, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX), 0);
+    mproc_graph *g = pipeline(dir);
+    assert_code(run_state(g, st), -EBUSY);
+    assert_non_null(strstr(mproc_graph_error(g), "in use by another run"));
+    close(fd);
+    mproc_graph_free(g);
+    assert_int_equal(count_lines(runs, NULL), 0);
+    unlink(st);
+
+    /* not a database: refused, and left as it was */
+    write_file(st, "this is not a database, it is a text file that is long enough to matter\n");
+    g = pipeline(dir);
+    assert_code(run_state(g, st), -MPROC_ECORRUPT);
+    assert_non_null(strstr(mproc_graph_error(g), "damaged or not an mproc state"));
+    mproc_graph_free(g);
+    assert_int_equal(count_lines(runs, NULL), 0);
+    assert_int_equal(count_lines(st, NULL), 1);
+    unlink(st);
+
+    /* a newer schema */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(st, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    g = pipeline(dir);
+    assert_code(run_state(g, st), -EPROTO);
+    assert_non_null(strstr(mproc_graph_error(g), "newer mproc"));
+    mproc_graph_free(g);
+    assert_int_equal(count_lines(runs, NULL), 0);
+
+    /* a directory where the file should be */
+    g = pipeline(dir);
+    assert_true(run_state(g, dir) < 0);
+    assert_true(strlen(mproc_graph_error(g)) > 0);
+    mproc_graph_free(g);
+    rmdir_all(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -400,6 +705,10 @@ int main(void)
         MPROC_TEST(test_retries_and_time_limit),
         MPROC_TEST(test_fn_outputs_flow_downstream),
         MPROC_TEST(test_deep_chain),
+        MPROC_TEST(test_state_reruns_what_changed),
+        MPROC_TEST(test_state_function_jobs),
+        MPROC_TEST(test_state_survives_kill),
+        MPROC_TEST(test_state_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

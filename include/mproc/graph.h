@@ -25,6 +25,19 @@
  * that does not exist, a cycle ("a -> b -> c -> a"). Nothing is recursive: graphs of any
  * depth work (a chain of 100,000 jobs is tested).
  *
+ * State: with a state file (mproc_graph_run_opts.state, SQLite), each job's outcome is
+ * recorded as it arrives, with the fingerprint it was built from: a hash of its work (the
+ * command text or argv; for a function, mproc_task_id: its module, offset and build), its
+ * input bytes, its input files' contents (or size and time, files_by_mtime) and the
+ * output hashes of the jobs it depends on. A later run skips a job whose fingerprint is
+ * unchanged and whose output files exist (its output comes from the state); a change
+ * runs that job, and what is downstream only if its output changed: a job whose output
+ * comes out byte-identical stops the rebuild below it. A run killed at any instant loses
+ * nothing that finished: the next run redoes only what was in flight. One run at a time
+ * per state file (a second gets -EBUSY); a damaged file (-MPROC_ECORRUPT), one from a
+ * newer mproc (-EPROTO), one that cannot be written (-EACCES) or a full disk (-ENOSPC) is
+ * an error with a message, never a silent fresh start.
+ *
  * The library never prints: results are codes (mproc_strerror) and the graph's status.
  * Not thread-safe: one thread builds and runs a graph.
  */
@@ -58,11 +71,18 @@ typedef struct mproc_job_opts {
     mproc_task_fn fn;  /* a function job: run on the graph's pool */
     const void *input; /* its input bytes (copied) */
     size_t input_len;
-    size_t output_cap;   /* the most output bytes it may produce; 0: 64 KiB */
-    const char *command; /* a command job: /bin/sh -c command (copied) */
-    char *const *argv;   /* or an argv, run directly, found in PATH (copied) */
-    double timeout;      /* seconds; 0: none. Past it the job fails (-MPROC_ETIMELIMIT) */
-    unsigned retries;    /* times a failed job runs again before it counts as failed */
+    size_t output_cap;         /* the most output bytes it may produce; 0: 64 KiB */
+    const char *command;       /* a command job: /bin/sh -c command (copied) */
+    char *const *argv;         /* or an argv, run directly, found in PATH (copied) */
+    const char *const *inputs; /* files it reads (copied): their contents are part of its
+                              fingerprint (with a state) */
+    size_t ninputs;
+    const char *const *outputs; /* files it writes (copied): a command that succeeds without
+                                   writing one fails; a job whose outputs are gone runs again
+                                   (with a state) */
+    size_t noutputs;
+    double timeout;   /* seconds; 0: none. Past it the job fails (-MPROC_ETIMELIMIT) */
+    unsigned retries; /* times a failed job runs again before it counts as failed */
 } mproc_job_opts;
 
 /* How a graph runs. The zero value: as many jobs at once as usable CPUs, keep going
@@ -70,12 +90,17 @@ typedef struct mproc_job_opts {
 typedef struct mproc_graph_run_opts {
     int jobs;            /* at most this many jobs at once; 0: mproc_cpu_usable() */
     int stop_on_failure; /* nonzero: start nothing new after the first failure (the jobs
-                            running finish; the rest stays todo) */
+                        running finish; the rest stays todo) */
+    const char *state;   /* an SQLite file that remembers what was built from what (see
+                            "State" above); NULL: the run keeps nothing */
+    int files_by_mtime;  /* nonzero: an input file counts as changed when its size or
+                            modification time changed, without reading it */
 } mproc_graph_run_opts;
 
 /* Counts by status, for progress (mproc_graph_counts). */
 typedef struct mproc_graph_counts {
     size_t todo, running, done, failed, blocked;
+    size_t up_to_date; /* of done: found up to date in the state, not run by the last run */
 } mproc_graph_counts;
 
 /* A new, empty graph. 0, -EINVAL (NULL), -ENOMEM. */

@@ -302,6 +302,13 @@ MPROC_API int mproc_result_cancel(mproc_result *r);
  * NULL: no-op. */
 MPROC_API void mproc_result_free(mproc_result *r);
 
+/* A task function's identity, as the pool sends it to its workers: the module it lives in,
+ * its offset there and the module's build id, the same in every process running the same
+ * build of the program (fork, exec, MPI) and different in another build. The task graph
+ * keeps it in a job's fingerprint. Written to buf (cap bytes); 0 and *len, or -EINVAL,
+ * -ENOENT (fn is in no loaded module), -MPROC_ETOOSMALL (*len: the size needed). */
+MPROC_API int mproc_task_id(mproc_task_fn fn, void *buf, size_t cap, size_t *len);
+
 /* ---- inside a task (worker side) ------------------------------------------------ */
 
 /* Set the failure message (printf format; truncated to 255 bytes) and return code, so

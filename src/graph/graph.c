@@ -65,6 +65,11 @@ static void job_release(struct gjob *j)
         free_strings(j->argv, argv_len(j->argv));
     free(j->msg);
     free(j->out);
+    if (j->inputs != NULL)
+        free_strings(j->inputs, j->ninputs);
+    if (j->outputs != NULL)
+        free_strings(j->outputs, j->noutputs);
+    free(j->task_id);
 }
 
 void mproc_graph_free(mproc_graph *g)
@@ -120,6 +125,20 @@ int mproc_graph_add(mproc_graph *g, const char *name, const mproc_job_opts *o)
                          name);
         return -EINVAL;
     }
+    if ((o->inputs == NULL && o->ninputs > 0) || (o->outputs == NULL && o->noutputs > 0)) {
+        mproc__graph_say(g, "job '%s': input or output files missing for their count", name);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < o->ninputs; i++)
+        if (o->inputs[i] == NULL) {
+            mproc__graph_say(g, "job '%s': input file %zu is NULL", name, i);
+            return -EINVAL;
+        }
+    for (size_t i = 0; i < o->noutputs; i++)
+        if (o->outputs[i] == NULL) {
+            mproc__graph_say(g, "job '%s': output file %zu is NULL", name, i);
+            return -EINVAL;
+        }
     for (size_t i = 0; i < o->ndeps; i++)
         if (o->deps[i] == NULL) {
             mproc__graph_say(g, "job '%s': dependency %zu is NULL", name, i);
@@ -142,8 +161,24 @@ int mproc_graph_add(mproc_graph *g, const char *name, const mproc_job_opts *o)
     j.name = dup_str(name);
     j.dep_names = dup_strings(o->deps != NULL ? o->deps : (const char *const[]){NULL}, o->ndeps);
     j.input = malloc(o->input_len ? o->input_len : 1);
+    j.ninputs = o->ninputs;
+    j.noutputs = o->noutputs;
+    j.inputs = dup_strings(o->inputs != NULL ? o->inputs : (const char *const[]){NULL}, o->ninputs);
+    j.outputs =
+        dup_strings(o->outputs != NULL ? o->outputs : (const char *const[]){NULL}, o->noutputs);
     if (o->fn != NULL) {
         j.kind = GJOB_FN;
+        if (mproc_task_id(o->fn, NULL, 0, &j.task_id_len) == -MPROC_ETOOSMALL &&
+            (j.task_id = malloc(j.task_id_len)) != NULL &&
+            mproc_task_id(o->fn, j.task_id, j.task_id_len, &j.task_id_len) < 0) {
+            free(j.task_id);
+            j.task_id = NULL;
+        }
+        if (j.task_id == NULL) {
+            job_release(&j);
+            mproc__graph_say(g, "job '%s': its function is in no loaded module", name);
+            return -EINVAL;
+        }
     } else if (o->command != NULL) {
         j.kind = GJOB_SHELL;
         j.argv = dup_strings((const char *const[]){"/bin/sh", "-c", o->command}, 3);
@@ -151,8 +186,8 @@ int mproc_graph_add(mproc_graph *g, const char *name, const mproc_job_opts *o)
         j.kind = GJOB_ARGV;
         j.argv = dup_strings((const char *const *)o->argv, argv_len(o->argv));
     }
-    if (j.name == NULL || j.dep_names == NULL || j.input == NULL ||
-        (j.kind != GJOB_FN && j.argv == NULL)) {
+    if (j.name == NULL || j.dep_names == NULL || j.input == NULL || j.inputs == NULL ||
+        j.outputs == NULL || (j.kind != GJOB_FN && j.argv == NULL)) {
         job_release(&j);
         return -ENOMEM;
     }
@@ -376,6 +411,7 @@ int mproc_graph_counts_get(const mproc_graph *g, mproc_graph_counts *c)
             break;
         case MPROC_JOB_DONE:
             c->done++;
+            c->up_to_date += g->jobs[i].up_to_date;
             break;
         case MPROC_JOB_FAILED:
             c->failed++;

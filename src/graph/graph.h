@@ -10,6 +10,8 @@
 
 enum gjob_kind { GJOB_FN, GJOB_SHELL, GJOB_ARGV };
 
+#define GH_LEN 16
+
 struct gjob {
     char *name;
     char **dep_names; /* as given */
@@ -21,14 +23,22 @@ struct gjob {
     mproc_task_fn fn;
     unsigned char *input;
     size_t input_len, output_cap;
-    char **argv; /* GJOB_SHELL: {"/bin/sh", "-c", command}; GJOB_ARGV: a copy */
+    char **argv;              /* GJOB_SHELL: {"/bin/sh", "-c", command}; GJOB_ARGV: a copy */
+    char **inputs, **outputs; /* files (NULL-terminated) */
+    size_t ninputs, noutputs;
+    unsigned char *task_id; /* GJOB_FN: mproc_task_id */
+    size_t task_id_len;
     double timeout;
     unsigned retries;
     /* the run (src/graph/run.c) */
-    int status;         /* mproc_job_status */
-    int code;           /* failed: its code */
-    char *msg;          /* failed: its message (NULL: none) */
-    unsigned char *out; /* done: its output */
+    unsigned char fp[GH_LEN];       /* its fingerprint, computed when it becomes ready */
+    unsigned char out_hash[GH_LEN]; /* done: what its dependents' fingerprints take */
+    bool up_to_date;                /* done from the state, not run */
+    double started;                 /* when its last try began (wall clock, for the state) */
+    int status;                     /* mproc_job_status */
+    int code;                       /* failed: its code */
+    char *msg;                      /* failed: its message (NULL: none) */
+    unsigned char *out;             /* done: its output */
     size_t out_len;
     size_t waiting; /* dependencies not done yet */
     unsigned tries;
@@ -42,6 +52,36 @@ struct mproc_graph {
     bool checked; /* deps resolved since the last add */
     char err[512];
 };
+
+/* src/graph/hash.c: the fingerprints' 128-bit hash, streaming. */
+struct gh {
+    uint64_t a, b, len;
+    unsigned char buf[8];
+    size_t nbuf;
+};
+void mproc__gh_init(struct gh *h);
+void mproc__gh_add(struct gh *h, const void *data, size_t len);
+void mproc__gh_u64(struct gh *h, uint64_t v);
+void mproc__gh_str(struct gh *h, const void *data, size_t len); /* framed: length first */
+void mproc__gh_end(struct gh *h, unsigned char out[GH_LEN]);
+
+/* src/graph/state.c: the state file (SQLite). */
+struct gstate;
+struct grow {   /* a job's row */
+    int status; /* -1: never recorded */
+    bool has_fp;
+    unsigned char fp[GH_LEN], out_hash[GH_LEN];
+    unsigned char *out; /* malloc'd */
+    size_t out_len;
+};
+/* Open (create) and lock the state; err: what went wrong. 0 or a code (see state.c). */
+int mproc__state_open(struct gstate **out, const char *path, char *err, size_t n);
+void mproc__state_close(struct gstate *st);
+/* 1 and the row, 0 when the job was never recorded, or a negative code. */
+int mproc__state_get(struct gstate *st, const char *name, struct grow *row);
+/* Record j's outcome (committed when this returns). 0 or a code, with err. */
+int mproc__state_put(struct gstate *st, const char *name, const struct gjob *j, double started,
+                     double ended, char *err, size_t n);
 
 /* src/graph/graph.c */
 /* The job named name, or SIZE_MAX (after a check). */

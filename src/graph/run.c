@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -94,10 +95,145 @@ struct runner {
     size_t *ready; /* a stack of ready jobs */
     size_t nready;
     size_t running;
-    size_t failed; /* failed or blocked */
+    size_t failed;     /* failed or blocked */
+    struct gstate *st; /* the state file, or NULL */
+    bool by_mtime;     /* input files: size and time, not contents */
+    int state_rc;      /* a write to the state failed: the run stops with it */
 };
 
 static void fail_job(struct runner *r, size_t i, int code, const char *msg);
+static void try_failed(struct runner *r, size_t i, int code, const char *msg);
+
+/* ---- fingerprints and the state ------------------------------------------------------------ */
+
+static double wall_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* A file into a hash: its path, then its size and contents (or its size and time). A file
+ * that cannot be read hashes as missing, so it differs from any file there. */
+static void hash_file(struct gh *h, const char *path, bool by_mtime)
+{
+    mproc__gh_str(h, path, strlen(path));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) < 0) {
+        mproc__gh_u64(h, UINT64_MAX); /* missing */
+        close_fd(fd);
+        return;
+    }
+    mproc__gh_u64(h, (uint64_t)sb.st_size);
+    if (by_mtime) {
+        mproc__gh_u64(h, (uint64_t)sb.st_mtim.tv_sec);
+        mproc__gh_u64(h, (uint64_t)sb.st_mtim.tv_nsec);
+        close(fd);
+        return;
+    }
+    unsigned char buf[16384];
+    ssize_t n;
+    while ((n = read_some(fd, buf, sizeof buf)) > 0)
+        mproc__gh_add(h, buf, (size_t)n);
+    if (n < 0)
+        mproc__gh_u64(h, UINT64_MAX - 1); /* unreadable: never equal to what was read */
+    close(fd);
+}
+
+/* What j is built from (see mproc/graph.h): its work, its input bytes and files, the
+ * outputs it declares, and the output hashes of what it depends on (all done now). */
+static void fingerprint(const struct runner *r, struct gjob *j)
+{
+    struct gh h;
+    mproc__gh_init(&h);
+    mproc__gh_str(&h, "mproc-graph-job-1", 17);
+    mproc__gh_u64(&h, (uint64_t)j->kind);
+    if (j->kind == GJOB_FN) {
+        mproc__gh_str(&h, j->task_id, j->task_id_len);
+    } else {
+        size_t argc = 0;
+        while (j->argv[argc] != NULL)
+            argc++;
+        mproc__gh_u64(&h, argc);
+        for (size_t k = 0; k < argc; k++)
+            mproc__gh_str(&h, j->argv[k], strlen(j->argv[k]));
+    }
+    mproc__gh_str(&h, j->input, j->input_len);
+    mproc__gh_u64(&h, j->ninputs);
+    for (size_t k = 0; k < j->ninputs; k++)
+        hash_file(&h, j->inputs[k], r->by_mtime);
+    mproc__gh_u64(&h, j->noutputs);
+    for (size_t k = 0; k < j->noutputs; k++)
+        mproc__gh_str(&h, j->outputs[k], strlen(j->outputs[k]));
+    mproc__gh_u64(&h, j->ndeps);
+    for (size_t k = 0; k < j->ndeps; k++)
+        mproc__gh_add(&h, r->g->jobs[j->deps[k]].out_hash, GH_LEN);
+    mproc__gh_end(&h, j->fp);
+}
+
+/* What j's dependents see of it: its output bytes and its output files' contents. Equal
+ * to last time's: nothing below it needs to run again. */
+static void hash_outputs(struct gjob *j)
+{
+    struct gh h;
+    mproc__gh_init(&h);
+    mproc__gh_str(&h, j->out != NULL ? j->out : (const unsigned char *)"", j->out_len);
+    for (size_t k = 0; k < j->noutputs; k++)
+        hash_file(&h, j->outputs[k], false);
+    mproc__gh_end(&h, j->out_hash);
+}
+
+static bool outputs_exist(const struct gjob *j)
+{
+    for (size_t k = 0; k < j->noutputs; k++)
+        if (access(j->outputs[k], F_OK) != 0)
+            return false;
+    return true;
+}
+
+/* Record j's outcome; a state that cannot be written stops the run (said in g->err). */
+static void record(struct runner *r, const struct gjob *j)
+{
+    if (r->st == NULL || r->state_rc < 0)
+        return;
+    int rc =
+        mproc__state_put(r->st, j->name, j, j->started, wall_now(), r->g->err, sizeof r->g->err);
+    if (rc < 0) {
+        r->state_rc = rc;
+        r->stopping = true;
+    }
+}
+
+/* Is j, whose dependencies are done, up to date in the state? Then it is done now, with
+ * the output it had. */
+static bool up_to_date(struct runner *r, struct gjob *j)
+{
+    if (r->st == NULL)
+        return false;
+    fingerprint(r, j);
+    struct grow row;
+    int rc = mproc__state_get(r->st, j->name, &row);
+    if (rc < 0) {
+        mproc__graph_say(r->g, "state: cannot read the record of '%s': %s", j->name,
+                         mproc_strerror(rc));
+        r->state_rc = rc;
+        r->stopping = true;
+        return false;
+    }
+    bool ok = rc == 1 && row.status == MPROC_JOB_DONE && row.has_fp &&
+              memcmp(row.fp, j->fp, GH_LEN) == 0 && outputs_exist(j);
+    if (ok) {
+        free(j->out);
+        j->out = row.out;
+        j->out_len = row.out_len;
+        row.out = NULL;
+        memcpy(j->out_hash, row.out_hash, GH_LEN);
+        j->up_to_date = true;
+    }
+    free(row.out);
+    return ok;
+}
 
 /* ---- readiness ----------------------------------------------------------------------------- */
 
@@ -151,10 +287,31 @@ static void fail_job(struct runner *r, size_t i, int code, const char *msg)
     j->msg = malloc(ml);
     if (j->msg != NULL)
         memcpy(j->msg, msg, ml);
+    record(r, j);
     r->failed++;
     block_users(r, i);
     if (r->stop_on_failure)
         r->stopping = true;
+}
+
+/* Job i's try succeeded: a command must have written its declared outputs; then it is
+ * done, recorded, and what waits for it may run. */
+static void succeeded(struct runner *r, size_t i)
+{
+    struct gjob *j = &r->g->jobs[i];
+    for (size_t k = 0; k < j->noutputs; k++)
+        if (access(j->outputs[k], F_OK) != 0) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "succeeded but did not write its output '%s'", j->outputs[k]);
+            try_failed(r, i, -ENOENT, msg);
+            return;
+        }
+    j->status = MPROC_JOB_DONE;
+    if (r->st != NULL) {
+        hash_outputs(j);
+        record(r, j);
+    }
+    job_done(r, i);
 }
 
 /* A try of job i ended without success: again, while it has retries, else failed. */
@@ -262,6 +419,12 @@ static void start_ready(struct runner *r)
     while (r->nready > 0 && r->running < (size_t)r->max && !r->stopping) {
         size_t i = r->ready[--r->nready];
         struct gjob *j = &r->g->jobs[i];
+        if (j->tries == 0 && up_to_date(r, j)) {
+            job_done(r, i); /* its users may now be ready, or up to date too */
+            continue;
+        }
+        if (r->stopping)
+            break; /* the state could not be read */
         struct slot *s = NULL;
         for (int k = 0; k < r->max && s == NULL; k++)
             if (!r->slots[k].used)
@@ -269,6 +432,7 @@ static void start_ready(struct runner *r)
         *s = (struct slot){.job = i, .used = true, .out_fd = -1};
         j->status = MPROC_JOB_RUNNING;
         j->tries++;
+        j->started = wall_now();
         int rc = j->kind == GJOB_FN ? start_fn(r, s, j) : start_cmd(s, j);
         if (rc < 0) {
             s->used = false;
@@ -319,7 +483,7 @@ static void finish_fn(struct runner *r, struct slot *s)
     size_t i = s->job;
     end_slot(r, s);
     if (rc == 0)
-        job_done(r, i);
+        succeeded(r, i);
     else
         try_failed(r, i, rc, msg);
 }
@@ -378,7 +542,7 @@ static void finish_cmd(struct runner *r, struct slot *s)
     bool killed = s->killed;
     end_slot(r, s);
     if (code == 0) {
-        job_done(r, i);
+        succeeded(r, i);
         return;
     }
     char msg[160];
@@ -483,7 +647,9 @@ int mproc_graph_run(mproc_graph *g, const mproc_graph_run_opts *o)
     int rc = mproc_graph_check(g);
     if (rc < 0)
         return rc;
-    struct runner r = {.g = g, .stop_on_failure = o != NULL && o->stop_on_failure};
+    struct runner r = {.g = g,
+                       .stop_on_failure = o != NULL && o->stop_on_failure,
+                       .by_mtime = o != NULL && o->files_by_mtime};
     r.max = o != NULL && o->jobs > 0 ? o->jobs : mproc_cpu_usable();
     if (r.max < 1)
         r.max = 1;
@@ -495,11 +661,13 @@ int mproc_graph_run(mproc_graph *g, const mproc_graph_run_opts *o)
     rc = r.slots == NULL || r.ready == NULL               ? -ENOMEM
          : pipe2(r.done_pipe, O_CLOEXEC | O_NONBLOCK) < 0 ? -errno
                                                           : 0;
+    if (rc < 0)
+        mproc__graph_say(g, "could not start the run: %s", mproc_strerror(rc));
+    else if (o != NULL && o->state != NULL) /* says what went wrong itself */
+        rc = mproc__state_open(&r.st, o->state, g->err, sizeof g->err);
     if (rc == 0)
         rc = prepare(&r);
-    if (rc < 0) {
-        mproc__graph_say(g, "could not start the run: %s", mproc_strerror(rc));
-    } else {
+    if (rc == 0) {
         start_ready(&r);
         while (r.running > 0) {
             wait_events(&r);
@@ -515,8 +683,11 @@ int mproc_graph_run(mproc_graph *g, const mproc_graph_run_opts *o)
     close_fd(r.done_pipe[1]);
     free(r.slots);
     free(r.ready);
+    mproc__state_close(r.st);
     if (rc < 0)
         return rc;
+    if (r.state_rc < 0)
+        return r.state_rc; /* the state could not be written (or read): g->err says */
     size_t left = r.failed;
     for (size_t i = 0; i < g->n; i++) /* stopped at a failure: what never ran counts too */
         left += g->jobs[i].status == MPROC_JOB_TODO;
