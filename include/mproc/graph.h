@@ -88,13 +88,16 @@ typedef struct mproc_job_opts {
 /* How a graph runs. The zero value: as many jobs at once as usable CPUs, keep going
  * after a failure. */
 typedef struct mproc_graph_run_opts {
-    int jobs;            /* at most this many jobs at once; 0: mproc_cpu_usable() */
-    int stop_on_failure; /* nonzero: start nothing new after the first failure (the jobs
-                        running finish; the rest stays todo) */
-    const char *state;   /* an SQLite file that remembers what was built from what (see
-                            "State" above); NULL: the run keeps nothing */
-    int files_by_mtime;  /* nonzero: an input file counts as changed when its size or
-                            modification time changed, without reading it */
+    int jobs;                   /* at most this many jobs at once; 0: mproc_cpu_usable() */
+    int stop_on_failure;        /* nonzero: start nothing new after the first failure (the jobs
+                               running finish; the rest stays todo) */
+    const char *state;          /* an SQLite file that remembers what was built from what (see
+                                   "State" above); NULL: the run keeps nothing */
+    int files_by_mtime;         /* nonzero: an input file counts as changed when its size or
+                               modification time changed, without reading it */
+    const char *const *targets; /* run only these jobs and what they depend on; NULL (0):
+                                   every job */
+    size_t ntargets;
 } mproc_graph_run_opts;
 
 /* Counts by status, for progress (mproc_graph_counts). */
@@ -122,6 +125,29 @@ MPROC_API const char *mproc_graph_error(const mproc_graph *g);
  * jobs that failed or were blocked (> 0), or a negative code (the graph is bad:
  * -EINVAL; -ENOMEM; a pool could not start). */
 MPROC_API int mproc_graph_run(mproc_graph *g, const mproc_graph_run_opts *opts);
+
+/* What a run would do, without running anything: each job's status as the state file
+ * says (done: up to date; failed: failed last time and unchanged since; blocked: below a
+ * failure; todo: it would run, its message says why: new, changed, an output missing, or
+ * upstream). Takes the state's lock for the time of the call. 0 or the codes of run. */
+MPROC_API int mproc_graph_load(mproc_graph *g, const char *state);
+
+/* Your program as a command line, like compmake's: build the graph, then
+ * `return mproc_graph_main(g, argc, argv);`. Commands (argv[1], default "make"):
+ *   make [JOB...]            run (one job at a time) what is not up to date
+ *   parmake [n=N] [JOB...]   the same, N at once (default: usable CPUs)
+ *   ls [SEL...]              each job's status (and why it would run)
+ *   details JOB              a job's status, work, dependencies, message and output
+ *   clean [SEL...]           forget the selected jobs (they run next time)
+ *   stats                    counts by status
+ * A selection (SEL) is job names, shell globs over them ("fit_*"), or status words
+ * (done, failed, blocked, todo); none: every job. Options before the command:
+ * --state FILE (default: .mproc/<program>.db, the directory made if missing),
+ * --keep-going (default) or --stop (at the first failure), --retries N, --timeout S
+ * (per job, where the job sets none). Prints to stdout (results) and stderr (errors);
+ * returns the exit status: 0 when every wanted job is done, else the number of jobs
+ * failed or blocked (at most 101); 2 for a usage error. */
+MPROC_API int mproc_graph_main(mproc_graph *g, int argc, char **argv);
 
 /* Counts by status. 0 or -EINVAL. */
 MPROC_API int mproc_graph_counts_get(const mproc_graph *g, mproc_graph_counts *c);

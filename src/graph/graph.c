@@ -463,3 +463,36 @@ int mproc_graph_output(const mproc_graph *g, const char *name, const void **data
     *len = j->out_len;
     return 0;
 }
+
+int mproc__graph_want(mproc_graph *g, const char *const *targets, size_t n)
+{
+    for (size_t i = 0; i < g->n; i++)
+        g->jobs[i].wanted = n == 0;
+    if (n == 0)
+        return 0;
+    size_t *stack = malloc(g->n * sizeof *stack), top = 0;
+    if (stack == NULL)
+        return -ENOMEM;
+    for (size_t t = 0; t < n; t++) {
+        size_t i = targets[t] != NULL ? mproc__graph_find(g, targets[t]) : SIZE_MAX;
+        if (i == SIZE_MAX) {
+            mproc__graph_say(g, "no job is named '%s'", targets[t] != NULL ? targets[t] : "");
+            free(stack);
+            return -ENOENT;
+        }
+        if (!g->jobs[i].wanted) {
+            g->jobs[i].wanted = true;
+            stack[top++] = i;
+        }
+    }
+    while (top > 0) { /* upstream, with an explicit stack */
+        const struct gjob *j = &g->jobs[stack[--top]];
+        for (size_t k = 0; k < j->ndeps; k++)
+            if (!g->jobs[j->deps[k]].wanted) {
+                g->jobs[j->deps[k]].wanted = true;
+                stack[top++] = j->deps[k];
+            }
+    }
+    free(stack);
+    return 0;
+}

@@ -34,6 +34,8 @@ struct gjob {
     unsigned char fp[GH_LEN];       /* its fingerprint, computed when it becomes ready */
     unsigned char out_hash[GH_LEN]; /* done: what its dependents' fingerprints take */
     bool up_to_date;                /* done from the state, not run */
+    bool looked;                    /* the state was asked about it in this run */
+    bool wanted;                    /* a target or upstream of one (every job without targets) */
     double started;                 /* when its last try began (wall clock, for the state) */
     int status;                     /* mproc_job_status */
     int code;                       /* failed: its code */
@@ -73,6 +75,9 @@ struct grow {   /* a job's row */
     unsigned char fp[GH_LEN], out_hash[GH_LEN];
     unsigned char *out; /* malloc'd */
     size_t out_len;
+    int code;
+    char *msg; /* malloc'd, or NULL */
+    double started, ended;
 };
 /* Open (create) and lock the state; err: what went wrong. 0 or a code (see state.c). */
 int mproc__state_open(struct gstate **out, const char *path, char *err, size_t n);
@@ -82,8 +87,13 @@ int mproc__state_get(struct gstate *st, const char *name, struct grow *row);
 /* Record j's outcome (committed when this returns). 0 or a code, with err. */
 int mproc__state_put(struct gstate *st, const char *name, const struct gjob *j, double started,
                      double ended, char *err, size_t n);
+/* Forget a job (it runs again next time). 0 or -EIO. */
+int mproc__state_forget(struct gstate *st, const char *name);
 
 /* src/graph/graph.c */
+/* Mark the jobs a run wants: these targets and everything upstream (all without). 0, or
+ * -ENOENT with the unknown target named in g->err, -ENOMEM. */
+int mproc__graph_want(mproc_graph *g, const char *const *targets, size_t n);
 /* The job named name, or SIZE_MAX (after a check). */
 size_t mproc__graph_find(const mproc_graph *g, const char *name);
 __attribute__((format(printf, 2, 3))) void mproc__graph_say(mproc_graph *g, const char *fmt, ...);

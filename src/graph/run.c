@@ -232,6 +232,7 @@ static bool up_to_date(struct runner *r, struct gjob *j)
         j->up_to_date = true;
     }
     free(row.out);
+    free(row.msg);
     return ok;
 }
 
@@ -243,7 +244,7 @@ static void job_done(struct runner *r, size_t i)
     j->status = MPROC_JOB_DONE;
     for (size_t k = 0; k < j->nusers; k++) {
         struct gjob *u = &r->g->jobs[j->users[k]];
-        if (--u->waiting == 0 && u->status == MPROC_JOB_TODO)
+        if (--u->waiting == 0 && u->status == MPROC_JOB_TODO && u->wanted)
             r->ready[r->nready++] = j->users[k];
     }
 }
@@ -413,18 +414,24 @@ static int start_cmd(struct slot *s, const struct gjob *j)
     return 0;
 }
 
-/* Start ready jobs while there is room. */
+/* Start ready jobs while there is room. A job found up to date in the state is done at
+ * once, even when the run stops or every slot is busy: that runs nothing. */
 static void start_ready(struct runner *r)
 {
-    while (r->nready > 0 && r->running < (size_t)r->max && !r->stopping) {
-        size_t i = r->ready[--r->nready];
+    while (r->nready > 0) {
+        size_t i = r->ready[r->nready - 1];
         struct gjob *j = &r->g->jobs[i];
-        if (j->tries == 0 && up_to_date(r, j)) {
-            job_done(r, i); /* its users may now be ready, or up to date too */
-            continue;
+        if (j->tries == 0 && !j->looked) {
+            j->looked = true;
+            if (up_to_date(r, j)) {
+                r->nready--;
+                job_done(r, i); /* its users may now be ready, or up to date too */
+                continue;
+            }
         }
-        if (r->stopping)
-            break; /* the state could not be read */
+        if (r->stopping || r->running >= (size_t)r->max)
+            break;
+        r->nready--;
         struct slot *s = NULL;
         for (int k = 0; k < r->max && s == NULL; k++)
             if (!r->slots[k].used)
@@ -615,6 +622,7 @@ static int prepare(struct runner *r)
     mproc_graph *g = r->g;
     for (size_t i = 0; i < g->n; i++) {
         struct gjob *j = &g->jobs[i];
+        j->looked = false;
         if (j->status != MPROC_JOB_DONE) {
             j->status = MPROC_JOB_TODO;
             j->tries = 0;
@@ -628,7 +636,7 @@ static int prepare(struct runner *r)
         j->waiting = 0;
         for (size_t k = 0; k < j->ndeps; k++)
             j->waiting += g->jobs[j->deps[k]].status != MPROC_JOB_DONE;
-        if (j->status == MPROC_JOB_TODO && j->waiting == 0)
+        if (j->status == MPROC_JOB_TODO && j->waiting == 0 && j->wanted)
             r->ready[r->nready++] = i;
     }
     /* the stack runs the last pushed first: reverse, so jobs start in the order added */
@@ -666,6 +674,8 @@ int mproc_graph_run(mproc_graph *g, const mproc_graph_run_opts *o)
     else if (o != NULL && o->state != NULL) /* says what went wrong itself */
         rc = mproc__state_open(&r.st, o->state, g->err, sizeof g->err);
     if (rc == 0)
+        rc = mproc__graph_want(g, o != NULL ? o->targets : NULL, o != NULL ? o->ntargets : 0);
+    if (rc == 0)
         rc = prepare(&r);
     if (rc == 0) {
         start_ready(&r);
@@ -690,6 +700,104 @@ int mproc_graph_run(mproc_graph *g, const mproc_graph_run_opts *o)
         return r.state_rc; /* the state could not be written (or read): g->err says */
     size_t left = r.failed;
     for (size_t i = 0; i < g->n; i++) /* stopped at a failure: what never ran counts too */
-        left += g->jobs[i].status == MPROC_JOB_TODO;
+        left += g->jobs[i].status == MPROC_JOB_TODO && g->jobs[i].wanted;
     return left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+/* ---- what a run would do --------------------------------------------------------------------- */
+
+int mproc_graph_load(mproc_graph *g, const char *state)
+{
+    if (g == NULL || state == NULL)
+        return -EINVAL;
+    int rc = mproc_graph_check(g);
+    if (rc < 0)
+        return rc;
+    struct runner r = {.g = g};
+    size_t *order = malloc((g->n ? g->n : 1) * sizeof *order);
+    if (order == NULL)
+        return -ENOMEM;
+    rc = mproc__state_open(&r.st, state, g->err, sizeof g->err);
+    if (rc < 0) {
+        free(order);
+        return rc;
+    }
+    /* upstream first: Kahn's order over the dependencies */
+    size_t head = 0, tail = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        g->jobs[i].waiting = g->jobs[i].ndeps;
+        if (g->jobs[i].ndeps == 0)
+            order[tail++] = i;
+    }
+    while (head < tail) {
+        const struct gjob *j = &g->jobs[order[head++]];
+        for (size_t k = 0; k < j->nusers; k++)
+            if (--g->jobs[j->users[k]].waiting == 0)
+                order[tail++] = j->users[k];
+    }
+    for (size_t at = 0; at < tail && rc == 0; at++) {
+        struct gjob *j = &g->jobs[order[at]];
+        free(j->msg);
+        j->msg = NULL;
+        j->code = 0;
+        j->up_to_date = false;
+        const char *why = NULL;
+        bool deps_done = true, deps_failed = false;
+        for (size_t k = 0; k < j->ndeps; k++) {
+            int s = g->jobs[j->deps[k]].status;
+            deps_done = deps_done && s == MPROC_JOB_DONE;
+            deps_failed = deps_failed || s == MPROC_JOB_FAILED || s == MPROC_JOB_BLOCKED;
+        }
+        if (!deps_done) {
+            j->status = deps_failed ? MPROC_JOB_BLOCKED : MPROC_JOB_TODO;
+            why = deps_failed ? "blocked: a job it depends on failed"
+                              : "upstream: a job it depends on will run";
+        } else {
+            fingerprint(&r, j);
+            struct grow row;
+            int got = mproc__state_get(r.st, j->name, &row);
+            if (got < 0) {
+                rc = got;
+                mproc__graph_say(g, "state: cannot read the record of '%s'", j->name);
+                break;
+            }
+            bool same = got == 1 && row.has_fp && memcmp(row.fp, j->fp, GH_LEN) == 0;
+            if (got == 0) {
+                j->status = MPROC_JOB_TODO;
+                why = "new: never run";
+            } else if (!same) {
+                j->status = MPROC_JOB_TODO;
+                why = "changed: its work, inputs or upstream outputs are not what it was "
+                      "built from";
+            } else if (row.status == MPROC_JOB_FAILED) {
+                j->status = MPROC_JOB_FAILED;
+                j->code = row.code;
+                j->msg = row.msg;
+                row.msg = NULL;
+            } else if (!outputs_exist(j)) {
+                j->status = MPROC_JOB_TODO;
+                why = "an output file is missing";
+            } else {
+                j->status = MPROC_JOB_DONE;
+                j->up_to_date = true;
+                free(j->out);
+                j->out = row.out;
+                j->out_len = row.out_len;
+                row.out = NULL;
+                memcpy(j->out_hash, row.out_hash, GH_LEN);
+                j->started = row.started;
+            }
+            free(row.out);
+            free(row.msg);
+        }
+        if (why != NULL) {
+            size_t ml = strlen(why) + 1;
+            j->msg = malloc(ml);
+            if (j->msg != NULL)
+                memcpy(j->msg, why, ml);
+        }
+    }
+    mproc__state_close(r.st);
+    free(order);
+    return rc;
 }

@@ -129,7 +129,8 @@ int mproc__state_open(struct gstate **out, const char *path, char *err, size_t n
                           NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(st->db,
-                                "SELECT status, fingerprint, out_hash, output FROM jobs "
+                                "SELECT status, fingerprint, out_hash, output, code, msg, started, "
+                                "ended FROM jobs "
                                 "WHERE name = ?1",
                                 -1, &st->get, NULL);
     if (rc == SQLITE_OK)
@@ -175,8 +176,31 @@ int mproc__state_get(struct gstate *st, const char *name, struct grow *row)
         memcpy(row->out, out, (size_t)len);
         row->out_len = (size_t)len;
     }
+    row->code = sqlite3_column_int(st->get, 4);
+    const unsigned char *msg = sqlite3_column_text(st->get, 5);
+    if (msg != NULL) {
+        size_t ml = strlen((const char *)msg) + 1;
+        row->msg = malloc(ml);
+        if (row->msg == NULL)
+            return -ENOMEM;
+        memcpy(row->msg, msg, ml);
+    }
+    row->started = sqlite3_column_double(st->get, 6);
+    row->ended = sqlite3_column_double(st->get, 7);
     sqlite3_reset(st->get);
     return 1;
+}
+
+int mproc__state_forget(struct gstate *st, const char *name)
+{
+    sqlite3_stmt *q;
+    int rc = sqlite3_prepare_v2(st->db, "DELETE FROM jobs WHERE name = ?1", -1, &q, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(q);
+        sqlite3_finalize(q);
+    }
+    return rc == SQLITE_DONE ? 0 : -EIO;
 }
 
 int mproc__state_put(struct gstate *st, const char *name, const struct gjob *j, double started,
