@@ -28,6 +28,8 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_usage_error(const char *sub, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cli_run_usage(FILE *f);
 void cli_main_usage(FILE *f);
+void cli_make_usage(FILE *f);
+int cmd_make(int argc, char **argv); /* cli/make.c */
 
 /* ---- args.c: the options of `mproc run` --------------------------------------- */
 

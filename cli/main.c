@@ -120,6 +120,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "cpus") == 0)
         return cmd_cpus(argc - 1, argv + 1);
+    if (strcmp(cmd, "make") == 0)
+        return cmd_make(argc - 1, argv + 1);
     if (cmd[0] == '-')
         return cli_usage_error(NULL, "unknown option '%s'", cmd);
     return cli_usage_error(NULL, "unknown command '%s'", cmd);

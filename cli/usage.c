@@ -21,6 +21,7 @@ static const char usage_main[] =
     "\n"
     "commands:\n"
     "  run    run shell jobs in parallel (see: mproc run --help)\n"
+    "  make   run a jobs file's jobs that are not up to date (see: mproc make --help)\n"
     "  cpus   print the logical, physical and usable CPU counts [--json]\n";
 
 static const char usage_run[] =
@@ -95,6 +96,9 @@ int cli_usage_error(const char *sub, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
-    fputs(sub && strcmp(sub, "run") == 0 ? usage_run : usage_main, stderr);
+    if (sub != NULL && strcmp(sub, "make") == 0)
+        cli_make_usage(stderr);
+    else
+        fputs(sub && strcmp(sub, "run") == 0 ? usage_run : usage_main, stderr);
     return CLI_EXIT_ERROR;
 }

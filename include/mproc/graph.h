@@ -164,6 +164,20 @@ MPROC_API int mproc_graph_status(const mproc_graph *g, const char *name, int *co
 MPROC_API int mproc_graph_output(const mproc_graph *g, const char *name, const void **data,
                                  size_t *len);
 
+/* A job, by its position (the order of mproc_graph_add): for listing a graph. */
+typedef struct mproc_job_info {
+    const char *name;
+    int status;              /* mproc_job_status */
+    int code;                /* failed: its code */
+    const char *msg;         /* failed or blocked: why; todo after a load: why it would run */
+    int up_to_date;          /* done from the state, not run by the last run */
+    const char *const *deps; /* the names of the jobs it depends on */
+    size_t ndeps;
+} mproc_job_info;
+
+/* The i-th job: 0 and *info (its strings owned by g), -ENOENT past the last, -EINVAL. */
+MPROC_API int mproc_graph_job(const mproc_graph *g, size_t i, mproc_job_info *info);
+
 /* "todo", "in progress", "done", "failed", "blocked"; "?" for anything else. */
 MPROC_API const char *mproc_job_status_name(int status);
 

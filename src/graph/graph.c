@@ -496,3 +496,20 @@ int mproc__graph_want(mproc_graph *g, const char *const *targets, size_t n)
     free(stack);
     return 0;
 }
+
+int mproc_graph_job(const mproc_graph *g, size_t i, mproc_job_info *info)
+{
+    if (g == NULL || info == NULL)
+        return -EINVAL;
+    if (i >= g->n)
+        return -ENOENT;
+    const struct gjob *j = &g->jobs[i];
+    *info = (mproc_job_info){.name = j->name,
+                             .status = j->status,
+                             .code = j->status == MPROC_JOB_FAILED ? j->code : 0,
+                             .msg = j->msg != NULL ? j->msg : "",
+                             .up_to_date = j->up_to_date,
+                             .deps = (const char *const *)j->dep_names,
+                             .ndeps = j->ndeps};
+    return 0;
+}

@@ -1,0 +1,316 @@
+/* cli/make.c - `mproc make`: a jobs file (cli/jobsfile.c) run as a task graph with its
+ * state next to the file (docs/make.md).
+ *
+ * DESIGN. The file is parsed whole before anything runs (a syntax error names
+ * FILE:LINE:COLUMN and nothing runs), turned into an mproc_graph (each job's run: lines
+ * become one `sh -c` script that stops at the first failing line), and the commands run
+ * in the file's directory, where the state lives (.mproc/state.db). Everything about
+ * what runs, what is up to date and what survives a kill is the graph library's; this
+ * file is the command line around it.
+ */
+#include "cli.h"
+#include "jobsfile.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifdef MPROC_CLI_GRAPH
+#include "mproc/error.h"
+#include "mproc/graph.h"
+#endif
+
+void cli_make_usage(FILE *f)
+{
+    fputs("usage: mproc make [-j N] [-f FILE] [-n | --dry-run] [--status] [--graph]\n"
+          "                  [--keep-going | --halt] [--retries N] [--timeout S] [TARGET...]\n"
+          "Runs the jobs of FILE (default: ./Jobfile) that are not up to date, upstream first,\n"
+          "N at once (default: usable CPUs); with TARGETs, those and what they need.\n"
+          "  -n, --dry-run   say what would run and why; run nothing\n"
+          "  --status        each job's status (done, failed, blocked, todo)\n"
+          "  --graph         the graph as Graphviz DOT, coloured by status\n"
+          "  --halt          start nothing new after the first failure\n"
+          "  --retries N     run a failed job again up to N times (where it says none)\n"
+          "  --timeout S     a job's time limit in seconds (where it says none)\n"
+          "The state is FILE's directory's .mproc/state.db; see docs/make.md.\n",
+          f);
+}
+
+#ifndef MPROC_CLI_GRAPH
+
+int cmd_make(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    cli_error("make: this mproc was built without SQLite, which mproc make needs "
+              "(install libsqlite3-dev and build again)");
+    return CLI_EXIT_ERROR;
+}
+
+#else
+
+/* The whole file, NUL-terminated. NULL and errno on failure. */
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf != NULL) {
+        if (n + 1 >= cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (nb == NULL) {
+                free(buf);
+                buf = NULL;
+                errno = ENOMEM;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0) {
+            if (ferror(f)) {
+                free(buf);
+                buf = NULL;
+                errno = EIO;
+            }
+            break;
+        }
+    }
+    fclose(f);
+    if (buf != NULL) {
+        buf[n] = '\0';
+        *len = n;
+    }
+    return buf;
+}
+
+static int build_graph(mproc_graph *g, const struct cli_jobs *jobs, unsigned retries,
+                       double timeout)
+{
+    for (size_t i = 0; i < jobs->n; i++) {
+        const struct cli_job *b = &jobs->v[i];
+        size_t len = 8;
+        for (size_t k = 0; k < b->nrun; k++)
+            len += strlen(b->run[k]) + 1;
+        char *script = malloc(len);
+        if (script == NULL)
+            return -ENOMEM;
+        strcpy(script, "set -e\n");
+        for (size_t k = 0; k < b->nrun; k++) {
+            strcat(script, b->run[k]);
+            strcat(script, "\n");
+        }
+        mproc_job_opts o = {.command = script,
+                            .deps = (const char *const *)b->deps,
+                            .ndeps = b->ndeps,
+                            .inputs = (const char *const *)b->in,
+                            .ninputs = b->nin,
+                            .outputs = (const char *const *)b->out,
+                            .noutputs = b->nout,
+                            .retries = b->retries != 0 ? b->retries : retries,
+                            .timeout = b->timeout != 0 ? b->timeout : timeout};
+        int rc = mproc_graph_add(g, b->name, &o);
+        free(script);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static const char *dot_colour(int status)
+{
+    switch (status) {
+    case MPROC_JOB_DONE:
+        return "palegreen";
+    case MPROC_JOB_FAILED:
+        return "salmon";
+    case MPROC_JOB_BLOCKED:
+        return "orange";
+    default:
+        return "white";
+    }
+}
+
+/* A DOT string: quotes and backslashes escaped. */
+static void dot_str(const char *s)
+{
+    putchar('"');
+    for (; *s != '\0'; s++) {
+        if (*s == '"' || *s == '\\')
+            putchar('\\');
+        putchar(*s);
+    }
+    putchar('"');
+}
+
+int cmd_make(int argc, char **argv)
+{
+    const char *file = "Jobfile";
+    long jobs = 0;
+    int dry = 0, status = 0, graph = 0, halt = 0;
+    unsigned retries = 0;
+    double timeout = 0;
+    int a = 1;
+    for (; a < argc && argv[a][0] == '-' && argv[a][1] != '\0'; a++) {
+        const char *o = argv[a];
+        char *end;
+        if (strcmp(o, "--") == 0) {
+            a++;
+            break;
+        } else if (strcmp(o, "-h") == 0 || strcmp(o, "--help") == 0) {
+            cli_make_usage(stdout);
+            return 0;
+        } else if ((strcmp(o, "-j") == 0 || strcmp(o, "--jobs") == 0 ||
+                    (strncmp(o, "-j", 2) == 0 && o[2] != '\0')) &&
+                   (o[2] != '\0' && o[1] == 'j' ? true : a + 1 < argc)) {
+            jobs = strtol(o[1] == 'j' && o[2] != '\0' ? o + 2 : argv[++a], &end, 10);
+            if (*end != '\0' || jobs < 1 || jobs > 1024)
+                return cli_usage_error("make", "make: -j takes a count from 1 to 1024");
+        } else if ((strcmp(o, "-f") == 0 || strcmp(o, "--file") == 0) && a + 1 < argc) {
+            file = argv[++a];
+        } else if (strcmp(o, "-n") == 0 || strcmp(o, "--dry-run") == 0) {
+            dry = 1;
+        } else if (strcmp(o, "--status") == 0) {
+            status = 1;
+        } else if (strcmp(o, "--graph") == 0) {
+            graph = 1;
+        } else if (strcmp(o, "--halt") == 0) {
+            halt = 1;
+        } else if (strcmp(o, "--keep-going") == 0 || strcmp(o, "-k") == 0) {
+            halt = 0;
+        } else if (strcmp(o, "--retries") == 0 && a + 1 < argc) {
+            unsigned long v = strtoul(argv[++a], &end, 10);
+            if (*end != '\0' || argv[a][0] == '-' || v > 1000000)
+                return cli_usage_error("make", "make: --retries takes a count");
+            retries = (unsigned)v;
+        } else if (strcmp(o, "--timeout") == 0 && a + 1 < argc) {
+            timeout = strtod(argv[++a], &end);
+            if (*end != '\0' || !(timeout > 0))
+                return cli_usage_error("make", "make: --timeout takes seconds > 0");
+        } else {
+            return cli_usage_error("make", "make: unknown option '%s'", o);
+        }
+    }
+    size_t len;
+    char *text = read_file(file, &len);
+    if (text == NULL) {
+        cli_error("make: cannot read %s: %s", file, strerror(errno));
+        return CLI_EXIT_ERROR;
+    }
+    struct cli_jobs parsed;
+    char err[600];
+    int rc = cli_jobs_parse(text, len, file, &parsed, err, sizeof err);
+    free(text);
+    if (rc < 0) {
+        cli_error("%s", err);
+        return CLI_EXIT_ERROR;
+    }
+    /* the commands run, and the state lives, in the file's directory */
+    char *dir_copy = strdup(file);
+    if (dir_copy == NULL || chdir(dirname(dir_copy)) < 0 ||
+        (mkdir(".mproc", 0755) < 0 && errno != EEXIST)) {
+        cli_error("make: cannot use the directory of %s: %s", file, strerror(errno));
+        free(dir_copy);
+        cli_jobs_release(&parsed);
+        return CLI_EXIT_ERROR;
+    }
+    free(dir_copy);
+    const char *state = ".mproc/state.db";
+    mproc_graph *g = NULL;
+    rc = mproc_graph_new(&g);
+    if (rc == 0)
+        rc = build_graph(g, &parsed, retries, timeout);
+    cli_jobs_release(&parsed);
+    if (rc == 0)
+        rc = mproc_graph_check(g);
+    if (rc < 0) {
+        cli_error("make: %s: %s", file,
+                  g != NULL && mproc_graph_error(g)[0] ? mproc_graph_error(g) : mproc_strerror(rc));
+        mproc_graph_free(g);
+        return CLI_EXIT_ERROR;
+    }
+    size_t n = 0;
+    int result = 0;
+    if (dry || status || graph) {
+        rc = mproc_graph_load(g, state);
+        if (rc < 0) {
+            cli_error("make: %s", mproc_graph_error(g));
+            mproc_graph_free(g);
+            return CLI_EXIT_ERROR;
+        }
+        if (graph)
+            printf("digraph jobs {\n  node [style=filled];\n");
+        mproc_job_info in;
+        for (size_t i = 0; mproc_graph_job(g, i, &in) == 0; i++) {
+            const char *name = in.name, *msg = in.msg;
+            int st = in.status;
+            if (graph) {
+                printf("  ");
+                dot_str(name);
+                printf(" [fillcolor=%s, tooltip=", dot_colour(st));
+                dot_str(mproc_job_status_name(st));
+                printf("];\n");
+                for (size_t k = 0; k < in.ndeps; k++) {
+                    printf("  ");
+                    dot_str(in.deps[k]);
+                    printf(" -> ");
+                    dot_str(name);
+                    printf(";\n");
+                }
+            } else if (status) {
+                printf("%-30s %s%s%s\n", name, mproc_job_status_name(st), msg[0] ? "  " : "", msg);
+            } else if (st != MPROC_JOB_DONE) {
+                printf("%s: %s\n", name,
+                       st == MPROC_JOB_FAILED ? "would run: it failed before" : msg);
+                n++;
+            }
+        }
+        if (graph)
+            printf("}\n");
+        else if (dry)
+            printf("%zu job%s would run\n", n, n == 1 ? "" : "s");
+        mproc_graph_free(g);
+        return 0;
+    }
+    mproc_graph_run_opts ro = {.jobs = (int)jobs,
+                               .stop_on_failure = halt,
+                               .state = state,
+                               .targets = (const char *const *)(argv + a),
+                               .ntargets = (size_t)(argc - a)};
+    rc = mproc_graph_run(g, &ro);
+    if (rc < 0) {
+        cli_error("make: %s", mproc_graph_error(g));
+        mproc_graph_free(g);
+        return CLI_EXIT_ERROR;
+    }
+    /* grouped output: each job that ran, in file order, its output whole */
+    mproc_job_info in;
+    for (size_t i = 0; mproc_graph_job(g, i, &in) == 0; i++) {
+        const char *name = in.name, *msg = in.msg;
+        int st = in.status;
+        const void *out;
+        size_t olen;
+        if (st == MPROC_JOB_DONE && !in.up_to_date &&
+            mproc_graph_output(g, name, &out, &olen) == 0 && olen > 0)
+            (void)fwrite(out, 1, olen, stdout);
+        if (st == MPROC_JOB_FAILED || st == MPROC_JOB_BLOCKED)
+            fprintf(stderr, "mproc make: %s: %s%s%s\n", name, mproc_job_status_name(st),
+                    msg[0] ? ": " : "", msg);
+    }
+    fflush(stdout);
+    result = rc > CLI_EXIT_MAX_FAILED ? CLI_EXIT_MAX_FAILED : rc;
+    mproc_graph_free(g);
+    return result;
+}
+
+#endif

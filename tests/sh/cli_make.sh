@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# mproc make: a jobs file run as a task graph, from outside, as a user runs it.
+. "$(dirname "$0")/lib/cli.bash"
+"$M" make --help >/dev/null 2>&1 || { echo "$name: mproc make not built (no SQLite)"; exit 77; }
+work=$(mktemp -d /tmp/mproc-test-make-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cd "$work" || exit 1
+
+# syntax errors name FILE:LINE:COLUMN and what was expected; nothing runs
+err_of() { printf "$1" > bad; "$M" make -f bad 2>&1 >/dev/null | head -1; }
+expect_eq "no colon" "mproc: bad:3:5: expected ':' after the job name 'oops' (or '=' for a variable)" \
+    "$(err_of 'a:\n\trun: touch ran\noops\n')"
+expect_eq "unknown field" "mproc: bad:2:5: unknown field 'rn' (expected in, out, run, retries or timeout)" \
+    "$(err_of 'a:\n    rn: true\n')"
+expect_eq "undefined variable" "mproc: bad:2:15: undefined variable 'NOT_SET_ANYWHERE'" \
+    "$(err_of 'a:\n    run: echo ${NOT_SET_ANYWHERE}\n')"
+expect_eq "no run" "mproc: bad:1:1: job 'a' has no 'run:' line" "$(err_of 'a:\n    in: x\n')"
+expect_eq "cycle" "mproc: make: bad: a cycle of dependencies: a -> b -> a (each needs the next)" \
+    "$(err_of 'a: b\n    run: touch ran\nb: a\n    run: touch ran\n')"
+expect_eq "unknown dependency" "mproc: make: bad: job 'a' depends on 'zz', which is not a job" \
+    "$(err_of 'a: zz\n    run: touch ran\n')"
+expect_eq "syntax error status" 255 "$(status "$M" make -f bad)"
+[ -e ran ] && fail "a job ran despite a bad jobs file"
+expect_eq "missing file" 255 "$(status "$M" make -f nosuchfile)"
+
+cat > Jobfile <<'JOBS'
+# split the words, count them, report
+WHO = world
+
+words:
+    in: src.txt
+    out: words.txt
+    run: tr ' ' '\n' < src.txt > words.txt
+    run: echo words ran >> log
+
+count: words
+    out: count.txt
+    run: wc -l < words.txt > count.txt; echo count ran >> log
+
+report: count
+    out: report.txt
+    run: echo "hello ${WHO}: $(cat count.txt) words" > report.txt
+    run: cat report.txt; echo report ran >> log
+JOBS
+echo "a b c" > src.txt
+out=$("$M" make -j2); rc=$?
+expect_eq "first make" "0 hello world: 3 words" "$rc $out"
+expect_eq "log after first" "3" "$(wc -l < log)"
+expect_eq "again: nothing" "0 " "$(out=$("$M" make); echo "$? $out")"
+expect_eq "log after again" "3" "$(wc -l < log)"
+expect_eq "dry run, nothing" "0 jobs would run" "$("$M" make -n)"
+
+echo "a b x" > src.txt # same count: report below count is not run
+expect_eq "dry run says why" "words: changed: its work, inputs or upstream outputs are not what it was built from
+count: upstream: a job it depends on will run
+report: upstream: a job it depends on will run
+3 jobs would run" "$("$M" make --dry-run)"
+"$M" make >/dev/null
+expect_eq "only what changed" "words ran
+count ran
+report ran
+words ran
+count ran" "$(cat log)"
+
+expect_eq "status" "words                          done
+count                          done
+report                         done" "$("$M" make --status)"
+grep -q '"words" -> "count";' <<<"$("$M" make --graph)" || fail "--graph: no edge"
+
+# a failing job: the exit status counts it and what it blocked; the others go on
+cat > Jobfile2 <<'JOBS'
+bad:
+    run: echo about to fail; exit 3
+below: bad
+    run: touch below
+fine:
+    run: touch fine
+JOBS
+out=$("$M" make -f Jobfile2 2>err); rc=$?
+expect_eq "failure status" 2 "$rc"
+[ -e fine ] || fail "an unrelated job did not run"
+[ -e below ] && fail "a job below a failure ran"
+grep -q "^mproc make: bad: failed: exited with status 3$" err || fail "failure said: $(cat err)"
+grep -q "^mproc make: below: blocked: blocked: 'bad' failed$" err || fail "blocked said: $(cat err)"
+# a target: only it and what it needs
+printf 'one:\n    run: touch one\ntwo: one\n    run: touch two\nthree:\n    run: touch three\n' \
+    > Jobfile4
+expect_eq "target" 0 "$(status "$M" make -f Jobfile4 two)"
+[ -e one ] && [ -e two ] || fail "the target or what it needs did not run"
+[ -e three ] && fail "a job the target does not need ran"
+expect_eq "unknown target" 255 "$(status "$M" make -f Jobfile4 nosuch)"
+
+# two runs on one state at once: the second is refused while the first holds it
+cat > Jobfile3 <<'JOBS'
+slow:
+    run: sleep 2
+JOBS
+"$M" make -f Jobfile3 >/dev/null 2>&1 &
+first=$!
+for _ in $(seq 50); do [ -s .mproc/state.db ] && break; sleep 0.05; done
+sleep 0.2
+out=$("$M" make -f Jobfile3 2>&1); rc=$?
+expect_eq "second runner" "255" "$rc"
+grep -q "in use by another run" <<<"$out" || fail "second runner said: $out"
+wait "$first"
+finish
