@@ -10,6 +10,7 @@
  */
 #include "cli.h"
 #include "jobsfile.h"
+#include "output.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -29,7 +30,8 @@
 void cli_make_usage(FILE *f)
 {
     fputs("usage: mproc make [-j N] [-f FILE] [-n | --dry-run] [--status] [--graph]\n"
-          "                  [--keep-going | --halt] [--retries N] [--timeout S] [TARGET...]\n"
+          "                  [--keep-going | --halt] [--retries N] [--timeout S] [--joblog FILE]\n"
+          "                  [TARGET...]\n"
           "Runs the jobs of FILE (default: ./Jobfile) that are not up to date, upstream first,\n"
           "N at once (default: usable CPUs); with TARGETs, those and what they need.\n"
           "  -n, --dry-run   say what would run and why; run nothing\n"
@@ -38,6 +40,7 @@ void cli_make_usage(FILE *f)
           "  --halt          start nothing new after the first failure\n"
           "  --retries N     run a failed job again up to N times (where it says none)\n"
           "  --timeout S     a job's time limit in seconds (where it says none)\n"
+          "  --joblog FILE   a line per job that ran, in GNU parallel's format (+FILE appends)\n"
           "The state is FILE's directory's .mproc/state.db; see docs/make.md.\n",
           f);
 }
@@ -99,6 +102,7 @@ static int build_graph(mproc_graph *g, const struct cli_jobs *jobs, unsigned ret
 {
     for (size_t i = 0; i < jobs->n; i++) {
         const struct cli_job *b = &jobs->v[i];
+        /* the run: lines as one sh script that stops at the first line that fails */
         size_t len = 8;
         for (size_t k = 0; k < b->nrun; k++)
             len += strlen(b->run[k]) + 1;
@@ -153,9 +157,71 @@ static void dot_str(const char *s)
     putchar('"');
 }
 
+/* As each job ends: its output, whole (grouped), a line on stderr if it failed, and its
+ * joblog line. */
+struct make_out {
+    int joblog;     /* fd, or -1 */
+    int log_rc;     /* the first joblog write that failed */
+    char **display; /* each job's run: lines joined by "; ": the joblog's Command */
+    size_t n;
+};
+
+/* The joblog's Command of each job (a line: the script has newlines). NULL: no memory. */
+static char **display_lines(const struct cli_jobs *jobs)
+{
+    char **d = calloc(jobs->n ? jobs->n : 1, sizeof *d);
+    for (size_t i = 0; d != NULL && i < jobs->n; i++) {
+        size_t len = 1;
+        for (size_t k = 0; k < jobs->v[i].nrun; k++)
+            len += strlen(jobs->v[i].run[k]) + 2;
+        d[i] = malloc(len);
+        if (d[i] == NULL) {
+            for (size_t k = 0; k < i; k++)
+                free(d[k]);
+            free(d);
+            return NULL;
+        }
+        d[i][0] = '\0';
+        for (size_t k = 0; k < jobs->v[i].nrun; k++) {
+            if (k > 0)
+                strcat(d[i], "; ");
+            strcat(d[i], jobs->v[i].run[k]);
+        }
+    }
+    return d;
+}
+
+static void job_ended(const mproc_job_info *job, const void *out, size_t len, void *arg)
+{
+    struct make_out *mo = arg;
+    if (len > 0)
+        (void)fwrite(out, 1, len, stdout);
+    fflush(stdout);
+    if (job->status == MPROC_JOB_FAILED)
+        fprintf(stderr, "mproc make: %s: failed: %s\n", job->name, job->msg);
+    if (mo->joblog >= 0 && mo->log_rc == 0) {
+        int exitval = job->status == MPROC_JOB_DONE ? 0
+                      : job->signal != 0            ? 0
+                      : job->code > 0               ? job->code
+                                                    : 1;
+        mo->log_rc =
+            joblog_write(mo->joblog, job->index + 1, job->started, job->runtime, len, exitval,
+                         job->signal, job->index < mo->n ? mo->display[job->index] : job->name);
+    }
+}
+
+struct make_flags {
+    int dry, status, graph, halt;
+    long jobs;
+    const char *joblog;
+};
+
+static int run_graph(mproc_graph *g, int rc, struct make_out *mo, const char *file,
+                     const char *state, struct make_flags f, char **targets, size_t ntargets);
+
 int cmd_make(int argc, char **argv)
 {
-    const char *file = "Jobfile";
+    const char *file = "Jobfile", *joblog = NULL;
     long jobs = 0;
     int dry = 0, status = 0, graph = 0, halt = 0;
     unsigned retries = 0;
@@ -184,6 +250,8 @@ int cmd_make(int argc, char **argv)
             status = 1;
         } else if (strcmp(o, "--graph") == 0) {
             graph = 1;
+        } else if (strcmp(o, "--joblog") == 0 && a + 1 < argc) {
+            joblog = argv[++a];
         } else if (strcmp(o, "--halt") == 0) {
             halt = 1;
         } else if (strcmp(o, "--keep-going") == 0 || strcmp(o, "-k") == 0) {
@@ -226,26 +294,41 @@ int cmd_make(int argc, char **argv)
     }
     free(dir_copy);
     const char *state = ".mproc/state.db";
+    struct make_out mo = {.joblog = -1, .n = parsed.n, .display = display_lines(&parsed)};
     mproc_graph *g = NULL;
-    rc = mproc_graph_new(&g);
+    rc = mo.display == NULL ? -ENOMEM : mproc_graph_new(&g);
     if (rc == 0)
         rc = build_graph(g, &parsed, retries, timeout);
     cli_jobs_release(&parsed);
+    int result = run_graph(g, rc, &mo, file, state,
+                           (struct make_flags){dry, status, graph, halt, jobs, joblog}, argv + a,
+                           (size_t)(argc - a));
+    for (size_t i = 0; mo.display != NULL && i < mo.n; i++)
+        free(mo.display[i]);
+    free(mo.display);
+    mproc_graph_free(g);
+    return result;
+}
+
+/* The rest of mproc make, once the graph is built (rc: how that went). */
+static int run_graph(mproc_graph *g, int rc, struct make_out *mo, const char *file,
+                     const char *state, struct make_flags f, char **targets, size_t ntargets)
+{
+    int dry = f.dry, status = f.status, graph = f.graph, halt = f.halt;
+    long jobs = f.jobs;
+    const char *joblog = f.joblog;
     if (rc == 0)
         rc = mproc_graph_check(g);
     if (rc < 0) {
         cli_error("make: %s: %s", file,
                   g != NULL && mproc_graph_error(g)[0] ? mproc_graph_error(g) : mproc_strerror(rc));
-        mproc_graph_free(g);
         return CLI_EXIT_ERROR;
     }
     size_t n = 0;
-    int result = 0;
     if (dry || status || graph) {
         rc = mproc_graph_load(g, state);
         if (rc < 0) {
             cli_error("make: %s", mproc_graph_error(g));
-            mproc_graph_free(g);
             return CLI_EXIT_ERROR;
         }
         if (graph)
@@ -279,38 +362,36 @@ int cmd_make(int argc, char **argv)
             printf("}\n");
         else if (dry)
             printf("%zu job%s would run\n", n, n == 1 ? "" : "s");
-        mproc_graph_free(g);
         return 0;
     }
+    if (joblog != NULL && joblog_open(joblog, 0, &mo->joblog) < 0)
+        return CLI_EXIT_ERROR;
     mproc_graph_run_opts ro = {.jobs = (int)jobs,
+                               .on_done = job_ended,
+                               .arg = mo,
                                .stop_on_failure = halt,
                                .state = state,
-                               .targets = (const char *const *)(argv + a),
-                               .ntargets = (size_t)(argc - a)};
+                               .targets = (const char *const *)targets,
+                               .ntargets = ntargets};
     rc = mproc_graph_run(g, &ro);
     if (rc < 0) {
         cli_error("make: %s", mproc_graph_error(g));
-        mproc_graph_free(g);
         return CLI_EXIT_ERROR;
     }
-    /* grouped output: each job that ran, in file order, its output whole */
+    /* what a failure blocked, once everything has ended */
     mproc_job_info in;
-    for (size_t i = 0; mproc_graph_job(g, i, &in) == 0; i++) {
-        const char *name = in.name, *msg = in.msg;
-        int st = in.status;
-        const void *out;
-        size_t olen;
-        if (st == MPROC_JOB_DONE && !in.up_to_date &&
-            mproc_graph_output(g, name, &out, &olen) == 0 && olen > 0)
-            (void)fwrite(out, 1, olen, stdout);
-        if (st == MPROC_JOB_FAILED || st == MPROC_JOB_BLOCKED)
-            fprintf(stderr, "mproc make: %s: %s%s%s\n", name, mproc_job_status_name(st),
-                    msg[0] ? ": " : "", msg);
+    for (size_t i = 0; mproc_graph_job(g, i, &in) == 0; i++)
+        if (in.status == MPROC_JOB_BLOCKED)
+            fprintf(stderr, "mproc make: %s: blocked: %s\n", in.name, in.msg);
+    if (mo->joblog >= 0) {
+        close(mo->joblog);
+        if (mo->log_rc < 0) {
+            cli_error("make: the joblog could not be written: %s", strerror(-mo->log_rc));
+            return CLI_EXIT_ERROR;
+        }
     }
     fflush(stdout);
-    result = rc > CLI_EXIT_MAX_FAILED ? CLI_EXIT_MAX_FAILED : rc;
-    mproc_graph_free(g);
-    return result;
+    return rc > CLI_EXIT_MAX_FAILED ? CLI_EXIT_MAX_FAILED : rc;
 }
 
 #endif

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- helpers ----------------------------------------------------------------------- */
@@ -1014,6 +1015,63 @@ static void test_daemon_dies_with_its_thread(void **state)
 /* ---- faults ------------------------------------------------------------------------- */
 
 #ifdef MPROC_FAULT_INJECTION
+/* A process that ignores SIGCHLD (the kernel reaps its children at once) starts a child
+ * that returns at once, and is held up between the fork and taking the child's pidfd: the
+ * child must not end (and be reaped) before the start holds it. Before the fix, the child
+ * was gone and start failed with -ESRCH. */
+static int start_while_ignoring(void *arg)
+{
+    (void)arg;
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    sigaction(SIGCHLD, &ign, NULL);
+    mproc_fault_set("sys.spawn.forked", MPROC_FAULT_STOP, NULL); /* the test resumes us */
+    mproc_process *p;
+    if (mproc_process_new(&p, ret_arg, (void *)4, NULL) != 0)
+        return 10;
+    int rc = mproc_process_start(p);
+    mproc_fault_clear();
+    if (rc != 0)
+        return 11;                  /* -ESRCH: the child ended before it was held */
+    rc = mproc_process_join(p, 10); /* its status is the kernel's: -ECHILD, then ended */
+    mproc_process_free(p);
+    return rc == 0 || rc == -ECHILD ? 0 : 12;
+}
+
+static void test_start_holds_child_when_sigchld_ignored(void **state)
+{
+    (void)state;
+    pid_t a = mproc_test_fork(start_while_ignoring, NULL);
+    int st;
+    assert_int_equal(waitpid(a, &st, WUNTRACED), a); /* stopped right after the fork */
+    assert_true(WIFSTOPPED(st));
+    /* let the child have all the time it wants to end: until it is gone, or asleep (held) */
+    char path[64], kids[256];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)a, (int)a);
+    for (double end = mproc_test_now() + 10; mproc_test_now() < end;) {
+        FILE *f = fopen(path, "r");
+        size_t n = f != NULL ? fread(kids, 1, sizeof kids - 1, f) : 0;
+        if (f != NULL)
+            fclose(f);
+        kids[n] = '\0';
+        int child = atoi(kids);
+        if (child <= 0)
+            break; /* it ended (and the kernel reaped it) */
+        char stat[64], line[256];
+        snprintf(stat, sizeof stat, "/proc/%d/stat", child);
+        f = fopen(stat, "r");
+        n = f != NULL ? fread(line, 1, sizeof line - 1, f) : 0;
+        if (f != NULL)
+            fclose(f);
+        line[n] = '\0';
+        char *rp = strrchr(line, ')');
+        if (rp != NULL && rp[1] == ' ' && rp[2] == 'S')
+            break; /* asleep: waiting for the start to hold it */
+        mproc_test_sleep(0.001);
+    }
+    kill(a, SIGCONT);
+    assert_int_equal(mproc_test_exitcode(a, 10), 0);
+}
+
 static void test_fault_start(void **state)
 {
     (void)state;
@@ -1146,6 +1204,7 @@ int main(void)
         MPROC_TEST(test_daemon_parent_dies_at_once),
         MPROC_TEST(test_daemon_dies_with_its_thread),
 #ifdef MPROC_FAULT_INJECTION
+        MPROC_TEST(test_start_holds_child_when_sigchld_ignored),
         MPROC_TEST(test_fault_start),
         MPROC_TEST(test_fault_spawn_core),
         MPROC_TEST(test_fault_alloc_loop),

@@ -54,6 +54,7 @@ extern "C" {
 #endif
 
 typedef struct mproc_graph mproc_graph;
+struct mproc_job_info;
 
 /* A job's status, with compmake's words (mproc_job_status_name). */
 typedef enum mproc_job_status {
@@ -96,8 +97,13 @@ typedef struct mproc_graph_run_opts {
     int files_by_mtime;         /* nonzero: an input file counts as changed when its size or
                                modification time changed, without reading it */
     const char *const *targets; /* run only these jobs and what they depend on; NULL (0):
-                                   every job */
+                               every job */
     size_t ntargets;
+    /* called in the running thread as each job ends (done, or failed for good; not for
+       one found up to date or blocked), with its output: for printing it grouped as it
+       comes, keeping a log. NULL: none. */
+    void (*on_done)(const struct mproc_job_info *job, const void *out, size_t len, void *arg);
+    void *arg;
 } mproc_graph_run_opts;
 
 /* Counts by status, for progress (mproc_graph_counts). */
@@ -173,6 +179,12 @@ typedef struct mproc_job_info {
     int up_to_date;          /* done from the state, not run by the last run */
     const char *const *deps; /* the names of the jobs it depends on */
     size_t ndeps;
+    size_t index;        /* its position (the order of mproc_graph_add) */
+    double started;      /* when its last try began (seconds since the epoch; 0: never) */
+    double runtime;      /* seconds it took */
+    int signal;          /* a command killed by a signal: that signal; else 0 */
+    const char *command; /* a command job's command (an argv job's program); NULL for a
+                            function */
 } mproc_job_info;
 
 /* The i-th job: 0 and *info (its strings owned by g), -ENOENT past the last, -EINVAL. */

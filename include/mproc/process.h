@@ -44,10 +44,10 @@
  * different threads at the same time. None of these functions is async-signal-safe.
  * If the program ignores SIGCHLD, or reaps children with waitpid(-1) itself, the kernel
  * or that code takes the exit status: join then returns -ECHILD and the exit code is 255.
- * A spawned program is held (a pidfd) from the instant it exists, so such a program never
- * makes mproc_process_spawn fail; a function child (mproc_process_start: glibc's fork)
- * that ends within microseconds of its start can be taken before it is held, and start
- * then fails with -ESRCH. Pools are not affected (see mproc/pool.h).
+ * A child is held (a pidfd) before it can end, so such a program never makes a start
+ * fail: a spawned program gets its pidfd with its creation, and a function child of a
+ * program whose SIGCHLD is not at its default waits, before it runs, until the start
+ * holds it (one pipe per start, in such programs only).
  */
 #ifndef MPROC_PROCESS_H
 #define MPROC_PROCESS_H

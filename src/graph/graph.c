@@ -510,6 +510,13 @@ int mproc_graph_job(const mproc_graph *g, size_t i, mproc_job_info *info)
                              .msg = j->msg != NULL ? j->msg : "",
                              .up_to_date = j->up_to_date,
                              .deps = (const char *const *)j->dep_names,
-                             .ndeps = j->ndeps};
+                             .ndeps = j->ndeps,
+                             .index = i,
+                             .started = j->started,
+                             .runtime = j->ended > j->started ? j->ended - j->started : 0,
+                             .signal = j->signal,
+                             .command = j->kind == GJOB_SHELL  ? j->argv[2]
+                                        : j->kind == GJOB_ARGV ? j->argv[0]
+                                                               : NULL};
     return 0;
 }

@@ -37,6 +37,8 @@ struct gjob {
     bool looked;                    /* the state was asked about it in this run */
     bool wanted;                    /* a target or upstream of one (every job without targets) */
     double started;                 /* when its last try began (wall clock, for the state) */
+    double ended;                   /* ... and ended */
+    int signal;                     /* a command killed by a signal */
     int status;                     /* mproc_job_status */
     int code;                       /* failed: its code */
     char *msg;                      /* failed: its message (NULL: none) */

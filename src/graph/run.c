@@ -99,7 +99,19 @@ struct runner {
     struct gstate *st; /* the state file, or NULL */
     bool by_mtime;     /* input files: size and time, not contents */
     int state_rc;      /* a write to the state failed: the run stops with it */
+    void (*on_done)(const mproc_job_info *job, const void *out, size_t len, void *arg);
+    void *arg;
 };
+
+/* Tell the caller that job i ended (mproc_graph_run_opts.on_done). */
+static void tell(struct runner *r, size_t i)
+{
+    if (r->on_done == NULL)
+        return;
+    mproc_job_info info;
+    if (mproc_graph_job(r->g, i, &info) == 0)
+        r->on_done(&info, r->g->jobs[i].out, r->g->jobs[i].out_len, r->arg);
+}
 
 static void fail_job(struct runner *r, size_t i, int code, const char *msg);
 static void try_failed(struct runner *r, size_t i, int code, const char *msg);
@@ -288,7 +300,9 @@ static void fail_job(struct runner *r, size_t i, int code, const char *msg)
     j->msg = malloc(ml);
     if (j->msg != NULL)
         memcpy(j->msg, msg, ml);
+    j->ended = wall_now();
     record(r, j);
+    tell(r, i);
     r->failed++;
     block_users(r, i);
     if (r->stop_on_failure)
@@ -308,10 +322,12 @@ static void succeeded(struct runner *r, size_t i)
             return;
         }
     j->status = MPROC_JOB_DONE;
+    j->ended = wall_now();
     if (r->st != NULL) {
         hash_outputs(j);
         record(r, j);
     }
+    tell(r, i);
     job_done(r, i);
 }
 
@@ -440,6 +456,7 @@ static void start_ready(struct runner *r)
         j->status = MPROC_JOB_RUNNING;
         j->tries++;
         j->started = wall_now();
+        j->signal = 0;
         int rc = j->kind == GJOB_FN ? start_fn(r, s, j) : start_cmd(s, j);
         if (rc < 0) {
             s->used = false;
@@ -553,6 +570,7 @@ static void finish_cmd(struct runner *r, struct slot *s)
         return;
     }
     char msg[160];
+    j->signal = code < 0 ? -code : killed ? 9 : 0;
     if (killed)
         snprintf(msg, sizeof msg, "ran past its time limit of %g s (killed)", j->timeout);
     else if (code < 0)
@@ -657,7 +675,9 @@ int mproc_graph_run(mproc_graph *g, const mproc_graph_run_opts *o)
         return rc;
     struct runner r = {.g = g,
                        .stop_on_failure = o != NULL && o->stop_on_failure,
-                       .by_mtime = o != NULL && o->files_by_mtime};
+                       .by_mtime = o != NULL && o->files_by_mtime,
+                       .on_done = o != NULL ? o->on_done : NULL,
+                       .arg = o != NULL ? o->arg : NULL};
     r.max = o != NULL && o->jobs > 0 ? o->jobs : mproc_cpu_usable();
     if (r.max < 1)
         r.max = 1;

@@ -13,10 +13,11 @@
  *     can: an exec child's pidfd therefore comes with the clone itself (CLONE_PIDFD), so it
  *     is held before the child can end. A fn child is made by glibc's fork (its atfork
  *     handlers are what makes malloc safe in the child), which cannot hand out a pidfd:
- *     one that ends within microseconds of its birth may be taken by such a handler, and
- *     pidfd_open fails with ESRCH (the pool reads what its worker said through its
- *     channel). The parent restores its mask before returning; the child restores it
- *     right before running fn or calling execve.
+ *     so where SIGCHLD is ignored (the kernel reaps) or handled (a handler may reap), the
+ *     fn child first waits for a byte on a pipe that the parent writes once pidfd_open
+ *     holds it: the child cannot end before it is held. With SIGCHLD at its default
+ *     nobody else reaps, and no pipe is made. The parent restores its mask before
+ *     returning; the child restores it right before running fn or calling execve.
  *  3. Two ways to create the child, one setup (setup() below):
  *     - fn: fork(). The child needs its own copy of memory; glibc's fork runs the atfork
  *       handlers, so fn may use malloc and stdio. Stdio is flushed before forking
@@ -77,6 +78,8 @@ struct ctx {
     sigset_t mask;     /* the caller's signal mask, restored in the child */
     pid_t parent;      /* the parent's pid before the fork (daemons only) */
     int report;        /* write end of the exec-error pipe; -1 for fn children */
+    int hold[2];       /* fn children of a process that reaps (see rule 2): the child
+                          waits for a byte on hold[0] before it runs; else -1 */
 };
 
 /* The calls every child makes go to the kernel directly: in a forked child, a libc
@@ -225,6 +228,13 @@ CHILD static void close_all_but(const int *keep, size_t n)
 
 static _Noreturn void fn_child(const struct ctx *c)
 {
+    if (c->hold[0] >= 0) { /* until the parent holds our pidfd: see rule 2 */
+        char b;
+        close(c->hold[1]);
+        while (read(c->hold[0], &b, 1) < 0 && errno == EINTR) {
+        }
+        close(c->hold[0]);
+    }
     if (setup(c) != 0)
         child_exit(127);
     if (c->s->close_others)
@@ -256,7 +266,8 @@ int mproc__sys_spawn(const struct mproc__spawn *s, pid_t *pid, int *pidfd)
     struct ctx c = {.s = s,
                     .envp = s->envp != NULL ? s->envp : environ,
                     .parent = (s->flags & MPROC_PROCESS_DAEMON) ? getpid() : 0,
-                    .report = -1};
+                    .report = -1,
+                    .hold = {-1, -1}};
     int report[2] = {-1, -1};
     void *stack = MAP_FAILED;
     if (s->fn == NULL) {
@@ -281,6 +292,17 @@ int mproc__sys_spawn(const struct mproc__spawn *s, pid_t *pid, int *pidfd)
         }
     } else {
         fflush(NULL); /* or the child would write the parent's buffered output again */
+        /* a process that ignores SIGCHLD (the kernel reaps) or handles it (a handler may
+           reap with waitpid(-1)) could lose a child that ends at once before pidfd_open
+           holds it: there the child waits for the parent's word (rule 2). Nobody else
+           pays for it. */
+        struct sigaction sa;
+        if (sigaction(SIGCHLD, NULL, &sa) == 0 &&
+            ((sa.sa_flags & (SA_SIGINFO | SA_NOCLDWAIT)) || sa.sa_handler != SIG_DFL)) {
+            rc = mproc__sys_pipe(c.hold, 0);
+            if (rc < 0)
+                return rc;
+        }
     }
 
     mproc__sys_block_all(&c.mask);
@@ -316,9 +338,10 @@ int mproc__sys_spawn(const struct mproc__spawn *s, pid_t *pid, int *pidfd)
             rc = err > 0 ? -err : -MPROC_EEXEC;
             goto restore;
         }
-    } else if ((s->flags & (MPROC_PROCESS_SETPGID | MPROC_PROCESS_SETSID)) ==
-               MPROC_PROCESS_SETPGID) {
-        setpgid(child, child); /* also here, so a killpg right after start reaches it */
+    } else {
+        (void)MPROC__FAULT("sys.spawn.forked"); /* a test stops here: the child may end */
+        if ((s->flags & (MPROC_PROCESS_SETPGID | MPROC_PROCESS_SETSID)) == MPROC_PROCESS_SETPGID)
+            setpgid(child, child); /* also here, so a killpg right after start reaches it */
     }
     if (early_pidfd >= 0) {
         rc = MPROC__FAULT("sys.pidfd_open"); /* the step that holds the child, either way */
@@ -337,6 +360,8 @@ int mproc__sys_spawn(const struct mproc__spawn *s, pid_t *pid, int *pidfd)
     *pid = child;
     *pidfd = rc;
     rc = 0;
+    if (c.hold[1] >= 0) /* held now: let it go on */
+        (void)mproc__sys_write_all(c.hold[1], "", 1);
 restore:
     mproc__sys_restore_mask(&c.mask);
 out:
@@ -344,6 +369,8 @@ out:
         munmap(stack, CHILD_STACK);
     mproc__sys_close(report[0]);
     mproc__sys_close(report[1]);
+    mproc__sys_close(c.hold[0]);
+    mproc__sys_close(c.hold[1]);
     return rc;
 }
 

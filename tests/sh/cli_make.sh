@@ -82,6 +82,13 @@ expect_eq "failure status" 2 "$rc"
 [ -e below ] && fail "a job below a failure ran"
 grep -q "^mproc make: bad: failed: exited with status 3$" err || fail "failure said: $(cat err)"
 grep -q "^mproc make: below: blocked: blocked: 'bad' failed$" err || fail "blocked said: $(cat err)"
+# the joblog: GNU parallel's header and a line per job that ran, failures with their status
+"$M" make -f Jobfile2 --joblog log2 >/dev/null 2>&1
+expect_eq "joblog header" "Seq	Host	Starttime	JobRuntime	Send	Receive	Exitval	Signal	Command" \
+    "$(head -1 log2)"
+expect_eq "joblog lines" 1 "$(tail -n +2 log2 | wc -l)" # bad ran again; fine is up to date, below blocked
+grep -q "	3	0	echo about to fail; exit 3$" log2 || fail "joblog: bad's exit status: $(cat log2)"
+
 # a target: only it and what it needs
 printf 'one:\n    run: touch one\ntwo: one\n    run: touch two\nthree:\n    run: touch three\n' \
     > Jobfile4
