@@ -82,6 +82,26 @@ static inline void bench_emit(const char *id, const char *variant, double value,
 }
 
 /* A zeroed anonymous shared mapping, inherited by children forked afterwards. */
+/* The mproc command to measure: $MPROC_CLI, else <this program's dir>/../cli/mproc.
+ * Exits (bench_die) when it is not built. */
+static inline void bench_mproc_cli(char *buf, size_t n)
+{
+    const char *env = getenv("MPROC_CLI");
+    if (env) {
+        snprintf(buf, n, "%s", env);
+    } else {
+        char self[4000];
+        ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (l < 0)
+            bench_die("readlink /proc/self/exe: %s", strerror(errno));
+        self[l] = '\0';
+        *strrchr(self, '/') = '\0';
+        snprintf(buf, n, "%s/../cli/mproc", self);
+    }
+    if (access(buf, X_OK) != 0)
+        bench_die("%s is not built", buf);
+}
+
 static inline void *bench_shared(size_t size)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

@@ -158,21 +158,7 @@ int main(int argc, char **argv)
     (void)argc;
     (void)argv;
     char mproc[4096];
-    const char *env = getenv("MPROC_CLI");
-    if (env) {
-        snprintf(mproc, sizeof mproc, "%s", env);
-    } else {
-        char self[4000];
-        ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (l < 0)
-            bench_die("readlink /proc/self/exe: %s", strerror(errno));
-        self[l] = '\0';
-        char *slash = strrchr(self, '/');
-        *slash = '\0';
-        snprintf(mproc, sizeof mproc, "%s/../cli/mproc", self);
-    }
-    if (access(mproc, X_OK) != 0)
-        bench_die("%s is not built", mproc);
+    bench_mproc_cli(mproc, sizeof mproc);
     if (!mkdtemp(tmpdir))
         bench_die("mkdtemp: %s", strerror(errno));
     int par = have("parallel"), xargs = have("xargs");

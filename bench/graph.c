@@ -150,20 +150,7 @@ int main(int argc, char **argv)
     if (s != NULL && atof(s) > 0 && atof(s) < 1)
         layers = (int)(layers * atof(s)) > 2 ? (int)(layers * atof(s)) : 2;
     char mproc[4096];
-    const char *env = getenv("MPROC_CLI");
-    if (env) {
-        snprintf(mproc, sizeof mproc, "%s", env);
-    } else {
-        char self[4000];
-        ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (l < 0)
-            bench_die("readlink /proc/self/exe: %s", strerror(errno));
-        self[l] = '\0';
-        *strrchr(self, '/') = '\0';
-        snprintf(mproc, sizeof mproc, "%s/../cli/mproc", self);
-    }
-    if (access(mproc, X_OK) != 0)
-        bench_die("%s is not built", mproc);
+    bench_mproc_cli(mproc, sizeof mproc);
     if (!mkdtemp(dir))
         bench_die("mkdtemp: %s", strerror(errno));
     fflush(NULL);
