@@ -9,7 +9,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sched.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -695,6 +697,146 @@ static void test_state_refused(void **state)
     rmdir_all(dir);
 }
 
+/* ---- a full disk and a read-only state, in a mount namespace of their own ------------------ */
+
+enum { SKIP_NO_NS = 77 };
+
+/* A job whose output is 200 KiB: kept in the state, so a 1 MiB disk fills up. */
+static int big_task(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)t;
+    (void)in;
+    (void)in_len;
+    memset(out, 'x', 200 << 10);
+    *out_len = 200 << 10;
+    return 0;
+}
+
+static int private_tmpfs(const char *dir, const char *opts)
+{
+    if (unshare(CLONE_NEWNS) < 0)
+        return errno == EPERM ? SKIP_NO_NS : 10;
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return 11;
+    if (mount("mproc-test", dir, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+        return errno == EPERM ? SKIP_NO_NS : 12;
+    return 0;
+}
+
+static int child_full_disk(void *arg)
+{
+    const char *dir = arg;
+    int rc = private_tmpfs(dir, "size=1m");
+    if (rc != 0)
+        return rc;
+    char st[300];
+    snprintf(st, sizeof st, "%s/state.db", dir);
+    mproc_graph *g;
+    if (mproc_graph_new(&g) != 0)
+        return 13;
+    for (int i = 0; i < 12; i++) { /* 2.4 MB of outputs to keep */
+        char name[16];
+        snprintf(name, sizeof name, "big%d", i);
+        if (mproc_graph_add(g, name, &(mproc_job_opts){.fn = big_task, .output_cap = 256 << 10}) !=
+            0)
+            return 14;
+    }
+    rc = mproc_graph_run(g, &(mproc_graph_run_opts){.jobs = 2, .state = st});
+    int ok = rc == -ENOSPC && strstr(mproc_graph_error(g), "disk is full") != NULL;
+    if (!ok)
+        fprintf(stderr, "full disk: rc %d: %s\n", rc, mproc_graph_error(g));
+    mproc_graph_free(g);
+    return ok ? 0 : 15;
+}
+
+static int child_read_only(void *arg)
+{
+    const char *dir = arg;
+    int rc = private_tmpfs(dir, "size=1m");
+    if (rc != 0)
+        return rc;
+    char st[300];
+    snprintf(st, sizeof st, "%s/state.db", dir);
+    mproc_graph *g;
+    if (mproc_graph_new(&g) != 0 ||
+        mproc_graph_add(g, "a", &(mproc_job_opts){.command = "true"}) != 0)
+        return 13;
+    if (mproc_graph_run(g, &(mproc_graph_run_opts){.state = st}) != 0) /* a state there */
+        return 14;
+    if (mount(NULL, dir, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+        return 15;
+    mproc_graph_free(g);
+    if (mproc_graph_new(&g) != 0 ||
+        mproc_graph_add(g, "a", &(mproc_job_opts){.command = "true"}) != 0)
+        return 16;
+    rc = mproc_graph_run(g, &(mproc_graph_run_opts){.state = st});
+    int ok = rc < 0 && strstr(mproc_graph_error(g), st) != NULL;
+    if (!ok)
+        fprintf(stderr, "read-only: rc %d: %s\n", rc, mproc_graph_error(g));
+    mproc_graph_free(g);
+    return ok ? 0 : 17;
+}
+
+static void test_state_full_disk_and_read_only(void **state)
+{
+    (void)state;
+    char dir[256];
+    tmpdir(dir, sizeof dir);
+    int codes[2] = {mproc_test_exitcode(mproc_test_fork(child_full_disk, dir), 60),
+                    mproc_test_exitcode(mproc_test_fork(child_read_only, dir), 60)};
+    rmdir_all(dir);
+    if (codes[0] == SKIP_NO_NS || codes[1] == SKIP_NO_NS) {
+        print_message("no private mount namespace (needs root or CAP_SYS_ADMIN): skipped\n");
+        skip();
+    }
+    assert_int_equal(codes[0], 0); /* a clear -ENOSPC, never a crash */
+    assert_int_equal(codes[1], 0); /* a clear error naming the file */
+}
+
+/* A worker killed in a function job: that job fails (its worker died), runs again with a
+ * retry, and the graph finishes. */
+static int die_once(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)t;
+    (void)in_len;
+    char path[300];
+    memcpy(path, in, sizeof path);
+    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd >= 0) { /* the first try: die */
+        close(fd);
+        raise(SIGKILL);
+    }
+    memcpy(out, "ok", 2);
+    *out_len = 2;
+    return 0;
+}
+
+static void test_fn_job_worker_killed(void **state)
+{
+    (void)state;
+    char dir[256], path[300] = {0};
+    tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/died", dir);
+    for (int retries = 0; retries < 2; retries++) {
+        unlink(path);
+        mproc_graph *g = graph();
+        assert_ok(mproc_graph_add(g, "dies",
+                                  &(mproc_job_opts){.fn = die_once,
+                                                    .input = path,
+                                                    .input_len = sizeof path,
+                                                    .retries = (unsigned)retries}));
+        add_cmd(g, "after", "true", (const char *[]){"dies"}, 1);
+        assert_int_equal(mproc_graph_run(g, NULL), retries == 0 ? 2 : 0);
+        int code;
+        assert_int_equal(mproc_graph_status(g, "dies", &code, NULL),
+                         retries == 0 ? MPROC_JOB_FAILED : MPROC_JOB_DONE);
+        if (retries == 0)
+            assert_code(code, -MPROC_EDIED);
+        mproc_graph_free(g);
+    }
+    rmdir_all(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -709,6 +851,8 @@ int main(void)
         MPROC_TEST(test_state_function_jobs),
         MPROC_TEST(test_state_survives_kill),
         MPROC_TEST(test_state_refused),
+        MPROC_TEST(test_state_full_disk_and_read_only),
+        MPROC_TEST(test_fn_job_worker_killed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
