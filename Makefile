@@ -23,11 +23,11 @@ all: build
 # (libmproc-graph is built only where it is found); the tests need cmocka, a few
 # everyday tools (taskset, unshare, strace, tmux, time), clang-format (the format check)
 # and GNU parallel (the reference the CLI tests compare with); the benchmarks need python3
-# and GNU parallel as anchors, make and ninja for the task graph. Installed only when
+# and GNU parallel as anchors, make, ninja and Ruffus for the task graph. Installed only when
 # missing, and only as root.
 DEPS_BUILD := gcc cmake pkg-config make libsqlite3-dev
 DEPS_TEST  := libcmocka-dev util-linux procps strace tmux python3 parallel time clang-format
-DEPS_BENCH := python3 parallel findutils make ninja-build
+DEPS_BENCH := python3 parallel findutils make ninja-build python3-ruffus
 
 deps:
 	@./scripts/ensure-packages $(DEPS_BUILD) $(DEPS_TEST)

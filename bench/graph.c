@@ -13,10 +13,21 @@
  *               Its output comes out the same, so mproc runs that one job and stops
  *               there (early cutoff); make and ninja rebuild everything below it by time
  *               stamps (about a fifth of the graph). Anchors: `make -j2`, `ninja -j2`.
- * The mproc command is <this program's dir>/../cli/mproc (or $MPROC_CLI). Anchors that are
- * not installed are left out (Ruffus and Snakemake are not measured yet).
+ *   graph.fn    jobs/s, 100,000 function jobs (x + 1 on 8 bytes, independent) run by the
+ *               library (mproc_graph_run, 2 at a time) with a state file; graph.fn.memory
+ *               the same without a state (informative). Anchor: Ruffus's function jobs
+ *               (bench/py_graph.py, 1,000 jobs: rates are compared).
+ * Ruffus (Debian's python3-ruffus) is measured by bench/py_graph.py: graph.full ruffus is
+ * its shell jobs (os.system per job, independent: Ruffus has no cheap layered DAG of
+ * 2,000 jobs), graph.fn ruffus its function jobs. The mproc command is <this program's
+ * dir>/../cli/mproc (or $MPROC_CLI). Anchors that are not installed are left out
+ * (Snakemake is not measured yet).
  */
 #include "bench.h"
+
+#ifdef BENCH_GRAPH_LIB
+#include "mproc/graph.h"
+#endif
 
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -142,6 +153,55 @@ static void measure(const char *variant, char **argv)
     check_outputs();
 }
 
+#ifdef BENCH_GRAPH_LIB
+static int plus_one(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)t;
+    (void)in_len;
+    int64_t x;
+    memcpy(&x, in, sizeof x);
+    x++;
+    memcpy(out, &x, sizeof x);
+    *out_len = sizeof x;
+    return 0;
+}
+
+/* n independent function jobs; jobs/s. Every output checked. */
+static double run_fn_jobs(int n, const char *state)
+{
+    mproc_graph *g;
+    if (mproc_graph_new(&g) != 0)
+        bench_die("mproc_graph_new");
+    char name[32];
+    for (int i = 0; i < n; i++) {
+        int64_t x = i;
+        snprintf(name, sizeof name, "f%d", i);
+        if (mproc_graph_add(
+                g, name, &(mproc_job_opts){.fn = plus_one, .input = &x, .input_len = sizeof x}) !=
+            0)
+            bench_die("mproc_graph_add");
+    }
+    double t0 = bench_now();
+    int rc = mproc_graph_run(g, &(mproc_graph_run_opts){.jobs = 2, .state = state});
+    double t = bench_now() - t0;
+    if (rc != 0)
+        bench_die("graph.fn: run: %d %s", rc, mproc_graph_error(g));
+    for (int i = 0; i < n; i++) {
+        const void *out;
+        size_t len;
+        int64_t y;
+        snprintf(name, sizeof name, "f%d", i);
+        if (mproc_graph_output(g, name, &out, &len) != 0 || len != sizeof y)
+            bench_die("graph.fn: no output of %s", name);
+        memcpy(&y, out, sizeof y);
+        if (y != i + 1)
+            bench_die("graph.fn: %s gave %lld", name, (long long)y);
+    }
+    mproc_graph_free(g);
+    return (double)n / t;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     (void)argc;
@@ -164,6 +224,14 @@ int main(int argc, char **argv)
         char *nj[] = {"ninja", "-j2", NULL};
         measure("ninja", nj);
     }
+#ifdef BENCH_GRAPH_LIB
+    int nfn = (int)bench_scaled(100000, 1000);
+    char st[300];
+    snprintf(st, sizeof st, "%s/fn.db", dir);
+    bench_emit("graph.fn", "mproc", run_fn_jobs(nfn, st), "jobs/s");
+    bench_emit("graph.fn.memory", "mproc", run_fn_jobs(nfn, NULL), "jobs/s");
+    sh("rm -f fn.db fn.db-wal fn.db-shm");
+#endif
     clean();
     sh("rm -f Jobfile Makefile build.ninja in0.txt");
     if (rmdir(dir) != 0)
