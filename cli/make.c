@@ -31,6 +31,7 @@ void cli_make_usage(FILE *f)
 {
     fputs("usage: mproc make [-j N] [-f FILE] [-n | --dry-run] [--status] [--graph]\n"
           "                  [--keep-going | --halt] [--retries N] [--timeout S] [--joblog FILE]\n"
+          "                  [--bar | --eta]\n"
           "                  [TARGET...]\n"
           "Runs the jobs of FILE (default: ./Jobfile) that are not up to date, upstream first,\n"
           "N at once (default: usable CPUs); with TARGETs, those and what they need.\n"
@@ -41,6 +42,7 @@ void cli_make_usage(FILE *f)
           "  --retries N     run a failed job again up to N times (where it says none)\n"
           "  --timeout S     a job's time limit in seconds (where it says none)\n"
           "  --joblog FILE   a line per job that ran, in GNU parallel's format (+FILE appends)\n"
+          "  --bar, --eta    a progress line on stderr (with every job: no TARGETs)\n"
           "The state is FILE's directory's .mproc/state.db; see docs/make.md.\n",
           f);
 }
@@ -164,7 +166,19 @@ struct make_out {
     int log_rc;     /* the first joblog write that failed */
     char **display; /* each job's run: lines joined by "; ": the joblog's Command */
     size_t n;
+    mproc_graph *g;       /* for the progress line's counts */
+    cli_progress bar;     /* --bar, --eta (off: mode 0) */
+    unsigned long wanted; /* jobs the run is about (the total of the line) */
 };
+
+/* Jobs ended, up to date, failed or blocked: done for the progress line. */
+static unsigned long jobs_settled(const mproc_graph *g)
+{
+    mproc_graph_counts c;
+    if (mproc_graph_counts_get(g, &c) < 0)
+        return 0;
+    return (unsigned long)(c.done + c.failed + c.blocked);
+}
 
 /* The joblog's Command of each job (a line: the script has newlines). NULL: no memory. */
 static char **display_lines(const struct cli_jobs *jobs)
@@ -194,6 +208,7 @@ static char **display_lines(const struct cli_jobs *jobs)
 static void job_ended(const mproc_job_info *job, const void *out, size_t len, void *arg)
 {
     struct make_out *mo = arg;
+    cli_progress_clear(&mo->bar); /* a job's output never mixes with the line */
     if (len > 0)
         (void)fwrite(out, 1, len, stdout);
     fflush(stdout);
@@ -208,10 +223,11 @@ static void job_ended(const mproc_job_info *job, const void *out, size_t len, vo
             joblog_write(mo->joblog, job->index + 1, job->started, job->runtime, len, exitval,
                          job->signal, job->index < mo->n ? mo->display[job->index] : job->name);
     }
+    cli_progress_draw(&mo->bar, jobs_settled(mo->g), mo->wanted, 1, 0);
 }
 
 struct make_flags {
-    int dry, status, graph, halt;
+    int dry, status, graph, halt, bar;
     long jobs;
     const char *joblog;
 };
@@ -223,7 +239,7 @@ int cmd_make(int argc, char **argv)
 {
     const char *file = "Jobfile", *joblog = NULL;
     long jobs = 0;
-    int dry = 0, status = 0, graph = 0, halt = 0;
+    int dry = 0, status = 0, graph = 0, halt = 0, bar = CLI_PROGRESS_OFF;
     unsigned retries = 0;
     double timeout = 0;
     int a = 1;
@@ -252,6 +268,10 @@ int cmd_make(int argc, char **argv)
             graph = 1;
         } else if (strcmp(o, "--joblog") == 0 && a + 1 < argc) {
             joblog = argv[++a];
+        } else if (strcmp(o, "--bar") == 0) {
+            bar = CLI_PROGRESS_BAR;
+        } else if (strcmp(o, "--eta") == 0) {
+            bar = CLI_PROGRESS_ETA;
         } else if (strcmp(o, "--halt") == 0) {
             halt = 1;
         } else if (strcmp(o, "--keep-going") == 0 || strcmp(o, "-k") == 0) {
@@ -301,8 +321,8 @@ int cmd_make(int argc, char **argv)
         rc = build_graph(g, &parsed, retries, timeout);
     cli_jobs_release(&parsed);
     int result = run_graph(g, rc, &mo, file, state,
-                           (struct make_flags){dry, status, graph, halt, jobs, joblog}, argv + a,
-                           (size_t)(argc - a));
+                           (struct make_flags){dry, status, graph, halt, bar, jobs, joblog},
+                           argv + a, (size_t)(argc - a));
     for (size_t i = 0; mo.display != NULL && i < mo.n; i++)
         free(mo.display[i]);
     free(mo.display);
@@ -366,6 +386,13 @@ static int run_graph(mproc_graph *g, int rc, struct make_out *mo, const char *fi
     }
     if (joblog != NULL && joblog_open(joblog, 0, &mo->joblog) < 0)
         return CLI_EXIT_ERROR;
+    mo->g = g;
+    mo->wanted = (unsigned long)mo->n;
+    if (ntargets == 0)
+        cli_progress_start(&mo->bar, f.bar);
+    else
+        cli_progress_start(&mo->bar, CLI_PROGRESS_OFF); /* the total is not known up front */
+    cli_progress_draw(&mo->bar, 0, mo->wanted, 1, 1);
     mproc_graph_run_opts ro = {.jobs = (int)jobs,
                                .on_done = job_ended,
                                .arg = mo,
@@ -378,6 +405,7 @@ static int run_graph(mproc_graph *g, int rc, struct make_out *mo, const char *fi
         cli_error("make: %s", mproc_graph_error(g));
         return CLI_EXIT_ERROR;
     }
+    cli_progress_end(&mo->bar, jobs_settled(g), mo->wanted, 1);
     /* what a failure blocked, once everything has ended */
     mproc_job_info in;
     for (size_t i = 0; mproc_graph_job(g, i, &in) == 0; i++)

@@ -62,6 +62,11 @@ report ran
 words ran
 count ran" "$(cat log)"
 
+# --eta: a progress line on stderr that ends at 100%, the outputs alone on stdout
+"$M" make --eta >out 2>err
+grep -q "100% 3/3 done" err || fail "--eta: $(tr '\r' '|' < err)"
+expect_eq "--eta stdout" "" "$(cat out)" # nothing ran: all up to date
+
 expect_eq "status" "words                          done
 count                          done
 report                         done" "$("$M" make --status)"
