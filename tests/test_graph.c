@@ -689,6 +689,27 @@ static void test_state_refused(void **state)
     mproc_graph_free(g);
     assert_int_equal(count_lines(runs, NULL), 0);
 
+    /* a state of schema 1 (no fingerprint parts) is brought up to date, not refused */
+    unlink(st);
+    assert_int_equal(sqlite3_open(st, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE jobs(name TEXT PRIMARY KEY, status INTEGER NOT "
+                                  "NULL, fingerprint BLOB, out_hash BLOB, started REAL, ended "
+                                  "REAL, code INTEGER, msg TEXT, output BLOB);"
+                                  "PRAGMA user_version=1",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    write_file(runs, "");
+    char src[300];
+    snprintf(src, sizeof src, "%s/src.txt", dir);
+    write_file(src, "a\n");
+    g = pipeline(dir);
+    assert_int_equal(run_state(g, st), 0);
+    mproc_graph_free(g);
+    assert_int_equal(count_lines(runs, NULL), 4);
+    unlink(runs);
+
     /* a directory where the file should be */
     g = pipeline(dir);
     assert_true(run_state(g, dir) < 0);

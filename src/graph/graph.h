@@ -32,6 +32,7 @@ struct gjob {
     unsigned retries;
     /* the run (src/graph/run.c) */
     unsigned char fp[GH_LEN];       /* its fingerprint, computed when it becomes ready */
+    unsigned char parts[3][GH_LEN]; /* ... of: its work, its inputs, its upstream outputs */
     unsigned char out_hash[GH_LEN]; /* done: what its dependents' fingerprints take */
     bool up_to_date;                /* done from the state, not run */
     bool looked;                    /* the state was asked about it in this run */
@@ -73,7 +74,8 @@ void mproc__gh_end(struct gh *h, unsigned char out[GH_LEN]);
 struct gstate;
 struct grow {   /* a job's row */
     int status; /* -1: never recorded */
-    bool has_fp;
+    bool has_fp, has_parts;
+    unsigned char parts[3][GH_LEN];
     unsigned char fp[GH_LEN], out_hash[GH_LEN];
     unsigned char *out; /* malloc'd */
     size_t out_len;

@@ -153,13 +153,15 @@ static void hash_file(struct gh *h, const char *path, bool by_mtime)
     close(fd);
 }
 
-/* What j is built from (see mproc/graph.h): its work, its input bytes and files, the
- * outputs it declares, and the output hashes of what it depends on (all done now). */
+/* What j is built from (see mproc/graph.h), in three parts kept apart so that a run can
+ * say which one changed: its work (the command or the function, and its output names),
+ * its inputs (input bytes and files), and the output hashes of what it depends on (all
+ * done now). The fingerprint is the hash of the three. */
 static void fingerprint(const struct runner *r, struct gjob *j)
 {
     struct gh h;
     mproc__gh_init(&h);
-    mproc__gh_str(&h, "mproc-graph-job-1", 17);
+    mproc__gh_str(&h, "mproc-graph-work-1", 18);
     mproc__gh_u64(&h, (uint64_t)j->kind);
     if (j->kind == GJOB_FN) {
         mproc__gh_str(&h, j->task_id, j->task_id_len);
@@ -171,16 +173,26 @@ static void fingerprint(const struct runner *r, struct gjob *j)
         for (size_t k = 0; k < argc; k++)
             mproc__gh_str(&h, j->argv[k], strlen(j->argv[k]));
     }
+    mproc__gh_u64(&h, j->noutputs);
+    for (size_t k = 0; k < j->noutputs; k++)
+        mproc__gh_str(&h, j->outputs[k], strlen(j->outputs[k]));
+    mproc__gh_end(&h, j->parts[0]);
+
+    mproc__gh_init(&h);
     mproc__gh_str(&h, j->input, j->input_len);
     mproc__gh_u64(&h, j->ninputs);
     for (size_t k = 0; k < j->ninputs; k++)
         hash_file(&h, j->inputs[k], r->by_mtime);
-    mproc__gh_u64(&h, j->noutputs);
-    for (size_t k = 0; k < j->noutputs; k++)
-        mproc__gh_str(&h, j->outputs[k], strlen(j->outputs[k]));
+    mproc__gh_end(&h, j->parts[1]);
+
+    mproc__gh_init(&h);
     mproc__gh_u64(&h, j->ndeps);
     for (size_t k = 0; k < j->ndeps; k++)
         mproc__gh_add(&h, r->g->jobs[j->deps[k]].out_hash, GH_LEN);
+    mproc__gh_end(&h, j->parts[2]);
+
+    mproc__gh_init(&h);
+    mproc__gh_add(&h, j->parts, sizeof j->parts);
     mproc__gh_end(&h, j->fp);
 }
 
@@ -787,8 +799,26 @@ int mproc_graph_load(mproc_graph *g, const char *state)
                 why = "new: never run";
             } else if (!same) {
                 j->status = MPROC_JOB_TODO;
-                why = "changed: its work, inputs or upstream outputs are not what it was "
-                      "built from";
+                /* which part changed, where the row keeps them */
+                static const char *what[] = {"its command changed", "an input changed",
+                                             "an upstream output changed"};
+                char buf[128] = "changed: ";
+                bool any = false;
+                for (int part = 0; part < 3 && row.has_parts; part++)
+                    if (memcmp(row.parts[part], j->parts[part], GH_LEN) != 0) {
+                        if (any)
+                            strcat(buf, ", ");
+                        strcat(buf, what[part]);
+                        any = true;
+                    }
+                if (!any)
+                    strcat(buf, "its work, inputs or upstream outputs");
+                why = buf;
+                size_t ml = strlen(why) + 1;
+                j->msg = malloc(ml);
+                if (j->msg != NULL)
+                    memcpy(j->msg, why, ml);
+                why = NULL;
             } else if (row.status == MPROC_JOB_FAILED) {
                 j->status = MPROC_JOB_FAILED;
                 j->code = row.code;

@@ -27,7 +27,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#define SCHEMA 1
+#define SCHEMA 2 /* 2: the fingerprint's parts (1 is brought up to it) */
 
 struct gstate {
     sqlite3 *db;
@@ -124,20 +124,24 @@ int mproc__state_open(struct gstate **out, const char *path, char *err, size_t n
                           "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                           "CREATE TABLE IF NOT EXISTS jobs(name TEXT PRIMARY KEY,"
                           " status INTEGER NOT NULL, fingerprint BLOB, out_hash BLOB,"
-                          " started REAL, ended REAL, code INTEGER, msg TEXT, output BLOB);"
-                          "PRAGMA user_version=1;",
+                          " started REAL, ended REAL, code INTEGER, msg TEXT, output BLOB,"
+                          " parts BLOB);",
                           NULL, NULL, NULL);
+    if (rc == SQLITE_OK && version == 1) /* schema 1 had no parts: add the column */
+        rc = sqlite3_exec(st->db, "ALTER TABLE jobs ADD COLUMN parts BLOB;", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(st->db, "PRAGMA user_version=2;", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(st->db,
                                 "SELECT status, fingerprint, out_hash, output, code, msg, started, "
-                                "ended FROM jobs "
+                                "ended, parts FROM jobs "
                                 "WHERE name = ?1",
                                 -1, &st->get, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(st->db,
                                 "INSERT OR REPLACE INTO jobs(name, status, fingerprint, "
-                                "out_hash, started, ended, code, msg, output) "
-                                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                "out_hash, started, ended, code, msg, output, parts) "
+                                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                                 -1, &st->put, NULL);
     if (rc != SQLITE_OK) {
         int code = db_fail(st, err, n, path, rc);
@@ -187,6 +191,11 @@ int mproc__state_get(struct gstate *st, const char *name, struct grow *row)
     }
     row->started = sqlite3_column_double(st->get, 6);
     row->ended = sqlite3_column_double(st->get, 7);
+    const void *parts = sqlite3_column_blob(st->get, 8);
+    if (parts != NULL && sqlite3_column_bytes(st->get, 8) == (int)sizeof row->parts) {
+        memcpy(row->parts, parts, sizeof row->parts);
+        row->has_parts = true;
+    }
     sqlite3_reset(st->get);
     return 1;
 }
@@ -226,6 +235,7 @@ int mproc__state_put(struct gstate *st, const char *name, const struct gjob *j, 
         sqlite3_bind_blob64(q, 9, j->out, j->out_len, SQLITE_STATIC);
     else
         sqlite3_bind_zeroblob(q, 9, 0);
+    sqlite3_bind_blob(q, 10, j->parts, (int)sizeof j->parts, SQLITE_STATIC);
     int rc = sqlite3_step(q); /* autocommit: the outcome is committed when this returns */
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);

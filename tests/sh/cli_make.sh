@@ -51,15 +51,22 @@ expect_eq "log after again" "3" "$(wc -l < log)"
 expect_eq "dry run, nothing" "0 jobs would run" "$("$M" make -n)"
 
 echo "a b x" > src.txt # same count: report below count is not run
-expect_eq "dry run says why" "words: changed: its work, inputs or upstream outputs are not what it was built from
+expect_eq "dry run says why" "words: changed: an input changed
 count: upstream: a job it depends on will run
 report: upstream: a job it depends on will run
 3 jobs would run" "$("$M" make --dry-run)"
+"$M" make >/dev/null
+# a changed command is told apart from a changed input
+sed -i 's/wc -l < words.txt/wc -l <words.txt/' Jobfile
+expect_eq "changed command" "count: changed: its command changed
+report: upstream: a job it depends on will run
+2 jobs would run" "$("$M" make -n)"
 "$M" make >/dev/null
 expect_eq "only what changed" "words ran
 count ran
 report ran
 words ran
+count ran
 count ran" "$(cat log)"
 
 # --eta: a progress line on stderr that ends at 100%, the outputs alone on stdout
