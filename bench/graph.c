@@ -17,6 +17,8 @@
  *               library (mproc_graph_run, 2 at a time) with a state file; graph.fn.memory
  *               the same without a state (informative). Anchor: Ruffus's function jobs
  *               (bench/py_graph.py, 1,000 jobs: rates are compared).
+ *   graph.mem   MiB, peak RSS (wait4) of `mproc make --dry-run` over a jobs file of 100,000
+ *               jobs (parsed, checked and compared with its state) | limit: 64 MiB.
  * Ruffus (Debian's python3-ruffus) is measured by bench/py_graph.py: graph.full ruffus is
  * its shell jobs (os.system per job, independent: Ruffus has no cheap layered DAG of
  * 2,000 jobs), graph.fn ruffus its function jobs. The mproc command is <this program's
@@ -29,6 +31,7 @@
 #include "mproc/graph.h"
 #endif
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -63,6 +66,41 @@ static double run(char **argv)
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
         bench_die("%s: status 0x%x", argv[0], (unsigned)st);
     return bench_now() - t0;
+}
+
+/* Peak RSS (MiB) of `mproc make --dry-run -f big` over n jobs written here. */
+static double dry_run_rss(const char *mproc, int n)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/big", dir);
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        bench_die("%s: %s", path, strerror(errno));
+    for (int j = 0; j < n; j++) { /* a chain, and 2 dependencies where there are */
+        if (j < 2)
+            fprintf(f, "b%d:\n", j);
+        else
+            fprintf(f, "b%d: b%d b%d\n", j, j - 1, j / 2);
+        fprintf(f, "    out: b%d.out\n    run: echo b%d > b%d.out\n", j, j, j);
+    }
+    if (fclose(f) != 0)
+        bench_die("%s: write failed", path);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fo = open("/dev/null", O_WRONLY);
+        if (chdir(dir) < 0 || fo < 0 || dup2(fo, 1) < 0)
+            _exit(126);
+        execl(mproc, mproc, "make", "--dry-run", "-f", "big", (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    struct rusage ru;
+    while (wait4(pid, &st, 0, &ru) < 0)
+        if (errno != EINTR)
+            bench_die("wait4: %s", strerror(errno));
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        bench_die("mproc make --dry-run: status 0x%x", (unsigned)st);
+    return (double)ru.ru_maxrss / 1024.0;
 }
 
 static void sh(const char *cmd)
@@ -224,6 +262,9 @@ int main(int argc, char **argv)
         char *nj[] = {"ninja", "-j2", NULL};
         measure("ninja", nj);
     }
+    bench_emit("graph.mem", "mproc", dry_run_rss(mproc, (int)bench_scaled(100000, 1000)), "MiB");
+    bench_emit("graph.mem", "limit", 64.0, "MiB");
+    sh("rm -rf big .mproc");
 #ifdef BENCH_GRAPH_LIB
     int nfn = (int)bench_scaled(100000, 1000);
     char st[300];

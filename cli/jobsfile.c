@@ -152,18 +152,22 @@ static int words(const char *s, char ***v, size_t *n)
     return 0;
 }
 
+void cli_job_release(struct cli_job *b)
+{
+    char **lists[] = {b->deps, b->in, b->out, b->run};
+    for (size_t k = 0; k < 4; k++) {
+        for (size_t m = 0; lists[k] != NULL && lists[k][m] != NULL; m++)
+            free(lists[k][m]);
+        free(lists[k]);
+    }
+    free(b->name);
+    *b = (struct cli_job){.line = b->line};
+}
+
 void cli_jobs_release(struct cli_jobs *j)
 {
-    for (size_t i = 0; i < j->n; i++) {
-        struct cli_job *b = &j->v[i];
-        char **lists[] = {b->deps, b->in, b->out, b->run};
-        for (size_t k = 0; k < 4; k++) {
-            for (size_t m = 0; lists[k] != NULL && lists[k][m] != NULL; m++)
-                free(lists[k][m]);
-            free(lists[k]);
-        }
-        free(b->name);
-    }
+    for (size_t i = 0; i < j->n; i++)
+        cli_job_release(&j->v[i]);
     free(j->v);
     *j = (struct cli_jobs){0};
 }

@@ -23,5 +23,6 @@ struct cli_jobs {
 int cli_jobs_parse(const char *text, size_t len, const char *file, struct cli_jobs *out, char *err,
                    size_t errlen);
 void cli_jobs_release(struct cli_jobs *j);
+void cli_job_release(struct cli_job *b); /* one job's strings (it stays, empty) */
 
 #endif

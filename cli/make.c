@@ -99,11 +99,12 @@ static char *read_file(const char *path, size_t *len)
     return buf;
 }
 
-static int build_graph(mproc_graph *g, const struct cli_jobs *jobs, unsigned retries,
-                       double timeout)
+/* Add the jobs to g; each job's parsed strings are released once the graph has its copy,
+ * so the two are never held whole at once (a 100,000-job file). */
+static int build_graph(mproc_graph *g, struct cli_jobs *jobs, unsigned retries, double timeout)
 {
     for (size_t i = 0; i < jobs->n; i++) {
-        const struct cli_job *b = &jobs->v[i];
+        struct cli_job *b = &jobs->v[i];
         /* the run: lines as one sh script that stops at the first line that fails */
         size_t len = 8;
         for (size_t k = 0; k < b->nrun; k++)
@@ -127,6 +128,7 @@ static int build_graph(mproc_graph *g, const struct cli_jobs *jobs, unsigned ret
                             .timeout = b->timeout != 0 ? b->timeout : timeout};
         int rc = mproc_graph_add(g, b->name, &o);
         free(script);
+        cli_job_release(&jobs->v[i]);
         if (rc < 0)
             return rc;
     }
@@ -162,10 +164,9 @@ static void dot_str(const char *s)
 /* As each job ends: its output, whole (grouped), a line on stderr if it failed, and its
  * joblog line. */
 struct make_out {
-    int joblog;     /* fd, or -1 */
-    int log_rc;     /* the first joblog write that failed */
-    char **display; /* each job's run: lines joined by "; ": the joblog's Command */
-    size_t n;
+    int joblog;           /* fd, or -1 */
+    int log_rc;           /* the first joblog write that failed */
+    size_t n;             /* jobs in the file */
     mproc_graph *g;       /* for the progress line's counts */
     cli_progress bar;     /* --bar, --eta (off: mode 0) */
     unsigned long wanted; /* jobs the run is about (the total of the line) */
@@ -180,29 +181,22 @@ static unsigned long jobs_settled(const mproc_graph *g)
     return (unsigned long)(c.done + c.failed + c.blocked);
 }
 
-/* The joblog's Command of each job (a line: the script has newlines). NULL: no memory. */
-static char **display_lines(const struct cli_jobs *jobs)
+/* The joblog's Command of a job: its script's lines (after "set -e") joined by "; ". */
+static void command_line(const char *script, char *buf, size_t n)
 {
-    char **d = calloc(jobs->n ? jobs->n : 1, sizeof *d);
-    for (size_t i = 0; d != NULL && i < jobs->n; i++) {
-        size_t len = 1;
-        for (size_t k = 0; k < jobs->v[i].nrun; k++)
-            len += strlen(jobs->v[i].run[k]) + 2;
-        d[i] = malloc(len);
-        if (d[i] == NULL) {
-            for (size_t k = 0; k < i; k++)
-                free(d[k]);
-            free(d);
-            return NULL;
-        }
-        d[i][0] = '\0';
-        for (size_t k = 0; k < jobs->v[i].nrun; k++) {
-            if (k > 0)
-                strcat(d[i], "; ");
-            strcat(d[i], jobs->v[i].run[k]);
+    const char *p = strncmp(script, "set -e\n", 7) == 0 ? script + 7 : script;
+    size_t o = 0;
+    for (; *p != '\0' && o + 3 < n; p++) {
+        if (*p == '\n') {
+            if (p[1] == '\0')
+                break;
+            buf[o++] = ';';
+            buf[o++] = ' ';
+        } else {
+            buf[o++] = *p;
         }
     }
-    return d;
+    buf[o] = '\0';
 }
 
 static void job_ended(const mproc_job_info *job, const void *out, size_t len, void *arg)
@@ -219,9 +213,10 @@ static void job_ended(const mproc_job_info *job, const void *out, size_t len, vo
                       : job->signal != 0            ? 0
                       : job->code > 0               ? job->code
                                                     : 1;
-        mo->log_rc =
-            joblog_write(mo->joblog, job->index + 1, job->started, job->runtime, len, exitval,
-                         job->signal, job->index < mo->n ? mo->display[job->index] : job->name);
+        char cmd[4096];
+        command_line(job->command != NULL ? job->command : job->name, cmd, sizeof cmd);
+        mo->log_rc = joblog_write(mo->joblog, job->index + 1, job->started, job->runtime, len,
+                                  exitval, job->signal, cmd);
     }
     cli_progress_draw(&mo->bar, jobs_settled(mo->g), mo->wanted, 1, 0);
 }
@@ -314,18 +309,15 @@ int cmd_make(int argc, char **argv)
     }
     free(dir_copy);
     const char *state = ".mproc/state.db";
-    struct make_out mo = {.joblog = -1, .n = parsed.n, .display = display_lines(&parsed)};
+    struct make_out mo = {.joblog = -1, .n = parsed.n};
     mproc_graph *g = NULL;
-    rc = mo.display == NULL ? -ENOMEM : mproc_graph_new(&g);
+    rc = mproc_graph_new(&g);
     if (rc == 0)
         rc = build_graph(g, &parsed, retries, timeout);
     cli_jobs_release(&parsed);
     int result = run_graph(g, rc, &mo, file, state,
                            (struct make_flags){dry, status, graph, halt, bar, jobs, joblog},
                            argv + a, (size_t)(argc - a));
-    for (size_t i = 0; mo.display != NULL && i < mo.n; i++)
-        free(mo.display[i]);
-    free(mo.display);
     mproc_graph_free(g);
     return result;
 }

@@ -63,6 +63,7 @@ static void job_release(struct gjob *j)
     free(j->input);
     if (j->argv != NULL)
         free_strings(j->argv, argv_len(j->argv));
+    free(j->command);
     free(j->msg);
     free(j->out);
     if (j->inputs != NULL)
@@ -158,14 +159,15 @@ int mproc_graph_add(mproc_graph *g, const char *name, const mproc_job_opts *o)
                      .timeout = o->timeout,
                      .retries = o->retries,
                      .ndeps = o->ndeps};
+    /* empty lists and inputs take no memory (NULL): a graph of 100,000 jobs is mostly
+       small jobs */
     j.name = dup_str(name);
-    j.dep_names = dup_strings(o->deps != NULL ? o->deps : (const char *const[]){NULL}, o->ndeps);
-    j.input = malloc(o->input_len ? o->input_len : 1);
+    j.dep_names = o->ndeps > 0 ? dup_strings(o->deps, o->ndeps) : NULL;
+    j.input = o->input_len > 0 ? malloc(o->input_len) : NULL;
     j.ninputs = o->ninputs;
     j.noutputs = o->noutputs;
-    j.inputs = dup_strings(o->inputs != NULL ? o->inputs : (const char *const[]){NULL}, o->ninputs);
-    j.outputs =
-        dup_strings(o->outputs != NULL ? o->outputs : (const char *const[]){NULL}, o->noutputs);
+    j.inputs = o->ninputs > 0 ? dup_strings(o->inputs, o->ninputs) : NULL;
+    j.outputs = o->noutputs > 0 ? dup_strings(o->outputs, o->noutputs) : NULL;
     if (o->fn != NULL) {
         j.kind = GJOB_FN;
         if (mproc_task_id(o->fn, NULL, 0, &j.task_id_len) == -MPROC_ETOOSMALL &&
@@ -181,13 +183,15 @@ int mproc_graph_add(mproc_graph *g, const char *name, const mproc_job_opts *o)
         }
     } else if (o->command != NULL) {
         j.kind = GJOB_SHELL;
-        j.argv = dup_strings((const char *const[]){"/bin/sh", "-c", o->command}, 3);
+        j.command = dup_str(o->command);
     } else {
         j.kind = GJOB_ARGV;
         j.argv = dup_strings((const char *const *)o->argv, argv_len(o->argv));
     }
-    if (j.name == NULL || j.dep_names == NULL || j.input == NULL || j.inputs == NULL ||
-        j.outputs == NULL || (j.kind != GJOB_FN && j.argv == NULL)) {
+    if (j.name == NULL || (o->ndeps > 0 && j.dep_names == NULL) ||
+        (o->input_len > 0 && j.input == NULL) || (o->ninputs > 0 && j.inputs == NULL) ||
+        (o->noutputs > 0 && j.outputs == NULL) || (j.kind == GJOB_SHELL && j.command == NULL) ||
+        (j.kind == GJOB_ARGV && j.argv == NULL)) {
         job_release(&j);
         return -ENOMEM;
     }
@@ -446,7 +450,7 @@ int mproc_graph_status(const mproc_graph *g, const char *name, int *code, const 
     if (code != NULL)
         *code = j->status == MPROC_JOB_FAILED ? j->code : 0;
     if (msg != NULL)
-        *msg = j->msg != NULL ? j->msg : "";
+        *msg = j->msg != NULL ? j->msg : j->why != NULL ? j->why : "";
     return j->status;
 }
 
@@ -507,7 +511,9 @@ int mproc_graph_job(const mproc_graph *g, size_t i, mproc_job_info *info)
     *info = (mproc_job_info){.name = j->name,
                              .status = j->status,
                              .code = j->status == MPROC_JOB_FAILED ? j->code : 0,
-                             .msg = j->msg != NULL ? j->msg : "",
+                             .msg = j->msg != NULL   ? j->msg
+                                    : j->why != NULL ? j->why
+                                                     : "",
                              .up_to_date = j->up_to_date,
                              .deps = (const char *const *)j->dep_names,
                              .ndeps = j->ndeps,
@@ -515,7 +521,7 @@ int mproc_graph_job(const mproc_graph *g, size_t i, mproc_job_info *info)
                              .started = j->started,
                              .runtime = j->ended > j->started ? j->ended - j->started : 0,
                              .signal = j->signal,
-                             .command = j->kind == GJOB_SHELL  ? j->argv[2]
+                             .command = j->kind == GJOB_SHELL  ? j->command
                                         : j->kind == GJOB_ARGV ? j->argv[0]
                                                                : NULL};
     return 0;

@@ -23,7 +23,8 @@ struct gjob {
     mproc_task_fn fn;
     unsigned char *input;
     size_t input_len, output_cap;
-    char **argv;              /* GJOB_SHELL: {"/bin/sh", "-c", command}; GJOB_ARGV: a copy */
+    char *command;            /* GJOB_SHELL: run as /bin/sh -c command */
+    char **argv;              /* GJOB_ARGV: a copy (NULL-terminated) */
     char **inputs, **outputs; /* files (NULL-terminated) */
     size_t ninputs, noutputs;
     unsigned char *task_id; /* GJOB_FN: mproc_task_id */
@@ -43,6 +44,7 @@ struct gjob {
     int status;                     /* mproc_job_status */
     int code;                       /* failed: its code */
     char *msg;                      /* failed: its message (NULL: none) */
+    const char *why;                /* todo after a load: why it would run (a constant; msg wins) */
     unsigned char *out;             /* done: its output */
     size_t out_len;
     size_t waiting; /* dependencies not done yet */

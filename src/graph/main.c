@@ -71,10 +71,16 @@ static int select_jobs(const mproc_graph *g, char **sel, int nsel, bool *pick, c
     return 0;
 }
 
+/* Why a job is as it is: its message, or the reason a load found (see graph.h). */
+static const char *job_msg(const struct gjob *j)
+{
+    return j->msg != NULL ? j->msg : j->why != NULL ? j->why : "";
+}
+
 static void print_job(const struct gjob *j)
 {
-    if (j->msg != NULL && j->msg[0] != '\0')
-        printf("%-30s %-12s %s\n", j->name, mproc_job_status_name(j->status), j->msg);
+    if (job_msg(j)[0] != '\0')
+        printf("%-30s %-12s %s\n", j->name, mproc_job_status_name(j->status), job_msg(j));
     else
         printf("%-30s %s\n", j->name, mproc_job_status_name(j->status));
 }
@@ -82,16 +88,19 @@ static void print_job(const struct gjob *j)
 static void print_details(const mproc_graph *g, const struct gjob *j)
 {
     printf("job:      %s\nstatus:   %s\n", j->name, mproc_job_status_name(j->status));
-    if (j->msg != NULL && j->msg[0] != '\0')
-        printf("message:  %s\n", j->msg);
+    if (job_msg(j)[0] != '\0')
+        printf("message:  %s\n", job_msg(j));
     if (j->status == MPROC_JOB_FAILED)
         printf("code:     %d\n", j->code);
     if (j->kind == GJOB_FN) {
         printf("work:     a function, %zu input bytes\n", j->input_len);
     } else {
         printf("work:    ");
-        for (size_t k = j->kind == GJOB_SHELL ? 2 : 0; j->argv[k] != NULL; k++)
-            printf(" %s", j->argv[k]);
+        if (j->kind == GJOB_SHELL)
+            printf(" %s", j->command);
+        else
+            for (size_t k = 0; j->argv[k] != NULL; k++)
+                printf(" %s", j->argv[k]);
         printf("\n");
     }
     printf("needs:   ");

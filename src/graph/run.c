@@ -165,13 +165,15 @@ static void fingerprint(const struct runner *r, struct gjob *j)
     mproc__gh_u64(&h, (uint64_t)j->kind);
     if (j->kind == GJOB_FN) {
         mproc__gh_str(&h, j->task_id, j->task_id_len);
-    } else {
+    } else { /* the argv it runs (a command: sh -c command) */
+        char *sh_argv[] = {"/bin/sh", "-c", j->command, NULL};
+        char **argv = j->kind == GJOB_SHELL ? sh_argv : j->argv;
         size_t argc = 0;
-        while (j->argv[argc] != NULL)
+        while (argv[argc] != NULL)
             argc++;
         mproc__gh_u64(&h, argc);
         for (size_t k = 0; k < argc; k++)
-            mproc__gh_str(&h, j->argv[k], strlen(j->argv[k]));
+            mproc__gh_str(&h, argv[k], strlen(argv[k]));
     }
     mproc__gh_u64(&h, j->noutputs);
     for (size_t k = 0; k < j->noutputs; k++)
@@ -382,7 +384,8 @@ static unsigned char *fn_input(const mproc_graph *g, const struct gjob *j, size_
     unsigned char *buf = malloc(n ? n : 1);
     if (buf == NULL)
         return NULL;
-    memcpy(buf, j->input, j->input_len);
+    if (j->input_len > 0)
+        memcpy(buf, j->input, j->input_len);
     size_t at = j->input_len;
     for (size_t k = 0; k < j->ndeps; k++) {
         const struct gjob *d = &g->jobs[j->deps[k]];
@@ -424,7 +427,8 @@ static int start_cmd(struct slot *s, const struct gjob *j)
     if (pipe2(fds, O_CLOEXEC) < 0)
         return -errno;
     /* its own process group: a time limit kills the job's whole tree (a shell's children) */
-    int rc = mproc_process_spawn(&s->proc, j->argv,
+    char *sh_argv[] = {"/bin/sh", "-c", j->command, NULL};
+    int rc = mproc_process_spawn(&s->proc, j->kind == GJOB_SHELL ? sh_argv : j->argv,
                                  &(mproc_spawn_opts){.flags = MPROC_PROCESS_SETPGID,
                                                      .stdout_fd = fds[1],
                                                      .stderr_fd = fds[1],
@@ -653,6 +657,7 @@ static int prepare(struct runner *r)
     for (size_t i = 0; i < g->n; i++) {
         struct gjob *j = &g->jobs[i];
         j->looked = false;
+        j->why = NULL;
         if (j->status != MPROC_JOB_DONE) {
             j->status = MPROC_JOB_TODO;
             j->tries = 0;
@@ -771,6 +776,7 @@ int mproc_graph_load(mproc_graph *g, const char *state)
         struct gjob *j = &g->jobs[order[at]];
         free(j->msg);
         j->msg = NULL;
+        j->why = NULL;
         j->code = 0;
         j->up_to_date = false;
         const char *why = NULL;
@@ -840,12 +846,7 @@ int mproc_graph_load(mproc_graph *g, const char *state)
             free(row.out);
             free(row.msg);
         }
-        if (why != NULL) {
-            size_t ml = strlen(why) + 1;
-            j->msg = malloc(ml);
-            if (j->msg != NULL)
-                memcpy(j->msg, why, ml);
-        }
+        j->why = why; /* a constant: no memory per job */
     }
     mproc__state_close(r.st);
     free(order);
