@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -100,6 +101,19 @@ static inline void bench_mproc_cli(char *buf, size_t n)
     }
     if (access(buf, X_OK) != 0)
         bench_die("%s is not built", buf);
+}
+
+/* Wait for a child (wait4, so *ru, if not NULL, gets its usage) and fail the benchmark
+ * unless it exited 0. */
+static inline void bench_wait_ok(pid_t pid, struct rusage *ru, const char *what)
+{
+    int st;
+    struct rusage local;
+    while (wait4(pid, &st, 0, ru != NULL ? ru : &local) < 0)
+        if (errno != EINTR)
+            bench_die("wait4: %s", strerror(errno));
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        bench_die("%s: status 0x%x", what, (unsigned)st);
 }
 
 static inline void *bench_shared(size_t size)

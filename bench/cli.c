@@ -88,14 +88,9 @@ static double run(char **argv, const char *in, const char *out, long *rss)
         execvp(argv[0], argv);
         _exit(127);
     }
-    int st;
     struct rusage ru;
-    while (wait4(pid, &st, 0, &ru) < 0)
-        if (errno != EINTR)
-            bench_die("wait4: %s", strerror(errno));
+    bench_wait_ok(pid, &ru, argv[0]);
     double dt = bench_now() - t0;
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        bench_die("%s: status 0x%x", argv[0], (unsigned)st);
     if (rss)
         *rss = ru.ru_maxrss;
     return dt;

@@ -59,12 +59,7 @@ static double run(char **argv)
         execvp(argv[0], argv);
         _exit(127);
     }
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            bench_die("waitpid: %s", strerror(errno));
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        bench_die("%s: status 0x%x", argv[0], (unsigned)st);
+    bench_wait_ok(pid, NULL, argv[0]);
     return bench_now() - t0;
 }
 
@@ -93,13 +88,8 @@ static double dry_run_rss(const char *mproc, int n)
         execl(mproc, mproc, "make", "--dry-run", "-f", "big", (char *)NULL);
         _exit(127);
     }
-    int st;
     struct rusage ru;
-    while (wait4(pid, &st, 0, &ru) < 0)
-        if (errno != EINTR)
-            bench_die("wait4: %s", strerror(errno));
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        bench_die("mproc make --dry-run: status 0x%x", (unsigned)st);
+    bench_wait_ok(pid, &ru, "mproc make --dry-run");
     return (double)ru.ru_maxrss / 1024.0;
 }
 
