@@ -122,4 +122,9 @@ out=$("$M" make -f Jobfile3 2>&1); rc=$?
 expect_eq "second runner" "255" "$rc"
 grep -q "in use by another run" <<<"$out" || fail "second runner said: $out"
 wait "$first"
+# the example jobs file (Ruffus's parallel tasks): five parts at once, then the summary
+mkdir ex && cp "$MPROC_SOURCE_DIR/examples/Jobfile" ex/
+out=$("$M" make -j5 -f ex/Jobfile); rc=$?
+expect_eq "example" "0 summary: 5 parts" "$rc $out"
+expect_eq "example again" "0 " "$(out=$("$M" make -j5 -f ex/Jobfile); echo "$? $out")"
 finish
