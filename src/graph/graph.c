@@ -57,7 +57,10 @@ static size_t argv_len(char *const *argv)
 static void job_release(struct gjob *j)
 {
     free(j->name);
-    free_strings(j->dep_names, j->ndeps);
+    if (j->names_borrowed)
+        free(j->dep_names); /* the strings are the other jobs' names */
+    else
+        free_strings(j->dep_names, j->ndeps);
     free(j->deps);
     free(j->users);
     free(j->input);
@@ -262,8 +265,8 @@ static int resolve(mproc_graph *g)
     for (size_t i = 0; i < g->n && rc == 0; i++) {
         struct gjob *j = &g->jobs[i];
         free(j->deps);
-        j->deps = malloc((j->ndeps ? j->ndeps : 1) * sizeof *j->deps);
-        if (j->deps == NULL) {
+        j->deps = j->ndeps > 0 ? malloc(j->ndeps * sizeof *j->deps) : NULL;
+        if (j->ndeps > 0 && j->deps == NULL) {
             rc = -ENOMEM;
             break;
         }
@@ -282,10 +285,22 @@ static int resolve(mproc_graph *g)
     for (size_t i = 0; i < g->n && rc == 0; i++) {
         struct gjob *j = &g->jobs[i];
         free(j->users);
-        j->users = malloc((nusers[i] ? nusers[i] : 1) * sizeof *j->users);
+        j->users = nusers[i] > 0 ? malloc(nusers[i] * sizeof *j->users) : NULL;
         j->nusers = 0;
-        if (j->users == NULL)
+        if (nusers[i] > 0 && j->users == NULL)
             rc = -ENOMEM;
+    }
+    /* every name resolved: a job keeps its dependencies' own names, not copies (a graph of
+       100,000 jobs holds each name once) */
+    for (size_t i = 0; i < g->n && rc == 0; i++) {
+        struct gjob *j = &g->jobs[i];
+        if (j->names_borrowed)
+            continue;
+        for (size_t k = 0; k < j->ndeps; k++) {
+            free(j->dep_names[k]);
+            j->dep_names[k] = g->jobs[j->deps[k]].name;
+        }
+        j->names_borrowed = true;
     }
     for (size_t i = 0; i < g->n && rc == 0; i++)
         for (size_t k = 0; k < g->jobs[i].ndeps; k++) {

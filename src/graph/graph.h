@@ -14,7 +14,8 @@ enum gjob_kind { GJOB_FN, GJOB_SHELL, GJOB_ARGV };
 
 struct gjob {
     char *name;
-    char **dep_names; /* as given */
+    char **dep_names; /* as given; once resolved, the dependencies' own names (borrowed) */
+    bool names_borrowed;
     size_t ndeps;
     size_t *deps;  /* resolved (mproc_graph_check): indices of the jobs it depends on */
     size_t *users; /* the jobs that depend on it */
