@@ -311,6 +311,23 @@ static int resolve(mproc_graph *g)
     return rc;
 }
 
+size_t mproc__graph_order(const mproc_graph *g, size_t *order, size_t *left)
+{
+    size_t head = 0, tail = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        left[i] = g->jobs[i].ndeps;
+        if (left[i] == 0)
+            order[tail++] = i;
+    }
+    while (head < tail) {
+        const struct gjob *j = &g->jobs[order[head++]];
+        for (size_t k = 0; k < j->nusers; k++)
+            if (--left[j->users[k]] == 0)
+                order[tail++] = j->users[k];
+    }
+    return tail;
+}
+
 /* Kahn's algorithm; on a cycle, say one. */
 static int find_cycle(mproc_graph *g)
 {
@@ -321,18 +338,7 @@ static int find_cycle(mproc_graph *g)
         free(queue);
         return -ENOMEM;
     }
-    size_t head = 0, tail = 0;
-    for (size_t i = 0; i < g->n; i++) {
-        left[i] = g->jobs[i].ndeps;
-        if (left[i] == 0)
-            queue[tail++] = i;
-    }
-    while (head < tail) {
-        const struct gjob *j = &g->jobs[queue[head++]];
-        for (size_t k = 0; k < j->nusers; k++)
-            if (--left[j->users[k]] == 0)
-                queue[tail++] = j->users[k];
-    }
+    size_t tail = mproc__graph_order(g, queue, left);
     int rc = 0;
     if (tail < g->n) {
         /* every job left has a dependency left: walk them until one repeats. queue is
@@ -465,7 +471,7 @@ int mproc_graph_status(const mproc_graph *g, const char *name, int *code, const 
     if (code != NULL)
         *code = j->status == MPROC_JOB_FAILED ? j->code : 0;
     if (msg != NULL)
-        *msg = j->msg != NULL ? j->msg : j->why != NULL ? j->why : "";
+        *msg = mproc__gjob_msg(j);
     return j->status;
 }
 
@@ -526,9 +532,7 @@ int mproc_graph_job(const mproc_graph *g, size_t i, mproc_job_info *info)
     *info = (mproc_job_info){.name = j->name,
                              .status = j->status,
                              .code = j->status == MPROC_JOB_FAILED ? j->code : 0,
-                             .msg = j->msg != NULL   ? j->msg
-                                    : j->why != NULL ? j->why
-                                                     : "",
+                             .msg = mproc__gjob_msg(j),
                              .up_to_date = j->up_to_date,
                              .deps = (const char *const *)j->dep_names,
                              .ndeps = j->ndeps,

@@ -97,7 +97,17 @@ int mproc__state_put(struct gstate *st, const char *name, const struct gjob *j, 
 /* Forget a job (it runs again next time). 0 or -EIO. */
 int mproc__state_forget(struct gstate *st, const char *name);
 
+/* Why a job is as it is: its message, else the reason a load found, else "". */
+static inline const char *mproc__gjob_msg(const struct gjob *j)
+{
+    return j->msg != NULL ? j->msg : j->why != NULL ? j->why : "";
+}
+
 /* src/graph/graph.c */
+/* Kahn's order over the dependencies: order[0..returned) lists jobs upstream first;
+ * left[i]: how many of job i's dependencies were not reached (nonzero only in or below a
+ * cycle). Both arrays hold g->n entries. Needs the graph resolved (check). */
+size_t mproc__graph_order(const mproc_graph *g, size_t *order, size_t *left);
 /* Mark the jobs a run wants: these targets and everything upstream (all without). 0, or
  * -ENOENT with the unknown target named in g->err, -ENOMEM. */
 int mproc__graph_want(mproc_graph *g, const char *const *targets, size_t n);

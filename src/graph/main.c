@@ -71,16 +71,10 @@ static int select_jobs(const mproc_graph *g, char **sel, int nsel, bool *pick, c
     return 0;
 }
 
-/* Why a job is as it is: its message, or the reason a load found (see graph.h). */
-static const char *job_msg(const struct gjob *j)
-{
-    return j->msg != NULL ? j->msg : j->why != NULL ? j->why : "";
-}
-
 static void print_job(const struct gjob *j)
 {
-    if (job_msg(j)[0] != '\0')
-        printf("%-30s %-12s %s\n", j->name, mproc_job_status_name(j->status), job_msg(j));
+    if (mproc__gjob_msg(j)[0] != '\0')
+        printf("%-30s %-12s %s\n", j->name, mproc_job_status_name(j->status), mproc__gjob_msg(j));
     else
         printf("%-30s %s\n", j->name, mproc_job_status_name(j->status));
 }
@@ -88,8 +82,8 @@ static void print_job(const struct gjob *j)
 static void print_details(const mproc_graph *g, const struct gjob *j)
 {
     printf("job:      %s\nstatus:   %s\n", j->name, mproc_job_status_name(j->status));
-    if (job_msg(j)[0] != '\0')
-        printf("message:  %s\n", job_msg(j));
+    if (mproc__gjob_msg(j)[0] != '\0')
+        printf("message:  %s\n", mproc__gjob_msg(j));
     if (j->status == MPROC_JOB_FAILED)
         printf("code:     %d\n", j->code);
     if (j->kind == GJOB_FN) {

@@ -651,7 +651,7 @@ static void wait_events(struct runner *r)
 }
 
 /* Prepare the run: what is not done is todo; ready: todo with every dependency done. */
-static int prepare(struct runner *r)
+static void prepare(struct runner *r)
 {
     mproc_graph *g = r->g;
     for (size_t i = 0; i < g->n; i++) {
@@ -680,7 +680,6 @@ static int prepare(struct runner *r)
         r->ready[a] = r->ready[b - 1];
         r->ready[b - 1] = t;
     }
-    return 0;
 }
 
 int mproc_graph_run(mproc_graph *g, const mproc_graph_run_opts *o)
@@ -713,7 +712,7 @@ int mproc_graph_run(mproc_graph *g, const mproc_graph_run_opts *o)
     if (rc == 0)
         rc = mproc__graph_want(g, o != NULL ? o->targets : NULL, o != NULL ? o->ntargets : 0);
     if (rc == 0)
-        rc = prepare(&r);
+        prepare(&r);
     if (rc == 0) {
         start_ready(&r);
         while (r.running > 0) {
@@ -752,26 +751,16 @@ int mproc_graph_load(mproc_graph *g, const char *state)
         return rc;
     struct runner r = {.g = g};
     size_t *order = malloc((g->n ? g->n : 1) * sizeof *order);
-    if (order == NULL)
-        return -ENOMEM;
-    rc = mproc__state_open(&r.st, state, g->err, sizeof g->err);
+    size_t *left = malloc((g->n ? g->n : 1) * sizeof *left);
+    rc = order == NULL || left == NULL ? -ENOMEM
+                                       : mproc__state_open(&r.st, state, g->err, sizeof g->err);
     if (rc < 0) {
         free(order);
+        free(left);
         return rc;
     }
-    /* upstream first: Kahn's order over the dependencies */
-    size_t head = 0, tail = 0;
-    for (size_t i = 0; i < g->n; i++) {
-        g->jobs[i].waiting = g->jobs[i].ndeps;
-        if (g->jobs[i].ndeps == 0)
-            order[tail++] = i;
-    }
-    while (head < tail) {
-        const struct gjob *j = &g->jobs[order[head++]];
-        for (size_t k = 0; k < j->nusers; k++)
-            if (--g->jobs[j->users[k]].waiting == 0)
-                order[tail++] = j->users[k];
-    }
+    size_t tail = mproc__graph_order(g, order, left); /* upstream first (checked: all) */
+    free(left);
     for (size_t at = 0; at < tail && rc == 0; at++) {
         struct gjob *j = &g->jobs[order[at]];
         free(j->msg);

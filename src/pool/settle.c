@@ -18,14 +18,6 @@
 
 #include "pool/pool.h"
 
-/* Where the worker left the output of task index of g, when not in its record (the
- * transport knows; NULL: in the record or in place). Valid until the next dispatch. */
-static const unsigned char *staged_out(struct sup *s, struct worker *w, const struct seg *g,
-                                       size_t index)
-{
-    return s->p->transport->output(s, w, g, index);
-}
-
 /* A batch record: its tasks are the next count ones sent to w (workers publish one chunk
  * at most per batch; the walk below would take several). */
 static void take_batch(struct sup *s, struct worker *w, const struct pool_rec *h,
@@ -47,7 +39,7 @@ static void take_batch(struct sup *s, struct worker *w, const struct pool_rec *h
         size_t m = g->count - g->done;
         if (m > left)
             m = left;
-        const unsigned char *src = each != 0 ? out : staged_out(s, w, g, index);
+        const unsigned char *src = each != 0 ? out : s->p->transport->output(s, w, g, index);
         mproc__assigned_received(w, m, j->id);
         mproc__job_settled(j, m);
         mproc__pool_pop_tasks(w, m);
@@ -128,7 +120,7 @@ void mproc__pool_drain(struct sup *s, struct worker *w)
         if (g == NULL)
             continue;
         struct job *j = g->job;
-        const unsigned char *staged = staged_out(s, w, g, index);
+        const unsigned char *staged = s->p->transport->output(s, w, g, index);
         mproc__assigned_received(w, 1, j->id);
         mproc__job_settled(j, 1);
         mproc__pool_pop_task(w);
