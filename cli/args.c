@@ -93,61 +93,6 @@ static int parse_seconds(const char *s, double *out)
     return 0;
 }
 
-/* --halt: "now,fail=1", "soon,success=20%", "now,done=3", or GNU's short 0, 1, 2. */
-static int parse_halt(const char *s, cli_run_opts *o)
-{
-    if (strcmp(s, "0") == 0 || strcmp(s, "never") == 0) {
-        o->halt_when = CLI_HALT_NEVER;
-        return 0;
-    }
-    if (strcmp(s, "1") == 0 || strcmp(s, "2") == 0) {
-        o->halt_when = s[0] == '1' ? CLI_HALT_SOON : CLI_HALT_NOW;
-        o->halt_on = CLI_HALT_FAIL;
-        o->halt_value = 1;
-        o->halt_percent = 0;
-        return 0;
-    }
-    const char *comma = strchr(s, ',');
-    if (!comma)
-        return -1;
-    size_t wl = (size_t)(comma - s);
-    if (wl == 3 && strncmp(s, "now", 3) == 0)
-        o->halt_when = CLI_HALT_NOW;
-    else if (wl == 4 && strncmp(s, "soon", 4) == 0)
-        o->halt_when = CLI_HALT_SOON;
-    else
-        return -1;
-    const char *why = comma + 1;
-    const char *eq = strchr(why, '=');
-    if (!eq)
-        return -1;
-    size_t yl = (size_t)(eq - why);
-    if (yl == 4 && strncmp(why, "fail", 4) == 0)
-        o->halt_on = CLI_HALT_FAIL;
-    else if (yl == 7 && strncmp(why, "success", 7) == 0)
-        o->halt_on = CLI_HALT_SUCCESS;
-    else if (yl == 4 && strncmp(why, "done", 4) == 0)
-        o->halt_on = CLI_HALT_DONE;
-    else
-        return -1;
-    const char *num = eq + 1;
-    size_t nl = strlen(num);
-    char tmp[32];
-    if (nl == 0 || nl >= sizeof tmp)
-        return -1;
-    memcpy(tmp, num, nl + 1);
-    o->halt_percent = 0;
-    if (tmp[nl - 1] == '%') {
-        tmp[nl - 1] = '\0';
-        o->halt_percent = 1;
-    }
-    long v;
-    if (parse_long(tmp, 1, o->halt_percent ? 100 : LONG_MAX, &v) < 0)
-        return -1;
-    o->halt_value = (double)v;
-    return 0;
-}
-
 static int add_source(cli_run_opts *o, cli_source s)
 {
     cli_source *ns = realloc(o->src, (o->nsrc + 1) * sizeof *ns);
@@ -272,7 +217,7 @@ int cli_run_parse(cli_run_opts *o, int argc, char **argv)
                     }
                     o->retries = n < 1 ? 1 : (int)n;
                 } else if (strcmp(name, "--halt") == 0) {
-                    if (parse_halt(v, o) < 0) {
+                    if (cli_halt_parse(v, &o->halt) < 0) {
                         rc = cli_usage_error("run", "run: bad --halt '%s'", v);
                         goto fail;
                     }

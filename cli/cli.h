@@ -49,6 +49,31 @@ enum cli_output_mode { CLI_OUT_GROUP, CLI_OUT_LINE, CLI_OUT_UNGROUP };
 enum cli_halt_when { CLI_HALT_NEVER, CLI_HALT_NOW, CLI_HALT_SOON };
 enum cli_halt_on { CLI_HALT_FAIL, CLI_HALT_SUCCESS, CLI_HALT_DONE };
 
+/* ---- halt.c: GNU parallel's --halt rules (mproc run, mproc make) ---------------- */
+
+typedef struct cli_halt {
+    int when;     /* enum cli_halt_when */
+    int on;       /* enum cli_halt_on */
+    double value; /* a count, or a percentage when percent */
+    int percent;
+} cli_halt;
+
+/* The counts a rule looks at, the job that just ended included. */
+typedef struct cli_halt_counts {
+    unsigned long failed, succeeded, finished;
+    unsigned long all; /* every job of the run (for N%) */
+} cli_halt_counts;
+
+/* --halt's value: "now,fail=1", "soon,success=20%", "now,done=3", GNU's 0, 1, 2. 0 or -1. */
+int cli_halt_parse(const char *s, cli_halt *h);
+/* A job ended with exitval and sig (both 0: it succeeded): 1 when the run halts now,
+ * with *status the exit status it will have; else 0. */
+int cli_halt_reached(const cli_halt *h, const cli_halt_counts *c, int exitval, int sig,
+                     int *status);
+/* The exit status for `failed` failures: the count (101 for more than 100), or with
+ * percent, the percentage of `of` jobs, rounded up. */
+int cli_failed_status(unsigned long failed, int percent, unsigned long of);
+
 typedef struct cli_run_opts {
     char **cmd; /* the command words (borrowed from argv), ncmd may be 0 */
     size_t ncmd;
@@ -65,10 +90,7 @@ typedef struct cli_run_opts {
     int resume;         /* --resume: skip the jobs the joblog has; 2: --resume-failed */
     double timeout;     /* --timeout seconds; 0: none */
     int retries;        /* --retries N: attempts in all, >= 1 */
-    int halt_when;      /* enum cli_halt_when */
-    int halt_on;        /* enum cli_halt_on */
-    double halt_value;  /* a count, or a percentage when halt_percent */
-    int halt_percent;
+    cli_halt halt;      /* --halt */
 } cli_run_opts;
 
 /* Parse argv of `mproc run` (argv[0] is "run"). Returns 0, 1 when help was printed

@@ -30,7 +30,8 @@
 void cli_make_usage(FILE *f)
 {
     fputs("usage: mproc make [-j N] [-f FILE] [-n | --dry-run] [--status] [--graph]\n"
-          "                  [--keep-going | --halt] [--retries N] [--timeout S] [--joblog FILE]\n"
+          "                  [--keep-going | --halt RULE] [--retries N] [--timeout S]\n"
+          "                  [--joblog FILE]\n"
           "                  [--bar | --eta]\n"
           "                  [TARGET...]\n"
           "Runs the jobs of FILE (default: ./Jobfile) that are not up to date, upstream first,\n"
@@ -38,7 +39,9 @@ void cli_make_usage(FILE *f)
           "  -n, --dry-run   say what would run and why; run nothing\n"
           "  --status        each job's status (done, failed, blocked, todo)\n"
           "  --graph         the graph as Graphviz DOT, coloured by status\n"
-          "  --halt          start nothing new after the first failure\n"
+          "  --halt RULE     when to stop, as mproc run: soon,fail=1 (start nothing new after\n"
+          "                  the first failure), now,fail=1 (and end the jobs running),\n"
+          "                  now|soon,fail|success|done=N or N%\n"
           "  --retries N     run a failed job again up to N times (where it says none)\n"
           "  --timeout S     a job's time limit in seconds (where it says none)\n"
           "  --joblog FILE   a line per job that ran, in GNU parallel's format (+FILE appends)\n"
@@ -170,6 +173,10 @@ struct make_out {
     mproc_graph *g;       /* for the progress line's counts */
     cli_progress bar;     /* --bar, --eta (off: mode 0) */
     unsigned long wanted; /* jobs the run is about (the total of the line) */
+    cli_halt halt;        /* --halt */
+    cli_halt_counts hc;   /* what --halt looks at */
+    int halted;           /* --halt's rule was met: the run's exit status is halt_status */
+    int halt_status;
 };
 
 /* Jobs ended, up to date, failed or blocked: done for the progress line. */
@@ -199,30 +206,38 @@ static void command_line(const char *script, char *buf, size_t n)
     buf[o] = '\0';
 }
 
+/* As a job ends: its output and joblog line, the progress line, and --halt's rule. */
 static void job_ended(const mproc_job_info *job, const void *out, size_t len, void *arg)
 {
     struct make_out *mo = arg;
+    int failed = job->status == MPROC_JOB_FAILED;
+    int sig = failed ? job->signal : 0;
+    int exitval = !failed ? 0 : sig != 0 ? 0 : job->code > 0 ? job->code : 1;
     cli_progress_clear(&mo->bar); /* a job's output never mixes with the line */
     if (len > 0)
         (void)fwrite(out, 1, len, stdout);
     fflush(stdout);
-    if (job->status == MPROC_JOB_FAILED)
+    if (failed)
         fprintf(stderr, "mproc make: %s: failed: %s\n", job->name, job->msg);
     if (mo->joblog >= 0 && mo->log_rc == 0) {
-        int exitval = job->status == MPROC_JOB_DONE ? 0
-                      : job->signal != 0            ? 0
-                      : job->code > 0               ? job->code
-                                                    : 1;
         char cmd[4096];
         command_line(job->command != NULL ? job->command : job->name, cmd, sizeof cmd);
         mo->log_rc = joblog_write(mo->joblog, job->index + 1, job->started, job->runtime, len,
-                                  exitval, job->signal, cmd);
+                                  exitval, sig, cmd);
     }
     cli_progress_draw(&mo->bar, jobs_settled(mo->g), mo->wanted, 1, 0);
+    mo->hc.failed += (unsigned long)failed;
+    mo->hc.succeeded += (unsigned long)!failed;
+    mo->hc.finished++;
+    if (!mo->halted && cli_halt_reached(&mo->halt, &mo->hc, exitval, sig, &mo->halt_status)) {
+        mo->halted = 1;
+        (void)mproc_graph_stop(mo->g, mo->halt.when == CLI_HALT_NOW);
+    }
 }
 
 struct make_flags {
-    int dry, status, graph, halt, bar;
+    int dry, status, graph, bar;
+    cli_halt halt;
     long jobs;
     const char *joblog;
 };
@@ -234,7 +249,8 @@ int cmd_make(int argc, char **argv)
 {
     const char *file = "Jobfile", *joblog = NULL;
     long jobs = 0;
-    int dry = 0, status = 0, graph = 0, halt = 0, bar = CLI_PROGRESS_OFF;
+    int dry = 0, status = 0, graph = 0, bar = CLI_PROGRESS_OFF;
+    cli_halt halt = {.when = CLI_HALT_NEVER};
     unsigned retries = 0;
     double timeout = 0;
     int a = 1;
@@ -267,10 +283,12 @@ int cmd_make(int argc, char **argv)
             bar = CLI_PROGRESS_BAR;
         } else if (strcmp(o, "--eta") == 0) {
             bar = CLI_PROGRESS_ETA;
-        } else if (strcmp(o, "--halt") == 0) {
-            halt = 1;
+        } else if (strcmp(o, "--halt") == 0 || strncmp(o, "--halt=", 7) == 0) {
+            const char *v = o[6] == '=' ? o + 7 : a + 1 < argc ? argv[++a] : "";
+            if (cli_halt_parse(v, &halt) < 0)
+                return cli_usage_error("make", "make: bad --halt '%s'", v);
         } else if (strcmp(o, "--keep-going") == 0 || strcmp(o, "-k") == 0) {
-            halt = 0;
+            halt.when = CLI_HALT_NEVER;
         } else if (strcmp(o, "--retries") == 0 && a + 1 < argc) {
             unsigned long v = strtoul(argv[++a], &end, 10);
             if (*end != '\0' || argv[a][0] == '-' || v > 1000000)
@@ -316,7 +334,7 @@ int cmd_make(int argc, char **argv)
         rc = build_graph(g, &parsed, retries, timeout);
     cli_jobs_release(&parsed);
     int result = run_graph(g, rc, &mo, file, state,
-                           (struct make_flags){dry, status, graph, halt, bar, jobs, joblog},
+                           (struct make_flags){dry, status, graph, bar, halt, jobs, joblog},
                            argv + a, (size_t)(argc - a));
     mproc_graph_free(g);
     return result;
@@ -326,7 +344,7 @@ int cmd_make(int argc, char **argv)
 static int run_graph(mproc_graph *g, int rc, struct make_out *mo, const char *file,
                      const char *state, struct make_flags f, char **targets, size_t ntargets)
 {
-    int dry = f.dry, status = f.status, graph = f.graph, halt = f.halt;
+    int dry = f.dry, status = f.status, graph = f.graph;
     long jobs = f.jobs;
     const char *joblog = f.joblog;
     if (rc == 0)
@@ -380,6 +398,8 @@ static int run_graph(mproc_graph *g, int rc, struct make_out *mo, const char *fi
         return CLI_EXIT_ERROR;
     mo->g = g;
     mo->wanted = (unsigned long)mo->n;
+    mo->halt = f.halt;
+    mo->hc.all = mo->wanted; /* --halt N%: of the jobs in the file */
     if (ntargets == 0)
         cli_progress_start(&mo->bar, f.bar);
     else
@@ -388,7 +408,6 @@ static int run_graph(mproc_graph *g, int rc, struct make_out *mo, const char *fi
     mproc_graph_run_opts ro = {.jobs = (int)jobs,
                                .on_done = job_ended,
                                .arg = mo,
-                               .stop_on_failure = halt,
                                .state = state,
                                .targets = (const char *const *)targets,
                                .ntargets = ntargets};
@@ -411,6 +430,8 @@ static int run_graph(mproc_graph *g, int rc, struct make_out *mo, const char *fi
         }
     }
     fflush(stdout);
+    if (mo->halted) /* --halt's rule was met: its status, as mproc run and GNU parallel */
+        return mo->halt_status;
     return rc > CLI_EXIT_MAX_FAILED ? CLI_EXIT_MAX_FAILED : rc;
 }
 

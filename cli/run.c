@@ -345,51 +345,19 @@ static void stop_all(sched *s, int sig)
     }
 }
 
-/* The exit status that counts failures (GNU parallel's): with `percent`, the share of
- * `of` jobs that failed, rounded up; else their number, 101 for more than 100. */
-static int failed_status(const sched *s, int percent, unsigned long of)
-{
-    if (percent)
-        return of ? (int)((s->failed * 100 + of - 1) / of) : 0;
-    return s->failed > 100 ? CLI_EXIT_MAX_FAILED : (int)s->failed;
-}
-
-/* --halt WHEN,fail|success|done=N or N%: after each job, as GNU parallel does. N% is of
- * all the jobs (counted before the first one started). The exit status: 0 for success=;
- * else the number of failed jobs (101 for more than 100), or with N% the percentage of
- * all the jobs that failed (rounded up); and when one job was enough to halt, that job's
- * status (128 + its signal if it was killed), as a shell would report it. */
+/* --halt (halt.c): after each job. One job enough to halt ends the run with that job's
+ * status; a halt now ends the jobs running (they never completed: see halt_killed). */
 static void check_halt(sched *s, const job *j)
 {
     const cli_run_opts *o = s->o;
-    if (o->halt_when == CLI_HALT_NEVER || s->halted)
+    if (o->halt.when == CLI_HALT_NEVER || s->halted)
         return;
-    int failed = j->exitval != 0 || j->sig != 0;
-    unsigned long count;
-    if (o->halt_on == CLI_HALT_FAIL) {
-        if (!failed)
-            return;
-        count = s->failed;
-    } else if (o->halt_on == CLI_HALT_SUCCESS) {
-        if (failed)
-            return;
-        count = s->succeeded;
-    } else {
-        count = s->finished;
-    }
-    double need = o->halt_percent ? (double)s->all_jobs * o->halt_value / 100.0 : o->halt_value;
-    if ((double)count < need)
+    cli_halt_counts c = {s->failed, s->succeeded, s->finished, s->all_jobs};
+    if (!cli_halt_reached(&o->halt, &c, j->exitval, j->sig, &s->halt_status))
         return;
     s->halted = 1;
     s->stopping = 1;
-    if (o->halt_on == CLI_HALT_SUCCESS) {
-        s->halt_status = 0;
-    } else if (need == 1.0) {
-        s->halt_status = j->exitval != 0 ? j->exitval & 255 : j->sig ? 128 + j->sig : 0;
-    } else {
-        s->halt_status = failed_status(s, o->halt_percent, s->all_jobs);
-    }
-    if (o->halt_when == CLI_HALT_NOW) {
+    if (o->halt.when == CLI_HALT_NOW) {
         for (long i = 0; i < o->jobs; i++)
             if (s->slots[i])
                 s->slots[i]->halt_killed = 1;
@@ -813,7 +781,7 @@ int cli_run(const cli_run_opts *o)
         goto out;
     if (o->joblog && joblog_open(o->joblog, o->resume, &s.joblog_fd) < 0)
         goto out;
-    if (o->halt_when != CLI_HALT_NEVER && o->halt_percent &&
+    if (o->halt.when != CLI_HALT_NEVER && o->halt.percent &&
         cli_input_preload(s.in, &s.all_jobs) < 0) /* N% of all the jobs: count them first */
         goto out;
     s.devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -850,7 +818,8 @@ int cli_run(const cli_run_opts *o)
         status = s.halt_status;
     } else {
         /* a --halt N% that never halted: the share of the jobs run, as GNU parallel */
-        status = failed_status(&s, o->halt_when != CLI_HALT_NEVER && o->halt_percent, s.finished);
+        status = cli_failed_status(s.failed, o->halt.when != CLI_HALT_NEVER && o->halt.percent,
+                                   s.finished);
     }
 
 out:

@@ -858,6 +858,87 @@ static void test_fn_job_worker_killed(void **state)
     rmdir_all(dir);
 }
 
+/* mproc_graph_stop from on_done: soon lets the running job finish and starts nothing;
+ * now ends it (a shell that ignores SIGTERM gets SIGKILL) and it stays todo, untold and
+ * unrecorded, so the next run does it. */
+struct stop_arg {
+    mproc_graph *g;
+    int now;
+    int told_slow; /* on_done saw the job that was running */
+};
+
+static void stop_on_fail(const mproc_job_info *job, const void *out, size_t len, void *arg)
+{
+    (void)out;
+    (void)len;
+    struct stop_arg *a = arg;
+    if (strcmp(job->name, "slow") == 0)
+        a->told_slow = 1;
+    if (job->status == MPROC_JOB_FAILED)
+        assert_ok(mproc_graph_stop(a->g, a->now));
+}
+
+static int sleep_task(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)t;
+    (void)in;
+    (void)in_len;
+    (void)out;
+    *out_len = 0;
+    sleep(30);
+    return 0;
+}
+
+static void test_stop(void **state)
+{
+    (void)state;
+    char dir[256], db[300];
+    tmpdir(dir, sizeof dir);
+    snprintf(db, sizeof db, "%s/state.db", dir);
+    for (int now = 0; now < 2; now++) {
+        for (int fn = 0; fn < 2; fn++) {
+            mproc_graph *g = graph();
+            assert_code(mproc_graph_stop(g, 0), -MPROC_ESTATE); /* no run */
+            assert_code(mproc_graph_stop(NULL, 0), -EINVAL);
+            /* "slow" runs while "bad" fails; "never" is ready only after that */
+            if (fn)
+                assert_ok(mproc_graph_add(g, "slow",
+                                          &(mproc_job_opts){.fn = now ? sleep_task : sum_task}));
+            else
+                add_cmd(g, "slow", now ? "trap '' TERM; sleep 30; true" : "sleep 0.3", NULL, 0);
+            add_cmd(g, "bad", "sleep 0.05; exit 1", NULL, 0);
+            add_cmd(g, "never", "true", (const char *[]){"bad2"}, 1);
+            add_cmd(g, "bad2", "true", (const char *[]){"bad"}, 1);
+            struct stop_arg a = {.g = g, .now = now};
+            unlink(db);
+            int left =
+                mproc_graph_run(g, &(mproc_graph_run_opts){
+                                       .jobs = 2, .on_done = stop_on_fail, .arg = &a, .state = db});
+            int st = status_of(g, "slow");
+            if (now) { /* ended, back to todo, not told */
+                assert_int_equal(st, MPROC_JOB_TODO);
+                assert_int_equal(a.told_slow, 0);
+                assert_int_equal(left, 4); /* bad failed; slow todo; bad2, never blocked */
+            } else {
+                assert_int_equal(st, MPROC_JOB_DONE);
+                assert_int_equal(a.told_slow, 1);
+                assert_int_equal(left, 3);
+            }
+            assert_int_equal(status_of(g, "never"), MPROC_JOB_BLOCKED);
+            assert_int_equal(mproc_test_reap_all(5.0), 0); /* nothing of it left running */
+            /* the state did not record the halted job */
+            assert_ok(mproc_graph_load(g, db));
+            const char *msg;
+            assert_int_equal(mproc_graph_status(g, "slow", NULL, &msg),
+                             now ? MPROC_JOB_TODO : MPROC_JOB_DONE);
+            if (now)
+                assert_string_equal(msg, "new: never run");
+            mproc_graph_free(g);
+        }
+    }
+    rmdir_all(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -874,6 +955,7 @@ int main(void)
         MPROC_TEST(test_state_refused),
         MPROC_TEST(test_state_full_disk_and_read_only),
         MPROC_TEST(test_fn_job_worker_killed),
+        MPROC_TEST(test_stop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

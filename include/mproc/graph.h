@@ -121,6 +121,14 @@ MPROC_API void mproc_graph_free(mproc_graph *g);
  * kind of work, input NULL with a length), -ENOMEM. */
 MPROC_API int mproc_graph_add(mproc_graph *g, const char *name, const mproc_job_opts *opts);
 
+/* From on_done, during a run: start no new job; the run returns once the jobs running
+ * end. With now nonzero, end those too (a command's process group gets SIGTERM, then
+ * SIGKILL 0.2 s later; the pool of function jobs is terminated): they did not complete,
+ * so they stay todo, are not passed to on_done and are not recorded, and the next run
+ * does them. GNU parallel's --halt rules are built on this (mproc make --halt).
+ * 0; -EINVAL (NULL); -MPROC_ESTATE outside a run. */
+MPROC_API int mproc_graph_stop(mproc_graph *g, int now);
+
 /* Validate: 0, or -EINVAL with mproc_graph_error saying what and naming the jobs. */
 MPROC_API int mproc_graph_check(mproc_graph *g);
 

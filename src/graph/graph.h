@@ -57,7 +57,9 @@ struct mproc_graph {
     size_t n, cap;
     size_t *index; /* name -> job: open addressing over job indices + 1 (0: empty) */
     size_t index_cap;
-    bool checked; /* deps resolved since the last add */
+        bool checked; /* deps resolved since the last add */
+    int stop;     /* mproc_graph_stop during a run: 1 start nothing new, 2 end what runs too */
+    bool running; /* inside mproc_graph_run (stop is only meaningful then) */
     char err[512];
 };
 

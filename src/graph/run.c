@@ -80,6 +80,7 @@ struct slot {
     int out_fd;         /* the read end of its output pipe, -1 at EOF */
     bool exited;        /* its pidfd said so */
     bool killed;        /* we killed it at its time limit */
+    bool halted;        /* ended by mproc_graph_stop(now): it goes back to todo */
     int64_t deadline;   /* NO_DEADLINE: none */
     unsigned char *buf; /* captured output */
     size_t len, cap;
@@ -450,6 +451,8 @@ static int start_cmd(struct slot *s, const struct gjob *j)
  * once, even when the run stops or every slot is busy: that runs nothing. */
 static void start_ready(struct runner *r)
 {
+    if (r->g->stop)
+        r->stopping = true;
     while (r->nready > 0) {
         size_t i = r->ready[r->nready - 1];
         struct gjob *j = &r->g->jobs[i];
@@ -493,6 +496,42 @@ static void end_slot(struct runner *r, struct slot *s)
     r->running--;
 }
 
+/* A job ended by mproc_graph_stop(now): it did not complete, so it is todo again (the next
+ * run does it), neither recorded nor told. */
+static void halted_job(struct runner *r, size_t i)
+{
+    struct gjob *j = &r->g->jobs[i];
+    j->status = MPROC_JOB_TODO;
+    free(j->msg);
+    j->msg = NULL;
+    j->why = "halted: the run stopped while it ran";
+}
+
+/* mproc_graph_stop(now): end every job running. A command's group gets SIGTERM now and
+ * SIGKILL at its deadline, 0.2 s on (wait_events); the pool is terminated, which ends
+ * its results as cancelled. */
+static void halt_running(struct runner *r)
+{
+    int64_t kill_at = now_ns() + 200 * 1000000;
+    bool fn = false;
+    for (int k = 0; k < r->max; k++) {
+        struct slot *s = &r->slots[k];
+        if (!s->used || s->halted)
+            continue;
+        s->halted = true;
+        if (s->res != NULL) {
+            fn = true;
+            continue;
+        }
+        if (!s->exited)
+            (void)kill(-mproc_process_pid(s->proc), SIGTERM);
+        if (s->deadline > kill_at)
+            s->deadline = kill_at;
+    }
+    if (fn)
+        (void)mproc_pool_terminate(r->pool);
+}
+
 static void finish_fn(struct runner *r, struct slot *s)
 {
     struct gjob *j = &r->g->jobs[s->job];
@@ -521,8 +560,11 @@ static void finish_fn(struct runner *r, struct slot *s)
     mproc_result_free(s->res);
     s->res = NULL;
     size_t i = s->job;
+    bool halted = s->halted;
     end_slot(r, s);
-    if (rc == 0)
+    if (halted)
+        halted_job(r, i);
+    else if (rc == 0)
         succeeded(r, i);
     else
         try_failed(r, i, rc, msg);
@@ -580,7 +622,12 @@ static void finish_cmd(struct runner *r, struct slot *s)
     s->buf = NULL;
     size_t i = s->job;
     bool killed = s->killed;
+    bool halted = s->halted;
     end_slot(r, s);
+    if (halted) {
+        halted_job(r, i);
+        return;
+    }
     if (code == 0) {
         succeeded(r, i);
         return;
@@ -713,13 +760,18 @@ int mproc_graph_run(mproc_graph *g, const mproc_graph_run_opts *o)
         rc = mproc__graph_want(g, o != NULL ? o->targets : NULL, o != NULL ? o->ntargets : 0);
     if (rc == 0)
         prepare(&r);
+    g->stop = 0;
+    g->running = true;
     if (rc == 0) {
         start_ready(&r);
         while (r.running > 0) {
+            if (g->stop == 2)
+                halt_running(&r);
             wait_events(&r);
             start_ready(&r);
         }
     }
+    g->running = false;
     if (r.pool != NULL) {
         (void)mproc_pool_close(r.pool);
         (void)mproc_pool_join(r.pool, MPROC_FOREVER);
@@ -738,6 +790,18 @@ int mproc_graph_run(mproc_graph *g, const mproc_graph_run_opts *o)
     for (size_t i = 0; i < g->n; i++) /* stopped at a failure: what never ran counts too */
         left += g->jobs[i].status == MPROC_JOB_TODO && g->jobs[i].wanted;
     return left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+int mproc_graph_stop(mproc_graph *g, int now)
+{
+    if (g == NULL)
+        return -EINVAL;
+    if (!g->running)
+        return -MPROC_ESTATE;
+    int want = now ? 2 : 1;
+    if (g->stop < want)
+        g->stop = want;
+    return 0;
 }
 
 /* ---- what a run would do --------------------------------------------------------------------- */

@@ -101,6 +101,26 @@ expect_eq "joblog header" "Seq	Host	Starttime	JobRuntime	Send	Receive	Exitval	Si
 expect_eq "joblog lines" 1 "$(tail -n +2 log2 | wc -l)" # bad ran again; fine is up to date, below blocked
 grep -q "	3	0	echo about to fail; exit 3$" log2 || fail "joblog: bad's exit status: $(cat log2)"
 
+# --halt, as mproc run and GNU parallel: soon starts nothing new, now ends what runs (it
+# stays todo: the next run does it); one failure enough gives its status
+mkdir halt && cd halt || exit 1
+printf 'bad:\n    run: exit 3\nlater: \n    run: touch later\n' > J1
+expect_eq "halt soon" 3 "$(status "$M" make -j1 --halt soon,fail=1 -f J1)"
+[ -e later ] && fail "--halt soon: a job started after the failure"
+expect_eq "keep going" 1 "$(status "$M" make -j1 --halt soon,fail=1 -k -f J1)"
+[ -e later ] || fail "--keep-going after --halt: the other job did not run"
+printf 'slow:\n    run: trap "" TERM; sleep 30; touch slow\nbad:\n    run: sleep 0.3; exit 4\n' > J2
+expect_eq "halt now" 4 "$(status "$M" make -j2 --halt=now,fail=1 --joblog log -f J2)"
+[ -e slow ] && fail "--halt now: the running job was not ended"
+expect_eq "halt now: joblog" "1" "$(tail -n +2 log | wc -l)" # the ended job is not logged
+grep -q "^slow  *todo  new: never run" <<<"$("$M" make --status -f J2)" ||
+    fail "--halt now: the ended job is not todo: $("$M" make --status -f J2)"
+printf 'a:\n    run: true\nb:\n    run: true\nc: a b\n    run: touch c\n' > J3
+expect_eq "halt success" 0 "$(status "$M" make -j1 --halt now,success=1 -f J3)"
+[ -e c ] && fail "--halt now,success=1: went on"
+expect_eq "bad halt" 255 "$(status "$M" make --halt sometimes -f J3)"
+cd .. || exit 1
+
 # a target: only it and what it needs
 printf 'one:\n    run: touch one\ntwo: one\n    run: touch two\nthree:\n    run: touch three\n' \
     > Jobfile4
