@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #ifdef MPROC_CLI_GRAPH
+#include "mproc/cpu.h"
 #include "mproc/error.h"
 #include "mproc/graph.h"
 #endif
@@ -340,6 +341,54 @@ int cmd_make(int argc, char **argv)
     return result;
 }
 
+static int slot_take(void *arg)
+{
+    return cli_jobserver_take(arg);
+}
+
+static void slot_give(void *arg)
+{
+    cli_jobserver_give(arg);
+}
+
+/* Without a jobserver from make, be one (as GNU make -jN is): a pipe holding N - 1
+ * tokens, named in MAKEFLAGS in make 4.3's way (--jobserver-auth=R,W, descriptors the
+ * jobs inherit), so that a `make` or `mproc run` in a job takes its extra slots from the
+ * same N; mproc make takes its own from it like any client. *jobs: N (0: usable CPUs, made
+ * explicit). 0, or -1 and errno. */
+static int serve_jobs(long *jobs, int fds[2])
+{
+    const char *mf = getenv("MAKEFLAGS");
+    if (mf != NULL && (strstr(mf, "--jobserver-auth=") || strstr(mf, "--jobserver-fds=")))
+        return 0; /* a client of make's */
+    if (*jobs == 0)
+        *jobs = mproc_cpu_usable();
+    if (*jobs <= 1)
+        return 0;
+    if (pipe(fds) < 0) /* inherited by the jobs: not close-on-exec */
+        return -1;
+    char tokens[1024];
+    memset(tokens, '+', sizeof tokens);
+    size_t n = (size_t)*jobs - 1; /* <= 1023: fits the pipe without blocking */
+    ssize_t w;
+    do {
+        w = write(fds[1], tokens, n);
+    } while (w < 0 && errno == EINTR);
+    char flags[4200];
+    int len = snprintf(flags, sizeof flags, "%s -j%ld --jobserver-auth=%d,%d", mf ? mf : "", *jobs,
+                       fds[0], fds[1]);
+    if (w != (ssize_t)n || len < 0 || (size_t)len >= sizeof flags ||
+        setenv("MAKEFLAGS", flags, 1) < 0) {
+        int e = w < 0 ? errno : E2BIG;
+        close(fds[0]);
+        close(fds[1]);
+        fds[0] = fds[1] = -1;
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
 /* The rest of mproc make, once the graph is built (rc: how that went). */
 static int run_graph(mproc_graph *g, int rc, struct make_out *mo, const char *file,
                      const char *state, struct make_flags f, char **targets, size_t ntargets)
@@ -405,13 +454,32 @@ static int run_graph(mproc_graph *g, int rc, struct make_out *mo, const char *fi
     else
         cli_progress_start(&mo->bar, CLI_PROGRESS_OFF); /* the total is not known up front */
     cli_progress_draw(&mo->bar, 0, mo->wanted, 1, 1);
+    /* job slots: make's jobserver when make runs us, else one of our own for the make -j
+   (and mproc run) inside the jobs */
+    cli_jobserver js;
+    int served[2] = {-1, -1};
+    if (serve_jobs(&jobs, served) < 0) {
+        cli_error("make: cannot make the jobserver: %s", strerror(errno));
+        return CLI_EXIT_ERROR;
+    }
+    cli_jobserver_open(&js, getenv("MAKEFLAGS"));
+    if (js.serial)
+        jobs = 1; /* named but unusable: what make's own sub-makes do */
     mproc_graph_run_opts ro = {.jobs = (int)jobs,
                                .on_done = job_ended,
                                .arg = mo,
+                               .slot_take = js.active ? slot_take : NULL,
+                               .slot_give = js.active ? slot_give : NULL,
+                               .slot_fd = cli_jobserver_fd(&js),
+                               .slot_arg = &js,
                                .state = state,
                                .targets = (const char *const *)targets,
                                .ntargets = ntargets};
     rc = mproc_graph_run(g, &ro);
+    cli_jobserver_close(&js);
+    for (int k = 0; k < 2; k++)
+        if (served[k] >= 0)
+            close(served[k]);
     if (rc < 0) {
         cli_error("make: %s", mproc_graph_error(g));
         return CLI_EXIT_ERROR;

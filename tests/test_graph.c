@@ -939,6 +939,74 @@ static void test_stop(void **state)
     rmdir_all(dir);
 }
 
+/* Shared job slots (the make jobserver's way): a pipe holding one token lets two jobs run
+ * at once, no more; every token is back in the pipe when run returns. */
+struct slots {
+    int fd[2];
+    int held, most, takes;
+};
+
+static int take_token(void *arg)
+{
+    struct slots *s = arg;
+    char c;
+    if (read(s->fd[0], &c, 1) != 1)
+        return 0;
+    s->takes++;
+    if (++s->held > s->most)
+        s->most = s->held;
+    return 1;
+}
+
+static void give_token(void *arg)
+{
+    struct slots *s = arg;
+    assert_int_equal(write(s->fd[1], "+", 1), 1);
+    s->held--;
+}
+
+static void test_shared_slots(void **state)
+{
+    (void)state;
+    struct slots s = {0};
+    assert_int_equal(pipe2(s.fd, O_NONBLOCK | O_CLOEXEC), 0);
+    assert_int_equal(write(s.fd[1], "+", 1), 1);
+        char dir[256], cmd[1200];
+    tmpdir(dir, sizeof dir);
+    /* each job counts itself in while it runs (mkdir is atomic: a name per job at once) */
+    snprintf(cmd, sizeof cmd,
+             "n=0; while ! mkdir %s/run.$n 2>/dev/null; do n=$((n+1)); done; "
+             "sleep 0.1; rmdir %s/run.$n; echo $n",
+             dir, dir);
+    mproc_graph *g = graph();
+    const char *names[] = {"a", "b", "c", "d", "e", "f"};
+    for (size_t i = 0; i < 6; i++)
+        add_cmd(g, names[i], cmd, NULL, 0);
+    assert_code(mproc_graph_run(g, &(mproc_graph_run_opts){.jobs = 4, .slot_take = take_token}),
+                -EINVAL); /* take without give */
+    assert_int_equal(mproc_graph_run(g, &(mproc_graph_run_opts){.jobs = 4,
+                                                                .slot_take = take_token,
+                                                                .slot_give = give_token,
+                                                                .slot_fd = s.fd[0],
+                                                                .slot_arg = &s}),
+                     0);
+    assert_int_equal(s.most, 1); /* one token: never more than one beyond the run's own */
+    assert_true(s.takes >= 1);   /* and it was used */
+    assert_int_equal(s.held, 0);
+    for (size_t i = 0; i < 6; i++) { /* nobody saw two others running: at most 2 at once */
+        const void *out;
+        size_t len;
+        assert_ok(mproc_graph_output(g, names[i], &out, &len));
+        assert_true(len == 2 && (((const char *)out)[0] == '0' || ((const char *)out)[0] == '1'));
+    }
+    char c;
+    assert_int_equal(read(s.fd[0], &c, 1), 1); /* the token is back */
+    mproc_graph_free(g);
+    close(s.fd[0]);
+    close(s.fd[1]);
+    rmdir_all(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -956,6 +1024,7 @@ int main(void)
         MPROC_TEST(test_state_full_disk_and_read_only),
         MPROC_TEST(test_fn_job_worker_killed),
         MPROC_TEST(test_stop),
+        MPROC_TEST(test_shared_slots),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -104,6 +104,16 @@ typedef struct mproc_graph_run_opts {
        comes, keeping a log. NULL: none. */
     void (*on_done)(const struct mproc_job_info *job, const void *out, size_t len, void *arg);
     void *arg;
+    /* Job slots shared with other programs (GNU make's jobserver: mproc make). With
+       slot_take set, one job at a time runs on the run's own slot and each further job
+       running at once needs slot_take(slot_arg) to return 1 (0: none free now; the run
+       polls slot_fd for input, then asks again); slot_give(slot_arg) returns one when it
+       is no longer needed. Every slot taken is given back before run returns. `jobs`
+       still caps the jobs at once. NULL: only `jobs` limits. */
+    int (*slot_take)(void *arg);
+    void (*slot_give)(void *arg);
+    int slot_fd;
+    void *slot_arg;
 } mproc_graph_run_opts;
 
 /* Counts by status, for progress (mproc_graph_counts). */

@@ -102,6 +102,13 @@ struct runner {
     int state_rc;      /* a write to the state failed: the run stops with it */
     void (*on_done)(const mproc_job_info *job, const void *out, size_t len, void *arg);
     void *arg;
+    /* shared job slots (mproc_graph_run_opts.slot_take): held beyond the run's own one */
+    int (*slot_take)(void *arg);
+    void (*slot_give)(void *arg);
+    int slot_fd;
+    void *slot_arg;
+    size_t slots_held;
+    bool slot_wait; /* a ready job waits for a slot: poll slot_fd */
 };
 
 /* Tell the caller that job i ended (mproc_graph_run_opts.on_done). */
@@ -466,6 +473,14 @@ static void start_ready(struct runner *r)
         }
         if (r->stopping || r->running >= (size_t)r->max)
             break;
+        /* a job beyond the run's own slot needs a shared one (the make jobserver) */
+        if (r->slot_take != NULL && r->running >= 1 + r->slots_held) {
+            if (r->slot_take(r->slot_arg) != 1) {
+                r->slot_wait = true;
+                break;
+            }
+            r->slots_held++;
+        }
         r->nready--;
         struct slot *s = NULL;
         for (int k = 0; k < r->max && s == NULL; k++)
@@ -488,12 +503,23 @@ static void start_ready(struct runner *r)
     }
 }
 
+/* Give shared slots back down to `keep` (a job ended; the run ends: 0). */
+static void give_slots(struct runner *r, size_t keep)
+{
+    while (r->slots_held > keep) {
+        r->slot_give(r->slot_arg);
+        r->slots_held--;
+    }
+}
+
 /* ---- finishing ------------------------------------------------------------------------------ */
 
 static void end_slot(struct runner *r, struct slot *s)
 {
     s->used = false;
     r->running--;
+    if (r->slot_take != NULL)
+        give_slots(r, r->running > 0 ? r->running - 1 : 0);
 }
 
 /* A job ended by mproc_graph_stop(now): it did not complete, so it is todo again (the next
@@ -647,9 +673,13 @@ static void finish_cmd(struct runner *r, struct slot *s)
 
 static void wait_events(struct runner *r)
 {
-    struct pollfd pfd[1 + 2 * 1024];
+    struct pollfd pfd[2 + 2 * 1024];
     size_t n = 0;
     pfd[n++] = (struct pollfd){.fd = r->done_pipe[0], .events = POLLIN};
+    if (r->slot_wait) { /* a shared slot may come free (a job that starts will wake us) */
+        pfd[n++] = (struct pollfd){.fd = r->slot_fd, .events = POLLIN};
+        r->slot_wait = false;
+    }
     int64_t deadline = NO_DEADLINE;
     for (int k = 0; k < r->max; k++) {
         struct slot *s = &r->slots[k];
@@ -731,7 +761,8 @@ static void prepare(struct runner *r)
 
 int mproc_graph_run(mproc_graph *g, const mproc_graph_run_opts *o)
 {
-    if (g == NULL || (o != NULL && (o->jobs < 0 || o->jobs > 1024)))
+    if (g == NULL || (o != NULL && (o->jobs < 0 || o->jobs > 1024 ||
+                                    (o->slot_take == NULL) != (o->slot_give == NULL))))
         return -EINVAL;
     int rc = mproc_graph_check(g);
     if (rc < 0)
@@ -740,6 +771,10 @@ int mproc_graph_run(mproc_graph *g, const mproc_graph_run_opts *o)
                        .stop_on_failure = o != NULL && o->stop_on_failure,
                        .by_mtime = o != NULL && o->files_by_mtime,
                        .on_done = o != NULL ? o->on_done : NULL,
+                       .slot_take = o != NULL ? o->slot_take : NULL,
+                       .slot_give = o != NULL ? o->slot_give : NULL,
+                       .slot_fd = o != NULL ? o->slot_fd : -1,
+                       .slot_arg = o != NULL ? o->slot_arg : NULL,
                        .arg = o != NULL ? o->arg : NULL};
     r.max = o != NULL && o->jobs > 0 ? o->jobs : mproc_cpu_usable();
     if (r.max < 1)
@@ -772,6 +807,8 @@ int mproc_graph_run(mproc_graph *g, const mproc_graph_run_opts *o)
         }
     }
     g->running = false;
+    if (r.slot_take != NULL)
+        give_slots(&r, 0); /* held by a job that could not start */
     if (r.pool != NULL) {
         (void)mproc_pool_close(r.pool);
         (void)mproc_pool_join(r.pool, MPROC_FOREVER);

@@ -121,6 +121,50 @@ expect_eq "halt success" 0 "$(status "$M" make -j1 --halt now,success=1 -f J3)"
 expect_eq "bad halt" 255 "$(status "$M" make --halt sometimes -f J3)"
 cd .. || exit 1
 
+# the make jobserver. Each job counts itself in cur while it runs and logs each new count
+# to max (under flock).
+if command -v make >/dev/null && command -v flock >/dev/null; then
+    mkdir js && cd js || exit 1
+    cat > job <<'EOS'
+#!/bin/sh
+flock lock sh -c 'n=$(($(cat cur) + 1)); echo $n > cur; echo $n >> max'
+sleep "${1:-0.4}"
+flock lock sh -c 'echo $(($(cat cur) - 1)) > cur'
+EOS
+    chmod +x job
+    fresh() { rm -rf .mproc; echo 0 > cur; : > max; }
+    unset MAKEFLAGS MFLAGS
+    # server: mproc make -j3 is a jobserver; two jobs each run a plain `make` of four
+    # targets, which share its 3 slots (without it, each make would run one at a time: 2)
+    printf 'all: t1 t2 t3 t4
+t1 t2 t3 t4:
+	@./job
+' > sub.mk
+    printf 'one:
+    run: make -s -f sub.mk
+two:
+    run: make -s -f sub.mk
+' > J
+    fresh
+    out=$("$M" make -j3 -f J 2>&1); rc=$?
+    expect_eq "jobserver: status" "0 " "$rc $out"
+    expect_eq "jobserver: all ran" 8 "$(wc -l < max)"
+    expect_eq "jobserver: the sub-makes shared 3 slots" 3 "$(sort -n max | tail -1)"
+    # client: under make -j2, mproc make -j8 runs at most 2 at once, and uses both
+    printf 'j%s:
+    run: ./job 0.3
+' 1 2 3 4 5 6 > J6
+    printf 'all:
+	+@"$(M)" make -j8 -f J6
+' > Makefile
+    fresh
+    make -s -j2 M="$M" > out 2>&1
+    expect_eq "jobserver client: status" "0 " "$? $(cat out)"
+    expect_eq "jobserver client: all ran" 6 "$(wc -l < max)"
+    expect_eq "jobserver client: 2 at once" 2 "$(sort -n max | tail -1)"
+    cd .. || exit 1
+fi
+
 # a target: only it and what it needs
 printf 'one:\n    run: touch one\ntwo: one\n    run: touch two\nthree:\n    run: touch three\n' \
     > Jobfile4
