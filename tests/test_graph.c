@@ -971,7 +971,7 @@ static void test_shared_slots(void **state)
     struct slots s = {0};
     assert_int_equal(pipe2(s.fd, O_NONBLOCK | O_CLOEXEC), 0);
     assert_int_equal(write(s.fd[1], "+", 1), 1);
-        char dir[256], cmd[1200];
+    char dir[256], cmd[1200];
     tmpdir(dir, sizeof dir);
     /* each job counts itself in while it runs (mkdir is atomic: a name per job at once) */
     snprintf(cmd, sizeof cmd,
