@@ -646,6 +646,41 @@ static void test_state_survives_kill(void **state)
     rmdir_all(dir);
 }
 
+/* Nothing of a run outlives its runner: SIGKILL it while a job's shell waits for a child
+ * of its own (its own process group): the shell and the child end too. */
+static int run_sleeper(void *arg)
+{
+    const char *dir = arg;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "touch %s/started; sleep 30; true", dir);
+    mproc_graph *g = graph();
+    add_cmd(g, "sleeper", cmd, NULL, 0);
+    add_cmd(g, "other", "sleep 30; true", NULL, 0);
+    int rc = mproc_graph_run(g, &(mproc_graph_run_opts){.jobs = 2});
+    mproc_graph_free(g);
+    return rc;
+}
+
+static void test_runner_killed_leaves_nothing(void **state)
+{
+    (void)state;
+    char dir[256], started[300];
+    tmpdir(dir, sizeof dir);
+    snprintf(started, sizeof started, "%s/started", dir);
+    pid_t pid = mproc_test_fork(run_sleeper, dir);
+    for (double end = mproc_test_now() + 10; access(started, F_OK) != 0;) {
+        assert_true(mproc_test_now() < end);
+        mproc_test_sleep(0.005);
+    }
+    mproc_test_sleep(0.05); /* the sleeps have started */
+    kill(pid, SIGKILL);
+    (void)mproc_test_wait(pid, 10);
+    /* the jobs' shells and sleeps, and the guard, all end well within the grace period
+       (they would sleep 30 s): reap_all reports what it had to kill itself */
+    assert_int_equal(mproc_test_reap_all(5.0), 0);
+    rmdir_all(dir);
+}
+
 /* ---- bad state files ----------------------------------------------------------------------- */
 
 static void test_state_refused(void **state)
@@ -1024,7 +1059,8 @@ int main(void)
         MPROC_TEST(test_state_full_disk_and_read_only),
         MPROC_TEST(test_fn_job_worker_killed),
         MPROC_TEST(test_stop),
-        MPROC_TEST(test_shared_slots),
+                MPROC_TEST(test_shared_slots),
+        MPROC_TEST(test_runner_killed_leaves_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,7 +57,7 @@ struct mproc_graph {
     size_t n, cap;
     size_t *index; /* name -> job: open addressing over job indices + 1 (0: empty) */
     size_t index_cap;
-        bool checked; /* deps resolved since the last add */
+    bool checked; /* deps resolved since the last add */
     int stop;     /* mproc_graph_stop during a run: 1 start nothing new, 2 end what runs too */
     bool running; /* inside mproc_graph_run (stop is only meaningful then) */
     char err[512];
@@ -104,6 +104,13 @@ static inline const char *mproc__gjob_msg(const struct gjob *j)
 {
     return j->msg != NULL ? j->msg : j->why != NULL ? j->why : "";
 }
+
+/* src/graph/guard.c: a process that ends the jobs' process groups if the runner dies. */
+struct gguard;
+int mproc__guard_start(struct gguard **out);              /* 0 or a code */
+void mproc__guard_add(struct gguard *gd, pid_t group);    /* a job started (gd may be NULL) */
+void mproc__guard_forget(struct gguard *gd, pid_t group); /* ... its leader is to be reaped */
+void mproc__guard_stop(struct gguard *gd);                /* the run is over (NULL: no-op) */
 
 /* src/graph/graph.c */
 /* Kahn's order over the dependencies: order[0..returned) lists jobs upstream first;

@@ -108,7 +108,9 @@ struct runner {
     int slot_fd;
     void *slot_arg;
     size_t slots_held;
-    bool slot_wait; /* a ready job waits for a slot: poll slot_fd */
+    bool slot_wait;       /* a ready job waits for a slot: poll slot_fd */
+    struct gguard *guard; /* started with the first command job (guard.c) */
+    bool guard_tried;
 };
 
 /* Tell the caller that job i ended (mproc_graph_run_opts.on_done). */
@@ -429,23 +431,30 @@ static int start_fn(struct runner *r, struct slot *s, struct gjob *j)
     return rc;
 }
 
-static int start_cmd(struct slot *s, const struct gjob *j)
+static int start_cmd(struct runner *r, struct slot *s, const struct gjob *j)
 {
+    if (!r->guard_tried) { /* best effort: a run without one still runs */
+        r->guard_tried = true;
+        (void)mproc__guard_start(&r->guard);
+    }
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) < 0)
         return -errno;
-    /* its own process group: a time limit kills the job's whole tree (a shell's children) */
+    /* its own process group: a time limit kills the job's whole tree (a shell's children);
+   the leader dies with the runner, the rest of the group by the guard */
     char *sh_argv[] = {"/bin/sh", "-c", j->command, NULL};
-    int rc = mproc_process_spawn(&s->proc, j->kind == GJOB_SHELL ? sh_argv : j->argv,
-                                 &(mproc_spawn_opts){.flags = MPROC_PROCESS_SETPGID,
-                                                     .stdout_fd = fds[1],
-                                                     .stderr_fd = fds[1],
-                                                     .search_path = j->kind == GJOB_ARGV});
+    int rc = mproc_process_spawn(
+        &s->proc, j->kind == GJOB_SHELL ? sh_argv : j->argv,
+        &(mproc_spawn_opts){.flags = MPROC_PROCESS_SETPGID | MPROC_PROCESS_DAEMON,
+                            .stdout_fd = fds[1],
+                            .stderr_fd = fds[1],
+                            .search_path = j->kind == GJOB_ARGV});
     close_fd(fds[1]);
     if (rc < 0) {
         close_fd(fds[0]);
         return rc;
     }
+    mproc__guard_add(r->guard, mproc_process_pid(s->proc));
     (void)fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK);
     s->out_fd = fds[0];
     s->deadline = NO_DEADLINE;
@@ -491,7 +500,7 @@ static void start_ready(struct runner *r)
         j->tries++;
         j->started = wall_now();
         j->signal = 0;
-        int rc = j->kind == GJOB_FN ? start_fn(r, s, j) : start_cmd(s, j);
+        int rc = j->kind == GJOB_FN ? start_fn(r, s, j) : start_cmd(r, s, j);
         if (rc < 0) {
             s->used = false;
             char msg[160];
@@ -671,6 +680,17 @@ static void finish_cmd(struct runner *r, struct slot *s)
 
 /* ---- the loop -------------------------------------------------------------------------------- */
 
+/* Has the job's leader ended? Then the guard forgets its group before the leader is
+ * reaped (after that, the group's number could be another's). */
+static bool leader_ended(struct runner *r, struct slot *s)
+{
+    struct pollfd p = {.fd = mproc_process_fd(s->proc), .events = POLLIN};
+    if (poll(&p, 1, 0) != 1)
+        return false;
+    mproc__guard_forget(r->guard, mproc_process_pid(s->proc));
+    return mproc_process_is_alive(s->proc) == 0;
+}
+
 static void wait_events(struct runner *r)
 {
     struct pollfd pfd[2 + 2 * 1024];
@@ -715,7 +735,7 @@ static void wait_events(struct runner *r)
         }
         if (s->out_fd >= 0)
             read_output(s);
-        if (!s->exited && mproc_process_is_alive(s->proc) == 0)
+        if (!s->exited && leader_ended(r, s))
             s->exited = true;
         if (!s->exited && !s->killed && now >= s->deadline) {
             s->killed = true;
@@ -809,6 +829,7 @@ int mproc_graph_run(mproc_graph *g, const mproc_graph_run_opts *o)
     g->running = false;
     if (r.slot_take != NULL)
         give_slots(&r, 0); /* held by a job that could not start */
+    mproc__guard_stop(r.guard);
     if (r.pool != NULL) {
         (void)mproc_pool_close(r.pool);
         (void)mproc_pool_join(r.pool, MPROC_FOREVER);
