@@ -413,11 +413,6 @@ static unsigned char *fn_input(const mproc_graph *g, const struct gjob *j, size_
 
 static int start_fn(struct runner *r, struct slot *s, struct gjob *j)
 {
-    if (r->pool == NULL) {
-        int rc = mproc_pool_new(&r->pool, &(mproc_pool_opts){.workers = r->max});
-        if (rc < 0)
-            return rc;
-    }
     size_t len;
     unsigned char *in = fn_input(r->g, j, &len);
     if (in == NULL)
@@ -426,7 +421,20 @@ static int start_fn(struct runner *r, struct slot *s, struct gjob *j)
                          .callback = on_result,
                          .error_callback = on_result,
                          .cb_arg = r};
-    int rc = mproc_pool_apply_async(r->pool, j->fn, in, len, &o, &s->res);
+    int rc = -MPROC_EBROKEN;
+    for (int fresh = 0; fresh < 2 && rc == -MPROC_EBROKEN; fresh++) {
+        if (r->pool == NULL)
+            rc = mproc_pool_new(&r->pool, &(mproc_pool_opts){.workers = r->max});
+        if (r->pool != NULL)
+            rc = mproc_pool_apply_async(r->pool, j->fn, in, len, &o, &s->res);
+        if (rc == -MPROC_EBROKEN) {
+            /* the pool broke: its workers died faster than its restart budget allows. The
+               jobs it held failed a try (each retried as its retries allow: they bound a
+               job that kills its worker every time); what starts now gets a fresh pool */
+            mproc_pool_free(r->pool);
+            r->pool = NULL;
+        }
+    }
     free(in);
     return rc;
 }
