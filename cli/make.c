@@ -103,13 +103,61 @@ static char *read_file(const char *path, size_t *len)
     return buf;
 }
 
+enum { SIMPLE_WORDS = 64 };
+
+/* A run: line that needs no shell, split into words in buf (argv, NULL-terminated), as
+ * GNU make runs such a recipe line: only plain words (letters, digits, _ - . / , : + @ %
+ * and = past the first word) and a first word that is not a shell builtin or keyword.
+ * Anything else (quotes, $, redirections, globs, ~, ;, |...) goes to sh. 1, or 0. */
+static int simple_argv(const char *line, char *buf, size_t n, char **argv)
+{
+    static const char *const shell_words[] = {
+        ".",       "!",        ":",      "alias", "bg",    "break", "case",     "cd",
+        "command", "continue", "do",     "done",  "elif",  "else",  "esac",     "eval",
+        "exec",    "exit",     "export", "fc",    "fg",    "fi",    "for",      "getopts",
+        "hash",    "if",       "in",     "jobs",  "local", "read",  "readonly", "return",
+        "set",     "shift",    "source", "then",  "times", "trap",  "type",     "ulimit",
+        "umask",   "unalias",  "unset",  "until", "wait",  "while", "{",        "}"};
+    size_t len = strlen(line);
+    if (len + 1 > n)
+        return 0;
+    memcpy(buf, line, len + 1);
+    size_t argc = 0;
+    for (char *p = buf; *p != '\0';) {
+        while (*p == ' ' || *p == '\t')
+            *p++ = '\0';
+        if (*p == '\0')
+            break;
+        if (argc + 1 >= SIMPLE_WORDS)
+            return 0;
+        argv[argc++] = p;
+        for (; *p != '\0' && *p != ' ' && *p != '\t'; p++) {
+            unsigned char c = (unsigned char)*p;
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  strchr("_-./,:+@%", c) != NULL || (c == '=' && argc > 1)))
+                return 0;
+        }
+    }
+    argv[argc] = NULL;
+    if (argc == 0)
+        return 0;
+    for (size_t k = 0; k < sizeof shell_words / sizeof shell_words[0]; k++)
+        if (strcmp(argv[0], shell_words[k]) == 0)
+            return 0;
+    return 1;
+}
+
 /* Add the jobs to g; each job's parsed strings are released once the graph has its copy,
  * so the two are never held whole at once (a 100,000-job file). */
 static int build_graph(mproc_graph *g, struct cli_jobs *jobs, unsigned retries, double timeout)
 {
     for (size_t i = 0; i < jobs->n; i++) {
         struct cli_job *b = &jobs->v[i];
-        /* the run: lines as one sh script that stops at the first line that fails */
+        /* one plain command runs without a shell, as make runs it (a shell costs a
+           millisecond a job); else the run: lines as one sh script that stops at the first
+           line that fails */
+        char words[4096], *argv[SIMPLE_WORDS];
+        bool direct = b->nrun == 1 && simple_argv(b->run[0], words, sizeof words, argv);
         size_t len = 8;
         for (size_t k = 0; k < b->nrun; k++)
             len += strlen(b->run[k]) + 1;
@@ -121,7 +169,8 @@ static int build_graph(mproc_graph *g, struct cli_jobs *jobs, unsigned retries, 
             strcat(script, b->run[k]);
             strcat(script, "\n");
         }
-        mproc_job_opts o = {.command = script,
+        mproc_job_opts o = {.command = direct ? NULL : script,
+                            .argv = direct ? argv : NULL,
                             .deps = (const char *const *)b->deps,
                             .ndeps = b->ndeps,
                             .inputs = (const char *const *)b->in,
@@ -208,6 +257,15 @@ static void command_line(const char *script, char *buf, size_t n)
 }
 
 /* As a job ends: its output and joblog line, the progress line, and --halt's rule. */
+/* The joblog's Command of a job run without a shell: its words joined by spaces. */
+static void join_words(char *const *argv, char *buf, size_t n)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t k = 0; argv[k] != NULL && o + 1 < n; k++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%s", k ? " " : "", argv[k]);
+}
+
 static void job_ended(const mproc_job_info *job, const void *out, size_t len, void *arg)
 {
     struct make_out *mo = arg;
@@ -222,7 +280,10 @@ static void job_ended(const mproc_job_info *job, const void *out, size_t len, vo
         fprintf(stderr, "mproc make: %s: failed: %s\n", job->name, job->msg);
     if (mo->joblog >= 0 && mo->log_rc == 0) {
         char cmd[4096];
-        command_line(job->command != NULL ? job->command : job->name, cmd, sizeof cmd);
+        if (job->argv != NULL)
+            join_words(job->argv, cmd, sizeof cmd);
+        else
+            command_line(job->command != NULL ? job->command : job->name, cmd, sizeof cmd);
         mo->log_rc = joblog_write(mo->joblog, job->index + 1, job->started, job->runtime, len,
                                   exitval, sig, cmd);
     }

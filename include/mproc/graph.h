@@ -201,8 +201,9 @@ typedef struct mproc_job_info {
     double started;      /* when its last try began (seconds since the epoch; 0: never) */
     double runtime;      /* seconds it took */
     int signal;          /* a command killed by a signal: that signal; else 0 */
-    const char *command; /* a command job's command (an argv job's program); NULL for a
+        const char *command; /* a command job's command (an argv job's program); NULL for a
                             function */
+    char *const *argv;   /* an argv job's argv (NULL-terminated); NULL for the others */
 } mproc_job_info;
 
 /* The i-th job: 0 and *info (its strings owned by g), -ENOENT past the last, -EINVAL. */

@@ -540,8 +540,9 @@ int mproc_graph_job(const mproc_graph *g, size_t i, mproc_job_info *info)
                              .started = j->started,
                              .runtime = j->ended > j->started ? j->ended - j->started : 0,
                              .signal = j->signal,
-                             .command = j->kind == GJOB_SHELL  ? j->command
+                                                          .command = j->kind == GJOB_SHELL  ? j->command
                                         : j->kind == GJOB_ARGV ? j->argv[0]
-                                                               : NULL};
+                                                               : NULL,
+                             .argv = j->kind == GJOB_ARGV ? j->argv : NULL};
     return 0;
 }

@@ -165,6 +165,19 @@ two:
     cd .. || exit 1
 fi
 
+# a plain command runs without a shell, as make runs it; anything the shell must read goes
+# through sh (the job's parent tells)
+mkdir direct && cd direct || exit 1
+printf '#!/bin/sh\ncat /proc/$PPID/comm > "$1"\n' > parent.sh
+chmod +x parent.sh
+printf 'plain:\n    run: ./parent.sh  p1\nshell:\n    run: ./parent.sh p2; true\ncd:\n    run: cd . && ./parent.sh p3\n' > J
+expect_eq "direct: status" 0 "$(status "$M" make -j1 -f J --joblog log)"
+expect_eq "direct: no shell" "mproc" "$(cat p1)"
+expect_eq "direct: a shell for ;" "sh" "$(cat p2)"
+expect_eq "direct: a shell for cd" "sh" "$(cat p3)"
+grep -q "	0	0	./parent.sh p1$" log || fail "direct: joblog command: $(cat log)"
+cd .. || exit 1
+
 # a target: only it and what it needs
 printf 'one:\n    run: touch one\ntwo: one\n    run: touch two\nthree:\n    run: touch three\n' \
     > Jobfile4
