@@ -47,7 +47,10 @@ struct parser {
     const char *file;
     char *err;
     size_t errlen;
-    struct cli_jobs *out;
+    cli_job_fn on_job;
+    void *arg;
+    struct cli_job cur; /* the job being read */
+    bool has_cur;
     char **var_names, **var_values;
     size_t nvars;
 };
@@ -164,12 +167,18 @@ void cli_job_release(struct cli_job *b)
     *b = (struct cli_job){.line = b->line};
 }
 
-void cli_jobs_release(struct cli_jobs *j)
+/* The job being read is whole: it needs work, then it is the callback's. */
+static int finish_job(struct parser *p)
 {
-    for (size_t i = 0; i < j->n; i++)
-        cli_job_release(&j->v[i]);
-    free(j->v);
-    *j = (struct cli_jobs){0};
+    if (!p->has_cur)
+        return 0;
+    p->has_cur = false;
+    if (p->cur.nrun == 0) {
+        int rc = syntax(p, p->cur.line, 1, "job '%s' has no 'run:' line", p->cur.name);
+        cli_job_release(&p->cur);
+        return rc;
+    }
+    return p->on_job(&p->cur, p->arg);
 }
 
 /* One logical line: its bytes and, for each, its physical line and column. */
@@ -230,10 +239,10 @@ static int parse_line(struct parser *p, struct logical *l)
     struct text x = {0};
     int rc = 0;
     if (indented) {
-        if (p->out->n == 0)
+        if (!p->has_cur)
             return syntax(p, l->line[i], l->col[i], "expected a job ('NAME: DEPS') before '%c'",
                           s[i]);
-        struct cli_job *b = &p->out->v[p->out->n - 1];
+        struct cli_job *b = &p->cur;
         size_t k = i;
         while (k < n && isalpha((unsigned char)s[k]))
             k++;
@@ -330,15 +339,14 @@ static int parse_line(struct parser *p, struct logical *l)
         return syntax(p, l->line[after < n ? after : n - 1],
                       l->col[after < n ? after : n - 1] + (after == n),
                       "expected ':' after the job name '%.*s' (or '=' for a variable)", (int)k, s);
-    struct cli_job *nvj = realloc(p->out->v, (p->out->n + 1) * sizeof *nvj);
-    if (nvj == NULL)
-        return -ENOMEM;
-    p->out->v = nvj;
-    struct cli_job *b = &p->out->v[p->out->n];
+    rc = finish_job(p);
+    if (rc != 0)
+        return rc;
+    struct cli_job *b = &p->cur;
     *b = (struct cli_job){.line = line};
     if ((b->name = dup_n(s, k)) == NULL)
         return -ENOMEM;
-    p->out->n++;
+    p->has_cur = true;
     size_t v = after + 1;
     size_t end = v + content_len(s + v, n - v, false);
     rc = expand(p, s + v, end - v, l->col + v, line, &x);
@@ -349,11 +357,10 @@ out:
     return rc;
 }
 
-int cli_jobs_parse(const char *text, size_t len, const char *file, struct cli_jobs *out, char *err,
-                   size_t errlen)
+int cli_jobs_parse(const char *text, size_t len, const char *file, cli_job_fn on_job, void *arg,
+                   char *err, size_t errlen)
 {
-    *out = (struct cli_jobs){0};
-    struct parser p = {.file = file, .err = err, .errlen = errlen, .out = out};
+    struct parser p = {.file = file, .err = err, .errlen = errlen, .on_job = on_job, .arg = arg};
     struct logical l = {0};
     size_t line = 1, col = 1;
     int rc = 0;
@@ -383,9 +390,10 @@ int cli_jobs_parse(const char *text, size_t len, const char *file, struct cli_jo
         rc = logical_add(&l, c, line, col);
         col++;
     }
-    for (size_t i = 0; i < out->n && rc == 0; i++) /* each job needs work */
-        if (out->v[i].nrun == 0)
-            rc = syntax(&p, out->v[i].line, 1, "job '%s' has no 'run:' line", out->v[i].name);
+    if (rc == 0)
+        rc = finish_job(&p); /* the last one */
+    if (p.has_cur)
+        cli_job_release(&p.cur);
     if (rc == -ENOMEM)
         snprintf(err, errlen, "%s: out of memory", file);
     free(l.t.s);
@@ -397,7 +405,5 @@ int cli_jobs_parse(const char *text, size_t len, const char *file, struct cli_jo
     }
     free(p.var_names);
     free(p.var_values);
-    if (rc < 0)
-        cli_jobs_release(out);
     return rc;
 }

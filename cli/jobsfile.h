@@ -13,16 +13,17 @@ struct cli_job {
     size_t line;    /* where its header is */
 };
 
-struct cli_jobs {
-    struct cli_job *v;
-    size_t n;
-};
+/* Called with each job as soon as it is whole (its next job begins, or the file ends),
+ * in file order: the job is the callee's (cli_job_release it). A nonzero return stops
+ * the parse, which returns it. So a file of 100,000 jobs is never held parsed whole. */
+typedef int (*cli_job_fn)(struct cli_job *job, void *arg);
 
-/* Parse a jobs file's text (len bytes; file: its name for messages). 0, or -EINVAL with
- * "FILE:LINE:COLUMN: what was expected" in err, -ENOMEM. out is empty on failure. */
-int cli_jobs_parse(const char *text, size_t len, const char *file, struct cli_jobs *out, char *err,
-                   size_t errlen);
-void cli_jobs_release(struct cli_jobs *j);
-void cli_job_release(struct cli_job *b); /* one job's strings (it stays, empty) */
+/* Parse a jobs file's text (len bytes; file: its name for messages), calling on_job for
+ * each job. 0, or -EINVAL with "FILE:LINE:COLUMN: what was expected" in err (the jobs
+ * before the error were passed: nothing may run until the parse returns 0), -ENOMEM, or
+ * what on_job returned. */
+int cli_jobs_parse(const char *text, size_t len, const char *file, cli_job_fn on_job, void *arg,
+                   char *err, size_t errlen);
+void cli_job_release(struct cli_job *b); /* one job's strings */
 
 #endif

@@ -147,45 +147,55 @@ static int simple_argv(const char *line, char *buf, size_t n, char **argv)
     return 1;
 }
 
-/* Add the jobs to g; each job's parsed strings are released once the graph has its copy,
- * so the two are never held whole at once (a 100,000-job file). */
-static int build_graph(mproc_graph *g, struct cli_jobs *jobs, unsigned retries, double timeout)
+/* What the parser hands each job to (add_job). */
+struct adding {
+    mproc_graph *g;
+    unsigned retries; /* --retries, --timeout: for jobs that set none */
+    double timeout;
+    size_t n;     /* jobs added */
+    int graph_rc; /* mproc_graph_add failed: its code (mproc_graph_error says) */
+};
+
+/* Add a parsed job to the graph as the parser reads it, then release it: a file of
+ * 100,000 jobs is never held parsed whole beside its graph. */
+static int add_job(struct cli_job *b, void *arg)
 {
-    for (size_t i = 0; i < jobs->n; i++) {
-        struct cli_job *b = &jobs->v[i];
-        /* one plain command runs without a shell, as make runs it (a shell costs a
-           millisecond a job); else the run: lines as one sh script that stops at the first
-           line that fails */
-        char words[4096], *argv[SIMPLE_WORDS];
-        bool direct = b->nrun == 1 && simple_argv(b->run[0], words, sizeof words, argv);
-        size_t len = 8;
-        for (size_t k = 0; k < b->nrun; k++)
-            len += strlen(b->run[k]) + 1;
-        char *script = malloc(len);
-        if (script == NULL)
-            return -ENOMEM;
+    struct adding *ad = arg;
+    /* one plain command runs without a shell, as make runs it (a shell costs a millisecond
+       a job); else the run: lines as one sh script that stops at the first line that
+       fails */
+    char words[4096], *argv[SIMPLE_WORDS];
+    bool direct = b->nrun == 1 && simple_argv(b->run[0], words, sizeof words, argv);
+    size_t len = 8;
+    for (size_t k = 0; k < b->nrun; k++)
+        len += strlen(b->run[k]) + 1;
+    char *script = direct ? NULL : malloc(len);
+    int rc = 0;
+    if (!direct && script == NULL) {
+        rc = -ENOMEM;
+    } else if (!direct) {
         strcpy(script, "set -e\n");
         for (size_t k = 0; k < b->nrun; k++) {
             strcat(script, b->run[k]);
             strcat(script, "\n");
         }
-        mproc_job_opts o = {.command = direct ? NULL : script,
-                            .argv = direct ? argv : NULL,
-                            .deps = (const char *const *)b->deps,
-                            .ndeps = b->ndeps,
-                            .inputs = (const char *const *)b->in,
-                            .ninputs = b->nin,
-                            .outputs = (const char *const *)b->out,
-                            .noutputs = b->nout,
-                            .retries = b->retries != 0 ? b->retries : retries,
-                            .timeout = b->timeout != 0 ? b->timeout : timeout};
-        int rc = mproc_graph_add(g, b->name, &o);
-        free(script);
-        cli_job_release(&jobs->v[i]);
-        if (rc < 0)
-            return rc;
     }
-    return 0;
+    mproc_job_opts o = {.command = script,
+                        .argv = direct ? argv : NULL,
+                        .deps = (const char *const *)b->deps,
+                        .ndeps = b->ndeps,
+                        .inputs = (const char *const *)b->in,
+                        .ninputs = b->nin,
+                        .outputs = (const char *const *)b->out,
+                        .noutputs = b->nout,
+                        .retries = b->retries != 0 ? b->retries : ad->retries,
+                        .timeout = b->timeout != 0 ? b->timeout : ad->timeout};
+    if (rc == 0 && (rc = mproc_graph_add(ad->g, b->name, &o)) < 0)
+        ad->graph_rc = rc;
+    ad->n += rc == 0;
+    free(script);
+    cli_job_release(b);
+    return rc;
 }
 
 static const char *dot_colour(int status)
@@ -287,7 +297,8 @@ static void job_ended(const mproc_job_info *job, const void *out, size_t len, vo
         mo->log_rc = joblog_write(mo->joblog, job->index + 1, job->started, job->runtime, len,
                                   exitval, sig, cmd);
     }
-    cli_progress_draw(&mo->bar, jobs_settled(mo->g), mo->wanted, 1, 0);
+    if (mo->bar.mode != CLI_PROGRESS_OFF) /* counting is a walk over the jobs */
+        cli_progress_draw(&mo->bar, jobs_settled(mo->g), mo->wanted, 1, 0);
     mo->hc.failed += (unsigned long)failed;
     mo->hc.succeeded += (unsigned long)!failed;
     mo->hc.finished++;
@@ -370,12 +381,20 @@ int cmd_make(int argc, char **argv)
         cli_error("make: cannot read %s: %s", file, strerror(errno));
         return CLI_EXIT_ERROR;
     }
-    struct cli_jobs parsed;
+    mproc_graph *g = NULL;
+    int rc = mproc_graph_new(&g);
+    struct adding ad = {.g = g, .retries = retries, .timeout = timeout};
     char err[600];
-    int rc = cli_jobs_parse(text, len, file, &parsed, err, sizeof err);
+    if (rc == 0)
+        rc = cli_jobs_parse(text, len, file, add_job, &ad, err, sizeof err);
     free(text);
     if (rc < 0) {
-        cli_error("%s", err);
+        if (ad.graph_rc < 0)
+            cli_error("make: %s: %s", file,
+                      mproc_graph_error(g)[0] ? mproc_graph_error(g) : mproc_strerror(rc));
+        else
+            cli_error("%s", g == NULL ? mproc_strerror(rc) : err);
+        mproc_graph_free(g);
         return CLI_EXIT_ERROR;
     }
     /* the commands run, and the state lives, in the file's directory */
@@ -384,18 +403,13 @@ int cmd_make(int argc, char **argv)
         (mkdir(".mproc", 0755) < 0 && errno != EEXIST)) {
         cli_error("make: cannot use the directory of %s: %s", file, strerror(errno));
         free(dir_copy);
-        cli_jobs_release(&parsed);
+        mproc_graph_free(g);
         return CLI_EXIT_ERROR;
     }
     free(dir_copy);
     const char *state = ".mproc/state.db";
-    struct make_out mo = {.joblog = -1, .n = parsed.n};
-    mproc_graph *g = NULL;
-    rc = mproc_graph_new(&g);
-    if (rc == 0)
-        rc = build_graph(g, &parsed, retries, timeout);
-    cli_jobs_release(&parsed);
-    int result = run_graph(g, rc, &mo, file, state,
+    struct make_out mo = {.joblog = -1, .n = ad.n};
+    int result = run_graph(g, 0, &mo, file, state,
                            (struct make_flags){dry, status, graph, bar, halt, jobs, joblog},
                            argv + a, (size_t)(argc - a));
     mproc_graph_free(g);

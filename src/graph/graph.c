@@ -37,13 +37,54 @@ int mproc_graph_new(mproc_graph **out)
     return 0;
 }
 
-static void free_strings(char **v, size_t n)
+enum { ARENA_CHUNK = 64 * 1024 };
+
+/* n bytes from g's arena, aligned to `align` (1 or 8); NULL when out of memory. */
+static void *arena_alloc(mproc_graph *g, size_t n, size_t align)
 {
-    if (v == NULL)
-        return;
+    struct garena *a = g->arena;
+    size_t at = a != NULL ? (a->used + align - 1) & ~(align - 1) : 0;
+    if (a == NULL || at + n > a->cap) {
+        size_t cap = n > ARENA_CHUNK / 4 ? n : ARENA_CHUNK; /* a big one: a chunk its size */
+        struct garena *c = malloc(sizeof *c + cap);
+        if (c == NULL)
+            return NULL;
+        c->cap = cap;
+        c->used = 0;
+        if (a != NULL && cap != ARENA_CHUNK) { /* keep filling the current chunk */
+            c->next = a->next;
+            a->next = c;
+            c->used = n;
+            return c->data;
+        }
+        c->next = a;
+        g->arena = a = c;
+        at = 0;
+    }
+    a->used = at + n;
+    return a->data + at;
+}
+
+static char *arena_str(mproc_graph *g, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = arena_alloc(g, n, 1);
+    if (d != NULL)
+        memcpy(d, s, n);
+    return d;
+}
+
+/* A NULL-terminated copy of n strings, in the arena. */
+static char **arena_strings(mproc_graph *g, const char *const *v, size_t n)
+{
+    char **d = arena_alloc(g, (n + 1) * sizeof *d, sizeof(void *));
+    if (d == NULL)
+        return NULL;
     for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
+        if ((d[i] = arena_str(g, v[i])) == NULL)
+            return NULL;
+    d[n] = NULL;
+    return d;
 }
 
 static size_t argv_len(char *const *argv)
@@ -54,26 +95,13 @@ static size_t argv_len(char *const *argv)
     return n;
 }
 
+/* What a job holds outside the arena. */
 static void job_release(struct gjob *j)
 {
-    free(j->name);
-    if (j->names_borrowed)
-        free(j->dep_names); /* the strings are the other jobs' names */
-    else
-        free_strings(j->dep_names, j->ndeps);
     free(j->deps);
     free(j->users);
-    free(j->input);
-    if (j->argv != NULL)
-        free_strings(j->argv, argv_len(j->argv));
-    free(j->command);
     free(j->msg);
     free(j->out);
-    if (j->inputs != NULL)
-        free_strings(j->inputs, j->ninputs);
-    if (j->outputs != NULL)
-        free_strings(j->outputs, j->noutputs);
-    free(j->task_id);
 }
 
 void mproc_graph_free(mproc_graph *g)
@@ -82,32 +110,13 @@ void mproc_graph_free(mproc_graph *g)
         return;
     for (size_t i = 0; i < g->n; i++)
         job_release(&g->jobs[i]);
+    for (struct garena *a = g->arena, *next; a != NULL; a = next) {
+        next = a->next;
+        free(a);
+    }
     free(g->jobs);
     free(g->index);
     free(g);
-}
-
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d != NULL)
-        memcpy(d, s, n);
-    return d;
-}
-
-/* A NULL-terminated copy of n strings. */
-static char **dup_strings(const char *const *v, size_t n)
-{
-    char **d = calloc(n + 1, sizeof *d);
-    if (d == NULL)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        if ((d[i] = dup_str(v[i])) == NULL) {
-            free_strings(d, i);
-            return NULL;
-        }
-    return d;
 }
 
 int mproc_graph_add(mproc_graph *g, const char *name, const mproc_job_opts *o)
@@ -164,40 +173,36 @@ int mproc_graph_add(mproc_graph *g, const char *name, const mproc_job_opts *o)
                      .ndeps = o->ndeps};
     /* empty lists and inputs take no memory (NULL): a graph of 100,000 jobs is mostly
        small jobs */
-    j.name = dup_str(name);
-    j.dep_names = o->ndeps > 0 ? dup_strings(o->deps, o->ndeps) : NULL;
-    j.input = o->input_len > 0 ? malloc(o->input_len) : NULL;
+    j.name = arena_str(g, name);
+    j.dep_names = o->ndeps > 0 ? arena_strings(g, o->deps, o->ndeps) : NULL;
+    j.input = o->input_len > 0 ? arena_alloc(g, o->input_len, sizeof(void *)) : NULL;
     j.ninputs = o->ninputs;
     j.noutputs = o->noutputs;
-    j.inputs = o->ninputs > 0 ? dup_strings(o->inputs, o->ninputs) : NULL;
-    j.outputs = o->noutputs > 0 ? dup_strings(o->outputs, o->noutputs) : NULL;
+    j.inputs = o->ninputs > 0 ? arena_strings(g, o->inputs, o->ninputs) : NULL;
+    j.outputs = o->noutputs > 0 ? arena_strings(g, o->outputs, o->noutputs) : NULL;
     if (o->fn != NULL) {
         j.kind = GJOB_FN;
-        if (mproc_task_id(o->fn, NULL, 0, &j.task_id_len) == -MPROC_ETOOSMALL &&
-            (j.task_id = malloc(j.task_id_len)) != NULL &&
+        int rc = mproc_task_id(o->fn, NULL, 0, &j.task_id_len);
+        if (rc == -MPROC_ETOOSMALL && (j.task_id = arena_alloc(g, j.task_id_len, 1)) == NULL)
+            return -ENOMEM;
+        if (j.task_id == NULL ||
             mproc_task_id(o->fn, j.task_id, j.task_id_len, &j.task_id_len) < 0) {
-            free(j.task_id);
-            j.task_id = NULL;
-        }
-        if (j.task_id == NULL) {
-            job_release(&j);
             mproc__graph_say(g, "job '%s': its function is in no loaded module", name);
             return -EINVAL;
         }
     } else if (o->command != NULL) {
         j.kind = GJOB_SHELL;
-        j.command = dup_str(o->command);
+        j.command = arena_str(g, o->command);
     } else {
         j.kind = GJOB_ARGV;
-        j.argv = dup_strings((const char *const *)o->argv, argv_len(o->argv));
+        j.argv = arena_strings(g, (const char *const *)o->argv, argv_len(o->argv));
     }
+    /* out of memory: what the arena gave this job stays there until the graph is freed */
     if (j.name == NULL || (o->ndeps > 0 && j.dep_names == NULL) ||
         (o->input_len > 0 && j.input == NULL) || (o->ninputs > 0 && j.inputs == NULL) ||
         (o->noutputs > 0 && j.outputs == NULL) || (j.kind == GJOB_SHELL && j.command == NULL) ||
-        (j.kind == GJOB_ARGV && j.argv == NULL)) {
-        job_release(&j);
+        (j.kind == GJOB_ARGV && j.argv == NULL))
         return -ENOMEM;
-    }
     if (o->input_len > 0)
         memcpy(j.input, o->input, o->input_len);
     g->jobs[g->n++] = j;
@@ -289,18 +294,6 @@ static int resolve(mproc_graph *g)
         j->nusers = 0;
         if (nusers[i] > 0 && j->users == NULL)
             rc = -ENOMEM;
-    }
-    /* every name resolved: a job keeps its dependencies' own names, not copies (a graph of
-       100,000 jobs holds each name once) */
-    for (size_t i = 0; i < g->n && rc == 0; i++) {
-        struct gjob *j = &g->jobs[i];
-        if (j->names_borrowed)
-            continue;
-        for (size_t k = 0; k < j->ndeps; k++) {
-            free(j->dep_names[k]);
-            j->dep_names[k] = g->jobs[j->deps[k]].name;
-        }
-        j->names_borrowed = true;
     }
     for (size_t i = 0; i < g->n && rc == 0; i++)
         for (size_t k = 0; k < g->jobs[i].ndeps; k++) {
@@ -540,7 +533,7 @@ int mproc_graph_job(const mproc_graph *g, size_t i, mproc_job_info *info)
                              .started = j->started,
                              .runtime = j->ended > j->started ? j->ended - j->started : 0,
                              .signal = j->signal,
-                                                          .command = j->kind == GJOB_SHELL  ? j->command
+                             .command = j->kind == GJOB_SHELL  ? j->command
                                         : j->kind == GJOB_ARGV ? j->argv[0]
                                                                : NULL,
                              .argv = j->kind == GJOB_ARGV ? j->argv : NULL};

@@ -12,17 +12,25 @@ enum gjob_kind { GJOB_FN, GJOB_SHELL, GJOB_ARGV };
 
 #define GH_LEN 16
 
+/* What a job is given at add time and never changes (its name, dependency names, work,
+ * files) lives in the graph's arena: chunks freed only with the graph, so a 100,000-job
+ * graph is not 600,000 small allocations, each with its malloc header and rounding. */
+struct garena {
+    struct garena *next;
+    size_t used, cap;
+    unsigned char data[];
+};
+
 struct gjob {
-    char *name;
-    char **dep_names; /* as given; once resolved, the dependencies' own names (borrowed) */
-    bool names_borrowed;
+    char *name;       /* arena */
+    char **dep_names; /* arena: as given */
     size_t ndeps;
     size_t *deps;  /* resolved (mproc_graph_check): indices of the jobs it depends on */
     size_t *users; /* the jobs that depend on it */
     size_t nusers;
     enum gjob_kind kind;
     mproc_task_fn fn;
-    unsigned char *input;
+    unsigned char *input; /* arena, like every pointer down to task_id */
     size_t input_len, output_cap;
     char *command;            /* GJOB_SHELL: run as /bin/sh -c command */
     char **argv;              /* GJOB_ARGV: a copy (NULL-terminated) */
@@ -55,7 +63,8 @@ struct gjob {
 struct mproc_graph {
     struct gjob *jobs;
     size_t n, cap;
-    size_t *index; /* name -> job: open addressing over job indices + 1 (0: empty) */
+    struct garena *arena; /* the chunk being filled first */
+    size_t *index;        /* name -> job: open addressing over job indices + 1 (0: empty) */
     size_t index_cap;
     bool checked; /* deps resolved since the last add */
     int stop;     /* mproc_graph_stop during a run: 1 start nothing new, 2 end what runs too */
