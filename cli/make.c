@@ -30,15 +30,19 @@
 
 void cli_make_usage(FILE *f)
 {
-    fputs("usage: mproc make [-j N] [-f FILE] [-n | --dry-run] [--status] [--graph]\n"
+    fputs("usage: mproc make [-j N] [-f FILE] [-n | --dry-run] [--graph]\n"
           "                  [--keep-going | --halt RULE] [--retries N] [--timeout S]\n"
           "                  [--joblog FILE]\n"
-          "                  [--bar | --eta]\n"
-          "                  [TARGET...]\n"
+          "                  [--bar | --eta] [TARGET...]\n"
+          "       mproc make [-f FILE] --status | --clean [SEL...] | --details JOB | --stats\n"
           "Runs the jobs of FILE (default: ./Jobfile) that are not up to date, upstream first,\n"
           "N at once (default: usable CPUs); with TARGETs, those and what they need.\n"
           "  -n, --dry-run   say what would run and why; run nothing\n"
-          "  --status        each job's status (done, failed, blocked, todo)\n"
+          "  --status [SEL...]  each job's status (done, failed, blocked, todo) and why\n"
+          "  --clean [SEL...]   forget the selected jobs' state: they run next time\n"
+          "  --details JOB      a job's status, command, dependencies, message, output\n"
+          "  --stats            counts by status\n"
+          "                  SEL: job names, shell globs, status words; none: every job\n"
           "  --graph         the graph as Graphviz DOT, coloured by status\n"
           "  --halt RULE     when to stop, as mproc run: soon,fail=1 (start nothing new after\n"
           "                  the first failure), now,fail=1 (and end the jobs running),\n"
@@ -63,6 +67,8 @@ int cmd_make(int argc, char **argv)
 }
 
 #else
+
+enum { STATE_LS = 1, STATE_CLEAN, STATE_DETAILS, STATE_STATS }; /* --status ... --stats */
 
 /* The whole file, NUL-terminated. NULL and errno on failure. */
 static char *read_file(const char *path, size_t *len)
@@ -346,8 +352,14 @@ int cmd_make(int argc, char **argv)
             file = argv[++a];
         } else if (strcmp(o, "-n") == 0 || strcmp(o, "--dry-run") == 0) {
             dry = 1;
-        } else if (strcmp(o, "--status") == 0) {
-            status = 1;
+        } else if (strcmp(o, "--status") == 0 || strcmp(o, "--ls") == 0) {
+            status = STATE_LS;
+        } else if (strcmp(o, "--clean") == 0) {
+            status = STATE_CLEAN;
+        } else if (strcmp(o, "--details") == 0) {
+            status = STATE_DETAILS;
+        } else if (strcmp(o, "--stats") == 0) {
+            status = STATE_STATS;
         } else if (strcmp(o, "--graph") == 0) {
             graph = 1;
         } else if (strcmp(o, "--joblog") == 0 && a + 1 < argc) {
@@ -464,11 +476,38 @@ static int serve_jobs(long *jobs, int fds[2])
     return 0;
 }
 
+/* --status, --clean, --details, --stats: mproc_graph_main's ls, clean, details and stats
+ * on the state next to the jobs file, with its selections (names, globs, status words). */
+static int state_command(mproc_graph *g, const char *state, int which, char **sel, size_t nsel)
+{
+    static const char *cmds[] = {"", "ls", "clean", "details", "stats"};
+    if ((which == STATE_DETAILS && nsel != 1) || (which == STATE_STATS && nsel != 0))
+        return cli_usage_error("make", which == STATE_DETAILS ? "make: --details takes one job"
+                                                              : "make: --stats takes no jobs");
+    char **av = calloc(nsel + 5, sizeof *av);
+    if (av == NULL) {
+        cli_error("make: out of memory");
+        return CLI_EXIT_ERROR;
+    }
+    av[0] = "mproc make";
+    av[1] = "--state";
+    av[2] = (char *)state;
+    av[3] = (char *)cmds[which];
+    for (size_t k = 0; k < nsel; k++)
+        av[4 + k] = sel[k];
+    fflush(stdout);
+    int rc = mproc_graph_main(g, (int)nsel + 4, av);
+    free(av);
+    return rc == 0 ? 0 : CLI_EXIT_ERROR; /* 1: the state; 2: a selection or usage */
+}
+
 /* The rest of mproc make, once the graph is built (rc: how that went). */
 static int run_graph(mproc_graph *g, int rc, struct make_out *mo, const char *file,
                      const char *state, struct make_flags f, char **targets, size_t ntargets)
 {
-    int dry = f.dry, status = f.status, graph = f.graph;
+    int dry = f.dry, graph = f.graph;
+    if (rc == 0 && f.status != 0) /* the state's commands: compmake's, as the library has them */
+        return state_command(g, state, f.status, targets, ntargets);
     long jobs = f.jobs;
     const char *joblog = f.joblog;
     if (rc == 0)
@@ -479,7 +518,7 @@ static int run_graph(mproc_graph *g, int rc, struct make_out *mo, const char *fi
         return CLI_EXIT_ERROR;
     }
     size_t n = 0;
-    if (dry || status || graph) {
+    if (dry || graph) {
         rc = mproc_graph_load(g, state);
         if (rc < 0) {
             cli_error("make: %s", mproc_graph_error(g));
@@ -504,8 +543,6 @@ static int run_graph(mproc_graph *g, int rc, struct make_out *mo, const char *fi
                     dot_str(name);
                     printf(";\n");
                 }
-            } else if (status) {
-                printf("%-30s %s%s%s\n", name, mproc_job_status_name(st), msg[0] ? "  " : "", msg);
             } else if (st != MPROC_JOB_DONE) {
                 printf("%s: %s\n", name,
                        st == MPROC_JOB_FAILED ? "would run: it failed before" : msg);

@@ -113,7 +113,7 @@ printf 'slow:\n    run: trap "" TERM; sleep 30; touch slow\nbad:\n    run: sleep
 expect_eq "halt now" 4 "$(status "$M" make -j2 --halt=now,fail=1 --joblog log -f J2)"
 [ -e slow ] && fail "--halt now: the running job was not ended"
 expect_eq "halt now: joblog" "1" "$(tail -n +2 log | wc -l)" # the ended job is not logged
-grep -q "^slow  *todo  new: never run" <<<"$("$M" make --status -f J2)" ||
+grep -q "^slow  *todo  *new: never run" <<<"$("$M" make --status -f J2)" ||
     fail "--halt now: the ended job is not todo: $("$M" make --status -f J2)"
 printf 'a:\n    run: true\nb:\n    run: true\nc: a b\n    run: touch c\n' > J3
 expect_eq "halt success" 0 "$(status "$M" make -j1 --halt now,success=1 -f J3)"
@@ -176,6 +176,21 @@ expect_eq "direct: no shell" "mproc" "$(cat p1)"
 expect_eq "direct: a shell for ;" "sh" "$(cat p2)"
 expect_eq "direct: a shell for cd" "sh" "$(cat p3)"
 grep -q "	0	0	./parent.sh p1$" log || fail "direct: joblog command: $(cat log)"
+cd .. || exit 1
+
+# the state's commands, with selections (names, globs, status words), as compmake's
+mkdir st && cd st || exit 1
+printf 'a:\n    run: echo hi\nb: a\n    run: exit 3\nc: b\n    run: true\nd:\n    run: true\n' > Jobfile
+"$M" make -j1 >/dev/null 2>&1
+expect_eq "status failed" "b                              failed       exited with status 3" \
+    "$("$M" make --status failed)"
+expect_eq "status glob" "a d" "$("$M" make --status '[ad]' | awk '{print $1}' | tr '\n' ' ' | sed 's/ $//')"
+expect_eq "stats" "4 jobs: 2 done, 1 failed, 1 blocked, 0 todo" "$("$M" make --stats)"
+grep -q "^code:     3$" <<<"$("$M" make --details b)" || fail "details: $("$M" make --details b)"
+expect_eq "details needs a job" 255 "$(status "$M" make --details)"
+expect_eq "no such job" 255 "$(status "$M" make --status nosuch)"
+expect_eq "clean" "forgot 1 job: it runs next time" "$("$M" make --clean d)"
+expect_eq "cleaned runs again" "d: new: never run" "$("$M" make -n | grep '^d:')"
 cd .. || exit 1
 
 # a target: only it and what it needs
