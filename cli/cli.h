@@ -136,6 +136,13 @@ void cli_input_close(cli_input *in);
 
 typedef struct cli_template cli_template;
 
+/* A character that means nothing to sh (letters, digits, _ . / , : + @ % -): a word of
+ * them runs the same without a shell. */
+int cli_safe_char(char c);
+/* Is the word w (n bytes) a shell builtin or keyword (a program of that name would
+ * not do the same, or there is none)? */
+int cli_is_builtin(const char *w, size_t n);
+
 /* Compile the command words (joined by spaces, as GNU parallel does). 0 or -ENOMEM. */
 int cli_template_new(cli_template **out, char **words, size_t n, size_t nsrc);
 void cli_template_free(cli_template *t);

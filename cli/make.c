@@ -112,18 +112,12 @@ static char *read_file(const char *path, size_t *len)
 enum { SIMPLE_WORDS = 64 };
 
 /* A run: line that needs no shell, split into words in buf (argv, NULL-terminated), as
- * GNU make runs such a recipe line: only plain words (letters, digits, _ - . / , : + @ %
- * and = past the first word) and a first word that is not a shell builtin or keyword.
+ * GNU make runs such a recipe line (and mproc run its commands): only plain words
+ * (cli_safe_char, and = past the first word) and a first word that is not a shell
+ * builtin or keyword.
  * Anything else (quotes, $, redirections, globs, ~, ;, |...) goes to sh. 1, or 0. */
 static int simple_argv(const char *line, char *buf, size_t n, char **argv)
 {
-    static const char *const shell_words[] = {
-        ".",       "!",        ":",      "alias", "bg",    "break", "case",     "cd",
-        "command", "continue", "do",     "done",  "elif",  "else",  "esac",     "eval",
-        "exec",    "exit",     "export", "fc",    "fg",    "fi",    "for",      "getopts",
-        "hash",    "if",       "in",     "jobs",  "local", "read",  "readonly", "return",
-        "set",     "shift",    "source", "then",  "times", "trap",  "type",     "ulimit",
-        "umask",   "unalias",  "unset",  "until", "wait",  "while", "{",        "}"};
     size_t len = strlen(line);
     if (len + 1 > n)
         return 0;
@@ -138,19 +132,14 @@ static int simple_argv(const char *line, char *buf, size_t n, char **argv)
             return 0;
         argv[argc++] = p;
         for (; *p != '\0' && *p != ' ' && *p != '\t'; p++) {
-            unsigned char c = (unsigned char)*p;
-            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  strchr("_-./,:+@%", c) != NULL || (c == '=' && argc > 1)))
+            if (!cli_safe_char(*p) && !(*p == '=' && argc > 1))
                 return 0;
         }
     }
     argv[argc] = NULL;
     if (argc == 0)
         return 0;
-    for (size_t k = 0; k < sizeof shell_words / sizeof shell_words[0]; k++)
-        if (strcmp(argv[0], shell_words[k]) == 0)
-            return 0;
-    return 1;
+    return !cli_is_builtin(argv[0], strlen(argv[0]));
 }
 
 /* What the parser hands each job to (add_job). */

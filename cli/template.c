@@ -69,7 +69,7 @@ int cli_buf_add(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
     return 0;
 }
 
-static int safe_char(char c)
+int cli_safe_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
            strchr("_./,:+@%-", c) != NULL;
@@ -80,7 +80,7 @@ int cli_shell_quote(char **buf, size_t *len, size_t *cap, const char *s)
     size_t n = strlen(s);
     int bare = n > 0;
     for (size_t i = 0; i < n && bare; i++)
-        bare = safe_char(s[i]);
+        bare = cli_safe_char(s[i]);
     if (bare)
         return cli_buf_add(buf, len, cap, s, n);
     if (cli_buf_add(buf, len, cap, "'", 1) < 0)
@@ -166,7 +166,7 @@ static size_t parse_rep(const char *s, piece *pc)
     return 0;
 }
 
-static int is_builtin(const char *w, size_t n)
+int cli_is_builtin(const char *w, size_t n)
 {
     static const char *const names[] = {
         "alias", "bg",    "break",  "cd",       "command", "continue", "echo",   "eval",
@@ -246,12 +246,12 @@ int cli_template_new(cli_template **out, char **words, size_t n, size_t nsrc)
             if (first_word)
                 first_len = i + 1 - first_start;
             in_word = 1;
-            if (!safe_char(c) && !(c == '=' && !first_word))
+            if (!cli_safe_char(c) && !(c == '=' && !first_word))
                 plain = 0;
         }
         i++;
     }
-    if (first_has_rep || first_len == 0 || is_builtin(t->text + first_start, first_len))
+    if (first_has_rep || first_len == 0 || cli_is_builtin(t->text + first_start, first_len))
         plain = 0;
     t->direct_ok = plain;
     t->raw_args = t->np > 0 && t->p[0].kind == P_ARG;

@@ -5,6 +5,8 @@
 
 #include "mproc/graph.h"
 
+#include "graph_util.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -23,19 +25,6 @@ static void tmpdir(char *dir, size_t size)
 {
     snprintf(dir, size, "/tmp/mproc-test-graph-XXXXXX");
     assert_non_null(mkdtemp(dir));
-}
-
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rmdir_all(const char *dir)
-{
-    assert_int_equal(nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS), 0);
 }
 
 static mproc_graph *graph(void)
@@ -587,22 +576,6 @@ static int run_logging(void *arg)
     int rc = run_state(g, k->state);
     mproc_graph_free(g);
     return rc == 0 ? 0 : 1;
-}
-
-static int integrity(const char *path)
-{
-    sqlite3 *db;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
-        return -1;
-    sqlite3_stmt *q;
-    int ok = -1;
-    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL) == SQLITE_OK) {
-        if (sqlite3_step(q) == SQLITE_ROW)
-            ok = strcmp((const char *)sqlite3_column_text(q, 0), "ok") == 0 ? 0 : -1;
-        sqlite3_finalize(q);
-    }
-    sqlite3_close(db);
-    return ok;
 }
 
 /* SIGKILL the runner at several moments, run again each time: in the end every job ran,

@@ -15,6 +15,8 @@
 
 #include "mproc/graph.h"
 
+#include "graph_util.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -29,19 +31,6 @@
 #include <unistd.h>
 
 enum { NJOBS = 1000, KILLS = 100, CHANGE_KILLS = 20, MAX_DEPS = 3, AT_ONCE = 2 };
-
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rmdir_all(const char *dir)
-{
-    assert_int_equal(nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS), 0);
-}
 
 /* The DAG: job i depends on up to MAX_DEPS distinct earlier jobs. */
 struct dag {
@@ -209,24 +198,6 @@ static void count_runs(const char *dir, int *count)
     fclose(f);
 }
 
-static int integrity(const char *dir)
-{
-    char path[300];
-    snprintf(path, sizeof path, "%s/state.db", dir);
-    sqlite3 *db;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
-        return -1;
-    sqlite3_stmt *q;
-    int ok = -1;
-    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &q, NULL) == SQLITE_OK) {
-        if (sqlite3_step(q) == SQLITE_ROW)
-            ok = strcmp((const char *)sqlite3_column_text(q, 0), "ok") == 0 ? 0 : -1;
-        sqlite3_finalize(q);
-    }
-    sqlite3_close(db);
-    return ok;
-}
-
 static double rand_between(unsigned *seed, double lo, double hi)
 {
     return lo + (hi - lo) * (double)rand_r(seed) / (double)RAND_MAX;
@@ -296,7 +267,7 @@ static void test_runner_killed_loop(void **state)
     kill_runner_loop(&a, KILLS, &seed);
     count_runs(dir, after);
     check_counts(before, after, all, KILLS);
-    assert_int_equal(integrity(dir), 0);
+    assert_int_equal(integrity_in(dir), 0);
     /* a change: one job's command; it and what is below it run again, nothing else */
     d.changed = NJOBS / 3;
     below(&d, d.changed, marked);
@@ -304,7 +275,7 @@ static void test_runner_killed_loop(void **state)
     kill_runner_loop(&a, CHANGE_KILLS, &seed);
     count_runs(dir, after);
     check_counts(before, after, marked, CHANGE_KILLS);
-    assert_int_equal(integrity(dir), 0);
+    assert_int_equal(integrity_in(dir), 0);
     /* the outputs are a clean run's (no state, never killed) */
     mproc_graph *g = command_graph(&d, clean);
     assert_int_equal(mproc_graph_run(g, &(mproc_graph_run_opts){.jobs = AT_ONCE}), 0);
@@ -368,7 +339,7 @@ static void test_worker_killed_loop(void **state)
     count_runs(dir, after);
     memset(before, 0, sizeof before);
     check_counts(before, after, all, kills);
-    assert_int_equal(integrity(dir), 0);
+    assert_int_equal(integrity_in(dir), 0);
     /* the outputs the state kept are a clean run's */
     char st[300];
     snprintf(st, sizeof st, "%s/state.db", dir);
