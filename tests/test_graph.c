@@ -1032,7 +1032,7 @@ int main(void)
         MPROC_TEST(test_state_full_disk_and_read_only),
         MPROC_TEST(test_fn_job_worker_killed),
         MPROC_TEST(test_stop),
-                MPROC_TEST(test_shared_slots),
+        MPROC_TEST(test_shared_slots),
         MPROC_TEST(test_runner_killed_leaves_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -171,7 +171,7 @@ static int run_graph(void *arg)
     char st[300];
     snprintf(st, sizeof st, "%s/state.db", a->dir);
     mproc_graph *g = a->fn ? fn_graph(a->d, a->dir) : command_graph(a->d, a->dir);
-        int rc = mproc_graph_run(g, &(mproc_graph_run_opts){.jobs = AT_ONCE, .state = st});
+    int rc = mproc_graph_run(g, &(mproc_graph_run_opts){.jobs = AT_ONCE, .state = st});
     mproc_job_info in; /* what went wrong, for the test's log */
     for (size_t i = 0; rc != 0 && mproc_graph_job(g, i, &in) == 0; i++)
         if (in.status == MPROC_JOB_FAILED)
@@ -335,7 +335,7 @@ static void test_worker_killed_loop(void **state)
             kills++;
     }
     assert_int_equal(mproc_test_wait(runner, 120), 0); /* every job done, by retries */
-    assert_true(kills > 10); /* the loop did kill, while the run ran */
+    assert_true(kills > 10);                           /* the loop did kill, while the run ran */
     count_runs(dir, after);
     memset(before, 0, sizeof before);
     check_counts(before, after, all, kills);
@@ -344,8 +344,7 @@ static void test_worker_killed_loop(void **state)
     char st[300];
     snprintf(st, sizeof st, "%s/state.db", dir);
     mproc_graph *g = fn_graph(&d, dir), *c = fn_graph(&d, dir);
-    assert_int_equal(mproc_graph_run(g, &(mproc_graph_run_opts){.jobs = AT_ONCE, .state = st}),
-                     0);
+    assert_int_equal(mproc_graph_run(g, &(mproc_graph_run_opts){.jobs = AT_ONCE, .state = st}), 0);
     mproc_graph_counts counts;
     assert_ok(mproc_graph_counts_get(g, &counts));
     assert_int_equal(counts.up_to_date, NJOBS); /* nothing ran again */
