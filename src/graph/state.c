@@ -5,9 +5,10 @@
  * a file from a newer mproc is refused, never rewritten). The runner is the only writer:
  * it holds an flock on the file for the whole run, which the kernel releases if it dies
  * (a second runner is refused at once; nobody ever has to "unlock"). WAL mode with
- * synchronous=NORMAL and exclusive locking: every outcome is its own transaction, committed as it arrives, and
- * a committed transaction survives the runner being killed at any instant (not a power
- * cut: that would need an fsync per job). A job is recorded only once it has an outcome:
+ * synchronous=NORMAL and SQLite's exclusive locking (the flock already makes the file
+ * ours): every outcome is its own transaction, committed as it arrives, and a committed
+ * transaction survives the runner being killed at any instant (not a power cut: that
+ * would need an fsync per job). A job is recorded only once it has an outcome:
  * what was in flight at a kill is simply not there, and runs again.
  *
  * What is refused with a message, never papered over with a fresh start: a file that is
