@@ -98,7 +98,7 @@ int mproc__state_open(struct gstate **out, const char *path, char *err, size_t n
     if (rc == SQLITE_OK && sqlite3_db_readonly(st->db, "main") == 1)
         rc = SQLITE_READONLY;
     int version = -1;
-        if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK)
         rc = sqlite3_busy_timeout(st->db, 1000);
     /* the flock makes us the file's only user: SQLite may hold its locks for the whole
        connection and keep the WAL's index in memory (no -shm file, no lock calls per
