@@ -535,6 +535,35 @@ static void test_spawn_exit_codes(void **state)
     assert_int_equal(spawn_code(killed, NULL), -SIGKILL);
 }
 
+/* Threads spawning at once, each on the exec stack it keeps, then exiting (which unmaps
+ * it): every child runs and reports its own code. */
+static void *spawn_many(void *arg)
+{
+    long code = (long)(intptr_t)arg;
+    char prog[32];
+    snprintf(prog, sizeof prog, "exit %ld", code);
+    char *argv[] = {"/bin/sh", "-c", prog, NULL};
+    for (int i = 0; i < 20; i++)
+        if (spawn_code(argv, NULL) != code)
+            return (void *)1;
+    return NULL;
+}
+
+static void test_spawn_from_threads(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 2; round++) { /* new threads: new stacks */
+        pthread_t t[4];
+        for (long k = 0; k < 4; k++)
+            assert_int_equal(pthread_create(&t[k], NULL, spawn_many, (void *)(intptr_t)(k + 3)), 0);
+        for (int k = 0; k < 4; k++) {
+            void *r;
+            assert_int_equal(pthread_join(t[k], &r), 0);
+            assert_null(r);
+        }
+    }
+}
+
 static void test_spawn_missing_program(void **state)
 {
     (void)state;
@@ -1190,6 +1219,7 @@ int main(void)
         MPROC_TEST(test_setsid_setpgid),
         MPROC_TEST(test_stdio_flushed_once),
         MPROC_TEST(test_spawn_exit_codes),
+        MPROC_TEST(test_spawn_from_threads),
         MPROC_TEST(test_spawn_missing_program),
         MPROC_TEST(test_spawn_not_executable),
         MPROC_TEST(test_spawn_redirects_stdio),
