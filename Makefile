@@ -27,7 +27,7 @@ all: build
 # missing, and only as root.
 DEPS_BUILD := gcc cmake pkg-config make libsqlite3-dev
 DEPS_TEST  := libcmocka-dev util-linux procps strace tmux python3 parallel time clang-format
-DEPS_BENCH := python3 parallel findutils make ninja-build python3-ruffus
+DEPS_BENCH := python3 parallel findutils make ninja-build python3-ruffus snakemake
 
 deps:
 	@./scripts/ensure-packages $(DEPS_BUILD) $(DEPS_TEST)
