@@ -23,14 +23,18 @@ all: build
 # (libmproc-graph is built only where it is found); the tests need cmocka, a few
 # everyday tools (taskset, unshare, strace, tmux, time), clang-format (the format check)
 # and GNU parallel (the reference the CLI tests compare with); the benchmarks need python3
-# and GNU parallel as anchors, make, ninja and Ruffus for the task graph. Installed only when
+# and GNU parallel as anchors, make, ninja, Snakemake and Ruffus for the task graph; Slurm
+# and munge, when they can be installed, give the --slurm tests a one-node cluster. Installed only when
 # missing, and only as root.
 DEPS_BUILD := gcc cmake pkg-config make libsqlite3-dev
 DEPS_TEST  := libcmocka-dev util-linux procps strace tmux python3 parallel time clang-format
 DEPS_BENCH := python3 parallel findutils make ninja-build python3-ruffus snakemake
+# Optional: a one-node Slurm for the --slurm tests (skipped where it cannot be installed).
+DEPS_SLURM := slurm-wlm munge
 
 deps:
 	@./scripts/ensure-packages $(DEPS_BUILD) $(DEPS_TEST)
+	@./scripts/ensure-packages $(DEPS_SLURM) || echo "mproc: no Slurm here: the --slurm tests will be skipped" >&2
 
 deps-bench:
 	@./scripts/ensure-packages $(DEPS_BUILD) $(DEPS_BENCH)

@@ -187,6 +187,8 @@ int cli_run_parse(cli_run_opts *o, int argc, char **argv)
                 o->resume = 2;
             } else if (strcmp(name, "--group") == 0) {
                 o->output = CLI_OUT_GROUP;
+            } else if (strcmp(name, "--slurm") == 0) {
+                o->slurm = 1;
             } else {
                 flag = 0;
                 v = opt_value(argc, argv, &i, att);
@@ -305,7 +307,7 @@ int cli_run_parse(cli_run_opts *o, int argc, char **argv)
         long usable = 1;
         int needs_cpus = strchr(jobs_spec, '%') || jobs_spec[0] == '+' || jobs_spec[0] == '-';
         if (needs_cpus)
-            usable = mproc_cpu_usable();
+            usable = o->slurm ? cli_slurm_cpus() : mproc_cpu_usable();
         long asked;
         if (cli_parse_jobs(jobs_spec, usable, most, &o->jobs) < 0 ||
             cli_parse_jobs(jobs_spec, usable, 1000000, &asked) < 0) {
@@ -317,7 +319,7 @@ int cli_run_parse(cli_run_opts *o, int argc, char **argv)
                       "(raise the limit: ulimit -n)",
                       o->jobs, asked);
     } else {
-        o->jobs = mproc_cpu_usable();
+        o->jobs = o->slurm ? cli_slurm_cpus() : mproc_cpu_usable(); /* --slurm: the allocation's */
         if (o->jobs < 1)
             o->jobs = 1;
         if (o->jobs > most)

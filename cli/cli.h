@@ -91,6 +91,7 @@ typedef struct cli_run_opts {
     double timeout;     /* --timeout seconds; 0: none */
     int retries;        /* --retries N: attempts in all, >= 1 */
     cli_halt halt;      /* --halt */
+    int slurm;          /* --slurm: each job a step of the Slurm allocation (slurm.c) */
 } cli_run_opts;
 
 /* Parse argv of `mproc run` (argv[0] is "run"). Returns 0, 1 when help was printed
@@ -214,6 +215,26 @@ void cli_jobserver_give(cli_jobserver *js);
 int cli_jobserver_fd(const cli_jobserver *js);
 /* Give every token back and close. */
 void cli_jobserver_close(cli_jobserver *js);
+
+/* ---- slurm.c: jobs placed by Slurm (--slurm) ------------------------------------ */
+
+/* What srun said about a step, read from its standard error (cli_slurm_line). */
+typedef struct cli_slurm_step {
+    char host[256]; /* the node it ran on ("" until known) */
+    int sig;        /* the signal that ended its task, as srun named it (0: none) */
+    int time_limit; /* Slurm cancelled it at its time limit */
+} cli_slurm_step;
+
+/* 0 inside an allocation; else -1 with a message saying how to get one. */
+int cli_slurm_ready(void);
+/* The allocation's CPUs: how many steps run at once by default. */
+long cli_slurm_cpus(void);
+/* The srun argv that runs argv (or, argv NULL, `/bin/sh -c shell_cmd`) as a step of one
+ * CPU. A malloc'd array (free it alone: the strings are borrowed), or NULL. */
+char **cli_slurm_argv(char *const *argv, const char *shell_cmd);
+/* One line (n bytes, with its newline) of a step's standard error: 1 when it is srun's
+ * or the host marker (read into st, not the job's output), 0 when it is the job's. */
+int cli_slurm_line(cli_slurm_step *st, const char *line, size_t n);
 
 /* ---- run.c: the scheduler ------------------------------------------------------ */
 

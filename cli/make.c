@@ -289,7 +289,7 @@ static void job_ended(const mproc_job_info *job, const void *out, size_t len, vo
             join_words(job->argv, cmd, sizeof cmd);
         else
             command_line(job->command != NULL ? job->command : job->name, cmd, sizeof cmd);
-        mo->log_rc = joblog_write(mo->joblog, job->index + 1, job->started, job->runtime, len,
+        mo->log_rc = joblog_write(mo->joblog, job->index + 1, NULL, job->started, job->runtime, len,
                                   exitval, sig, cmd);
     }
     if (mo->bar.mode != CLI_PROGRESS_OFF) /* counting is a walk over the jobs */

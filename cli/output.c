@@ -226,12 +226,13 @@ int joblog_read_done(const char *spec, int failed_only, joblog_done *d)
     return rc;
 }
 
-int joblog_write(int fd, unsigned long seq, double start, double runtime, size_t received,
-                 int exitval, int sig, const char *cmd)
+int joblog_write(int fd, unsigned long seq, const char *host, double start, double runtime,
+                 size_t received, int exitval, int sig, const char *cmd)
 {
-    char head[160];
-    int hl = snprintf(head, sizeof head, "%lu\t:\t%.3f\t%10.3f\t0\t%zu\t%d\t%d\t", seq, start,
-                      runtime, received, exitval, sig);
+    char head[420];
+    int hl = snprintf(head, sizeof head, "%lu\t%s\t%.3f\t%10.3f\t0\t%zu\t%d\t%d\t", seq,
+                      host != NULL && host[0] != '\0' ? host : ":", start, runtime, received,
+                      exitval, sig);
     if (hl < 0 || (size_t)hl >= sizeof head)
         return -EINVAL;
     size_t cl = strlen(cmd);

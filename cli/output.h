@@ -38,7 +38,7 @@ void joblog_done_release(joblog_done *d);
 /* One line in GNU parallel's format, written with a single write(2). A write that does
  * not go through whole (a full disk) is undone (the file is cut back to where the line
  * began), so the log never holds a torn line. 0 or -errno. */
-int joblog_write(int fd, unsigned long seq, double start, double runtime, size_t received,
-                 int exitval, int sig, const char *cmd);
+int joblog_write(int fd, unsigned long seq, const char *host, double start, double runtime,
+                 size_t received, int exitval, int sig, const char *cmd);
 
 #endif

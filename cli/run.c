@@ -78,6 +78,10 @@ typedef struct job {
     int done;
     int exitval, sig;
     unsigned long slot; /* 1-based while running */
+    /* --slurm: what srun said (slurm.c), and its standard error's unfinished line */
+    cli_slurm_step step;
+    char line[1024];
+    size_t nline;
 } job;
 
 typedef struct sched {
@@ -226,8 +230,14 @@ static int job_start(sched *s, job *j, unsigned long slot)
         .search_path = 1,
     };
     char **dargv = NULL;
-    int rc = cli_template_direct(s->tpl, j->args, j->seq, slot, &dargv);
-    if (rc == 0 && dargv) {
+    int rc = 0;
+    j->step = (cli_slurm_step){0};
+    j->nline = 0;
+    if (o->slurm) { /* a step of the allocation: srun runs the shell command */
+        char **sv = cli_slurm_argv(NULL, j->cmd);
+        rc = sv != NULL ? mproc_process_spawn(&j->proc, sv, &so) : -ENOMEM;
+        free(sv);
+    } else if ((rc = cli_template_direct(s->tpl, j->args, j->seq, slot, &dargv)) == 0 && dargv) {
         rc = mproc_process_spawn(&j->proc, dargv, &so);
         free(dargv);
         /* Not executable as a program (missing, a builtin, a script without #!):
@@ -273,8 +283,80 @@ static int job_start(sched *s, job *j, unsigned long slot)
 }
 
 /* Read what is available on a job's pipe k. Returns 1 at EOF (closed), 0 otherwise. */
+/* Append n bytes to a spool. 0 or -errno. */
+static int spool_append(spool *sp, const char *data, size_t n)
+{
+    while (n > 0) {
+        char *p;
+        size_t room;
+        int rc = spool_room(sp, &p, &room);
+        if (rc < 0)
+            return rc;
+        size_t c = room < n ? room : n;
+        memcpy(p, data, c);
+        spool_commit(sp, c);
+        data += c;
+        n -= c;
+    }
+    return 0;
+}
+
+/* --slurm: a step's standard error, line by line: srun's lines and the host marker are
+ * read (cli_slurm_line), the job's own go to its spool. At EOF (data NULL) the unfinished
+ * line is the job's. 0 or -errno. */
+static int slurm_stderr(job *j, const char *data, size_t n)
+{
+    int rc = 0;
+    if (data == NULL) {
+        if (j->nline > 0 && !cli_slurm_line(&j->step, j->line, j->nline))
+            rc = spool_append(&j->out[1], j->line, j->nline);
+        j->nline = 0;
+        return rc;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        j->line[j->nline++] = data[i];
+        if (data[i] == '\n' || j->nline == sizeof j->line) { /* a long line: the job's */
+            if (data[i] != '\n' || !cli_slurm_line(&j->step, j->line, j->nline))
+                rc = spool_append(&j->out[1], j->line, j->nline);
+            j->nline = 0;
+        }
+    }
+    return rc;
+}
+
 static int job_read(sched *s, job *j, int k, size_t limit)
 {
+    if (k == 1 && s->o->slurm) {
+        size_t total = 0;
+        while (j->fd[k] >= 0 && total < limit) {
+            char buf[4096];
+            ssize_t n = read(j->fd[k], buf, sizeof buf);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno == EAGAIN)
+                break;
+            int rc = slurm_stderr(j, n > 0 ? buf : NULL, n > 0 ? (size_t)n : 0);
+            if (rc < 0) {
+                if (!s->spool_said)
+                    cli_error("run: cannot hold a job's output in a temporary file in '%s': %s",
+                              spool_dir(), strerror(-rc));
+                s->spool_said = 1;
+                s->fatal = 1;
+                return 0;
+            }
+            if (n <= 0) {
+                close(j->fd[k]);
+                j->fd[k] = -1;
+                return 1;
+            }
+            total += (size_t)n;
+            if (s->o->output == CLI_OUT_LINE && !s->o->keep_order) {
+                cli_progress_clear(&s->prog);
+                spool_emit_lines(&j->out[k], &s->out, k + 1, j->tag);
+            }
+        }
+        return 0;
+    }
     size_t total = 0;
     while (j->fd[k] >= 0 && total < limit) {
         char *p;
@@ -378,6 +460,10 @@ static void job_finish(sched *s, job *j)
         code = -SIGKILL; /* cannot happen: the pidfd said it ended */
     j->exitval = code >= 0 ? code : 0;
     j->sig = code < 0 ? -code : 0;
+    if (s->o->slurm && j->step.sig != 0 && code == 128 + j->step.sig) { /* srun's way */
+        j->exitval = 0;
+        j->sig = j->step.sig;
+    }
     if (j->timed_out)
         j->exitval = -1;
     mproc_process_free(j->proc);
@@ -411,8 +497,8 @@ static void job_finish(sched *s, job *j)
         spool_reset(&j->out[0]);
         spool_reset(&j->out[1]);
     } else if (s->joblog_fd >= 0) {
-        rc = joblog_write(s->joblog_fd, j->seq, j->start_real, mono_now() - j->start_mono,
-                          j->received, j->exitval, j->sig, j->cmd);
+        rc = joblog_write(s->joblog_fd, j->seq, j->step.host, j->start_real,
+                          mono_now() - j->start_mono, j->received, j->exitval, j->sig, j->cmd);
         if (rc < 0 && !s->fatal) {
             /* A job finished but not logged would run again at --resume: stop now. */
             cli_error("run: cannot write --joblog '%s': %s", joblog_path(s->o->joblog),
@@ -733,6 +819,8 @@ static int loop(sched *s, int sig_rfd)
 
 int cli_run(const cli_run_opts *o)
 {
+    if (o->slurm && !o->dry_run && cli_slurm_ready() < 0)
+        return CLI_EXIT_ERROR;
     sched s = {.o = o, .joblog_fd = -1, .devnull = -1, .js = {.rfd = -1, .wfd = -1}};
     int status = CLI_EXIT_ERROR;
     int sp[2] = {-1, -1};

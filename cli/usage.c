@@ -55,6 +55,8 @@ static const char usage_run[] =
     "      --timeout S     kill a job (its process group: TERM, then KILL) after S seconds\n"
     "      --retries N     run a failing job up to N times\n"
     "      --halt WHEN,WHY=N  WHEN: now|soon, WHY: fail|success|done, N: count or N%\n"
+    "      --slurm         run each job as a Slurm job step (srun) of the allocation mproc\n"
+    "                      runs in (salloc, sbatch); -j defaults to its CPUs\n"
     "  -h, --help          this text\n"
     "\n"
     "Inside make -jN, jobs beyond the first take slots from make's jobserver (MAKEFLAGS).\n"

@@ -1,0 +1,118 @@
+/* cli/slurm.c - jobs placed by Slurm (`--slurm`): each job a step of the allocation.
+ *
+ * DESIGN (docs/slurm.md). Slurm is the engine: inside an allocation (SLURM_JOB_ID set,
+ * under salloc or in an sbatch script) each job runs as `srun --exact -N1 -n1 ...`, a job
+ * step on one CPU of the allocation, and everything else stays the scheduler's (run.c):
+ * the output is srun's, captured and grouped per job; srun's exit status is the task's
+ * (128 + N when a signal N ended it); a job we end gets SIGTERM, which srun forwards to
+ * its step before it exits. Through Slurm's commands rather than libslurm: srun is what
+ * a Slurm user runs by hand, is stable across Slurm versions (libslurm's API is not), and
+ * needs nothing at build time.
+ *
+ * What only the step knows (the node it ran on) comes back as the first line of its
+ * standard error, a marker that begins with the byte 0x1E; srun's own lines there
+ * ("srun: error: NODE: task 0: Killed", slurmstepd's "CANCELLED ... DUE TO TIME LIMIT")
+ * are taken out of the job's output and read: the signal that ended the task, the reason.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MARK "\036mproc-host "
+
+long cli_slurm_cpus(void)
+{
+    const char *v = getenv("SLURM_NTASKS"); /* salloc -n N */
+    if (v == NULL)
+        v = getenv("SLURM_CPUS_ON_NODE");
+    long n = v != NULL ? strtol(v, NULL, 10) : 0;
+    return n > 0 ? n : 1;
+}
+
+int cli_slurm_ready(void)
+{
+    if (getenv("SLURM_JOB_ID") != NULL)
+        return 0;
+    cli_error("--slurm: not inside a Slurm allocation (SLURM_JOB_ID is not set): run mproc "
+              "under one, e.g. 'salloc -n 8 mproc run --slurm ...' or from an sbatch script");
+    return -1;
+}
+
+/* The wrapper's script: the marker, then the job. As `sh -c SCRIPT sh ARGS...`, "$@" is
+ * the job's argv (a shell command is `/bin/sh -c CMD`). */
+static const char wrapper[] = "printf '" MARK "%s\\n' \"$SLURMD_NODENAME\" >&2; exec \"$@\"";
+
+char **cli_slurm_argv(char *const *argv, const char *shell_cmd)
+{
+    static const char *const head[] = {
+        "srun",    "--exact", "-N1",   "-n1", "--quiet", "--job-name=mproc",
+        "/bin/sh", "-c",      wrapper, "sh"};
+    size_t nh = sizeof head / sizeof head[0], na = 0;
+    if (argv != NULL)
+        while (argv[na] != NULL)
+            na++;
+    else
+        na = 3;
+    char **v = calloc(nh + na + 1, sizeof *v);
+    if (v == NULL)
+        return NULL;
+    for (size_t k = 0; k < nh; k++)
+        v[k] = (char *)head[k];
+    for (size_t k = 0; k < na; k++)
+        v[nh + k] = argv != NULL ? argv[k]
+                    : k == 0     ? (char *)"/bin/sh"
+                    : k == 1     ? (char *)"-c"
+                                 : (char *)shell_cmd;
+    return v;
+}
+
+/* A signal's number from the name srun gives it (strsignal's words), or 0. */
+static int signal_named(const char *name, size_t n)
+{
+    for (int sig = 1; sig < NSIG; sig++) {
+        const char *s = strsignal(sig);
+        if (s != NULL && strlen(s) == n && strncmp(s, name, n) == 0)
+            return sig;
+    }
+    return 0;
+}
+
+int cli_slurm_line(cli_slurm_step *st, const char *line, size_t n)
+{
+    size_t ml = sizeof MARK - 1;
+    if (n >= ml && memcmp(line, MARK, ml) == 0) {
+        size_t hl = n - ml;
+        if (hl >= sizeof st->host)
+            hl = sizeof st->host - 1;
+        memcpy(st->host, line + ml, hl);
+        st->host[hl] = '\0';
+        while (hl > 0 && (st->host[hl - 1] == '\n' || st->host[hl - 1] == '\r'))
+            st->host[--hl] = '\0';
+        return 1;
+    }
+    if (n >= 6 && memcmp(line, "srun: ", 6) == 0) {
+        /* "srun: error: NODE: task 0: Killed": the signal that ended the task */
+        const char *t = memmem(line, n, ": task ", 7);
+        const char *c = t != NULL ? memchr(t + 7, ':', n - (size_t)(t + 7 - line)) : NULL;
+        if (c != NULL && c + 2 <= line + n) {
+            const char *w = c + 2;
+            size_t wl = (size_t)(line + n - w);
+            while (wl > 0 && (w[wl - 1] == '\n' || w[wl - 1] == '\r'))
+                wl--;
+            int sig = signal_named(w, wl);
+            if (sig != 0)
+                st->sig = sig;
+        }
+        return 1;
+    }
+    if (n >= 10 && memcmp(line, "slurmstepd", 10) == 0) {
+        if (memmem(line, n, "DUE TO TIME LIMIT", 17) != NULL)
+            st->time_limit = 1;
+        return 1;
+    }
+    return 0;
+}

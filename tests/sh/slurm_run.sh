@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# mproc run --slurm on a one-node Slurm of our own (lib/slurm.bash): each job a step of
+# the allocation, with the same output, joblog and exit statuses as without Slurm, the
+# node in the joblog's Host column; a time limit or SIGTERM to mproc leaves no step.
+. "$(dirname "$0")/lib/cli.bash"
+. "$(dirname "$0")/lib/slurm.bash"
+work=$(mktemp -d /tmp/mproc-test-slurm-run-XXXXXX)
+trap 'slurm_stop; rm -rf "$work"' EXIT
+cd "$work" || exit 1
+
+# outside an allocation: a clear error before anything runs (no Slurm needed to say so)
+out=$(env -u SLURM_JOB_ID "$M" run --slurm echo ::: a 2>&1); rc=$?
+expect_eq "no allocation: status" 255 "$rc"
+grep -q "salloc" <<<"$out" || fail "no allocation: the message says how to get one: $out"
+
+slurm_start
+host=$(hostname -s)
+export M work
+# inside: `salloc -n2 bash -c SCRIPT`, the script's output back here
+in_alloc() { salloc -Q -n2 bash -c "$1" 2>&1; }
+
+# 200 jobs through Slurm equal the same without it
+in_alloc '
+    cd "$work"
+    "$M" run --slurm -k --joblog s.log "echo out {}; echo err {} >&2" ::: $(seq 200) >s.out 2>s.err
+    echo $? >s.rc
+    "$M" run -k --joblog p.log "echo out {}; echo err {} >&2" ::: $(seq 200) >p.out 2>p.err
+'
+expect_eq "200 jobs: status" 0 "$(cat s.rc)"
+expect_eq "200 jobs: stdout" "$(cat p.out)" "$(cat s.out)"
+expect_eq "200 jobs: stderr" "$(cat p.err)" "$(cat s.err)"
+cols() { tail -n +2 "$1" | cut -f1,5-9 | sort -n; }
+expect_eq "200 jobs: joblog" "$(cols p.log)" "$(cols s.log)"
+expect_eq "200 jobs: Host" "$host" "$(tail -n +2 s.log | cut -f2 | sort -u)"
+
+# exit statuses and signals, as without Slurm
+in_alloc '
+    cd "$work"
+    "$M" run --slurm -j1 -k --joblog s2.log "{}" ::: "exit 3" "kill -KILL \$\$" "kill -TERM \$\$" "true" >/dev/null 2>&1
+    echo $? >s2.rc
+    "$M" run -j1 -k --joblog p2.log "{}" ::: "exit 3" "kill -KILL \$\$" "kill -TERM \$\$" "true" >/dev/null 2>&1
+    echo $? >p2.rc
+'
+expect_eq "failures: status" "$(cat p2.rc)" "$(cat s2.rc)"
+expect_eq "failures: joblog" "$(cols p2.log)" "$(cols s2.log)"
+
+# --timeout ends the step; SIGTERM to mproc ends every step; nothing left in the allocation
+in_alloc '
+    cd "$work"
+    "$M" run --slurm --timeout 1 "sleep 30; echo late" ::: 1 >t.out 2>&1
+    echo $? >t.rc
+    sleep 1
+    squeue -h -s -j "$SLURM_JOB_ID" -o %i >t.steps
+    "$M" run --slurm "sleep 30; echo late" ::: 1 2 >k.out 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do [ "$(squeue -h -s -j "$SLURM_JOB_ID" | wc -l)" -ge 2 ] && break; sleep 0.1; done
+    squeue -h -s -j "$SLURM_JOB_ID" -o %i >k.before
+    kill -TERM $pid
+    wait $pid
+    echo $? >k.rc
+    sleep 1
+    squeue -h -s -j "$SLURM_JOB_ID" -o %i >k.steps
+'
+expect_eq "timeout: status" 1 "$(cat t.rc)"
+grep -q late t.out && fail "timeout: the job was not ended"
+expect_eq "timeout: no step left" "" "$(cat t.steps)"
+expect_eq "SIGTERM: steps were running" 2 "$(wc -l <k.before)"
+expect_eq "SIGTERM: status" 143 "$(cat k.rc)"
+expect_eq "SIGTERM: no step left" "" "$(cat k.steps)"
+finish
