@@ -223,6 +223,7 @@ typedef struct cli_slurm_step {
     char host[256]; /* the node it ran on ("" until known) */
     int sig;        /* the signal that ended its task, as srun named it (0: none) */
     int time_limit; /* Slurm cancelled it at its time limit */
+    int cancelled;  /* Slurm cancelled it otherwise (scancel, the allocation ended) */
 } cli_slurm_step;
 
 /* 0 inside an allocation; else -1 with a message saying how to get one. */

@@ -111,6 +111,7 @@ typedef struct sched {
     unsigned long total;    /* jobs made (== the total once input_done) */
     unsigned long all_jobs; /* --halt X%: every job, counted before the first starts */
     int spool_said;         /* a spool error was reported (once is enough) */
+    int slurm_said;         /* --slurm: a step could not start (said once) */
     int devnull;
     int fatal;
 } sched;
@@ -232,6 +233,7 @@ static int job_start(sched *s, job *j, unsigned long slot)
     char **dargv = NULL;
     int rc = 0;
     j->step = (cli_slurm_step){0};
+    j->halt_killed = 0;
     j->nline = 0;
     if (o->slurm) { /* a step of the allocation: srun runs the shell command */
         char **sv = cli_slurm_argv(NULL, j->cmd);
@@ -447,6 +449,29 @@ static void check_halt(sched *s, const job *j)
     }
 }
 
+/* --slurm: a step that Slurm cancelled (scancel, the allocation ended), or that never
+ * started (no node: srun could not make it, the allocation is gone), did not complete:
+ * like a job --halt now ended, it is neither printed nor logged, so --resume in a new
+ * allocation runs it. A step that never started stops the run: the rest would not start
+ * either. */
+static void slurm_incomplete(sched *s, job *j)
+{
+    int never = j->step.host[0] == '\0' && (j->exitval != 0 || j->sig != 0);
+    if (!never && !j->step.cancelled)
+        return;
+    j->halt_killed = 1;
+    if (j->exitval == 0 && j->sig == 0)
+        j->exitval = 1; /* it counts as failed */
+    if (never && !s->slurm_said) {
+        cli_error("--slurm: a job step could not start (has the allocation ended?): starting "
+                  "no more; the jobs that did not complete are not logged, so --resume in a "
+                  "new allocation runs them");
+        s->slurm_said = 1;
+    }
+    if (never)
+        s->stopping = 1;
+}
+
 /* The job's process ended: collect, maybe retry, log, print. */
 static void job_finish(sched *s, job *j)
 {
@@ -464,6 +489,8 @@ static void job_finish(sched *s, job *j)
         j->exitval = 0;
         j->sig = j->step.sig;
     }
+    if (s->o->slurm && !j->killed && !j->timed_out)
+        slurm_incomplete(s, j);
     if (j->timed_out)
         j->exitval = -1;
     mproc_process_free(j->proc);

@@ -112,6 +112,8 @@ int cli_slurm_line(cli_slurm_step *st, const char *line, size_t n)
     if (n >= 10 && memcmp(line, "slurmstepd", 10) == 0) {
         if (memmem(line, n, "DUE TO TIME LIMIT", 17) != NULL)
             st->time_limit = 1;
+        else if (memmem(line, n, "CANCELLED", 9) != NULL)
+            st->cancelled = 1; /* scancel, or the allocation ended under it */
         return 1;
     }
     return 0;

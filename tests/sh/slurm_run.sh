@@ -67,4 +67,35 @@ expect_eq "timeout: no step left" "" "$(cat t.steps)"
 expect_eq "SIGTERM: steps were running" 2 "$(wc -l <k.before)"
 expect_eq "SIGTERM: status" 143 "$(cat k.rc)"
 expect_eq "SIGTERM: no step left" "" "$(cat k.steps)"
+
+# --halt now,fail=1 ends the running steps
+in_alloc '
+    cd "$work"
+    "$M" run --slurm -j2 --halt now,fail=1 "{}" ::: "sleep 30; echo late" "sleep 0.5; exit 4" >h.out 2>&1
+    echo $? >h.rc
+    sleep 1
+    squeue -h -s -j "$SLURM_JOB_ID" -o %i >h.steps
+'
+expect_eq "halt now: status" 4 "$(cat h.rc)"
+grep -q late h.out && fail "halt now: the other job was not ended"
+expect_eq "halt now: no step left" "" "$(cat h.steps)"
+
+# the whole allocation cancelled half-way: what did not complete is not logged, and
+# --resume in a new allocation runs exactly that
+jobs6='echo start {}; sleep 1.5; echo done {}'
+salloc -Q -n2 "$M" run --slurm --joblog r.log "$jobs6" ::: 1 2 3 4 5 6 >r1.out 2>r1.err &
+spid=$!
+for _ in $(seq 100); do [ "$(grep -c done r1.out 2>/dev/null)" -ge 2 ] && break; sleep 0.1; done
+sleep 0.3
+scancel "$(squeue -h -o %i | head -1)"
+wait $spid
+logged=$(tail -n +2 r.log | wc -l)
+expect_eq "cancelled: only completed jobs logged" "$(grep -c '^done' r1.out)" "$logged"
+[ "$logged" -ge 2 ] && [ "$logged" -lt 6 ] || fail "cancelled: $logged jobs logged"
+expect_eq "cancelled: every logged job succeeded" "" "$(tail -n +2 r.log | awk -F'\t' '$7 != 0 || $8 != 0')"
+salloc -Q -n2 "$M" run --slurm --resume --joblog r.log "$jobs6" ::: 1 2 3 4 5 6 >r2.out 2>r2.err
+expect_eq "resume: status" 0 "$?"
+expect_eq "resume: each job done once in all" "$(seq 6)" \
+    "$(cat r1.out r2.out | sed -n 's/^done //p' | sort -n)"
+expect_eq "resume: all logged" 6 "$(tail -n +2 r.log | wc -l)"
 finish
