@@ -133,6 +133,8 @@ int cli_run_parse(cli_run_opts *o, int argc, char **argv)
     memset(o, 0, sizeof *o);
     o->delim = '\n';
     o->retries = 1;
+    o->argc = argc;
+    o->argv = argv;
     const char *jobs_spec = NULL;
     int i = 1;
     int rc = CLI_EXIT_ERROR;
@@ -194,7 +196,8 @@ int cli_run_parse(cli_run_opts *o, int argc, char **argv)
                 v = opt_value(argc, argv, &i, att);
                 if (!v && (strcmp(name, "--jobs") == 0 || strcmp(name, "--joblog") == 0 ||
                            strcmp(name, "--timeout") == 0 || strcmp(name, "--retries") == 0 ||
-                           strcmp(name, "--halt") == 0 || strcmp(name, "--arg-file") == 0)) {
+                           strcmp(name, "--halt") == 0 || strcmp(name, "--arg-file") == 0 ||
+                           strncmp(name, "--slurm-", 8) == 0 || strcmp(name, "--salloc") == 0)) {
                     rc = cli_usage_error("run", "run: option '%s' needs a value", name);
                     goto fail;
                 }
@@ -226,6 +229,30 @@ int cli_run_parse(cli_run_opts *o, int argc, char **argv)
                 } else if (strcmp(name, "--arg-file") == 0) {
                     if (add_source(o, (cli_source){.kind = CLI_SRC_FILE, .path = v}) < 0)
                         goto nomem;
+                } else if (strcmp(name, "--slurm-cpus") == 0) {
+                    if (parse_long(v, 1, 100000, &o->slurm_res.cpus) < 0) {
+                        rc = cli_usage_error("run", "run: bad --slurm-cpus '%s'", v);
+                        goto fail;
+                    }
+                    o->slurm = 1;
+                } else if (strcmp(name, "--slurm-mem") == 0) {
+                    if (!cli_slurm_mem_ok(v)) {
+                        rc = cli_usage_error("run", "run: bad --slurm-mem '%s' (e.g. 500M, 4G)", v);
+                        goto fail;
+                    }
+                    o->slurm_res.mem = v;
+                    o->slurm = 1;
+                } else if (strcmp(name, "--slurm-time") == 0) {
+                    if (!cli_slurm_time_ok(v)) {
+                        rc = cli_usage_error("run", "run: bad --slurm-time '%s' (e.g. 30, 1:00:00)",
+                                             v);
+                        goto fail;
+                    }
+                    o->slurm_res.time = v;
+                    o->slurm = 1;
+                } else if (strcmp(name, "--salloc") == 0) {
+                    o->salloc = v;
+                    o->slurm = 1;
                 } else {
                     rc = cli_usage_error("run", "run: unknown option '%s'", name);
                     goto fail;
@@ -319,7 +346,9 @@ int cli_run_parse(cli_run_opts *o, int argc, char **argv)
                       "(raise the limit: ulimit -n)",
                       o->jobs, asked);
     } else {
-        o->jobs = o->slurm ? cli_slurm_cpus() : mproc_cpu_usable(); /* --slurm: the allocation's */
+        /* --slurm: the allocation's CPUs, shared by steps of --slurm-cpus each */
+        o->jobs = !o->slurm ? mproc_cpu_usable()
+                            : cli_slurm_cpus() / (o->slurm_res.cpus > 0 ? o->slurm_res.cpus : 1);
         if (o->jobs < 1)
             o->jobs = 1;
         if (o->jobs > most)

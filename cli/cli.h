@@ -74,24 +74,35 @@ int cli_halt_reached(const cli_halt *h, const cli_halt_counts *c, int exitval, i
  * percent, the percentage of `of` jobs, rounded up. */
 int cli_failed_status(unsigned long failed, int percent, unsigned long of);
 
+/* What each step asks of Slurm (--slurm-cpus, --slurm-mem, --slurm-time): srun's
+ * --cpus-per-task, --mem and --time (0 / NULL: Slurm's defaults). */
+typedef struct cli_slurm_res {
+    long cpus;
+    const char *mem, *time;
+} cli_slurm_res;
+
 typedef struct cli_run_opts {
     char **cmd; /* the command words (borrowed from argv), ncmd may be 0 */
     size_t ncmd;
     cli_source *src; /* argument sources; none: standard input */
     size_t nsrc;
-    long jobs;          /* resolved job slots, >= 1 */
-    char delim;         /* '\n', or '\0' with -0 */
-    int keep_order;     /* -k */
-    int tag;            /* --tag */
-    int dry_run;        /* --dry-run */
-    int progress;       /* --bar, --eta: CLI_PROGRESS_* */
-    int output;         /* enum cli_output_mode */
-    const char *joblog; /* --joblog FILE ("+FILE" appends) */
-    int resume;         /* --resume: skip the jobs the joblog has; 2: --resume-failed */
-    double timeout;     /* --timeout seconds; 0: none */
-    int retries;        /* --retries N: attempts in all, >= 1 */
-    cli_halt halt;      /* --halt */
-    int slurm;          /* --slurm: each job a step of the Slurm allocation (slurm.c) */
+    long jobs;               /* resolved job slots, >= 1 */
+    char delim;              /* '\n', or '\0' with -0 */
+    int keep_order;          /* -k */
+    int tag;                 /* --tag */
+    int dry_run;             /* --dry-run */
+    int progress;            /* --bar, --eta: CLI_PROGRESS_* */
+    int output;              /* enum cli_output_mode */
+    const char *joblog;      /* --joblog FILE ("+FILE" appends) */
+    int resume;              /* --resume: skip the jobs the joblog has; 2: --resume-failed */
+    double timeout;          /* --timeout seconds; 0: none */
+    int retries;             /* --retries N: attempts in all, >= 1 */
+    cli_halt halt;           /* --halt */
+    int slurm;               /* --slurm: each job a step of the Slurm allocation (slurm.c) */
+    cli_slurm_res slurm_res; /* --slurm-cpus, --slurm-mem, --slurm-time */
+    const char *salloc;      /* --salloc OPTS: outside an allocation, ask for one */
+    int argc;                /* the arguments of `run` as given (for --salloc) */
+    char **argv;
 } cli_run_opts;
 
 /* Parse argv of `mproc run` (argv[0] is "run"). Returns 0, 1 when help was printed
@@ -224,15 +235,22 @@ typedef struct cli_slurm_step {
     int sig;        /* the signal that ended its task, as srun named it (0: none) */
     int time_limit; /* Slurm cancelled it at its time limit */
     int cancelled;  /* Slurm cancelled it otherwise (scancel, the allocation ended) */
+    char why[256];  /* srun's last line ("" if none): why a step could not start */
 } cli_slurm_step;
 
 /* 0 inside an allocation; else -1 with a message saying how to get one. */
 int cli_slurm_ready(void);
 /* The allocation's CPUs: how many steps run at once by default. */
 long cli_slurm_cpus(void);
-/* The srun argv that runs argv (or, argv NULL, `/bin/sh -c shell_cmd`) as a step of one
- * CPU. A malloc'd array (free it alone: the strings are borrowed), or NULL. */
-char **cli_slurm_argv(char *const *argv, const char *shell_cmd);
+/* The srun argv that runs `/bin/sh -c shell_cmd` as a step of one task with res. One
+ * malloc'd block (free it alone; shell_cmd is borrowed), or NULL. */
+char **cli_slurm_argv(const cli_slurm_res *res, const char *shell_cmd);
+/* Outside an allocation with --salloc OPTS: run argv (this mproc's, from "run") again under
+ * `salloc OPTS`; returns only on failure (-1, said). */
+int cli_slurm_salloc(const char *opts, int argc, char **argv);
+/* Is v a Slurm memory size (digits, then K, M, G or T) / time (digits, ':' and '-')? */
+int cli_slurm_mem_ok(const char *v);
+int cli_slurm_time_ok(const char *v);
 /* One line (n bytes, with its newline) of a step's standard error: 1 when it is srun's
  * or the host marker (read into st, not the job's output), 0 when it is the job's. */
 int cli_slurm_line(cli_slurm_step *st, const char *line, size_t n);

@@ -236,7 +236,7 @@ static int job_start(sched *s, job *j, unsigned long slot)
     j->halt_killed = 0;
     j->nline = 0;
     if (o->slurm) { /* a step of the allocation: srun runs the shell command */
-        char **sv = cli_slurm_argv(NULL, j->cmd);
+        char **sv = cli_slurm_argv(&o->slurm_res, j->cmd);
         rc = sv != NULL ? mproc_process_spawn(&j->proc, sv, &so) : -ENOMEM;
         free(sv);
     } else if ((rc = cli_template_direct(s->tpl, j->args, j->seq, slot, &dargv)) == 0 && dargv) {
@@ -463,9 +463,9 @@ static void slurm_incomplete(sched *s, job *j)
     if (j->exitval == 0 && j->sig == 0)
         j->exitval = 1; /* it counts as failed */
     if (never && !s->slurm_said) {
-        cli_error("--slurm: a job step could not start (has the allocation ended?): starting "
-                  "no more; the jobs that did not complete are not logged, so --resume in a "
-                  "new allocation runs them");
+        cli_error("--slurm: a job step could not start (%s): starting no more; the jobs that "
+                  "did not complete are not logged, so --resume in a new allocation runs them",
+                  j->step.why[0] ? j->step.why : "has the allocation ended?");
         s->slurm_said = 1;
     }
     if (never)
@@ -846,6 +846,8 @@ static int loop(sched *s, int sig_rfd)
 
 int cli_run(const cli_run_opts *o)
 {
+    if (o->slurm && !o->dry_run && getenv("SLURM_JOB_ID") == NULL && o->salloc != NULL)
+        return cli_slurm_salloc(o->salloc, o->argc, o->argv) < 0 ? CLI_EXIT_ERROR : 0;
     if (o->slurm && !o->dry_run && cli_slurm_ready() < 0)
         return CLI_EXIT_ERROR;
     sched s = {.o = o, .joblog_fd = -1, .devnull = -1, .js = {.rfd = -1, .wfd = -1}};

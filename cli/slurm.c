@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MARK "\036mproc-host "
 
@@ -46,28 +47,83 @@ int cli_slurm_ready(void)
  * the job's argv (a shell command is `/bin/sh -c CMD`). */
 static const char wrapper[] = "printf '" MARK "%s\\n' \"$SLURMD_NODENAME\" >&2; exec \"$@\"";
 
-char **cli_slurm_argv(char *const *argv, const char *shell_cmd)
+char **cli_slurm_argv(const cli_slurm_res *res, const char *shell_cmd)
 {
-    static const char *const head[] = {
-        "srun",    "--exact", "-N1",   "-n1", "--quiet", "--job-name=mproc",
-        "/bin/sh", "-c",      wrapper, "sh"};
-    size_t nh = sizeof head / sizeof head[0], na = 0;
-    if (argv != NULL)
-        while (argv[na] != NULL)
-            na++;
-    else
-        na = 3;
-    char **v = calloc(nh + na + 1, sizeof *v);
+    static const char *const head[] = {"srun", "--exact", "-N1",
+                                       "-n1",  "--quiet", "--job-name=mproc"};
+    static const char *const tail[] = {"/bin/sh", "-c", wrapper, "sh", "/bin/sh", "-c"};
+    /* head, 3 resource options, tail, the command, NULL */
+    enum { NH = sizeof head / sizeof head[0], NT = sizeof tail / sizeof tail[0] };
+    enum { MAXV = NH + 3 + NT + 2 };
+    /* the array, then the text of the resource options, in one block */
+    char **v = calloc(1, MAXV * sizeof *v + 3 * 160);
     if (v == NULL)
         return NULL;
-    for (size_t k = 0; k < nh; k++)
-        v[k] = (char *)head[k];
-    for (size_t k = 0; k < na; k++)
-        v[nh + k] = argv != NULL ? argv[k]
-                    : k == 0     ? (char *)"/bin/sh"
-                    : k == 1     ? (char *)"-c"
-                                 : (char *)shell_cmd;
+    char *text = (char *)(v + MAXV);
+    size_t n = 0;
+    for (; n < NH; n++)
+        v[n] = (char *)head[n];
+    if (res != NULL && res->cpus > 0) {
+        snprintf(text, 160, "--cpus-per-task=%ld", res->cpus);
+        v[n++] = text;
+    }
+    if (res != NULL && res->mem != NULL) {
+        snprintf(text + 160, 160, "--mem=%.150s", res->mem);
+        v[n++] = text + 160;
+    }
+    if (res != NULL && res->time != NULL) {
+        snprintf(text + 320, 160, "--time=%.150s", res->time);
+        v[n++] = text + 320;
+    }
+    for (size_t k = 0; k < NT; k++)
+        v[n++] = (char *)tail[k];
+    v[n++] = (char *)shell_cmd;
+    v[n] = NULL;
     return v;
+}
+
+int cli_slurm_mem_ok(const char *v)
+{
+    size_t d = strspn(v, "0123456789");
+    return d > 0 && (v[d] == '\0' || (strchr("KMGT", v[d]) != NULL && v[d + 1] == '\0'));
+}
+
+int cli_slurm_time_ok(const char *v)
+{
+    return v[0] >= '0' && v[0] <= '9' && strspn(v, "0123456789:-") == strlen(v);
+}
+
+int cli_slurm_salloc(const char *opts, int argc, char **argv)
+{
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) {
+        cli_error("--salloc: cannot find this program: %s", strerror(errno));
+        return -1;
+    }
+    self[len] = '\0';
+    char *copy = strdup(opts);
+    char **v = calloc(strlen(opts) / 2 + (size_t)argc + 4, sizeof *v);
+    if (copy == NULL || v == NULL) {
+        free(copy);
+        free(v);
+        cli_error("out of memory");
+        return -1;
+    }
+    size_t n = 0;
+    v[n++] = "salloc";
+    for (char *w = strtok(copy, " \t"); w != NULL; w = strtok(NULL, " \t"))
+        v[n++] = w; /* salloc's options, as a user would type them */
+    v[n++] = self;
+    for (int k = 0; k < argc; k++) /* "run" and its arguments: inside, SLURM_JOB_ID is set */
+        v[n++] = argv[k];
+    v[n] = NULL;
+    fflush(NULL);
+    execvp("salloc", v);
+    cli_error("--salloc: cannot run salloc: %s", strerror(errno));
+    free(copy);
+    free(v);
+    return -1;
 }
 
 /* A signal's number from the name srun gives it (strsignal's words), or 0. */
@@ -95,6 +151,11 @@ int cli_slurm_line(cli_slurm_step *st, const char *line, size_t n)
         return 1;
     }
     if (n >= 6 && memcmp(line, "srun: ", 6) == 0) {
+        size_t yl = n < sizeof st->why ? n : sizeof st->why - 1;
+        memcpy(st->why, line, yl);
+        while (yl > 0 && (st->why[yl - 1] == '\n' || st->why[yl - 1] == '\r'))
+            yl--;
+        st->why[yl] = '\0';
         /* "srun: error: NODE: task 0: Killed": the signal that ended the task */
         const char *t = memmem(line, n, ": task ", 7);
         const char *c = t != NULL ? memchr(t + 7, ':', n - (size_t)(t + 7 - line)) : NULL;

@@ -80,6 +80,31 @@ expect_eq "halt now: status" 4 "$(cat h.rc)"
 grep -q late h.out && fail "halt now: the other job was not ended"
 expect_eq "halt now: no step left" "" "$(cat h.steps)"
 
+# what each step asks for: CPUs (and -j follows: 2 CPUs, 2 per step, 1 at a time) and time
+in_alloc '
+    cd "$work"
+    "$M" run -k --slurm-cpus 2 --slurm-mem 10M --slurm-time 7 --joblog res.log \
+        "echo {} \$SLURM_CPUS_PER_TASK \$(squeue -h -s --steps=\$SLURM_JOB_ID.\$SLURM_STEP_ID -o %l)" \
+        ::: a b >res.out 2>&1
+    echo $? >res.rc
+'
+expect_eq "resources: status" 0 "$(cat res.rc)"
+expect_eq "resources: what the steps got" "a 2 7:00
+b 2 7:00" "$(cat res.out)"
+# -j from the allocation: 2 CPUs, 2 per step: one at a time (a second would find busy/)
+in_alloc '
+    cd "$work"
+    "$M" run --slurm-cpus 2 "mkdir busy || echo overlap; sleep 0.5; rmdir busy # {}" ::: 1 2 3 >one.out 2>&1
+'
+expect_eq "resources: one step at a time" "" "$(cat one.out)"
+expect_eq "bad --slurm-mem" 255 "$(status "$M" run --slurm-mem 12Q true ::: 1)"
+expect_eq "bad --slurm-time" 255 "$(status "$M" run --slurm-time soon true ::: 1)"
+# outside an allocation, --salloc asks for one
+out=$(env -u SLURM_JOB_ID "$M" run --salloc "-Q -n2" -k 'echo {} $SLURM_JOB_ID' ::: x y 2>&1)
+expect_eq "salloc: status" 0 "$?"
+[ "$(awk '{print $2}' <<<"$out" | sort -u | wc -l)" = 1 ] && grep -q "^x [0-9]" <<<"$out" ||
+    fail "salloc: both jobs in one new allocation: $out"
+
 # the whole allocation cancelled half-way: what did not complete is not logged, and
 # --resume in a new allocation runs exactly that
 jobs6='echo start {}; sleep 1.5; echo done {}'
