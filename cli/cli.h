@@ -242,8 +242,12 @@ typedef struct cli_slurm_step {
 int cli_slurm_ready(void);
 /* The allocation's CPUs: how many steps run at once by default. */
 long cli_slurm_cpus(void);
-/* The srun argv that runs `/bin/sh -c shell_cmd` as a step of one task with res. One
- * malloc'd block (free it alone; shell_cmd is borrowed), or NULL. */
+/* srun's words for a step of one task with res, NULL-terminated, with room for `more`
+ * words after them: one malloc'd block (free it alone), or NULL. */
+char **cli_slurm_launcher(const cli_slurm_res *res, size_t more);
+/* The srun argv that runs `/bin/sh -c shell_cmd` as a step of one task with res, the
+ * node marked first on its standard error. One malloc'd block (free it alone; shell_cmd
+ * is borrowed), or NULL. */
 char **cli_slurm_argv(const cli_slurm_res *res, const char *shell_cmd);
 /* Outside an allocation with --salloc OPTS: run argv (this mproc's, from "run") again under
  * `salloc OPTS`; returns only on failure (-1, said). */

@@ -34,6 +34,8 @@ void cli_make_usage(FILE *f)
           "                  [--keep-going | --halt RULE] [--retries N] [--timeout S]\n"
           "                  [--joblog FILE]\n"
           "                  [--bar | --eta] [TARGET...]\n"
+          "                  [--slurm] [--slurm-cpus N] [--slurm-mem SIZE] [--slurm-time T]\n"
+          "                  [--salloc OPTS]\n"
           "       mproc make [-f FILE] --status | --clean [SEL...] | --details JOB | --stats\n"
           "Runs the jobs of FILE (default: ./Jobfile) that are not up to date, upstream first,\n"
           "N at once (default: usable CPUs); with TARGETs, those and what they need.\n"
@@ -51,6 +53,9 @@ void cli_make_usage(FILE *f)
           "  --timeout S     a job's time limit in seconds (where it says none)\n"
           "  --joblog FILE   a line per job that ran, in GNU parallel's format (+FILE appends)\n"
           "  --bar, --eta    a progress line on stderr (with every job: no TARGETs)\n"
+          "  --slurm         each job a Slurm job step (srun) of the allocation mproc runs in;\n"
+          "                  -j defaults to its CPUs; --slurm-cpus, --slurm-mem, --slurm-time:\n"
+          "                  what each step asks for; --salloc OPTS: ask for an allocation\n"
           "The state is FILE's directory's .mproc/state.db; see docs/make.md.\n",
           f);
 }
@@ -308,6 +313,8 @@ struct make_flags {
     cli_halt halt;
     long jobs;
     const char *joblog;
+    int slurm; /* --slurm: each job a step of the allocation (slurm.c) */
+    cli_slurm_res res;
 };
 
 static int run_graph(mproc_graph *g, int rc, struct make_out *mo, const char *file,
@@ -321,6 +328,9 @@ int cmd_make(int argc, char **argv)
     cli_halt halt = {.when = CLI_HALT_NEVER};
     unsigned retries = 0;
     double timeout = 0;
+    int slurm = 0;
+    cli_slurm_res res = {0};
+    const char *salloc = NULL;
     int a = 1;
     for (; a < argc && argv[a][0] == '-' && argv[a][1] != '\0'; a++) {
         const char *o = argv[a];
@@ -372,10 +382,41 @@ int cmd_make(int argc, char **argv)
             timeout = strtod(argv[++a], &end);
             if (*end != '\0' || !(timeout > 0))
                 return cli_usage_error("make", "make: --timeout takes seconds > 0");
+        } else if (strcmp(o, "--slurm") == 0) {
+            slurm = 1;
+        } else if (strcmp(o, "--slurm-cpus") == 0 && a + 1 < argc) {
+            res.cpus = strtol(argv[++a], &end, 10);
+            if (*end != '\0' || res.cpus < 1 || res.cpus > 100000)
+                return cli_usage_error("make", "make: bad --slurm-cpus '%s'", argv[a]);
+            slurm = 1;
+        } else if (strcmp(o, "--slurm-mem") == 0 && a + 1 < argc) {
+            if (!cli_slurm_mem_ok(argv[++a]))
+                return cli_usage_error("make", "make: bad --slurm-mem '%s' (e.g. 500M, 4G)",
+                                       argv[a]);
+            res.mem = argv[a];
+            slurm = 1;
+        } else if (strcmp(o, "--slurm-time") == 0 && a + 1 < argc) {
+            if (!cli_slurm_time_ok(argv[++a]))
+                return cli_usage_error("make", "make: bad --slurm-time '%s' (e.g. 30, 1:00:00)",
+                                       argv[a]);
+            res.time = argv[a];
+            slurm = 1;
+        } else if (strcmp(o, "--salloc") == 0 && a + 1 < argc) {
+            salloc = argv[++a];
+            slurm = 1;
         } else {
             return cli_usage_error("make", "make: unknown option '%s'", o);
         }
     }
+    int runs = !dry && !status && !graph; /* the state's commands run nothing */
+    if (slurm && runs && getenv("SLURM_JOB_ID") == NULL && salloc != NULL)
+        return cli_slurm_salloc(salloc, argc, argv) < 0 ? CLI_EXIT_ERROR : 0;
+    if (slurm && runs && cli_slurm_ready() < 0)
+        return CLI_EXIT_ERROR;
+    if (slurm && jobs == 0) /* the allocation's CPUs, shared by steps of --slurm-cpus each */
+        jobs = cli_slurm_cpus() / (res.cpus > 0 ? res.cpus : 1) > 0
+                   ? cli_slurm_cpus() / (res.cpus > 0 ? res.cpus : 1)
+                   : 1;
     size_t len;
     char *text = read_file(file, &len);
     if (text == NULL) {
@@ -410,9 +451,10 @@ int cmd_make(int argc, char **argv)
     free(dir_copy);
     const char *state = ".mproc/state.db";
     struct make_out mo = {.joblog = -1, .n = ad.n};
-    int result = run_graph(g, 0, &mo, file, state,
-                           (struct make_flags){dry, status, graph, bar, halt, jobs, joblog},
-                           argv + a, (size_t)(argc - a));
+    int result =
+        run_graph(g, 0, &mo, file, state,
+                  (struct make_flags){dry, status, graph, bar, halt, jobs, joblog, slurm, res},
+                  argv + a, (size_t)(argc - a));
     mproc_graph_free(g);
     return result;
 }
@@ -559,13 +601,19 @@ static int run_graph(mproc_graph *g, int rc, struct make_out *mo, const char *fi
    (and mproc run) inside the jobs */
     cli_jobserver js;
     int served[2] = {-1, -1};
-    if (serve_jobs(&jobs, served) < 0) {
+    if (!f.slurm && serve_jobs(&jobs, served) < 0) { /* not across nodes */
         cli_error("make: cannot make the jobserver: %s", strerror(errno));
         return CLI_EXIT_ERROR;
     }
     cli_jobserver_open(&js, getenv("MAKEFLAGS"));
     if (js.serial)
-        jobs = 1; /* named but unusable: what make's own sub-makes do */
+        jobs = 1;           /* named but unusable: what make's own sub-makes do */
+    char **launcher = NULL; /* --slurm: each job through srun, a step of the allocation */
+    if (f.slurm && (launcher = cli_slurm_launcher(&f.res, 0)) == NULL) {
+        cli_error("make: out of memory");
+        cli_jobserver_close(&js);
+        return CLI_EXIT_ERROR;
+    }
     mproc_graph_run_opts ro = {.jobs = (int)jobs,
                                .on_done = job_ended,
                                .arg = mo,
@@ -575,8 +623,10 @@ static int run_graph(mproc_graph *g, int rc, struct make_out *mo, const char *fi
                                .slot_arg = &js,
                                .state = state,
                                .targets = (const char *const *)targets,
-                               .ntargets = ntargets};
+                               .ntargets = ntargets,
+                               .launcher = launcher};
     rc = mproc_graph_run(g, &ro);
+    free(launcher);
     cli_jobserver_close(&js);
     for (int k = 0; k < 2; k++)
         if (served[k] >= 0)

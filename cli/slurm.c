@@ -39,7 +39,8 @@ int cli_slurm_ready(void)
     if (getenv("SLURM_JOB_ID") != NULL)
         return 0;
     cli_error("--slurm: not inside a Slurm allocation (SLURM_JOB_ID is not set): run mproc "
-              "under one, e.g. 'salloc -n 8 mproc run --slurm ...' or from an sbatch script");
+              "under one ('salloc -n 8 mproc run --slurm ...', or from an sbatch script), or "
+              "let it ask for one with --salloc 'OPTS'");
     return -1;
 }
 
@@ -47,34 +48,48 @@ int cli_slurm_ready(void)
  * the job's argv (a shell command is `/bin/sh -c CMD`). */
 static const char wrapper[] = "printf '" MARK "%s\\n' \"$SLURMD_NODENAME\" >&2; exec \"$@\"";
 
-char **cli_slurm_argv(const cli_slurm_res *res, const char *shell_cmd)
+enum { RES_TEXT = 160 }; /* room for each resource option's text */
+
+char **cli_slurm_launcher(const cli_slurm_res *res, size_t more)
 {
     static const char *const head[] = {"srun", "--exact", "-N1",
                                        "-n1",  "--quiet", "--job-name=mproc"};
-    static const char *const tail[] = {"/bin/sh", "-c", wrapper, "sh", "/bin/sh", "-c"};
-    /* head, 3 resource options, tail, the command, NULL */
-    enum { NH = sizeof head / sizeof head[0], NT = sizeof tail / sizeof tail[0] };
-    enum { MAXV = NH + 3 + NT + 2 };
+    enum { NH = sizeof head / sizeof head[0] };
+    size_t slots = NH + 3 + more + 1; /* head, 3 resource options, more, NULL */
     /* the array, then the text of the resource options, in one block */
-    char **v = calloc(1, MAXV * sizeof *v + 3 * 160);
+    char **v = calloc(1, slots * sizeof *v + 3 * RES_TEXT);
     if (v == NULL)
         return NULL;
-    char *text = (char *)(v + MAXV);
+    char *text = (char *)(v + slots);
     size_t n = 0;
     for (; n < NH; n++)
         v[n] = (char *)head[n];
     if (res != NULL && res->cpus > 0) {
-        snprintf(text, 160, "--cpus-per-task=%ld", res->cpus);
+        snprintf(text, RES_TEXT, "--cpus-per-task=%ld", res->cpus);
         v[n++] = text;
     }
     if (res != NULL && res->mem != NULL) {
-        snprintf(text + 160, 160, "--mem=%.150s", res->mem);
-        v[n++] = text + 160;
+        snprintf(text + RES_TEXT, RES_TEXT, "--mem=%.150s", res->mem);
+        v[n++] = text + RES_TEXT;
     }
     if (res != NULL && res->time != NULL) {
-        snprintf(text + 320, 160, "--time=%.150s", res->time);
-        v[n++] = text + 320;
+        snprintf(text + 2 * RES_TEXT, RES_TEXT, "--time=%.150s", res->time);
+        v[n++] = text + 2 * RES_TEXT;
     }
+    v[n] = NULL;
+    return v;
+}
+
+char **cli_slurm_argv(const cli_slurm_res *res, const char *shell_cmd)
+{
+    static const char *const tail[] = {"/bin/sh", "-c", wrapper, "sh", "/bin/sh", "-c"};
+    enum { NT = sizeof tail / sizeof tail[0] };
+    char **v = cli_slurm_launcher(res, NT + 1);
+    if (v == NULL)
+        return NULL;
+    size_t n = 0;
+    while (v[n] != NULL)
+        n++;
     for (size_t k = 0; k < NT; k++)
         v[n++] = (char *)tail[k];
     v[n++] = (char *)shell_cmd;

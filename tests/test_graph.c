@@ -1015,6 +1015,39 @@ static void test_shared_slots(void **state)
     rmdir_all(dir);
 }
 
+/* A launcher: every command job runs through it, and where a job runs is not part of
+ * what it is built from (a run without it, then with it: nothing runs again). */
+static void test_launcher(void **state)
+{
+    (void)state;
+    char dir[256], db[300];
+    tmpdir(dir, sizeof dir);
+    snprintf(db, sizeof db, "%s/state.db", dir);
+    char *const launcher[] = {"env", "LAUNCHED=yes", NULL};
+    for (int round = 0; round < 3; round++) {
+        mproc_graph *g = graph();
+        add_cmd(g, "shell", "echo via ${LAUNCHED:-none}", NULL, 0);
+        assert_ok(mproc_graph_add(
+            g, "argv", &(mproc_job_opts){.argv = (char *[]){"printenv", "LAUNCHED", NULL}}));
+        /* round 0: through the launcher, no state; 1: without it, with a state; 2: with
+           both: up to date */
+        mproc_graph_run_opts o = {
+            .jobs = 2, .launcher = round != 1 ? launcher : NULL, .state = round != 0 ? db : NULL};
+        assert_int_equal(mproc_graph_run(g, &o), round == 1 ? 1 : 0); /* printenv: unset */
+        const void *out;
+        size_t len;
+        assert_ok(mproc_graph_output(g, "shell", &out, &len));
+        const char *want = round == 1 ? "via none\n" : round == 0 ? "via yes\n" : "via none\n";
+        assert_int_equal(len, strlen(want));
+        assert_memory_equal(out, want, len); /* round 2: up to date, round 1's output */
+        mproc_graph_counts c;
+        assert_ok(mproc_graph_counts_get(g, &c));
+        assert_int_equal(c.up_to_date, round == 2 ? 1 : 0);
+        mproc_graph_free(g);
+    }
+    rmdir_all(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1034,6 +1067,7 @@ int main(void)
         MPROC_TEST(test_stop),
         MPROC_TEST(test_shared_slots),
         MPROC_TEST(test_runner_killed_leaves_nothing),
+        MPROC_TEST(test_launcher),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

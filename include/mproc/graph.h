@@ -114,6 +114,12 @@ typedef struct mproc_graph_run_opts {
     void (*slot_give)(void *arg);
     int slot_fd;
     void *slot_arg;
+    /* An argv prefix every command job runs through (NULL-terminated; NULL: none): a
+       job `cmd` runs as launcher... /bin/sh -c cmd (an argv job as launcher... argv...),
+       e.g. srun's to run each job as a Slurm job step (mproc make --slurm), or a container
+       runtime's. Not part of a job's fingerprint: where a job runs is not what it is built
+       from. */
+    char *const *launcher;
 } mproc_graph_run_opts;
 
 /* Counts by status, for progress (mproc_graph_counts). */
@@ -201,8 +207,8 @@ typedef struct mproc_job_info {
     double started;      /* when its last try began (seconds since the epoch; 0: never) */
     double runtime;      /* seconds it took */
     int signal;          /* a command killed by a signal: that signal; else 0 */
-        const char *command; /* a command job's command (an argv job's program); NULL for a
-                            function */
+    const char *command; /* a command job's command (an argv job's program); NULL for a
+                        function */
     char *const *argv;   /* an argv job's argv (NULL-terminated); NULL for the others */
 } mproc_job_info;
 

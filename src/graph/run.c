@@ -108,8 +108,9 @@ struct runner {
     int slot_fd;
     void *slot_arg;
     size_t slots_held;
-    bool slot_wait;       /* a ready job waits for a slot: poll slot_fd */
-    struct gguard *guard; /* started with the first command job (guard.c) */
+    bool slot_wait;        /* a ready job waits for a slot: poll slot_fd */
+    struct gguard *guard;  /* started with the first command job (guard.c) */
+    char *const *launcher; /* mproc_graph_run_opts.launcher */
     bool guard_tried;
 };
 
@@ -449,14 +450,32 @@ static int start_cmd(struct runner *r, struct slot *s, const struct gjob *j)
     if (pipe2(fds, O_CLOEXEC) < 0)
         return -errno;
     /* its own process group: a time limit kills the job's whole tree (a shell's children);
-   the leader dies with the runner, the rest of the group by the guard */
+       the leader dies with the runner, the rest of the group by the guard */
     char *sh_argv[] = {"/bin/sh", "-c", j->command, NULL};
+    char **argv = j->kind == GJOB_SHELL ? sh_argv : j->argv, **full = NULL;
+    if (r->launcher != NULL) { /* the launcher's words, then the job's argv */
+        size_t nl = 0, na = 0;
+        while (r->launcher[nl] != NULL)
+            nl++;
+        while (argv[na] != NULL)
+            na++;
+        full = malloc((nl + na + 1) * sizeof *full);
+        if (full == NULL) {
+            close_fd(fds[0]);
+            close_fd(fds[1]);
+            return -ENOMEM;
+        }
+        memcpy(full, r->launcher, nl * sizeof *full);
+        memcpy(full + nl, argv, (na + 1) * sizeof *full);
+        argv = full;
+    }
     int rc = mproc_process_spawn(
-        &s->proc, j->kind == GJOB_SHELL ? sh_argv : j->argv,
+        &s->proc, argv,
         &(mproc_spawn_opts){.flags = MPROC_PROCESS_SETPGID | MPROC_PROCESS_DAEMON,
                             .stdout_fd = fds[1],
                             .stderr_fd = fds[1],
-                            .search_path = j->kind == GJOB_ARGV});
+                            .search_path = j->kind == GJOB_ARGV || full != NULL});
+    free(full);
     close_fd(fds[1]);
     if (rc < 0) {
         close_fd(fds[0]);
@@ -803,6 +822,7 @@ int mproc_graph_run(mproc_graph *g, const mproc_graph_run_opts *o)
                        .slot_give = o != NULL ? o->slot_give : NULL,
                        .slot_fd = o != NULL ? o->slot_fd : -1,
                        .slot_arg = o != NULL ? o->slot_arg : NULL,
+                       .launcher = o != NULL ? o->launcher : NULL,
                        .arg = o != NULL ? o->arg : NULL};
     r.max = o != NULL && o->jobs > 0 ? o->jobs : mproc_cpu_usable();
     if (r.max < 1)

@@ -123,4 +123,27 @@ expect_eq "resume: status" 0 "$?"
 expect_eq "resume: each job done once in all" "$(seq 6)" \
     "$(cat r1.out r2.out | sed -n 's/^done //p' | sort -n)"
 expect_eq "resume: all logged" 6 "$(tail -n +2 r.log | wc -l)"
+
+# mproc make --slurm: 100 jobs (10 chains of 10) as steps; the allocation cancelled
+# half-way; run again: only what had not completed runs (at most the 2 in flight again)
+mkdir mk && cd mk || exit 1
+for i in $(seq 0 99); do
+    printf 'j%d: %s\n    out: o%d\n    run: echo j%d >> runs.log; sleep 0.1; echo %d > o%d\n' \
+        "$i" "$([ "$i" -ge 10 ] && echo "j$((i - 10))")" "$i" "$i" "$i" "$i"
+done >Jobfile
+salloc -Q -n2 "$M" make --slurm >m1.out 2>&1 &
+spid=$!
+for _ in $(seq 300); do [ "$(cat runs.log 2>/dev/null | wc -l)" -ge 40 ] && break; sleep 0.1; done
+scancel "$(squeue -h -o %i | head -1)"
+wait $spid
+before=$(sort -u runs.log | wc -l)
+[ "$before" -ge 40 ] && [ "$before" -lt 100 ] || fail "make: cancelled after $before jobs"
+out=$(salloc -Q -n2 "$M" make --slurm 2>&1)
+expect_eq "make: resumed" 0 "$?"
+for i in $(seq 0 99); do [ "$(cat "o$i" 2>/dev/null)" = "$i" ] || fail "make: o$i"; done
+ran=$(wc -l <runs.log)
+[ "$ran" -le $((100 + 2)) ] || fail "make: $ran runs for 100 jobs (at most 2 again)"
+expect_eq "make: all done" "100 jobs: 100 done, 0 failed, 0 blocked, 0 todo" "$("$M" make --stats)"
+expect_eq "make: no allocation" 255 "$(status env -u SLURM_JOB_ID "$M" make --slurm)"
+cd .. || exit 1
 finish
