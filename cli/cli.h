@@ -256,7 +256,8 @@ int cli_slurm_salloc(const char *opts, int argc, char **argv);
 int cli_slurm_mem_ok(const char *v);
 int cli_slurm_time_ok(const char *v);
 /* One line (n bytes, with its newline) of a step's standard error: 1 when it is srun's
- * or the host marker (read into st, not the job's output), 0 when it is the job's. */
+ * or the host marker (read into st, not the job's output), 0 when it is the job's (or
+ * Slurm's reason for ending it at a limit, which the job's output keeps). */
 int cli_slurm_line(cli_slurm_step *st, const char *line, size_t n);
 
 /* ---- run.c: the scheduler ------------------------------------------------------ */

@@ -164,6 +164,8 @@ void cli_job_release(struct cli_job *b)
         free(lists[k]);
     }
     free(b->name);
+    free(b->mem);
+    free(b->time);
     *b = (struct cli_job){.line = b->line};
 }
 
@@ -249,7 +251,8 @@ static int parse_line(struct parser *p, struct logical *l)
         size_t key = k - i;
         if (k == n || s[k] != ':')
             return syntax(p, l->line[k < n ? k : n - 1], l->col[k < n ? k : n - 1] + (k == n),
-                          "expected a field ('in:', 'out:', 'run:', 'retries:' or 'timeout:')");
+                          "expected a field ('in:', 'out:', 'run:', 'retries:', 'timeout:', "
+                          "'cpus:', 'mem:' or 'time:')");
         const char *name = s + i;
         size_t v = k + 1;
         while (v < n && (s[v] == ' ' || s[v] == '\t'))
@@ -289,10 +292,32 @@ static int parse_line(struct parser *p, struct logical *l)
                 b->retries = (unsigned)d;
             else
                 b->timeout = d;
+        } else if (key == 4 && memcmp(name, "cpus", 4) == 0) {
+            char *e;
+            errno = 0;
+            long c = strtol(val, &e, 10);
+            if (val[0] < '0' || val[0] > '9' || *e != '\0' || errno != 0 || c < 1 || c > 100000) {
+                rc = syntax(p, line, l->col[v < n ? v : n - 1], "expected a count after 'cpus:'");
+                goto out;
+            }
+            b->cpus = c;
+        } else if ((key == 3 && memcmp(name, "mem", 3) == 0) ||
+                   (key == 4 && memcmp(name, "time", 4) == 0)) {
+            bool mem = name[0] == 'm';
+            if (!(mem ? cli_slurm_mem_ok(val) : cli_slurm_time_ok(val))) {
+                rc = syntax(p, line, l->col[v < n ? v : n - 1],
+                            mem ? "expected a size after 'mem:' (e.g. 500M, 4G)"
+                                : "expected a time after 'time:' (e.g. 30, 1:00:00)");
+                goto out;
+            }
+            char **to = mem ? &b->mem : &b->time;
+            free(*to);
+            if ((*to = dup_n(val, strlen(val))) == NULL)
+                rc = -ENOMEM;
         } else {
             rc = syntax(p, line, l->col[i],
                         "unknown field '%.*s' (expected in, out, run, "
-                        "retries or timeout)",
+                        "retries, timeout, cpus, mem or time)",
                         (int)key, name);
         }
         goto out;

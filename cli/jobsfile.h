@@ -10,7 +10,9 @@ struct cli_job {
     size_t ndeps, nin, nout, nrun;
     unsigned retries;
     double timeout; /* 0: none */
-    size_t line;    /* where its header is */
+    long cpus;      /* cpus:, mem:, time: what its Slurm step asks for (--slurm) */
+    char *mem, *time;
+    size_t line; /* where its header is */
 };
 
 /* Called with each job as soon as it is whole (its next job begins, or the file ends),

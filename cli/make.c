@@ -152,8 +152,10 @@ struct adding {
     mproc_graph *g;
     unsigned retries; /* --retries, --timeout: for jobs that set none */
     double timeout;
-    size_t n;     /* jobs added */
-    int graph_rc; /* mproc_graph_add failed: its code (mproc_graph_error says) */
+    size_t n;          /* jobs added */
+    int graph_rc;      /* mproc_graph_add failed: its code (mproc_graph_error says) */
+    int slurm;         /* --slurm: a job's cpus:, mem:, time: make it a launcher of its own */
+    cli_slurm_res res; /* --slurm-cpus, --slurm-mem, --slurm-time: for jobs that set none */
 };
 
 /* Add a parsed job to the graph as the parser reads it, then release it: a file of
@@ -190,9 +192,19 @@ static int add_job(struct cli_job *b, void *arg)
                         .noutputs = b->nout,
                         .retries = b->retries != 0 ? b->retries : ad->retries,
                         .timeout = b->timeout != 0 ? b->timeout : ad->timeout};
+    char **launcher = NULL; /* its own srun words: what its step asks for */
+    if (rc == 0 && ad->slurm && (b->cpus != 0 || b->mem != NULL || b->time != NULL)) {
+        cli_slurm_res res = {b->cpus != 0 ? b->cpus : ad->res.cpus,
+                             b->mem != NULL ? b->mem : ad->res.mem,
+                             b->time != NULL ? b->time : ad->res.time};
+        if ((launcher = cli_slurm_launcher(&res, 0)) == NULL)
+            rc = -ENOMEM;
+        o.launcher = launcher;
+    }
     if (rc == 0 && (rc = mproc_graph_add(ad->g, b->name, &o)) < 0)
         ad->graph_rc = rc;
     ad->n += rc == 0;
+    free(launcher);
     free(script);
     cli_job_release(b);
     return rc;
@@ -425,7 +437,7 @@ int cmd_make(int argc, char **argv)
     }
     mproc_graph *g = NULL;
     int rc = mproc_graph_new(&g);
-    struct adding ad = {.g = g, .retries = retries, .timeout = timeout};
+    struct adding ad = {.g = g, .retries = retries, .timeout = timeout, .slurm = slurm, .res = res};
     char err[600];
     if (rc == 0)
         rc = cli_jobs_parse(text, len, file, add_job, &ad, err, sizeof err);

@@ -12,7 +12,9 @@
  * What only the step knows (the node it ran on) comes back as the first line of its
  * standard error, a marker that begins with the byte 0x1E; srun's own lines there
  * ("srun: error: NODE: task 0: Killed", slurmstepd's "CANCELLED ... DUE TO TIME LIMIT")
- * are taken out of the job's output and read: the signal that ended the task, the reason.
+ * are taken out of the job's output and read (the signal that ended the task, a step
+ * cancelled), but for Slurm's reason when it ended a step at its time or memory limit,
+ * which stays in the job's standard error: it says why the job failed.
  */
 #include "cli.h"
 
@@ -186,9 +188,13 @@ int cli_slurm_line(cli_slurm_step *st, const char *line, size_t n)
         return 1;
     }
     if (n >= 10 && memcmp(line, "slurmstepd", 10) == 0) {
-        if (memmem(line, n, "DUE TO TIME LIMIT", 17) != NULL)
+        if (memmem(line, n, "DUE TO TIME LIMIT", 17) != NULL) {
             st->time_limit = 1;
-        else if (memmem(line, n, "CANCELLED", 9) != NULL)
+            return 0; /* Slurm's reason for the failure: the job's output keeps it */
+        }
+        if (memmem(line, n, "oom", 3) != NULL || memmem(line, n, "OOM", 3) != NULL)
+            return 0; /* the same for its memory limit */
+        if (memmem(line, n, "CANCELLED", 9) != NULL)
             st->cancelled = 1; /* scancel, or the allocation ended under it */
         return 1;
     }

@@ -82,8 +82,10 @@ typedef struct mproc_job_opts {
                                    writing one fails; a job whose outputs are gone runs again
                                    (with a state) */
     size_t noutputs;
-    double timeout;   /* seconds; 0: none. Past it the job fails (-MPROC_ETIMELIMIT) */
-    unsigned retries; /* times a failed job runs again before it counts as failed */
+    double timeout;        /* seconds; 0: none. Past it the job fails (-MPROC_ETIMELIMIT) */
+    unsigned retries;      /* times a failed job runs again before it counts as failed */
+    char *const *launcher; /* a command job's own launcher (copied), in place of the run's
+                              (mproc_graph_run_opts.launcher); NULL: the run's */
 } mproc_job_opts;
 
 /* How a graph runs. The zero value: as many jobs at once as usable CPUs, keep going

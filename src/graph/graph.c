@@ -179,6 +179,9 @@ int mproc_graph_add(mproc_graph *g, const char *name, const mproc_job_opts *o)
     j.ninputs = o->ninputs;
     j.noutputs = o->noutputs;
     j.inputs = o->ninputs > 0 ? arena_strings(g, o->inputs, o->ninputs) : NULL;
+    j.launcher = o->launcher != NULL
+                     ? arena_strings(g, (const char *const *)o->launcher, argv_len(o->launcher))
+                     : NULL;
     j.outputs = o->noutputs > 0 ? arena_strings(g, o->outputs, o->noutputs) : NULL;
     if (o->fn != NULL) {
         j.kind = GJOB_FN;
@@ -201,7 +204,7 @@ int mproc_graph_add(mproc_graph *g, const char *name, const mproc_job_opts *o)
     if (j.name == NULL || (o->ndeps > 0 && j.dep_names == NULL) ||
         (o->input_len > 0 && j.input == NULL) || (o->ninputs > 0 && j.inputs == NULL) ||
         (o->noutputs > 0 && j.outputs == NULL) || (j.kind == GJOB_SHELL && j.command == NULL) ||
-        (j.kind == GJOB_ARGV && j.argv == NULL))
+        (j.kind == GJOB_ARGV && j.argv == NULL) || (o->launcher != NULL && j.launcher == NULL))
         return -ENOMEM;
     if (o->input_len > 0)
         memcpy(j.input, o->input, o->input_len);

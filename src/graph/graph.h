@@ -37,6 +37,7 @@ struct gjob {
     char **inputs, **outputs; /* files (NULL-terminated) */
     size_t ninputs, noutputs;
     unsigned char *task_id; /* GJOB_FN: mproc_task_id */
+    char **launcher;        /* its own (NULL-terminated), or NULL: the run's */
     size_t task_id_len;
     double timeout;
     unsigned retries;

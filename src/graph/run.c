@@ -453,9 +453,10 @@ static int start_cmd(struct runner *r, struct slot *s, const struct gjob *j)
        the leader dies with the runner, the rest of the group by the guard */
     char *sh_argv[] = {"/bin/sh", "-c", j->command, NULL};
     char **argv = j->kind == GJOB_SHELL ? sh_argv : j->argv, **full = NULL;
-    if (r->launcher != NULL) { /* the launcher's words, then the job's argv */
+    char *const *launcher = j->launcher != NULL ? j->launcher : r->launcher;
+    if (launcher != NULL) { /* the launcher's words, then the job's argv */
         size_t nl = 0, na = 0;
-        while (r->launcher[nl] != NULL)
+        while (launcher[nl] != NULL)
             nl++;
         while (argv[na] != NULL)
             na++;
@@ -465,7 +466,7 @@ static int start_cmd(struct runner *r, struct slot *s, const struct gjob *j)
             close_fd(fds[1]);
             return -ENOMEM;
         }
-        memcpy(full, r->launcher, nl * sizeof *full);
+        memcpy(full, launcher, nl * sizeof *full);
         memcpy(full + nl, argv, (na + 1) * sizeof *full);
         argv = full;
     }

@@ -145,5 +145,28 @@ ran=$(wc -l <runs.log)
 [ "$ran" -le $((100 + 2)) ] || fail "make: $ran runs for 100 jobs (at most 2 again)"
 expect_eq "make: all done" "100 jobs: 100 done, 0 failed, 0 blocked, 0 todo" "$("$M" make --stats)"
 expect_eq "make: no allocation" 255 "$(status env -u SLURM_JOB_ID "$M" make --slurm)"
+# resources per job in the jobs file (cpus:, mem:, time:), and bad ones refused
+printf 'two:\n    cpus: 2\n    run: echo cpus=$SLURM_CPUS_PER_TASK\none:\n    run: echo cpus=$SLURM_CPUS_PER_TASK\n' \
+    >J2
+expect_eq "make: per-job cpus" "cpus=2
+cpus=" "$(salloc -Q -n2 "$M" make --slurm -j1 -f J2 2>&1)"
+printf 'x:\n    mem: lots\n    run: true\n' >J3
+expect_eq "make: bad mem" "mproc: J3:2:10: expected a size after 'mem:' (e.g. 500M, 4G)" \
+    "$("$M" make --slurm -n -f J3 2>&1)"
 cd .. || exit 1
+
+# Slurm's own time limit (it acts within about a minute and a half): the job fails, with
+# Slurm's reason in its output, under mproc run and mproc make at once
+printf 'slow:\n    time: 1\n    run: sleep 300; echo late\n' >mk/J4
+in_alloc '
+    cd "$work"
+    "$M" run --slurm-time 1 --joblog tl.log "sleep 300; echo late" ::: 1 >tl.out 2>&1 &
+    (cd mk && "$M" make --slurm -f J4 >../tm.out 2>&1; echo $? >../tm.rc) &
+    wait
+'
+grep -q "DUE TO TIME LIMIT" tl.out || fail "time limit: Slurm's reason: $(cat tl.out)"
+grep -q late tl.out && fail "time limit: the job ran on"
+expect_eq "time limit: logged as killed" "0	15" "$(tail -n +2 tl.log | cut -f7,8)"
+expect_eq "time limit: make" 1 "$(cat tm.rc)"
+grep -q "DUE TO TIME LIMIT" tm.out || fail "time limit: make: $(cat tm.out)"
 finish
