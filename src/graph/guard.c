@@ -8,10 +8,11 @@
  * command job, that knows the groups running: the runner tells it each group as the job
  * starts and before it reaps the job's leader (so the group's number cannot be reused in
  * between), through a socket whose other end only the runner holds. When the socket
- * reaches end of file, the runner is gone or done: the guard kills every group it still
- * knows and exits. It ignores the signals a terminal or a session sends (INT, QUIT, HUP,
- * TERM, TSTP) so that it is there to clean up; it holds no other descriptor, so it keeps
- * no pipe of the caller's open.
+ * reaches end of file, the runner is gone or done: the guard ends every group it still
+ * knows (SIGTERM, then SIGKILL a second later: a launcher such as srun ends its step
+ * elsewhere on SIGTERM) and exits. It ignores the signals a terminal or a session sends (INT, QUIT,
+ * HUP, TERM, TSTP) so that it is there to clean up; it holds no other descriptor, so it keeps no
+ * pipe of the caller's open.
  */
 #include "graph/graph.h"
 
@@ -19,7 +20,9 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -66,6 +69,19 @@ static int guard_main(void *arg)
                     }
             }
         }
+    }
+    /* SIGTERM first, as a time limit or a halt would: a job's launcher (srun) ends what it
+   started elsewhere (its step) on it; SIGKILL what is left a second later */
+    for (size_t i = 0; i < n; i++)
+        (void)kill(-groups[i], SIGTERM);
+    for (int tick = 0; tick < 20; tick++) {
+        bool any = false;
+        for (size_t i = 0; i < n && !any; i++)
+            any = kill(-groups[i], 0) == 0;
+        if (!any)
+            return 0;
+        struct timespec t = {0, 50 * 1000 * 1000};
+        (void)nanosleep(&t, NULL);
     }
     for (size_t i = 0; i < n; i++)
         (void)kill(-groups[i], SIGKILL);

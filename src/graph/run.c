@@ -472,7 +472,10 @@ static int start_cmd(struct runner *r, struct slot *s, const struct gjob *j)
     }
     int rc = mproc_process_spawn(
         &s->proc, argv,
-        &(mproc_spawn_opts){.flags = MPROC_PROCESS_SETPGID | MPROC_PROCESS_DAEMON,
+        /* a launcher (srun) is not killed outright with the runner: the guard's SIGTERM
+           lets it end what it started elsewhere first */
+        &(mproc_spawn_opts){.flags = MPROC_PROCESS_SETPGID |
+                                     (launcher != NULL ? 0u : MPROC_PROCESS_DAEMON),
                             .stdout_fd = fds[1],
                             .stderr_fd = fds[1],
                             .search_path = j->kind == GJOB_ARGV || full != NULL});

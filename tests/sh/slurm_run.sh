@@ -58,7 +58,7 @@ in_alloc '
     kill -TERM $pid
     wait $pid
     echo $? >k.rc
-    sleep 1
+    for _ in $(seq 100); do [ -z "$(squeue -h -s -j "$SLURM_JOB_ID")" ] && break; sleep 0.1; done
     squeue -h -s -j "$SLURM_JOB_ID" -o %i >k.steps
 '
 expect_eq "timeout: status" 1 "$(cat t.rc)"
@@ -145,6 +145,22 @@ ran=$(wc -l <runs.log)
 [ "$ran" -le $((100 + 2)) ] || fail "make: $ran runs for 100 jobs (at most 2 again)"
 expect_eq "make: all done" "100 jobs: 100 done, 0 failed, 0 blocked, 0 todo" "$("$M" make --stats)"
 expect_eq "make: no allocation" 255 "$(status env -u SLURM_JOB_ID "$M" make --slurm)"
+# SIGTERM to mproc make (which does not catch it): its guard ends the srun of each job,
+# which cancels the step: nothing left in the allocation (within 10 s: Slurm ends a step
+# asynchronously)
+printf 'a:\n    run: sleep 60\nb:\n    run: sleep 60\n' >J5
+in_alloc '
+    "$M" make --slurm -f J5 >/dev/null 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do [ "$(squeue -h -s -j "$SLURM_JOB_ID" | wc -l)" -ge 2 ] && break; sleep 0.1; done
+    squeue -h -s -j "$SLURM_JOB_ID" -o %i >mt.before
+    kill -TERM $pid
+    wait $pid
+    for _ in $(seq 100); do [ -z "$(squeue -h -s -j "$SLURM_JOB_ID")" ] && break; sleep 0.1; done
+    squeue -h -s -j "$SLURM_JOB_ID" -o %i >mt.steps
+'
+expect_eq "make SIGTERM: steps were running" 2 "$(wc -l <mt.before)"
+expect_eq "make SIGTERM: no step left" "" "$(cat mt.steps)"
 # resources per job in the jobs file (cpus:, mem:, time:), and bad ones refused
 printf 'two:\n    cpus: 2\n    run: echo cpus=$SLURM_CPUS_PER_TASK\none:\n    run: echo cpus=$SLURM_CPUS_PER_TASK\n' \
     >J2
