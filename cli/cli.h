@@ -242,9 +242,13 @@ typedef struct cli_slurm_step {
 int cli_slurm_ready(void);
 /* The allocation's CPUs: how many steps run at once by default. */
 long cli_slurm_cpus(void);
-/* srun's words for a step of one task with res, NULL-terminated, with room for `more`
- * words after them: one malloc'd block (free it alone), or NULL. */
-char **cli_slurm_launcher(const cli_slurm_res *res, size_t more);
+/* srun's words for a step of one task with res (with mark, then a shell that marks the
+ * node first on the step's standard error and execs the words after), NULL-terminated,
+ * with room for `more` words after them: one malloc'd block (free it alone), or NULL. */
+char **cli_slurm_launcher(const cli_slurm_res *res, int mark, size_t more);
+/* Take the node marker's line out of a step's output (len bytes; *len shrinks), its node
+ * into host: 1, or 0 when there is none. */
+int cli_slurm_take_host(char *out, size_t *len, char *host, size_t hostlen);
 /* The srun argv that runs `/bin/sh -c shell_cmd` as a step of one task with res, the
  * node marked first on its standard error. One malloc'd block (free it alone; shell_cmd
  * is borrowed), or NULL. */

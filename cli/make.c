@@ -197,7 +197,7 @@ static int add_job(struct cli_job *b, void *arg)
         cli_slurm_res res = {b->cpus != 0 ? b->cpus : ad->res.cpus,
                              b->mem != NULL ? b->mem : ad->res.mem,
                              b->time != NULL ? b->time : ad->res.time};
-        if ((launcher = cli_slurm_launcher(&res, 0)) == NULL)
+        if ((launcher = cli_slurm_launcher(&res, 1, 0)) == NULL)
             rc = -ENOMEM;
         o.launcher = launcher;
     }
@@ -249,6 +249,7 @@ struct make_out {
     cli_halt_counts hc;   /* what --halt looks at */
     int halted;           /* --halt's rule was met: the run's exit status is halt_status */
     int halt_status;
+    char **hosts; /* --slurm: the node each job ran on (the joblog's Host), or NULL */
 };
 
 /* Jobs ended, up to date, failed or blocked: done for the progress line. */
@@ -276,6 +277,18 @@ static void command_line(const char *script, char *buf, size_t n)
         }
     }
     buf[o] = '\0';
+}
+
+/* --slurm: a job's output without the line its step wrote naming its node (kept for the
+ * joblog's Host). */
+static void take_host(size_t job, unsigned char *out, size_t *len, void *arg)
+{
+    struct make_out *mo = arg;
+    char host[256];
+    if (mo->hosts != NULL && cli_slurm_take_host((char *)out, len, host, sizeof host)) {
+        free(mo->hosts[job]);
+        mo->hosts[job] = strdup(host); /* NULL without memory: the joblog says ':' */
+    }
 }
 
 /* As a job ends: its output and joblog line, the progress line, and --halt's rule. */
@@ -306,8 +319,9 @@ static void job_ended(const mproc_job_info *job, const void *out, size_t len, vo
             join_words(job->argv, cmd, sizeof cmd);
         else
             command_line(job->command != NULL ? job->command : job->name, cmd, sizeof cmd);
-        mo->log_rc = joblog_write(mo->joblog, job->index + 1, NULL, job->started, job->runtime, len,
-                                  exitval, sig, cmd);
+        mo->log_rc = joblog_write(mo->joblog, job->index + 1,
+                                  mo->hosts != NULL ? mo->hosts[job->index] : NULL, job->started,
+                                  job->runtime, len, exitval, sig, cmd);
     }
     if (mo->bar.mode != CLI_PROGRESS_OFF) /* counting is a walk over the jobs */
         cli_progress_draw(&mo->bar, jobs_settled(mo->g), mo->wanted, 1, 0);
@@ -621,7 +635,7 @@ static int run_graph(mproc_graph *g, int rc, struct make_out *mo, const char *fi
     if (js.serial)
         jobs = 1;           /* named but unusable: what make's own sub-makes do */
     char **launcher = NULL; /* --slurm: each job through srun, a step of the allocation */
-    if (f.slurm && (launcher = cli_slurm_launcher(&f.res, 0)) == NULL) {
+    if (f.slurm && (launcher = cli_slurm_launcher(&f.res, 1, 0)) == NULL) {
         cli_error("make: out of memory");
         cli_jobserver_close(&js);
         return CLI_EXIT_ERROR;
@@ -636,9 +650,16 @@ static int run_graph(mproc_graph *g, int rc, struct make_out *mo, const char *fi
                                .state = state,
                                .targets = (const char *const *)targets,
                                .ntargets = ntargets,
-                               .launcher = launcher};
+                               .launcher = launcher,
+                               .out_filter = f.slurm ? take_host : NULL};
+    if (f.slurm)
+        mo->hosts = calloc(mo->n ? mo->n : 1, sizeof *mo->hosts);
     rc = mproc_graph_run(g, &ro);
     free(launcher);
+    for (size_t k = 0; mo->hosts != NULL && k < mo->n; k++)
+        free(mo->hosts[k]);
+    free(mo->hosts);
+    mo->hosts = NULL;
     cli_jobserver_close(&js);
     for (int k = 0; k < 2; k++)
         if (served[k] >= 0)

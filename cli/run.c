@@ -729,10 +729,13 @@ static void handle_signals(sched *s, int rfd)
             if (!s->stop_sig)
                 s->stop_sig = sig;
             if (s->nsignals == 1) {
+                /* --slurm: srun takes a first SIGINT as "print the status"; SIGTERM is what
+                   makes it end its step */
+                int fwd = s->o->slurm ? SIGTERM : sig;
                 for (long k = 0; k < s->o->jobs; k++) {
                     if (s->slots[k]) {
                         s->slots[k]->killed = 1;
-                        job_signal(s->slots[k], sig);
+                        job_signal(s->slots[k], fwd);
                     }
                 }
             } else {

@@ -52,12 +52,14 @@ static const char wrapper[] = "printf '" MARK "%s\\n' \"$SLURMD_NODENAME\" >&2; 
 
 enum { RES_TEXT = 160 }; /* room for each resource option's text */
 
-char **cli_slurm_launcher(const cli_slurm_res *res, size_t more)
+char **cli_slurm_launcher(const cli_slurm_res *res, int mark, size_t more)
 {
     static const char *const head[] = {"srun", "--exact", "-N1",
                                        "-n1",  "--quiet", "--job-name=mproc"};
     enum { NH = sizeof head / sizeof head[0] };
-    size_t slots = NH + 3 + more + 1; /* head, 3 resource options, more, NULL */
+    static const char *const marker[] = {"/bin/sh", "-c", wrapper, "sh"};
+    enum { NM = sizeof marker / sizeof marker[0] };
+    size_t slots = NH + 3 + NM + more + 1; /* head, 3 resource options, marker, more, NULL */
     /* the array, then the text of the resource options, in one block */
     char **v = calloc(1, slots * sizeof *v + 3 * RES_TEXT);
     if (v == NULL)
@@ -78,15 +80,38 @@ char **cli_slurm_launcher(const cli_slurm_res *res, size_t more)
         snprintf(text + 2 * RES_TEXT, RES_TEXT, "--time=%.150s", res->time);
         v[n++] = text + 2 * RES_TEXT;
     }
+    for (size_t k = 0; mark && k < NM; k++) /* then: sh -c 'mark; exec "$@"' sh ARGV... */
+        v[n++] = (char *)marker[k];
     v[n] = NULL;
     return v;
 }
 
+int cli_slurm_take_host(char *out, size_t *len, char *host, size_t hostlen)
+{
+    size_t ml = sizeof MARK - 1;
+    for (size_t at = 0; at + ml <= *len;) {
+        char *nl = memchr(out + at, '\n', *len - at);
+        size_t end = nl != NULL ? (size_t)(nl - out) + 1 : *len;
+        if (memcmp(out + at, MARK, ml) == 0) {
+            size_t hl = end - at - ml - (nl != NULL);
+            if (hl >= hostlen)
+                hl = hostlen - 1;
+            memcpy(host, out + at + ml, hl);
+            host[hl] = '\0';
+            memmove(out + at, out + end, *len - end);
+            *len -= end - at;
+            return 1;
+        }
+        at = end;
+    }
+    return 0;
+}
+
 char **cli_slurm_argv(const cli_slurm_res *res, const char *shell_cmd)
 {
-    static const char *const tail[] = {"/bin/sh", "-c", wrapper, "sh", "/bin/sh", "-c"};
+    static const char *const tail[] = {"/bin/sh", "-c"};
     enum { NT = sizeof tail / sizeof tail[0] };
-    char **v = cli_slurm_launcher(res, NT + 1);
+    char **v = cli_slurm_launcher(res, 1, NT + 1);
     if (v == NULL)
         return NULL;
     size_t n = 0;

@@ -1048,6 +1048,46 @@ static void test_launcher(void **state)
     rmdir_all(dir);
 }
 
+/* out_filter sees a command job's output first: what it takes out is gone for everyone
+ * after it (the output kept, on_done). */
+static void drop_hash_lines(size_t job, unsigned char *out, size_t *len, void *arg)
+{
+    int *calls = arg;
+    (*calls)++;
+    (void)job;
+    size_t w = 0;
+    for (size_t r = 0; r < *len;) {
+        size_t e = r;
+        while (e < *len && out[e] != '\n')
+            e++;
+        e += e < *len;
+        if (out[r] != '#') {
+            memmove(out + w, out + r, e - r);
+            w += e - r;
+        }
+        r = e;
+    }
+    *len = w;
+}
+
+static void test_out_filter(void **state)
+{
+    (void)state;
+    mproc_graph *g = graph();
+    add_cmd(g, "a", "echo one; echo '# launcher line'; echo two", NULL, 0);
+    int calls = 0;
+    assert_int_equal(
+        mproc_graph_run(g, &(mproc_graph_run_opts){.out_filter = drop_hash_lines, .arg = &calls}),
+        0);
+    assert_int_equal(calls, 1);
+    const void *out;
+    size_t len;
+    assert_ok(mproc_graph_output(g, "a", &out, &len));
+    assert_int_equal(len, 8);
+    assert_memory_equal(out, "one\ntwo\n", 8);
+    mproc_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1068,6 +1108,7 @@ int main(void)
         MPROC_TEST(test_shared_slots),
         MPROC_TEST(test_runner_killed_leaves_nothing),
         MPROC_TEST(test_launcher),
+        MPROC_TEST(test_out_filter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -122,6 +122,11 @@ typedef struct mproc_graph_run_opts {
        runtime's. Not part of a job's fingerprint: where a job runs is not what it is built
        from. */
     char *const *launcher;
+    /* Called in the running thread with a command job's captured output as the job ends,
+       before anything else sees it (the state, its output hash, on_done): it may take
+       bytes out (shrinking *len), e.g. lines a launcher adds (mproc make --slurm takes out
+       the node a step reports). job: the job's position. Gets `arg`. NULL: none. */
+    void (*out_filter)(size_t job, unsigned char *out, size_t *len, void *arg);
 } mproc_graph_run_opts;
 
 /* Counts by status, for progress (mproc_graph_counts). */

@@ -111,6 +111,7 @@ struct runner {
     bool slot_wait;        /* a ready job waits for a slot: poll slot_fd */
     struct gguard *guard;  /* started with the first command job (guard.c) */
     char *const *launcher; /* mproc_graph_run_opts.launcher */
+    void (*out_filter)(size_t job, unsigned char *out, size_t *len, void *arg);
     bool guard_tried;
 };
 
@@ -686,6 +687,8 @@ static void finish_cmd(struct runner *r, struct slot *s)
     j->out = s->buf;
     j->out_len = s->len;
     s->buf = NULL;
+    if (r->out_filter != NULL && j->out != NULL)
+        r->out_filter(s->job, j->out, &j->out_len, r->arg);
     size_t i = s->job;
     bool killed = s->killed;
     bool halted = s->halted;
@@ -827,6 +830,7 @@ int mproc_graph_run(mproc_graph *g, const mproc_graph_run_opts *o)
                        .slot_fd = o != NULL ? o->slot_fd : -1,
                        .slot_arg = o != NULL ? o->slot_arg : NULL,
                        .launcher = o != NULL ? o->launcher : NULL,
+                       .out_filter = o != NULL ? o->out_filter : NULL,
                        .arg = o != NULL ? o->arg : NULL};
     r.max = o != NULL && o->jobs > 0 ? o->jobs : mproc_cpu_usable();
     if (r.max < 1)

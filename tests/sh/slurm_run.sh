@@ -67,6 +67,21 @@ expect_eq "timeout: no step left" "" "$(cat t.steps)"
 expect_eq "SIGTERM: steps were running" 2 "$(wc -l <k.before)"
 expect_eq "SIGTERM: status" 143 "$(cat k.rc)"
 expect_eq "SIGTERM: no step left" "" "$(cat k.steps)"
+# SIGINT (Ctrl-C) too: srun would only print its status on one; mproc sends it SIGTERM
+in_alloc '
+    cd "$work"
+    set -m # a background job of a script would otherwise start with SIGINT ignored
+    "$M" run --slurm "sleep 30; echo late" ::: 1 2 >i.out 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do [ "$(squeue -h -s -j "$SLURM_JOB_ID" | wc -l)" -ge 2 ] && break; sleep 0.1; done
+    kill -INT $pid
+    wait $pid
+    echo $? >i.rc
+    for _ in $(seq 100); do [ -z "$(squeue -h -s -j "$SLURM_JOB_ID")" ] && break; sleep 0.1; done
+    squeue -h -s -j "$SLURM_JOB_ID" -o %i >i.steps
+'
+expect_eq "SIGINT: status" 130 "$(cat i.rc)"
+expect_eq "SIGINT: no step left" "" "$(cat i.steps)"
 
 # --halt now,fail=1 ends the running steps
 in_alloc '
@@ -165,7 +180,8 @@ expect_eq "make SIGTERM: no step left" "" "$(cat mt.steps)"
 printf 'two:\n    cpus: 2\n    run: echo cpus=$SLURM_CPUS_PER_TASK\none:\n    run: echo cpus=$SLURM_CPUS_PER_TASK\n' \
     >J2
 expect_eq "make: per-job cpus" "cpus=2
-cpus=" "$(salloc -Q -n2 "$M" make --slurm -j1 -f J2 2>&1)"
+cpus=" "$(salloc -Q -n2 "$M" make --slurm -j1 -f J2 --joblog j2.log 2>&1)"
+expect_eq "make: Host" "$host" "$(tail -n +2 j2.log | cut -f2 | sort -u)"
 printf 'x:\n    mem: lots\n    run: true\n' >J3
 expect_eq "make: bad mem" "mproc: J3:2:10: expected a size after 'mem:' (e.g. 500M, 4G)" \
     "$("$M" make --slurm -n -f J3 2>&1)"
