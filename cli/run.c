@@ -285,6 +285,17 @@ static int job_start(sched *s, job *j, unsigned long slot)
 }
 
 /* Read what is available on a job's pipe k. Returns 1 at EOF (closed), 0 otherwise. */
+/* A job's output could not be held (a full or unwritable $TMPDIR): said once, and the
+ * run stops. */
+static void spool_failed(sched *s, int rc)
+{
+    if (!s->spool_said)
+        cli_error("run: cannot hold a job's output in a temporary file in '%s': %s", spool_dir(),
+                  strerror(-rc));
+    s->spool_said = 1;
+    s->fatal = 1;
+}
+
 /* Append n bytes to a spool. 0 or -errno. */
 static int spool_append(spool *sp, const char *data, size_t n)
 {
@@ -339,11 +350,7 @@ static int job_read(sched *s, job *j, int k, size_t limit)
                 break;
             int rc = slurm_stderr(j, n > 0 ? buf : NULL, n > 0 ? (size_t)n : 0);
             if (rc < 0) {
-                if (!s->spool_said)
-                    cli_error("run: cannot hold a job's output in a temporary file in '%s': %s",
-                              spool_dir(), strerror(-rc));
-                s->spool_said = 1;
-                s->fatal = 1;
+                spool_failed(s, rc);
                 return 0;
             }
             if (n <= 0) {
@@ -365,11 +372,7 @@ static int job_read(sched *s, job *j, int k, size_t limit)
         size_t room;
         int rc = spool_room(&j->out[k], &p, &room);
         if (rc < 0) {
-            if (!s->spool_said)
-                cli_error("run: cannot hold a job's output in a temporary file in '%s': %s",
-                          spool_dir(), strerror(-rc));
-            s->spool_said = 1;
-            s->fatal = 1;
+            spool_failed(s, rc);
             return 0;
         }
         ssize_t n = read(j->fd[k], p, room);

@@ -10,7 +10,7 @@ cd "$work" || exit 1
 err_of() { printf "$1" > bad; "$M" make -f bad 2>&1 >/dev/null | head -1; }
 expect_eq "no colon" "mproc: bad:3:5: expected ':' after the job name 'oops' (or '=' for a variable)" \
     "$(err_of 'a:\n\trun: touch ran\noops\n')"
-expect_eq "unknown field" "mproc: bad:2:5: unknown field 'rn' (expected in, out, run, retries or timeout)" \
+expect_eq "unknown field" "mproc: bad:2:5: unknown field 'rn' (expected in, out, run, retries, timeout, cpus, mem or time)" \
     "$(err_of 'a:\n    rn: true\n')"
 expect_eq "undefined variable" "mproc: bad:2:15: undefined variable 'NOT_SET_ANYWHERE'" \
     "$(err_of 'a:\n    run: echo ${NOT_SET_ANYWHERE}\n')"

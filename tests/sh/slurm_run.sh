@@ -18,6 +18,11 @@ host=$(hostname -s)
 export M work
 # inside: `salloc -n2 bash -c SCRIPT`, the script's output back here
 in_alloc() { salloc -Q -n2 bash -c "$1" 2>&1; }
+# in an allocation: wait (10 s at most) until N steps run / none is left (Slurm ends a step
+# asynchronously)
+steps_up() { for _ in $(seq 100); do [ "$(squeue -h -s -j "$SLURM_JOB_ID" | wc -l)" -ge "$1" ] && break; sleep 0.1; done; }
+steps_gone() { for _ in $(seq 100); do [ -z "$(squeue -h -s -j "$SLURM_JOB_ID")" ] && break; sleep 0.1; done; }
+export -f steps_up steps_gone
 
 # 200 jobs through Slurm equal the same without it
 in_alloc '
@@ -53,12 +58,12 @@ in_alloc '
     squeue -h -s -j "$SLURM_JOB_ID" -o %i >t.steps
     "$M" run --slurm "sleep 30; echo late" ::: 1 2 >k.out 2>&1 &
     pid=$!
-    for _ in $(seq 100); do [ "$(squeue -h -s -j "$SLURM_JOB_ID" | wc -l)" -ge 2 ] && break; sleep 0.1; done
+    steps_up 2
     squeue -h -s -j "$SLURM_JOB_ID" -o %i >k.before
     kill -TERM $pid
     wait $pid
     echo $? >k.rc
-    for _ in $(seq 100); do [ -z "$(squeue -h -s -j "$SLURM_JOB_ID")" ] && break; sleep 0.1; done
+    steps_gone
     squeue -h -s -j "$SLURM_JOB_ID" -o %i >k.steps
 '
 expect_eq "timeout: status" 1 "$(cat t.rc)"
@@ -73,11 +78,11 @@ in_alloc '
     set -m # a background job of a script would otherwise start with SIGINT ignored
     "$M" run --slurm "sleep 30; echo late" ::: 1 2 >i.out 2>&1 &
     pid=$!
-    for _ in $(seq 100); do [ "$(squeue -h -s -j "$SLURM_JOB_ID" | wc -l)" -ge 2 ] && break; sleep 0.1; done
+    steps_up 2
     kill -INT $pid
     wait $pid
     echo $? >i.rc
-    for _ in $(seq 100); do [ -z "$(squeue -h -s -j "$SLURM_JOB_ID")" ] && break; sleep 0.1; done
+    steps_gone
     squeue -h -s -j "$SLURM_JOB_ID" -o %i >i.steps
 '
 expect_eq "SIGINT: status" 130 "$(cat i.rc)"
@@ -167,11 +172,11 @@ printf 'a:\n    run: sleep 60\nb:\n    run: sleep 60\n' >J5
 in_alloc '
     "$M" make --slurm -f J5 >/dev/null 2>&1 &
     pid=$!
-    for _ in $(seq 100); do [ "$(squeue -h -s -j "$SLURM_JOB_ID" | wc -l)" -ge 2 ] && break; sleep 0.1; done
+    steps_up 2
     squeue -h -s -j "$SLURM_JOB_ID" -o %i >mt.before
     kill -TERM $pid
     wait $pid
-    for _ in $(seq 100); do [ -z "$(squeue -h -s -j "$SLURM_JOB_ID")" ] && break; sleep 0.1; done
+    steps_gone
     squeue -h -s -j "$SLURM_JOB_ID" -o %i >mt.steps
 '
 expect_eq "make SIGTERM: steps were running" 2 "$(wc -l <mt.before)"
