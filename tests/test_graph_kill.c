@@ -86,7 +86,7 @@ static mproc_graph *command_graph(const struct dag *d, const char *dir)
     mproc_graph *g = NULL;
     assert_ok(mproc_graph_new(&g));
     for (int i = 0; i < NJOBS; i++) {
-        char name[16], buf[MAX_DEPS][16], cmd[1024], out[300], cat[700] = "";
+        char name[16], buf[MAX_DEPS][16], cmd[2048], out[300], cat[700] = "";
         const char *dep_names[MAX_DEPS];
         names(d, i, buf, dep_names);
         for (int k = 0; k < d->ndeps[i]; k++)
