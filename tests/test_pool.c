@@ -189,6 +189,36 @@ static void on_err(mproc_result *r, void *arg)
     atomic_fetch_add(&c->err, 1);
 }
 
+/* A message longer than the limit is cut, and the cut is marked with "...". */
+static int long_message(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)in;
+    (void)in_len;
+    (void)out;
+    (void)out_len;
+    char text[600];
+    memset(text, 'x', sizeof text - 1);
+    text[sizeof text - 1] = '\0';
+    return mproc_task_fail(t, -EDOM, "%s", text);
+}
+
+static void test_long_message_marked(void **state)
+{
+    (void)state;
+    mproc_pool *p = pool_of(1);
+    mproc_result *r;
+    int64_t x = 1;
+    assert_ok(mproc_pool_apply_async(p, long_message, &x, sizeof x, NULL, &r));
+    assert_code(mproc_result_get(r, NULL, 0, NULL, 10), -EDOM);
+    const char *m = mproc_result_message(r);
+    assert_int_equal(strlen(m), 255);
+    assert_string_equal(m + 252, "...");
+    assert_int_equal(m[251], 'x');
+    mproc_result_free(r);
+    assert_code(mproc_pool_apply(p, long_message, &x, sizeof x, NULL, 0, NULL, 10), -EDOM);
+    mproc_pool_free(p);
+}
+
 static void test_apply_async_callbacks(void **state)
 {
     (void)state;
@@ -1556,6 +1586,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         MPROC_TEST(test_apply),
         MPROC_TEST(test_apply_async_callbacks),
+        MPROC_TEST(test_long_message_marked),
         MPROC_TEST(test_apply_wait_timeout),
         MPROC_TEST(test_callback_submits),
         MPROC_TEST(test_map_chunksizes),

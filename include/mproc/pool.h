@@ -311,7 +311,8 @@ MPROC_API int mproc_task_id(mproc_task_fn fn, void *buf, size_t cap, size_t *len
 
 /* ---- inside a task (worker side) ------------------------------------------------ */
 
-/* Set the failure message (printf format; truncated to 255 bytes) and return code, so
+/* Set the failure message (printf format; a longer one is cut to 255 bytes, its last
+ * three "..." to mark the cut) and return code, so
  * a task can `return mproc_task_fail(t, -EDOM, "x = %d", x);`. */
 MPROC_API int mproc_task_fail(mproc_task *t, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -59,8 +59,10 @@ int mproc_task_fail(mproc_task *t, int code, const char *fmt, ...)
     if (t != NULL && fmt != NULL) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(t->msg, sizeof t->msg, fmt, ap);
+        int n = vsnprintf(t->msg, sizeof t->msg, fmt, ap);
         va_end(ap);
+        if (n >= (int)sizeof t->msg) /* cut: say so where it was cut */
+            memcpy(t->msg + sizeof t->msg - 4, "...", 4);
         t->has_msg = true;
     }
     return code;
