@@ -346,9 +346,7 @@ int cli_run_parse(cli_run_opts *o, int argc, char **argv)
                       "(raise the limit: ulimit -n)",
                       o->jobs, asked);
     } else {
-        /* --slurm: the allocation's CPUs, shared by steps of --slurm-cpus each */
-        o->jobs = !o->slurm ? mproc_cpu_usable()
-                            : cli_slurm_cpus() / (o->slurm_res.cpus > 0 ? o->slurm_res.cpus : 1);
+        o->jobs = o->slurm ? cli_slurm_slots(&o->slurm_res) : mproc_cpu_usable();
         if (o->jobs < 1)
             o->jobs = 1;
         if (o->jobs > most)

@@ -240,8 +240,11 @@ typedef struct cli_slurm_step {
 
 /* 0 inside an allocation; else -1 with a message saying how to get one. */
 int cli_slurm_ready(void);
-/* The allocation's CPUs: how many steps run at once by default. */
+/* The allocation's CPUs. */
 long cli_slurm_cpus(void);
+/* How many steps run at once by default: the allocation's CPUs shared by steps of
+ * res->cpus each (at least 1). */
+long cli_slurm_slots(const cli_slurm_res *res);
 /* srun's words for a step of one task with res (with mark, then a shell that marks the
  * node first on the step's standard error and execs the words after), NULL-terminated,
  * with room for `more` words after them: one malloc'd block (free it alone), or NULL. */

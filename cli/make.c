@@ -439,10 +439,8 @@ int cmd_make(int argc, char **argv)
         return cli_slurm_salloc(salloc, argc, argv) < 0 ? CLI_EXIT_ERROR : 0;
     if (slurm && runs && cli_slurm_ready() < 0)
         return CLI_EXIT_ERROR;
-    if (slurm && jobs == 0) /* the allocation's CPUs, shared by steps of --slurm-cpus each */
-        jobs = cli_slurm_cpus() / (res.cpus > 0 ? res.cpus : 1) > 0
-                   ? cli_slurm_cpus() / (res.cpus > 0 ? res.cpus : 1)
-                   : 1;
+    if (slurm && jobs == 0)
+        jobs = cli_slurm_slots(&res);
     size_t len;
     char *text = read_file(file, &len);
     if (text == NULL) {

@@ -36,6 +36,13 @@ long cli_slurm_cpus(void)
     return n > 0 ? n : 1;
 }
 
+long cli_slurm_slots(const cli_slurm_res *res)
+{
+    long per = res != NULL && res->cpus > 0 ? res->cpus : 1;
+    long n = cli_slurm_cpus() / per;
+    return n > 0 ? n : 1;
+}
+
 int cli_slurm_ready(void)
 {
     if (getenv("SLURM_JOB_ID") != NULL)
