@@ -1,8 +1,8 @@
 /* tests/test_pool_direct.c - blocking applies that go straight to an idle worker
- * (src/pool/direct.c), and the promise they keep without the supervisor in the path:
- * a worker that dies before beginning the task hands it back (it runs once, elsewhere);
- * one that dies in it fails it once; terminate cancels it; a caller that stops waiting
- * leaves nothing stuck; many threads at once each get their own outcome; idle workers
+ * (src/pool/transport.c, the local transport's direct applies), and the promise they keep without
+ * the supervisor in the path: a worker that dies before beginning the task hands it back (it runs
+ * once, elsewhere); one that dies in it fails it once; terminate cancels it; a caller that stops
+ * waiting leaves nothing stuck; many threads at once each get their own outcome; idle workers
  * sleep. The fault matrix of the usual path is repeated on this one.
  */
 #include "harness.h"

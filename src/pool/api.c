@@ -160,7 +160,7 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
     p->shm->direct_off = direct_off;
     p->shm->stage_cap = stage_cap;
     p->shm->stage_off = stage_off;
-    p->direct = o.timeout == 0 && o.maxtasksperchild == 0;
+
     p->shm->evfd = -1;
     rc = mproc__sys_eventfd();
     if (rc < 0)
@@ -307,9 +307,11 @@ int mproc_pool_apply(mproc_pool *p, mproc_task_fn fn, const void *in, size_t in_
         return rc;
     if (p == NULL || fn == NULL || (in == NULL && in_len > 0))
         return -EINVAL;
-    rc = mproc__pool_direct_apply(p, fn, in, in_len, out, cap, out_len, deadline);
-    if (rc != 1)
-        return rc;
+    if (p->transport->apply != NULL) {
+        rc = p->transport->apply(p, fn, in, in_len, out, cap, out_len, deadline);
+        if (rc != 1)
+            return rc;
+    }
     mproc_result *r;
     rc = mproc_pool_apply_async(p, fn, in, in_len, NULL, &r);
     if (rc < 0)
@@ -705,22 +707,17 @@ int mproc_pool_stats_get(mproc_pool *p, mproc_pool_stats *s, mproc_worker_stats 
         return -EINVAL;
     pthread_mutex_lock(&p->mu);
     *s = p->st;
-    for (size_t i = 0; i < (size_t)p->nworkers; i++) { /* direct applies (src/pool/direct.c) */
+    for (size_t i = 0; i < (size_t)p->nworkers; i++) {
         struct pool_slot *sl = &p->shm->slots[i];
         s->ns.fault += atomic_load_explicit(&sl->fault_ns, memory_order_relaxed);
         s->ns.copy += atomic_load_explicit(&sl->copy_ns, memory_order_relaxed);
         s->ns.run += atomic_load_explicit(&sl->run_ns, memory_order_relaxed);
         s->ns.publish += atomic_load_explicit(&sl->publish_ns, memory_order_relaxed);
-        struct pool_direct *d = &sl->direct;
-        uint64_t done = atomic_load(&d->done), failed = atomic_load(&d->failed);
-        s->done += done;
-        s->failed += failed;
-        if (i < nw) {
+        if (i < nw)
             w[i] = p->workers[i].st;
-            w[i].done += done;
-            w[i].failed += failed;
-        }
     }
+    if (p->transport->stats != NULL)
+        p->transport->stats(p, s, w, nw);
     s->pending = s->submitted - s->done;
     pthread_mutex_unlock(&p->mu);
     return 0;

@@ -198,7 +198,7 @@ static void feed(struct sup *s, struct worker *w, struct job **jp)
  * chunks waiting in its channel behind the one it runs (a long task, or simply the end of
  * a job). Take the oldest waiting one back out of that channel (the queue hands each
  * message to exactly one taker, so the worker never sees it) and put its tasks at the
- * front of their job's retries, for the thief. Not from a worker whose mailbox is in use
+ * front of their job's retries, for the thief. Not from a worker that holds a caller's task
  * (a direct apply may wait in its channel). true: tasks to send. */
 static bool steal(struct sup *s, struct worker *thief)
 {
@@ -206,7 +206,7 @@ static bool steal(struct sup *s, struct worker *thief)
     for (int i = 0; i < p->nworkers; i++) {
         struct worker *v = &p->workers[i];
         if (v == thief || v->state != W_READY || v->nsegs < 2 ||
-            atomic_load(&p->shm->slots[v->slot].direct.state) != D_FREE)
+            (p->transport->busy != NULL && p->transport->busy(p, v)))
             continue;
         size_t len;
         if (mproc_queue_get_into(v->in, s->chunk, p->msg_max, &len, 0) < 0)

@@ -185,8 +185,9 @@ static void on_death(struct sup *s, struct worker *w)
     mproc__pool_drain(s, w);
     char why[POOL_MSG_MAX];
     describe_exit(why, sizeof why, w->pid, code);
-    mproc__pool_direct_settle(s, w, -MPROC_EDIED, why,
-                              p->state == S_RUNNING && p->request != REQ_TERMINATE && !p->broken);
+    if (p->transport->gone != NULL)
+        p->transport->gone(s, w, -MPROC_EDIED, why,
+                           p->state == S_RUNNING && p->request != REQ_TERMINATE && !p->broken);
     uint64_t started = atomic_load(&p->shm->slots[w->slot].started);
     uint64_t ended = atomic_load(&p->shm->slots[w->slot].ended);
     bool begun = started > w->received && w->nsegs > 0;
@@ -303,7 +304,8 @@ void mproc__pool_stop_workers(struct sup *s, int code, const char *msg)
         (void)mproc__sys_reap(w->pidfd, true, &c);
         mproc__pool_drain(s, w);
         mproc__pool_fail_assigned(s, w, code, msg);
-        mproc__pool_direct_settle(s, w, code, msg, false);
+        if (p->transport->gone != NULL)
+            p->transport->gone(s, w, code, msg, false);
         release_worker(w);
     }
 }

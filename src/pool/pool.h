@@ -217,11 +217,10 @@ struct mproc_pool {
     mproc_pool_opts o; /* resolved */
     size_t msg_max;    /* largest message on a channel */
     sigset_t caller_mask;
-    bool spin;              /* more than one usable CPU: the supervisor spins briefly */
-    int cpus;               /* usable CPUs at creation */
-    bool spin_wait;         /* more than two: callers waiting for a result too */
-    bool direct;            /* blocking applies may go straight to an idle worker */
-    unsigned direct_next;   /* the worker of the last direct apply, looked at first (mu) */
+    bool spin;      /* more than one usable CPU: the supervisor spins briefly */
+    int cpus;       /* usable CPUs at creation */
+    bool spin_wait; /* more than two: callers waiting for a result too */
+
     _Atomic uint64_t kicks; /* caller-side events since the start */
     /* under mu */
     int start_rc; /* 1 while starting, then 0 or the failure */
@@ -237,7 +236,12 @@ struct mproc_pool {
     mproc_pool_stats st;
     struct mproc__shared_range *ranges; /* shared mappings when the workers were forked */
     size_t nranges;
-    int64_t *deaths; /* ring of unplanned death times (max_restarts + 1) */
+    struct {
+        unsigned next;    /* the worker of the last direct apply, looked at first */
+        uint64_t posted;  /* direct applies taken by a worker (less those sent back) */
+        uint64_t settled; /* ... and failed by the supervisor (their worker died) */
+    } tp;                 /* the local transport's own (src/pool/transport.c), under mu */
+    int64_t *deaths;      /* ring of unplanned death times (max_restarts + 1) */
     size_t ndeaths;
 };
 
@@ -362,6 +366,19 @@ struct transport_ops {
     void (*release)(struct worker *w, const struct seg *g);
     /* w's process is gone (or new): nothing of its routes is held */
     void (*reset)(struct worker *w);
+
+    /* Optional (NULL: every task goes through the supervisor). The caller's end: a
+       blocking apply handed straight to an idle worker; 1 when not taken (the caller
+       submits it the usual way), else 0 or the task's code. */
+    int (*apply)(mproc_pool *p, mproc_task_fn fn, const void *in, size_t in_len, void *out,
+                 size_t cap, size_t *out_len, int64_t deadline);
+    /* w holds a caller's task (its channel may still hold it: not to be stolen from) */
+    bool (*busy)(const mproc_pool *p, const struct worker *w);
+    /* w's process is gone (reaped): settle the caller's task it held. retry: one it never
+       began goes back to its caller to be submitted again; else it fails with code. */
+    void (*gone)(struct sup *s, struct worker *w, int code, const char *msg, bool retry);
+    /* add the outcomes of the callers' tasks to the pool's and the workers' stats */
+    void (*stats)(const mproc_pool *p, mproc_pool_stats *s, mproc_worker_stats *w, size_t nw);
 };
 
 extern const struct transport_ops mproc__transport_local;
@@ -394,15 +411,6 @@ void mproc__pool_drain(struct sup *s, struct worker *w);
  * then). true: requeued. */
 bool mproc__pool_requeue_or_fail(struct sup *s, struct job *j, size_t first, size_t count, int code,
                                  const char *msg, struct worker *w);
-
-/* src/pool/direct.c: blocking applies straight to an idle worker. */
-/* 1: not taken (no idle worker; use the usual path), else 0 or the outcome's code. */
-int mproc__pool_direct_apply(mproc_pool *p, mproc_task_fn fn, const void *in, size_t in_len,
-                             void *out, size_t cap, size_t *out_len, int64_t deadline);
-/* w's process is gone (reaped): settle its mailbox. retry: a task it never began goes
- * back to its caller to be submitted again; else it fails with code like a begun one. */
-void mproc__pool_direct_settle(struct sup *s, struct worker *w, int code, const char *msg,
-                               bool retry);
 
 /* src/pool/life.c: workers' lives. */
 /* w said it started (REC_READY): code 0, or its initializer's failure with msg. */

@@ -6,6 +6,10 @@
  * transport's. A transport of another kind (MPI ranks) is another struct
  * transport_ops; the pool holds the one it uses.
  *
+ * A transport may also offer a way past the supervisor (apply: a caller's blocking apply
+ * handed straight to an idle worker). The local one does, below; its tasks are the
+ * transport's to settle when their worker dies (gone) and to count (stats).
+ *
  * DESIGN. The local transport (processes forked on this machine) has four ways, chosen
  * per chunk in plan (and told to the worker in the chunk's CHUNK_* flags):
  *   - through the channel: the inputs are copied into the chunk message, the outputs
@@ -38,8 +42,31 @@
 
 #include "pool/pool.h"
 #include "sys/procmem.h"
+#include "sys/relax.h"
 
 #define STAGE_MIN ((size_t)16 << 10)
+
+/* ---- the mailbox of direct applies, both ends ------------------------------------------- */
+
+/* Write a mailbox's outcome (msg truncated to POOL_MSG_MAX - 1 bytes); its state is
+ * published afterwards by the caller of this. */
+static void answer(struct pool_direct *d, int code, const char *msg, size_t out_len)
+{
+    size_t ml = code != 0 && msg != NULL ? strlen(msg) : 0;
+    if (ml >= POOL_MSG_MAX)
+        ml = POOL_MSG_MAX - 1;
+    d->code = code;
+    d->out_len = code == 0 ? out_len : 0;
+    d->msg_len = (uint32_t)ml;
+    memcpy(d->msg, msg != NULL ? msg : "", ml);
+    d->msg[ml] = '\0';
+}
+
+/* Wake the mailbox's caller if it sleeps (after the state moved, by a seq_cst CAS). */
+static void wake(struct pool_direct *d)
+{
+    mproc__bell_ring(&d->bell, true);
+}
 
 /* ---- the supervisor's end ---------------------------------------------------------------- */
 
@@ -135,12 +162,225 @@ static void local_reset(struct worker *w)
     memset(w->stage_busy, 0, sizeof w->stage_busy);
 }
 
+/* ---- the caller's end: direct applies ----------------------------------------------------
+ *
+ * DIRECT APPLIES. The usual path of a task is caller -> supervisor thread -> worker -> supervisor
+ * -> caller: four hand-offs, two of them thread wake-ups, which is what an apply's round
+ * trip costs (about 50 us on 2 CPUs). A blocking mproc_pool_apply does not need the
+ * supervisor's help when a worker is idle: the caller, under the pool mutex, picks a
+ * worker the supervisor has given nothing (state ready, no chunk outstanding) whose
+ * slot mailbox is free, marks the mailbox POSTED and puts a chunk flagged CHUNK_DIRECT
+ * into the worker's own task channel. The worker runs it and answers in the mailbox
+ * (code, message, output in the slot's direct area), then wakes the caller only if it
+ * announced that it sleeps. Both sides spin briefly before sleeping when CPUs allow, so
+ * back-to-back applies make no system call at all.
+ *
+ * The guarantees stay those of the usual path, and the supervisor still gives them: it
+ * watches the worker's pidfd, and when the worker dies it settles the mailbox
+ * (local_gone): a task begun (RUNNING) fails with -MPROC_EDIED and the
+ * worker's exit, a task never begun (POSTED) goes back to its caller, which submits it
+ * again the usual way (so it runs on another worker, as a requeued chunk would);
+ * terminate and a broken pool fail it with their code. The supervisor acts only on a
+ * reaped worker, so it never races with the worker; it races with the caller only
+ * through compare-and-swap on the state word.
+ *
+ * Not taken (the usual path instead): pools with a per-task time limit or
+ * maxtasksperchild (the supervisor's accounting of those counts tasks it sent), no idle
+ * worker, apply_async (its callbacks run in the supervisor thread).
+ *
+ * Progress counters: the worker counts what it finishes in its slot (done, failed);
+ * what the supervisor settles it counts in the pool's totals; mproc_pool_stats_get adds
+ * both (local_stats).
+ */
+
+#define WAIT_SPIN_NS INT64_C(50000) /* a caller spins this long before it sleeps */
+#define STACK_CHUNK 4096            /* chunks up to this size are built on the stack */
+
+/* Pick an idle worker and post the chunk to it (under the mutex). The worker's index,
+ * -1 when none is idle, or admit's error. */
+static int post(mproc_pool *p, const void *chunk, size_t len)
+{
+    int rc = mproc__pool_admit(p);
+    if (rc < 0)
+        return rc;
+    for (int k = 0; k < p->nworkers; k++) {
+        int i = (int)((p->tp.next + (unsigned)k) % (unsigned)p->nworkers);
+        struct worker *w = &p->workers[i];
+        struct pool_direct *d = &p->shm->slots[i].direct;
+        if (w->state != W_READY || w->nsegs != 0 || atomic_load(&d->state) != D_FREE)
+            continue;
+        /* only callers holding the mutex move a mailbox out of FREE */
+        atomic_store(&d->state, D_POSTED);
+        if (mproc_queue_put_nowait(w->in, chunk, len) < 0) {
+            atomic_store(&d->state, D_FREE);
+            continue;
+        }
+        p->tp.next = (unsigned)i; /* the same one next time: it is spinning, warm */
+        p->tp.posted++;
+        return i;
+    }
+    return -1;
+}
+
+/* Wait for the mailbox to leave POSTED/RUNNING, or give up at the deadline. */
+static uint32_t wait_outcome(mproc_pool *p, struct pool_direct *d, int64_t deadline)
+{
+    uint32_t st = atomic_load_explicit(&d->state, memory_order_acquire);
+    if (st != D_POSTED && st != D_RUNNING)
+        return st;
+    if (p->spin) {
+        int64_t t0 = mproc__sys_now_ns();
+        for (unsigned k = 1;; k++) {
+            mproc__sys_cpu_relax();
+            st = atomic_load_explicit(&d->state, memory_order_acquire);
+            if (st != D_POSTED && st != D_RUNNING)
+                return st;
+            if ((k & 255) == 0 && mproc__sys_now_ns() - t0 >= WAIT_SPIN_NS)
+                break;
+        }
+    }
+    for (;;) {
+        uint32_t seq = mproc__bell_arm(&d->bell);
+        st = atomic_load(&d->state);
+        if (st != D_POSTED && st != D_RUNNING)
+            break;
+        if (mproc__remaining_ns(deadline) == 0) {
+            uint32_t expect = st;
+            if (atomic_compare_exchange_strong(&d->state, &expect, D_ABANDONED)) {
+                st = D_ABANDONED;
+                break;
+            }
+            continue; /* it moved on: look again */
+        }
+        (void)mproc__bell_sleep(&d->bell, seq, deadline, true);
+    }
+    mproc__bell_leave(&d->bell);
+    atomic_thread_fence(memory_order_acquire);
+    return st;
+}
+
+static int local_apply(mproc_pool *p, mproc_task_fn fn, const void *in, size_t in_len, void *out,
+                       size_t cap, size_t *out_len, int64_t deadline)
+{
+    if (p->o.timeout != 0 || p->o.maxtasksperchild != 0)
+        return 1; /* the supervisor counts the tasks of those: see above */
+    unsigned char stack[STACK_CHUNK];
+    unsigned char ref[MPROC__FNREF_MAX];
+    uint32_t ref_len;
+    int rc = mproc__fnref_cached(fn, ref, sizeof ref, &ref_len);
+    if (rc < 0)
+        return rc;
+    size_t head = mproc__chunk_head(ref_len);
+    if (in_len > p->msg_max - head || in_len > UINT32_MAX)
+        return -EMSGSIZE;
+    size_t len = head + in_len;
+    unsigned char *chunk = len <= sizeof stack ? stack : mproc__malloc(len);
+    if (chunk == NULL)
+        return 1; /* the usual path reports what it can */
+    struct pool_chunk c = {.count = 1,
+                           .in_size = (uint32_t)in_len,
+                           .out_cap = (uint32_t)p->shm->direct_cap,
+                           .fnref_len = ref_len,
+                           .inplace = CHUNK_DIRECT};
+    memcpy(chunk, &c, sizeof c);
+    memcpy(chunk + sizeof c, ref, ref_len);
+    if (in_len > 0)
+        memcpy(chunk + head, in, in_len);
+    pthread_mutex_lock(&p->mu);
+    int slot = post(p, chunk, len);
+    pthread_mutex_unlock(&p->mu);
+    if (chunk != stack)
+        mproc__free(chunk);
+    if (slot < 0)
+        return slot == -1 ? 1 : slot;
+
+    struct pool_direct *d = &p->shm->slots[slot].direct;
+    uint32_t st = wait_outcome(p, d, deadline);
+    if (st == D_ABANDONED)
+        return -ETIMEDOUT; /* the task goes on; whoever finishes it frees the mailbox */
+    if (st == D_RETRY) {   /* its worker died before beginning it */
+        atomic_store(&d->state, D_FREE);
+        return 1;
+    }
+    rc = d->code;
+    if (rc == 0) {
+        size_t n = d->out_len;
+        if (out_len != NULL)
+            *out_len = n;
+        if (n > cap)
+            rc = -MPROC_ETOOSMALL;
+        else if (n > 0)
+            memcpy(out, mproc__direct_data(p->shm, slot), n);
+    }
+    atomic_store_explicit(&d->state, D_FREE, memory_order_release);
+    return rc;
+}
+
+static void local_gone(struct sup *s, struct worker *w, int code, const char *msg, bool retry)
+{
+    mproc_pool *p = s->p;
+    struct pool_direct *d = &p->shm->slots[w->slot].direct;
+    uint32_t st = atomic_load(&d->state);
+    for (;;) {
+        if (st == D_FREE || st == D_DONE || st == D_RETRY)
+            return;
+        if (st == D_ABANDONED) {
+            atomic_store(&d->state, D_FREE);
+            break;
+        }
+        if (st == D_POSTED && retry) {
+            if (atomic_compare_exchange_strong(&d->state, &st, D_RETRY)) {
+                p->tp.posted--; /* the caller submits it again */
+                wake(d);
+                return;
+            }
+            continue;
+        }
+        answer(d, code, msg, 0);
+        if (atomic_compare_exchange_strong(&d->state, &st, D_DONE)) {
+            wake(d);
+            break;
+        }
+    }
+    p->tp.settled++;
+    mproc__assigned_counted(w, 1, true);
+    s->progress = true;
+}
+
+/* A worker that holds a caller's task (its mailbox in use): a steal must leave its
+ * channel alone, since that task may still wait there. */
+static bool local_busy(const mproc_pool *p, const struct worker *w)
+{
+    return atomic_load(&p->shm->slots[w->slot].direct.state) != D_FREE;
+}
+
+static void local_stats(const mproc_pool *p, mproc_pool_stats *s, mproc_worker_stats *w, size_t nw)
+{
+    s->submitted += p->tp.posted;
+    s->done += p->tp.settled;
+    s->failed += p->tp.settled;
+    for (size_t i = 0; i < (size_t)p->nworkers; i++) {
+        struct pool_direct *d = &p->shm->slots[i].direct;
+        uint64_t done = atomic_load(&d->done), failed = atomic_load(&d->failed);
+        s->done += done;
+        s->failed += failed;
+        if (i < nw) {
+            w[i].done += done;
+            w[i].failed += failed;
+        }
+    }
+}
+
 const struct transport_ops mproc__transport_local = {
     .plan = local_plan,
     .send = local_send,
     .output = local_output,
     .release = local_release,
     .reset = local_reset,
+    .apply = local_apply,
+    .busy = local_busy,
+    .gone = local_gone,
+    .stats = local_stats,
 };
 
 /* ---- the worker's end -------------------------------------------------------------------- */
@@ -256,4 +496,31 @@ bool mproc__carry_write(struct carry *cr, uint64_t addr, const void *buf, size_t
               mproc__sys_vm_write(cr->a->home, addr, buf, len) == 0;
     mproc__phase_end(cr->timing, &cr->slot->copy_ns, t0);
     return ok;
+}
+
+/* A caller's task (CHUNK_DIRECT): its outcome goes to the slot's mailbox. */
+unsigned char *mproc__carry_direct_begin(struct carry *cr)
+{
+    uint32_t expect = D_POSTED;
+    (void)atomic_compare_exchange_strong(&cr->slot->direct.state, &expect, D_RUNNING); /* or
+                                                                           ABANDONED */
+    return mproc__direct_data(cr->a->shm, cr->a->slot);
+}
+
+void mproc__carry_direct_answer(struct carry *cr, int code, const char *msg, size_t out_len)
+{
+    struct pool_direct *d = &cr->slot->direct;
+    answer(d, code, msg, out_len);
+    /* counted before the outcome is published: a caller that has it sees the count */
+    atomic_store_explicit(&d->done, atomic_load_explicit(&d->done, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    if (code != 0)
+        atomic_store_explicit(&d->failed,
+                              atomic_load_explicit(&d->failed, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    uint32_t expect = D_RUNNING;
+    if (!atomic_compare_exchange_strong(&d->state, &expect, D_DONE))
+        atomic_store(&d->state, D_FREE); /* its caller stopped waiting: drop it */
+    else
+        wake(d);
 }

@@ -42,7 +42,7 @@ struct pool_chunk {
     uint64_t out_addr;
 };
 
-/* CHUNK_DIRECT: a blocking apply posted by the caller itself (src/pool/direct.c): the
+/* CHUNK_DIRECT: a blocking apply posted by the caller itself (src/pool/transport.c): the
  * worker takes its slot's mailbox and answers there, not in its result ring. */
 enum { CHUNK_IN = 1u, CHUNK_OUT = 2u, CHUNK_DIRECT = 4u, CHUNK_RIN = 8u, CHUNK_ROUT = 16u };
 
@@ -92,7 +92,7 @@ struct pool_ring {
     struct mproc__bell space;            /* the worker sleeps for room */
 };
 
-/* A slot's mailbox for direct applies (src/pool/direct.c). `state`:
+/* A slot's mailbox for direct applies (src/pool/transport.c). `state`:
  * FREE -> POSTED (caller, under the pool mutex) -> RUNNING (worker) -> DONE (worker, or
  * the supervisor after the worker died) -> FREE (caller, after reading it). POSTED ->
  * RETRY (supervisor: the worker died before it began; the caller submits again the usual
@@ -109,27 +109,6 @@ struct pool_direct {
     _Atomic uint64_t done, failed; /* outcomes the workers of this slot gave (stats) */
     char msg[POOL_MSG_MAX];
 };
-
-/* Write a mailbox's outcome (msg truncated to POOL_MSG_MAX - 1 bytes); its state is
- * published afterwards by the caller of this. */
-static inline void mproc__direct_answer(struct pool_direct *d, int code, const char *msg,
-                                        size_t out_len)
-{
-    size_t ml = code != 0 && msg != NULL ? strlen(msg) : 0;
-    if (ml >= POOL_MSG_MAX)
-        ml = POOL_MSG_MAX - 1;
-    d->code = code;
-    d->out_len = code == 0 ? out_len : 0;
-    d->msg_len = (uint32_t)ml;
-    memcpy(d->msg, msg != NULL ? msg : "", ml);
-    d->msg[ml] = '\0';
-}
-
-/* Wake the mailbox's caller if it sleeps (after the state moved, by a seq_cst CAS). */
-static inline void mproc__direct_wake(struct pool_direct *d)
-{
-    mproc__bell_ring(&d->bell, true);
-}
 
 struct pool_slot {
     _Alignas(128) _Atomic uint64_t started; /* tasks begun by this incarnation */

@@ -25,9 +25,9 @@ struct batch below); a failure or an apply result goes alone, right away.
  * seq_cst tail store is the bell's store-load barrier), so a busy pool
  * makes no system call per task. The supervisor closes `in` to make the worker exit.
  *
- * A chunk flagged CHUNK_DIRECT is a blocking apply posted by its caller
- * (src/pool/direct.c): it does not count in `started` and its outcome goes to the slot's
- * mailbox, not the ring.
+  * A chunk flagged CHUNK_DIRECT is a blocking apply posted by its caller (the transport's
+ * way past the supervisor): it does not count in `started` and its outcome goes where the
+ * transport says (the slot's mailbox), not the ring.
  *
  * Where a chunk's inputs are and where its outputs go (in the chunk and the record, in
  * place in shared memory, or read and written in the caller's memory: reach) is the
@@ -308,15 +308,15 @@ static int find_fn(struct fn_cache *fc, const unsigned char *ref, uint32_t len)
     return rc;
 }
 
-/* A direct apply (src/pool/direct.c): run it and answer in the slot's mailbox. The
- * fault points are those of the usual path, so the crash matrix covers both. */
+/* A caller's own task (a direct apply, src/pool/transport.c): run it and answer where
+ * the transport says. The fault points are those of the usual path, so the crash matrix
+ * covers both. */
 static void run_direct(struct wk *k, const struct pool_chunk *c, const unsigned char *ref,
                        const unsigned char *input)
 {
     mproc_task *t = &k->t;
-    struct pool_direct *d = &k->slot->direct;
-    uint32_t expect = D_POSTED;
-    (void)atomic_compare_exchange_strong(&d->state, &expect, D_RUNNING); /* or ABANDONED */
+    unsigned char *out = mproc__carry_direct_begin(&k->carry);
+
     t->has_msg = false;
     t->msg[0] = '\0';
     int drc = MPROC__FAULT("pool.task.decode");
@@ -327,7 +327,7 @@ static void run_direct(struct wk *k, const struct pool_chunk *c, const unsigned 
         rc = MPROC__FAULT("pool.task.run");
     size_t out_len = c->out_cap;
     if (rc == 0) {
-        rc = k->fc.fn(t, input, c->in_size, mproc__direct_data(k->shm, k->a->slot), &out_len);
+        rc = k->fc.fn(t, input, c->in_size, out, &out_len);
         if (rc > 0)
             rc = mproc_task_fail(t, -EINVAL, "task returned %d (not 0 or a negative code)", rc);
         else if (rc == 0 && out_len > c->out_cap)
@@ -339,19 +339,8 @@ static void run_direct(struct wk *k, const struct pool_chunk *c, const unsigned 
         rc = erc;
     if (rc < 0 && !t->has_msg)
         mproc__pool_say(t->msg, sizeof t->msg, "%s", drc < 0 || erc < 0 ? mproc_strerror(rc) : "");
-    mproc__direct_answer(d, rc, t->msg, out_len);
-    /* counted before the outcome is published: a caller that has it sees the count */
-    atomic_store_explicit(&d->done, atomic_load_explicit(&d->done, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    if (rc != 0)
-        atomic_store_explicit(&d->failed,
-                              atomic_load_explicit(&d->failed, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
-    expect = D_RUNNING;
-    if (!atomic_compare_exchange_strong(&d->state, &expect, D_DONE))
-        atomic_store(&d->state, D_FREE); /* its caller stopped waiting: drop it */
-    else
-        mproc__direct_wake(d);
+    mproc__carry_direct_answer(&k->carry, rc, t->msg, out_len);
+
     (void)MPROC__FAULT("pool.result.sent");
 }
 

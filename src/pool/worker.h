@@ -77,6 +77,11 @@ unsigned char *mproc__carry_out(struct carry *cr, const struct pool_chunk *c, ui
  * (the supervisor copies them). */
 bool mproc__carry_write(struct carry *cr, uint64_t addr, const void *buf, size_t len);
 
+/* A caller's own task (CHUNK_DIRECT): where its output goes; then its outcome, told to
+ * the caller waiting for it. */
+unsigned char *mproc__carry_direct_begin(struct carry *cr);
+void mproc__carry_direct_answer(struct carry *cr, int code, const char *msg, size_t out_len);
+
 /* The worker process's main function (arg: struct worker_arg *): returns its exit status. */
 int mproc__pool_worker_main(void *arg);
 
