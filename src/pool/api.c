@@ -71,7 +71,8 @@ static void pool_release(mproc_pool *p)
     pthread_cond_destroy(&p->cv);
     mproc__free(p->workers);
     mproc__free(p->wargs);
-    mproc__free(p->deaths);
+    mproc__pool_life_free(p);
+
     mproc__free(p->ranges);
     mproc__free(p->keep_fds);
     mproc__free(p);
@@ -122,7 +123,6 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
     p->o = o;
     p->nworkers = o.workers;
     p->msg_max = cap / 2 - 16; /* two messages fit in a channel at once */
-    p->start_rc = 1;
     int cpus = usable_cpus();
     p->spin = cpus > 1;
     p->cpus = cpus > 0 ? cpus : 1;
@@ -130,14 +130,13 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
      * supervisor's and a worker's: with fewer it only delays them (measured on 2 CPUs:
      * apply 14 us without, 80 us with) */
     p->spin_wait = cpus > 2;
-    p->state = S_STARTING;
-    p->next_job_id = 1;
+    mproc__pool_sup_init(p);
+    mproc__jobs_init(p);
     p->workers = mproc__calloc((size_t)o.workers, sizeof *p->workers);
     p->transport = &mproc__transport_local;
     p->wargs = mproc__calloc((size_t)o.workers, sizeof *p->wargs);
-    p->deaths = mproc__calloc((size_t)o.max_restarts + 1, sizeof *p->deaths);
     int rc = -ENOMEM;
-    if (p->workers == NULL || p->wargs == NULL || p->deaths == NULL)
+    if (p->workers == NULL || p->wargs == NULL || mproc__pool_life_init(p) < 0)
         goto fail;
     for (int i = 0; i < o.workers; i++)
         p->workers[i] = (struct worker){.slot = i, .pidfd = -1, .transport = p->transport};
@@ -208,9 +207,9 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
     p->thread_started = true;
 
     pthread_mutex_lock(&p->mu);
-    while (p->start_rc == 1 && p->state != S_FINISHED)
+    while (p->sup.start_rc == 1 && p->sup.state != S_FINISHED)
         pthread_cond_wait(&p->cv, &p->mu);
-    rc = p->start_rc;
+    rc = p->sup.start_rc;
     pthread_mutex_unlock(&p->mu);
     if (rc != 0) {
         pthread_join(p->thread, NULL);
@@ -232,9 +231,9 @@ int mproc_pool_workers(const mproc_pool *p)
 
 int mproc__pool_admit(const mproc_pool *p)
 {
-    if (p->broken)
-        return p->broken;
-    if (p->closed || p->state != S_RUNNING)
+    if (p->life.broken)
+        return p->life.broken;
+    if (p->closed || p->sup.state != S_RUNNING)
         return -MPROC_ECLOSED;
     return 0;
 }
@@ -388,7 +387,7 @@ int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *in, size_t
     if (rc == 0) {
         mproc__job_enqueue(p, j);
         if (n == 0) /* nothing to run: the supervisor completes it at once */
-            p->check_jobs = true;
+            mproc__jobs_look(p);
     }
     pthread_mutex_unlock(&p->mu);
     if (rc < 0) {
@@ -426,7 +425,7 @@ int mproc_result_cancel(mproc_result *r)
     size_t n = 0;
     if (j != NULL && !j->cancelled) {
         n = mproc__job_cancel(j); /* the supervisor fails them */
-        p->check_jobs = true;
+        mproc__jobs_look(p);
     }
     pthread_mutex_unlock(&p->mu);
     mproc__pool_kick(p);
@@ -610,7 +609,7 @@ void mproc_imap_free(mproc_imap *it)
     pthread_mutex_lock(&p->mu);
     if (it->job != NULL) {
         (void)mproc__job_cancel(it->job);
-        p->check_jobs = true;
+        mproc__jobs_look(p);
     }
     pthread_mutex_unlock(&p->mu);
     mproc__pool_kick(p);
@@ -634,7 +633,7 @@ static int wait_finished(mproc_pool *p, int64_t deadline)
 {
     pthread_mutex_lock(&p->mu);
     int rc = 0;
-    while (p->state != S_FINISHED) {
+    while (p->sup.state != S_FINISHED) {
         if (deadline == MPROC__NO_DEADLINE) {
             pthread_cond_wait(&p->cv, &p->mu);
             continue;
@@ -706,7 +705,13 @@ int mproc_pool_stats_get(mproc_pool *p, mproc_pool_stats *s, mproc_worker_stats 
     if (p == NULL || s == NULL || (w == NULL && nw > 0))
         return -EINVAL;
     pthread_mutex_lock(&p->mu);
-    *s = p->st;
+    *s = (mproc_pool_stats){.submitted = p->jobs.submitted,
+                            .done = p->jobs.done,
+                            .failed = p->jobs.failed,
+                            .restarts = p->life.restarts,
+                            .broken = p->life.broken != 0,
+                            .ns = {.dispatch = p->dispatch_ns, .settle = p->sup.settle_ns}};
+
     for (size_t i = 0; i < (size_t)p->nworkers; i++) {
         struct pool_slot *sl = &p->shm->slots[i];
         s->ns.fault += atomic_load_explicit(&sl->fault_ns, memory_order_relaxed);
@@ -728,9 +733,9 @@ int mproc_pool_broken(mproc_pool *p, const char **msg)
     if (p == NULL)
         return -EINVAL;
     pthread_mutex_lock(&p->mu);
-    int rc = p->broken;
+    int rc = p->life.broken;
     pthread_mutex_unlock(&p->mu);
     if (msg != NULL)
-        *msg = rc != 0 ? p->broken_msg : "";
+        *msg = rc != 0 ? p->life.broken_msg : "";
     return rc;
 }

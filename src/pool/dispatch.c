@@ -45,7 +45,7 @@
 void mproc__pool_generate(struct sup *s)
 {
     mproc_pool *p = s->p;
-    for (struct job *j = p->jobs; j != NULL;) {
+    for (struct job *j = p->jobs.head; j != NULL;) {
         mproc_imap *it = j->it;
         if (it == NULL || it->gen_done || j->cancelled) {
             j = j->nextjob;
@@ -63,8 +63,7 @@ void mproc__pool_generate(struct sup *s)
         s->progress = true;
         if (rc == 1 && !j->cancelled) {
             mproc__imap_place(it, sl);
-            mproc__job_produced(j, it->produced);
-            p->st.submitted++;
+            mproc__job_produced(p, j, it->produced);
             continue; /* same job: maybe another slot is free */
         }
         it->gen_done = true;
@@ -187,7 +186,7 @@ static void feed(struct sup *s, struct worker *w, struct job **jp)
         int64_t t0 = p->o.phase_times ? mproc__sys_now_ns() : 0;
         bool sent = send_chunk(s, w, j, limit, cs);
         if (p->o.phase_times)
-            p->st.ns.dispatch += (uint64_t)(mproc__sys_now_ns() - t0);
+            p->dispatch_ns += (uint64_t)(mproc__sys_now_ns() - t0);
         if (!sent)
             break;
     }
@@ -218,7 +217,7 @@ static bool steal(struct sup *s, struct worker *thief)
         if (!mproc__assigned_take_back(v, &c, &g))
             continue; /* cannot happen: every message in a channel is a chunk sent */
         s->progress = true;
-        p->check_jobs = true; /* a cancelled job's tasks fail there */
+        mproc__jobs_look(p); /* a cancelled job's tasks fail there */
         return mproc__pool_requeue_or_fail(s, g.job, g.first, g.count, -ENOMEM,
                                            "out of memory moving a queued task to an idle "
                                            "worker",
@@ -230,7 +229,7 @@ static bool steal(struct sup *s, struct worker *thief)
 void mproc__pool_dispatch(struct sup *s)
 {
     mproc_pool *p = s->p;
-    struct job *j = p->jobs;
+    struct job *j = p->jobs.head;
     int64_t now = mproc__sys_now_ns();
     for (int i = 0; i < p->nworkers; i++)
         mproc__assigned_rate(&p->workers[i], now);
@@ -241,7 +240,7 @@ void mproc__pool_dispatch(struct sup *s)
         if (w->state != W_READY || w->nsegs != 0 ||
             (p->o.maxtasksperchild != 0 && w->sent >= p->o.maxtasksperchild))
             continue;
-        struct job *k = p->jobs;
+        struct job *k = p->jobs.head;
         if (steal(s, w))
             feed(s, w, &k);
     }

@@ -132,16 +132,42 @@ void mproc__job_attach(struct job *j, mproc_result *res)
     res->job = j;
 }
 
+void mproc__jobs_init(mproc_pool *p)
+{
+    p->jobs.next_id = 1;
+}
+
 void mproc__job_enqueue(mproc_pool *p, struct job *j)
 {
-    j->id = p->next_job_id++;
-    j->prev = p->jobs_tail;
-    if (p->jobs_tail != NULL)
-        p->jobs_tail->nextjob = j;
+    j->id = p->jobs.next_id++;
+    j->prev = p->jobs.tail;
+    if (p->jobs.tail != NULL)
+        p->jobs.tail->nextjob = j;
     else
-        p->jobs = j;
-    p->jobs_tail = j;
-    p->st.submitted += j->n;
+        p->jobs.head = j;
+    p->jobs.tail = j;
+    p->jobs.submitted += j->n;
+}
+
+void mproc__jobs_look(mproc_pool *p)
+{
+    p->jobs.look = true;
+}
+
+void mproc__jobs_sweep(struct sup *s)
+{
+    mproc_pool *p = s->p;
+    if (!p->jobs.look)
+        return;
+    p->jobs.look = false;
+    for (struct job *j = p->jobs.head, *nx; j != NULL; j = nx) {
+        nx = j->nextjob;
+        if (j->cancelled) {
+            mproc__job_stop(j);
+            mproc__job_fail_todo(s, j, -MPROC_ECANCELLED, "cancelled before it ran");
+        }
+        mproc__job_maybe_finish(s, j);
+    }
 }
 
 static void unlink_job(mproc_pool *p, struct job *j)
@@ -149,11 +175,11 @@ static void unlink_job(mproc_pool *p, struct job *j)
     if (j->prev != NULL)
         j->prev->nextjob = j->nextjob;
     else
-        p->jobs = j->nextjob;
+        p->jobs.head = j->nextjob;
     if (j->nextjob != NULL)
         j->nextjob->prev = j->prev;
     else
-        p->jobs_tail = j->prev;
+        p->jobs.tail = j->prev;
 }
 
 /* ---- the tasks not yet dispatched ------------------------------------------------------- */
@@ -280,8 +306,9 @@ void mproc__job_stop(struct job *j)
         j->sealed = true;
 }
 
-void mproc__job_produced(struct job *j, size_t n)
+void mproc__job_produced(mproc_pool *p, struct job *j, size_t n)
 {
+    p->jobs.submitted += n - j->n;
     j->n = n;
 }
 
@@ -296,12 +323,12 @@ static void count_outcomes(struct sup *s, struct job *j, size_t n, bool failed, 
 {
     mproc_pool *p = s->p;
     j->finished += n;
-    p->st.done += n;
+    p->jobs.done += n;
     if (w != NULL)
         mproc__assigned_counted(w, n, failed);
     if (failed) {
         j->failed += n;
-        p->st.failed += n;
+        p->jobs.failed += n;
     }
     s->progress = true;
 }

@@ -141,17 +141,28 @@ static void release_worker(struct worker *w)
     mproc__assigned_reset(w, false);
 }
 
+int mproc__pool_life_init(mproc_pool *p)
+{
+    p->life.deaths = mproc__calloc((size_t)p->o.max_restarts + 1, sizeof *p->life.deaths);
+    return p->life.deaths != NULL ? 0 : -ENOMEM;
+}
+
+void mproc__pool_life_free(mproc_pool *p)
+{
+    mproc__free(p->life.deaths);
+}
+
 /* Within the restart budget? Records this death. */
 static bool budget_ok(mproc_pool *p)
 {
     size_t cap = (size_t)p->o.max_restarts + 1;
     int64_t now = mproc__sys_now_ns();
     int64_t period = mproc__seconds_ns(p->o.restart_period);
-    p->deaths[p->ndeaths % cap] = now;
-    p->ndeaths++;
-    if (p->ndeaths < cap)
+    p->life.deaths[p->life.ndeaths % cap] = now;
+    p->life.ndeaths++;
+    if (p->life.ndeaths < cap)
         return true;
-    int64_t oldest = p->deaths[p->ndeaths % cap]; /* cap deaths ago */
+    int64_t oldest = p->life.deaths[p->life.ndeaths % cap]; /* cap deaths ago */
     return now - oldest > period;
 }
 
@@ -187,7 +198,8 @@ static void on_death(struct sup *s, struct worker *w)
     describe_exit(why, sizeof why, w->pid, code);
     if (p->transport->gone != NULL)
         p->transport->gone(s, w, -MPROC_EDIED, why,
-                           p->state == S_RUNNING && p->request != REQ_TERMINATE && !p->broken);
+                           p->sup.state == S_RUNNING && p->request != REQ_TERMINATE &&
+                               !p->life.broken);
     uint64_t started = atomic_load(&p->shm->slots[w->slot].started);
     uint64_t ended = atomic_load(&p->shm->slots[w->slot].ended);
     bool begun = started > w->received && w->nsegs > 0;
@@ -241,23 +253,24 @@ static void on_death(struct sup *s, struct worker *w)
     bool retired =
         p->o.maxtasksperchild != 0 && !inflight && w->received >= p->o.maxtasksperchild &&
         (code == 0 || (code == EXIT_UNKNOWN && atomic_load(&p->shm->slots[w->slot].retiring) != 0));
-    bool planned = retired || w->timed_out || p->state == S_STOPPING || p->request == REQ_TERMINATE;
+    bool planned =
+        retired || w->timed_out || p->sup.state == S_STOPPING || p->request == REQ_TERMINATE;
     release_worker(w);
     s->progress = true;
-    p->check_jobs = true; /* requeued tasks of a cancelled job fail now */
+    mproc__jobs_look(p); /* requeued tasks of a cancelled job fail now */
 
-    if (p->state == S_STARTING) { /* any death before the pool is up fails its creation */
-        if (p->start_rc == 1) {
-            p->start_rc = w->init_code < 0 ? w->init_code : -MPROC_EDIED;
-            mproc__pool_say(p->start_msg, sizeof p->start_msg, "%s",
+    if (p->sup.state == S_STARTING) {  /* any death before the pool is up fails its creation */
+        if (p->life.start_fail == 0) { /* the supervisor fails the creation with it */
+            p->life.start_fail = w->init_code < 0 ? w->init_code : -MPROC_EDIED;
+            mproc__pool_say(p->life.start_msg, sizeof p->life.start_msg, "%s",
                             w->init_code < 0 ? w->init_msg : why);
         }
         return;
     }
-    if (p->state != S_RUNNING || p->broken)
+    if (p->sup.state != S_RUNNING || p->life.broken)
         return;
     w->st.restarts++;
-    p->st.restarts++;
+    p->life.restarts++;
     if (!planned && !budget_ok(p)) {
         char cause[POOL_MSG_MAX];
         mproc__pool_say(cause, sizeof cause,
@@ -315,7 +328,7 @@ void mproc__pool_fail_everything(struct sup *s, int code, const char *msg)
 {
     mproc_pool *p = s->p;
     mproc__pool_stop_workers(s, code, msg);
-    struct job *j = p->jobs;
+    struct job *j = p->jobs.head;
     while (j != NULL) {
         struct job *nx = j->nextjob;
         mproc__job_stop(j);
@@ -328,10 +341,10 @@ void mproc__pool_fail_everything(struct sup *s, int code, const char *msg)
 static void break_pool(struct sup *s, const char *cause)
 {
     mproc_pool *p = s->p;
-    p->broken = -MPROC_EBROKEN;
-    p->st.broken = 1;
-    mproc__pool_say(p->broken_msg, sizeof p->broken_msg, "pool broken: %s", cause);
-    mproc__pool_fail_everything(s, -MPROC_EBROKEN, p->broken_msg); /* the supervisor
+    p->life.broken = -MPROC_EBROKEN;
+
+    mproc__pool_say(p->life.broken_msg, sizeof p->life.broken_msg, "pool broken: %s", cause);
+    mproc__pool_fail_everything(s, -MPROC_EBROKEN, p->life.broken_msg); /* the supervisor
                                                                        sees it: DONE */
 }
 

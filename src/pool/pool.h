@@ -221,33 +221,47 @@ struct mproc_pool {
     int cpus;       /* usable CPUs at creation */
     bool spin_wait; /* more than two: callers waiting for a result too */
 
-    _Atomic uint64_t kicks; /* caller-side events since the start */
-    /* under mu */
-    int start_rc; /* 1 while starting, then 0 or the failure */
-    char start_msg[POOL_MSG_MAX];
-    enum pool_state state;     /* the supervisor's (src/pool/super.c) */
-    enum pool_request request; /* the callers' (join, terminate) */
-    bool closed;               /* no more submissions (close, terminate) */
-    bool check_jobs;           /* a caller cancelled: look for jobs that are complete */
-    int broken;                /* -MPROC_EBROKEN once broken */
-    char broken_msg[POOL_MSG_MAX];
-    struct job *jobs, *jobs_tail; /* active jobs, oldest first */
-    uint64_t next_job_id;
-    mproc_pool_stats st;
+    _Atomic uint64_t kicks;             /* caller-side events since the start */
     struct mproc__shared_range *ranges; /* shared mappings when the workers were forked */
     size_t nranges;
+    /* under mu */
+    enum pool_request request; /* the callers' (join, terminate) */
+    bool closed;               /* no more submissions (close, terminate) */
+
+    /* Everything above is written by src/pool/api.c; each part below by one file. */
+    uint64_t dispatch_ns; /* time spent sending chunks (.phase_times): src/pool/dispatch.c's */
+    struct {
+        enum pool_state state; /* see src/pool/super.c */
+        int start_rc;          /* 1 while starting, then 0 or the failure */
+        char start_msg[POOL_MSG_MAX];
+        uint64_t settle_ns; /* time spent reading outcomes (.phase_times) */
+    } sup;                  /* the supervisor's (src/pool/super.c), under mu */
+    struct {
+        struct job *head, *tail; /* active jobs, oldest first */
+        uint64_t next_id;
+        bool look; /* a job may be cancelled or complete: the supervisor looks (sweep) */
+        uint64_t submitted, done, failed; /* tasks (the stats) */
+    } jobs;                               /* src/pool/job.c's, under mu */
+    struct {
+        int broken; /* -MPROC_EBROKEN once broken */
+        char broken_msg[POOL_MSG_MAX];
+        int start_fail; /* a worker died while the pool started: its cause */
+        char start_msg[POOL_MSG_MAX];
+        uint64_t restarts;
+        int64_t *deaths; /* ring of unplanned death times (max_restarts + 1) */
+        size_t ndeaths;
+    } life; /* the workers' lives (src/pool/life.c), under mu */
     struct {
         unsigned next;    /* the worker of the last direct apply, looked at first */
         uint64_t posted;  /* direct applies taken by a worker (less those sent back) */
         uint64_t settled; /* ... and failed by the supervisor (their worker died) */
     } tp;                 /* the local transport's own (src/pool/transport.c), under mu */
-    int64_t *deaths;      /* ring of unplanned death times (max_restarts + 1) */
-    size_t ndeaths;
 };
 
 /* ---- between the files ---------------------------------------------------------------- */
 
 /* src/pool/super.c: the supervisor thread. */
+void mproc__pool_sup_init(mproc_pool *p); /* at creation, before the thread */
 void *mproc__pool_supervisor(void *arg);
 
 /* The supervisor thread's state during a pass (all under the pool mutex). */
@@ -300,7 +314,12 @@ void mproc__job_set_inplace(struct job *j, bool in, bool out, int nworkers);
 void mproc__job_set_imap(struct job *j, mproc_imap *it, size_t in_size, size_t out_size,
                          int nworkers);
 void mproc__job_attach(struct job *j, mproc_result *res); /* apply, map: its result */
-void mproc__job_enqueue(mproc_pool *p, struct job *j);    /* admit checked */
+void mproc__jobs_init(mproc_pool *p);
+void mproc__job_enqueue(mproc_pool *p, struct job *j);
+/* A job may be cancelled or complete: the supervisor's next pass looks (mproc__jobs_sweep). */
+void mproc__jobs_look(mproc_pool *p);
+/* Cancelled jobs lose what was never dispatched; finished ones hand their results over. */
+void mproc__jobs_sweep(struct sup *s); /* admit checked */
 
 /* Dispatch: what the next chunk for a worker slot takes (plan), shortened (cut: count no
  * more than planned), then committed once sent (taken). */
@@ -325,8 +344,9 @@ bool mproc__job_requeue(struct job *j, size_t first, size_t count);
 size_t mproc__job_cancel(struct job *j);
 /* Terminate, broken, cancelled: nothing more is dispatched or produced. */
 void mproc__job_stop(struct job *j);
-void mproc__job_produced(struct job *j, size_t n); /* imap: n tasks generated so far */
-void mproc__job_seal(struct job *j);               /* imap: no more will come */
+void mproc__job_produced(mproc_pool *p, struct job *j,
+                         size_t n);  /* imap: n tasks generated so far */
+void mproc__job_seal(struct job *j); /* imap: no more will come */
 
 /* Outcomes: one task's (w: the worker it came from, or NULL), count successes (a batch),
  * n outstanding tasks settled (their outcome follows), every task never dispatched failed
@@ -419,6 +439,8 @@ void mproc__pool_worker_ready(struct sup *s, struct worker *w, int code, const c
 int mproc__pool_spawn_worker(struct sup *s, struct worker *w);
 void mproc__pool_respawn(struct sup *s, struct worker *w);
 void mproc__pool_check_deaths(struct sup *s);
+int mproc__pool_life_init(mproc_pool *p); /* at creation: 0 or -ENOMEM */
+void mproc__pool_life_free(mproc_pool *p);
 void mproc__pool_stop_workers(struct sup *s, int code, const char *msg);
 void mproc__pool_fail_everything(struct sup *s, int code, const char *msg);
 /* Kill workers past a task's limit; the earliest deadline still ahead. */

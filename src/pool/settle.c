@@ -65,7 +65,7 @@ static void give_back(struct sup *s, struct worker *w, const struct pool_rec *h)
     mproc__assigned_received(w, m, 0); /* the worker counted them as begun and settled */
     mproc__pool_pop_tasks(w, m);
     s->progress = true;
-    s->p->check_jobs = true; /* a cancelled job's requeued tasks fail there */
+    mproc__jobs_look(s->p); /* a cancelled job's requeued tasks fail there */
     char msg[POOL_MSG_MAX];
     mproc__pool_say(msg, sizeof msg,
                     "a worker could not read the inputs (%s), and there was "

@@ -27,7 +27,7 @@
  * system call per task. Before sleeping it spins briefly when CPUs allow (the spin rule,
  * docs/benchmarks.md).
  *
- * States (p->state, written here only; callers ask through p->request):
+ * States (p->sup.state, written here only; callers ask through p->request):
  *   STARTING  the workers are being forked; when each is ready (at once, or after its
  *             initializer said so) -> RUNNING, and mproc_pool_new returns; a worker that
  *             cannot start -> DONE (the creation fails with its cause)
@@ -141,35 +141,21 @@ static bool spin_pays(const mproc_pool *p)
     return busy < p->cpus;
 }
 
-/* Cancelled jobs lose what was never dispatched; finished ones hand their results over. */
-static void check_jobs(struct sup *s)
-{
-    mproc_pool *p = s->p;
-    if (!p->check_jobs) /* a caller cancelled, or a worker died */
-        return;
-    p->check_jobs = false;
-    for (struct job *j = p->jobs, *nx; j != NULL; j = nx) {
-        nx = j->nextjob;
-        if (j->cancelled) {
-            mproc__job_stop(j);
-            mproc__job_fail_todo(s, j, -MPROC_ECANCELLED, "cancelled before it ran");
-        }
-        mproc__job_maybe_finish(s, j);
-    }
-}
-
 /* One pass's work in the current state (see the DESIGN note); returns the next state. */
 static enum pool_state step(struct sup *s)
 {
     mproc_pool *p = s->p;
-    switch (p->state) {
+    switch (p->sup.state) {
     case S_STARTING: {
-        if (p->start_rc != 1)
-            return S_DONE; /* a worker could not start */
+        if (p->life.start_fail < 0) { /* a worker could not start */
+            p->sup.start_rc = p->life.start_fail;
+            mproc__pool_say(p->sup.start_msg, sizeof p->sup.start_msg, "%s", p->life.start_msg);
+            return S_DONE;
+        }
         for (int i = 0; i < p->nworkers; i++)
             if (p->workers[i].state != W_READY)
                 return S_STARTING;
-        p->start_rc = 0;
+        p->sup.start_rc = 0;
         return S_RUNNING;
     }
     case S_RUNNING:
@@ -177,17 +163,17 @@ static enum pool_state step(struct sup *s)
             mproc__pool_fail_everything(s, -MPROC_ECANCELLED, "cancelled: the pool was terminated");
             return S_DONE;
         }
-        if (p->broken)
+        if (p->life.broken)
             return S_DONE;
-        check_jobs(s);
-        for (int i = 0; i < p->nworkers && !p->broken; i++)
+        mproc__jobs_sweep(s);
+        for (int i = 0; i < p->nworkers && !p->life.broken; i++)
             if (p->workers[i].state == W_NONE && mproc__sys_now_ns() >= s->spawn_retry)
                 mproc__pool_respawn(s, &p->workers[i]);
-        if (p->broken)
+        if (p->life.broken)
             return S_DONE;
         mproc__pool_generate(s);
         mproc__pool_dispatch(s);
-        return p->request == REQ_JOIN && p->jobs == NULL ? S_STOPPING : S_RUNNING;
+        return p->request == REQ_JOIN && p->jobs.head == NULL ? S_STOPPING : S_RUNNING;
     case S_STOPPING:
         if (p->request == REQ_TERMINATE) {
             mproc__pool_fail_everything(s, -MPROC_ECANCELLED, "cancelled: the pool was terminated");
@@ -201,6 +187,12 @@ static enum pool_state step(struct sup *s)
     return S_DONE;
 }
 
+void mproc__pool_sup_init(mproc_pool *p)
+{
+    p->sup.state = S_STARTING;
+    p->sup.start_rc = 1;
+}
+
 void *mproc__pool_supervisor(void *arg)
 {
     mproc_pool *p = arg;
@@ -211,35 +203,35 @@ void *mproc__pool_supervisor(void *arg)
     bool spin = p->spin;
     pthread_mutex_lock(&p->mu);
     if (s.buf == NULL || s.chunk == NULL || s.pfd == NULL) {
-        p->start_rc = -ENOMEM;
+        p->sup.start_rc = -ENOMEM;
     } else {
-        for (int i = 0; i < p->nworkers && p->start_rc == 1; i++) {
+        for (int i = 0; i < p->nworkers && p->sup.start_rc == 1; i++) {
             int rc = mproc__pool_spawn_worker(&s, &p->workers[i]);
             if (rc < 0) {
-                p->start_rc = rc;
+                p->sup.start_rc = rc;
                 if (p->workers[i].init_code < 0 && rc == p->workers[i].init_code)
-                    mproc__pool_say(p->start_msg, sizeof p->start_msg, "%s",
+                    mproc__pool_say(p->sup.start_msg, sizeof p->sup.start_msg, "%s",
                                     p->workers[i].init_msg);
                 else
-                    mproc__pool_say(p->start_msg, sizeof p->start_msg,
+                    mproc__pool_say(p->sup.start_msg, sizeof p->sup.start_msg,
                                     "could not start a worker: %s", mproc_strerror(rc));
             }
         }
     }
-    p->state = p->start_rc == 1 ? S_STARTING : S_DONE;
-    while (p->state != S_DONE) {
+    p->sup.state = p->sup.start_rc == 1 ? S_STARTING : S_DONE;
+    while (p->sup.state != S_DONE) {
         uint64_t kicks = atomic_load(&p->kicks);
         s.progress = false;
         int64_t t0 = p->o.phase_times ? mproc__sys_now_ns() : 0;
         for (int i = 0; i < p->nworkers; i++)
             mproc__pool_drain(&s, &p->workers[i]);
         if (p->o.phase_times)
-            p->st.ns.settle += (uint64_t)(mproc__sys_now_ns() - t0);
+            p->sup.settle_ns += (uint64_t)(mproc__sys_now_ns() - t0);
         if (mproc__sys_now_ns() - s.last_check >= BUSY_CHECK_NS)
             mproc__pool_check_deaths(&s);
         enum pool_state next = step(&s);
-        if (next != p->state) {
-            p->state = next;
+        if (next != p->sup.state) {
+            p->sup.state = next;
             s.progress = true;
             if (next == S_STOPPING)
                 for (int i = 0; i < p->nworkers; i++)
@@ -251,14 +243,14 @@ void *mproc__pool_supervisor(void *arg)
                 break;
         }
         int64_t deadline = mproc__pool_check_timeouts(&s);
-        for (int i = 0; i < p->nworkers && p->state == S_RUNNING; i++)
+        for (int i = 0; i < p->nworkers && p->sup.state == S_RUNNING; i++)
             if (p->workers[i].state == W_NONE && s.spawn_retry < deadline)
                 deadline = s.spawn_retry; /* a fork to retry */
         bool moved = s.progress || s.done != NULL;
         deliver(&s);
         if (moved)
             continue;
-        if (spin && p->state == S_RUNNING && spin_pays(p)) { /* starting or stopping: the
+        if (spin && p->sup.state == S_RUNNING && spin_pays(p)) { /* starting or stopping: the
                                             workers need the CPUs, and a death ends no spin */
             pthread_mutex_unlock(&p->mu);
             bool more = spin_wait(p, kicks);
@@ -268,15 +260,15 @@ void *mproc__pool_supervisor(void *arg)
         }
         sleep_until(&s, kicks, deadline);
     }
-    if (p->start_rc == 1)
-        p->start_rc = -ENOMEM; /* cannot happen: only a start result leaves STARTING */
-    if (p->start_rc != 0)
+    if (p->sup.start_rc == 1)
+        p->sup.start_rc = -ENOMEM; /* cannot happen: only a start result leaves STARTING */
+    if (p->sup.start_rc != 0)
         mproc__pool_stop_workers(&s, -MPROC_ECANCELLED, "pool start failed");
-    else if (p->jobs != NULL) /* cannot happen: DONE comes after every job ended */
+    else if (p->jobs.head != NULL) /* cannot happen: DONE comes after every job ended */
         mproc__pool_fail_everything(&s, -MPROC_ECANCELLED, "cancelled");
     mproc__pool_stop_workers(&s, -MPROC_ECANCELLED, "cancelled");
     deliver(&s);
-    p->state = S_FINISHED;
+    p->sup.state = S_FINISHED;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     mproc__free(s.buf);
