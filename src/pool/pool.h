@@ -264,7 +264,10 @@ struct mproc_pool {
 void mproc__pool_sup_init(mproc_pool *p); /* at creation, before the thread */
 void *mproc__pool_supervisor(void *arg);
 
-/* The supervisor thread's state during a pass (all under the pool mutex). */
+/* The supervisor thread's state during a pass (all under the pool mutex), on its stack
+ * (src/pool/super.c). What the pass's callees report back is theirs to set: `progress`
+ * (anything moved: whoever moved it) and `done` (results to deliver: job.c); the fork
+ * retry time and the last look at the pidfds are life.c's. */
 struct sup {
     mproc_pool *p;
     unsigned char *buf;   /* a record that wraps in its ring, msg_max bytes */
