@@ -9,11 +9,12 @@
  *                     default chunksize, 2 workers
  *   pool.map.cs1      tasks/s, x*x on 8-byte ints, chunksize 1, 2 workers, 2 M items
  *   pool.map.default  items/s, x*x over 10 M 8-byte ints in malloc'd arrays, default
-  *                     chunksize, 2 workers | serial: the same loop in this process;
+ *                     chunksize, 2 workers | serial: the same loop in this process;
  *                     indirect: that loop calling the task through a function pointer
  *                     (informative: the per-item floor of any worker, which cannot
- *                     inline the caller's function; measured here 2.2 ns against 0.9 ns
- *                     inlined, so 2 workers on 2 CPUs reach at most ~0.85x serial)
+  *                     inline the caller's function; measured here 1.5-2.2 ns a call
+ *                     against 0.7-0.9 ns inlined, so 2 workers on 2 CPUs reach at most
+ *                     2 x indirect / serial, 0.65-0.95x by the run)
  *   pool.map.shm      the same with both arrays in shared memory mapped before the pool
  *                     (zero-copy: read and written in place) | serial, indirect
  *                     Both maps are warmed up: the same map runs once, untimed, before
@@ -600,12 +601,12 @@ int main(int argc, char **argv)
     (void)run_map(p, in, out, n_big, 0, "map default warm-up"); /* see the header */
     bench_emit("pool.map.default", "mproc", run_map(p, in, out, n_big, 0, "map default"),
                "items/s");
-        bench_emit("pool.map.default", "serial", run_serial(in, out, n_big), "items/s");
+    bench_emit("pool.map.default", "serial", run_serial(in, out, n_big), "items/s");
     bench_emit("pool.map.default", "indirect", run_indirect(in, out, n_big), "items/s");
 
     (void)run_map(p, sin, sout, n_big, 0, "map shm warm-up");
     bench_emit("pool.map.shm", "mproc", run_map(p, sin, sout, n_big, 0, "map shm"), "items/s");
-        bench_emit("pool.map.shm", "serial", run_serial(in, out, n_big), "items/s");
+    bench_emit("pool.map.shm", "serial", run_serial(in, out, n_big), "items/s");
     bench_emit("pool.map.shm", "indirect", run_indirect(in, out, n_big), "items/s");
 
     map_phases("pool.map.default", in, out, n_big);

@@ -267,14 +267,12 @@ int mproc_pool_apply_async(mproc_pool *p, mproc_task_fn fn, const void *in, size
     mproc_result *res = NULL;
     rc = mproc__job_set_apply(j, in, in_len);
     if (rc == 0)
-        rc = mproc__result_new(&res, JOB_APPLY, 1, opts);
+        rc = mproc__result_new(&res, p, JOB_APPLY, 1, opts);
     if (rc < 0) {
         mproc__job_free(j);
         return rc;
     }
     mproc__job_attach(j, res);
-    res->pool = p;
-    res->spin = p->spin_wait;
     if (r != NULL)
         atomic_fetch_add(&res->refs, 1); /* the caller's handle */
     pthread_mutex_lock(&p->mu);
@@ -361,7 +359,7 @@ int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *in, size_t
         return -EMSGSIZE;
     }
     mproc_result *res;
-    rc = mproc__result_new(&res, JOB_MAP, n, opts);
+    rc = mproc__result_new(&res, p, JOB_MAP, n, opts);
     if (rc < 0) {
         mproc__job_free(j);
         return rc;
@@ -379,8 +377,6 @@ int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *in, size_t
         }
     }
     mproc__job_attach(j, res);
-    res->pool = p;
-    res->spin = p->spin_wait;
     atomic_fetch_add(&res->refs, 1);
     pthread_mutex_lock(&p->mu);
     rc = mproc__pool_admit(p);
@@ -463,32 +459,13 @@ int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn gen, void
         mproc__job_free(j);
         return -EINVAL;
     }
-    mproc_imap *t = mproc__calloc(1, sizeof *t);
-    rc = -ENOMEM;
-    if (t == NULL)
-        goto fail;
-    t->pool = p;
-    t->window = window;
-    t->in_size = in_size;
-    t->out_size = out_size;
-    t->gen = gen;
-    t->gen_arg = gen_arg;
-    t->unordered = opts != NULL && (opts->flags & MPROC_IMAP_UNORDERED);
-    atomic_init(&t->refs, 2); /* the caller's and the job's */
-    t->slots = mproc__calloc(window, sizeof *t->slots);
-    t->doneq = mproc__calloc(window, sizeof *t->doneq);
-    if (t->slots == NULL || t->doneq == NULL)
-        goto fail;
-    for (size_t i = 0; i < window; i++) {
-        t->slots[i].input = mproc__malloc(in_size + out_size);
-        if (t->slots[i].input == NULL)
-            goto fail;
-        t->slots[i].output = t->slots[i].input + in_size;
-    }
-    if (t->unordered && mproc__imap_unordered_init(t) < 0)
+    mproc_imap *t = NULL;
+    rc = mproc__imap_new(&t, p, window, in_size, out_size, gen, gen_arg,
+                         opts != NULL && (opts->flags & MPROC_IMAP_UNORDERED));
+    if (rc < 0)
         goto fail;
     mproc__job_set_imap(j, t, in_size, out_size, p->nworkers);
-    t->job = j;
+    mproc__imap_bind(t, j);
     pthread_mutex_lock(&p->mu);
     rc = mproc__pool_admit(p);
     if (rc == 0)
@@ -500,105 +477,9 @@ int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn gen, void
     *it = t;
     return 0;
 fail:
-    if (t != NULL) {
-        atomic_store(&t->refs, 1);
-        mproc__imap_unref(t);
-    }
+    mproc__imap_discard(t);
     mproc__job_free(j);
     return rc;
-}
-
-/* Take a finished item out of the window (under the mutex). */
-static int take(mproc_imap *it, struct imap_slot *s, void *out, size_t *index, const char **msg)
-{
-    int code = s->code;
-    if (index != NULL)
-        *index = s->index;
-    mproc__free(it->last_msg);
-    it->last_msg = s->msg;
-    s->msg = NULL;
-    if (msg != NULL)
-        *msg = it->last_msg != NULL ? it->last_msg : "";
-    if (code == 0 && out != NULL)
-        memcpy(out, s->output, it->out_size);
-    mproc__imap_release(it, s);
-    return code;
-}
-
-/* The generator cannot run: no slot for the next item yet. */
-static bool gen_blocked(mproc_imap *it)
-{
-    return !it->gen_done && mproc__imap_room(it) == NULL;
-}
-
-/* Is a result there for the next call? */
-static bool has_ready(const mproc_imap *it)
-{
-    if (it->unordered)
-        return it->dq_len > 0;
-    const struct imap_slot *s = &it->slots[it->next_ordered % it->window];
-    return it->next_ordered < it->produced && s->state == SLOT_DONE && s->index == it->next_ordered;
-}
-
-int mproc_imap_next(mproc_imap *it, void *out, size_t *index, const char **msg, double timeout)
-{
-    if (it == NULL || out == NULL)
-        return -EINVAL;
-    int64_t deadline;
-    int rc = mproc__deadline(timeout, &deadline);
-    if (rc < 0)
-        return rc;
-    mproc_pool *p = it->pool;
-    for (;;) {
-        pthread_mutex_lock(&p->mu);
-        rc = 1;
-        if (it->unordered) {
-            if (it->dq_len > 0) {
-                size_t idx = it->doneq[it->dq_head];
-                it->dq_head = (it->dq_head + 1) % it->window;
-                it->dq_len--;
-                rc = take(it, mproc__imap_slot(it, idx), out, index, msg);
-            }
-        } else if (it->next_ordered < it->produced) {
-            struct imap_slot *s = &it->slots[it->next_ordered % it->window];
-            if (s->state == SLOT_DONE && s->index == it->next_ordered) {
-                it->next_ordered++;
-                rc = take(it, s, out, index, msg);
-            }
-        }
-        if (rc == 1 && it->gen_done && it->returned == it->produced) {
-            if (it->gen_code < 0 && !it->gen_reported) {
-                it->gen_reported = true;
-                rc = it->gen_code;
-                if (msg != NULL)
-                    *msg = "the generator failed";
-            } else {
-                rc = -MPROC_EEOF;
-            }
-        }
-        if (rc != 1) {
-            /* wake the supervisor only if the generator was waiting for room and has it:
-               an eighth of the window, or all there is before this reader waits (a wake
-               per item read would cost more than the item) */
-            bool kick =
-                it->gen_waiting && !gen_blocked(it) &&
-                (it->produced - it->returned + it->window / 8 <= it->window || !has_ready(it));
-            if (kick)
-                it->gen_waiting = false;
-            pthread_mutex_unlock(&p->mu);
-            if (kick)
-                mproc__pool_kick(p);
-            return rc;
-        }
-        /* armed under the mutex: an item that completes after it rings the bell */
-        uint32_t seq = mproc__bell_arm(&it->bell);
-        pthread_mutex_unlock(&p->mu);
-        if (mproc__remaining_ns(deadline) == 0) {
-            mproc__bell_leave(&it->bell);
-            return -ETIMEDOUT;
-        }
-        (void)mproc__bell_sleep(&it->bell, seq, deadline, false);
-    }
 }
 
 void mproc_imap_free(mproc_imap *it)

@@ -51,8 +51,7 @@ void mproc__pool_generate(struct sup *s)
             j = j->nextjob;
             continue;
         }
-        struct imap_slot *sl = mproc__imap_room(it);
-        it->gen_waiting = sl == NULL;
+        struct imap_slot *sl = mproc__imap_gen_room(it);
         if (sl == NULL) {
             j = j->nextjob;
             continue;
@@ -60,14 +59,13 @@ void mproc__pool_generate(struct sup *s)
         pthread_mutex_unlock(&p->mu);
         int rc = it->gen(it->gen_arg, sl->input, it->in_size);
         pthread_mutex_lock(&p->mu);
-        s->progress = true;
+        mproc__sup_moved(s);
         if (rc == 1 && !j->cancelled) {
             mproc__imap_place(it, sl);
             mproc__job_produced(p, j, it->produced);
             continue; /* same job: maybe another slot is free */
         }
-        it->gen_done = true;
-        it->gen_code = rc < 0 ? rc : 0;
+        mproc__imap_gen_end(it, rc);
         mproc__job_seal(j);
         mproc__imap_wake(it);
         struct job *nx = j->nextjob;
@@ -98,7 +96,7 @@ static bool send_chunk(struct sup *s, struct worker *w, struct job *j, size_t li
         w,
         &(struct seg){
             .job = j, .first = t.first, .count = r.count, .stage = r.stage, .out_off = r.out_off});
-    s->progress = true;
+    mproc__sup_moved(s);
     return true;
 }
 
@@ -216,7 +214,7 @@ static bool steal(struct sup *s, struct worker *thief)
         struct seg g;
         if (!mproc__assigned_take_back(v, &c, &g))
             continue; /* cannot happen: every message in a channel is a chunk sent */
-        s->progress = true;
+        mproc__sup_moved(s);
         mproc__jobs_look(p); /* a cancelled job's tasks fail there */
         return mproc__pool_requeue_or_fail(s, g.job, g.first, g.count, -ENOMEM,
                                            "out of memory moving a queued task to an idle "

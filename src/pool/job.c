@@ -129,7 +129,7 @@ void mproc__job_set_imap(struct job *j, mproc_imap *it, size_t in_size, size_t o
 void mproc__job_attach(struct job *j, mproc_result *res)
 {
     j->res = res;
-    res->job = j;
+    mproc__result_bind(res, j);
 }
 
 void mproc__jobs_init(mproc_pool *p)
@@ -330,7 +330,7 @@ static void count_outcomes(struct sup *s, struct job *j, size_t n, bool failed, 
         j->failed += n;
         p->jobs.failed += n;
     }
-    s->progress = true;
+    mproc__sup_moved(s);
 }
 
 void mproc__job_outcome(struct sup *s, struct job *j, size_t index, int code, const char *msg,
@@ -386,16 +386,11 @@ void mproc__job_maybe_finish(struct sup *s, struct job *j)
     assert(j->outstanding == 0);
     unlink_job(s->p, j);
     if (j->res != NULL) {
-        mproc__result_finish(j->res);
-        if (j->res->code == 0 && j->failed > 0) { /* a failure we could not record */
-            j->res->code = -ENOMEM;
-            j->res->msg = NULL;
-        }
-        j->res->done_next = s->done;
-        s->done = j->res;
+        mproc__result_finish(j->res, j->failed > 0);
+        mproc__sup_deliver(s, j->res);
     }
     if (j->it != NULL) {
-        j->it->job = NULL;
+        mproc__imap_detach(j->it);
         mproc__imap_wake(j->it);
         mproc__imap_unref(j->it);
     }
@@ -437,13 +432,11 @@ static int apply_outcome(struct job *j, size_t index, int code, const char *msg,
         return mproc__fails_add(&j->res->fails, 0, 1, code, msg);
     if (len == 0)
         return 0;
-    j->res->data = mproc__malloc(len);
-    if (j->res->data == NULL) { /* the task succeeded, but its output is lost: a failure */
+    if (mproc__result_keep(j->res, out, len) < 0) { /* the task succeeded, but its output is
+                                                   lost: a failure */
         (void)mproc__fails_add(&j->res->fails, 0, 1, -ENOMEM, "no memory for the output");
         return -ENOMEM;
     }
-    memcpy(j->res->data, out, len);
-    j->res->len = len;
     return 0;
 }
 
@@ -504,7 +497,7 @@ static bool no_source(struct job *j)
 /* imap: its generator is called no more, so the job is sealed */
 static bool stop_generator(struct job *j)
 {
-    j->it->gen_done = true;
+    mproc__imap_gen_end(j->it, 0);
     return true;
 }
 

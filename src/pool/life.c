@@ -125,7 +125,7 @@ void mproc__pool_worker_ready(struct sup *s, struct worker *w, int code, const c
     mproc__pool_say(w->init_msg, sizeof w->init_msg, "%.*s", (int)msg_len, msg);
     if (code == 0)
         w->state = W_READY;
-    s->progress = true;
+    mproc__sup_moved(s);
 }
 
 static void release_worker(struct worker *w)
@@ -175,7 +175,7 @@ void mproc__pool_respawn(struct sup *s, struct worker *w)
     int rc = mproc__pool_spawn_worker(s, w);
     if (rc == 0)
         return;
-    s->spawn_retry = mproc__sys_now_ns() + SPAWN_RETRY_NS;
+    p->life.spawn_retry = mproc__sys_now_ns() + SPAWN_RETRY_NS;
     if (!budget_ok(p)) {
         char cause[POOL_MSG_MAX];
         mproc__pool_say(cause, sizeof cause,
@@ -256,7 +256,7 @@ static void on_death(struct sup *s, struct worker *w)
     bool planned =
         retired || w->timed_out || p->sup.state == S_STOPPING || p->request == REQ_TERMINATE;
     release_worker(w);
-    s->progress = true;
+    mproc__sup_moved(s);
     mproc__jobs_look(p); /* requeued tasks of a cancelled job fail now */
 
     if (p->sup.state == S_STARTING) {  /* any death before the pool is up fails its creation */
@@ -294,7 +294,7 @@ void mproc__pool_check_deaths(struct sup *s)
             idx[n++] = i;
         }
     }
-    s->last_check = mproc__sys_now_ns();
+    p->life.looked = mproc__sys_now_ns();
     if (n == 0 || mproc__sys_poll(s->pfd, n, 0) <= 0)
         return;
     for (unsigned k = 0; k < n; k++)

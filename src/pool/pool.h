@@ -248,7 +248,9 @@ struct mproc_pool {
         int start_fail; /* a worker died while the pool started: its cause */
         char start_msg[POOL_MSG_MAX];
         uint64_t restarts;
-        int64_t *deaths; /* ring of unplanned death times (max_restarts + 1) */
+        int64_t spawn_retry; /* when to retry a failed fork */
+        int64_t looked;      /* the last look at the pidfds */
+        int64_t *deaths;     /* ring of unplanned death times (max_restarts + 1) */
         size_t ndeaths;
     } life; /* the workers' lives (src/pool/life.c), under mu */
     struct {
@@ -263,20 +265,23 @@ struct mproc_pool {
 /* src/pool/super.c: the supervisor thread. */
 void mproc__pool_sup_init(mproc_pool *p); /* at creation, before the thread */
 void *mproc__pool_supervisor(void *arg);
+struct sup;
+void mproc__sup_moved(struct sup *s); /* something moved in this pass: another pass follows */
+void mproc__sup_deliver(struct sup *s, mproc_result *r); /* r is complete: deliver it */
 
 /* The supervisor thread's state during a pass (all under the pool mutex), on its stack
- * (src/pool/super.c). What the pass's callees report back is theirs to set: `progress`
- * (anything moved: whoever moved it) and `done` (results to deliver: job.c); the fork
- * retry time and the last look at the pidfds are life.c's. */
+ * and written by src/pool/super.c only; the pass's callees report through
+ * mproc__sup_moved and mproc__sup_deliver, and use `buf`, `chunk` and `pfd` as scratch
+ * space. */
 struct sup {
     mproc_pool *p;
     unsigned char *buf;   /* a record that wraps in its ring, msg_max bytes */
     unsigned char *chunk; /* a chunk being built, msg_max bytes */
     mproc_result *done;   /* results to deliver after the pass */
     bool progress;        /* something happened in this pass */
-    int64_t last_check;   /* last look at the pidfds */
-    int64_t spawn_retry;  /* when to retry a failed fork */
-    struct pollfd *pfd;   /* eventfd + one per worker */
+    bool look;            /* a poll returned: look at the pidfds now */
+
+    struct pollfd *pfd; /* eventfd + one per worker */
 };
 
 /* src/pool/job.c: a submission (under the pool mutex). */
@@ -461,25 +466,39 @@ void mproc__pool_kick(mproc_pool *p);
 int mproc__pool_admit(const mproc_pool *p);
 
 /* src/pool/result.c */
-int mproc__result_new(mproc_result **out, enum job_kind kind, size_t n, const mproc_call_opts *o);
+int mproc__result_new(mproc_result **out, mproc_pool *p, enum job_kind kind, size_t n,
+                      const mproc_call_opts *o);
+void mproc__result_bind(mproc_result *r, struct job *j); /* r is j's result */
+/* Keep a copy of an apply's output (len > 0). 0 or -ENOMEM. */
+int mproc__result_keep(mproc_result *r, const void *out, size_t len);
+/* Add r to a list of results to deliver (linked through done_next). */
+void mproc__result_chain(mproc_result **list, mproc_result *r);
 void mproc__result_unref(mproc_result *r);
 /* Record an outcome of items [first, first + count) (code != 0) in r. Under the mutex. */
 int mproc__fails_add(struct pool_fails *f, size_t first, size_t count, int code, const char *msg);
 void mproc__fails_release(struct pool_fails *f);
 /* Finish r (all outcomes in): sort failures, set code/msg. Does not mark it ready. */
-void mproc__result_finish(mproc_result *r);
+void mproc__result_finish(mproc_result *r, bool lost); /* lost: a failure went unrecorded */
 /* Mark ready, run callbacks, wake waiters, drop the pool's reference. No mutex held. */
 void mproc__result_deliver(mproc_result *r);
 
 void mproc__imap_unref(mproc_imap *it);
+/* A new iterator (two references: the caller's and the job's); its job is bound later. */
+int mproc__imap_new(mproc_imap **out, mproc_pool *p, size_t window, size_t in_size, size_t out_size,
+                    mproc_imap_gen_fn gen, void *gen_arg, bool unordered);
+void mproc__imap_bind(mproc_imap *it, struct job *j);
+void mproc__imap_discard(mproc_imap *it); /* one never handed out (NULL: nothing) */
 /* Slot placement (under the mutex): the slot holding item index; the empty slot the next
  * item goes to (NULL: none yet); that slot now holds item `produced` (queued); the caller
  * took the item in slot s. */
-int mproc__imap_unordered_init(mproc_imap *it); /* after window and slots are set */
 struct imap_slot *mproc__imap_slot(mproc_imap *it, size_t index);
 struct imap_slot *mproc__imap_room(mproc_imap *it);
 void mproc__imap_place(mproc_imap *it, struct imap_slot *s);
 void mproc__imap_release(mproc_imap *it, struct imap_slot *s);
+/* The generator's room: as mproc__imap_room, noting that it waits when there is none. */
+struct imap_slot *mproc__imap_gen_room(mproc_imap *it);
+void mproc__imap_gen_end(mproc_imap *it, int code); /* it is called no more (code < 0: failed) */
+void mproc__imap_detach(mproc_imap *it);            /* its job is gone */
 /* An imap item's outcome (under the mutex). */
 void mproc__imap_item(mproc_imap *it, size_t index, int code, const char *msg, const void *out);
 void mproc__imap_wake(mproc_imap *it);

@@ -32,11 +32,14 @@
  * VM, a short apply round trip is far less. Long waits lose at most this much CPU time. */
 #define WAIT_SPIN_NS INT64_C(20000)
 
-int mproc__result_new(mproc_result **out, enum job_kind kind, size_t n, const mproc_call_opts *o)
+int mproc__result_new(mproc_result **out, mproc_pool *p, enum job_kind kind, size_t n,
+                      const mproc_call_opts *o)
 {
     mproc_result *r = mproc__calloc(1, sizeof *r);
     if (r == NULL)
         return -ENOMEM;
+    r->pool = p;
+    r->spin = p->spin_wait;
     r->kind = kind;
     r->n = n;
     atomic_init(&r->refs, 1);
@@ -93,7 +96,22 @@ static int cmp_fail(const void *a, const void *b)
     return x->first < y->first ? -1 : x->first > y->first;
 }
 
-void mproc__result_finish(mproc_result *r)
+void mproc__result_bind(mproc_result *r, struct job *j)
+{
+    r->job = j;
+}
+
+int mproc__result_keep(mproc_result *r, const void *out, size_t len)
+{
+    r->data = mproc__malloc(len);
+    if (r->data == NULL)
+        return -ENOMEM;
+    memcpy(r->data, out, len);
+    r->len = len;
+    return 0;
+}
+
+void mproc__result_finish(mproc_result *r, bool lost)
 {
     if (r->fails.n > 1)
         qsort(r->fails.v, r->fails.n, sizeof *r->fails.v, cmp_fail);
@@ -101,7 +119,17 @@ void mproc__result_finish(mproc_result *r)
         r->code = r->fails.v[0].code;
         r->msg = r->fails.v[0].msg; /* borrowed from the run; freed with it */
     }
+    if (r->code == 0 && lost) { /* a failure that could not be recorded */
+        r->code = -ENOMEM;
+        r->msg = NULL;
+    }
     r->job = NULL;
+}
+
+void mproc__result_chain(mproc_result **list, mproc_result *r)
+{
+    r->done_next = *list;
+    *list = r;
 }
 
 void mproc__result_unref(mproc_result *r)
@@ -274,7 +302,56 @@ struct imap_where {
     uint32_t slot;
 };
 
-int mproc__imap_unordered_init(mproc_imap *it)
+static int unordered_init(mproc_imap *it);
+
+int mproc__imap_new(mproc_imap **out, mproc_pool *p, size_t window, size_t in_size, size_t out_size,
+                    mproc_imap_gen_fn gen, void *gen_arg, bool unordered)
+{
+    mproc_imap *t = mproc__calloc(1, sizeof *t);
+    if (t == NULL)
+        return -ENOMEM;
+    t->pool = p;
+    t->window = window;
+    t->in_size = in_size;
+    t->out_size = out_size;
+    t->gen = gen;
+    t->gen_arg = gen_arg;
+    t->unordered = unordered;
+    atomic_init(&t->refs, 2); /* the caller's and the job's */
+    t->slots = mproc__calloc(window, sizeof *t->slots);
+    t->doneq = mproc__calloc(window, sizeof *t->doneq);
+    int rc = t->slots != NULL && t->doneq != NULL ? 0 : -ENOMEM;
+    for (size_t i = 0; i < window && rc == 0; i++) {
+        t->slots[i].input = mproc__malloc(in_size + out_size);
+        if (t->slots[i].input == NULL)
+            rc = -ENOMEM;
+        else
+            t->slots[i].output = t->slots[i].input + in_size;
+    }
+    if (rc == 0 && unordered)
+        rc = unordered_init(t);
+    if (rc < 0) {
+        mproc__imap_discard(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+void mproc__imap_bind(mproc_imap *it, struct job *j)
+{
+    it->job = j;
+}
+
+void mproc__imap_discard(mproc_imap *it)
+{
+    if (it == NULL)
+        return;
+    atomic_store(&it->refs, 1);
+    mproc__imap_unref(it);
+}
+
+static int unordered_init(mproc_imap *it)
 {
     size_t cap = 2;
     it->where_shift = 63;
@@ -327,6 +404,25 @@ struct imap_slot *mproc__imap_room(mproc_imap *it)
                               ? (it->nfree > 0 ? &it->slots[it->free_slots[it->nfree - 1]] : NULL)
                               : &it->slots[it->produced % it->window];
     return s != NULL && s->state == SLOT_EMPTY ? s : NULL;
+}
+
+struct imap_slot *mproc__imap_gen_room(mproc_imap *it)
+{
+    struct imap_slot *s = mproc__imap_room(it);
+    it->gen_waiting = s == NULL;
+    return s;
+}
+
+void mproc__imap_gen_end(mproc_imap *it, int code)
+{
+    it->gen_done = true;
+    if (code < 0)
+        it->gen_code = code;
+}
+
+void mproc__imap_detach(mproc_imap *it)
+{
+    it->job = NULL;
 }
 
 void mproc__imap_place(mproc_imap *it, struct imap_slot *s)
@@ -391,5 +487,100 @@ void mproc__imap_item(mproc_imap *it, size_t index, int code, const char *msg, c
     if (it->unordered) {
         it->doneq[(it->dq_head + it->dq_len) % it->window] = index;
         it->dq_len++;
+    }
+}
+
+/* ---- the imap reader --------------------------------------------------------------------- */
+
+/* Take a finished item out of the window (under the mutex). */
+static int take(mproc_imap *it, struct imap_slot *s, void *out, size_t *index, const char **msg)
+{
+    int code = s->code;
+    if (index != NULL)
+        *index = s->index;
+    mproc__free(it->last_msg);
+    it->last_msg = s->msg;
+    s->msg = NULL;
+    if (msg != NULL)
+        *msg = it->last_msg != NULL ? it->last_msg : "";
+    if (code == 0 && out != NULL)
+        memcpy(out, s->output, it->out_size);
+    mproc__imap_release(it, s);
+    return code;
+}
+
+/* The generator cannot run: no slot for the next item yet. */
+static bool gen_blocked(mproc_imap *it)
+{
+    return !it->gen_done && mproc__imap_room(it) == NULL;
+}
+
+/* Is a result there for the next call? */
+static bool has_ready(const mproc_imap *it)
+{
+    if (it->unordered)
+        return it->dq_len > 0;
+    const struct imap_slot *s = &it->slots[it->next_ordered % it->window];
+    return it->next_ordered < it->produced && s->state == SLOT_DONE && s->index == it->next_ordered;
+}
+
+int mproc_imap_next(mproc_imap *it, void *out, size_t *index, const char **msg, double timeout)
+{
+    if (it == NULL || out == NULL)
+        return -EINVAL;
+    int64_t deadline;
+    int rc = mproc__deadline(timeout, &deadline);
+    if (rc < 0)
+        return rc;
+    mproc_pool *p = it->pool;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        rc = 1;
+        if (it->unordered) {
+            if (it->dq_len > 0) {
+                size_t idx = it->doneq[it->dq_head];
+                it->dq_head = (it->dq_head + 1) % it->window;
+                it->dq_len--;
+                rc = take(it, mproc__imap_slot(it, idx), out, index, msg);
+            }
+        } else if (it->next_ordered < it->produced) {
+            struct imap_slot *s = &it->slots[it->next_ordered % it->window];
+            if (s->state == SLOT_DONE && s->index == it->next_ordered) {
+                it->next_ordered++;
+                rc = take(it, s, out, index, msg);
+            }
+        }
+        if (rc == 1 && it->gen_done && it->returned == it->produced) {
+            if (it->gen_code < 0 && !it->gen_reported) {
+                it->gen_reported = true;
+                rc = it->gen_code;
+                if (msg != NULL)
+                    *msg = "the generator failed";
+            } else {
+                rc = -MPROC_EEOF;
+            }
+        }
+        if (rc != 1) {
+            /* wake the supervisor only if the generator was waiting for room and has it:
+               an eighth of the window, or all there is before this reader waits (a wake
+               per item read would cost more than the item) */
+            bool kick =
+                it->gen_waiting && !gen_blocked(it) &&
+                (it->produced - it->returned + it->window / 8 <= it->window || !has_ready(it));
+            if (kick)
+                it->gen_waiting = false;
+            pthread_mutex_unlock(&p->mu);
+            if (kick)
+                mproc__pool_kick(p);
+            return rc;
+        }
+        /* armed under the mutex: an item that completes after it rings the bell */
+        uint32_t seq = mproc__bell_arm(&it->bell);
+        pthread_mutex_unlock(&p->mu);
+        if (mproc__remaining_ns(deadline) == 0) {
+            mproc__bell_leave(&it->bell);
+            return -ETIMEDOUT;
+        }
+        (void)mproc__bell_sleep(&it->bell, seq, deadline, false);
     }
 }

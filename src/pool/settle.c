@@ -64,7 +64,7 @@ static void give_back(struct sup *s, struct worker *w, const struct pool_rec *h)
     size_t m = g->count - g->done;
     mproc__assigned_received(w, m, 0); /* the worker counted them as begun and settled */
     mproc__pool_pop_tasks(w, m);
-    s->progress = true;
+    mproc__sup_moved(s);
     mproc__jobs_look(s->p); /* a cancelled job's requeued tasks fail there */
     char msg[POOL_MSG_MAX];
     mproc__pool_say(msg, sizeof msg,

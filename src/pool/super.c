@@ -66,6 +66,16 @@ static bool any_records(mproc_pool *p)
     return false;
 }
 
+void mproc__sup_moved(struct sup *s)
+{
+    s->progress = true;
+}
+
+void mproc__sup_deliver(struct sup *s, mproc_result *r)
+{
+    mproc__result_chain(&s->done, r);
+}
+
 static void deliver(struct sup *s)
 {
     mproc_result *r = s->done;
@@ -94,7 +104,7 @@ static void sleep_until(struct sup *s, uint64_t kicks_seen, int64_t deadline)
             if (p->workers[i].pidfd >= 0)
                 s->pfd[n++] = (struct pollfd){.fd = p->workers[i].pidfd, .events = POLLIN};
         (void)mproc__sys_poll(s->pfd, n, deadline);
-        s->last_check = 0; /* look at the pidfds now */
+        s->look = true; /* at the pidfds, now */
     }
     mproc__bell_leave(&p->shm->sup_bell);
     mproc__sys_eventfd_drain(p->shm->evfd);
@@ -167,7 +177,7 @@ static enum pool_state step(struct sup *s)
             return S_DONE;
         mproc__jobs_sweep(s);
         for (int i = 0; i < p->nworkers && !p->life.broken; i++)
-            if (p->workers[i].state == W_NONE && mproc__sys_now_ns() >= s->spawn_retry)
+            if (p->workers[i].state == W_NONE && mproc__sys_now_ns() >= p->life.spawn_retry)
                 mproc__pool_respawn(s, &p->workers[i]);
         if (p->life.broken)
             return S_DONE;
@@ -227,8 +237,9 @@ void *mproc__pool_supervisor(void *arg)
             mproc__pool_drain(&s, &p->workers[i]);
         if (p->o.phase_times)
             p->sup.settle_ns += (uint64_t)(mproc__sys_now_ns() - t0);
-        if (mproc__sys_now_ns() - s.last_check >= BUSY_CHECK_NS)
+        if (s.look || mproc__sys_now_ns() - p->life.looked >= BUSY_CHECK_NS)
             mproc__pool_check_deaths(&s);
+        s.look = false;
         enum pool_state next = step(&s);
         if (next != p->sup.state) {
             p->sup.state = next;
@@ -244,8 +255,8 @@ void *mproc__pool_supervisor(void *arg)
         }
         int64_t deadline = mproc__pool_check_timeouts(&s);
         for (int i = 0; i < p->nworkers && p->sup.state == S_RUNNING; i++)
-            if (p->workers[i].state == W_NONE && s.spawn_retry < deadline)
-                deadline = s.spawn_retry; /* a fork to retry */
+            if (p->workers[i].state == W_NONE && p->life.spawn_retry < deadline)
+                deadline = p->life.spawn_retry; /* a fork to retry */
         bool moved = s.progress || s.done != NULL;
         deliver(&s);
         if (moved)

@@ -344,7 +344,7 @@ static void local_gone(struct sup *s, struct worker *w, int code, const char *ms
     }
     p->tp.settled++;
     mproc__assigned_counted(w, 1, true);
-    s->progress = true;
+    mproc__sup_moved(s);
 }
 
 /* A worker that holds a caller's task (its mailbox in use): a steal must leave its
