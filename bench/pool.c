@@ -12,7 +12,7 @@
  *                     chunksize, 2 workers | serial: the same loop in this process;
  *                     indirect: that loop calling the task through a function pointer
  *                     (informative: the per-item floor of any worker, which cannot
-  *                     inline the caller's function; measured here 1.5-2.2 ns a call
+ *                     inline the caller's function; measured here 1.5-2.2 ns a call
  *                     against 0.7-0.9 ns inlined, so 2 workers on 2 CPUs reach at most
  *                     2 x indirect / serial, 0.65-0.95x by the run)
  *   pool.map.shm      the same with both arrays in shared memory mapped before the pool

@@ -600,7 +600,10 @@ int mproc_pool_stats_get(mproc_pool *p, mproc_pool_stats *s, mproc_worker_stats 
         s->ns.run += atomic_load_explicit(&sl->run_ns, memory_order_relaxed);
         s->ns.publish += atomic_load_explicit(&sl->publish_ns, memory_order_relaxed);
         if (i < nw)
-            w[i] = p->workers[i].st;
+            w[i] = (mproc_worker_stats){.pid = p->workers[i].pid,
+                                        .done = p->workers[i].held.done,
+                                        .failed = p->workers[i].held.failed,
+                                        .restarts = p->workers[i].restarts};
     }
     if (p->transport->stats != NULL)
         p->transport->stats(p, s, w, nw);

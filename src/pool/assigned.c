@@ -17,12 +17,12 @@
 
 struct seg *mproc__pool_seg_at(struct worker *w, int k)
 {
-    return &w->segs[(w->seg0 + k) % POOL_SEGS];
+    return &w->held.segs[(w->held.seg0 + k) % POOL_SEGS];
 }
 
 struct seg *mproc__pool_front(struct worker *w, size_t *index)
 {
-    if (w->nsegs == 0)
+    if (w->held.nsegs == 0)
         return NULL;
     struct seg *g = mproc__pool_seg_at(w, 0);
     *index = g->first + g->done;
@@ -32,8 +32,8 @@ struct seg *mproc__pool_front(struct worker *w, size_t *index)
 static void pop_seg(struct worker *w)
 {
     w->transport->release(w, mproc__pool_seg_at(w, 0));
-    w->seg0 = (w->seg0 + 1) % POOL_SEGS;
-    w->nsegs--;
+    w->held.seg0 = (w->held.seg0 + 1) % POOL_SEGS;
+    w->held.nsegs--;
 }
 
 void mproc__pool_pop_tasks(struct worker *w, size_t n)
@@ -51,83 +51,83 @@ void mproc__pool_pop_task(struct worker *w)
 
 void mproc__assigned_push(struct worker *w, const struct seg *g)
 {
-    assert(w->nsegs < POOL_SEGS);
-    *mproc__pool_seg_at(w, w->nsegs) = *g;
-    w->nsegs++;
-    w->sent += g->count;
+    assert(w->held.nsegs < POOL_SEGS);
+    *mproc__pool_seg_at(w, w->held.nsegs) = *g;
+    w->held.nsegs++;
+    w->held.sent += g->count;
 }
 
 bool mproc__assigned_take_back(struct worker *w, const struct pool_chunk *c, struct seg *out)
 {
     int k = 0; /* usually 1 or more: the worker runs the front one */
-    while (k < w->nsegs && !(mproc__pool_seg_at(w, k)->job->id == c->job_id &&
-                             mproc__pool_seg_at(w, k)->first == c->first &&
-                             mproc__pool_seg_at(w, k)->count == c->count))
+    while (k < w->held.nsegs && !(mproc__pool_seg_at(w, k)->job->id == c->job_id &&
+                                  mproc__pool_seg_at(w, k)->first == c->first &&
+                                  mproc__pool_seg_at(w, k)->count == c->count))
         k++;
-    if (k == w->nsegs)
+    if (k == w->held.nsegs)
         return false;
     *out = *mproc__pool_seg_at(w, k);
-    for (; k + 1 < w->nsegs; k++)
+    for (; k + 1 < w->held.nsegs; k++)
         *mproc__pool_seg_at(w, k) = *mproc__pool_seg_at(w, k + 1);
-    w->nsegs--;
+    w->held.nsegs--;
     w->transport->release(w, out);
-    w->sent -= out->count;
+    w->held.sent -= out->count;
     return true;
 }
 
 void mproc__assigned_received(struct worker *w, uint64_t n, uint64_t job)
 {
-    w->received += n;
-    if (job != 0 && w->last_job != job) {
+    w->held.received += n;
+    if (job != 0 && w->held.last_job != job) {
         /* an outcome of a new job: its time per task is measured afresh (dispatch) */
-        w->last_job = job;
-        w->task_ns = 0;
-        w->rate_t0 = 0;
+        w->held.last_job = job;
+        w->held.task_ns = 0;
+        w->held.rate_t0 = 0;
     }
 }
 
 void mproc__assigned_counted(struct worker *w, uint64_t n, bool failed)
 {
-    w->st.done += n;
+    w->held.done += n;
     if (failed)
-        w->st.failed += n;
+        w->held.failed += n;
 }
 
 /* Once per RATE_NS of a worker's busy time, estimate its time per task (idle time in the
  * window counts as work: the estimate errs slow, which keeps the queue short). */
 void mproc__assigned_rate(struct worker *w, int64_t now)
 {
-    bool busy = w->sent > w->received;
-    if (w->rate_t0 == 0) {
+    bool busy = w->held.sent > w->held.received;
+    if (w->held.rate_t0 == 0) {
         if (busy) {
-            w->rate_t0 = now;
-            w->rate_n0 = w->received;
+            w->held.rate_t0 = now;
+            w->held.rate_n0 = w->held.received;
         }
         return;
     }
-    if (now - w->rate_t0 < RATE_NS)
+    if (now - w->held.rate_t0 < RATE_NS)
         return;
-    uint64_t n = w->received - w->rate_n0;
-    w->task_ns = (now - w->rate_t0) / (int64_t)(n > 0 ? n : 1);
-    w->rate_t0 = busy ? now : 0;
-    w->rate_n0 = w->received;
+    uint64_t n = w->held.received - w->held.rate_n0;
+    w->held.task_ns = (now - w->held.rate_t0) / (int64_t)(n > 0 ? n : 1);
+    w->held.rate_t0 = busy ? now : 0;
+    w->held.rate_n0 = w->held.received;
 }
 
 void mproc__assigned_reset(struct worker *w, bool counts)
 {
-    w->nsegs = 0;
-    w->seg0 = 0;
+    w->held.nsegs = 0;
+    w->held.seg0 = 0;
     w->transport->reset(w);
     if (counts) {
-        w->received = w->sent = 0;
-        w->rate_t0 = 0;
-        w->task_ns = 0;
+        w->held.received = w->held.sent = 0;
+        w->held.rate_t0 = 0;
+        w->held.task_ns = 0;
     }
 }
 
 void mproc__pool_requeue(struct worker *w)
 {
-    for (int k = w->nsegs - 1; k >= 0; k--) {
+    for (int k = w->held.nsegs - 1; k >= 0; k--) {
         struct seg *g = mproc__pool_seg_at(w, k);
         size_t cnt = g->count - g->done;
         if (cnt > 0 && mproc__job_requeue(g->job, g->first + g->done, cnt))

@@ -141,11 +141,11 @@ static size_t chunk_of(const mproc_pool *p, const struct job *j)
  * past it). */
 static size_t room_for(const struct worker *w, const struct job *j, size_t cs)
 {
-    size_t base = w->nsegs < DEPTH ? cs : 0;
-    if (w->nsegs >= POOL_SEGS || w->task_ns <= 0 || j->id != w->last_job)
+    size_t base = w->held.nsegs < DEPTH ? cs : 0;
+    if (w->held.nsegs >= POOL_SEGS || w->held.task_ns <= 0 || j->id != w->held.last_job)
         return base;
-    uint64_t out = w->sent - w->received;
-    uint64_t want = (uint64_t)(QUEUE_NS / w->task_ns);
+    uint64_t out = w->held.sent - w->held.received;
+    uint64_t want = (uint64_t)(QUEUE_NS / w->held.task_ns);
     uint64_t most = (uint64_t)POOL_SEGS * cs;
     if (most > j->hold_cap)
         most = j->hold_cap;
@@ -176,10 +176,10 @@ static void feed(struct sup *s, struct worker *w, struct job **jp)
         if (limit == 0)
             break;
         if (p->o.maxtasksperchild != 0) {
-            if (w->sent >= p->o.maxtasksperchild)
+            if (w->held.sent >= p->o.maxtasksperchild)
                 break;
-            if (limit > p->o.maxtasksperchild - w->sent)
-                limit = p->o.maxtasksperchild - w->sent;
+            if (limit > p->o.maxtasksperchild - w->held.sent)
+                limit = p->o.maxtasksperchild - w->held.sent;
         }
         int64_t t0 = p->o.phase_times ? mproc__sys_now_ns() : 0;
         bool sent = send_chunk(s, w, j, limit, cs);
@@ -202,7 +202,7 @@ static bool steal(struct sup *s, struct worker *thief)
     mproc_pool *p = s->p;
     for (int i = 0; i < p->nworkers; i++) {
         struct worker *v = &p->workers[i];
-        if (v == thief || v->state != W_READY || v->nsegs < 2 ||
+        if (v == thief || v->state != W_READY || v->held.nsegs < 2 ||
             (p->transport->busy != NULL && p->transport->busy(p, v)))
             continue;
         size_t len;
@@ -235,8 +235,8 @@ void mproc__pool_dispatch(struct sup *s)
         feed(s, &p->workers[i], &j);
     for (int i = 0; i < p->nworkers && j == NULL && p->request != REQ_TERMINATE; i++) {
         struct worker *w = &p->workers[i];
-        if (w->state != W_READY || w->nsegs != 0 ||
-            (p->o.maxtasksperchild != 0 && w->sent >= p->o.maxtasksperchild))
+        if (w->state != W_READY || w->held.nsegs != 0 ||
+            (p->o.maxtasksperchild != 0 && w->held.sent >= p->o.maxtasksperchild))
             continue;
         struct job *k = p->jobs.head;
         if (steal(s, w))

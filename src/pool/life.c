@@ -85,13 +85,11 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
     w->timed_out = false;
     w->init_code = 0;
     w->init_msg[0] = '\0';
-    w->st.pid = w->pid;
     return 0;
 fail:
     mproc_queue_free(in);
     w->state = W_NONE;
     w->pid = 0;
-    w->st.pid = 0;
     w->pidfd = -1;
     return rc;
 }
@@ -137,7 +135,6 @@ static void release_worker(struct worker *w)
     w->live = false;
     w->state = W_NONE;
     w->pid = 0;
-    w->st.pid = 0;
     mproc__assigned_reset(w, false);
 }
 
@@ -202,7 +199,7 @@ static void on_death(struct sup *s, struct worker *w)
                                !p->life.broken);
     uint64_t started = atomic_load(&p->shm->slots[w->slot].started);
     uint64_t ended = atomic_load(&p->shm->slots[w->slot].ended);
-    bool begun = started > w->received && w->nsegs > 0;
+    bool begun = started > w->held.received && w->held.nsegs > 0;
     bool inflight = begun && started > ended; /* else it died between tasks */
     bool was_starting = w->state == W_STARTING || w->init_code < 0;
     /* Tasks it ran but whose batch it never published go out again, in order before
@@ -211,8 +208,8 @@ static void on_death(struct sup *s, struct worker *w)
     struct run held[POOL_SEGS];
     struct job *held_job[POOL_SEGS];
     int nheld = 0;
-    for (uint64_t k = begun ? started - (inflight ? 1 : 0) - w->received : 0;
-         k > 0 && w->nsegs > 0;) {
+    for (uint64_t k = begun ? started - (inflight ? 1 : 0) - w->held.received : 0;
+         k > 0 && w->held.nsegs > 0;) {
         size_t index;
         struct seg *g = mproc__pool_front(w, &index);
         size_t m = g->count - g->done;
@@ -224,7 +221,7 @@ static void on_death(struct sup *s, struct worker *w)
         mproc__pool_pop_tasks(w, m);
         k -= m;
     }
-    inflight = inflight && w->nsegs > 0;
+    inflight = inflight && w->held.nsegs > 0;
     if (inflight) {
         size_t index;
         struct seg *g = mproc__pool_front(w, &index);
@@ -251,7 +248,7 @@ static void on_death(struct sup *s, struct worker *w)
         (void)mproc__pool_requeue_or_fail(s, held_job[k], held[k].first, held[k].count,
                                           -MPROC_EDIED, why, w);
     bool retired =
-        p->o.maxtasksperchild != 0 && !inflight && w->received >= p->o.maxtasksperchild &&
+        p->o.maxtasksperchild != 0 && !inflight && w->held.received >= p->o.maxtasksperchild &&
         (code == 0 || (code == EXIT_UNKNOWN && atomic_load(&p->shm->slots[w->slot].retiring) != 0));
     bool planned =
         retired || w->timed_out || p->sup.state == S_STOPPING || p->request == REQ_TERMINATE;
@@ -269,7 +266,7 @@ static void on_death(struct sup *s, struct worker *w)
     }
     if (p->sup.state != S_RUNNING || p->life.broken)
         return;
-    w->st.restarts++;
+    w->restarts++;
     p->life.restarts++;
     if (!planned && !budget_ok(p)) {
         char cause[POOL_MSG_MAX];
@@ -372,11 +369,11 @@ int64_t mproc__pool_check_timeouts(struct sup *s)
             }
             continue;
         }
-        if (w->state != W_READY || w->nsegs == 0 || w->timed_out)
+        if (w->state != W_READY || w->held.nsegs == 0 || w->timed_out)
             continue;
         /* not-yet-begun tasks cannot expire before now + their limit */
         bool timed = false;
-        for (int k = 0; k < w->nsegs; k++) {
+        for (int k = 0; k < w->held.nsegs; k++) {
             double t = mproc__pool_seg_at(w, k)->job->timeout;
             if (t > 0) {
                 timed = true;
@@ -392,12 +389,12 @@ int64_t mproc__pool_check_timeouts(struct sup *s)
         uint64_t s1 = atomic_load(&sl->started);
         int64_t t0 = atomic_load(&sl->started_ns);
         uint64_t s2 = atomic_load(&sl->started);
-        if (s1 != s2 || s1 <= w->received ||
+        if (s1 != s2 || s1 <= w->held.received ||
             atomic_load(&sl->ended) >= s1) /* it returned: held, not running */
             continue;
-        uint64_t pos = s1 - 1 - w->received; /* the running task, from the front */
+        uint64_t pos = s1 - 1 - w->held.received; /* the running task, from the front */
         struct job *j = NULL;
-        for (int k = 0; k < w->nsegs; k++) {
+        for (int k = 0; k < w->held.nsegs; k++) {
             size_t left = mproc__pool_seg_at(w, k)->count - mproc__pool_seg_at(w, k)->done;
             if (pos < left) {
                 j = mproc__pool_seg_at(w, k)->job;

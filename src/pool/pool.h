@@ -163,34 +163,40 @@ struct seg {
 
 enum wstate { W_NONE, W_STARTING, W_READY, W_DEAD };
 
-/* A worker slot as the supervisor sees it. Its process fields are written by
- * src/pool/life.c, what it holds (segs, counts, rate, stats) by src/pool/assigned.c, and
- * stage_busy by the transport (src/pool/transport.c). */
+/* A worker slot as the supervisor sees it: slot and transport set at the pool's creation,
+ * then one part per owner (below), each written by its file only. */
 
 struct worker {
     int slot;
+    const struct transport_ops *transport; /* the pool's (release needs it per worker) */
+    /* the process in the slot: src/pool/life.c's */
     enum wstate state;
     pid_t pid;
     int pidfd;
     mproc_queue *in;
-    bool live;         /* a process runs (or ran, unreaped) in this slot: ring is valid */
-    uint64_t received; /* result records of this incarnation */
-    uint64_t sent;     /* tasks sent to this incarnation */
-    const struct transport_ops *transport; /* the pool's (release needs it per worker) */
-    struct seg segs[POOL_SEGS];   /* FIFO of chunks sent (a ring from seg0), oldest first */
-    bool stage_busy[POOL_STAGES]; /* a chunk not yet settled uses that staging area
-                                     (written by the local transport only) */
-    int seg0, nsegs;
-    int64_t rate_t0;      /* the supervisor's estimate of this worker's time per task: */
-    uint64_t rate_n0;     /*   a window start (time, received) ... */
-    int64_t task_ns;      /*   ... and the last estimate (0: none yet) */
-    uint64_t last_job;    /* the job of the last outcome received */
+    bool live;            /* a process runs (or ran, unreaped) in this slot: ring is valid */
     bool timed_out;       /* we killed it for a time limit ... */
     uint64_t timeout_seq; /* ... while it ran its started-th task */
     int64_t start_ns;     /* when it was forked */
     int init_code;        /* REC_READY's code (or ours: its start ran past init_timeout) */
     char init_msg[POOL_MSG_MAX];
-    mproc_worker_stats st;
+    uint64_t restarts; /* times this slot's worker was replaced */
+    /* what it holds: src/pool/assigned.c's */
+    struct {
+        uint64_t received;          /* result records of this incarnation */
+        uint64_t sent;              /* tasks sent to this incarnation */
+        struct seg segs[POOL_SEGS]; /* FIFO of chunks sent (a ring from seg0), oldest first */
+        int seg0, nsegs;
+        int64_t rate_t0;       /* the supervisor's estimate of this worker's time per task: */
+        uint64_t rate_n0;      /*   a window start (time, received) ... */
+        int64_t task_ns;       /*   ... and the last estimate (0: none yet) */
+        uint64_t last_job;     /* the job of the last outcome received */
+        uint64_t done, failed; /* outcomes in this slot, all incarnations (stats) */
+    } held;
+    /* the staging areas its unsettled chunks use: the local transport's */
+    struct {
+        bool busy[POOL_STAGES];
+    } stages;
 };
 
 /* The supervisor's state: one machine, written only by src/pool/super.c (see there for

@@ -26,7 +26,7 @@ static void take_batch(struct sup *s, struct worker *w, const struct pool_rec *h
     size_t left = (size_t)h->count;
     assert(h->out_len == 0 || h->out_len % h->count == 0);
     struct seg *g0 = mproc__pool_seg_at(w, 0);
-    if (w->nsegs > 0 && g0->job->id == h->job_id)
+    if (w->held.nsegs > 0 && g0->job->id == h->job_id)
         mproc__job_paced(g0->job, left, h->busy_ns);
     size_t each = h->count != 0 ? h->out_len / (size_t)h->count : 0;
     while (left > 0) {

@@ -142,9 +142,10 @@ static bool spin_pays(const mproc_pool *p)
     int busy = 0;
     for (int i = 0; i < p->nworkers; i++) {
         const struct worker *w = &p->workers[i];
-        if (w->sent <= w->received)
+        if (w->held.sent <= w->held.received)
             continue;
-        if (w->task_ns <= 0 || (int64_t)(w->sent - w->received) * w->task_ns < SPIN_WORTH_NS)
+        if (w->held.task_ns <= 0 ||
+            (int64_t)(w->held.sent - w->held.received) * w->held.task_ns < SPIN_WORTH_NS)
             return true; /* a record may come soon */
         busy++;
     }

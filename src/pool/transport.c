@@ -83,7 +83,7 @@ static void local_plan(const struct sup *s, const struct worker *w, const struct
     bool rin = reach && !j->inplace_in && j->in_size > 0;
     bool rout = reach && !j->inplace_out && j->out_size > 0;
     for (int k = 0; k < POOL_STAGES && large && !reach && r->stage < 0; k++)
-        if (!w->stage_busy[k])
+        if (!w->stages.busy[k])
             r->stage = k;
     size_t fit = r->stage >= 0 ? p->shm->stage_cap / per
                  : j->inplace_in
@@ -138,7 +138,7 @@ static bool local_send(struct sup *s, struct worker *w, const struct job *j, siz
     if (mproc_queue_put_nowait(w->in, b, head + (carried ? count * j->in_size : 0)) < 0)
         return false;
     if (r->stage >= 0)
-        w->stage_busy[r->stage] = true;
+        w->stages.busy[r->stage] = true;
     return true;
 }
 
@@ -154,12 +154,12 @@ static const unsigned char *local_output(const struct sup *s, const struct worke
 static void local_release(struct worker *w, const struct seg *g)
 {
     if (g->stage >= 0)
-        w->stage_busy[g->stage] = false;
+        w->stages.busy[g->stage] = false;
 }
 
 static void local_reset(struct worker *w)
 {
-    memset(w->stage_busy, 0, sizeof w->stage_busy);
+    memset(w->stages.busy, 0, sizeof w->stages.busy);
 }
 
 /* ---- the caller's end: direct applies ----------------------------------------------------
@@ -207,7 +207,7 @@ static int post(mproc_pool *p, const void *chunk, size_t len)
         int i = (int)((p->tp.next + (unsigned)k) % (unsigned)p->nworkers);
         struct worker *w = &p->workers[i];
         struct pool_direct *d = &p->shm->slots[i].direct;
-        if (w->state != W_READY || w->nsegs != 0 || atomic_load(&d->state) != D_FREE)
+        if (w->state != W_READY || w->held.nsegs != 0 || atomic_load(&d->state) != D_FREE)
             continue;
         /* only callers holding the mutex move a mailbox out of FREE */
         atomic_store(&d->state, D_POSTED);
