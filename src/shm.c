@@ -21,9 +21,20 @@
  *    exit never pulls the name from under its parent.
  *  - Anonymous blocks are memfds: they vanish with the last fd and mapping, so they
  *    cannot leak; they are shared by fork, or by passing mproc_shm_fd() to a child.
+ *  - A random name (MPROC_SHM_NAMED, Python's SharedMemory(create=True) without a name)
+ *    is "/mproc-" and 24 hex digits from getrandom: 96 bits, so names never repeat by
+ *    chance; O_EXCL still guards, and a taken name is simply drawn again.
+ *  - A name outlives its block's first owner and can be reused: one handle unlinks, or a
+ *    program removes the file, and someone creates a new block under the same name.
+ *    Every unlink through a handle (explicit or AUTO_UNLINK) therefore first checks that
+ *    the name still names this handle's block (device and inode against its fd) and
+ *    otherwise removes nothing. The check and the unlink are two system calls: a new
+ *    block created in the microseconds between them, under a name whose own block is
+ *    being removed at that moment, is the one case it cannot see.
  */
 #include "internal.h"
 
+#include "sys/entropy.h"
 #include "sys/shm.h"
 
 #include <unistd.h>
@@ -82,6 +93,31 @@ static int create_named(mproc_shm *s, size_t size)
     return 0;
 }
 
+/* A new block under a random name nobody else has (MPROC_SHM_NAMED). */
+enum { RANDOM_BYTES = 12, RANDOM_TRIES = 16 };
+
+static int create_random(mproc_shm *s, size_t size)
+{
+    s->name = mproc__malloc(sizeof "/mproc-" + 2 * RANDOM_BYTES);
+    if (s->name == NULL)
+        return -ENOMEM;
+    int rc = -EEXIST;
+    for (int t = 0; t < RANDOM_TRIES && rc == -EEXIST; t++) {
+        unsigned char r[RANDOM_BYTES];
+        rc = mproc__sys_random(r, sizeof r);
+        if (rc < 0)
+            break;
+        memcpy(s->name, "/mproc-", 7);
+        for (int i = 0; i < RANDOM_BYTES; i++) {
+            s->name[7 + 2 * i] = "0123456789abcdef"[r[i] >> 4];
+            s->name[8 + 2 * i] = "0123456789abcdef"[r[i] & 15];
+        }
+        s->name[7 + 2 * RANDOM_BYTES] = '\0';
+        rc = create_named(s, size);
+    }
+    return rc;
+}
+
 static int attach_named(mproc_shm *s, size_t size)
 {
     int fd = mproc__sys_shm_open(s->name, false);
@@ -125,8 +161,12 @@ static int create_anonymous(mproc_shm *s, size_t size)
 
 int mproc_shm_new(mproc_shm **out, const char *name, size_t size, unsigned flags)
 {
-    if (out == NULL || (flags & ~(unsigned)(MPROC_SHM_CREATE | MPROC_SHM_AUTO_UNLINK)) != 0)
+    unsigned known = MPROC_SHM_CREATE | MPROC_SHM_AUTO_UNLINK | MPROC_SHM_NAMED;
+    if (out == NULL || (flags & ~known) != 0)
         return -EINVAL;
+    bool random_name = (flags & MPROC_SHM_NAMED) != 0;
+    if (random_name && (name != NULL || (flags & MPROC_SHM_CREATE) == 0))
+        return -EINVAL; /* a random name is for a block created without one */
     bool create = name == NULL || (flags & MPROC_SHM_CREATE) != 0;
     if (create && size == 0)
         return -EINVAL;
@@ -143,7 +183,9 @@ int mproc_shm_new(mproc_shm **out, const char *name, size_t size, unsigned flags
     if (name != NULL)
         rc = normalize_name(name, &s->name);
     if (rc >= 0) {
-        if (name == NULL)
+        if (random_name)
+            rc = create_random(s, size);
+        else if (name == NULL)
             rc = create_anonymous(s, size);
         else if (create)
             rc = create_named(s, size);
@@ -155,7 +197,7 @@ int mproc_shm_new(mproc_shm **out, const char *name, size_t size, unsigned flags
         mproc__free(s);
         return rc;
     }
-    if (name != NULL && create && (flags & MPROC_SHM_AUTO_UNLINK) != 0)
+    if (s->name != NULL && create && (flags & MPROC_SHM_AUTO_UNLINK) != 0)
         s->creator = getpid();
     *out = s;
     return 0;
@@ -181,24 +223,34 @@ int mproc_shm_fd(const mproc_shm *s)
     return s != NULL ? s->fd : -EINVAL;
 }
 
+/* Remove the name if it still names this handle's block (see the top of this file). */
+static int unlink_own(mproc_shm *s)
+{
+    if (s->unlinked)
+        return -ENOENT; /* never remove a newer block that reuses the name */
+    int rc = mproc__sys_shm_same(s->name, s->fd);
+    if (rc == 1)
+        rc = mproc__sys_shm_unlink(s->name);
+    else if (rc == 0)
+        rc = -ENOENT; /* its block is gone; the name is another block's now */
+    if (rc == 0 || rc == -ENOENT)
+        s->unlinked = true;
+    return rc;
+}
+
 int mproc_shm_unlink(mproc_shm *s)
 {
     if (s == NULL || s->name == NULL)
         return -EINVAL;
-    if (s->unlinked)
-        return -ENOENT; /* never remove a newer block that reuses the name */
-    int rc = mproc__sys_shm_unlink(s->name);
-    if (rc == 0 || rc == -ENOENT)
-        s->unlinked = true;
-    return rc;
+    return unlink_own(s);
 }
 
 void mproc_shm_free(mproc_shm *s)
 {
     if (s == NULL)
         return;
-    if (s->creator != 0 && s->creator == getpid() && !s->unlinked)
-        (void)mproc__sys_shm_unlink(s->name);
+    if (s->creator != 0 && s->creator == getpid())
+        (void)unlink_own(s);
     mproc__sys_unmap(s->buf, s->size);
     if (s->fd >= 0)
         mproc__sys_close(s->fd);

@@ -30,6 +30,22 @@ static bool name_exists(const char *name)
     return stat(path, &st) == 0;
 }
 
+/* Entries of /dev/shm named as random names are ("mproc-" and 24 hex digits; other
+ * tests' names, which may come and go meanwhile, have another form). */
+static int count_random_names(void)
+{
+    int n = 0;
+    DIR *d = opendir("/dev/shm");
+    if (d == NULL)
+        return -1;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += strncmp(e->d_name, "mproc-", 6) == 0 && strlen(e->d_name) == 6 + 24 &&
+             strspn(e->d_name + 6, "0123456789abcdef") == 24;
+    closedir(d);
+    return n;
+}
+
 static int count_fds(void)
 {
     int n = 0;
@@ -215,6 +231,89 @@ static void test_auto_unlink(void **state)
     assert_true(name_exists(name)); /* the newer block with the same name survives */
     assert_ok(mproc_shm_unlink(other));
     mproc_shm_free(other);
+}
+
+/* An unlink through a handle whose block is already gone (unlinked through another
+ * handle, by another process, or by hand) never removes a newer block that took the
+ * name: neither an explicit unlink nor the creator's AUTO_UNLINK. */
+static void test_unlink_never_removes_a_newer_block(void **state)
+{
+    (void)state;
+    const char *name = fresh_name();
+    mproc_shm *a, *b, *c;
+    assert_ok(mproc_shm_new(&a, name, 4096, MPROC_SHM_CREATE | MPROC_SHM_AUTO_UNLINK));
+    assert_ok(mproc_shm_new(&b, name, 0, 0)); /* a second handle on the same block */
+    assert_ok(mproc_shm_unlink(b));
+    assert_ok(mproc_shm_new(&c, name, 8192, MPROC_SHM_CREATE)); /* the name, reused */
+    strcpy(mproc_shm_buf(c), "newer");
+    assert_code(mproc_shm_unlink(a), -ENOENT); /* its own block is gone: nothing removed */
+    assert_true(name_exists(name));
+    mproc_shm_free(a); /* AUTO_UNLINK: not the newer block either */
+    assert_true(name_exists(name));
+    mproc_shm_free(b);
+
+    /* Removed by hand (another program), then reused: the same. */
+    assert_ok(mproc_shm_new(&a, name + 1, 0, 0));
+    assert_string_equal(mproc_shm_buf(a), "newer");
+    assert_ok(mproc_shm_unlink(c));
+    mproc_shm_free(c);
+    assert_ok(mproc_shm_new(&c, name, 4096, MPROC_SHM_CREATE));
+    assert_code(mproc_shm_unlink(a), -ENOENT);
+    assert_true(name_exists(name));
+    mproc_shm_free(a);
+    assert_ok(mproc_shm_unlink(c)); /* its own: removed */
+    assert_false(name_exists(name));
+    mproc_shm_free(c);
+}
+
+static int child_attach_random(void *arg)
+{
+    mproc_shm *s;
+    if (mproc_shm_new(&s, arg, 0, 0) < 0)
+        return 1;
+    int ok = strcmp(mproc_shm_buf(s), "random") == 0;
+    mproc_shm_free(s);
+    return ok ? 0 : 2;
+}
+
+/* Python's SharedMemory(create=True) without a name: a random unique name. */
+static void test_random_name(void **state)
+{
+    (void)state;
+    mproc_shm *a, *b;
+    unsigned f = MPROC_SHM_CREATE | MPROC_SHM_NAMED | MPROC_SHM_AUTO_UNLINK;
+    assert_ok(mproc_shm_new(&a, NULL, 4096, f));
+    assert_ok(mproc_shm_new(&b, NULL, 4096, f));
+    const char *na = mproc_shm_name(a), *nb = mproc_shm_name(b);
+    assert_non_null(na);
+    assert_non_null(nb);
+    assert_true(strncmp(na, "/mproc-", 7) == 0);
+    assert_true(strlen(na) > 7 + 8); /* enough randomness not to collide by chance */
+    assert_string_not_equal(na, nb);
+    assert_true(name_exists(na));
+    strcpy(mproc_shm_buf(a), "random");
+    char name[64];
+    assert_true(strlen(na) < sizeof name);
+    memcpy(name, na, strlen(na) + 1);
+    assert_int_equal(mproc_test_exitcode(mproc_test_fork(child_attach_random, name), 10), 0);
+    mproc_shm_free(a);
+    mproc_shm_free(b);
+    assert_false(name_exists(name)); /* AUTO_UNLINK works on a random name too */
+
+    /* 100 of them: all distinct, none left after. */
+    enum { N = 100 };
+    mproc_shm *s[N];
+    for (int i = 0; i < N; i++) {
+        assert_ok(mproc_shm_new(&s[i], NULL, 64, f));
+        for (int k = 0; k < i; k++)
+            assert_string_not_equal(mproc_shm_name(s[i]), mproc_shm_name(s[k]));
+    }
+    for (int i = 0; i < N; i++)
+        mproc_shm_free(s[i]);
+
+    /* NAMED needs CREATE and no name of the caller's. */
+    assert_code(mproc_shm_new(&a, NULL, 4096, MPROC_SHM_NAMED), -EINVAL);
+    assert_code(mproc_shm_new(&a, fresh_name(), 4096, MPROC_SHM_CREATE | MPROC_SHM_NAMED), -EINVAL);
 }
 
 static int child_create_and_die(void *arg)
@@ -648,6 +747,22 @@ static void test_fault_syscalls_leave_nothing(void **state)
         assert_ok(mproc_fault_clear());
     }
 
+    /* Random names: no random bytes, or a failure after the name was drawn, leave
+     * nothing (no name, no fd, no memory: the ASan build checks the last). */
+    const char *random_points[] = {"sys.random", "sys.shm_open", "sys.reserve", "sys.mmap"};
+    for (size_t k = 0; k < MPROC__ARRAY_LEN(random_points); k++) {
+        int fds = count_fds();
+        int names = count_random_names();
+        mproc_shm *s = NULL;
+        assert_ok(
+            mproc_fault_set(random_points[k], MPROC_FAULT_FAIL, &(mproc_fault_opts){.code = -EIO}));
+        assert_code(mproc_shm_new(&s, NULL, 4096, MPROC_SHM_CREATE | MPROC_SHM_NAMED), -EIO);
+        assert_null(s);
+        assert_int_equal(count_fds(), fds);
+        assert_int_equal(count_random_names(), names);
+        assert_ok(mproc_fault_clear());
+    }
+
     /* Attach: a failed mmap closes the fd it opened. */
     const char *name = fresh_name();
     mproc_shm *a, *b = NULL;
@@ -731,6 +846,9 @@ int main(void)
         MPROC_TEST(test_exec_helper_attaches),
         MPROC_TEST(test_errors_and_bad_names),
         MPROC_TEST(test_auto_unlink),
+        MPROC_TEST(test_unlink_never_removes_a_newer_block),
+        MPROC_TEST(test_random_name),
+
         MPROC_TEST(test_killed_creator_leaves_name),
         MPROC_TEST(test_anonymous_shared_with_child),
         MPROC_TEST(test_full_devshm_is_enospc),

@@ -36,18 +36,23 @@ typedef struct mproc_shm mproc_shm;
 enum mproc_shm_flags {
     MPROC_SHM_CREATE = 1u << 0,      /* create a new block; -EEXIST if the name exists */
     MPROC_SHM_AUTO_UNLINK = 1u << 1, /* the creator's free() also unlinks the name */
+    MPROC_SHM_NAMED = 1u << 2,       /* with CREATE and no name: a random unique name */
 };
 
 /* Create or attach a block; *out owns an fd and a mapping until mproc_shm_free().
  *  - name NULL: a new anonymous block (memfd) of size bytes, zero-filled (CREATE implied,
  *    AUTO_UNLINK ignored: nothing to unlink). Shared with children by fork or by fd.
- *  - name and MPROC_SHM_CREATE: a new named block of size bytes, zero-filled, mode 0600.
+  *  - name and MPROC_SHM_CREATE: a new named block of size bytes, zero-filled, mode 0600.
+ *  - name NULL and MPROC_SHM_CREATE | MPROC_SHM_NAMED: a new named block under a random
+ *    unique name ("/mproc-" and 24 hex digits; Python's SharedMemory(create=True)
+ *    without a name), which mproc_shm_name() gives, to be passed to whoever attaches.
  *  - name without CREATE: attach the existing block; size 0 means "its whole size",
  *    otherwise it must not exceed the block's size (the first size bytes are mapped).
  * Names follow Python's rules: an optional leading '/', then 1..250 characters with no
  * other '/' (and not "." or ".."); mproc_shm_name() gives the "/name" form.
- * Errors: -EINVAL (NULL out, bad name, unknown flags, size 0 at creation, size above
- * PTRDIFF_MAX or above the block's when attaching, AUTO_UNLINK without CREATE),
+  * Errors: -EINVAL (NULL out, bad name, unknown flags, size 0 at creation, size above
+ * PTRDIFF_MAX or above the block's when attaching, AUTO_UNLINK without CREATE, NAMED
+ * without CREATE or with a name),
  * -EEXIST, -ENOENT, -ENOSPC (no room in /dev/shm), -EMFILE, -ENOMEM (more than the
  * memory available to this process, its cgroup's limit included), -EACCES.
  * Thread-safe; safe in a forked child. */
@@ -62,9 +67,10 @@ MPROC_API const char *mproc_shm_name(const mproc_shm *s);
  * (dup it without O_CLOEXEC there). -EINVAL for NULL. */
 MPROC_API int mproc_shm_fd(const mproc_shm *s);
 
-/* Remove the name from /dev/shm (existing mappings stay valid). 0, -ENOENT (already
- * gone, or already unlinked through this handle: a second call never removes a newer
- * block that reuses the name), -EINVAL (anonymous block or NULL). */
+/* Remove the name from /dev/shm (existing mappings stay valid), if it still names this
+ * handle's block. 0, -ENOENT (already gone: unlinked through this or another handle, or
+ * removed by hand; a newer block that took the name since is never removed, here or by
+ * AUTO_UNLINK), -EINVAL (anonymous block or NULL). */
 MPROC_API int mproc_shm_unlink(mproc_shm *s);
 
 /* Unmap and close (Python close()); unlinks too if MPROC_SHM_AUTO_UNLINK and this is the

@@ -34,6 +34,22 @@ int mproc__sys_shm_unlink(const char *name)
     return shm_unlink(name) < 0 ? -errno : 0;
 }
 
+int mproc__sys_shm_same(const char *name, int fd)
+{
+    int other;
+    do {
+        other = shm_open(name, O_RDONLY | O_CLOEXEC, 0);
+    } while (other < 0 && errno == EINTR);
+    if (other < 0)
+        return -errno;
+    struct stat a, b;
+    int rc = fstat(fd, &a) < 0 || fstat(other, &b) < 0 ? -errno : 0;
+    mproc__sys_close(other);
+    if (rc < 0)
+        return rc;
+    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 int mproc__sys_fd_size(int fd, size_t *out)
 {
     struct stat st;

@@ -17,6 +17,10 @@ int mproc__sys_shm_open(const char *name, bool create);
 /* shm_unlink(name). 0 or -errno. Fault point "sys.shm_unlink". */
 int mproc__sys_shm_unlink(const char *name);
 
+/* Does name still name the block open on fd (the same device and inode)? 1 yes, 0 no
+ * (another block took the name), -ENOENT (no block has it), or -errno. */
+int mproc__sys_shm_same(const char *name, int fd);
+
 /* The size of the file behind fd (fstat st_size). 0 and *out, or -errno. */
 int mproc__sys_fd_size(int fd, size_t *out);
 
