@@ -700,3 +700,20 @@ int mproc_queue_join(mproc_queue *q, double timeout)
             bell_sleep(b, seq, deadline, paired);
     }
 }
+
+/* ---- SimpleQueue: the queue with waits that never give up ------------------------------------ */
+
+int mproc_simplequeue_new(mproc_queue **out)
+{
+    return mproc_queue_new(out, NULL);
+}
+
+int mproc_simplequeue_put(mproc_queue *q, const void *buf, size_t len)
+{
+    return mproc_queue_put(q, buf, len, MPROC_FOREVER);
+}
+
+int mproc_simplequeue_get(mproc_queue *q, void **buf, size_t *len)
+{
+    return mproc_queue_get(q, buf, len, MPROC_FOREVER);
+}

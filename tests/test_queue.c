@@ -484,6 +484,81 @@ static void test_close_across_processes(void **state)
     mproc_queue_free(q);
 }
 
+/* ---- SimpleQueue --------------------------------------------------------------------------------
+ */
+
+struct simple_arg {
+    mproc_queue *q;
+    uint64_t from, n;
+};
+
+static int simple_producer(void *arg)
+{
+    struct simple_arg *a = arg;
+    for (uint64_t i = a->from; i < a->from + a->n; i++)
+        if (mproc_simplequeue_put(a->q, &i, sizeof i) < 0)
+            return 1;
+    return 0;
+}
+
+static int simple_wait_closed(void *arg)
+{
+    void *buf;
+    size_t len;
+    return mproc_simplequeue_get(arg, &buf, &len) == -MPROC_ECLOSED ? 0 : 1;
+}
+
+/* Python's SimpleQueue: put and get wait as long as they must (the producers here fill a
+ * 64-byte queue many times over), empty, close. */
+static void test_simplequeue(void **state)
+{
+    (void)state;
+    mproc_queue *q;
+    assert_ok(mproc_simplequeue_new(&q));
+    assert_int_equal(mproc_queue_empty(q), 1);
+    uint64_t x = 42;
+    assert_ok(mproc_simplequeue_put(q, &x, sizeof x));
+    assert_int_equal(mproc_queue_empty(q), 0);
+    void *buf;
+    size_t len;
+    assert_ok(mproc_simplequeue_get(q, &buf, &len));
+    assert_int_equal(len, sizeof x);
+    assert_memory_equal(buf, &x, sizeof x);
+    free(buf);
+    mproc_queue_free(q);
+
+    /* two producers, 2,000 messages each, through a queue that holds four */
+    q = new_queue(64, 0, 0);
+    struct simple_arg a1 = {q, 0, 2000}, a2 = {q, 1000000, 2000};
+    pid_t p1 = mproc_test_fork(simple_producer, &a1), p2 = mproc_test_fork(simple_producer, &a2);
+    uint64_t next1 = 0, next2 = 1000000;
+    for (int i = 0; i < 4000; i++) {
+        assert_ok(mproc_simplequeue_get(q, &buf, &len));
+        assert_int_equal(len, sizeof x);
+        memcpy(&x, buf, sizeof x);
+        free(buf);
+        if (x < 1000000)
+            assert_int_equal(x, next1++); /* each producer's messages in order */
+        else
+            assert_int_equal(x, next2++);
+    }
+    assert_int_equal(mproc_test_exitcode(p1, 30), 0);
+    assert_int_equal(mproc_test_exitcode(p2, 30), 0);
+    assert_int_equal(mproc_queue_empty(q), 1);
+
+    /* close: a get waiting in another process wakes with ECLOSED; puts fail */
+    pid_t w = mproc_test_fork(simple_wait_closed, q);
+    mproc_test_sleep(0.2);
+    assert_ok(mproc_queue_close(q));
+    assert_int_equal(mproc_test_exitcode(w, 10), 0);
+    assert_code(mproc_simplequeue_put(q, &x, sizeof x), -MPROC_ECLOSED);
+    mproc_queue_free(q);
+
+    assert_code(mproc_simplequeue_new(NULL), -EINVAL);
+    assert_code(mproc_simplequeue_put(NULL, &x, sizeof x), -EINVAL);
+    assert_code(mproc_simplequeue_get(NULL, &buf, &len), -EINVAL);
+}
+
 /* ---- JoinableQueue ------------------------------------------------------------------------------
  */
 
@@ -1086,6 +1161,8 @@ int main(void)
         MPROC_TEST(test_message_too_large),
         MPROC_TEST(test_get_into_too_small),
         MPROC_TEST(test_close_across_processes),
+        MPROC_TEST(test_simplequeue),
+
         MPROC_TEST(test_joinable),
         MPROC_TEST(test_bad_input),
         MPROC_TEST(test_qsize_empty_full),

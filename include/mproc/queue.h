@@ -105,6 +105,18 @@ MPROC_API int mproc_queue_join(mproc_queue *q, double timeout);
  * pointer that is not a queue, is a no-op. */
 MPROC_API void mproc_queue_free(mproc_queue *q);
 
+/* Python's SimpleQueue: a queue (the same object: empty, close and free as above) used
+ * with a put and a get that wait as long as they must, and nothing else. Python's
+ * SimpleQueue is a pipe with a lock; this one keeps the queue's promises (a process
+ * killed in a put or a get loses nothing complete and blocks no one).
+ * new: 1 MiB of messages (largest message 1 MiB - 8 bytes); -EINVAL, -ENOMEM, -ENOSPC.
+ * put: waits for room; -EMSGSIZE, -MPROC_ECLOSED, -EINVAL.
+ * get: waits for a message, into a malloc'd buffer (free() it); -MPROC_ECLOSED (closed
+ * and empty), -ENOMEM (it stays queued), -EINVAL. */
+MPROC_API int mproc_simplequeue_new(mproc_queue **out);
+MPROC_API int mproc_simplequeue_put(mproc_queue *q, const void *buf, size_t len);
+MPROC_API int mproc_simplequeue_get(mproc_queue *q, void **buf, size_t *len);
+
 #ifdef __cplusplus
 }
 #endif
