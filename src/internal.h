@@ -56,4 +56,8 @@ void mproc__free(void *p);
  * locks: queue, condition). Same results as mproc_lock_acquire. */
 int mproc__lock_acquire_until(mproc_lock *l, int64_t deadline);
 
+/* In a child mproc started (src/process.c): who it is, for mproc_current_process. name
+ * must live as long as the process; parent: the pid of the process that started it. */
+void mproc__self_enter(const char *name, bool daemon, pid_t parent);
+
 #endif

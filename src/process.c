@@ -26,7 +26,10 @@
 
 #include "sys/spawn.h"
 
+#include <limits.h>
 #include <poll.h>
+#include <pthread.h>
+
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -40,9 +43,139 @@ struct mproc_process {
     enum state state;
     pid_t pid;
     int pidfd;
-    int exitcode; /* once ENDED: the exit status, or minus the signal */
+    int exitcode;  /* once ENDED: the exit status, or minus the signal */
+    pid_t starter; /* the process that started it (set at start, for the child's facts) */
+    struct mproc_process *reg_prev, *reg_next; /* the started ones: active_children */
+    pid_t owner;                               /* the process whose registry holds it (0: none) */
     char name[];
 };
+
+/* ---- who this process is (current_process, parent_process) ------------------------------ */
+
+/* Facts about `pid`: a process that fork() copies outside mproc (not through
+ * mproc_process_start or a pool) inherits them but is not `pid`, and is told nothing of
+ * a parent (it gets "MainProcess", as a process mproc did not start). */
+static struct {
+    pid_t pid;
+    const char *name;
+    bool daemon;
+    pid_t parent;
+    const char *parent_name;
+} self;
+
+static const char *current_name(void)
+{
+    return self.pid == getpid() && self.name != NULL ? self.name : "MainProcess";
+}
+
+void mproc__self_enter(const char *name, bool daemon, pid_t parent)
+{
+    /* the facts this child was forked with are its parent's own, if they are the parent's */
+    const char *parent_name = self.pid == parent && self.name != NULL ? self.name : "MainProcess";
+    self.pid = getpid();
+    self.name = name;
+    self.daemon = daemon;
+    self.parent = parent;
+    self.parent_name = parent_name;
+}
+
+int mproc_current_process(mproc_self *out)
+{
+    if (out == NULL)
+        return -EINVAL;
+    bool ours = self.pid == getpid();
+    *out = (mproc_self){.name = current_name(),
+                        .pid = getpid(),
+                        .daemon = ours && self.daemon,
+                        .parent_pid = ours ? self.parent : 0,
+                        .parent_name = ours ? self.parent_name : NULL};
+    return 0;
+}
+
+int mproc_parent_alive(void)
+{
+    if (self.pid != getpid() || self.parent == 0)
+        return -MPROC_ESTATE;
+    return getppid() == self.parent; /* when it ends, the kernel hands us to another */
+}
+
+/* ---- the children this process started (active_children) --------------------------------- */
+
+/* A list under a mutex. A fork child's copy is not its own: the atfork child handler
+ * empties it (and takes the mutex afresh, which another thread may have held at the
+ * fork), and each entry names the process whose list it is in. */
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static mproc_process *reg_head;
+static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
+
+static void reg_prepare(void)
+{
+    pthread_mutex_lock(&reg_mu);
+}
+
+static void reg_parent(void)
+{
+    pthread_mutex_unlock(&reg_mu);
+}
+
+static void reg_child(void)
+{
+    pthread_mutex_init(&reg_mu, NULL);
+    reg_head = NULL;
+}
+
+static void reg_init(void)
+{
+    (void)pthread_atfork(reg_prepare, reg_parent, reg_child);
+}
+
+static void reg_add(mproc_process *p)
+{
+    pthread_once(&reg_once, reg_init);
+    pthread_mutex_lock(&reg_mu);
+    p->owner = getpid();
+    p->reg_prev = NULL;
+    p->reg_next = reg_head;
+    if (reg_head != NULL)
+        reg_head->reg_prev = p;
+    reg_head = p;
+    pthread_mutex_unlock(&reg_mu);
+}
+
+static void reg_remove(mproc_process *p)
+{
+    if (p->owner != getpid())
+        return; /* never listed, or listed in the parent this process was forked from */
+    pthread_mutex_lock(&reg_mu);
+    if (p->reg_prev != NULL)
+        p->reg_prev->reg_next = p->reg_next;
+    else
+        reg_head = p->reg_next;
+    if (p->reg_next != NULL)
+        p->reg_next->reg_prev = p->reg_prev;
+    p->owner = 0;
+    pthread_mutex_unlock(&reg_mu);
+}
+
+int mproc_active_children(mproc_process **out, size_t cap)
+{
+    if (out == NULL && cap > 0)
+        return -EINVAL;
+    pthread_once(&reg_once, reg_init);
+    pthread_mutex_lock(&reg_mu);
+    size_t n = 0;
+    for (mproc_process *p = reg_head; p != NULL; p = p->reg_next) {
+        /* its pidfd (open until free, which unlists it first) is readable once it ended:
+           read without touching the object, which another thread may be joining */
+        if (mproc__sys_poll1(p->pidfd, POLLIN, 0) != 0)
+            continue;
+        if (n < cap)
+            out[n] = p;
+        n++;
+    }
+    pthread_mutex_unlock(&reg_mu);
+    return n > INT_MAX ? INT_MAX : (int)n;
+}
 
 enum { ALL_FLAGS = MPROC_PROCESS_DAEMON | MPROC_PROCESS_SETSID | MPROC_PROCESS_SETPGID };
 
@@ -86,11 +219,21 @@ static int start(mproc_process *p, const struct mproc__spawn *s)
     int rc = MPROC__FAULT("process.start");
     if (rc < 0)
         return rc;
+    p->starter = getpid();
     rc = mproc__sys_spawn(s, &p->pid, &p->pidfd);
     if (rc < 0)
         return rc;
     p->state = RUNNING;
+    reg_add(p);
     return 0;
+}
+
+/* A function child's first steps: who it is, then its target. */
+static int child_main(void *arg)
+{
+    mproc_process *p = arg;
+    mproc__self_enter(p->name, (p->flags & MPROC_PROCESS_DAEMON) != 0, p->starter);
+    return p->fn(p->arg);
 }
 
 int mproc_process_start(mproc_process *p)
@@ -99,7 +242,7 @@ int mproc_process_start(mproc_process *p)
         return -EINVAL;
     if (p->state != NEW)
         return -MPROC_ESTATE;
-    struct mproc__spawn s = {.fn = p->fn, .arg = p->arg, .fds = {-1, -1, -1}, .flags = p->flags};
+    struct mproc__spawn s = {.fn = child_main, .arg = p, .fds = {-1, -1, -1}, .flags = p->flags};
     return start(p, &s);
 }
 
@@ -306,6 +449,7 @@ void mproc_process_free(mproc_process *p)
 {
     if (p == NULL)
         return;
+    reg_remove(p);
     if (p->state == RUNNING && reap(p, false) == 0) {
         mproc__sys_pidfd_kill(p->pidfd, SIGKILL);
         reap(p, true);

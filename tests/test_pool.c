@@ -202,6 +202,52 @@ static int long_message(mproc_task *t, const void *in, size_t in_len, void *out,
     return mproc_task_fail(t, -EDOM, "%s", text);
 }
 
+/* A task reporting who runs it: its current_process() facts. */
+static int who_am_i(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)t;
+    (void)in;
+    (void)in_len;
+    mproc_self me;
+    if (mproc_current_process(&me) < 0 || me.parent_name == NULL)
+        return -EINVAL;
+    int n = snprintf(out, *out_len, "%s %d %d %s %d", me.name, (int)me.pid, (int)me.parent_pid,
+                     me.parent_name, me.daemon);
+    if (n < 0 || (size_t)n >= *out_len)
+        return -EMSGSIZE;
+    *out_len = (size_t)n + 1;
+    return 0;
+}
+
+/* Python's pool workers are ForkPoolWorker-N; ours say PoolWorker-N, their parent is
+ * the pool's process, and they are daemons. */
+static void test_worker_identity(void **state)
+{
+    (void)state;
+    mproc_pool *p;
+    assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2}));
+    bool seen[3] = {false};
+    for (int i = 0; i < 200 && !(seen[1] && seen[2]); i++) {
+        char out[256];
+        size_t len = 0;
+        assert_ok(mproc_pool_apply(p, who_am_i, NULL, 0, out, sizeof out, &len, 10));
+        int n = 0, pid = 0, parent = 0, daemon = 0;
+        char pname[64];
+        assert_int_equal(
+            sscanf(out, "PoolWorker-%d %d %d %63s %d", &n, &pid, &parent, pname, &daemon), 5);
+        assert_true(n == 1 || n == 2);
+        seen[n] = true;
+        assert_true(pid != getpid());
+        assert_int_equal(parent, getpid());
+        assert_string_equal(pname, "MainProcess");
+        assert_int_equal(daemon, 1);
+    }
+    assert_true(seen[1] || seen[2]);
+    assert_ok(mproc_pool_close(p));
+    assert_ok(mproc_pool_join(p, MPROC_FOREVER));
+    mproc_pool_free(p);
+}
+
 static void test_long_message_marked(void **state)
 {
     (void)state;
@@ -1587,6 +1633,8 @@ int main(int argc, char **argv)
         MPROC_TEST(test_apply),
         MPROC_TEST(test_apply_async_callbacks),
         MPROC_TEST(test_long_message_marked),
+        MPROC_TEST(test_worker_identity),
+
         MPROC_TEST(test_apply_wait_timeout),
         MPROC_TEST(test_callback_submits),
         MPROC_TEST(test_map_chunksizes),

@@ -431,6 +431,170 @@ static void test_names(void **state)
     mproc_process_free(b);
 }
 
+/* ---- current_process(), parent_process(), active_children() -------------------------- */
+
+/* In a child: its own name and pid, its parent's pid and name, the parent alive.
+ * Exit 0 when all hold (each failed check its own code). */
+static int check_self(void *arg)
+{
+    const pid_t *parent = arg;
+    mproc_self me;
+    if (mproc_current_process(&me) != 0)
+        return 1;
+    if (strcmp(me.name, "worker-7") != 0)
+        return 2;
+    if (me.pid != getpid() || !me.daemon)
+        return 3;
+    if (me.parent_pid != *parent || me.parent_name == NULL ||
+        strcmp(me.parent_name, "MainProcess") != 0)
+        return 4;
+    if (mproc_parent_alive() != 1)
+        return 5;
+    /* the parent's children are not this process's */
+    mproc_process *kids[4];
+    if (mproc_active_children(kids, 4) != 0)
+        return 6;
+    return 0;
+}
+
+/* The grandchild: its parent is "middle"; once the middle child has exited (it exits
+ * right after starting this one), mproc_parent_alive() says so. Writes its verdict (0:
+ * all held) on the status pipe. */
+static int grandchild_checks(void *arg)
+{
+    int fd = *(int *)arg;
+    mproc_self me;
+    char verdict = 0;
+    if (mproc_current_process(&me) != 0 || me.parent_name == NULL ||
+        strcmp(me.parent_name, "middle") != 0)
+        verdict = 1;
+    for (int i = 0; i < 1000 && mproc_parent_alive() == 1; i++)
+        mproc_test_sleep(0.01);
+    if (verdict == 0 && mproc_parent_alive() != 0)
+        verdict = 2;
+    return write(fd, &verdict, 1) == 1 ? 0 : 1;
+}
+
+static int middle_child(void *arg)
+{
+    int fd = *(int *)arg;
+    mproc_process *g;
+    if (mproc_process_new(&g, grandchild_checks, arg, &(mproc_process_opts){.name = "g"}) < 0 ||
+        mproc_process_start(g) < 0)
+        return 1;
+    mproc_process *kids[2];
+    if (mproc_active_children(kids, 2) != 1 || kids[0] != g)
+        return 2;
+    pid_t pid = mproc_process_pid(g);
+    if (write(fd, &pid, sizeof pid) != (ssize_t)sizeof pid)
+        return 3;
+    _exit(0); /* without freeing g: the grandchild outlives this process */
+}
+
+static void test_current_and_parent(void **state)
+{
+    (void)state;
+    mproc_self me;
+    assert_ok(mproc_current_process(&me));
+    assert_string_equal(me.name, "MainProcess");
+    assert_int_equal(me.pid, getpid());
+    assert_int_equal(me.parent_pid, 0); /* Python's parent_process() is None */
+    assert_null(me.parent_name);
+    assert_int_equal(me.daemon, 0);
+    assert_code(mproc_parent_alive(), -MPROC_ESTATE);
+    assert_code(mproc_current_process(NULL), -EINVAL);
+
+    pid_t self = getpid();
+    mproc_process *p;
+    assert_ok(mproc_process_new(
+        &p, check_self, &self,
+        &(mproc_process_opts){.name = "worker-7", .flags = MPROC_PROCESS_DAEMON}));
+    assert_ok(mproc_process_start(p));
+    assert_ok(mproc_process_join(p, 10));
+    int code = -1;
+    assert_int_equal(mproc_process_exitcode(p, &code), 1);
+    assert_int_equal(code, 0);
+    mproc_process_free(p);
+
+    /* a grandchild sees its parent end (it is reparented) */
+    int st[2];
+    assert_int_equal(pipe2(st, O_CLOEXEC), 0);
+    assert_ok(mproc_process_new(&p, middle_child, &st[1], &(mproc_process_opts){.name = "middle"}));
+    assert_ok(mproc_process_start(p));
+    close(st[1]);
+    pid_t g;
+    assert_int_equal(read(st[0], &g, sizeof g), (ssize_t)sizeof g);
+    assert_ok(mproc_process_join(p, 10));
+    assert_int_equal(mproc_process_exitcode(p, &code), 1);
+    assert_int_equal(code, 0);
+    mproc_process_free(p);
+    char verdict = 9;
+    assert_int_equal(read(st[0], &verdict, 1), 1); /* EOF (0) if it died without a word */
+    assert_int_equal(verdict, 0);
+    close(st[0]);
+    /* the harness makes this process a subreaper: the orphan is ours to reap, if so */
+    (void)waitpid(g, NULL, 0);
+}
+
+static int block_on_fd(void *arg)
+{
+    int *fds = arg; /* runs until the pipe's last writer is gone */
+    close(fds[1]);
+    char c;
+    return read(fds[0], &c, 1) == 0 ? 0 : 1;
+}
+
+static void test_active_children(void **state)
+{
+    (void)state;
+    mproc_process *kids[8];
+    assert_int_equal(mproc_active_children(kids, 8), 0);
+    assert_int_equal(mproc_active_children(NULL, 0), 0);
+    assert_code(mproc_active_children(NULL, 1), -EINVAL);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    mproc_process *p[3];
+    for (int i = 0; i < 3; i++) {
+        assert_ok(mproc_process_new(&p[i], block_on_fd, fds, NULL));
+        assert_ok(mproc_process_start(p[i]));
+    }
+    mproc_process *idle;
+    assert_ok(mproc_process_new(&idle, ret_arg, NULL, NULL)); /* never started */
+    assert_int_equal(mproc_active_children(kids, 8), 3);
+    for (int i = 0; i < 3; i++) {
+        bool found = false;
+        for (int k = 0; k < 3; k++)
+            found |= kids[k] == p[i];
+        assert_true(found);
+    }
+    assert_int_equal(mproc_active_children(kids, 1), 3); /* the count, past cap */
+
+    /* a child that ended (not yet joined) is not active; one freed is gone */
+    assert_ok(mproc_process_kill(p[0]));
+    for (int i = 0; i < 1000 && mproc_active_children(NULL, 0) != 2; i++)
+        mproc_test_sleep(0.01);
+    assert_int_equal(mproc_active_children(kids, 8), 2);
+    mproc_process_free(p[1]);
+    assert_int_equal(mproc_active_children(kids, 8), 1);
+    assert_ptr_equal(kids[0], p[2]);
+
+    /* spawned programs count too */
+    char *argv[] = {"/bin/sleep", "30", NULL};
+    mproc_process *s;
+    assert_ok(mproc_process_spawn(&s, argv, NULL));
+    assert_int_equal(mproc_active_children(kids, 8), 2);
+    mproc_process_free(s);
+    assert_int_equal(mproc_active_children(kids, 8), 1);
+
+    close(fds[1]);
+    assert_ok(mproc_process_join(p[2], 10));
+    assert_int_equal(mproc_active_children(kids, 8), 0);
+    mproc_process_free(p[0]);
+    mproc_process_free(p[2]);
+    mproc_process_free(idle);
+    close(fds[0]);
+}
+
 static void test_free_running_child_reaps_it(void **state)
 {
     (void)state;
@@ -1214,6 +1378,9 @@ int main(void)
         MPROC_TEST(test_state_errors),
         MPROC_TEST(test_bad_input),
         MPROC_TEST(test_names),
+        MPROC_TEST(test_current_and_parent),
+        MPROC_TEST(test_active_children),
+
         MPROC_TEST(test_free_running_child_reaps_it),
         MPROC_TEST(test_many_children),
         MPROC_TEST(test_setsid_setpgid),

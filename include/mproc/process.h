@@ -150,6 +150,34 @@ MPROC_API int mproc_process_signal(mproc_process *p, int sig);
 /* Release the object. A child still running is SIGKILLed and reaped first. NULL is a no-op. */
 MPROC_API void mproc_process_free(mproc_process *p);
 
+/* Python's active_children(): the children this process started (mproc_process_start
+ * or _spawn) that still run, not yet freed; a child that ended counts no more, joined
+ * or not (nothing is reaped here: join, is_alive and exitcode still see its end).
+ * Fills out[0..cap) with their handles (still owned by whoever started them) and returns
+ * how many run, which may exceed cap (out may be NULL when cap is 0). In a forked child,
+ * its parent's children are not its own. -EINVAL (NULL out with cap > 0).
+ * Thread-safe (also against start and free in other threads). */
+MPROC_API int mproc_active_children(mproc_process **out, size_t cap);
+
+/* Python's current_process() and parent_process(), as plain facts. */
+typedef struct mproc_self {
+    const char *name;        /* "MainProcess"; in a child started by mproc_process_start,
+                                that Process's name; in a pool worker "PoolWorker-N" */
+    pid_t pid;               /* getpid() */
+    int daemon;              /* started with MPROC_PROCESS_DAEMON (pool workers are) */
+    pid_t parent_pid;        /* the process that started this one; 0 when mproc did not
+                                start it (Python's parent_process() is None) */
+    const char *parent_name; /* that process's own name then; NULL when none */
+} mproc_self;
+
+/* Fill *out (its strings live as long as the process). 0, -EINVAL for NULL. */
+MPROC_API int mproc_current_process(mproc_self *out);
+
+/* Python's parent_process().is_alive(): 1 while the process that started this one runs,
+ * 0 once it ended (this process was then handed to another parent), -MPROC_ESTATE when
+ * mproc did not start this process. */
+MPROC_API int mproc_parent_alive(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -47,6 +47,8 @@ struct batch below); a failure or an apply result goes alone, right away.
 #include "sys/evfd.h"
 #include "sys/cpu.h"
 
+#include <stdio.h>
+
 struct mproc_task {
     void *state;
     int worker;
@@ -522,6 +524,9 @@ static int run_chunk(struct wk *k, const struct pool_chunk *c, const unsigned ch
 int mproc__pool_worker_main(void *arg)
 {
     const struct worker_arg *a = arg;
+    static char name[32]; /* this process's own (a fork's copy) */
+    snprintf(name, sizeof name, "PoolWorker-%d", a->slot + 1); /* a replacement, the same */
+    mproc__self_enter(name, true, a->home);
     pthread_sigmask(SIG_SETMASK, &a->mask, NULL);
     struct wk state = {0}, *k = &state; /* on the stack: a worker with no memory still
                                             says so (REC_READY below) */
