@@ -167,7 +167,7 @@ static int imap_mem_child(uint64_t n)
     for (;;) {
         int64_t y;
         size_t idx;
-        int rc = mproc_imap_next(it, &y, &idx, NULL, MPROC_FOREVER);
+        int rc = mproc_imap_next(it, &y, sizeof y, NULL, &idx, NULL, MPROC_FOREVER);
         if (rc == -MPROC_EEOF)
             break;
         BENCH_OK(rc);
@@ -200,7 +200,7 @@ static double run_imap_rate(mproc_pool *p, uint64_t n)
     int64_t y;
     size_t idx;
     int rc;
-    while ((rc = mproc_imap_next(it, &y, &idx, NULL, MPROC_FOREVER)) == 0) {
+    while ((rc = mproc_imap_next(it, &y, sizeof y, NULL, &idx, NULL, MPROC_FOREVER)) == 0) {
         int64_t x = (int64_t)(got % 1000003);
         if (idx != got || y != x * x)
             bench_die("imap rate item %llu: index %zu, value %lld", (unsigned long long)got, idx,
@@ -339,7 +339,8 @@ static double run_apply(mproc_pool *p, uint64_t n)
     for (uint64_t i = 0; i < n; i++) {
         int64_t x = (int64_t)i, y = 0;
         size_t len = 0;
-        BENCH_OK(mproc_pool_apply(p, plus_one, &x, sizeof x, &y, sizeof y, &len, MPROC_FOREVER));
+        BENCH_OK(
+            mproc_pool_apply(p, plus_one, &x, sizeof x, &y, sizeof y, &len, NULL, MPROC_FOREVER));
         if (len != sizeof y || y != x + 1)
             bench_die("apply %llu: got %lld (len %zu)", (unsigned long long)i, (long long)y, len);
     }

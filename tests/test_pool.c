@@ -127,18 +127,18 @@ static void test_apply(void **state)
     assert_int_equal(mproc_pool_workers(p), 2);
     int64_t x = 12, y = 0;
     size_t len = 0;
-    assert_ok(mproc_pool_apply(p, square, &x, sizeof x, &y, sizeof y, &len, 10));
+    assert_ok(mproc_pool_apply(p, square, &x, sizeof x, &y, sizeof y, &len, NULL, 10));
     assert_int_equal(y, 144);
     assert_int_equal(len, sizeof y);
 
     /* variable-size bytes, including empty input */
     char buf[64];
-    assert_ok(mproc_pool_apply(p, reverse, "hello", 5, buf, sizeof buf, &len, 10));
+    assert_ok(mproc_pool_apply(p, reverse, "hello", 5, buf, sizeof buf, &len, NULL, 10));
     assert_int_equal(len, 5);
     assert_memory_equal(buf, "olleh", 5);
-    assert_ok(mproc_pool_apply(p, reverse, NULL, 0, buf, sizeof buf, &len, 10));
+    assert_ok(mproc_pool_apply(p, reverse, NULL, 0, buf, sizeof buf, &len, NULL, 10));
     assert_int_equal(len, 0);
-    assert_code(mproc_pool_apply(p, reverse, "hello", 5, buf, 2, &len, 10), -MPROC_ETOOSMALL);
+    assert_code(mproc_pool_apply(p, reverse, "hello", 5, buf, 2, &len, NULL, 10), -MPROC_ETOOSMALL);
     assert_int_equal(len, 5);
 
     /* the output without a copy; the outcome without the output */
@@ -155,8 +155,87 @@ static void test_apply(void **state)
 
     /* a task's own failure */
     x = -3;
-    assert_code(mproc_pool_apply(p, square, &x, sizeof x, &y, sizeof y, &len, 10), -EDOM);
+    assert_code(mproc_pool_apply(p, square, &x, sizeof x, &y, sizeof y, &len, NULL, 10), -EDOM);
     mproc_pool_free(p);
+}
+
+/* A blocking apply or map that fails leaves its message for the calling thread
+ * (mproc_pool_message), on the direct path and the usual one alike; a blocking apply
+ * takes per-call options (a time limit for that task). */
+struct msg_thread_arg {
+    mproc_pool *p;
+    char seen[300];
+};
+
+static void *fail_in_thread(void *arg)
+{
+    struct msg_thread_arg *a = arg;
+    int64_t x = -5, y;
+    if (mproc_pool_apply(a->p, square, &x, sizeof x, &y, sizeof y, NULL, NULL, 10) == -EDOM)
+        snprintf(a->seen, sizeof a->seen, "%s", mproc_pool_message());
+    return NULL;
+}
+
+static void never_called(mproc_result *r, void *arg)
+{
+    (void)r;
+    (void)arg;
+}
+
+static void test_apply_message_and_options(void **state)
+{
+    (void)state;
+    for (int path = 0; path < 2; path++) {
+        /* path 0: idle workers take blocking applies directly; 1: a pool time limit
+           sends them through the supervisor */
+        mproc_pool *p;
+        assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .timeout = path ? 60 : 0}));
+        int64_t x = -3, y = 0;
+        assert_code(mproc_pool_apply(p, square, &x, sizeof x, &y, sizeof y, NULL, NULL, 10), -EDOM);
+        assert_string_equal(mproc_pool_message(), "negative input -3");
+        x = 4;
+        assert_ok(mproc_pool_apply(p, square, &x, sizeof x, &y, sizeof y, NULL, NULL, 10));
+        assert_string_equal(mproc_pool_message(), ""); /* a success clears it */
+
+        /* per thread: another thread's failure is its own */
+        struct msg_thread_arg a = {.p = p};
+        pthread_t th;
+        x = -3;
+        assert_code(mproc_pool_apply(p, square, &x, sizeof x, &y, sizeof y, NULL, NULL, 10), -EDOM);
+        assert_int_equal(pthread_create(&th, NULL, fail_in_thread, &a), 0);
+        assert_int_equal(pthread_join(th, NULL), 0);
+        assert_string_equal(a.seen, "negative input -5");
+        assert_string_equal(mproc_pool_message(), "negative input -3");
+
+        /* a per-call time limit, here stricter than the pool's */
+        int64_t ms = 5000;
+        double t0 = mproc_test_now();
+        assert_code(mproc_pool_apply(p, nap_pid, &ms, sizeof ms, &y, sizeof y, NULL,
+                                     &(mproc_call_opts){.timeout = 0.2}, 30),
+                    -MPROC_ETIMELIMIT);
+        assert_true(mproc_test_now() - t0 < 4);
+        assert_true(strlen(mproc_pool_message()) > 0);
+        ms = 0;
+        assert_ok(mproc_pool_apply(p, nap_pid, &ms, sizeof ms, &y, sizeof y, NULL,
+                                   &(mproc_call_opts){.timeout = 5}, 30));
+
+        /* callbacks have no place in a blocking call */
+        assert_code(mproc_pool_apply(p, square, &x, sizeof x, &y, sizeof y, NULL,
+                                     &(mproc_call_opts){.callback = never_called}, 10),
+                    -EINVAL);
+        assert_string_equal(mproc_pool_message(), mproc_strerror(-EINVAL));
+
+        /* a blocking map: the lowest-numbered failure's message */
+        int64_t in[6] = {1, 2, -7, 4, -9, 6}, out[6];
+        assert_code(mproc_pool_map(p, square, in, 6, sizeof in[0], out, sizeof out[0], NULL),
+                    -EDOM);
+        assert_string_equal(mproc_pool_message(), "negative input -7");
+        in[2] = 3;
+        in[4] = 5;
+        assert_ok(mproc_pool_map(p, square, in, 6, sizeof in[0], out, sizeof out[0], NULL));
+        assert_string_equal(mproc_pool_message(), "");
+        mproc_pool_free(p);
+    }
 }
 
 struct cb_count {
@@ -230,7 +309,7 @@ static void test_worker_identity(void **state)
     for (int i = 0; i < 200 && !(seen[1] && seen[2]); i++) {
         char out[256];
         size_t len = 0;
-        assert_ok(mproc_pool_apply(p, who_am_i, NULL, 0, out, sizeof out, &len, 10));
+        assert_ok(mproc_pool_apply(p, who_am_i, NULL, 0, out, sizeof out, &len, NULL, 10));
         int n = 0, pid = 0, parent = 0, daemon = 0;
         char pname[64];
         assert_int_equal(
@@ -261,7 +340,7 @@ static void test_long_message_marked(void **state)
     assert_string_equal(m + 252, "...");
     assert_int_equal(m[251], 'x');
     mproc_result_free(r);
-    assert_code(mproc_pool_apply(p, long_message, &x, sizeof x, NULL, 0, NULL, 10), -EDOM);
+    assert_code(mproc_pool_apply(p, long_message, &x, sizeof x, NULL, 0, NULL, NULL, 10), -EDOM);
     mproc_pool_free(p);
 }
 
@@ -319,10 +398,11 @@ static void test_apply_wait_timeout(void **state)
     int64_t x = 400, y;
     double t0 = mproc_test_now();
     /* the wait times out; the task goes on, its outcome is dropped */
-    assert_code(mproc_pool_apply(p, nap_pid, &x, sizeof x, &y, sizeof y, NULL, 0.05), -ETIMEDOUT);
+    assert_code(mproc_pool_apply(p, nap_pid, &x, sizeof x, &y, sizeof y, NULL, NULL, 0.05),
+                -ETIMEDOUT);
     assert_true(mproc_test_now() - t0 < 0.35);
     x = 0;
-    assert_ok(mproc_pool_apply(p, nap_pid, &x, sizeof x, &y, sizeof y, NULL, 10));
+    assert_ok(mproc_pool_apply(p, nap_pid, &x, sizeof x, &y, sizeof y, NULL, NULL, 10));
     mproc_pool_stats st;
     mproc_worker_stats ws[1];
     assert_ok(mproc_pool_stats_get(p, &st, ws, 1));
@@ -774,6 +854,38 @@ static int gen_count(void *arg, void *item, size_t size)
     return 1;
 }
 
+/* Every output the caller receives has a capacity: a buffer too small for an imap item
+ * is -MPROC_ETOOSMALL with the size needed, and the item stays for the next call. */
+static void test_imap_next_capacity(void **state)
+{
+    (void)state;
+    mproc_pool *p = pool_of(2);
+    struct gen g = {.n = 3, .fail_at = -1};
+    mproc_imap *it;
+    assert_ok(
+        mproc_pool_imap(p, square, gen_count, &g, sizeof(int64_t), sizeof(int64_t), NULL, &it));
+    int32_t small = 0;
+    size_t len = 0, idx = 99;
+    assert_code(mproc_imap_next(it, &small, sizeof small, &len, &idx, NULL, 10), -MPROC_ETOOSMALL);
+    assert_int_equal(len, sizeof(int64_t));
+    assert_int_equal(idx, 99); /* nothing taken */
+    assert_code(mproc_imap_next(it, NULL, 0, &len, NULL, NULL, 10), -MPROC_ETOOSMALL);
+    assert_code(mproc_imap_next(it, NULL, 8, &len, NULL, NULL, 10), -EINVAL);
+    for (int64_t i = 0; i < 3; i++) {
+        int64_t y[2] = {-1, -1}; /* room to spare: only the item is written */
+        len = 0;
+        assert_ok(mproc_imap_next(it, y, sizeof y, &len, &idx, NULL, 10));
+        assert_int_equal(idx, i);
+        assert_int_equal(len, sizeof(int64_t));
+        assert_int_equal(y[0], i * i);
+        assert_int_equal(y[1], -1);
+    }
+    int64_t y;
+    assert_code(mproc_imap_next(it, &y, sizeof y, NULL, NULL, NULL, 10), -MPROC_EEOF);
+    mproc_imap_free(it);
+    mproc_pool_free(p);
+}
+
 static void test_imap_ordered(void **state)
 {
     (void)state;
@@ -785,14 +897,14 @@ static void test_imap_ordered(void **state)
     for (int64_t i = 0; i < 2000; i++) {
         int64_t y;
         size_t idx;
-        assert_ok(mproc_imap_next(it, &y, &idx, NULL, 10));
+        assert_ok(mproc_imap_next(it, &y, sizeof y, NULL, &idx, NULL, 10));
         atomic_fetch_add(&g.consumed, 1);
         assert_int_equal(idx, i);
         assert_int_equal(y, i * i);
     }
     int64_t y;
-    assert_code(mproc_imap_next(it, &y, NULL, NULL, 10), -MPROC_EEOF);
-    assert_code(mproc_imap_next(it, &y, NULL, NULL, 10), -MPROC_EEOF);
+    assert_code(mproc_imap_next(it, &y, sizeof y, NULL, NULL, NULL, 10), -MPROC_EEOF);
+    assert_code(mproc_imap_next(it, &y, sizeof y, NULL, NULL, NULL, 10), -MPROC_EEOF);
     mproc_imap_free(it);
     /* memory stays bounded: never more than the window generated ahead of the reader */
     assert_true(g.max_ahead <= 16);
@@ -804,7 +916,7 @@ static void test_imap_ordered(void **state)
         mproc_pool_imap(p, square, gen_count, &g, sizeof(int64_t), sizeof(int64_t), NULL, &it));
     int got = 0;
     for (;;) {
-        int rc = mproc_imap_next(it, &y, NULL, NULL, 10);
+        int rc = mproc_imap_next(it, &y, sizeof y, NULL, NULL, NULL, 10);
         if (rc == -MPROC_EEOF)
             break;
         if (rc == -EIO) {
@@ -833,7 +945,7 @@ static void test_imap_unordered(void **state)
     for (int i = 0; i < N; i++) {
         int64_t y;
         size_t idx;
-        assert_ok(mproc_imap_next(it, &y, &idx, NULL, 10));
+        assert_ok(mproc_imap_next(it, &y, sizeof y, NULL, &idx, NULL, 10));
         atomic_fetch_add(&g.consumed, 1);
         assert_true(idx < N);
         assert_int_equal(seen[idx], 0);
@@ -841,7 +953,7 @@ static void test_imap_unordered(void **state)
         assert_int_equal(y, (int64_t)idx * (int64_t)idx);
     }
     int64_t y;
-    assert_code(mproc_imap_next(it, &y, NULL, NULL, 10), -MPROC_EEOF);
+    assert_code(mproc_imap_next(it, &y, sizeof y, NULL, NULL, NULL, 10), -MPROC_EEOF);
     mproc_imap_free(it);
     assert_true(g.max_ahead <= 16384); /* the default window of small items */
 
@@ -849,7 +961,7 @@ static void test_imap_unordered(void **state)
     g = (struct gen){.n = 1000000, .fail_at = -1};
     assert_ok(
         mproc_pool_imap(p, square, gen_count, &g, sizeof(int64_t), sizeof(int64_t), NULL, &it));
-    assert_ok(mproc_imap_next(it, &y, NULL, NULL, 10));
+    assert_ok(mproc_imap_next(it, &y, sizeof y, NULL, NULL, NULL, 10));
     mproc_imap_free(it);
     check_map(p, 100, 0);
     mproc_pool_free(p);
@@ -892,14 +1004,14 @@ static void test_imap_unordered_slow_item(void **state)
     for (int i = 0; i < N; i++) {
         if (i == N - WINDOW / 4) /* all the others are back */
             atomic_store(gate, 1);
-        assert_ok(mproc_imap_next(it, &y, &idx, NULL, 10));
+        assert_ok(mproc_imap_next(it, &y, sizeof y, NULL, &idx, NULL, 10));
         atomic_fetch_add(&g.consumed, 1);
         assert_true(idx < N && !seen[idx]);
         seen[idx] = 1;
         assert_true(idx != HELD || i >= N - WINDOW / 4);
         assert_int_equal(y, (int64_t)idx * (int64_t)idx);
     }
-    assert_code(mproc_imap_next(it, &y, NULL, NULL, 10), -MPROC_EEOF);
+    assert_code(mproc_imap_next(it, &y, sizeof y, NULL, NULL, NULL, 10), -MPROC_EEOF);
     assert_true(g.max_ahead <= WINDOW); /* still bounded by the window */
     mproc_imap_free(it);
     mproc_pool_free(p);
@@ -927,14 +1039,14 @@ static void test_imap_held_in_merged_message(void **state)
     size_t below = 0, idx;
     int64_t y;
     while (below < AT) { /* every item before the held one comes back while it is held */
-        assert_ok(mproc_imap_next(it, &y, &idx, NULL, 10));
+        assert_ok(mproc_imap_next(it, &y, sizeof y, NULL, &idx, NULL, 10));
         atomic_fetch_add(&g.consumed, 1);
         assert_true(idx < N && idx != AT && !seen[idx]);
         seen[idx] = 1;
         below += idx < AT;
     }
     atomic_store(gate, 1);
-    while (mproc_imap_next(it, &y, &idx, NULL, 10) == 0) {
+    while (mproc_imap_next(it, &y, sizeof y, NULL, &idx, NULL, 10) == 0) {
         assert_true(idx < N && !seen[idx]);
         seen[idx] = 1;
     }
@@ -1242,7 +1354,7 @@ static void test_task_closes_all_fds(void **state)
         assert_ok(mproc_result_wait(r, 30)); /* it used to wait for ever */
         mproc_result_free(r);
         int64_t x = 0, y;
-        rc = mproc_pool_apply(p, close_everything, &x, sizeof x, &y, sizeof y, NULL, 30);
+        rc = mproc_pool_apply(p, close_everything, &x, sizeof x, &y, sizeof y, NULL, NULL, 30);
         if (rc != 0 && rc != -MPROC_EDIED && rc != -MPROC_EBROKEN)
             fail_msg("apply: %s", mproc_errname(rc));
     }
@@ -1368,7 +1480,8 @@ static void test_close_then_join(void **state)
     assert_ok(mproc_pool_close(p));
     assert_ok(mproc_pool_close(p));
     int64_t x = 1;
-    assert_code(mproc_pool_apply(p, square, &x, sizeof x, &x, sizeof x, NULL, 1), -MPROC_ECLOSED);
+    assert_code(mproc_pool_apply(p, square, &x, sizeof x, &x, sizeof x, NULL, NULL, 1),
+                -MPROC_ECLOSED);
     assert_code(mproc_pool_map(p, square, in, N, sizeof *in, out, sizeof *out, NULL),
                 -MPROC_ECLOSED);
     assert_ok(mproc_pool_join(p, 20)); /* accepted work still completes */
@@ -1409,12 +1522,12 @@ static void test_bad_input(void **state)
     int64_t x = 2, y;
     size_t len;
     mproc_result *r;
-    assert_code(mproc_pool_apply(NULL, square, &x, sizeof x, &y, sizeof y, &len, 1), -EINVAL);
-    assert_code(mproc_pool_apply(p, NULL, &x, sizeof x, &y, sizeof y, &len, 1), -EINVAL);
-    assert_code(mproc_pool_apply(p, square, NULL, 8, &y, sizeof y, &len, 1), -EINVAL);
-    assert_code(mproc_pool_apply(p, square, &x, sizeof x, NULL, 8, &len, 1), -EINVAL);
-    assert_code(mproc_pool_apply(p, square, &x, sizeof x, &y, sizeof y, &len, -1), -EINVAL);
-    assert_code(mproc_pool_apply(p, square, &x, sizeof x, &y, sizeof y, &len, NAN), -EINVAL);
+    assert_code(mproc_pool_apply(NULL, square, &x, sizeof x, &y, sizeof y, &len, NULL, 1), -EINVAL);
+    assert_code(mproc_pool_apply(p, NULL, &x, sizeof x, &y, sizeof y, &len, NULL, 1), -EINVAL);
+    assert_code(mproc_pool_apply(p, square, NULL, 8, &y, sizeof y, &len, NULL, 1), -EINVAL);
+    assert_code(mproc_pool_apply(p, square, &x, sizeof x, NULL, 8, &len, NULL, 1), -EINVAL);
+    assert_code(mproc_pool_apply(p, square, &x, sizeof x, &y, sizeof y, &len, NULL, -1), -EINVAL);
+    assert_code(mproc_pool_apply(p, square, &x, sizeof x, &y, sizeof y, &len, NULL, NAN), -EINVAL);
     static char big[2 << 20];
     assert_code(mproc_pool_apply_async(p, reverse, big, sizeof big, NULL, &r), -EMSGSIZE);
     assert_code(
@@ -1448,7 +1561,7 @@ static void test_bad_input(void **state)
     assert_code(mproc_pool_imap(p, square, gen_count, NULL, 8, 8,
                                 &(mproc_call_opts){.window = SIZE_MAX}, &it),
                 -EINVAL);
-    assert_code(mproc_imap_next(NULL, &y, NULL, NULL, 1), -EINVAL);
+    assert_code(mproc_imap_next(NULL, &y, sizeof y, NULL, NULL, NULL, 1), -EINVAL);
 
     assert_code(mproc_result_wait(NULL, 1), -EINVAL);
     assert_code(mproc_result_ready(NULL), -EINVAL);
@@ -1631,6 +1744,8 @@ int main(int argc, char **argv)
         return fnref_child(argv[2]);
     const struct CMUnitTest tests[] = {
         MPROC_TEST(test_apply),
+        MPROC_TEST(test_apply_message_and_options),
+
         MPROC_TEST(test_apply_async_callbacks),
         MPROC_TEST(test_long_message_marked),
         MPROC_TEST(test_worker_identity),
@@ -1646,6 +1761,8 @@ int main(int argc, char **argv)
         MPROC_TEST(test_phase_times),
         MPROC_TEST(test_small_channel_backpressure),
         MPROC_TEST(test_imap_ordered),
+        MPROC_TEST(test_imap_next_capacity),
+
         MPROC_TEST(test_imap_unordered),
         MPROC_TEST(test_imap_unordered_slow_item),
         MPROC_TEST(test_steal_behind_long_task),

@@ -166,7 +166,7 @@ static void imap_death(unsigned flags)
     for (;;) {
         int64_t y;
         size_t index;
-        int rc = mproc_imap_next(it, &y, &index, NULL, 20);
+        int rc = mproc_imap_next(it, &y, sizeof y, NULL, &index, NULL, 20);
         if (rc == -MPROC_EEOF)
             break;
         assert_true(index < N);

@@ -277,9 +277,10 @@ static void test_crash_apply(void **state)
     assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 1}));
     struct item it = {.x = 5, .mode = M_SEGV};
     int64_t y;
-    assert_code(mproc_pool_apply(p, crashy, &it, sizeof it, &y, sizeof y, NULL, 20), -MPROC_EDIED);
+    assert_code(mproc_pool_apply(p, crashy, &it, sizeof it, &y, sizeof y, NULL, NULL, 20),
+                -MPROC_EDIED);
     it.mode = M_NONE;
-    assert_ok(mproc_pool_apply(p, crashy, &it, sizeof it, &y, sizeof y, NULL, 20));
+    assert_ok(mproc_pool_apply(p, crashy, &it, sizeof it, &y, sizeof y, NULL, NULL, 20));
     assert_int_equal(y, 25);
     mproc_pool_free(p);
 }
@@ -404,7 +405,8 @@ static void test_fork_fails_breaks_pool(void **state)
                               &(mproc_fault_opts){.code = -EAGAIN, .sticky = 1}));
     struct item it = {.x = 2, .mode = M_KILL};
     int64_t y;
-    assert_code(mproc_pool_apply(p, crashy, &it, sizeof it, &y, sizeof y, NULL, 20), -MPROC_EDIED);
+    assert_code(mproc_pool_apply(p, crashy, &it, sizeof it, &y, sizeof y, NULL, NULL, 20),
+                -MPROC_EDIED);
     it.mode = M_NONE;
     mproc_result *r;
     int rc = mproc_pool_apply_async(p, crashy, &it, sizeof it, NULL, &r);
@@ -521,7 +523,7 @@ static void budget_breaks(double period)
     assert_non_null(strstr(msg, "restart budget"));
     assert_non_null(strstr(msg, "signal 6"));
     int64_t y;
-    assert_code(mproc_pool_apply(p, crashy, &in[0], sizeof in[0], &y, sizeof y, NULL, 5),
+    assert_code(mproc_pool_apply(p, crashy, &in[0], sizeof in[0], &y, sizeof y, NULL, NULL, 5),
                 -MPROC_EBROKEN);
     mproc_pool_stats st;
     assert_ok(mproc_pool_stats_get(p, &st, NULL, 0));

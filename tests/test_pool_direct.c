@@ -57,7 +57,7 @@ static int task(mproc_task *t, const void *in, size_t in_len, void *out, size_t 
 static int apply(mproc_pool *p, struct req j, int64_t *y, double timeout)
 {
     size_t len = 0;
-    int rc = mproc_pool_apply(p, task, &j, sizeof j, y, sizeof *y, &len, timeout);
+    int rc = mproc_pool_apply(p, task, &j, sizeof j, y, sizeof *y, &len, NULL, timeout);
     if (rc == 0)
         assert_int_equal(len, sizeof *y);
     return rc;
@@ -146,7 +146,7 @@ static void test_results_and_failures(void **state)
     struct req j = {.x = 1};
     size_t len = 0;
     char small[4];
-    assert_code(mproc_pool_apply(p, task, &j, sizeof j, small, sizeof small, &len, 10),
+    assert_code(mproc_pool_apply(p, task, &j, sizeof j, small, sizeof small, &len, NULL, 10),
                 -MPROC_ETOOSMALL);
     assert_int_equal(len, sizeof(int64_t));
     mproc_pool_stats st = stats(p);

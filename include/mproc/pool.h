@@ -145,15 +145,24 @@ MPROC_API int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts);
 
 /* apply: run fn(in) in a worker and wait for it (at most timeout seconds, then
  * -ETIMEDOUT; the task goes on and its outcome is dropped). When a worker is idle (and
- * the pool has no per-task time limit or maxtasksperchild) the calling thread hands the
- * task to it directly and the worker answers directly: a round trip of about a
- * microsecond, with every outcome rule above kept. The output is copied into
- * out (cap bytes; *out_len gets its length; out may be NULL with cap 0).
- * Returns 0 or the task's code (message: use apply_async). Errors also: -EINVAL,
- * -MPROC_ECLOSED, -MPROC_EBROKEN, -EMSGSIZE (input larger than the channel allows),
- * -MPROC_ETOOSMALL (output larger than cap; *out_len says how large). */
+ * neither the pool nor opts set a per-task time limit, and the pool has no
+ * maxtasksperchild) the calling thread hands the task to it directly and the worker
+ * answers directly: a round trip of about a microsecond, with every outcome rule above
+ * kept. The output is copied into out (cap bytes; *out_len, if not NULL, gets its length;
+ * out may be NULL with cap 0). opts (may be NULL): .timeout, this task's time limit
+ * (0: the pool's); callbacks are refused (-EINVAL), the rest is ignored.
+ * Returns 0 or the task's code; its message is mproc_pool_message()'s. Errors also:
+ * -EINVAL, -MPROC_ECLOSED, -MPROC_EBROKEN, -EMSGSIZE (input larger than the channel
+ * allows), -MPROC_ETOOSMALL (output larger than cap; *out_len says how large). */
 MPROC_API int mproc_pool_apply(mproc_pool *p, mproc_task_fn fn, const void *in, size_t in_len,
-                               void *out, size_t cap, size_t *out_len, double timeout);
+                               void *out, size_t cap, size_t *out_len, const mproc_call_opts *opts,
+                               double timeout);
+
+/* The failure message of this thread's last blocking mproc_pool_apply or mproc_pool_map:
+ * the task's own (mproc_task_fail; for a map, the lowest-numbered failed item's), else
+ * mproc_strerror's text for the code; "" after a success. Never NULL; valid until this
+ * thread's next such call. */
+MPROC_API const char *mproc_pool_message(void);
 
 /* apply_async: queue one task; *r (may be NULL: then the pool frees the result after
  * the callbacks ran) gets the result handle. The input is copied. opts may be NULL.
@@ -168,7 +177,8 @@ MPROC_API int mproc_pool_apply_async(mproc_pool *p, mproc_task_fn fn, const void
  * in place instead of copying through their channels; a failed task's output item then
  * holds whatever the task wrote. Elsewhere, one copy each way.
  * Blocks until every task has an outcome. Returns 0 when all succeeded, else the code
- * of the lowest-numbered failed item (use map_async for per-item outcomes).
+ * of the lowest-numbered failed item (its message: mproc_pool_message(); use map_async
+ * for per-item outcomes).
  * n == 0 returns 0 at once. Errors also: -EINVAL (NULL p/fn/in/out with n > 0, in_size
  * or out_size 0, n * size overflowing), -EMSGSIZE (an input or output item larger than
  * the channel allows, as for apply), -MPROC_ECLOSED, -MPROC_EBROKEN. */
@@ -193,13 +203,15 @@ MPROC_API int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn
                               size_t in_size, size_t out_size, const mproc_call_opts *opts,
                               mproc_imap **it);
 
-/* The next result: 0 and the output in out (out_size bytes) and *index (the item's
- * number in generation order; may be NULL), or the task's negative code (with *index
- * set; msg, if not NULL, gets its message, valid until the next call). -MPROC_EEOF when
- * every item has been returned; -ETIMEDOUT; the generator's code once, when it failed
- * (then -MPROC_EEOF). */
-MPROC_API int mproc_imap_next(mproc_imap *it, void *out, size_t *index, const char **msg,
-                              double timeout);
+/* The next result: 0 and the output in out (out_size bytes of cap; *out_len, if not NULL,
+ * gets out_size) and *index (the item's number in generation order; may be NULL), or the
+ * task's negative code (with *index set; msg, if not NULL, gets its message, valid until
+ * the next call). -MPROC_EEOF when every item has been returned; -ETIMEDOUT; the
+ * generator's code once, when it failed (then -MPROC_EEOF); -MPROC_ETOOSMALL when cap is
+ * below out_size (*out_len says out_size; nothing is taken); -EINVAL (NULL it, NULL out
+ * with cap > 0). */
+MPROC_API int mproc_imap_next(mproc_imap *it, void *out, size_t cap, size_t *out_len, size_t *index,
+                              const char **msg, double timeout);
 
 /* Release an iterator: the generator is not called again, items not yet sent to a worker
  * are cancelled, items running complete and are dropped. Free every iterator before its

@@ -293,29 +293,60 @@ int mproc_pool_apply_async(mproc_pool *p, mproc_task_fn fn, const void *in, size
     return 0;
 }
 
-int mproc_pool_apply(mproc_pool *p, mproc_task_fn fn, const void *in, size_t in_len, void *out,
-                     size_t cap, size_t *out_len, double timeout)
+/* The message of this thread's last blocking call (apply, map): see mproc_pool_message. */
+static _Thread_local char last_msg[POOL_MSG_MAX];
+
+static int blocking_outcome(int rc, const char *msg)
+{
+    if (rc == 0)
+        last_msg[0] = '\0';
+    else
+        mproc__pool_say(last_msg, sizeof last_msg, "%s",
+                        msg != NULL && msg[0] != '\0' ? msg : mproc_strerror(rc));
+    return rc;
+}
+
+const char *mproc_pool_message(void)
+{
+    return last_msg;
+}
+
+static int apply_blocking(mproc_pool *p, mproc_task_fn fn, const void *in, size_t in_len, void *out,
+                          size_t cap, size_t *out_len, const mproc_call_opts *opts, double timeout,
+                          char msg[POOL_MSG_MAX])
 {
     if (out == NULL && cap > 0)
         return -EINVAL;
+    if (opts != NULL && (opts->callback != NULL || opts->error_callback != NULL))
+        return -EINVAL; /* a blocking call has no callbacks: its caller has the outcome */
     int64_t deadline;
     int rc = mproc__deadline(timeout, &deadline);
     if (rc < 0)
         return rc;
     if (p == NULL || fn == NULL || (in == NULL && in_len > 0))
         return -EINVAL;
-    if (p->transport->apply != NULL) {
-        rc = p->transport->apply(p, fn, in, in_len, out, cap, out_len, deadline);
+    if (p->transport->apply != NULL && (opts == NULL || opts->timeout == 0)) {
+        rc = p->transport->apply(p, fn, in, in_len, out, cap, out_len, msg, deadline);
         if (rc != 1)
             return rc;
     }
     mproc_result *r;
-    rc = mproc_pool_apply_async(p, fn, in, in_len, NULL, &r);
+    rc = mproc_pool_apply_async(p, fn, in, in_len, opts, &r);
     if (rc < 0)
         return rc;
     rc = mproc_result_get(r, out, cap, out_len, timeout);
+    if (rc != 0 && rc != -ETIMEDOUT && rc != -MPROC_ETOOSMALL)
+        mproc__pool_say(msg, POOL_MSG_MAX, "%s", mproc_result_message(r));
     mproc_result_free(r);
     return rc;
+}
+
+int mproc_pool_apply(mproc_pool *p, mproc_task_fn fn, const void *in, size_t in_len, void *out,
+                     size_t cap, size_t *out_len, const mproc_call_opts *opts, double timeout)
+{
+    char msg[POOL_MSG_MAX] = "";
+    int rc = apply_blocking(p, fn, in, in_len, out, cap, out_len, opts, timeout, msg);
+    return blocking_outcome(rc, msg);
 }
 
 static const struct mproc__shared_range *find_range(const struct mproc__shared_range *v, size_t n,
@@ -403,8 +434,9 @@ int mproc_pool_map(mproc_pool *p, mproc_task_fn fn, const void *in, size_t n, si
     mproc_result *r;
     int rc = mproc_pool_map_async(p, fn, in, n, in_size, out, out_size, opts, &r);
     if (rc < 0)
-        return rc;
+        return blocking_outcome(rc, NULL);
     rc = mproc_result_get(r, NULL, 0, NULL, MPROC_FOREVER);
+    rc = blocking_outcome(rc, mproc_result_message(r));
     mproc_result_free(r);
     return rc;
 }

@@ -402,10 +402,10 @@ struct transport_ops {
     void (*reset)(struct worker *w);
 
     /* Optional (NULL: every task goes through the supervisor). The caller's end: a
-       blocking apply handed straight to an idle worker; 1 when not taken (the caller
-       submits it the usual way), else 0 or the task's code. */
+              blocking apply handed straight to an idle worker; 1 when not taken (the caller
+       submits it the usual way), else 0 or the task's code (its message in msg). */
     int (*apply)(mproc_pool *p, mproc_task_fn fn, const void *in, size_t in_len, void *out,
-                 size_t cap, size_t *out_len, int64_t deadline);
+                 size_t cap, size_t *out_len, char msg[POOL_MSG_MAX], int64_t deadline);
     /* w holds a caller's task (its channel may still hold it: not to be stolen from) */
     bool (*busy)(const mproc_pool *p, const struct worker *w);
     /* w's process is gone (reaped): settle the caller's task it held. retry: one it never

@@ -524,10 +524,15 @@ static bool has_ready(const mproc_imap *it)
     return it->next_ordered < it->produced && s->state == SLOT_DONE && s->index == it->next_ordered;
 }
 
-int mproc_imap_next(mproc_imap *it, void *out, size_t *index, const char **msg, double timeout)
+int mproc_imap_next(mproc_imap *it, void *out, size_t cap, size_t *out_len, size_t *index,
+                    const char **msg, double timeout)
 {
-    if (it == NULL || out == NULL)
+    if (it == NULL || (out == NULL && cap > 0))
         return -EINVAL;
+    if (out_len != NULL)
+        *out_len = it->out_size;
+    if (cap < it->out_size)
+        return -MPROC_ETOOSMALL; /* the item stays for a call with room for it */
     int64_t deadline;
     int rc = mproc__deadline(timeout, &deadline);
     if (rc < 0)

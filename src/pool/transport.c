@@ -260,7 +260,7 @@ static uint32_t wait_outcome(mproc_pool *p, struct pool_direct *d, int64_t deadl
 }
 
 static int local_apply(mproc_pool *p, mproc_task_fn fn, const void *in, size_t in_len, void *out,
-                       size_t cap, size_t *out_len, int64_t deadline)
+                       size_t cap, size_t *out_len, char *msg, int64_t deadline)
 {
     if (p->o.timeout != 0 || p->o.maxtasksperchild != 0)
         return 1; /* the supervisor counts the tasks of those: see above */
@@ -303,6 +303,8 @@ static int local_apply(mproc_pool *p, mproc_task_fn fn, const void *in, size_t i
         return 1;
     }
     rc = d->code;
+    if (rc != 0)
+        memcpy(msg, d->msg, d->msg_len + 1);
     if (rc == 0) {
         size_t n = d->out_len;
         if (out_len != NULL)
