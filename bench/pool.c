@@ -29,6 +29,13 @@
  *                     pool created with .phase_times, warmed up the same way, runs the
  *                     map once more: ms per phase summed over the workers, and its
  *                     wall time), shown by bench/run below the table.
+ *   pool.map.var      items/s, mproc_pool_map_var reversing 200 k byte strings of 10-1,000
+ *                     bytes (lengths from a 64-bit LCG, byte k of item i 'a' + (i + k) %
+ *                     26: the same strings bench/py_pool.py builds), default chunksize,
+ *                     2 workers; warmed up once untimed (the strings and outputs of the
+ *                     first map touch fresh pages), every output checked and freed
+ *                     outside the timed region | python: Pool(2).map of the same
+ *                     reverse over 200 k of them
  *   pool.apply.rtt    us per mproc_pool_apply of a task returning x + 1, 20 k calls
  *                     | raw: a spin-then-futex ping-pong between two processes
  *   pool.primes       s to count the primes below 3 M by trial division in 64 ranges,
@@ -331,6 +338,64 @@ static double run_indirect(const int64_t *in, int64_t *out, uint64_t n)
     return (double)n / t;
 }
 
+/* ---- pool.map.var -------------------------------------------------------------------- */
+
+static int reverse_bytes(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)t;
+    if (in_len > *out_len)
+        return -EMSGSIZE;
+    const unsigned char *s = in;
+    unsigned char *d = out;
+    for (size_t k = 0; k < in_len; k++)
+        d[k] = s[in_len - 1 - k];
+    *out_len = in_len;
+    return 0;
+}
+
+static mproc_item *var_strings(uint64_t n)
+{
+    mproc_item *v = malloc(n * sizeof *v);
+    if (v == NULL)
+        bench_die("malloc");
+    uint64_t x = 1;
+    for (uint64_t i = 0; i < n; i++) {
+        x = x * 6364136223846793005u + 1442695040888963407u;
+        size_t len = 10 + (size_t)((x >> 33) % 991);
+        unsigned char *d = malloc(len);
+        if (d == NULL)
+            bench_die("malloc");
+        for (size_t k = 0; k < len; k++)
+            d[k] = (unsigned char)('a' + (i + k) % 26);
+        v[i] = (mproc_item){d, len};
+    }
+    return v;
+}
+
+static double run_map_var(mproc_pool *p, const mproc_item *in, uint64_t n)
+{
+    mproc_item *out = malloc(n * sizeof *out);
+    if (out == NULL)
+        bench_die("malloc");
+    double t = 0;
+    for (int round = 0; round < 2; round++) { /* the first warms up (see the header) */
+        double t0 = bench_now();
+        BENCH_OK(mproc_pool_map_var(p, reverse_bytes, in, n, out, NULL));
+        t = bench_now() - t0;
+        for (uint64_t i = 0; i < n; i++) {
+            const unsigned char *s = in[i].data, *d = out[i].data;
+            if (out[i].len != in[i].len)
+                bench_die("map_var: item %llu has %zu bytes", (unsigned long long)i, out[i].len);
+            for (size_t k = 0; k < in[i].len; k++)
+                if (d[k] != s[in[i].len - 1 - k])
+                    bench_die("map_var: item %llu is wrong", (unsigned long long)i);
+            mproc_item_free(&out[i]);
+        }
+    }
+    free(out);
+    return (double)n / t;
+}
+
 /* ---- pool.apply.rtt ------------------------------------------------------------------ */
 
 static double run_apply(mproc_pool *p, uint64_t n)
@@ -616,6 +681,13 @@ int main(int argc, char **argv)
     free(out);
     munmap(sin, n_big * sizeof *sin);
     munmap(sout, n_big * sizeof *sout);
+
+    uint64_t n_var = scaled(200000);
+    mproc_item *strings = var_strings(n_var);
+    bench_emit("pool.map.var", "mproc", run_map_var(p, strings, n_var), "items/s");
+    for (uint64_t i = 0; i < n_var; i++)
+        free(strings[i].data);
+    free(strings);
 
     uint64_t n_rtt = scaled(20000);
     bench_emit("pool.apply.rtt", "mproc", run_apply(p, n_rtt), "us");

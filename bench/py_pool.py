@@ -9,6 +9,9 @@ One repetition, printing `id python value unit` lines:
                     chunksize (1), every result checked in order
   pool.map.cs1      tasks/s, Pool(2).map(square, range(20 k), chunksize=1)
   pool.map.default  items/s, Pool(2).map(square, range(1 M)) with the default chunksize
+    pool.map.var      items/s, Pool(2).map(reverse, strings) with the default chunksize over
+                    200 k byte strings of 10-1,000 bytes (the same strings as bench/pool.c:
+                    var_len, var_byte), each reversed, every result checked
   pool.apply.rtt    us per apply_async(plus_one, (i,)).get(), 2,000 calls, 2 workers
   pool.map.uneven   s for Pool(2).map(time.sleep, secs) with the default chunksize, secs:
                     400 sleeps, the first 40 of 5 ms, the rest of 0
@@ -93,6 +96,33 @@ def run_map(p, n, chunksize):
     return n / t
 
 
+def reverse(s):
+    return s[::-1]
+
+
+def var_strings(n):
+    """bench/pool.c's strings: lengths from a 64-bit LCG, bytes 'a' + (i + k) % 26."""
+    alphabet = bytes(range(ord("a"), ord("a") + 26)) * 40  # 1,040 bytes: any window fits
+    x, out = 1, []
+    for i in range(n):
+        x = (x * 6364136223846793005 + 1442695040888963407) % (1 << 64)
+        length = 10 + (x >> 33) % 991
+        start = i % 26
+        out.append(alphabet[start:start + length])
+    return out
+
+
+def run_map_var(p, n):
+    items = var_strings(n)
+    p.map(reverse, items[:1000])  # warm, as the C side
+    t0 = time.monotonic()
+    out = p.map(reverse, items)
+    t = time.monotonic() - t0
+    if len(out) != n or any(y != s[::-1] for s, y in zip(items, out)):
+        sys.exit("pool.map.var: wrong results")
+    return n / t
+
+
 def run_imap_rate(p, n):
     t0 = time.monotonic()
     got = 0
@@ -151,6 +181,7 @@ def main():
         emit("pool.imap.rate", run_imap_rate(p, scaled(20000)), "items/s")
         emit("pool.map.cs1", run_map(p, scaled(20000), 1), "tasks/s")
         emit("pool.map.default", run_map(p, scaled(1000000), 0), "items/s")
+        emit("pool.map.var", run_map_var(p, scaled(200000)), "items/s")
         emit("pool.apply.rtt", run_apply(p, scaled(2000)), "us")
         emit("pool.map.uneven", run_uneven(p), "s")
     emit("pool.sleep24", run_sleep24(ctx), "s")

@@ -886,6 +886,131 @@ static void test_imap_next_capacity(void **state)
     mproc_pool_free(p);
 }
 
+/* ---- map over items of any size ------------------------------------------------------ */
+
+/* reverse, but fail on an input starting with '!' and give an empty output for "" */
+static int reverse_or_fail(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    if (in_len > 0 && ((const char *)in)[0] == '!')
+        return mproc_task_fail(t, -EILSEQ, "bang at %zu bytes", in_len);
+    return reverse(t, in, in_len, out, out_len);
+}
+
+static void test_map_var(void **state)
+{
+    (void)state;
+    mproc_pool *p = pool_of(2);
+    enum { N = 5000 };
+    mproc_item *in = calloc(N, sizeof *in), *out = calloc(N, sizeof *out);
+    assert_non_null(in);
+    assert_non_null(out);
+    uint64_t seed = 7;
+    for (size_t i = 0; i < N; i++) {
+        seed = seed * 6364136223846793005u + 1442695040888963407u;
+        size_t len = i == 17 ? 0 : 1 + (seed >> 33) % 3000; /* 0 .. 3000 bytes */
+        if (i == 4321)
+            len = 100000; /* one large item among small ones */
+        char *d = malloc(len + 1);
+        assert_non_null(d);
+        for (size_t k = 0; k < len; k++)
+            d[k] = (char)('a' + (i + k) % 26);
+        in[i] = (mproc_item){d, len};
+    }
+    ((char *)in[99].data)[0] = '!';
+    ((char *)in[3000].data)[0] = '!';
+    out[5] = (mproc_item){(void *)0x1, 77}; /* whatever was there is overwritten */
+
+    assert_code(mproc_pool_map_var(p, reverse_or_fail, in, N, out, NULL), -EILSEQ);
+    char want[64];
+    snprintf(want, sizeof want, "bang at %zu bytes", in[99].len); /* the lowest failed item */
+    assert_string_equal(mproc_pool_message(), want);
+    for (size_t i = 0; i < N; i++) {
+        if (i == 99 || i == 3000) {
+            assert_null(out[i].data); /* a failed item: nothing */
+            assert_int_equal(out[i].len, 0);
+            continue;
+        }
+        assert_non_null(out[i].data); /* a success, even an empty one */
+        assert_int_equal(out[i].len, in[i].len);
+        for (size_t k = 0; k < in[i].len; k++)
+            assert_int_equal(((char *)out[i].data)[k], ((char *)in[i].data)[in[i].len - 1 - k]);
+        mproc_item_free(&out[i]);
+    }
+
+    /* async: the per-item failures, in order */
+    mproc_result *r;
+    assert_ok(mproc_pool_map_var_async(p, reverse_or_fail, in, N, out,
+                                       &(mproc_call_opts){.chunksize = 7}, &r));
+    assert_code(mproc_result_get(r, NULL, 0, NULL, 30), -EILSEQ);
+    assert_int_equal(mproc_result_failures(r, 0, NULL, NULL, NULL), 2);
+    size_t idx;
+    int code;
+    const char *msg;
+    assert_int_equal(mproc_result_failures(r, 1, &idx, &code, &msg), 2);
+    assert_int_equal(idx, 3000);
+    assert_int_equal(code, -EILSEQ);
+    mproc_result_free(r);
+    for (size_t i = 0; i < N; i++) /* every output aligned for any type */
+        assert_int_equal((uintptr_t)out[i].data % _Alignof(max_align_t), 0);
+    mproc_items_free(out, N); /* all at once, the pool long done with them */
+    for (size_t i = 0; i < N; i++)
+        assert_null(out[i].data);
+    mproc_items_free(NULL, 3);
+    mproc_item_free(NULL);
+    mproc_items_trim(); /* the released slabs go back to the system */
+    mproc_items_trim();
+
+    /* zero items; bad arguments; an item larger than a channel message */
+    assert_ok(mproc_pool_map_var(p, reverse, in, 0, out, NULL));
+    assert_code(mproc_pool_map_var(p, NULL, in, N, out, NULL), -EINVAL);
+    assert_code(mproc_pool_map_var(p, reverse, NULL, N, out, NULL), -EINVAL);
+    assert_code(mproc_pool_map_var(p, reverse, in, N, NULL, NULL), -EINVAL);
+    mproc_item bad = {NULL, 5};
+    assert_code(mproc_pool_map_var(p, reverse, &bad, 1, out, NULL), -EINVAL);
+    mproc_item huge = {in[0].data, (size_t)64 << 20};
+    assert_code(mproc_pool_map_var(p, reverse, &huge, 1, out, NULL), -EMSGSIZE);
+    for (size_t i = 0; i < N; i++)
+        free(in[i].data);
+    free(in);
+    free(out);
+    mproc_pool_free(p);
+}
+
+static int crash_on_x(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    if (in_len == 1 && ((const char *)in)[0] == 'x')
+        raise(SIGKILL);
+    return reverse(t, in, in_len, out, out_len);
+}
+
+/* A worker killed in the middle of a var map fails the one item it ran, no other. */
+static void test_map_var_worker_killed(void **state)
+{
+    (void)state;
+    mproc_pool *p = pool_of(2);
+    enum { N = 300 };
+    mproc_item in[N], out[N];
+    char text[N][8];
+    for (int i = 0; i < N; i++) {
+        snprintf(text[i], sizeof text[i], "%d", i);
+        in[i] = (mproc_item){text[i], strlen(text[i])};
+    }
+    in[150] = (mproc_item){"x", 1};
+    assert_code(mproc_pool_map_var(p, crash_on_x, in, N, out, NULL), -MPROC_EDIED);
+    for (int i = 0; i < N; i++) {
+        if (i == 150) {
+            assert_null(out[i].data);
+            continue;
+        }
+        size_t len = in[i].len;
+        assert_int_equal(out[i].len, len);
+        for (size_t k = 0; k < len; k++)
+            assert_int_equal(((char *)out[i].data)[k], text[i][len - 1 - k]);
+        mproc_item_free(&out[i]);
+    }
+    mproc_pool_free(p);
+}
+
 static void test_imap_ordered(void **state)
 {
     (void)state;
@@ -1762,6 +1887,8 @@ int main(int argc, char **argv)
         MPROC_TEST(test_small_channel_backpressure),
         MPROC_TEST(test_imap_ordered),
         MPROC_TEST(test_imap_next_capacity),
+        MPROC_TEST(test_map_var),
+        MPROC_TEST(test_map_var_worker_killed),
 
         MPROC_TEST(test_imap_unordered),
         MPROC_TEST(test_imap_unordered_slow_item),

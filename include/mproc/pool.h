@@ -192,6 +192,40 @@ MPROC_API int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *
                                    size_t in_size, void *out, size_t out_size,
                                    const mproc_call_opts *opts, mproc_result **r);
 
+/* An item of any size: len bytes at data. */
+typedef struct mproc_item {
+    void *data;
+    size_t len;
+} mproc_item;
+
+/* map over items of any size (Python's Pool.map over bytes or strings): out[i] gets
+ * fn(in[i]): its output in memory the pool allocates (release it with mproc_item_free or
+ * mproc_items_free, not free(); a success always has data, even for 0 bytes, aligned
+ * for any type) and its length, or {NULL, 0} for a failed item. Each input may be up to about half
+ * the pool's channel (.capacity), as may each output (the task gets that room: *out_len on entry).
+ * The inputs are read while the map runs: in and the bytes it points to stay valid and unchanged
+ * until it completes. Returns as mproc_pool_map (its message: mproc_pool_message()). Errors also:
+ * -EINVAL (NULL p/fn/in/out with n > 0, an item with NULL data and len > 0), -EMSGSIZE (an input
+ * item larger than a channel message allows), -MPROC_ECLOSED, -MPROC_EBROKEN. */
+MPROC_API int mproc_pool_map_var(mproc_pool *p, mproc_task_fn fn, const mproc_item *in, size_t n,
+                                 mproc_item *out, const mproc_call_opts *opts);
+
+/* map_var_async: the same, returning at once with a result handle; out[] is filled as
+ * the outcomes come in (read it once the result is ready). */
+MPROC_API int mproc_pool_map_var_async(mproc_pool *p, mproc_task_fn fn, const mproc_item *in,
+                                       size_t n, mproc_item *out, const mproc_call_opts *opts,
+                                       mproc_result **r);
+
+/* Release an output of map_var (from any thread, in any order; it becomes {NULL, 0}), or
+ * the n of an array. NULL items or data: no-op. */
+MPROC_API void mproc_item_free(mproc_item *it);
+MPROC_API void mproc_items_free(mproc_item *items, size_t n);
+
+/* The memory of released outputs is kept for the next map_var in this process (up to
+ * 1 GiB, as an allocator keeps freed memory: pages touched again cost nothing, fresh ones
+ * a fault each); this gives it back to the system. Thread-safe. */
+MPROC_API void mproc_items_trim(void);
+
 /* imap / imap_unordered (flag): items produced by gen (called in the pool's thread,
  * lazily: at most window items are held at once). Read results with mproc_imap_next.
  * Unordered, a slow item holds back only itself and the items after it in its chunk (with

@@ -42,7 +42,7 @@ enum mproc_shm_flags {
 /* Create or attach a block; *out owns an fd and a mapping until mproc_shm_free().
  *  - name NULL: a new anonymous block (memfd) of size bytes, zero-filled (CREATE implied,
  *    AUTO_UNLINK ignored: nothing to unlink). Shared with children by fork or by fd.
-  *  - name and MPROC_SHM_CREATE: a new named block of size bytes, zero-filled, mode 0600.
+ *  - name and MPROC_SHM_CREATE: a new named block of size bytes, zero-filled, mode 0600.
  *  - name NULL and MPROC_SHM_CREATE | MPROC_SHM_NAMED: a new named block under a random
  *    unique name ("/mproc-" and 24 hex digits; Python's SharedMemory(create=True)
  *    without a name), which mproc_shm_name() gives, to be passed to whoever attaches.
@@ -50,7 +50,7 @@ enum mproc_shm_flags {
  *    otherwise it must not exceed the block's size (the first size bytes are mapped).
  * Names follow Python's rules: an optional leading '/', then 1..250 characters with no
  * other '/' (and not "." or ".."); mproc_shm_name() gives the "/name" form.
-  * Errors: -EINVAL (NULL out, bad name, unknown flags, size 0 at creation, size above
+ * Errors: -EINVAL (NULL out, bad name, unknown flags, size 0 at creation, size above
  * PTRDIFF_MAX or above the block's when attaching, AUTO_UNLINK without CREATE, NAMED
  * without CREATE or with a name),
  * -EEXIST, -ENOENT, -ENOSPC (no room in /dev/shm), -EMFILE, -ENOMEM (more than the

@@ -373,6 +373,30 @@ static bool shared_with_workers(const mproc_pool *p, const void *ptr, size_t len
            then->inode == cur->inode && then->offset == cur->offset;
 }
 
+/* Queue a map's job with its result (one reference for the caller, one for the pool). */
+static int submit_map(mproc_pool *p, struct job *j, mproc_result *res, size_t n, mproc_result **r)
+{
+    mproc__job_attach(j, res);
+    atomic_fetch_add(&res->refs, 1);
+    pthread_mutex_lock(&p->mu);
+    int rc = mproc__pool_admit(p);
+    if (rc == 0) {
+        mproc__job_enqueue(p, j);
+        if (n == 0) /* nothing to run: the supervisor completes it at once */
+            mproc__jobs_look(p);
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (rc < 0) {
+        mproc__result_unref(res);
+        mproc__result_unref(res);
+        mproc__job_free(j);
+        return rc;
+    }
+    mproc__pool_kick(p);
+    *r = res;
+    return 0;
+}
+
 int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
                          void *out, size_t out_size, const mproc_call_opts *opts, mproc_result **r)
 {
@@ -407,25 +431,16 @@ int mproc_pool_map_async(mproc_pool *p, mproc_task_fn fn, const void *in, size_t
             mproc__free(now);
         }
     }
-    mproc__job_attach(j, res);
-    atomic_fetch_add(&res->refs, 1);
-    pthread_mutex_lock(&p->mu);
-    rc = mproc__pool_admit(p);
-    if (rc == 0) {
-        mproc__job_enqueue(p, j);
-        if (n == 0) /* nothing to run: the supervisor completes it at once */
-            mproc__jobs_look(p);
-    }
-    pthread_mutex_unlock(&p->mu);
-    if (rc < 0) {
-        mproc__result_unref(res);
-        mproc__result_unref(res);
-        mproc__job_free(j);
-        return rc;
-    }
-    mproc__pool_kick(p);
-    *r = res;
-    return 0;
+    return submit_map(p, j, res, n, r);
+}
+
+/* A blocking map: wait for its result, keep its message for the thread, release it. */
+static int wait_map(mproc_result *r)
+{
+    int rc = mproc_result_get(r, NULL, 0, NULL, MPROC_FOREVER);
+    rc = blocking_outcome(rc, mproc_result_message(r));
+    mproc_result_free(r);
+    return rc;
 }
 
 int mproc_pool_map(mproc_pool *p, mproc_task_fn fn, const void *in, size_t n, size_t in_size,
@@ -433,12 +448,44 @@ int mproc_pool_map(mproc_pool *p, mproc_task_fn fn, const void *in, size_t n, si
 {
     mproc_result *r;
     int rc = mproc_pool_map_async(p, fn, in, n, in_size, out, out_size, opts, &r);
+    return rc < 0 ? blocking_outcome(rc, NULL) : wait_map(r);
+}
+
+int mproc_pool_map_var_async(mproc_pool *p, mproc_task_fn fn, const mproc_item *in, size_t n,
+                             mproc_item *out, const mproc_call_opts *opts, mproc_result **r)
+{
+    if (p == NULL || fn == NULL || r == NULL || (n > 0 && (in == NULL || out == NULL)))
+        return -EINVAL;
+    struct job *j;
+    int rc = new_job(p, &mproc__job_map_var, fn, opts, &j);
     if (rc < 0)
-        return blocking_outcome(rc, NULL);
-    rc = mproc_result_get(r, NULL, 0, NULL, MPROC_FOREVER);
-    rc = blocking_outcome(rc, mproc_result_message(r));
-    mproc_result_free(r);
-    return rc;
+        return rc;
+    size_t room = input_room(p, j);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (in[i].data == NULL && in[i].len > 0)
+            rc = -EINVAL;
+        else if (in[i].len > room || mproc__var_size(in[i].len) > room)
+            rc = -EMSGSIZE;
+    }
+    mproc_result *res = NULL;
+    if (rc == 0)
+        rc = mproc__result_new(&res, p, JOB_MAP, n, opts);
+    if (rc < 0) {
+        mproc__job_free(j);
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = (mproc_item){NULL, 0}; /* a failed item's, until its outcome */
+    mproc__job_set_map_var(j, in, n, out, room);
+    return submit_map(p, j, res, n, r);
+}
+
+int mproc_pool_map_var(mproc_pool *p, mproc_task_fn fn, const mproc_item *in, size_t n,
+                       mproc_item *out, const mproc_call_opts *opts)
+{
+    mproc_result *r;
+    int rc = mproc_pool_map_var_async(p, fn, in, n, out, opts, &r);
+    return rc < 0 ? blocking_outcome(rc, NULL) : wait_map(r);
 }
 
 int mproc_result_cancel(mproc_result *r)

@@ -49,6 +49,7 @@ void mproc__job_free(struct job *j)
     if (j == NULL)
         return;
     mproc__free(j->in_owned);
+    mproc__items_release(&j->slab);
     mproc__free(j->retry);
     mproc__free(j->spans);
     mproc__free(j);
@@ -78,6 +79,17 @@ int mproc__job_set_apply(struct job *j, const void *in, size_t in_len)
     j->sealed = true;
     j->chunksize = 1;
     return 0;
+}
+
+void mproc__job_set_map_var(struct job *j, const mproc_item *in, size_t n, mproc_item *out,
+                            size_t room)
+{
+    j->n = n;
+    j->sealed = true;
+    j->items = in;
+    j->vout = out;
+    j->in_room = room;
+    pace(j, SIZE_MAX);
 }
 
 void mproc__job_set_map(struct job *j, const void *in, size_t n, size_t in_size, void *out,
@@ -263,6 +275,11 @@ void mproc__job_inputs(const struct job *j, size_t first, size_t count, unsigned
     j->ops->inputs(j, first, count, dst);
 }
 
+size_t mproc__job_in_bytes(const struct job *j, size_t first, size_t count)
+{
+    return j->ops->in_bytes(j, first, count);
+}
+
 void mproc__job_paced(struct job *j, uint64_t count, int64_t busy_ns)
 {
     if (!j->paced || count == 0 || busy_ns <= 0)
@@ -406,6 +423,19 @@ static size_t whole(const struct job *j, size_t first, size_t count)
     return count;
 }
 
+/* map_var: as many as fit in a chunk's room (one at least: each fits alone, checked at
+ * submission) */
+static size_t var_fit(const struct job *j, size_t first, size_t count)
+{
+    size_t bytes = 0, k = 0;
+    for (; k < count; k++) {
+        bytes += mproc__var_size(j->items[first + k].len);
+        if (bytes > j->in_room)
+            break;
+    }
+    return k > 0 ? k : 1;
+}
+
 /* imap: a chunk is contiguous in the window ring, so at most to its end */
 static size_t to_window_end(const struct job *j, size_t first, size_t count)
 {
@@ -416,6 +446,33 @@ static size_t to_window_end(const struct job *j, size_t first, size_t count)
 static void array_inputs(const struct job *j, size_t first, size_t count, unsigned char *dst)
 {
     memcpy(dst, j->in + first * j->in_size, count * j->in_size);
+}
+
+static size_t fixed_bytes(const struct job *j, size_t first, size_t count)
+{
+    (void)first;
+    return count * j->in_size;
+}
+
+static void var_inputs(const struct job *j, size_t first, size_t count, unsigned char *dst)
+{
+    for (size_t i = first; i < first + count; i++) {
+        uint64_t len = j->items[i].len;
+        size_t size = mproc__var_size(j->items[i].len);
+        memcpy(dst, &len, 8);
+        if (len > 0)
+            memcpy(dst + 8, j->items[i].data, j->items[i].len);
+        memset(dst + 8 + j->items[i].len, 0, size - 8 - j->items[i].len);
+        dst += size;
+    }
+}
+
+static size_t var_bytes(const struct job *j, size_t first, size_t count)
+{
+    size_t bytes = 0;
+    for (size_t i = first; i < first + count; i++)
+        bytes += mproc__var_size(j->items[i].len);
+    return bytes;
 }
 
 static void window_inputs(const struct job *j, size_t first, size_t count, unsigned char *dst)
@@ -458,6 +515,32 @@ static int imap_outcome(struct job *j, size_t index, int code, const char *msg, 
     mproc__imap_item(j->it, index, code, msg, out);
     mproc__imap_wake(j->it);
     return 0;
+}
+
+/* map_var: a copy of each output, for the caller to free (mproc_item_free; a success
+ * always has a block, even for 0 bytes) */
+static int var_outcome(struct job *j, size_t index, int code, const char *msg, const void *out,
+                       size_t len)
+{
+    if (code != 0)
+        return mproc__fails_add(&j->res->fails, index, 1, code, msg);
+    void *copy = mproc__items_copy(&j->slab, out, len);
+    if (copy == NULL) { /* the task succeeded, but its output is lost: a failure */
+        (void)mproc__fails_add(&j->res->fails, index, 1, -ENOMEM, "no memory for the output");
+        return -ENOMEM;
+    }
+    j->vout[index] = (mproc_item){copy, len};
+    return 0;
+}
+
+/* map_var: never called (its outputs are not of a fixed size: no batch carries them) */
+static void no_successes(struct job *j, size_t first, size_t count, const unsigned char *out)
+{
+    (void)j;
+    (void)first;
+    (void)count;
+    (void)out;
+    assert(!"a batch for a job without fixed-size outputs");
 }
 
 static void map_successes(struct job *j, size_t first, size_t count, const unsigned char *out)
@@ -509,6 +592,7 @@ const struct job_ops mproc__job_apply = {
     .units = false,
     .contiguous = whole,
     .inputs = array_inputs,
+    .in_bytes = fixed_bytes,
     .outcome = apply_outcome,
     .successes = map_successes, /* never called: an apply's outcome is a REC_RESULT */
     .failures = ranged_failures,
@@ -523,8 +607,25 @@ const struct job_ops mproc__job_map = {
     .units = false,
     .contiguous = whole,
     .inputs = array_inputs,
+    .in_bytes = fixed_bytes,
     .outcome = map_outcome,
     .successes = map_successes,
+    .failures = ranged_failures,
+    .stop_source = no_source,
+};
+
+const struct job_ops mproc__job_map_var = {
+    .kind = JOB_MAP,
+    .fixed = false,
+    .staged = false,
+    .known_end = true,
+    .units = false,
+    .var = true,
+    .contiguous = var_fit,
+    .inputs = var_inputs,
+    .in_bytes = var_bytes,
+    .outcome = var_outcome,
+    .successes = no_successes,
     .failures = ranged_failures,
     .stop_source = no_source,
 };
@@ -537,6 +638,7 @@ const struct job_ops mproc__job_imap = {
     .units = true,
     .contiguous = to_window_end,
     .inputs = window_inputs,
+    .in_bytes = fixed_bytes,
     .outcome = imap_outcome,
     .successes = imap_successes,
     .failures = item_failures,

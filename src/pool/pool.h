@@ -72,6 +72,10 @@ struct job {
     bool inplace_out;        /* map: out likewise: workers write it directly */
     size_t failed;           /* outcomes that are failures */
     unsigned char *out;      /* map: the caller's outputs */
+    const mproc_item *items; /* map_var: the caller's inputs ... */
+    mproc_item *vout;        /* ... and outputs */
+    size_t in_room;          /* map_var: the most bytes of packed inputs in one chunk */
+    struct item_slab *slab;  /* map_var: where its next outputs go (src/pool/items.c) */
     size_t next;             /* first index never dispatched (not placed) */
     struct span *spans;      /* placed (a map over shared arrays): one part per worker
                                 slot, the tasks never dispatched (src/pool/dispatch.c) */
@@ -299,10 +303,13 @@ struct job_ops {
     bool staged;    /* large chunks may travel by reach or staging (maps) */
     bool known_end; /* n is known from the start: the last chunks get small */
     bool units;     /* outcomes are published every caller's chunk (imap: a reader waits) */
+    bool var;       /* inputs of any size, packed in the chunk with their lengths (CHUNK_VAR) */
     /* how many of count tasks from first one chunk can hold */
     size_t (*contiguous)(const struct job *j, size_t first, size_t count);
     /* copy the inputs of [first, first + count) to dst */
     void (*inputs)(const struct job *j, size_t first, size_t count, unsigned char *dst);
+    /* the bytes those inputs take in a chunk */
+    size_t (*in_bytes)(const struct job *j, size_t first, size_t count);
     /* one task's outcome (code != 0: failure with msg; else out, len); < 0: it could not
        be recorded (no memory) */
     int (*outcome)(struct job *j, size_t index, int code, const char *msg, const void *out,
@@ -315,12 +322,16 @@ struct job_ops {
     bool (*stop_source)(struct job *j);
 };
 
-extern const struct job_ops mproc__job_apply, mproc__job_map, mproc__job_imap;
+extern const struct job_ops mproc__job_apply, mproc__job_map, mproc__job_map_var, mproc__job_imap;
 
 int mproc__job_new(mproc_pool *p, const struct job_ops *ops, mproc_task_fn fn,
                    const mproc_call_opts *o, struct job **out);
 void mproc__job_free(struct job *j);                                    /* a job never enqueued */
 int mproc__job_set_apply(struct job *j, const void *in, size_t in_len); /* 0 or -ENOMEM */
+/* map_var: room, the most bytes of inputs one chunk carries (each item takes
+ * mproc__var_size of its length). */
+void mproc__job_set_map_var(struct job *j, const mproc_item *in, size_t n, mproc_item *out,
+                            size_t room);
 void mproc__job_set_map(struct job *j, const void *in, size_t n, size_t in_size, void *out,
                         size_t out_size);
 /* The map's arrays are shared with the workers (read, written in place): it is placed. */
@@ -348,7 +359,15 @@ bool mproc__job_has_work(const struct job *j);
 void mproc__job_plan(struct job *j, int slot, struct take *t);
 void mproc__job_plan_cut(struct take *t, size_t count);
 void mproc__job_taken(struct job *j, const struct take *t);
+/* src/pool/items.c: map_var's outputs. A copy of len bytes in the slab *cur (a new one
+ * when it is full or NULL), for mproc_item_free; NULL: no memory. Release: the job adds
+ * no more to *cur. */
+struct item_slab;
+void *mproc__items_copy(struct item_slab **cur, const void *src, size_t len);
+void mproc__items_release(struct item_slab **cur);
+
 void mproc__job_inputs(const struct job *j, size_t first, size_t count, unsigned char *dst);
+size_t mproc__job_in_bytes(const struct job *j, size_t first, size_t count);
 /* A batch of count tasks of j took busy_ns in its worker (pacing). */
 void mproc__job_paced(struct job *j, uint64_t count, int64_t busy_ns);
 /* Put [first, first + count) at the front of the retries (no longer outstanding).

@@ -123,6 +123,7 @@ void mproc__pool_drain(struct sup *s, struct worker *w)
         const unsigned char *staged = s->p->transport->output(s, w, g, index);
         mproc__assigned_received(w, 1, j->id);
         mproc__job_settled(j, 1);
+        mproc__job_paced(j, 1, h.busy_ns); /* outputs sent alone (map_var) pace it too */
         mproc__pool_pop_task(w);
         char text[POOL_MSG_MAX];
         if (h.code != 0)

@@ -98,7 +98,7 @@ static void local_plan(const struct sup *s, const struct worker *w, const struct
         r->out_off = stage_in ? r->count * j->in_size : 0;
     r->flags = (j->inplace_in || stage_in ? CHUNK_IN : 0u) |
                (j->inplace_out || stage_out ? CHUNK_OUT : 0u) | (rin ? CHUNK_RIN : 0u) |
-               (rout ? CHUNK_ROUT : 0u);
+               (rout ? CHUNK_ROUT : 0u) | (j->ops->var ? CHUNK_VAR : 0u);
 }
 
 static bool local_send(struct sup *s, struct worker *w, const struct job *j, size_t first,
@@ -135,7 +135,8 @@ static bool local_send(struct sup *s, struct worker *w, const struct job *j, siz
     if (stage_in) /* a free area: no chunk of this worker's reads it (if the put fails,
                      it is simply written again next time) */
         mproc__job_inputs(j, first, count, area);
-    if (mproc_queue_put_nowait(w->in, b, head + (carried ? count * j->in_size : 0)) < 0)
+    if (mproc_queue_put_nowait(w->in, b,
+                               head + (carried ? mproc__job_in_bytes(j, first, count) : 0)) < 0)
         return false;
     if (r->stage >= 0)
         w->stages.busy[r->stage] = true;

@@ -44,7 +44,21 @@ struct pool_chunk {
 
 /* CHUNK_DIRECT: a blocking apply posted by the caller itself (src/pool/transport.c): the
  * worker takes its slot's mailbox and answers there, not in its result ring. */
-enum { CHUNK_IN = 1u, CHUNK_OUT = 2u, CHUNK_DIRECT = 4u, CHUNK_RIN = 8u, CHUNK_ROUT = 16u };
+/* CHUNK_VAR: inputs of any size (map_var), each an 8-byte length, then its bytes, then
+ * zeros to a multiple of 8 (mproc__var_size); in_size is 0. */
+enum {
+    CHUNK_IN = 1u,
+    CHUNK_OUT = 2u,
+    CHUNK_DIRECT = 4u,
+    CHUNK_RIN = 8u,
+    CHUNK_ROUT = 16u,
+    CHUNK_VAR = 32u
+};
+
+static inline size_t mproc__var_size(size_t len)
+{
+    return 8 + ((len + 7) & ~(size_t)7);
+}
 
 /* A slot's `reach`: whether its worker can read and write the pool process's memory. It
  * tries with the first CHUNK_RIN or CHUNK_ROUT chunk it gets (not at its start, which
@@ -80,7 +94,8 @@ struct pool_rec {
     uint64_t job_id;
     uint64_t index;  /* REC_BATCH: the index of its first task */
     uint64_t count;  /* REC_BATCH: tasks in it; else 1 */
-    int64_t busy_ns; /* REC_BATCH: from its first task's start to its publication */
+    int64_t busy_ns; /* REC_BATCH: from its first task's start to its publication;
+                    REC_RESULT: how long its task ran (0: not measured) */
 };
 
 /* ---- shared memory ------------------------------------------------------------------- */

@@ -179,7 +179,7 @@ static int publish(struct wk *k, const void *rec, size_t len)
 
 /* Build and send one record in buf. code != 0: msg (may be empty) and no output. */
 static int send_rec(struct wk *k, unsigned char *buf, uint32_t kind, int code, const char *msg,
-                    uint64_t job, uint64_t index, size_t out_len)
+                    uint64_t job, uint64_t index, size_t out_len, int64_t busy_ns)
 {
     struct pool_rec *h = (struct pool_rec *)(void *)buf;
     size_t ml = 0;
@@ -198,6 +198,7 @@ static int send_rec(struct wk *k, unsigned char *buf, uint32_t kind, int code, c
     h->job_id = job;
     h->index = index;
     h->count = 1;
+    h->busy_ns = busy_ns;
     return publish(k, buf, sizeof *h + ml + out_len);
 }
 
@@ -368,6 +369,7 @@ struct run_of {
     bool held;                 /* successes are held in the batch (else each goes alone) */
     int trc, erc;              /* of the task that did not succeed as fixed, if any */
     size_t out_len;
+    int64_t busy_ns; /* a task whose output goes alone: how long it ran (for pacing) */
 };
 
 /* Run n tasks in a row, the i-th as the (begun + i)-th begun (stored in `started` before
@@ -426,7 +428,7 @@ static int lone_outcome(struct wk *k, const struct pool_chunk *c, uint64_t index
                         r->drc < 0 || r->erc < 0 ? mproc_strerror(trc) : "");
     if (flush(k) < 0 ||
         send_rec(k, trc == 0 ? k->outbuf : k->small, REC_RESULT, trc, t->msg, c->job_id, index,
-                 trc == 0 && !(c->inplace & CHUNK_OUT) ? r->out_len : 0) < 0)
+                 trc == 0 && !(c->inplace & CHUNK_OUT) ? r->out_len : 0, r->busy_ns) < 0)
         return -1;
     (void)MPROC__FAULT("pool.result.sent");
     return 0;
@@ -462,6 +464,7 @@ static int run_chunk(struct wk *k, const struct pool_chunk *c, const unsigned ch
     uint64_t reach = batched ? back : 0;
     bool in_runs = batched && !c->timed && a->maxtasks == 0;
     size_t out_room = a->msg_max - sizeof(struct pool_rec);
+    const unsigned char *vnext = src; /* CHUNK_VAR: the next task's length and bytes */
     uint32_t i = 0;
     while (i < c->count) {
         if (batched && b->n > 0 && batch_fit(b) == 0 && flush(k) < 0)
@@ -470,6 +473,15 @@ static int run_chunk(struct wk *k, const struct pool_chunk *c, const unsigned ch
                                      slow task goes out as soon as it is done */
             batch_open(b, c->job_id, c->first + i, bcap, reach);
         size_t n = 1;
+        const unsigned char *tsrc = src + (size_t)i * c->in_size;
+        size_t in_len = c->in_size;
+        if (c->inplace & CHUNK_VAR) { /* one task at a time: its outcome goes alone */
+            uint64_t len;
+            memcpy(&len, vnext, sizeof len);
+            tsrc = vnext + 8;
+            in_len = (size_t)len;
+            vnext += mproc__var_size(in_len);
+        }
         if (in_runs) {
             size_t fit = batch_fit(b), look = batch_to_look(b);
             n = c->count - i;
@@ -481,11 +493,11 @@ static int run_chunk(struct wk *k, const struct pool_chunk *c, const unsigned ch
         struct run_of r = {
             .fn = k->fc.fn,
             .drc = drc,
-            .src = src + (size_t)i * c->in_size,
+            .src = tsrc,
             .dst = odst != NULL ? odst + (size_t)i * c->out_cap
                    : batched    ? batch_slot(b)
                                 : k->outbuf + sizeof(struct pool_rec),
-            .in_size = c->in_size,
+            .in_size = (uint32_t)in_len,
             .out_cap = odst != NULL || c->fixed ? c->out_cap
                        : c->out_cap <= out_room ? c->out_cap
                                                 : (uint32_t)out_room,
@@ -493,7 +505,12 @@ static int run_chunk(struct wk *k, const struct pool_chunk *c, const unsigned ch
             .held = batched,
         };
         int64_t tr = phase_start(k);
+        int64_t t_alone = c->fixed ? 0 : mproc__sys_now_ns(); /* one task, timed (see
+                                                  mproc__job_paced): a clock read is small
+                                                  beside an output sent alone */
         uint32_t ok = run_tasks(k, &r, (uint32_t)n, begun0 + i);
+        if (!c->fixed)
+            r.busy_ns = mproc__sys_now_ns() - t_alone;
         phase_end(k, &k->slot->run_ns, tr);
         if (batched)
             b->n += ok;
@@ -556,7 +573,7 @@ int mproc__pool_worker_main(void *arg)
         if (rc < 0 && !t->has_msg)
             mproc__pool_say(t->msg, sizeof t->msg, "initializer failed: %s", mproc_strerror(rc));
     }
-    if (((a->announce || rc < 0) && send_rec(k, k->small, REC_READY, rc, t->msg, 0, 0, 0) < 0) ||
+    if (((a->announce || rc < 0) && send_rec(k, k->small, REC_READY, rc, t->msg, 0, 0, 0, 0) < 0) ||
         rc < 0)
         return 1;
 
