@@ -976,6 +976,93 @@ static void test_map_var(void **state)
     mproc_pool_free(p);
 }
 
+/* imap over items of any size: item i is i % 1500 bytes (with 'a' + i % 26), except
+ * item `bang` ("!..." fails) and item `huge` (too large for a chunk); n items. */
+struct var_gen {
+    size_t n, next, bang, huge;
+    char buf[1500];
+    char *big;
+};
+
+static int var_gen_next(void *arg, mproc_item *item)
+{
+    struct var_gen *g = arg;
+    if (g->next >= g->n)
+        return 0;
+    size_t i = g->next++;
+    if (i == g->huge) {
+        *item = (mproc_item){g->big, (size_t)64 << 20};
+        return 1;
+    }
+    size_t len = i % 1500;
+    memset(g->buf, 'a' + (int)(i % 26), len);
+    if (i == g->bang && len > 0)
+        g->buf[0] = '!';
+    *item = (mproc_item){g->buf, len}; /* copied before the next call */
+    return 1;
+}
+
+static void test_imap_var(void **state)
+{
+    (void)state;
+    mproc_pool *p = pool_of(2);
+    for (int unordered = 0; unordered < 2; unordered++) {
+        struct var_gen g = {.n = 3000, .bang = 1234, .huge = SIZE_MAX};
+        mproc_imap *it;
+        assert_ok(mproc_pool_imap_var(
+            p, reverse_or_fail, var_gen_next, &g,
+            &(mproc_call_opts){.window = 64, .flags = unordered ? MPROC_IMAP_UNORDERED : 0}, &it));
+        bool seen[3000] = {false};
+        char out[1500];
+        size_t got = 0;
+        for (;;) {
+            size_t len = 0, idx = 0;
+            const char *msg;
+            int rc = mproc_imap_next(it, out, 1, &len, &idx, &msg, 30);
+            if (rc == -MPROC_ETOOSMALL) { /* said how large: the same item, with room */
+                size_t want = len;
+                rc = mproc_imap_next(it, out, sizeof out, &len, &idx, &msg, 30);
+                assert_int_equal(len, want);
+            }
+            if (rc == -MPROC_EEOF)
+                break;
+            if (!unordered)
+                assert_int_equal(idx, got);
+            assert_false(seen[idx]);
+            seen[idx] = true;
+            got++;
+            if (idx == 1234) {
+                assert_code(rc, -EILSEQ);
+                assert_string_equal(msg, "bang at 1234 bytes");
+                continue;
+            }
+            assert_ok(rc);
+            assert_int_equal(len, idx % 1500);
+            for (size_t k = 0; k < len; k++)
+                assert_int_equal(out[k], 'a' + (int)(idx % 26));
+        }
+        assert_int_equal(got, 3000);
+        mproc_imap_free(it);
+    }
+
+    /* an item too large for a chunk stops the generator with -EMSGSIZE, reported once
+       after the items before it */
+    struct var_gen g = {.n = 100, .bang = SIZE_MAX, .huge = 50, .big = malloc((size_t)64 << 20)};
+    assert_non_null(g.big);
+    mproc_imap *it;
+    assert_ok(mproc_pool_imap_var(p, reverse, var_gen_next, &g, NULL, &it));
+    char out[1500];
+    size_t len;
+    for (int i = 0; i < 50; i++)
+        assert_ok(mproc_imap_next(it, out, sizeof out, &len, NULL, NULL, 30));
+    assert_code(mproc_imap_next(it, out, sizeof out, &len, NULL, NULL, 30), -EMSGSIZE);
+    assert_code(mproc_imap_next(it, out, sizeof out, &len, NULL, NULL, 30), -MPROC_EEOF);
+    mproc_imap_free(it);
+    free(g.big);
+    assert_code(mproc_pool_imap_var(p, reverse, NULL, NULL, NULL, &it), -EINVAL);
+    mproc_pool_free(p);
+}
+
 static int crash_on_x(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
 {
     if (in_len == 1 && ((const char *)in)[0] == 'x')
@@ -1889,6 +1976,7 @@ int main(int argc, char **argv)
         MPROC_TEST(test_imap_next_capacity),
         MPROC_TEST(test_map_var),
         MPROC_TEST(test_map_var_worker_killed),
+        MPROC_TEST(test_imap_var),
 
         MPROC_TEST(test_imap_unordered),
         MPROC_TEST(test_imap_unordered_slow_item),

@@ -226,6 +226,15 @@ MPROC_API void mproc_items_free(mproc_item *items, size_t n);
  * a fault each); this gives it back to the system. Thread-safe. */
 MPROC_API void mproc_items_trim(void);
 
+/* imap over items of any size: gen sets *item (its bytes are copied before gen is called
+ * again) and returns 1, or returns 0 at the end, or a negative code (the generator
+ * failed: reported once by mproc_imap_next, then -MPROC_EEOF). An item larger than a
+ * channel message allows stops the generator as a failure with -EMSGSIZE. Results come
+ * from mproc_imap_next, whose capacity check is per item (*out_len: the item's length). */
+typedef int (*mproc_imap_var_gen_fn)(void *arg, mproc_item *item);
+MPROC_API int mproc_pool_imap_var(mproc_pool *p, mproc_task_fn fn, mproc_imap_var_gen_fn gen,
+                                  void *gen_arg, const mproc_call_opts *opts, mproc_imap **it);
+
 /* imap / imap_unordered (flag): items produced by gen (called in the pool's thread,
  * lazily: at most window items are held at once). Read results with mproc_imap_next.
  * Unordered, a slow item holds back only itself and the items after it in its chunk (with
@@ -237,13 +246,13 @@ MPROC_API int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn
                               size_t in_size, size_t out_size, const mproc_call_opts *opts,
                               mproc_imap **it);
 
-/* The next result: 0 and the output in out (out_size bytes of cap; *out_len, if not NULL,
- * gets out_size) and *index (the item's number in generation order; may be NULL), or the
- * task's negative code (with *index set; msg, if not NULL, gets its message, valid until
- * the next call). -MPROC_EEOF when every item has been returned; -ETIMEDOUT; the
- * generator's code once, when it failed (then -MPROC_EEOF); -MPROC_ETOOSMALL when cap is
- * below out_size (*out_len says out_size; nothing is taken); -EINVAL (NULL it, NULL out
- * with cap > 0). */
+/* The next result: 0 and the output in out (out_size bytes of cap, or the item's length
+ * for imap_var; *out_len, if not NULL, gets that size) and *index (the item's number in generation
+ * order; may be NULL), or the task's negative code (with *index set; msg, if not NULL, gets its
+ * message, valid until the next call). -MPROC_EEOF when every item has been returned; -ETIMEDOUT;
+ * the generator's code once, when it failed (then -MPROC_EEOF); -MPROC_ETOOSMALL when cap is below
+ * that size (*out_len says it; nothing is taken: the next call gets the same item); -EINVAL (NULL
+ * it, NULL out with cap > 0). */
 MPROC_API int mproc_imap_next(mproc_imap *it, void *out, size_t cap, size_t *out_len, size_t *index,
                               const char **msg, double timeout);
 

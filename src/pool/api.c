@@ -511,6 +511,29 @@ int mproc_result_cancel(mproc_result *r)
 
 #define WINDOW_BYTES ((size_t)1 << 20)
 
+/* Queue an imap's job (rc: how making its iterator t went). */
+static int start_imap(mproc_pool *p, struct job *j, int rc, mproc_imap *t, mproc_imap **it)
+{
+    if (rc < 0)
+        goto fail;
+    mproc__job_set_imap(j, t, t->in_size, t->out_size, p->nworkers);
+    mproc__imap_bind(t, j);
+    pthread_mutex_lock(&p->mu);
+    rc = mproc__pool_admit(p);
+    if (rc == 0)
+        mproc__job_enqueue(p, j);
+    pthread_mutex_unlock(&p->mu);
+    if (rc < 0)
+        goto fail;
+    mproc__pool_kick(p);
+    *it = t;
+    return 0;
+fail:
+    mproc__imap_discard(t);
+    mproc__job_free(j);
+    return rc;
+}
+
 int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn gen, void *gen_arg,
                     size_t in_size, size_t out_size, const mproc_call_opts *opts, mproc_imap **it)
 {
@@ -541,24 +564,31 @@ int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn gen, void
     mproc_imap *t = NULL;
     rc = mproc__imap_new(&t, p, window, in_size, out_size, gen, gen_arg,
                          opts != NULL && (opts->flags & MPROC_IMAP_UNORDERED));
+    return start_imap(p, j, rc, t, it);
+}
+
+int mproc_pool_imap_var(mproc_pool *p, mproc_task_fn fn, mproc_imap_var_gen_fn gen, void *gen_arg,
+                        const mproc_call_opts *opts, mproc_imap **it)
+{
+    if (p == NULL || fn == NULL || gen == NULL || it == NULL)
+        return -EINVAL;
+    struct job *j;
+    int rc = new_job(p, &mproc__job_imap_var, fn, opts, &j);
     if (rc < 0)
-        goto fail;
-    mproc__job_set_imap(j, t, in_size, out_size, p->nworkers);
-    mproc__imap_bind(t, j);
-    pthread_mutex_lock(&p->mu);
-    rc = mproc__pool_admit(p);
-    if (rc == 0)
-        mproc__job_enqueue(p, j);
-    pthread_mutex_unlock(&p->mu);
-    if (rc < 0)
-        goto fail;
-    mproc__pool_kick(p);
-    *it = t;
-    return 0;
-fail:
-    mproc__imap_discard(t);
-    mproc__job_free(j);
-    return rc;
+        return rc;
+    /* the default window: as many items as chunks of 8 for each worker, 256 at least */
+    size_t window = (size_t)p->nworkers * 8 * (j->chunksize ? j->chunksize : 1);
+    window = window < 256 ? 256 : window;
+    if (opts != NULL && opts->window != 0)
+        window = opts->window;
+    if (window > ((size_t)1 << 24)) {
+        mproc__job_free(j);
+        return -EINVAL;
+    }
+    mproc_imap *t = NULL;
+    rc = mproc__imap_new_var(&t, p, window, input_room(p, j), gen, gen_arg,
+                             opts != NULL && (opts->flags & MPROC_IMAP_UNORDERED));
+    return start_imap(p, j, rc, t, it);
 }
 
 void mproc_imap_free(mproc_imap *it)

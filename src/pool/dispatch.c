@@ -57,7 +57,7 @@ void mproc__pool_generate(struct sup *s)
             continue;
         }
         pthread_mutex_unlock(&p->mu);
-        int rc = it->gen(it->gen_arg, sl->input, it->in_size);
+        int rc = mproc__imap_generate(it, sl);
         pthread_mutex_lock(&p->mu);
         mproc__sup_moved(s);
         if (rc == 1 && !j->cancelled) {

@@ -443,6 +443,20 @@ static size_t to_window_end(const struct job *j, size_t first, size_t count)
     return count < to_end ? count : to_end;
 }
 
+/* imap_var: to the window's end, and as many as fit in a chunk's room (one at least:
+ * each fits alone, checked when it was generated) */
+static size_t window_var_fit(const struct job *j, size_t first, size_t count)
+{
+    count = to_window_end(j, first, count);
+    size_t bytes = 0, k = 0;
+    for (; k < count; k++) {
+        bytes += mproc__var_size(mproc__imap_slot(j->it, first + k)->in_len);
+        if (bytes > j->it->in_room)
+            break;
+    }
+    return k > 0 ? k : 1;
+}
+
 static void array_inputs(const struct job *j, size_t first, size_t count, unsigned char *dst)
 {
     memcpy(dst, j->in + first * j->in_size, count * j->in_size);
@@ -454,17 +468,39 @@ static size_t fixed_bytes(const struct job *j, size_t first, size_t count)
     return count * j->in_size;
 }
 
+static void pack(unsigned char **dst, const void *data, size_t len);
+
 static void var_inputs(const struct job *j, size_t first, size_t count, unsigned char *dst)
 {
+    for (size_t i = first; i < first + count; i++)
+        pack(&dst, j->items[i].data, j->items[i].len);
+}
+
+static void pack(unsigned char **dst, const void *data, size_t len)
+{
+    uint64_t l = len;
+    size_t size = mproc__var_size(len);
+    memcpy(*dst, &l, 8);
+    if (len > 0)
+        memcpy(*dst + 8, data, len);
+    memset(*dst + 8 + len, 0, size - 8 - len);
+    *dst += size;
+}
+
+static void window_var_inputs(const struct job *j, size_t first, size_t count, unsigned char *dst)
+{
     for (size_t i = first; i < first + count; i++) {
-        uint64_t len = j->items[i].len;
-        size_t size = mproc__var_size(j->items[i].len);
-        memcpy(dst, &len, 8);
-        if (len > 0)
-            memcpy(dst + 8, j->items[i].data, j->items[i].len);
-        memset(dst + 8 + j->items[i].len, 0, size - 8 - j->items[i].len);
-        dst += size;
+        const struct imap_slot *s = mproc__imap_slot(j->it, i);
+        pack(&dst, s->input, s->in_len);
     }
+}
+
+static size_t window_var_bytes(const struct job *j, size_t first, size_t count)
+{
+    size_t bytes = 0;
+    for (size_t i = first; i < first + count; i++)
+        bytes += mproc__var_size(mproc__imap_slot(j->it, i)->in_len);
+    return bytes;
 }
 
 static size_t var_bytes(const struct job *j, size_t first, size_t count)
@@ -541,6 +577,14 @@ static void no_successes(struct job *j, size_t first, size_t count, const unsign
     (void)count;
     (void)out;
     assert(!"a batch for a job without fixed-size outputs");
+}
+
+static int imap_var_outcome(struct job *j, size_t index, int code, const char *msg, const void *out,
+                            size_t len)
+{
+    mproc__imap_item_var(j->it, index, code, msg, out, len);
+    mproc__imap_wake(j->it);
+    return 0;
 }
 
 static void map_successes(struct job *j, size_t first, size_t count, const unsigned char *out)
@@ -641,6 +685,22 @@ const struct job_ops mproc__job_imap = {
     .in_bytes = fixed_bytes,
     .outcome = imap_outcome,
     .successes = imap_successes,
+    .failures = item_failures,
+    .stop_source = stop_generator,
+};
+
+const struct job_ops mproc__job_imap_var = {
+    .kind = JOB_IMAP,
+    .fixed = false,
+    .staged = false,
+    .known_end = false,
+    .units = true,
+    .var = true,
+    .contiguous = window_var_fit,
+    .inputs = window_var_inputs,
+    .in_bytes = window_var_bytes,
+    .outcome = imap_var_outcome,
+    .successes = no_successes,
     .failures = item_failures,
     .stop_source = stop_generator,
 };

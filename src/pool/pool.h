@@ -119,8 +119,10 @@ struct imap_slot {
     int code;
     size_t index;
     char *msg;             /* owned; NULL when none */
-    unsigned char *input;  /* in_size bytes */
-    unsigned char *output; /* out_size bytes (same allocation as input) */
+    unsigned char *input;  /* in_size bytes (imap_var: in_len, its own allocation) */
+    unsigned char *output; /* out_size bytes (same allocation as input; imap_var: out_len,
+                              its own) */
+    size_t in_len, out_len;
 };
 
 struct mproc_imap {
@@ -131,6 +133,8 @@ struct mproc_imap {
                                 job ends (process-private) */
     bool unordered;
     mproc_imap_gen_fn gen;
+    mproc_imap_var_gen_fn vgen; /* imap_var (then in_size and out_size are 0) */
+    size_t in_room;             /* imap_var: the most bytes of one packed input */
     void *gen_arg;
     int gen_code; /* the generator's failure, reported once */
     bool gen_reported;
@@ -322,7 +326,8 @@ struct job_ops {
     bool (*stop_source)(struct job *j);
 };
 
-extern const struct job_ops mproc__job_apply, mproc__job_map, mproc__job_map_var, mproc__job_imap;
+extern const struct job_ops mproc__job_apply, mproc__job_map, mproc__job_map_var, mproc__job_imap,
+    mproc__job_imap_var;
 
 int mproc__job_new(mproc_pool *p, const struct job_ops *ops, mproc_task_fn fn,
                    const mproc_call_opts *o, struct job **out);
@@ -511,6 +516,11 @@ void mproc__imap_unref(mproc_imap *it);
 /* A new iterator (two references: the caller's and the job's); its job is bound later. */
 int mproc__imap_new(mproc_imap **out, mproc_pool *p, size_t window, size_t in_size, size_t out_size,
                     mproc_imap_gen_fn gen, void *gen_arg, bool unordered);
+/* imap_var: items of any size, each at most room bytes packed (mproc__var_size). */
+int mproc__imap_new_var(mproc_imap **out, mproc_pool *p, size_t window, size_t room,
+                        mproc_imap_var_gen_fn gen, void *gen_arg, bool unordered);
+/* Call the generator for slot sl (mutex not held): its result (1: an item in sl). */
+int mproc__imap_generate(mproc_imap *it, struct imap_slot *sl);
 void mproc__imap_bind(mproc_imap *it, struct job *j);
 void mproc__imap_discard(mproc_imap *it); /* one never handed out (NULL: nothing) */
 /* Slot placement (under the mutex): the slot holding item index; the empty slot the next
@@ -526,6 +536,9 @@ void mproc__imap_gen_end(mproc_imap *it, int code); /* it is called no more (cod
 void mproc__imap_detach(mproc_imap *it);            /* its job is gone */
 /* An imap item's outcome (under the mutex). */
 void mproc__imap_item(mproc_imap *it, size_t index, int code, const char *msg, const void *out);
+/* imap_var: an item's outcome with its output of len bytes (kept: a copy). */
+void mproc__imap_item_var(mproc_imap *it, size_t index, int code, const char *msg, const void *out,
+                          size_t len);
 void mproc__imap_wake(mproc_imap *it);
 
 #endif

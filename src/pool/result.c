@@ -286,7 +286,9 @@ void mproc__imap_unref(mproc_imap *it)
     if (it->slots != NULL) {
         for (size_t i = 0; i < it->window; i++) {
             mproc__free(it->slots[i].msg);
-            mproc__free(it->slots[i].input); /* output shares this allocation */
+            mproc__free(it->slots[i].input); /* fixed: output shares this allocation */
+            if (it->vgen != NULL)
+                mproc__free(it->slots[i].output);
         }
     }
     mproc__free(it->slots);
@@ -336,6 +338,54 @@ int mproc__imap_new(mproc_imap **out, mproc_pool *p, size_t window, size_t in_si
     }
     *out = t;
     return 0;
+}
+
+int mproc__imap_new_var(mproc_imap **out, mproc_pool *p, size_t window, size_t room,
+                        mproc_imap_var_gen_fn gen, void *gen_arg, bool unordered)
+{
+    mproc_imap *t = mproc__calloc(1, sizeof *t);
+    if (t == NULL)
+        return -ENOMEM;
+    t->pool = p;
+    t->window = window;
+    t->vgen = gen;
+    t->in_room = room;
+    t->gen_arg = gen_arg;
+    t->unordered = unordered;
+    atomic_init(&t->refs, 2);                           /* the caller's and the job's */
+    t->slots = mproc__calloc(window, sizeof *t->slots); /* buffers: per item */
+    t->doneq = mproc__calloc(window, sizeof *t->doneq);
+    int rc = t->slots != NULL && t->doneq != NULL ? 0 : -ENOMEM;
+    if (rc == 0 && unordered)
+        rc = unordered_init(t);
+    if (rc < 0) {
+        mproc__imap_discard(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+int mproc__imap_generate(mproc_imap *it, struct imap_slot *sl)
+{
+    if (it->vgen == NULL)
+        return it->gen(it->gen_arg, sl->input, it->in_size);
+    mproc_item item = {NULL, 0};
+    int rc = it->vgen(it->gen_arg, &item);
+    if (rc != 1)
+        return rc;
+    if (item.data == NULL && item.len > 0)
+        return -EINVAL;
+    if (item.len > it->in_room || mproc__var_size(item.len) > it->in_room)
+        return -EMSGSIZE; /* as a failed generator: it is called no more */
+    /* the slot is empty: its buffers are gone (release) */
+    sl->input = mproc__malloc(item.len > 0 ? item.len : 1);
+    if (sl->input == NULL)
+        return -ENOMEM;
+    if (item.len > 0)
+        memcpy(sl->input, item.data, item.len);
+    sl->in_len = item.len;
+    return 1;
 }
 
 void mproc__imap_bind(mproc_imap *it, struct job *j)
@@ -446,6 +496,11 @@ void mproc__imap_place(mproc_imap *it, struct imap_slot *s)
 void mproc__imap_release(mproc_imap *it, struct imap_slot *s)
 {
     s->state = SLOT_EMPTY;
+    if (it->vgen != NULL) { /* imap_var: the item's own buffers */
+        mproc__free(s->input);
+        mproc__free(s->output);
+        s->input = s->output = NULL;
+    }
     it->returned++;
     if (!it->unordered)
         return;
@@ -490,6 +545,24 @@ void mproc__imap_item(mproc_imap *it, size_t index, int code, const char *msg, c
     }
 }
 
+void mproc__imap_item_var(mproc_imap *it, size_t index, int code, const char *msg, const void *out,
+                          size_t len)
+{
+    struct imap_slot *s = mproc__imap_slot(it, index);
+    if (code == 0) {
+        s->output = mproc__malloc(len > 0 ? len : 1);
+        if (s->output == NULL) { /* it succeeded, but its output is lost: a failure */
+            code = -ENOMEM;
+            msg = "no memory for the output";
+        } else {
+            if (len > 0)
+                memcpy(s->output, out, len);
+            s->out_len = len;
+        }
+    }
+    mproc__imap_item(it, index, code, msg, NULL);
+}
+
 /* ---- the imap reader --------------------------------------------------------------------- */
 
 /* Take a finished item out of the window (under the mutex). */
@@ -504,9 +577,20 @@ static int take(mproc_imap *it, struct imap_slot *s, void *out, size_t *index, c
     if (msg != NULL)
         *msg = it->last_msg != NULL ? it->last_msg : "";
     if (code == 0 && out != NULL)
-        memcpy(out, s->output, it->out_size);
+        memcpy(out, s->output, it->vgen != NULL ? s->out_len : it->out_size);
     mproc__imap_release(it, s);
     return code;
+}
+
+/* The finished item the next call would take (NULL: none yet). */
+static struct imap_slot *next_done(mproc_imap *it)
+{
+    if (it->unordered)
+        return it->dq_len > 0 ? mproc__imap_slot(it, it->doneq[it->dq_head]) : NULL;
+    struct imap_slot *s = &it->slots[it->next_ordered % it->window];
+    return it->next_ordered < it->produced && s->state == SLOT_DONE && s->index == it->next_ordered
+               ? s
+               : NULL;
 }
 
 /* The generator cannot run: no slot for the next item yet. */
@@ -516,12 +600,9 @@ static bool gen_blocked(mproc_imap *it)
 }
 
 /* Is a result there for the next call? */
-static bool has_ready(const mproc_imap *it)
+static bool has_ready(mproc_imap *it)
 {
-    if (it->unordered)
-        return it->dq_len > 0;
-    const struct imap_slot *s = &it->slots[it->next_ordered % it->window];
-    return it->next_ordered < it->produced && s->state == SLOT_DONE && s->index == it->next_ordered;
+    return next_done(it) != NULL;
 }
 
 int mproc_imap_next(mproc_imap *it, void *out, size_t cap, size_t *out_len, size_t *index,
@@ -541,19 +622,23 @@ int mproc_imap_next(mproc_imap *it, void *out, size_t cap, size_t *out_len, size
     for (;;) {
         pthread_mutex_lock(&p->mu);
         rc = 1;
-        if (it->unordered) {
-            if (it->dq_len > 0) {
-                size_t idx = it->doneq[it->dq_head];
+        struct imap_slot *s = next_done(it);
+        if (s != NULL && it->vgen != NULL && s->code == 0) {
+            if (out_len != NULL)
+                *out_len = s->out_len;
+            if (cap < s->out_len) {
+                pthread_mutex_unlock(&p->mu);
+                return -MPROC_ETOOSMALL; /* the item stays for a call with room for it */
+            }
+        }
+        if (s != NULL) {
+            if (it->unordered) {
                 it->dq_head = (it->dq_head + 1) % it->window;
                 it->dq_len--;
-                rc = take(it, mproc__imap_slot(it, idx), out, index, msg);
-            }
-        } else if (it->next_ordered < it->produced) {
-            struct imap_slot *s = &it->slots[it->next_ordered % it->window];
-            if (s->state == SLOT_DONE && s->index == it->next_ordered) {
+            } else {
                 it->next_ordered++;
-                rc = take(it, s, out, index, msg);
             }
+            rc = take(it, s, out, index, msg);
         }
         if (rc == 1 && it->gen_done && it->returned == it->produced) {
             if (it->gen_code < 0 && !it->gen_reported) {
