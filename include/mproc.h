@@ -8,6 +8,7 @@
  *   mproc/shm.h      shared memory blocks, shared values and arrays
  *   mproc/sync.h     process-shared Lock, RLock, Semaphore, Event, Condition, Barrier
  *   mproc/queue.h    bounded multi-producer multi-consumer message queue
+  *   mproc/wait.h     wait on many connections, processes, results and fds at once
  *   mproc/fault.h    named fault points for tests
  */
 #ifndef MPROC_H
@@ -23,5 +24,7 @@
 #include "mproc/queue.h"
 #include "mproc/fault.h"
 #include "mproc/pool.h"
+#include "mproc/wait.h"
+
 
 #endif

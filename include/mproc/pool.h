@@ -324,6 +324,11 @@ MPROC_API int mproc_result_wait(mproc_result *r, double timeout);
 /* 1 ready, 0 not yet, -EINVAL. */
 MPROC_API int mproc_result_ready(mproc_result *r);
 
+/* A descriptor that becomes readable when r is ready and stays so (for poll/epoll beside
+ * other descriptors; mproc_wait uses it): made at the first call (the same one after),
+ * owned by r, close-on-exec. -EINVAL, -EMFILE, -ENFILE, -ENOMEM. */
+MPROC_API int mproc_result_fd(mproc_result *r);
+
 /* 1 every task succeeded, 0 some failed, -MPROC_ESTATE not ready yet, -EINVAL. */
 MPROC_API int mproc_result_successful(mproc_result *r);
 

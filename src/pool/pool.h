@@ -110,6 +110,7 @@ struct mproc_result {
     struct job *job;                /* while not ready; under the pool mutex */
     mproc_pool *pool;               /* the pool, while not ready */
     struct mproc_result *done_next; /* the supervisor's completion list */
+    _Atomic int evfd;               /* mproc_result_fd's (-1: none asked for) */
 };
 
 enum { SLOT_EMPTY = 0, SLOT_QUEUED, SLOT_DONE };

@@ -23,6 +23,7 @@
 #include "internal.h"
 
 #include "pool/pool.h"
+#include "sys/evfd.h"
 #include "sys/relax.h"
 
 #include <stdio.h>
@@ -40,6 +41,7 @@ int mproc__result_new(mproc_result **out, mproc_pool *p, enum job_kind kind, siz
         return -ENOMEM;
     r->pool = p;
     r->spin = p->spin_wait;
+    atomic_init(&r->evfd, -1);
     r->kind = kind;
     r->n = n;
     atomic_init(&r->refs, 1);
@@ -138,12 +140,17 @@ void mproc__result_unref(mproc_result *r)
         return;
     mproc__fails_release(&r->fails);
     mproc__free(r->data);
+    if (atomic_load(&r->evfd) >= 0)
+        mproc__sys_close(atomic_load(&r->evfd));
     mproc__free(r);
 }
 
 void mproc__result_deliver(mproc_result *r)
 {
-    atomic_store(&r->ready, 1); /* seq_cst: the bell's store-load barrier */
+    atomic_store(&r->ready, 1);     /* seq_cst: the bell's store-load barrier */
+    int fd = atomic_load(&r->evfd); /* seq_cst: see mproc_result_fd */
+    if (fd >= 0)
+        mproc__sys_eventfd_ring(fd);
     mproc_result_cb cb = r->code == 0 ? r->callback : r->error_callback;
     if (cb != NULL)
         cb(r, r->cb_arg);
@@ -270,6 +277,28 @@ int mproc_result_failures(mproc_result *r, size_t k, size_t *index, int *code, c
         }
     }
     return (int)total;
+}
+
+int mproc_result_fd(mproc_result *r)
+{
+    if (r == NULL)
+        return -EINVAL;
+    int fd = atomic_load(&r->evfd);
+    if (fd >= 0)
+        return fd;
+    fd = mproc__sys_eventfd();
+    if (fd < 0)
+        return fd;
+    int none = -1;
+    if (!atomic_compare_exchange_strong(&r->evfd, &none, fd)) {
+        mproc__sys_close(fd); /* another thread made it first */
+        return none;
+    }
+    /* published before looking at ready, as deliver stores ready before looking at the
+       fd (both seq_cst): one of the two sees the other, so the fd is rung at least once */
+    if (atomic_load(&r->ready) != 0)
+        mproc__sys_eventfd_ring(fd);
+    return fd;
 }
 
 void mproc_result_free(mproc_result *r)

@@ -1,0 +1,151 @@
+/* tests/test_wait.c - waiting on many things at once (mproc_wait), Python's
+ * multiprocessing.connection.wait and concurrent.futures.wait: connections, processes,
+ * pool results and plain descriptors, together; and the descriptors that let another
+ * event loop wait on them (mproc_result_fd). */
+#include "harness.h"
+#include "internal.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+static int nap_ms(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)t;
+    (void)out;
+    int64_t ms;
+    if (in_len != sizeof ms)
+        return -EINVAL;
+    memcpy(&ms, in, sizeof ms);
+    mproc_test_sleep((double)ms / 1000);
+    *out_len = 0;
+    return 0;
+}
+
+static int sleep_then_exit(void *arg)
+{
+    mproc_test_sleep(*(double *)arg);
+    return 3;
+}
+
+static int count_ready(const mproc_waitable *w, size_t n)
+{
+    int k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += w[i].ready;
+    return k;
+}
+
+static void test_wait_mixed(void **state)
+{
+    (void)state;
+    mproc_conn *a, *b;
+    assert_ok(mproc_pipe_new(&a, &b, 0));
+    double secs = 0.3;
+    mproc_process *child;
+    assert_ok(mproc_process_new(&child, sleep_then_exit, &secs, NULL));
+    assert_ok(mproc_process_start(child));
+    mproc_pool *p;
+    assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2}));
+    int64_t ms = 150;
+    mproc_result *r;
+    assert_ok(mproc_pool_apply_async(p, nap_ms, &ms, sizeof ms, NULL, &r));
+    int fds[2];
+    assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+
+    mproc_waitable w[4] = {
+        {.kind = MPROC_WAIT_CONN, .obj = b},
+        {.kind = MPROC_WAIT_PROCESS, .obj = child},
+        {.kind = MPROC_WAIT_RESULT, .obj = r},
+        {.kind = MPROC_WAIT_FD, .fd = fds[0]},
+    };
+    /* nothing yet: a try-once call says so at once */
+    assert_code(mproc_wait(w, 4, 0), -ETIMEDOUT);
+    assert_int_equal(count_ready(w, 4), 0);
+
+    /* the result first (150 ms), then the process (300 ms) */
+    assert_int_equal(mproc_wait(w, 4, 10), 1);
+    assert_true(w[2].ready);
+    assert_int_equal(mproc_result_ready(r), 1);
+    w[2].kind = MPROC_WAIT_FD; /* stop watching it: a plain fd nobody writes */
+    w[2].fd = fds[0];
+    assert_int_equal(mproc_wait(w, 4, 10), 1);
+    assert_true(w[1].ready);
+    int code;
+    assert_int_equal(mproc_process_exitcode(child, &code), 1);
+    assert_int_equal(code, 3);
+
+    /* a message on the connection and a byte on the pipe: both, in one call */
+    w[1].kind = MPROC_WAIT_FD;
+    w[1].fd = fds[0];
+    assert_ok(mproc_conn_send(a, "hi", 2, 1));
+    assert_int_equal(write(fds[1], "x", 1), 1);
+    assert_int_equal(mproc_wait(w, 4, 10), 4); /* the conn and the same fd three times */
+    void *buf;
+    size_t len;
+    assert_ok(mproc_conn_recv(b, &buf, &len, 1));
+    free(buf);
+
+    /* a closed peer counts as ready (end of file), as in Python */
+    mproc_conn_free(a);
+    w[3].kind = w[1].kind = w[2].kind = MPROC_WAIT_CONN;
+    w[3].obj = w[1].obj = w[2].obj = b;
+    assert_int_equal(mproc_wait(w, 1, 10), 1);
+
+    /* bad input */
+    assert_code(mproc_wait(NULL, 1, 1), -EINVAL);
+    assert_code(mproc_wait(w, 0, 1), -EINVAL);
+    mproc_waitable bad = {.kind = 99, .obj = b};
+    assert_code(mproc_wait(&bad, 1, 1), -EINVAL);
+    mproc_waitable none = {.kind = MPROC_WAIT_CONN, .obj = NULL};
+    assert_code(mproc_wait(&none, 1, 1), -EINVAL);
+    assert_code(mproc_wait(w, 1, -1), -EINVAL);
+
+    mproc_conn_free(b);
+    close(fds[0]);
+    close(fds[1]);
+    mproc_process_free(child);
+    mproc_result_free(r);
+    mproc_pool_free(p);
+}
+
+/* A result's descriptor: readable once the result is ready, for another loop's poll;
+ * asked for before or after it is ready alike, and the same descriptor each time. */
+static void test_result_fd(void **state)
+{
+    (void)state;
+    mproc_pool *p;
+    assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 1}));
+    int64_t ms = 100;
+    mproc_result *r1, *r2;
+    assert_ok(mproc_pool_apply_async(p, nap_ms, &ms, sizeof ms, NULL, &r1));
+    int fd = mproc_result_fd(r1);
+    assert_true(fd >= 0);
+    assert_int_equal(mproc_result_fd(r1), fd);
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&pf, 1, 0), 0); /* not ready yet */
+    assert_int_equal(poll(&pf, 1, 10000), 1);
+    assert_int_equal(mproc_result_ready(r1), 1);
+    assert_int_equal(poll(&pf, 1, 0), 1); /* and it stays readable */
+
+    ms = 0;
+    assert_ok(mproc_pool_apply_async(p, nap_ms, &ms, sizeof ms, NULL, &r2));
+    assert_ok(mproc_result_wait(r2, 10));
+    pf.fd = mproc_result_fd(r2); /* after it was ready: readable at once */
+    assert_true(pf.fd >= 0);
+    assert_int_equal(poll(&pf, 1, 0), 1);
+    assert_code(mproc_result_fd(NULL), -EINVAL);
+    mproc_result_free(r1);
+    mproc_result_free(r2);
+    mproc_pool_free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        MPROC_TEST(test_wait_mixed),
+        MPROC_TEST(test_result_fd),
+    };
+    return mproc_test_run(tests);
+}
