@@ -61,6 +61,7 @@
 #include "sys/cpu.h"
 #include "owner_lock.h"
 #include "sys/bell.h"
+#include "sys/evfd.h"
 #include "sys/relax.h"
 
 #include <stdatomic.h>
@@ -99,6 +100,9 @@ struct mproc_queue {
     size_t map_size;
     uint32_t spin; /* spin before sleeping: more than one usable CPU */
     _Atomic uint32_t closed;
+    int evfd;                    /* rung after a put once watched (mproc_queue_fd) */
+    struct mproc__fd_id evfd_id; /* what evfd names: a process that closed it skips it */
+    _Atomic uint32_t fd_watched; /* someone asked for the fd: puts ring it */
 
     /* producer side: put_lock and its cache are touched by producers only; tail, on its
      * own line, is what consumers read (a spinning consumer must not steal the lock's
@@ -250,6 +254,23 @@ static inline void notify(struct mproc__bell *b)
     mproc__bell_ring(b, true);
 }
 
+/* Ring the queue's eventfd, in a process that still holds it (the number may name
+ * something else in one that closed it: a pool worker keeps only the fds it was told). */
+static void ring_fd(const mproc_queue *q)
+{
+    if (mproc__sys_fd_same(q->evfd, &q->evfd_id))
+        mproc__sys_eventfd_ring(q->evfd);
+}
+
+/* A message was published: wake the getters, and the fd's watchers once there are any
+ * (an atomic load per put until then). */
+static inline void notify_put(mproc_queue *q)
+{
+    notify(&q->not_empty);
+    if (atomic_load(&q->fd_watched) != 0)
+        ring_fd(q);
+}
+
 /* Sleep on a doorbell until it rings, the deadline passes or a slice ends. The caller
  * armed it, passed the sleeper barrier (paired: it covered every process), and then
  * found its condition still false. */
@@ -338,11 +359,19 @@ int mproc_queue_new(mproc_queue **out, const mproc_queue_opts *opts)
         pow2 <<= 1;
     size_t map_size = sizeof(mproc_queue) + pow2;
 
+    int evfd = mproc__sys_eventfd();
+    if (evfd < 0)
+        return evfd;
     void *mem;
     int rc = mproc__sys_map_shared(-1, map_size, &mem);
-    if (rc < 0)
+    if (rc < 0) {
+        mproc__sys_close(evfd);
         return rc;
+    }
     mproc_queue *q = mem; /* zero-filled: both locks free, every count 0 */
+    q->evfd = evfd;
+    if (mproc__sys_fd_id(evfd, &q->evfd_id) < 0)
+        q->evfd_id = (struct mproc__fd_id){0}; /* cannot happen: fstat of our own fd */
     q->flags = o.flags;
     q->cap = pow2;
     q->maxsize = o.maxsize;
@@ -359,6 +388,8 @@ void mproc_queue_free(mproc_queue *q)
     mproc_queue *v = valid(q);
     if (v != NULL) {
         size_t size = v->map_size;
+        if (mproc__sys_fd_same(v->evfd, &v->evfd_id))
+            mproc__sys_close(v->evfd);
         mproc__sys_unmap(v, size);
     }
 }
@@ -409,7 +440,7 @@ static __attribute__((noinline)) int put_msg(mproc_queue *q, const void *buf, si
                 goto unlock; /* never published: the next put overwrites it */
             atomic_store_explicit(&q->tail, w_advance(t, need), memory_order_release);
             mproc__owner_unlock(&q->put_lock); /* ...and the store-load barrier */
-            notify(&q->not_empty);
+            notify_put(q);
             return 0;
         }
         mproc__owner_unlock(&q->put_lock);
@@ -446,7 +477,7 @@ static inline int put_fast(mproc_queue *q, const void *buf, size_t len)
     }
     atomic_store_explicit(&q->tail, w_advance(t, need), memory_order_release);
     mproc__owner_unlock(&q->put_lock);
-    notify(&q->not_empty);
+    notify_put(q);
     return 0;
 }
 
@@ -647,7 +678,36 @@ int mproc_queue_close(mproc_queue *q)
         mproc__owner_unlock(&q->put_lock);
     mproc__bell_ring_all(&q->not_empty, true);
     mproc__bell_ring_all(&q->not_full, true);
+    if (atomic_load(&q->fd_watched) != 0)
+        ring_fd(q); /* closed is ready too: a get answers at once */
     return 0;
+}
+
+int mproc_queue_fd(mproc_queue *q)
+{
+    q = valid(q);
+    if (q == NULL)
+        return -EINVAL;
+    if (!mproc__sys_fd_same(q->evfd, &q->evfd_id))
+        return -EBADF; /* this process closed it */
+    atomic_store(&q->fd_watched, 1);
+    /* messages put before the puts looked at fd_watched: say so now (seq_cst: a put
+       publishes before it looks, and this looks after the store above) */
+    if (mproc_queue_qsize(q) > 0 || atomic_load(&q->closed) != 0)
+        mproc__sys_eventfd_ring(q->evfd);
+    return q->evfd;
+}
+
+int mproc__queue_fd_ready(mproc_queue *q)
+{
+    q = valid(q);
+    if (q == NULL)
+        return -EINVAL;
+    if (mproc_queue_qsize(q) > 0 || atomic_load(&q->closed) != 0)
+        return 1;
+    /* not ready: reset the fd, then look again, so that a put in between is not lost */
+    mproc__sys_eventfd_drain(q->evfd);
+    return mproc_queue_qsize(q) > 0 || atomic_load(&q->closed) != 0;
 }
 
 /* ---- JoinableQueue ---------------------------------------------------------------------- */

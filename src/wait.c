@@ -2,11 +2,12 @@
  *
  * DESIGN. Every waitable object has a descriptor that becomes readable when it is ready:
  * a connection its receiving fd, a process its pidfd, a pool result an eventfd rung when
- * it is delivered (src/pool/result.c). A call looks at each object without waiting (its
- * own test: a connection may hold a message already read ahead, which its fd does not
- * show), and only when none is ready polls all the descriptors until the deadline, then
- * looks again: a descriptor says "look", the object's test says "ready". Nothing here
- * consumes anything: a ready object stays ready until its owner takes what is there.
+ * it is delivered (src/pool/result.c), a queue an eventfd rung by puts (src/queue.c; a
+ * queue found empty resets it, then looks again, so a put in between is not lost). A call looks at
+ * each object without waiting (its own test: a connection may hold a message already read ahead,
+ * which its fd does not show), and only when none is ready polls all the descriptors until the
+ * deadline, then looks again: a descriptor says "look", the object's test says "ready". Nothing
+ * here consumes anything: a ready object stays ready until its owner takes what is there.
  */
 #include "internal.h"
 
@@ -28,6 +29,8 @@ static int fd_of(const mproc_waitable *w)
         return w->obj != NULL ? mproc_process_fd(w->obj) : -EINVAL;
     case MPROC_WAIT_RESULT:
         return w->obj != NULL ? mproc_result_fd(w->obj) : -EINVAL;
+    case MPROC_WAIT_QUEUE:
+        return w->obj != NULL ? mproc_queue_fd(w->obj) : -EINVAL;
     default:
         return -EINVAL;
     }
@@ -41,6 +44,8 @@ static int ready_now(const mproc_waitable *w, int fd)
         return mproc_conn_poll(w->obj, 0);
     case MPROC_WAIT_RESULT:
         return mproc_result_ready(w->obj);
+    case MPROC_WAIT_QUEUE:
+        return mproc__queue_fd_ready(w->obj);
     default: { /* a plain fd, a pidfd (readable once the process ended) */
         int rc = mproc__sys_poll1(fd, POLLIN, 0);
         return rc < 0 ? rc : rc > 0;

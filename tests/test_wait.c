@@ -141,11 +141,77 @@ static void test_result_fd(void **state)
     mproc_pool_free(p);
 }
 
+static int put_later(void *arg)
+{
+    mproc_test_sleep(0.2);
+    return mproc_queue_put(arg, "m", 1, 5) == 0 ? 0 : 1;
+}
+
+/* A child that closed the queue's descriptor (as a pool worker does) still puts: the
+ * number may name something else in it, so it must not be written. */
+static int put_without_fd(void *arg)
+{
+    mproc_queue *q = arg;
+    int fd = mproc_queue_fd(q);
+    int pfd[2];
+    if (fd < 0 || pipe(pfd) < 0)
+        return 1;
+    if (dup2(pfd[1], fd) != fd) /* the number now names a pipe's write end */
+        return 2;
+    if (mproc_queue_fd(q) != -EBADF)
+        return 3;
+    if (mproc_queue_put(q, "n", 1, 5) != 0)
+        return 4;
+    struct pollfd pf = {.fd = pfd[0], .events = POLLIN};
+    return poll(&pf, 1, 0) == 0 ? 0 : 5; /* nothing was written into that pipe */
+}
+
+static void test_wait_queue(void **state)
+{
+    (void)state;
+    mproc_queue *q;
+    assert_ok(mproc_queue_new(&q, NULL));
+    mproc_waitable w = {.kind = MPROC_WAIT_QUEUE, .obj = q};
+    assert_code(mproc_wait(&w, 1, 0), -ETIMEDOUT);
+    /* a put in another process, while we wait */
+    pid_t pid = mproc_test_fork(put_later, q);
+    assert_int_equal(mproc_wait(&w, 1, 10), 1);
+    assert_int_equal(mproc_test_exitcode(pid, 10), 0);
+    assert_int_equal(mproc_wait(&w, 1, 0), 1); /* still there: nothing taken */
+    void *buf;
+    size_t len;
+    assert_ok(mproc_queue_get(q, &buf, &len, 0));
+    free(buf);
+    assert_code(mproc_wait(&w, 1, 0), -ETIMEDOUT); /* empty again: the fd was reset */
+
+    /* the fd for another loop: readable after a put */
+    struct pollfd pf = {.fd = mproc_queue_fd(q), .events = POLLIN};
+    assert_true(pf.fd >= 0);
+    assert_int_equal(poll(&pf, 1, 0), 0);
+    assert_ok(mproc_queue_put(q, "x", 1, 0));
+    assert_int_equal(poll(&pf, 1, 0), 1);
+    assert_ok(mproc_queue_get(q, &buf, &len, 0));
+    free(buf);
+
+    /* a putter without the fd writes nothing to whatever has its number */
+    pid = mproc_test_fork(put_without_fd, q);
+    assert_int_equal(mproc_test_exitcode(pid, 10), 0);
+    assert_int_equal(mproc_wait(&w, 1, 0), 1); /* its message is there all the same */
+    assert_ok(mproc_queue_get(q, &buf, &len, 0));
+    free(buf);
+
+    /* closed counts as ready: a get answers at once */
+    assert_ok(mproc_queue_close(q));
+    assert_int_equal(mproc_wait(&w, 1, 10), 1);
+    mproc_queue_free(q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         MPROC_TEST(test_wait_mixed),
         MPROC_TEST(test_result_fd),
+        MPROC_TEST(test_wait_queue),
     };
     return mproc_test_run(tests);
 }

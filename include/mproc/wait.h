@@ -1,12 +1,13 @@
 /* mproc/wait.h - wait on many things at once.
  *
  * Python's multiprocessing.connection.wait and concurrent.futures.wait(FIRST_COMPLETED):
- * one call that returns as soon as any of a set of connections, processes, pool results
- * and plain descriptors is ready, with a timeout. Each of these objects also has a
- * descriptor (mproc_conn_fd, mproc_process_fd, mproc_result_fd), so that a poll, epoll
- * or libuv loop can wait on them beside its own.
+ * one call that returns as soon as any of a set of connections, queues, processes, pool
+ * results and plain descriptors is ready, with a timeout. Each of these objects also has
+ * a descriptor (mproc_conn_fd, mproc_queue_fd, mproc_process_fd, mproc_result_fd), so
+ * that a poll, epoll or libuv loop can wait on them beside its own.
  *
- * Queues are not waitable yet (their waits are futexes, not descriptors).
+ * A queue's own waits are futexes; its descriptor (mproc_queue_fd) is rung by puts only
+ * once someone asked for it, so a queue costs nothing extra until it is waited on so.
  */
 #ifndef MPROC_WAIT_H
 #define MPROC_WAIT_H
@@ -21,7 +22,8 @@ enum mproc_wait_kind {
     MPROC_WAIT_FD = 0,  /* fd: readable (or hung up, or in error) */
     MPROC_WAIT_CONN,    /* obj, an mproc_conn: a message or end-of-file can be received */
     MPROC_WAIT_PROCESS, /* obj, a started mproc_process: it ended (not reaped here) */
-    MPROC_WAIT_RESULT   /* obj, an mproc_result: it is ready */
+    MPROC_WAIT_RESULT,  /* obj, an mproc_result: it is ready */
+    MPROC_WAIT_QUEUE    /* obj, an mproc_queue: a get would not wait (a message, or closed) */
 };
 
 typedef struct mproc_waitable {
