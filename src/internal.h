@@ -60,8 +60,4 @@ int mproc__lock_acquire_until(mproc_lock *l, int64_t deadline);
  * must live as long as the process; parent: the pid of the process that started it. */
 void mproc__self_enter(const char *name, bool daemon, pid_t parent);
 
-/* mproc_wait's test of a queue (src/queue.c): 1 when a get would not wait (a message, or
- * closed), else 0 after resetting its fd (then looking again). -EINVAL. */
-int mproc__queue_fd_ready(mproc_queue *q);
-
 #endif

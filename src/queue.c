@@ -698,7 +698,7 @@ int mproc_queue_fd(mproc_queue *q)
     return q->evfd;
 }
 
-int mproc__queue_fd_ready(mproc_queue *q)
+int mproc_queue_ready(mproc_queue *q)
 {
     q = valid(q);
     if (q == NULL)

@@ -190,8 +190,13 @@ static void test_wait_queue(void **state)
     assert_int_equal(poll(&pf, 1, 0), 0);
     assert_ok(mproc_queue_put(q, "x", 1, 0));
     assert_int_equal(poll(&pf, 1, 0), 1);
+    assert_int_equal(mproc_queue_ready(q), 1);
+    assert_int_equal(poll(&pf, 1, 0), 1); /* ready: left as it is */
     assert_ok(mproc_queue_get(q, &buf, &len, 0));
     free(buf);
+    assert_int_equal(mproc_queue_ready(q), 0); /* empty: the fd is reset */
+    assert_int_equal(poll(&pf, 1, 0), 0);
+    assert_code(mproc_queue_ready(NULL), -EINVAL);
 
     /* a putter without the fd writes nothing to whatever has its number */
     pid = mproc_test_fork(put_without_fd, q);

@@ -104,10 +104,15 @@ MPROC_API int mproc_queue_join(mproc_queue *q, double timeout);
 /* A descriptor (an eventfd) for poll/epoll: once any process has asked for it, every
  * put and close makes it readable, in each process holding it (those forked after
  * mproc_queue_new; one that closed it, such as a pool worker not told to keep it, puts
- * without ringing it). Readable means "look": mproc_wait(MPROC_WAIT_QUEUE) looks, and
- * resets it when the queue turns out empty. Owned by the queue (closed by free);
+ * without ringing it). Readable means "look": mproc_queue_ready (and mproc_wait) looks,
+ * and resets it when the queue turns out empty. Owned by the queue (closed by free);
  * close-on-exec. -EINVAL, -EBADF (this process closed it). */
 MPROC_API int mproc_queue_fd(mproc_queue *q);
+
+/* For a loop that polls mproc_queue_fd: 1 when a get would not wait (a message, or
+ * closed), else 0, and then the fd is reset (and the queue looked at again, so that a put
+ * in between is not lost). Call it when the fd was readable. -EINVAL. */
+MPROC_API int mproc_queue_ready(mproc_queue *q);
 
 /* Unmap in this process (the queue must not be used here afterwards). NULL, or a
  * pointer that is not a queue, is a no-op. */

@@ -1,4 +1,5 @@
-/* src/wait.c - wait on many things at once (mproc/wait.h).
+/* src/wait/wait.c - wait on many things at once (mproc/wait.h). Above the building blocks
+ * and the pool: of the objects it waits on it uses the public API only.
  *
  * DESIGN. Every waitable object has a descriptor that becomes readable when it is ready:
  * a connection its receiving fd, a process its pidfd, a pool result an eventfd rung when
@@ -45,7 +46,7 @@ static int ready_now(const mproc_waitable *w, int fd)
     case MPROC_WAIT_RESULT:
         return mproc_result_ready(w->obj);
     case MPROC_WAIT_QUEUE:
-        return mproc__queue_fd_ready(w->obj);
+        return mproc_queue_ready(w->obj);
     default: { /* a plain fd, a pidfd (readable once the process ended) */
         int rc = mproc__sys_poll1(fd, POLLIN, 0);
         return rc < 0 ? rc : rc > 0;
