@@ -8,7 +8,7 @@
  *   mproc/shm.h      shared memory blocks, shared values and arrays
  *   mproc/sync.h     process-shared Lock, RLock, Semaphore, Event, Condition, Barrier
  *   mproc/queue.h    bounded multi-producer multi-consumer message queue
-  *   mproc/wait.h     wait on many connections, processes, results and fds at once
+ *   mproc/wait.h     wait on many connections, queues, processes, results and fds
  *   mproc/fault.h    named fault points for tests
  */
 #ifndef MPROC_H
@@ -25,6 +25,5 @@
 #include "mproc/fault.h"
 #include "mproc/pool.h"
 #include "mproc/wait.h"
-
 
 #endif
