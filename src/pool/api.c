@@ -562,8 +562,14 @@ int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn gen, void
         return -EINVAL;
     }
     mproc_imap *t = NULL;
-    rc = mproc__imap_new(&t, p, window, in_size, out_size, gen, gen_arg,
-                         opts != NULL && (opts->flags & MPROC_IMAP_UNORDERED));
+    rc = mproc__imap_new(
+        &t, p,
+        &(struct imap_spec){.window = window,
+                            .in_size = in_size,
+                            .out_size = out_size,
+                            .gen = gen,
+                            .gen_arg = gen_arg,
+                            .unordered = opts != NULL && (opts->flags & MPROC_IMAP_UNORDERED)});
     return start_imap(p, j, rc, t, it);
 }
 
@@ -586,8 +592,13 @@ int mproc_pool_imap_var(mproc_pool *p, mproc_task_fn fn, mproc_imap_var_gen_fn g
         return -EINVAL;
     }
     mproc_imap *t = NULL;
-    rc = mproc__imap_new_var(&t, p, window, input_room(p, j), gen, gen_arg,
-                             opts != NULL && (opts->flags & MPROC_IMAP_UNORDERED));
+    rc = mproc__imap_new(
+        &t, p,
+        &(struct imap_spec){.window = window,
+                            .vgen = gen,
+                            .room = input_room(p, j),
+                            .gen_arg = gen_arg,
+                            .unordered = opts != NULL && (opts->flags & MPROC_IMAP_UNORDERED)});
     return start_imap(p, j, rc, t, it);
 }
 

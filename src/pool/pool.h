@@ -515,11 +515,16 @@ void mproc__result_deliver(mproc_result *r);
 
 void mproc__imap_unref(mproc_imap *it);
 /* A new iterator (two references: the caller's and the job's); its job is bound later. */
-int mproc__imap_new(mproc_imap **out, mproc_pool *p, size_t window, size_t in_size, size_t out_size,
-                    mproc_imap_gen_fn gen, void *gen_arg, bool unordered);
-/* imap_var: items of any size, each at most room bytes packed (mproc__var_size). */
-int mproc__imap_new_var(mproc_imap **out, mproc_pool *p, size_t window, size_t room,
-                        mproc_imap_var_gen_fn gen, void *gen_arg, bool unordered);
+struct imap_spec {
+    size_t window;
+    size_t in_size, out_size; /* imap */
+    mproc_imap_gen_fn gen;
+    mproc_imap_var_gen_fn vgen; /* imap_var: items of any size ... */
+    size_t room;                /* ... each at most room bytes packed (mproc__var_size) */
+    void *gen_arg;
+    bool unordered;
+};
+int mproc__imap_new(mproc_imap **out, mproc_pool *p, const struct imap_spec *spec);
 /* Call the generator for slot sl (mutex not held): its result (1: an item in sl). */
 int mproc__imap_generate(mproc_imap *it, struct imap_slot *sl);
 void mproc__imap_bind(mproc_imap *it, struct job *j);

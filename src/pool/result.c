@@ -335,57 +335,33 @@ struct imap_where {
 
 static int unordered_init(mproc_imap *it);
 
-int mproc__imap_new(mproc_imap **out, mproc_pool *p, size_t window, size_t in_size, size_t out_size,
-                    mproc_imap_gen_fn gen, void *gen_arg, bool unordered)
+int mproc__imap_new(mproc_imap **out, mproc_pool *p, const struct imap_spec *spec)
 {
     mproc_imap *t = mproc__calloc(1, sizeof *t);
     if (t == NULL)
         return -ENOMEM;
     t->pool = p;
-    t->window = window;
-    t->in_size = in_size;
-    t->out_size = out_size;
-    t->gen = gen;
-    t->gen_arg = gen_arg;
-    t->unordered = unordered;
+    t->window = spec->window;
+    t->in_size = spec->in_size;
+    t->out_size = spec->out_size;
+    t->gen = spec->gen;
+    t->vgen = spec->vgen;
+    t->in_room = spec->room;
+    t->gen_arg = spec->gen_arg;
+    t->unordered = spec->unordered;
     atomic_init(&t->refs, 2); /* the caller's and the job's */
-    t->slots = mproc__calloc(window, sizeof *t->slots);
-    t->doneq = mproc__calloc(window, sizeof *t->doneq);
+    t->slots = mproc__calloc(t->window, sizeof *t->slots);
+    t->doneq = mproc__calloc(t->window, sizeof *t->doneq);
     int rc = t->slots != NULL && t->doneq != NULL ? 0 : -ENOMEM;
-    for (size_t i = 0; i < window && rc == 0; i++) {
-        t->slots[i].input = mproc__malloc(in_size + out_size);
+    for (size_t i = 0; i < t->window && rc == 0 && t->vgen == NULL; i++) { /* imap_var:
+                                                                     buffers per item */
+        t->slots[i].input = mproc__malloc(t->in_size + t->out_size);
         if (t->slots[i].input == NULL)
             rc = -ENOMEM;
         else
-            t->slots[i].output = t->slots[i].input + in_size;
+            t->slots[i].output = t->slots[i].input + t->in_size;
     }
-    if (rc == 0 && unordered)
-        rc = unordered_init(t);
-    if (rc < 0) {
-        mproc__imap_discard(t);
-        return rc;
-    }
-    *out = t;
-    return 0;
-}
-
-int mproc__imap_new_var(mproc_imap **out, mproc_pool *p, size_t window, size_t room,
-                        mproc_imap_var_gen_fn gen, void *gen_arg, bool unordered)
-{
-    mproc_imap *t = mproc__calloc(1, sizeof *t);
-    if (t == NULL)
-        return -ENOMEM;
-    t->pool = p;
-    t->window = window;
-    t->vgen = gen;
-    t->in_room = room;
-    t->gen_arg = gen_arg;
-    t->unordered = unordered;
-    atomic_init(&t->refs, 2);                           /* the caller's and the job's */
-    t->slots = mproc__calloc(window, sizeof *t->slots); /* buffers: per item */
-    t->doneq = mproc__calloc(window, sizeof *t->doneq);
-    int rc = t->slots != NULL && t->doneq != NULL ? 0 : -ENOMEM;
-    if (rc == 0 && unordered)
+    if (rc == 0 && t->unordered)
         rc = unordered_init(t);
     if (rc < 0) {
         mproc__imap_discard(t);
