@@ -1063,6 +1063,48 @@ static void test_imap_var(void **state)
     mproc_pool_free(p);
 }
 
+/* 16 KiB of output for 8 bytes of input: a chunk's outputs far exceed the result ring */
+static int expand(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)t;
+    if (in_len != 8 || *out_len < 16384)
+        return -EINVAL;
+    for (size_t k = 0; k < 16384; k += 8)
+        memcpy((char *)out + k, in, 8);
+    *out_len = 16384;
+    return 0;
+}
+
+/* Outputs sent alone are published without waking the supervisor for each; a chunk whose
+ * outputs exceed the worker's result ring many times over still completes, each output
+ * whole and in its place. */
+static void test_map_var_outputs_exceed_ring(void **state)
+{
+    (void)state;
+    mproc_pool *p = pool_of(2);
+    enum { N = 4000 }; /* 64 MiB of outputs, each chunk's far beyond a ring */
+    uint64_t *vals = malloc(N * sizeof *vals);
+    mproc_item *in = malloc(N * sizeof *in), *out = malloc(N * sizeof *out);
+    assert_non_null(vals);
+    assert_non_null(in);
+    assert_non_null(out);
+    for (size_t i = 0; i < N; i++) {
+        vals[i] = i * 0x9e3779b97f4a7c15u;
+        in[i] = (mproc_item){&vals[i], 8};
+    }
+    assert_ok(mproc_pool_map_var(p, expand, in, N, out, &(mproc_call_opts){.chunksize = 2000}));
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(out[i].len, 16384);
+        assert_memory_equal((char *)out[i].data + 16376, &vals[i], 8);
+    }
+    mproc_items_free(out, N);
+    mproc_items_trim();
+    free(vals);
+    free(in);
+    free(out);
+    mproc_pool_free(p);
+}
+
 static int crash_on_x(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
 {
     if (in_len == 1 && ((const char *)in)[0] == 'x')
@@ -1976,6 +2018,8 @@ int main(int argc, char **argv)
         MPROC_TEST(test_imap_next_capacity),
         MPROC_TEST(test_map_var),
         MPROC_TEST(test_map_var_worker_killed),
+        MPROC_TEST(test_map_var_outputs_exceed_ring),
+
         MPROC_TEST(test_imap_var),
 
         MPROC_TEST(test_imap_unordered),

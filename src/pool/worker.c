@@ -141,6 +141,8 @@ struct wk {
      * published), so the supervisor learns through the worker's pidfd instead of waiting
      * for ever. */
     struct mproc__fd_id doorbell;
+    int64_t quiet_t0;   /* the first record published without ringing since the last ring
+                           (0: none): see publish */
     bool timing;        /* .phase_times */
     struct carry carry; /* the transport's end: where inputs and outputs are */
 };
@@ -166,20 +168,48 @@ static inline void phase_end(const struct wk *k, _Atomic uint64_t *acc, int64_t 
     mproc__phase_end(k->timing, acc, t0);
 }
 
-/* Publish one record; 0 or -EMSGSIZE (the ring is smaller than the record). */
-static int publish(struct wk *k, const void *rec, size_t len)
+/* Publish one record; 0 or -EMSGSIZE (the ring is smaller than the record). quiet: the
+ * record of one task of a chunk with more to come, whose outputs go alone (map_var): the
+ * supervisor is rung only when the first record not rung for is BATCH_AGE_NS old, or the
+ * ring is half full (so that it drains before the ring fills: a worker waiting for room
+ * would wait for the supervisor's next periodic look), and at the end of the chunk
+ * (ring_pending).
+ * Ringing for each of thousands of small outputs woke the supervisor for each (measured:
+ * most of the publish phase of a map_var). */
+static int publish_as(struct wk *k, const void *rec, size_t len, bool quiet)
 {
     int64_t t0 = phase_start(k);
     int rc = mproc__ring_put(&k->slot->ring, mproc__ring_data(k->shm, k->a->slot), k->shm->ring_cap,
                              &k->head_seen, rec, len);
-    ring_supervisor(k);
+    if (quiet && k->quiet_t0 == 0)
+        k->quiet_t0 = mproc__sys_now_ns();
+    uint64_t used = atomic_load_explicit(&k->slot->ring.tail, memory_order_relaxed) - k->head_seen;
+    if (!quiet || used > k->shm->ring_cap / 2 ||
+        mproc__sys_now_ns() - k->quiet_t0 >= BATCH_AGE_NS) {
+        k->quiet_t0 = 0;
+        ring_supervisor(k);
+    }
     phase_end(k, &k->slot->publish_ns, t0);
     return rc;
 }
 
+static int publish(struct wk *k, const void *rec, size_t len)
+{
+    return publish_as(k, rec, len, false);
+}
+
+/* Ring for the records published quietly, if any. */
+static void ring_pending(struct wk *k)
+{
+    if (k->quiet_t0 != 0) {
+        k->quiet_t0 = 0;
+        ring_supervisor(k);
+    }
+}
+
 /* Build and send one record in buf. code != 0: msg (may be empty) and no output. */
 static int send_rec(struct wk *k, unsigned char *buf, uint32_t kind, int code, const char *msg,
-                    uint64_t job, uint64_t index, size_t out_len, int64_t busy_ns)
+                    uint64_t job, uint64_t index, size_t out_len, int64_t busy_ns, bool quiet)
 {
     struct pool_rec *h = (struct pool_rec *)(void *)buf;
     size_t ml = 0;
@@ -199,7 +229,7 @@ static int send_rec(struct wk *k, unsigned char *buf, uint32_t kind, int code, c
     h->index = index;
     h->count = 1;
     h->busy_ns = busy_ns;
-    return publish(k, buf, sizeof *h + ml + out_len);
+    return publish_as(k, buf, sizeof *h + ml + out_len, quiet);
 }
 
 /* ---- the batch ------------------------------------------------------------------------- */
@@ -428,7 +458,8 @@ static int lone_outcome(struct wk *k, const struct pool_chunk *c, uint64_t index
                         r->drc < 0 || r->erc < 0 ? mproc_strerror(trc) : "");
     if (flush(k) < 0 ||
         send_rec(k, trc == 0 ? k->outbuf : k->small, REC_RESULT, trc, t->msg, c->job_id, index,
-                 trc == 0 && !(c->inplace & CHUNK_OUT) ? r->out_len : 0, r->busy_ns) < 0)
+                 trc == 0 && !(c->inplace & CHUNK_OUT) ? r->out_len : 0, r->busy_ns,
+                 (c->inplace & CHUNK_VAR) && index + 1 < c->first + c->count) < 0)
         return -1;
     (void)MPROC__FAULT("pool.result.sent");
     return 0;
@@ -530,12 +561,15 @@ static int run_chunk(struct wk *k, const struct pool_chunk *c, const unsigned ch
         if (a->maxtasks != 0 && k->tasks >= a->maxtasks) { /* retire: nothing more was sent */
             if (flush(k) < 0)
                 return -1;
+            ring_pending(k);
             atomic_store(&k->slot->retiring, 1);
             return 1;
         }
     }
     k->begun = begun0 + c->count - 1;
-    return flush(k) < 0 ? -1 : 0; /* at the end of every chunk (see struct batch) */
+    int frc = flush(k) < 0 ? -1 : 0; /* at the end of every chunk (see struct batch) */
+    ring_pending(k);
+    return frc;
 }
 
 int mproc__pool_worker_main(void *arg)
@@ -573,7 +607,8 @@ int mproc__pool_worker_main(void *arg)
         if (rc < 0 && !t->has_msg)
             mproc__pool_say(t->msg, sizeof t->msg, "initializer failed: %s", mproc_strerror(rc));
     }
-    if (((a->announce || rc < 0) && send_rec(k, k->small, REC_READY, rc, t->msg, 0, 0, 0, 0) < 0) ||
+    if (((a->announce || rc < 0) &&
+         send_rec(k, k->small, REC_READY, rc, t->msg, 0, 0, 0, 0, false) < 0) ||
         rc < 0)
         return 1;
 
