@@ -511,9 +511,13 @@ int mproc_result_cancel(mproc_result *r)
 
 #define WINDOW_BYTES ((size_t)1 << 20)
 
-/* Queue an imap's job (rc: how making its iterator t went). */
-static int start_imap(mproc_pool *p, struct job *j, int rc, mproc_imap *t, mproc_imap **it)
+/* Make an imap's iterator as spec says (and opts: unordered) and queue its job. */
+static int start_imap(mproc_pool *p, struct job *j, const mproc_call_opts *opts,
+                      struct imap_spec *spec, mproc_imap **it)
 {
+    spec->unordered = opts != NULL && (opts->flags & MPROC_IMAP_UNORDERED);
+    mproc_imap *t = NULL;
+    int rc = mproc__imap_new(&t, p, spec);
     if (rc < 0)
         goto fail;
     mproc__job_set_imap(j, t, t->in_size, t->out_size, p->nworkers);
@@ -561,16 +565,13 @@ int mproc_pool_imap(mproc_pool *p, mproc_task_fn fn, mproc_imap_gen_fn gen, void
         mproc__job_free(j);
         return -EINVAL;
     }
-    mproc_imap *t = NULL;
-    rc = mproc__imap_new(
-        &t, p,
-        &(struct imap_spec){.window = window,
-                            .in_size = in_size,
-                            .out_size = out_size,
-                            .gen = gen,
-                            .gen_arg = gen_arg,
-                            .unordered = opts != NULL && (opts->flags & MPROC_IMAP_UNORDERED)});
-    return start_imap(p, j, rc, t, it);
+    return start_imap(p, j, opts,
+                      &(struct imap_spec){.window = window,
+                                          .in_size = in_size,
+                                          .out_size = out_size,
+                                          .gen = gen,
+                                          .gen_arg = gen_arg},
+                      it);
 }
 
 int mproc_pool_imap_var(mproc_pool *p, mproc_task_fn fn, mproc_imap_var_gen_fn gen, void *gen_arg,
@@ -591,15 +592,11 @@ int mproc_pool_imap_var(mproc_pool *p, mproc_task_fn fn, mproc_imap_var_gen_fn g
         mproc__job_free(j);
         return -EINVAL;
     }
-    mproc_imap *t = NULL;
-    rc = mproc__imap_new(
-        &t, p,
-        &(struct imap_spec){.window = window,
-                            .vgen = gen,
-                            .room = input_room(p, j),
-                            .gen_arg = gen_arg,
-                            .unordered = opts != NULL && (opts->flags & MPROC_IMAP_UNORDERED)});
-    return start_imap(p, j, rc, t, it);
+    return start_imap(
+        p, j, opts,
+        &(struct imap_spec){
+            .window = window, .vgen = gen, .room = input_room(p, j), .gen_arg = gen_arg},
+        it);
 }
 
 void mproc_imap_free(mproc_imap *it)
