@@ -63,15 +63,15 @@ static struct {
     const char *parent_name;
 } self;
 
-static const char *current_name(void)
+/* The name of process pid by the facts held here (its own, or those a fork copied) */
+static const char *name_of(pid_t pid)
 {
-    return self.pid == getpid() && self.name != NULL ? self.name : "MainProcess";
+    return self.pid == pid && self.name != NULL ? self.name : "MainProcess";
 }
 
 void mproc__self_enter(const char *name, bool daemon, pid_t parent)
 {
-    /* the facts this child was forked with are its parent's own, if they are the parent's */
-    const char *parent_name = self.pid == parent && self.name != NULL ? self.name : "MainProcess";
+    const char *parent_name = name_of(parent); /* the facts this child was forked with */
     self.pid = getpid();
     self.name = name;
     self.daemon = daemon;
@@ -84,7 +84,7 @@ int mproc_current_process(mproc_self *out)
     if (out == NULL)
         return -EINVAL;
     bool ours = self.pid == getpid();
-    *out = (mproc_self){.name = current_name(),
+    *out = (mproc_self){.name = name_of(getpid()),
                         .pid = getpid(),
                         .daemon = ours && self.daemon,
                         .parent_pid = ours ? self.parent : 0,

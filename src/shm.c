@@ -101,13 +101,13 @@ static int create_random(mproc_shm *s, size_t size)
     s->name = mproc__malloc(sizeof "/mproc-" + 2 * RANDOM_BYTES);
     if (s->name == NULL)
         return -ENOMEM;
+    memcpy(s->name, "/mproc-", 7);
     int rc = -EEXIST;
     for (int t = 0; t < RANDOM_TRIES && rc == -EEXIST; t++) {
         unsigned char r[RANDOM_BYTES];
         rc = mproc__sys_random(r, sizeof r);
         if (rc < 0)
             break;
-        memcpy(s->name, "/mproc-", 7);
         for (int i = 0; i < RANDOM_BYTES; i++) {
             s->name[7 + 2 * i] = "0123456789abcdef"[r[i] >> 4];
             s->name[8 + 2 * i] = "0123456789abcdef"[r[i] & 15];

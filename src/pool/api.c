@@ -464,7 +464,7 @@ int mproc_pool_map_var_async(mproc_pool *p, mproc_task_fn fn, const mproc_item *
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (in[i].data == NULL && in[i].len > 0)
             rc = -EINVAL;
-        else if (in[i].len > room || mproc__var_size(in[i].len) > room)
+        else if (!mproc__var_fits(in[i].len, room))
             rc = -EMSGSIZE;
     }
     mproc_result *res = NULL;

@@ -132,6 +132,7 @@ void mproc__job_set_imap(struct job *j, mproc_imap *it, size_t in_size, size_t o
     j->in_size = in_size;
     j->out_size = out_size;
     j->it = it;
+    j->in_room = it->in_room; /* imap_var */
     /* beyond its first chunks a worker holds at most a 2 * workers-th of the window (see
        room_for in src/pool/dispatch.c); a paced chunk no more than that either */
     j->hold_cap = it->window / (2 * (size_t)nworkers);
@@ -423,19 +424,6 @@ static size_t whole(const struct job *j, size_t first, size_t count)
     return count;
 }
 
-/* map_var: as many as fit in a chunk's room (one at least: each fits alone, checked at
- * submission) */
-static size_t var_fit(const struct job *j, size_t first, size_t count)
-{
-    size_t bytes = 0, k = 0;
-    for (; k < count; k++) {
-        bytes += mproc__var_size(j->items[first + k].len);
-        if (bytes > j->in_room)
-            break;
-    }
-    return k > 0 ? k : 1;
-}
-
 /* imap: a chunk is contiguous in the window ring, so at most to its end */
 static size_t to_window_end(const struct job *j, size_t first, size_t count)
 {
@@ -443,18 +431,32 @@ static size_t to_window_end(const struct job *j, size_t first, size_t count)
     return count < to_end ? count : to_end;
 }
 
-/* imap_var: to the window's end, and as many as fit in a chunk's room (one at least:
- * each fits alone, checked when it was generated) */
-static size_t window_var_fit(const struct job *j, size_t first, size_t count)
+/* map_var and imap_var: input i, in the caller's array or in its window slot */
+static mproc_item var_item(const struct job *j, size_t i)
 {
-    count = to_window_end(j, first, count);
+    if (j->it == NULL)
+        return j->items[i];
+    const struct imap_slot *s = mproc__imap_slot(j->it, i);
+    return (mproc_item){s->input, s->in_len};
+}
+
+/* As many as fit in a chunk's room (one at least: each fits alone, checked at submission
+ * or generation) */
+static size_t var_fit(const struct job *j, size_t first, size_t count)
+{
     size_t bytes = 0, k = 0;
     for (; k < count; k++) {
-        bytes += mproc__var_size(mproc__imap_slot(j->it, first + k)->in_len);
-        if (bytes > j->it->in_room)
+        bytes += mproc__var_size(var_item(j, first + k).len);
+        if (bytes > j->in_room)
             break;
     }
     return k > 0 ? k : 1;
+}
+
+/* imap_var: to the window's end, and as many as fit */
+static size_t window_var_fit(const struct job *j, size_t first, size_t count)
+{
+    return var_fit(j, first, to_window_end(j, first, count));
 }
 
 static void array_inputs(const struct job *j, size_t first, size_t count, unsigned char *dst)
@@ -468,46 +470,26 @@ static size_t fixed_bytes(const struct job *j, size_t first, size_t count)
     return count * j->in_size;
 }
 
-static void pack(unsigned char **dst, const void *data, size_t len);
-
+/* Each input: its length (8 bytes), its bytes, zeros to a multiple of 8 (CHUNK_VAR) */
 static void var_inputs(const struct job *j, size_t first, size_t count, unsigned char *dst)
 {
-    for (size_t i = first; i < first + count; i++)
-        pack(&dst, j->items[i].data, j->items[i].len);
-}
-
-static void pack(unsigned char **dst, const void *data, size_t len)
-{
-    uint64_t l = len;
-    size_t size = mproc__var_size(len);
-    memcpy(*dst, &l, 8);
-    if (len > 0)
-        memcpy(*dst + 8, data, len);
-    memset(*dst + 8 + len, 0, size - 8 - len);
-    *dst += size;
-}
-
-static void window_var_inputs(const struct job *j, size_t first, size_t count, unsigned char *dst)
-{
     for (size_t i = first; i < first + count; i++) {
-        const struct imap_slot *s = mproc__imap_slot(j->it, i);
-        pack(&dst, s->input, s->in_len);
+        mproc_item it = var_item(j, i);
+        uint64_t len = it.len;
+        size_t size = mproc__var_size(it.len);
+        memcpy(dst, &len, 8);
+        if (it.len > 0)
+            memcpy(dst + 8, it.data, it.len);
+        memset(dst + 8 + it.len, 0, size - 8 - it.len);
+        dst += size;
     }
-}
-
-static size_t window_var_bytes(const struct job *j, size_t first, size_t count)
-{
-    size_t bytes = 0;
-    for (size_t i = first; i < first + count; i++)
-        bytes += mproc__var_size(mproc__imap_slot(j->it, i)->in_len);
-    return bytes;
 }
 
 static size_t var_bytes(const struct job *j, size_t first, size_t count)
 {
     size_t bytes = 0;
     for (size_t i = first; i < first + count; i++)
-        bytes += mproc__var_size(j->items[i].len);
+        bytes += mproc__var_size(var_item(j, i).len);
     return bytes;
 }
 
@@ -697,8 +679,8 @@ const struct job_ops mproc__job_imap_var = {
     .units = true,
     .var = true,
     .contiguous = window_var_fit,
-    .inputs = window_var_inputs,
-    .in_bytes = window_var_bytes,
+    .inputs = var_inputs,
+    .in_bytes = var_bytes,
     .outcome = imap_var_outcome,
     .successes = no_successes,
     .failures = item_failures,

@@ -74,7 +74,7 @@ struct job {
     unsigned char *out;      /* map: the caller's outputs */
     const mproc_item *items; /* map_var: the caller's inputs ... */
     mproc_item *vout;        /* ... and outputs */
-    size_t in_room;          /* map_var: the most bytes of packed inputs in one chunk */
+    size_t in_room;          /* map_var, imap_var: the most bytes of packed inputs in a chunk */
     struct item_slab *slab;  /* map_var: where its next outputs go (src/pool/items.c) */
     size_t next;             /* first index never dispatched (not placed) */
     struct span *spans;      /* placed (a map over shared arrays): one part per worker

@@ -140,8 +140,9 @@ void mproc__result_unref(mproc_result *r)
         return;
     mproc__fails_release(&r->fails);
     mproc__free(r->data);
-    if (atomic_load(&r->evfd) >= 0)
-        mproc__sys_close(atomic_load(&r->evfd));
+    int fd = atomic_load(&r->evfd);
+    if (fd >= 0)
+        mproc__sys_close(fd);
     mproc__free(r);
 }
 
@@ -371,6 +372,16 @@ int mproc__imap_new(mproc_imap **out, mproc_pool *p, const struct imap_spec *spe
     return 0;
 }
 
+/* imap_var: a copy of len bytes in a block of its own (never NULL when it succeeds, even
+ * for 0 bytes) */
+static unsigned char *copy_bytes(const void *src, size_t len)
+{
+    unsigned char *p = mproc__malloc(len > 0 ? len : 1);
+    if (p != NULL && len > 0)
+        memcpy(p, src, len);
+    return p;
+}
+
 int mproc__imap_generate(mproc_imap *it, struct imap_slot *sl)
 {
     if (it->vgen == NULL)
@@ -381,14 +392,12 @@ int mproc__imap_generate(mproc_imap *it, struct imap_slot *sl)
         return rc;
     if (item.data == NULL && item.len > 0)
         return -EINVAL;
-    if (item.len > it->in_room || mproc__var_size(item.len) > it->in_room)
-        return -EMSGSIZE; /* as a failed generator: it is called no more */
-    /* the slot is empty: its buffers are gone (release) */
-    sl->input = mproc__malloc(item.len > 0 ? item.len : 1);
+    if (!mproc__var_fits(item.len, it->in_room))
+        return -EMSGSIZE;                        /* as a failed generator: it is called no more */
+    sl->input = copy_bytes(item.data, item.len); /* the slot is empty: its buffers are gone
+                                                    (release) */
     if (sl->input == NULL)
         return -ENOMEM;
-    if (item.len > 0)
-        memcpy(sl->input, item.data, item.len);
     sl->in_len = item.len;
     return 1;
 }
@@ -555,14 +564,11 @@ void mproc__imap_item_var(mproc_imap *it, size_t index, int code, const char *ms
 {
     struct imap_slot *s = mproc__imap_slot(it, index);
     if (code == 0) {
-        s->output = mproc__malloc(len > 0 ? len : 1);
+        s->output = copy_bytes(out, len);
+        s->out_len = len;
         if (s->output == NULL) { /* it succeeded, but its output is lost: a failure */
             code = -ENOMEM;
             msg = "no memory for the output";
-        } else {
-            if (len > 0)
-                memcpy(s->output, out, len);
-            s->out_len = len;
         }
     }
     mproc__imap_item(it, index, code, msg, NULL);
@@ -602,12 +608,6 @@ static struct imap_slot *next_done(mproc_imap *it)
 static bool gen_blocked(mproc_imap *it)
 {
     return !it->gen_done && mproc__imap_room(it) == NULL;
-}
-
-/* Is a result there for the next call? */
-static bool has_ready(mproc_imap *it)
-{
-    return next_done(it) != NULL;
 }
 
 int mproc_imap_next(mproc_imap *it, void *out, size_t cap, size_t *out_len, size_t *index,
@@ -659,9 +659,9 @@ int mproc_imap_next(mproc_imap *it, void *out, size_t cap, size_t *out_len, size
             /* wake the supervisor only if the generator was waiting for room and has it:
                an eighth of the window, or all there is before this reader waits (a wake
                per item read would cost more than the item) */
-            bool kick =
-                it->gen_waiting && !gen_blocked(it) &&
-                (it->produced - it->returned + it->window / 8 <= it->window || !has_ready(it));
+            bool kick = it->gen_waiting && !gen_blocked(it) &&
+                        (it->produced - it->returned + it->window / 8 <= it->window ||
+                         next_done(it) == NULL);
             if (kick)
                 it->gen_waiting = false;
             pthread_mutex_unlock(&p->mu);

@@ -186,12 +186,13 @@ static void local_reset(struct worker *w)
  * through compare-and-swap on the state word.
  *
  * Not taken (the usual path instead): pools with a per-task time limit or
- * maxtasksperchild (the supervisor's accounting of those counts tasks it sent), no idle
- * worker, apply_async (its callbacks run in the supervisor thread).
+ * maxtasksperchild, and an apply given a time limit of its own (the supervisor's
+ * accounting of those counts tasks it sent), no idle worker, apply_async (its callbacks
+ * run in the supervisor thread).
  *
- * Progress counters: the worker counts what it finishes in its slot (done, failed);
- * what the supervisor settles it counts in the pool's totals; mproc_pool_stats_get adds
- * both (local_stats).
+ * Progress counters: the worker counts what it finishes in its slot (done, failed); the
+ * transport counts what it posted and what the supervisor settled (p->tp);
+ * mproc_pool_stats_get adds them (local_stats).
  */
 
 #define WAIT_SPIN_NS INT64_C(50000) /* a caller spins this long before it sleeps */

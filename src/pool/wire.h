@@ -60,6 +60,12 @@ static inline size_t mproc__var_size(size_t len)
     return 8 + ((len + 7) & ~(size_t)7);
 }
 
+/* Does an input of len bytes fit in a chunk's room, packed? (len first: no overflow) */
+static inline bool mproc__var_fits(size_t len, size_t room)
+{
+    return len <= room && mproc__var_size(len) <= room;
+}
+
 /* A slot's `reach`: whether its worker can read and write the pool process's memory. It
  * tries with the first CHUNK_RIN or CHUNK_ROUT chunk it gets (not at its start, which
  * pool.create would pay for, and only in pools that map large arrays); until then the

@@ -25,7 +25,7 @@ struct batch below); a failure or an apply result goes alone, right away.
  * seq_cst tail store is the bell's store-load barrier), so a busy pool
  * makes no system call per task. The supervisor closes `in` to make the worker exit.
  *
-  * A chunk flagged CHUNK_DIRECT is a blocking apply posted by its caller (the transport's
+ * A chunk flagged CHUNK_DIRECT is a blocking apply posted by its caller (the transport's
  * way past the supervisor): it does not count in `started` and its outcome goes where the
  * transport says (the slot's mailbox), not the ring.
  *
@@ -181,11 +181,15 @@ static int publish_as(struct wk *k, const void *rec, size_t len, bool quiet)
     int64_t t0 = phase_start(k);
     int rc = mproc__ring_put(&k->slot->ring, mproc__ring_data(k->shm, k->a->slot), k->shm->ring_cap,
                              &k->head_seen, rec, len);
-    if (quiet && k->quiet_t0 == 0)
-        k->quiet_t0 = mproc__sys_now_ns();
-    uint64_t used = atomic_load_explicit(&k->slot->ring.tail, memory_order_relaxed) - k->head_seen;
-    if (!quiet || used > k->shm->ring_cap / 2 ||
-        mproc__sys_now_ns() - k->quiet_t0 >= BATCH_AGE_NS) {
+    if (quiet) { /* stays quiet while young and the ring has room */
+        int64_t now = mproc__sys_now_ns();
+        if (k->quiet_t0 == 0)
+            k->quiet_t0 = now;
+        uint64_t used =
+            atomic_load_explicit(&k->slot->ring.tail, memory_order_relaxed) - k->head_seen;
+        quiet = used <= k->shm->ring_cap / 2 && now - k->quiet_t0 < BATCH_AGE_NS;
+    }
+    if (!quiet) {
         k->quiet_t0 = 0;
         ring_supervisor(k);
     }
@@ -349,7 +353,6 @@ static void run_direct(struct wk *k, const struct pool_chunk *c, const unsigned 
 {
     mproc_task *t = &k->t;
     unsigned char *out = mproc__carry_direct_begin(&k->carry);
-
     t->has_msg = false;
     t->msg[0] = '\0';
     int drc = MPROC__FAULT("pool.task.decode");
@@ -373,7 +376,6 @@ static void run_direct(struct wk *k, const struct pool_chunk *c, const unsigned 
     if (rc < 0 && !t->has_msg)
         mproc__pool_say(t->msg, sizeof t->msg, "%s", drc < 0 || erc < 0 ? mproc_strerror(rc) : "");
     mproc__carry_direct_answer(&k->carry, rc, t->msg, out_len);
-
     (void)MPROC__FAULT("pool.result.sent");
 }
 
