@@ -100,7 +100,8 @@ struct mproc_queue {
     size_t map_size;
     uint32_t spin; /* spin before sleeping: more than one usable CPU */
     _Atomic uint32_t closed;
-    int evfd;                    /* rung after a put once watched (mproc_queue_fd) */
+    int evfd; /* rung after a put once watched (mproc_queue_fd); -errno if none could be
+             had: the queue works without it (its waits are futexes) */
     struct mproc__fd_id evfd_id; /* what evfd names: a process that closed it skips it */
     _Atomic uint32_t fd_watched; /* someone asked for the fd: puts ring it */
 
@@ -359,18 +360,15 @@ int mproc_queue_new(mproc_queue **out, const mproc_queue_opts *opts)
         pow2 <<= 1;
     size_t map_size = sizeof(mproc_queue) + pow2;
 
-    int evfd = mproc__sys_eventfd();
-    if (evfd < 0)
-        return evfd;
     void *mem;
     int rc = mproc__sys_map_shared(-1, map_size, &mem);
-    if (rc < 0) {
-        mproc__sys_close(evfd);
+    if (rc < 0)
         return rc;
-    }
     mproc_queue *q = mem; /* zero-filled: both locks free, every count 0 */
-    q->evfd = evfd;
-    if (mproc__sys_fd_id(evfd, &q->evfd_id) < 0)
+    /* a queue needs no fd: at the fd limit it is made all the same, and only
+       mproc_queue_fd answers the error */
+    q->evfd = mproc__sys_eventfd();
+    if (q->evfd >= 0 && mproc__sys_fd_id(q->evfd, &q->evfd_id) < 0)
         q->evfd_id = (struct mproc__fd_id){0}; /* cannot happen: fstat of our own fd */
     q->flags = o.flags;
     q->cap = pow2;
@@ -688,6 +686,8 @@ int mproc_queue_fd(mproc_queue *q)
     q = valid(q);
     if (q == NULL)
         return -EINVAL;
+    if (q->evfd < 0)
+        return q->evfd; /* none could be had */
     if (!mproc__sys_fd_same(q->evfd, &q->evfd_id))
         return -EBADF; /* this process closed it */
     atomic_store(&q->fd_watched, 1);
@@ -705,8 +705,10 @@ int mproc_queue_ready(mproc_queue *q)
         return -EINVAL;
     if (mproc_queue_qsize(q) > 0 || atomic_load(&q->closed) != 0)
         return 1;
-    /* not ready: reset the fd, then look again, so that a put in between is not lost */
-    mproc__sys_eventfd_drain(q->evfd);
+    /* not ready: reset the fd (in a process that holds it: the number may name something
+   else), then look again, so that a put in between is not lost */
+    if (mproc__sys_fd_same(q->evfd, &q->evfd_id))
+        mproc__sys_eventfd_drain(q->evfd);
     return mproc_queue_qsize(q) > 0 || atomic_load(&q->closed) != 0;
 }
 

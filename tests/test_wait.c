@@ -166,6 +166,26 @@ static int put_without_fd(void *arg)
     return poll(&pf, 1, 0) == 0 ? 0 : 5; /* nothing was written into that pipe */
 }
 
+/* A reader without the fd, on an empty queue: mproc_queue_ready must not reset (read)
+ * whatever has the number in it. */
+static int ready_without_fd(void *arg)
+{
+    mproc_queue *q = arg;
+    int fd = mproc_queue_fd(q);
+    int pfd[2];
+    if (fd < 0 || pipe(pfd) < 0)
+        return 1;
+    if (dup2(pfd[0], fd) != fd) /* the number now names a pipe's read end */
+        return 2;
+    uint64_t one = 1;
+    if (write(pfd[1], &one, sizeof one) != (ssize_t)sizeof one)
+        return 3;
+    if (mproc_queue_ready(q) != 0)
+        return 4;
+    struct pollfd pf = {.fd = pfd[0], .events = POLLIN};
+    return poll(&pf, 1, 0) == 1 ? 0 : 5; /* what was in that pipe is still there */
+}
+
 static void test_wait_queue(void **state)
 {
     (void)state;
@@ -204,6 +224,8 @@ static void test_wait_queue(void **state)
     assert_int_equal(mproc_wait(&w, 1, 0), 1); /* its message is there all the same */
     assert_ok(mproc_queue_get(q, &buf, &len, 0));
     free(buf);
+    pid = mproc_test_fork(ready_without_fd, q);
+    assert_int_equal(mproc_test_exitcode(pid, 10), 0);
 
     /* closed counts as ready: a get answers at once */
     assert_ok(mproc_queue_close(q));
@@ -211,12 +233,42 @@ static void test_wait_queue(void **state)
     mproc_queue_free(q);
 }
 
+#ifdef MPROC_FAULT_INJECTION
+/* A queue made when no eventfd can be had (the fd limit) still works; only its fd, and
+ * so mproc_wait on it, answer the error met. */
+static void test_queue_without_eventfd(void **state)
+{
+    (void)state;
+    mproc_fault_set("sys.eventfd", MPROC_FAULT_FAIL, &(mproc_fault_opts){.code = -EMFILE});
+    mproc_queue *q;
+    int rc = mproc_queue_new(&q, NULL);
+    mproc_fault_clear();
+    assert_ok(rc);
+    assert_code(mproc_queue_fd(q), -EMFILE);
+    mproc_waitable w = {.kind = MPROC_WAIT_QUEUE, .obj = q};
+    assert_code(mproc_wait(&w, 1, 0), -EMFILE);
+    assert_ok(mproc_queue_put(q, "x", 1, 0));
+    assert_int_equal(mproc_queue_ready(q), 1);
+    void *buf;
+    size_t len;
+    assert_ok(mproc_queue_get(q, &buf, &len, 0));
+    free(buf);
+    assert_int_equal(mproc_queue_ready(q), 0);
+    assert_ok(mproc_queue_close(q));
+    mproc_queue_free(q);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         MPROC_TEST(test_wait_mixed),
         MPROC_TEST(test_result_fd),
         MPROC_TEST(test_wait_queue),
+#ifdef MPROC_FAULT_INJECTION
+        MPROC_TEST(test_queue_without_eventfd),
+#endif
+
     };
     return mproc_test_run(tests);
 }

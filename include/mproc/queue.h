@@ -106,7 +106,9 @@ MPROC_API int mproc_queue_join(mproc_queue *q, double timeout);
  * mproc_queue_new; one that closed it, such as a pool worker not told to keep it, puts
  * without ringing it). Readable means "look": mproc_queue_ready (and mproc_wait) looks,
  * and resets it when the queue turns out empty. Owned by the queue (closed by free);
- * close-on-exec. -EINVAL, -EBADF (this process closed it). */
+ * close-on-exec. -EINVAL, -EBADF (this process closed it), or the error met making it
+ * when the queue was made (-EMFILE at the fd limit: the queue itself needs no fd, so it
+ * was made all the same, without one). */
 MPROC_API int mproc_queue_fd(mproc_queue *q);
 
 /* For a loop that polls mproc_queue_fd: 1 when a get would not wait (a message, or

@@ -9,6 +9,7 @@
 #include <mproc.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -38,14 +39,26 @@ static int mode_fds(void)
         n++;
     if (rc != -EMFILE)
         return fail("pipe_new at the fd limit", rc);
+    /* a few fds may be left (a connection takes more than one): take them too */
+    int spare[16], nspare = 0;
+    while (nspare < 16 && (spare[nspare] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+        nspare++;
     mproc_queue *q;
     int qrc = mproc_queue_new(&q, NULL); /* needs no fd: must still work */
+    int fdrc = qrc == 0 ? mproc_queue_fd(q) : 0;
+    int putrc = qrc == 0 ? mproc_queue_put(q, "x", 1, 0) : 0;
+    for (int i = 0; i < nspare; i++)
+        close(spare[i]);
     for (int i = 0; i < n; i++) {
         mproc_conn_free(a[i]);
         mproc_conn_free(b[i]);
     }
     if (qrc != 0)
         return fail("queue_new at the fd limit", qrc);
+    if (fdrc != -EMFILE)
+        return fail("queue_fd of a queue made at the fd limit", fdrc);
+    if (putrc != 0)
+        return fail("queue_put of a queue made at the fd limit", putrc);
     mproc_queue_free(q);
     if ((rc = mproc_pipe_new(&a[0], &b[0], 0)) != 0)
         return fail("pipe_new after freeing", rc);
