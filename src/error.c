@@ -23,6 +23,9 @@ static const struct {
     [MPROC_EDIED - MPROC_EBASE] = {"MPROC_EDIED", "the worker running the task died"},
     [MPROC_ETIMELIMIT - MPROC_EBASE] = {"MPROC_ETIMELIMIT", "the task ran past its time limit"},
     [MPROC_ECANCELLED - MPROC_EBASE] = {"MPROC_ECANCELLED", "the task was cancelled before it ran"},
+    [MPROC_EAUTH -
+        MPROC_EBASE] = {"MPROC_EAUTH", "authentication failed: the peer does not share the key"},
+
 };
 
 static int magnitude(int code)

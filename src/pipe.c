@@ -1,7 +1,9 @@
 /* src/pipe.c - Pipe and Connection: a connected pair carrying whole byte messages.
  *
- * Wire format: each message is an 8-byte length (uint64, native byte order: both ends
- * are on one machine) followed by that many payload bytes. Nothing else is on the wire.
+  * Wire format: each message is an 8-byte length (uint64, little-endian, so that a TCP
+ * connection (src/net/) joins machines of either byte order) followed by that many
+ * payload bytes. Nothing else is on the wire.
+
  *
  * DESIGN: no shared memory and no wake-ups of our own: the kernel's pipe buffer is the
  * queue and its wait queues wake the peer. Duplex is two pipes rather than a socketpair
@@ -45,8 +47,15 @@
  * address space, not memory, until data comes); lengths above PTRDIFF_MAX - 8 cannot come
  * from our writer and are -EPROTO.
  *
+  * Sockets (mproc_conn_from_socket: a Listener's or a Client's connection) carry the same
+ * stream over one fd for both directions, which stays blocking: the non-waiting reads
+ * and writes ask for it per call (MSG_DONTWAIT, and MSG_NOSIGNAL for SIGPIPE). A
+ * connection from a stranger can be given a largest message (mproc_conn_set_max), so
+ * that a length on the wire cannot make the receiver reserve what it likes.
+ *
  * Death of the peer: the kernel closes its fds; reads return 0 once everything it sent
- * was read, and writes fail with EPIPE: both are -MPROC_EEOF here. A message cut short
+ * was read, and writes fail with EPIPE (a socket may say ECONNRESET on either side):
+ * all are -MPROC_EEOF here. A message cut short
  * by the death is discarded (-MPROC_EEOF). No process ever waits for another's action
  * other than through the kernel buffer, so a death can never leave anyone waiting.
  */
@@ -55,6 +64,7 @@
 #include "sys/cpu.h"
 #include "sys/pipe.h"
 
+#include <endian.h>
 #include <poll.h>
 
 enum {
@@ -71,7 +81,9 @@ enum {
 
 struct mproc_conn {
     int rfd;       /* receives from here; -1 on a send-only end */
-    int wfd;       /* sends here (non-blocking); -1 on a receive-only end */
+    int wfd;       /* sends here (non-blocking; a socket: rfd itself); -1 on a receive-only end */
+    bool sock;     /* rfd == wfd is a stream socket (see DESIGN) */
+    uint64_t max;  /* the largest length accepted from the wire */
     bool eof;      /* read side saw end-of-file: nothing more will arrive */
     int werr;      /* sticky send error after a message was left half-written */
     bool have_len; /* the header of the next message has been read */
@@ -95,6 +107,7 @@ static mproc_conn *conn_alloc(int rfd, int wfd)
     memset(c, 0, offsetof(mproc_conn, rbuf)); /* the buffer needs no clearing */
     c->rfd = rfd;
     c->wfd = wfd;
+    c->max = MAX_MESSAGE;
     return c;
 }
 
@@ -146,12 +159,39 @@ int mproc_pipe_new(mproc_conn **a, mproc_conn **b, unsigned flags)
     return 0;
 }
 
+int mproc_conn_from_socket(mproc_conn **out, int fd)
+{
+    if (out == NULL || fd < 0)
+        return -EINVAL;
+    int rc = mproc__sys_stream_socket(fd); /* datagrams would cut our messages */
+    if (rc == 0)
+        rc = mproc__sys_set_nonblock(fd, false);
+    if (rc < 0)
+        return rc;
+    mproc_conn *c = conn_alloc(fd, fd);
+    if (c == NULL)
+        return -ENOMEM;
+    (void)mproc__sys_set_cloexec(fd);
+    c->sock = true;
+    *out = c;
+    return 0;
+}
+
+int mproc_conn_set_max(mproc_conn *c, size_t max)
+{
+    if (c == NULL)
+        return -EINVAL;
+    c->max = max == 0 || (uint64_t)max > MAX_MESSAGE ? MAX_MESSAGE : (uint64_t)max;
+    return 0;
+}
+
 void mproc_conn_free(mproc_conn *c)
 {
     if (c == NULL)
         return;
     mproc__sys_close(c->rfd);
-    mproc__sys_close(c->wfd);
+    if (c->wfd != c->rfd)
+        mproc__sys_close(c->wfd);
     mproc__free(c->part);
     mproc__free(c);
 }
@@ -171,7 +211,8 @@ static int write_msg(mproc_conn *c, struct iovec *iov, int n, size_t total, int6
 {
     size_t done = 0;
     for (;;) {
-        ssize_t put = mproc__sys_write_nosigpipe(c->wfd, iov, n);
+        ssize_t put = c->sock ? mproc__sys_send_nosigpipe(c->wfd, iov, n)
+                              : mproc__sys_write_nosigpipe(c->wfd, iov, n);
         if (put > 0) {
             done += (size_t)put;
             if (done == total)
@@ -195,7 +236,7 @@ static int write_msg(mproc_conn *c, struct iovec *iov, int n, size_t total, int6
                 continue;
             put = ev == 0 ? -ETIMEDOUT : ev;
         }
-        int err = put == -EPIPE ? -MPROC_EEOF : (int)put;
+        int err = put == -EPIPE || put == -ECONNRESET ? -MPROC_EEOF : (int)put;
         if (err == -MPROC_EEOF || done > 0)
             c->werr = err; /* the reader is gone, or half a message is on the stream */
         return err;
@@ -213,7 +254,7 @@ int mproc_conn_send(mproc_conn *c, const void *buf, size_t len, double timeout)
     if (c->werr < 0)
         return c->werr;
 
-    uint64_t hdr = (uint64_t)len;
+    uint64_t hdr = htole64((uint64_t)len);
     char small[HDR + SMALL];
     struct iovec iov[2];
     if (len <= SMALL) {
@@ -247,13 +288,20 @@ static bool want_spin(mproc_conn *c)
     return true;
 }
 
+/* A read that does not wait: bytes (> 0), 0 at end of file, -EAGAIN or -errno. */
+static ssize_t read_nowait(mproc_conn *c, void *dst, size_t n)
+{
+    return c->sock ? mproc__sys_recv_nowait(c->rfd, dst, n)
+                   : mproc__sys_read_nowait(c->rfd, dst, n);
+}
+
 /* Repeat a non-waiting read for up to SPIN_NS; -EAGAIN if nothing came. */
 static ssize_t spin_read(mproc_conn *c, void *dst, size_t n)
 {
     int64_t end = mproc__sys_now_ns() + SPIN_NS;
     ssize_t got;
     do
-        got = mproc__sys_read_nowait(c->rfd, dst, n);
+        got = read_nowait(c, dst, n);
     while (got == -EAGAIN && mproc__sys_now_ns() < end);
     if (got != -EAGAIN) {
         c->spin_backoff = 0;
@@ -273,7 +321,7 @@ static ssize_t read_some(mproc_conn *c, void *dst, size_t n, int64_t deadline)
     ssize_t got;
     if (deadline == MPROC__NO_DEADLINE) {
         if (want_spin(c)) {
-            got = mproc__sys_read_nowait(c->rfd, dst, n);
+            got = read_nowait(c, dst, n);
             if (got == -EAGAIN)
                 got = spin_read(c, dst, n);
             if (got == -EAGAIN)
@@ -282,7 +330,7 @@ static ssize_t read_some(mproc_conn *c, void *dst, size_t n, int64_t deadline)
             got = mproc__sys_read(c->rfd, dst, n); /* one plain read, as a raw ping-pong */
         }
     } else {
-        got = mproc__sys_read_nowait(c->rfd, dst, n);
+        got = read_nowait(c, dst, n);
         if (got == -EAGAIN && mproc__remaining_ns(deadline) >= SPIN_NS && want_spin(c))
             got = spin_read(c, dst, n);
         if (got == -EAGAIN) {
@@ -294,6 +342,8 @@ static ssize_t read_some(mproc_conn *c, void *dst, size_t n, int64_t deadline)
             got = mproc__sys_read(c->rfd, dst, n);
         }
     }
+    if (got == -ECONNRESET) /* a socket's peer went with bytes unread: gone all the same */
+        got = 0;
     if (got == 0)
         c->eof = true;
     return got;
@@ -308,8 +358,11 @@ static int get_header(mproc_conn *c, int64_t deadline)
         if (avail >= HDR) {
             uint64_t len;
             memcpy(&len, c->rbuf + c->rpos, HDR);
+            len = le64toh(len);
             if (len > MAX_MESSAGE)
                 return -EPROTO;
+            if (len > c->max)
+                return -EMSGSIZE; /* the stream cannot be resynchronised: it stays so */
             c->rpos += HDR;
             c->len = len;
             c->have_len = true;

@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define BIG (16u << 20)
@@ -583,6 +584,51 @@ static void test_peer_closed_no_sigpipe(void **state)
     mproc_conn_free(a);
 }
 
+/* A connection over a socketpair (what a Listener gives): the same messages both ways,
+ * and a peer gone is EOF, never SIGPIPE, even with a message unread. */
+static int socket_peer_child(void *arg)
+{
+    (void)arg;
+    signal(SIGPIPE, SIG_DFL);
+    int sv[2];
+    mproc_conn *a, *b;
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+        return 80;
+    if (mproc_conn_from_socket(&a, sv[0]) < 0 || mproc_conn_from_socket(&b, sv[1]) < 0)
+        return 81;
+    static char big[100000];
+    memset(big, 'b', sizeof big);
+    void *got;
+    size_t len;
+    if (mproc_conn_send(a, NULL, 0, 1) < 0 || mproc_conn_send(a, big, sizeof big, 1) < 0 ||
+        mproc_conn_recv(b, &got, &len, 1) < 0 || len != 0)
+        return 82;
+    free(got);
+    if (mproc_conn_recv(b, &got, &len, 1) < 0 || len != sizeof big || memcmp(got, big, len) != 0)
+        return 83;
+    free(got);
+    if (mproc_conn_send(b, "back", 4, 1) < 0 || mproc_conn_recv(a, &got, &len, 1) < 0 || len != 4)
+        return 84;
+    free(got);
+    if (mproc_conn_send(b, "unread", 6, 1) < 0)
+        return 85;
+    mproc_conn_free(a); /* gone with a message unread: the kernel resets the connection */
+    for (int i = 0; i < 3; i++)
+        if (mproc_conn_send(b, "x", 1, 0) != -MPROC_EEOF)
+            return 86;
+    if (mproc_conn_recv(b, &got, &len, 0) != -MPROC_EEOF)
+        return 87;
+    mproc_conn_free(b);
+    return 0;
+}
+
+static void test_socket_conn(void **state)
+{
+    (void)state;
+    pid_t pid = mproc_test_fork(socket_peer_child, NULL);
+    assert_int_equal(mproc_test_exitcode(pid, 10), 0);
+}
+
 static int stuck_sender_child(void *arg)
 {
     mproc_conn **ends = arg;
@@ -1136,6 +1182,7 @@ int main(void)
         MPROC_TEST(test_fault_read_error),
         MPROC_TEST(test_fault_nosignal_fallback),
 #endif
+        MPROC_TEST(test_socket_conn),
     };
     return mproc_test_run(tests);
 }

@@ -75,7 +75,8 @@ MPROC_API int mproc_conn_send(mproc_conn *c, const void *buf, size_t len, double
  * receive (recv or recv_into) continues the same message; the stream is never corrupted.
  * Errors: -MPROC_EEOF (peer closed and nothing left), -ETIMEDOUT (the message is not
  * complete yet), -ENOMEM (message kept for the next receive), -EBADF (send-only end),
- * -EINVAL, -EPROTO (the stream holds a length no mproc writer sends; it stays so). */
+ * -EINVAL, -EPROTO (the stream holds a length no mproc writer sends; it stays so),
+ * -EMSGSIZE (longer than mproc_conn_set_max allows; it stays so). */
 MPROC_API int mproc_conn_recv(mproc_conn *c, void **buf, size_t *len, double timeout);
 
 /* Receive one message into the caller's buffer of cap bytes (buf may be NULL if cap is 0);
@@ -99,6 +100,20 @@ MPROC_API int mproc_conn_poll(mproc_conn *c, double timeout);
  * connection do not show on it: use mproc_conn_poll(c, 0) after a receive. -EINVAL
  * for NULL. */
 MPROC_API int mproc_conn_fd(const mproc_conn *c);
+
+/* Wrap a connected stream socket (Unix or TCP) as a connection carrying the same
+ * messages as a pipe, both ways (the framing is on the wire: an 8-byte little-endian
+ * length, then the bytes). On success the connection owns fd (made close-on-exec and
+ * blocking; mproc_conn_free closes it); on failure fd is the caller's, untouched.
+ * mproc/listener.h makes such connections with an address and a key.
+ * Errors: -EINVAL, -EBADF, -ENOTSOCK, -EPROTOTYPE (not a stream socket), -ENOMEM. */
+MPROC_API int mproc_conn_from_socket(mproc_conn **out, int fd);
+
+/* The largest message this end accepts (0: no limit but the format's). A longer length
+ * on the wire fails the receive with -EMSGSIZE before anything is reserved for it, and
+ * the connection stays so (the stream cannot be resynchronised): for a peer that is not
+ * trusted to size what the receiver allocates. -EINVAL for NULL. */
+MPROC_API int mproc_conn_set_max(mproc_conn *c, size_t max);
 
 /* Close the end and release it. NULL is a no-op. */
 MPROC_API void mproc_conn_free(mproc_conn *c);

@@ -100,6 +100,16 @@ int mproc__sys_set_nonblock(int fd, bool on)
     return 0;
 }
 
+int mproc__sys_set_cloexec(int fd)
+{
+    int flags = fcntl(fd, F_GETFD);
+    if (flags < 0)
+        return -errno;
+    if ((flags & FD_CLOEXEC) == 0 && fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0)
+        return -errno;
+    return 0;
+}
+
 int mproc__sys_pipe(int fds[2], int flags)
 {
     int rc = MPROC__FAULT("sys.pipe");

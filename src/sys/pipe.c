@@ -23,8 +23,10 @@
  *
  * What the kernel lacks is noted once per process in an atomic flag (it cannot change
  * while the process lives; a forked child inherits a true note).
- * (Sockets would not need any of this, thanks to MSG_NOSIGNAL and MSG_DONTWAIT, but a
- * Unix socket round trip costs 1.6x a pipe's on this kind of machine; see src/pipe.c.)
+ * Sockets need none of this: MSG_NOSIGNAL and MSG_DONTWAIT ask for the same per call (a
+ * connection over a socket, mproc_conn_from_socket, uses them). A pair of processes gets
+ * pipes all the same, because a Unix socket round trip costs 1.6x a pipe's on this kind
+ * of machine (see src/pipe.c).
  */
 #include "internal.h"
 
@@ -33,6 +35,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
+
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
@@ -156,4 +160,42 @@ ssize_t mproc__sys_read_nowait(int fd, void *buf, size_t n)
         atomic_store_explicit(&no_rwf_nowait, true, memory_order_relaxed);
     }
     return read_polled(fd, buf, n);
+}
+
+ssize_t mproc__sys_send_nosigpipe(int fd, const struct iovec *iov, int iovcnt)
+{
+    int rc = MPROC__FAULT("sys.write");
+    if (rc < 0)
+        return rc;
+    struct msghdr m = {.msg_iov = (struct iovec *)(uintptr_t)iov, .msg_iovlen = (size_t)iovcnt};
+    for (;;) {
+        ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n >= 0)
+            return n;
+        if (errno != EINTR)
+            return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
+ssize_t mproc__sys_recv_nowait(int fd, void *buf, size_t n)
+{
+    int rc = MPROC__FAULT("sys.read");
+    if (rc < 0)
+        return rc;
+    for (;;) {
+        ssize_t got = recv(fd, buf, n, MSG_DONTWAIT);
+        if (got >= 0)
+            return got;
+        if (errno != EINTR)
+            return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
+int mproc__sys_stream_socket(int fd)
+{
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+        return -errno;
+    return type == SOCK_STREAM ? 0 : -EPROTOTYPE;
 }

@@ -25,4 +25,13 @@ ssize_t mproc__sys_write_nosigpipe(int fd, const struct iovec *iov, int iovcnt);
  * takes the poll path as on a kernel without RWF_NOWAIT for pipes). */
 ssize_t mproc__sys_read_nowait(int fd, void *buf, size_t n);
 
+/* The same two for a stream socket, where the kernel offers both per call:
+ * sendmsg(MSG_NOSIGNAL | MSG_DONTWAIT) and recv(MSG_DONTWAIT). The same returns, and
+ * -ECONNRESET / -EPIPE when the peer is gone. Fault points "sys.write" and "sys.read". */
+ssize_t mproc__sys_send_nosigpipe(int fd, const struct iovec *iov, int iovcnt);
+ssize_t mproc__sys_recv_nowait(int fd, void *buf, size_t n);
+
+/* 0 if fd is a stream socket; -EBADF, -ENOTSOCK, -EPROTOTYPE (another kind of socket). */
+int mproc__sys_stream_socket(int fd);
+
 #endif

@@ -62,6 +62,9 @@ int mproc__sys_poll(struct pollfd *fds, unsigned n, int64_t deadline);
 /* Set or clear O_NONBLOCK. 0 or -errno. */
 int mproc__sys_set_nonblock(int fd, bool on);
 
+/* Set FD_CLOEXEC. 0 or -errno. */
+int mproc__sys_set_cloexec(int fd);
+
 /* pipe2 with O_CLOEXEC (and extra flags). 0 or -errno. */
 int mproc__sys_pipe(int fds[2], int flags);
 
