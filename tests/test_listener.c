@@ -447,7 +447,6 @@ static void test_bad_arguments(void **state)
     assert_code(mproc_listener_new(&l, "unix:", &o), -EINVAL);
     o = (mproc_net_opts){.backlog = -1};
     assert_code(mproc_listener_new(&l, "unix:", &o), -EINVAL);
-    assert_code(mproc_listener_new(&l, "tcp:no-such-host.invalid:80", NULL), -EHOSTUNREACH);
     assert_ok(mproc_listener_new(&l, "unix:", NULL));
     assert_code(mproc_listener_accept(l, NULL, 1), -EINVAL);
     assert_code(mproc_listener_accept(l, &c, -1), -EINVAL);
