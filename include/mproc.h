@@ -25,5 +25,6 @@
 #include "mproc/fault.h"
 #include "mproc/pool.h"
 #include "mproc/wait.h"
+#include "mproc/dict.h"
 
 #endif

@@ -34,6 +34,7 @@
  */
 #include "internal.h"
 
+#include "shm_internal.h"
 #include "sys/entropy.h"
 #include "sys/shm.h"
 
@@ -46,6 +47,7 @@ enum { NAME_CHARS_MAX = 250 };
 struct mproc_shm {
     void *buf;
     size_t size; /* mapped bytes */
+    bool sparse; /* nothing reserved at creation: its user populates (mproc__shm_new_sparse) */
     int fd;
     char *name;    /* "/name", or NULL for an anonymous block */
     pid_t creator; /* pid that created it with AUTO_UNLINK, else 0 */
@@ -70,6 +72,12 @@ static int normalize_name(const char *name, char **out)
     return 0;
 }
 
+/* Reserve a new block's pages, or for a sparse one only give the file its size. */
+static int reserve(const mproc_shm *s, int fd, size_t size)
+{
+    return s->sparse ? mproc__sys_set_size(fd, size) : mproc__sys_reserve(fd, size);
+}
+
 static int create_named(mproc_shm *s, size_t size)
 {
     int fd = mproc__sys_shm_open(s->name, true);
@@ -78,7 +86,7 @@ static int create_named(mproc_shm *s, size_t size)
     /* From here the name exists and is ours (O_EXCL): every failure unlinks it. */
     int rc = MPROC__FAULT("shm.create.named");
     if (rc >= 0)
-        rc = mproc__sys_reserve(fd, size);
+        rc = reserve(s, fd, size);
     if (rc >= 0)
         rc = MPROC__FAULT("shm.create.reserved");
     if (rc >= 0)
@@ -147,7 +155,7 @@ static int create_anonymous(mproc_shm *s, size_t size)
     int fd = mproc__sys_memfd("mproc-shm");
     if (fd < 0)
         return fd;
-    int rc = mproc__sys_reserve(fd, size);
+    int rc = reserve(s, fd, size);
     if (rc >= 0)
         rc = mproc__sys_map_shared(fd, size, &s->buf);
     if (rc < 0) {
@@ -159,7 +167,19 @@ static int create_anonymous(mproc_shm *s, size_t size)
     return 0;
 }
 
+static int shm_new(mproc_shm **out, const char *name, size_t size, unsigned flags, bool sparse);
+
 int mproc_shm_new(mproc_shm **out, const char *name, size_t size, unsigned flags)
+{
+    return shm_new(out, name, size, flags, false);
+}
+
+int mproc__shm_new_sparse(mproc_shm **out, const char *name, size_t size, unsigned flags)
+{
+    return shm_new(out, name, size, flags, true);
+}
+
+static int shm_new(mproc_shm **out, const char *name, size_t size, unsigned flags, bool sparse)
 {
     unsigned known = MPROC_SHM_CREATE | MPROC_SHM_AUTO_UNLINK | MPROC_SHM_NAMED;
     if (out == NULL || (flags & ~known) != 0)
@@ -179,6 +199,7 @@ int mproc_shm_new(mproc_shm **out, const char *name, size_t size, unsigned flags
     if (s == NULL)
         return -ENOMEM;
     s->fd = -1;
+    s->sparse = sparse;
     int rc = 0;
     if (name != NULL)
         rc = normalize_name(name, &s->name);

@@ -163,6 +163,42 @@ int mproc__sys_reserve(int fd, size_t size)
     return -rc;
 }
 
+int mproc__sys_set_size(int fd, size_t size)
+{
+    if (size > (size_t)INT64_MAX)
+        return -EFBIG;
+    while (ftruncate(fd, (off_t)size) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return 0;
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+int mproc__sys_populate(void *addr, size_t len)
+{
+    int rc = MPROC__FAULT("sys.populate");
+    if (rc < 0)
+        return rc;
+    if ((rc = mproc__sys_mem_fits(len)) < 0)
+        return rc;
+    while (madvise(addr, len, MADV_POPULATE_WRITE) < 0) {
+        if (errno == EINTR || errno == EAGAIN)
+            continue;
+        /* EFAULT: a page could not be had where a touch would raise SIGBUS (a full
+           tmpfs); EINVAL: a kernel before 5.14 */
+        return errno == EFAULT ? -ENOSPC : errno == EINVAL ? -MPROC_ENOTSUP : -errno;
+    }
+    return 0;
+}
+
+void mproc__sys_depopulate(void *addr, size_t len)
+{
+    (void)madvise(addr, len, MADV_REMOVE); /* nothing to do about a failure: pages stay */
+}
+
 int mproc__sys_map_shared(int fd, size_t size, void **out)
 {
     int rc = MPROC__FAULT("sys.mmap");

@@ -126,6 +126,18 @@ int mproc__sys_reserve(int fd, size_t size);
  * reading that cannot be made (no /proc, no cgroup mount) does not limit. */
 int mproc__sys_mem_fits(size_t size);
 
+/* ftruncate(fd, size): a sparse file of that size, nothing reserved. 0 or -errno. */
+int mproc__sys_set_size(int fd, size_t size);
+
+/* Populate [addr, addr + len) of a shared mapping now (MADV_POPULATE_WRITE), after
+ * asking mproc__sys_mem_fits: a full tmpfs is -ENOSPC and a memory limit -ENOMEM here,
+ * never a SIGBUS or the OOM killer at first touch. Fault point "sys.populate". */
+int mproc__sys_populate(void *addr, size_t len);
+
+/* Give the pages of [addr, addr + len) of a shared mapping back (MADV_REMOVE: the file
+ * gets a hole there); they read as zeros and must be populated again before use. */
+void mproc__sys_depopulate(void *addr, size_t len);
+
 /* mmap(NULL, size, RW, MAP_SHARED, fd, 0), fd -1 for anonymous shared memory.
  * Returns 0 and *out, or -errno. */
 int mproc__sys_map_shared(int fd, size_t size, void **out);

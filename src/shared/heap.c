@@ -1,0 +1,365 @@
+/* src/shared/heap.c - the shared heap: a region, one robust lock, blocks, and repair.
+ *
+ * DESIGN. The region is an mproc_shm made sparse (src/shm.c): its whole size is mapped
+ * at once in every process, so offsets and pointers never move and nobody has to remap
+ * when it grows; its pages are populated as the blocks reach them (reserved, grown by
+ * doubling), so memory follows use and running out is an error of the call that grows.
+ *
+ * Blocks lie one after another in [start, bump). Each starts with a 16-byte header: the
+ * block's size with two flags in its low bits (FREE, MARK), and 8 bytes for its user (a
+ * free block keeps its free-list link there). Sizes are multiples of 16, at least 32.
+ * Blocks of up to HEAP_SMALL bytes are recycled through one free list per size (exact
+ * fit, pop and push at the head); larger ones through one list taken first-fit, split
+ * when the rest is worth a block. Free blocks are not merged on the way: the repair
+ * merges neighbours, and the containers' blocks come in few sizes.
+ *
+ * Kills. Everything happens under the lock, and every change reaches the shared state
+ * through one aligned 8-byte store that makes it visible whole (mproc__heap_commit): a
+ * new block's header is written before bump moves past it; an entry is written whole
+ * before a slot or the root points at it; a list's head moves in one store. A holder
+ * killed anywhere thus leaves (a) the container as it was before or after its change,
+ * never between, and (b) blocks that nothing reaches (allocated and not yet published,
+ * or unpublished and not yet freed) and free lists that may be half-updated. The next
+ * holder is told by the lock (MPROC_OWNER_DIED) and repairs (b) from (a): it walks the
+ * blocks from start to bump, asks the container to mark what its root reaches, and
+ * rebuilds the free lists from everything else, merging neighbours and giving a free
+ * tail back to bump. The repair writes only through single stores too, so a holder
+ * killed while repairing is repaired after in the same way. It costs a walk of the
+ * region, once per death.
+ */
+#include "shared/heap.h"
+
+#include "shm_internal.h"
+#include "sys/cpu.h"
+#include "sys/entropy.h"
+#include "sys/procmem.h"
+
+#include <unistd.h>
+
+#define FREE UINT64_C(1)
+#define MARK UINT64_C(2)
+#define FLAGS (FREE | MARK)
+
+enum {
+    VERSION = 1,
+    START = 1024,              /* the first block: past the header, on its own lines */
+    FIRST_RESERVE = 64 * 1024, /* populated at creation */
+    ATTACH_WAIT_MS = 1000,     /* how long an attach waits for its creator to finish */
+};
+#define DEFAULT_SIZE ((size_t)1 << 30)
+#define MAX_SIZE ((size_t)1 << 40)
+
+_Static_assert(sizeof(struct mproc__heap) <= START, "the heap header outgrew START");
+
+/* A block's header: its size and flags, and its user's word. */
+struct block {
+    uint64_t head;
+    uint64_t user;
+};
+
+static inline struct block *blk(struct mproc__heap *h, uint64_t off)
+{
+    return (struct block *)mproc__heap_at(h, off);
+}
+
+static inline uint64_t blk_size(const struct block *b)
+{
+    return b->head & ~FLAGS;
+}
+
+static unsigned list_of(uint64_t size)
+{
+    return size <= HEAP_SMALL ? (unsigned)(size / HEAP_ALIGN) : 0;
+}
+
+/* ---- the region ------------------------------------------------------------------------ */
+
+static size_t page_round(size_t n)
+{
+    size_t page = 4096;
+    return (n + page - 1) & ~(page - 1);
+}
+
+/* Populate [reserved, want) (rounded to pages), or say why not. */
+static int grow_reserve(struct mproc__heap *h, uint64_t want)
+{
+    if (want <= h->reserved)
+        return 0;
+    if (want > h->size)
+        return -ENOSPC; /* the container is as large as it may grow */
+    uint64_t next = h->reserved * 2 > want ? h->reserved * 2 : want;
+    next = page_round(next < h->size ? next : h->size);
+    int rc = mproc__sys_populate(mproc__heap_at(h, h->reserved), next - h->reserved);
+    if (rc == -ENOMEM || rc == -ENOSPC) {
+        next = page_round(want); /* doubling asked too much: ask for what is needed */
+        rc = mproc__sys_populate(mproc__heap_at(h, h->reserved), next - h->reserved);
+    }
+    if (rc < 0)
+        return rc;
+    h->reserved = next;
+    return 0;
+}
+
+static int init_heap(struct mproc__heap *h, size_t size, const struct mproc__heap_kind *kind)
+{
+    int rc = mproc__sys_populate(h, FIRST_RESERVE); /* before the first touch (sparse) */
+    if (rc < 0)
+        return rc;
+    h->size = size;
+    h->reserved = FIRST_RESERVE;
+    h->version = VERSION;
+    if (mproc__sys_random(&h->seed, sizeof h->seed) < 0)
+        h->seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15u; /* only the spread suffers */
+    h->spin = mproc__sys_affinity_count(0) > 1;
+    h->bump = START;
+    __atomic_store_n(&h->magic, kind->magic, __ATOMIC_RELEASE); /* attachers wait for it */
+    return 0;
+}
+
+/* An attacher may come while its creator is still setting the header up. */
+static int wait_ready(struct mproc__heap *h, const struct mproc__heap_kind *kind)
+{
+    for (int ms = 0;; ms++) {
+        uint32_t magic = __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE);
+        if (magic == kind->magic)
+            return h->version == VERSION ? 0 : -EINVAL;
+        if (magic != 0)
+            return -EINVAL; /* another kind of object has that name */
+        if (ms == ATTACH_WAIT_MS)
+            return -EAGAIN; /* its creator died making it, or is very slow */
+        usleep(1000);
+    }
+}
+
+int mproc__heap_open(struct mproc__heap_map *m, const char *name, unsigned flags, size_t max_bytes,
+                     const struct mproc__heap_kind *kind)
+{
+    unsigned known = MPROC_SHM_CREATE | MPROC_SHM_AUTO_UNLINK | MPROC_SHM_NAMED;
+    if ((flags & ~known) != 0 || max_bytes > MAX_SIZE)
+        return -EINVAL;
+    bool create = name == NULL || (flags & MPROC_SHM_CREATE) != 0;
+    size_t size = max_bytes == 0 ? DEFAULT_SIZE : page_round(max_bytes);
+    if (size < START + FIRST_RESERVE)
+        size = START + FIRST_RESERVE;
+    int rc = mproc__shm_new_sparse(&m->shm, name, create ? size : 0, flags);
+    if (rc < 0)
+        return rc;
+    m->h = mproc_shm_buf(m->shm);
+    if (create) {
+        rc = init_heap(m->h, mproc_shm_size(m->shm), kind);
+        if (rc < 0 && mproc_shm_name(m->shm) != NULL)
+            (void)mproc_shm_unlink(m->shm); /* a failed creation leaves no name */
+    } else {
+        rc = mproc_shm_size(m->shm) < START ? -EINVAL : wait_ready(m->h, kind);
+    }
+    if (rc < 0) {
+        mproc_shm_free(m->shm);
+        m->shm = NULL;
+        m->h = NULL;
+    }
+    return rc;
+}
+
+void mproc__heap_close(struct mproc__heap_map *m)
+{
+    mproc_shm_free(m->shm);
+    m->shm = NULL;
+    m->h = NULL;
+}
+
+/* ---- the lock ------------------------------------------------------------------------- */
+
+int mproc__heap_lock(struct mproc__heap *h, const struct mproc__heap_kind *kind)
+{
+    uint64_t self = mproc__owner_self_id();
+    int rc = 0;
+    if (!mproc__owner_trylock(&h->lock, self))
+        rc = mproc__owner_lock_wait(&h->lock, self, MPROC__NO_DEADLINE, h->spin != 0);
+    if (h->broken)
+        rc = -MPROC_ECORRUPT;
+    else if (rc == MPROC_OWNER_DIED) /* its holder was killed: see DESIGN */
+        rc = mproc__heap_repair(h, kind);
+    if (rc < 0)
+        mproc__heap_unlock(h);
+    return rc < 0 ? rc : 0;
+}
+
+void mproc__heap_unlock(struct mproc__heap *h)
+{
+    mproc__owner_unlock(&h->lock);
+}
+
+/* ---- blocks ---------------------------------------------------------------------------- */
+
+static void push_free(struct mproc__heap *h, uint64_t off, uint64_t size)
+{
+    struct block *b = blk(h, off);
+    unsigned i = list_of(size);
+    b->user = h->free_list[i];
+    mproc__heap_commit(&b->head, size | FREE);
+    (void)MPROC__FAULT("heap.free.linked"); /* kill points, for the tests */
+    mproc__heap_commit(&h->free_list[i], off);
+}
+
+/* First fit on the list of large blocks; the rest of a split goes back as a free block. */
+static uint64_t take_large(struct mproc__heap *h, uint64_t need)
+{
+    uint64_t *link = &h->free_list[0];
+    for (uint64_t off = *link; off != 0; off = *link) {
+        struct block *b = blk(h, off);
+        uint64_t size = blk_size(b);
+        if (size >= need) {
+            mproc__heap_commit(link, b->user);
+            if (size - need >= HEAP_MIN) {
+                push_free(h, off + need, size - need); /* its header first, then ours */
+                size = need;
+            }
+            mproc__heap_commit(&b->head, size);
+            return off;
+        }
+        link = &b->user;
+    }
+    return 0;
+}
+
+int mproc__heap_alloc(struct mproc__heap *h, size_t payload, uint64_t *off)
+{
+    if (payload > h->size)
+        return -ENOSPC;
+    uint64_t need = (HEAP_HDR + (uint64_t)payload + HEAP_ALIGN - 1) & ~(uint64_t)(HEAP_ALIGN - 1);
+    if (need < HEAP_MIN)
+        need = HEAP_MIN;
+    unsigned i = list_of(need);
+    uint64_t got = 0;
+    if (i != 0 && h->free_list[i] != 0) {
+        got = h->free_list[i];
+        struct block *b = blk(h, got);
+        mproc__heap_commit(&h->free_list[i], b->user);
+        (void)MPROC__FAULT("heap.alloc.popped");
+        mproc__heap_commit(&b->head, need);
+    } else if (i == 0) {
+        got = take_large(h, need);
+    }
+    if (got == 0) {
+        if (need > h->size - h->bump)
+            return -ENOSPC;
+        int rc = grow_reserve(h, h->bump + need);
+        if (rc < 0)
+            return rc;
+        got = h->bump;
+        blk(h, got)->head = need; /* the header first: a walk up to bump must see it */
+        (void)MPROC__FAULT("heap.bump.written");
+        mproc__heap_commit(&h->bump, got + need);
+    }
+    *off = got;
+    return 0;
+}
+
+void mproc__heap_free(struct mproc__heap *h, uint64_t off)
+{
+    push_free(h, off, blk_size(blk(h, off)));
+}
+
+void mproc__heap_reset(struct mproc__heap *h)
+{
+    for (unsigned i = 0; i < HEAP_LISTS; i++)
+        mproc__heap_commit(&h->free_list[i], 0);
+    mproc__heap_commit(&h->bump, START);
+    uint64_t had = h->reserved;
+    if (had > FIRST_RESERVE) {
+        h->reserved = FIRST_RESERVE; /* first: pages past it are populated again on use */
+        mproc__sys_depopulate(mproc__heap_at(h, FIRST_RESERVE), had - FIRST_RESERVE);
+    }
+}
+
+/* ---- repair ---------------------------------------------------------------------------- */
+
+void mproc__heap_mark(struct mproc__heap *h, uint64_t off)
+{
+    if (off >= START && off < h->bump && off % HEAP_ALIGN == 0)
+        blk(h, off)->head |= MARK;
+}
+
+/* Every header from start to bump is sane, and the marks are cleared. */
+static int walk_clear(struct mproc__heap *h)
+{
+    if (h->bump < START || h->bump > h->reserved || h->bump % HEAP_ALIGN != 0)
+        return -MPROC_ECORRUPT;
+    for (uint64_t off = START; off < h->bump;) {
+        struct block *b = blk(h, off);
+        uint64_t size = blk_size(b);
+        if (size < HEAP_MIN || size % HEAP_ALIGN != 0 || size > h->bump - off)
+            return -MPROC_ECORRUPT;
+        b->head &= ~MARK;
+        off += size;
+    }
+    return 0;
+}
+
+int mproc__heap_repair(struct mproc__heap *h, const struct mproc__heap_kind *kind)
+{
+    int rc = walk_clear(h);
+    if (rc < 0) {
+        h->broken = 1; /* a header the commits cannot explain: say so, for ever */
+        return rc;
+    }
+    kind->mark(h);
+    for (unsigned i = 0; i < HEAP_LISTS; i++)
+        mproc__heap_commit(&h->free_list[i], 0);
+    uint64_t run = 0, run_size = 0; /* the unmarked blocks being merged */
+    for (uint64_t off = START; off < h->bump;) {
+        struct block *b = blk(h, off);
+        uint64_t size = blk_size(b);
+        if ((b->head & MARK) != 0) {
+            if (run_size != 0)
+                push_free(h, run, run_size);
+            run_size = 0;
+            mproc__heap_commit(&b->head, size); /* in use: no flags */
+        } else {
+            if (run_size == 0)
+                run = off;
+            run_size += size;
+            mproc__heap_commit(&blk(h, run)->head, run_size | FREE); /* merged so far */
+        }
+        off += size;
+    }
+    if (run_size != 0)
+        mproc__heap_commit(&h->bump, run); /* a free tail goes back to bump */
+    return 0;
+}
+
+int mproc__heap_check(struct mproc__heap *h, const struct mproc__heap_kind *kind, uint64_t *used,
+                      uint64_t *free_bytes)
+{
+    int rc = walk_clear(h);
+    if (rc < 0)
+        return rc;
+    kind->mark(h);
+    uint64_t u = 0, f = 0, nfree = 0;
+    for (uint64_t off = START; off < h->bump;) {
+        struct block *b = blk(h, off);
+        bool marked = (b->head & MARK) != 0, is_free = (b->head & FREE) != 0;
+        if (marked == is_free)
+            rc = -MPROC_ECORRUPT; /* reachable and free, or neither: lost */
+        if (marked)
+            u += blk_size(b);
+        else
+            nfree++;
+        b->head &= ~MARK;
+        off += blk_size(b);
+    }
+    for (unsigned i = 0; i < HEAP_LISTS; i++) {
+        for (uint64_t off = h->free_list[i]; off != 0; off = blk(h, off)->user) {
+            if (off < START || off >= h->bump || (blk(h, off)->head & FREE) == 0 ||
+                list_of(blk_size(blk(h, off))) != i || nfree == 0)
+                return -MPROC_ECORRUPT; /* on a list and not free, or on a wrong list */
+            nfree--;
+            f += blk_size(blk(h, off));
+        }
+    }
+    if (nfree != 0)
+        rc = -MPROC_ECORRUPT; /* a free block on no list */
+    *used = u;
+    *free_bytes = f;
+    return rc;
+}
