@@ -26,5 +26,6 @@
 #include "mproc/pool.h"
 #include "mproc/wait.h"
 #include "mproc/dict.h"
+#include "mproc/list.h"
 
 #endif

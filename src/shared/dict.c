@@ -20,17 +20,14 @@
 #include "shared/heap.h"
 
 #define DICT_MAGIC 0x54434944u /* "DICT" */
+
+/* mproc_dict is a container (src/shared/heap.h): the public type is its handle. */
 #define EMPTY UINT64_C(0)
 #define TOMB UINT64_C(1)
 #define OFF_MASK ((UINT64_C(1) << 48) - 1)
 #define TAG_SHIFT 48
 
 enum { MIN_CAP = 16 };
-
-struct mproc_dict {
-    uint32_t magic;
-    struct mproc__heap_map m;
-};
 
 /* An entry block's payload: the value's length, then the key and the value. */
 struct entry {
@@ -250,7 +247,7 @@ static void dict_mark(struct mproc__heap *h)
 
 static struct mproc__heap *heap_of(mproc_dict *d)
 {
-    return d != NULL && d->magic == DICT_MAGIC ? d->m.h : NULL;
+    return mproc__container_heap((struct mproc__container *)d, &DICT_KIND);
 }
 
 static bool bad_bytes(const void *p, size_t len)
@@ -260,38 +257,23 @@ static bool bad_bytes(const void *p, size_t len)
 
 int mproc_dict_new(mproc_dict **out, const char *name, unsigned flags, size_t max_bytes)
 {
-    if (out == NULL)
-        return -EINVAL;
-    mproc_dict *d = mproc__calloc(1, sizeof *d);
-    if (d == NULL)
-        return -ENOMEM;
-    int rc = mproc__heap_open(&d->m, name, flags, max_bytes, &DICT_KIND);
-    if (rc < 0) {
-        mproc__free(d);
-        return rc;
-    }
-    d->magic = DICT_MAGIC;
-    *out = d;
-    return 0;
+    return mproc__container_new((struct mproc__container **)out, name, flags, max_bytes,
+                                &DICT_KIND);
 }
 
 void mproc_dict_free(mproc_dict *d)
 {
-    if (heap_of(d) == NULL)
-        return;
-    mproc__heap_close(&d->m);
-    d->magic = 0;
-    mproc__free(d);
+    mproc__container_free((struct mproc__container *)d);
 }
 
 const char *mproc_dict_name(const mproc_dict *d)
 {
-    return d != NULL && d->magic == DICT_MAGIC ? mproc_shm_name(d->m.shm) : NULL;
+    return mproc__container_name((const struct mproc__container *)d, &DICT_KIND);
 }
 
 int mproc_dict_unlink(mproc_dict *d)
 {
-    return heap_of(d) != NULL ? mproc_shm_unlink(d->m.shm) : -EINVAL;
+    return mproc__container_unlink((struct mproc__container *)d, &DICT_KIND);
 }
 
 int mproc_dict_set(mproc_dict *d, const void *key, size_t klen, const void *value, size_t vlen)
@@ -357,7 +339,7 @@ int mproc_dict_get(mproc_dict *d, const void *key, size_t klen, void *out, size_
     int rc = locate(d, key, klen, &off);
     if (rc < 0)
         return rc;
-    struct mproc__heap *h = d->m.h;
+    struct mproc__heap *h = heap_of(d);
     if (off == 0) {
         rc = -ENOENT;
     } else {
@@ -380,7 +362,7 @@ int mproc_dict_get_alloc(mproc_dict *d, const void *key, size_t klen, void **out
     int rc = locate(d, key, klen, &off);
     if (rc < 0)
         return rc;
-    struct mproc__heap *h = d->m.h;
+    struct mproc__heap *h = heap_of(d);
     if (off == 0) {
         rc = -ENOENT;
     } else {
@@ -406,7 +388,7 @@ int mproc_dict_contains(mproc_dict *d, const void *key, size_t klen)
     int rc = locate(d, key, klen, &off);
     if (rc < 0)
         return rc;
-    mproc__heap_unlock(d->m.h);
+    mproc__heap_unlock(heap_of(d));
     return off != 0;
 }
 

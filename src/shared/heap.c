@@ -167,6 +167,44 @@ void mproc__heap_close(struct mproc__heap_map *m)
     m->h = NULL;
 }
 
+int mproc__container_new(struct mproc__container **out, const char *name, unsigned flags,
+                         size_t max_bytes, const struct mproc__heap_kind *kind)
+{
+    if (out == NULL)
+        return -EINVAL;
+    struct mproc__container *c = mproc__calloc(1, sizeof *c);
+    if (c == NULL)
+        return -ENOMEM;
+    int rc = mproc__heap_open(&c->m, name, flags, max_bytes, kind);
+    if (rc < 0) {
+        mproc__free(c);
+        return rc;
+    }
+    c->kind = kind;
+    *out = c;
+    return 0;
+}
+
+void mproc__container_free(struct mproc__container *c)
+{
+    if (c == NULL || c->kind == NULL)
+        return;
+    mproc__heap_close(&c->m);
+    c->kind = NULL;
+    mproc__free(c);
+}
+
+const char *mproc__container_name(const struct mproc__container *c,
+                                  const struct mproc__heap_kind *kind)
+{
+    return c != NULL && c->kind == kind ? mproc_shm_name(c->m.shm) : NULL;
+}
+
+int mproc__container_unlink(struct mproc__container *c, const struct mproc__heap_kind *kind)
+{
+    return mproc__container_heap(c, kind) != NULL ? mproc_shm_unlink(c->m.shm) : -EINVAL;
+}
+
 /* ---- the lock ------------------------------------------------------------------------- */
 
 int mproc__heap_lock(struct mproc__heap *h, const struct mproc__heap_kind *kind)

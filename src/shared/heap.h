@@ -65,6 +65,27 @@ int mproc__heap_open(struct mproc__heap_map *m, const char *name, unsigned flags
                      const struct mproc__heap_kind *kind);
 void mproc__heap_close(struct mproc__heap_map *m);
 
+/* A container's handle in a process (the dictionary's, the list's): its kind, checked
+ * on every call, and its map. mproc__container_* do what both do alike. */
+struct mproc__container {
+    const struct mproc__heap_kind *kind; /* NULL once freed */
+    struct mproc__heap_map m;
+};
+
+int mproc__container_new(struct mproc__container **out, const char *name, unsigned flags,
+                         size_t max_bytes, const struct mproc__heap_kind *kind);
+void mproc__container_free(struct mproc__container *c);
+const char *mproc__container_name(const struct mproc__container *c,
+                                  const struct mproc__heap_kind *kind);
+int mproc__container_unlink(struct mproc__container *c, const struct mproc__heap_kind *kind);
+
+/* The heap of c if c is a live container of that kind, else NULL. */
+static inline struct mproc__heap *mproc__container_heap(struct mproc__container *c,
+                                                        const struct mproc__heap_kind *kind)
+{
+    return c != NULL && c->kind == kind ? c->m.h : NULL;
+}
+
 /* Take the lock (repairing after a holder that died); 0, or -MPROC_ECORRUPT. */
 int mproc__heap_lock(struct mproc__heap *h, const struct mproc__heap_kind *kind);
 void mproc__heap_unlock(struct mproc__heap *h);
