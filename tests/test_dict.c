@@ -213,6 +213,28 @@ static void test_full(void **state)
     mproc_dict_free(d);
 }
 
+/* Values of every size set again and again over a few keys: what is freed is used again,
+ * so a small dictionary never fills (its live data is a tenth of it). */
+static void test_churn_reuses_memory(void **state)
+{
+    (void)state;
+    mproc_dict *d = new_dict((size_t)4 << 20);
+    static unsigned char value[3000];
+    uint64_t r = 88172645463325252u;
+    for (int i = 0; i < 200000; i++) {
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
+        uint64_t key = r % 100;
+        size_t len = (size_t)(r >> 32) % sizeof value;
+        int rc = mproc_dict_set(d, &key, sizeof key, value, len);
+        if (rc != 0)
+            fail_msg("set %d (%zu bytes): %s", i, len, mproc_errname(rc));
+    }
+    check_heap(d, NULL);
+    mproc_dict_free(d);
+}
+
 #ifdef MPROC_FAULT_INJECTION
 /* No memory to grow into: the call says so and the dictionary is as it was. */
 static void test_no_memory(void **state)
@@ -388,10 +410,8 @@ static int die_at(void *arg)
  * dictionary works on. */
 static void after_death(mproc_dict *d)
 {
-    check_heap(d, NULL);
     size_t n, seen = 0;
-    assert_ok(mproc_dict_len(d, &n));
-    for (uint64_t i = 0; i < 1000; i++) {
+    for (uint64_t i = 0; i < 1000; i++) { /* gets first: the lock-free read must cope */
         uint64_t v;
         int rc = get_u64(d, i, &v);
         if (rc == -ENOENT)
@@ -400,6 +420,8 @@ static void after_death(mproc_dict *d)
         assert_true(v == i || v == i + 1);
         seen++;
     }
+    check_heap(d, NULL);
+    assert_ok(mproc_dict_len(d, &n));
     assert_int_equal(seen, n);
     for (uint64_t i = 0; i < 1000; i++)
         set_u64(d, i, 7);
@@ -558,6 +580,65 @@ static int storm_worker(void *arg)
     return 0;
 }
 
+/* ---- readers without the lock see whole values ---------------------------------------------- */
+
+struct churn {
+    mproc_dict *d;
+    _Atomic int stop;
+};
+
+/* Key 0 set again and again to values of changing sizes; other keys set and deleted, so
+ * that the table is rebuilt and blocks are freed and reused under the readers. */
+static int churn(void *arg)
+{
+    struct churn *c = arg;
+    unsigned char buf[16 + 1500];
+    for (int64_t v = 2; !atomic_load(&c->stop); v++) {
+        uint64_t key = 0;
+        size_t len = value_len(key, v);
+        make_value(key, v, buf, len);
+        if (mproc_dict_set(c->d, &key, sizeof key, buf, len) != 0)
+            return 1;
+        uint64_t other = 1 + (uint64_t)v % 5000;
+        int rc = v % 3 == 0 ? mproc_dict_delete(c->d, &other, sizeof other)
+                            : mproc_dict_set(c->d, &other, sizeof other, buf, len);
+        if (rc != 0 && rc != -ENOENT)
+            return 2;
+    }
+    return 0;
+}
+
+static void test_readers_see_whole_values(void **state)
+{
+    (void)state;
+    struct churn *c =
+        mmap(NULL, sizeof *c, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(c != MAP_FAILED);
+    c->d = new_dict(0);
+    atomic_store(&c->stop, 0);
+    uint64_t key = 0;
+    unsigned char first[16 + 1500];
+    make_value(key, 1, first, value_len(key, 1));
+    assert_ok(mproc_dict_set(c->d, &key, sizeof key, first, value_len(key, 1)));
+    pid_t pid = mproc_test_fork(churn, c);
+    unsigned char buf[16 + 1500];
+    int64_t last = 0;
+    for (int i = 0; i < 200000; i++) {
+        size_t len;
+        assert_ok(mproc_dict_get(c->d, &key, sizeof key, buf, sizeof buf, &len));
+        int64_t v = check_value(key, buf, len);
+        if (v < last) /* garbled (-1), or older than one seen before */
+            fail_msg("read %d: version %" PRId64 " after %" PRId64, i, v, last);
+        last = v;
+    }
+    atomic_store(&c->stop, 1);
+    assert_int_equal(mproc_test_exitcode(pid, 30), 0);
+    printf("the writer reached version %" PRId64 " meanwhile\n", last);
+    check_heap(c->d, NULL);
+    mproc_dict_free(c->d);
+    munmap(c, sizeof *c);
+}
+
 static void test_kill_storm(void **state)
 {
     (void)state;
@@ -613,12 +694,14 @@ int main(void)
         MPROC_TEST(test_cas_items_clear),
         MPROC_TEST(test_growth),
         MPROC_TEST(test_full),
+        MPROC_TEST(test_churn_reuses_memory),
 #ifdef MPROC_FAULT_INJECTION
         MPROC_TEST(test_no_memory),
         MPROC_TEST(test_killed_at_every_step),
 #endif
         MPROC_TEST(test_processes_and_names),
         MPROC_TEST(test_bad_arguments),
+        MPROC_TEST(test_readers_see_whole_values),
         MPROC_TEST(test_kill_storm),
     };
     return mproc_test_run(tests);

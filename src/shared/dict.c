@@ -18,6 +18,7 @@
 #include "mproc/dict.h"
 
 #include "shared/heap.h"
+#include "sys/relax.h"
 
 #define DICT_MAGIC 0x54434944u /* "DICT" */
 
@@ -286,7 +287,9 @@ int mproc_dict_set(mproc_dict *d, const void *key, size_t klen, const void *valu
         return rc;
     struct probe p;
     find(h, key, klen, &p);
+    mproc__heap_write_begin(h);
     rc = store(h, &p, key, klen, value, vlen);
+    mproc__heap_write_end(h);
     mproc__heap_unlock(h);
     return rc;
 }
@@ -311,7 +314,11 @@ int mproc_dict_cas(mproc_dict *d, const void *key, size_t klen, const void *expe
         match = expect != NULL && e->value_len == elen &&
                 (elen == 0 || memcmp(e->bytes + klen, expect, elen) == 0);
     }
-    rc = match ? store(h, &p, key, klen, value, vlen) : 0;
+    if (match) {
+        mproc__heap_write_begin(h);
+        rc = store(h, &p, key, klen, value, vlen);
+        mproc__heap_write_end(h);
+    }
     mproc__heap_unlock(h);
     return rc < 0 ? rc : match;
 }
@@ -331,15 +338,84 @@ static int locate(mproc_dict *d, const void *key, size_t klen, uint64_t *off)
     return 0;
 }
 
+/* ---- reading without the lock ------------------------------------------------------------ */
+
+enum { PEEK_AGAIN = 1 };
+#define PEEK_STUCK_NS 200000 /* a change this long in progress: its writer died or sleeps */
+
+/* A get that takes no lock (a seqlock read; see heap.h): look and copy, then check that
+ * no change began or ended meanwhile, and look again if one did. What it reads may be
+ * half changed or freed and reused, so every offset and length is checked against the
+ * populated part of the region before it is followed: a read of garbage is wasted,
+ * never harmful (the region is mapped whole, and its populated part never shrinks).
+ * 0, -ENOENT, -MPROC_ETOOSMALL, or PEEK_AGAIN when the same change has been in progress
+ * for PEEK_STUCK_NS (its writer died, or is not running): the lock then settles it. */
+static int peek(struct mproc__heap *h, const void *key, size_t klen, void *out, size_t cap,
+                size_t *len)
+{
+    uint64_t hash = hash_key(key, klen, h->seed), tag = tag_of(hash);
+    uint64_t odd = 0; /* the change in progress when last seen, and since when */
+    int64_t odd_since = 0;
+    for (;;) {
+        uint64_t seq = __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE);
+        if (seq % 2 != 0) {
+            if (seq != odd) {
+                odd = seq;
+                odd_since = mproc__sys_now_ns();
+            } else if (mproc__sys_now_ns() - odd_since > PEEK_STUCK_NS) {
+                return PEEK_AGAIN;
+            }
+            mproc__sys_cpu_relax();
+            continue;
+        }
+        uint64_t limit = __atomic_load_n(&h->reserved, __ATOMIC_RELAXED);
+        uint64_t table = __atomic_load_n(&h->root, __ATOMIC_RELAXED);
+        int rc = -ENOENT;
+        uint64_t cap_slots = table != 0 && table < limit - HEAP_HDR ? cap_of(h, table) : 0;
+        bool sane = table == 0 || (cap_slots != 0 && (cap_slots & (cap_slots - 1)) == 0 &&
+                                   cap_slots <= (limit - table - HEAP_HDR) / 8);
+        for (uint64_t i = hash, n = 0; sane && n < cap_slots; i++, n++) {
+            uint64_t s =
+                __atomic_load_n(&slots_of(h, table)[i & (cap_slots - 1)], __ATOMIC_RELAXED);
+            if (s == EMPTY)
+                break;
+            if (s == TOMB || (s & ~OFF_MASK) != tag)
+                continue;
+            uint64_t off = s & OFF_MASK;
+            if (off > limit - HEAP_HDR - sizeof(struct entry) || key_len_of(h, off) != klen ||
+                klen > limit - off - HEAP_HDR - sizeof(struct entry))
+                continue;
+            const struct entry *e = entry_at(h, off);
+            if (klen > 0 && memcmp(e->bytes, key, klen) != 0)
+                continue;
+            uint64_t vlen = e->value_len;
+            if (vlen > limit - off - HEAP_HDR - sizeof(struct entry) - klen) {
+                sane = false; /* garbage: read again */
+                break;
+            }
+            *len = (size_t)vlen;
+            rc = vlen > cap ? -MPROC_ETOOSMALL : 0;
+            if (rc == 0 && vlen > 0)
+                memcpy(out, e->bytes + klen, (size_t)vlen);
+            break;
+        }
+        __atomic_thread_fence(__ATOMIC_ACQUIRE); /* the reads above come before the check */
+        if (__atomic_load_n(&h->seq, __ATOMIC_RELAXED) == seq)
+            return sane ? rc : PEEK_AGAIN; /* not sane in a quiet moment: the lock decides */
+    }
+}
+
 int mproc_dict_get(mproc_dict *d, const void *key, size_t klen, void *out, size_t cap, size_t *len)
 {
-    uint64_t off;
-    if (len == NULL || bad_bytes(out, cap))
-        return -EINVAL;
-    int rc = locate(d, key, klen, &off);
-    if (rc < 0)
-        return rc;
     struct mproc__heap *h = heap_of(d);
+    if (h == NULL || len == NULL || bad_bytes(key, klen) || bad_bytes(out, cap))
+        return -EINVAL;
+    int rc = h->broken ? -MPROC_ECORRUPT : peek(h, key, klen, out, cap, len);
+    if (rc != PEEK_AGAIN)
+        return rc;
+    uint64_t off; /* no quiet moment: take the lock (it repairs after a dead writer) */
+    if ((rc = locate(d, key, klen, &off)) < 0)
+        return rc;
     if (off == 0) {
         rc = -ENOENT;
     } else {
@@ -407,11 +483,13 @@ int mproc_dict_delete(mproc_dict *d, const void *key, size_t klen)
     } else {
         uint64_t *slot = &slots_of(h, h->root)[p.found];
         uint64_t off = *slot & OFF_MASK;
+        mproc__heap_write_begin(h);
         mproc__heap_commit(slot, TOMB);
         (void)MPROC__FAULT("dict.delete.committed");
         h->count--;
         h->aux++;
         mproc__heap_free(h, off);
+        mproc__heap_write_end(h);
     }
     mproc__heap_unlock(h);
     return rc;
@@ -438,9 +516,11 @@ int mproc_dict_clear(mproc_dict *d)
     int rc = mproc__heap_lock(h, &DICT_KIND);
     if (rc < 0)
         return rc;
+    mproc__heap_write_begin(h);
     mproc__heap_commit(&h->root, 0); /* empty from here; the rest only frees */
     h->count = h->aux = 0;
     mproc__heap_reset(h);
+    mproc__heap_write_end(h);
     mproc__heap_unlock(h);
     return 0;
 }

@@ -7,11 +7,13 @@
  *
  * Blocks lie one after another in [start, bump). Each starts with a 16-byte header: the
  * block's size with two flags in its low bits (FREE, MARK), and 8 bytes for its user (a
- * free block keeps its free-list link there). Sizes are multiples of 16, at least 32.
- * Blocks of up to HEAP_SMALL bytes are recycled through one free list per size (exact
- * fit, pop and push at the head); larger ones through one list taken first-fit, split
- * when the rest is worth a block. Free blocks are not merged on the way: the repair
- * merges neighbours, and the containers' blocks come in few sizes.
+ * free block keeps its free-list link there). A block's size is one of a fixed set of
+ * classes: every multiple of 16 from 32 to HEAP_SMALL, then four per doubling (1280,
+ * 1536, 1792, 2048, 2560, ...; at most a fifth wasted). A request gets the smallest class
+ * that holds it, and a freed block goes on its class's list, where the next request of
+ * the class takes it (pop and push at the head). Blocks are never split or merged, so
+ * any mix of sizes, freed and asked for again and again, reuses what was freed instead
+ * of cutting it into pieces nobody asks for.
  *
  * Kills. Everything happens under the lock, and every change reaches the shared state
  * through one aligned 8-byte store that makes it visible whole (mproc__heap_commit): a
@@ -22,8 +24,8 @@
  * or unpublished and not yet freed) and free lists that may be half-updated. The next
  * holder is told by the lock (MPROC_OWNER_DIED) and repairs (b) from (a): it walks the
  * blocks from start to bump, asks the container to mark what its root reaches, and
- * rebuilds the free lists from everything else, merging neighbours and giving a free
- * tail back to bump. The repair writes only through single stores too, so a holder
+ * rebuilds the free lists from everything else, giving an unreachable tail back to
+ * bump. The repair writes only through single stores too, so a holder
  * killed while repairing is repaired after in the same way. It costs a walk of the
  * region, once per death.
  */
@@ -42,7 +44,7 @@
 
 enum {
     VERSION = 1,
-    START = 1024,              /* the first block: past the header, on its own lines */
+    START = 4096,              /* the first block: past the header, on its own page */
     FIRST_RESERVE = 64 * 1024, /* populated at creation */
     ATTACH_WAIT_MS = 1000,     /* how long an attach waits for its creator to finish */
 };
@@ -67,9 +69,27 @@ static inline uint64_t blk_size(const struct block *b)
     return b->head & ~FLAGS;
 }
 
+/* The class of a request of need bytes (header included): its block size, and the index
+ * of its free list. */
+static uint64_t class_of(uint64_t need, unsigned *list)
+{
+    if (need <= HEAP_SMALL) {
+        uint64_t size = (need + HEAP_ALIGN - 1) & ~(uint64_t)(HEAP_ALIGN - 1);
+        size = size < HEAP_MIN ? HEAP_MIN : size;
+        *list = (unsigned)(size / HEAP_ALIGN);
+        return size;
+    }
+    unsigned e = 63 - (unsigned)__builtin_clzll(need - 1); /* need in (2^e, 2^(e+1)] */
+    uint64_t step = UINT64_C(1) << (e - 2), quarters = (need + step - 1) / step; /* 5..8 */
+    *list = HEAP_SMALL / HEAP_ALIGN + 1 + (e - 10) * 4 + (unsigned)(quarters - 5);
+    return quarters * step;
+}
+
 static unsigned list_of(uint64_t size)
 {
-    return size <= HEAP_SMALL ? (unsigned)(size / HEAP_ALIGN) : 0;
+    unsigned list;
+    (void)class_of(size, &list);
+    return list;
 }
 
 /* ---- the region ------------------------------------------------------------------------ */
@@ -239,46 +259,18 @@ static void push_free(struct mproc__heap *h, uint64_t off, uint64_t size)
     mproc__heap_commit(&h->free_list[i], off);
 }
 
-/* First fit on the list of large blocks; the rest of a split goes back as a free block. */
-static uint64_t take_large(struct mproc__heap *h, uint64_t need)
-{
-    uint64_t *link = &h->free_list[0];
-    for (uint64_t off = *link; off != 0; off = *link) {
-        struct block *b = blk(h, off);
-        uint64_t size = blk_size(b);
-        if (size >= need) {
-            mproc__heap_commit(link, b->user);
-            if (size - need >= HEAP_MIN) {
-                push_free(h, off + need, size - need); /* its header first, then ours */
-                size = need;
-            }
-            mproc__heap_commit(&b->head, size);
-            return off;
-        }
-        link = &b->user;
-    }
-    return 0;
-}
-
 int mproc__heap_alloc(struct mproc__heap *h, size_t payload, uint64_t *off)
 {
     if (payload > h->size)
         return -ENOSPC;
-    uint64_t need = (HEAP_HDR + (uint64_t)payload + HEAP_ALIGN - 1) & ~(uint64_t)(HEAP_ALIGN - 1);
-    if (need < HEAP_MIN)
-        need = HEAP_MIN;
-    unsigned i = list_of(need);
-    uint64_t got = 0;
-    if (i != 0 && h->free_list[i] != 0) {
-        got = h->free_list[i];
+    unsigned i;
+    uint64_t need = class_of(HEAP_HDR + (uint64_t)payload, &i), got = h->free_list[i];
+    if (got != 0) {
         struct block *b = blk(h, got);
         mproc__heap_commit(&h->free_list[i], b->user);
         (void)MPROC__FAULT("heap.alloc.popped");
         mproc__heap_commit(&b->head, need);
-    } else if (i == 0) {
-        got = take_large(h, need);
-    }
-    if (got == 0) {
+    } else {
         if (need > h->size - h->bump)
             return -ENOSPC;
         int rc = grow_reserve(h, h->bump + need);
@@ -303,11 +295,6 @@ void mproc__heap_reset(struct mproc__heap *h)
     for (unsigned i = 0; i < HEAP_LISTS; i++)
         mproc__heap_commit(&h->free_list[i], 0);
     mproc__heap_commit(&h->bump, START);
-    uint64_t had = h->reserved;
-    if (had > FIRST_RESERVE) {
-        h->reserved = FIRST_RESERVE; /* first: pages past it are populated again on use */
-        mproc__sys_depopulate(mproc__heap_at(h, FIRST_RESERVE), had - FIRST_RESERVE);
-    }
 }
 
 /* ---- repair ---------------------------------------------------------------------------- */
@@ -344,25 +331,26 @@ int mproc__heap_repair(struct mproc__heap *h, const struct mproc__heap_kind *kin
     kind->mark(h);
     for (unsigned i = 0; i < HEAP_LISTS; i++)
         mproc__heap_commit(&h->free_list[i], 0);
-    uint64_t run = 0, run_size = 0; /* the unmarked blocks being merged */
+    uint64_t tail = START; /* where the blocks after the last reachable one start */
     for (uint64_t off = START; off < h->bump;) {
         struct block *b = blk(h, off);
         uint64_t size = blk_size(b);
-        if ((b->head & MARK) != 0) {
-            if (run_size != 0)
-                push_free(h, run, run_size);
-            run_size = 0;
-            mproc__heap_commit(&b->head, size); /* in use: no flags */
-        } else {
-            if (run_size == 0)
-                run = off;
-            run_size += size;
-            mproc__heap_commit(&blk(h, run)->head, run_size | FREE); /* merged so far */
-        }
+        if ((b->head & MARK) != 0)
+            tail = off + size;
         off += size;
     }
-    if (run_size != 0)
-        mproc__heap_commit(&h->bump, run); /* a free tail goes back to bump */
+    mproc__heap_commit(&h->bump, tail); /* the unreachable tail goes back to bump */
+    for (uint64_t off = START; off < tail;) {
+        struct block *b = blk(h, off);
+        uint64_t size = blk_size(b);
+        if ((b->head & MARK) != 0)
+            mproc__heap_commit(&b->head, size); /* in use: no flags */
+        else
+            push_free(h, off, size); /* each on its class's list (see DESIGN) */
+        off += size;
+    }
+    if (h->seq % 2 != 0)
+        mproc__heap_write_end(h); /* the dead holder was in a change: readers may go on */
     return 0;
 }
 

@@ -21,8 +21,8 @@ enum {
     HEAP_ALIGN = 16,   /* every block starts and ends on 16 bytes */
     HEAP_HDR = 16,     /* each block's header: size and flags, and 8 bytes for its user */
     HEAP_MIN = 32,     /* the smallest block */
-    HEAP_SMALL = 1024, /* blocks up to this size have a free list each, by size */
-    HEAP_LISTS = HEAP_SMALL / HEAP_ALIGN + 1, /* [0]: larger blocks, first fit */
+    HEAP_SMALL = 1024, /* sizes up to this: a class every 16 bytes; above, 4 per doubling */
+    HEAP_LISTS = HEAP_SMALL / HEAP_ALIGN + 1 + 4 * 31, /* one free list per class */
 };
 
 /* What a container is: its kind, and how the repair finds what it reaches. */
@@ -49,6 +49,9 @@ struct mproc__heap {
     uint64_t count;                 /* the container's: live entries */
     uint64_t aux;                   /* the container's: dict tombstones */
     uint64_t free_list[HEAP_LISTS]; /* heads of the free lists (0: empty) */
+    /* odd while a holder changes what readers without the lock may look at (the
+       dictionary's gets): they read, then check it did not move (a seqlock) */
+    _Alignas(64) uint64_t seq;
 };
 
 /* A process's view of a region: the block of shared memory (its name, unlink, free:
@@ -100,6 +103,18 @@ static inline void *mproc__heap_at(struct mproc__heap *h, uint64_t off)
     return (char *)h + off;
 }
 
+/* Around a change that readers without the lock may see half done (holder only). */
+static inline void mproc__heap_write_begin(struct mproc__heap *h)
+{
+    __atomic_store_n(&h->seq, h->seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE); /* odd before any store of the change */
+}
+
+static inline void mproc__heap_write_end(struct mproc__heap *h)
+{
+    __atomic_store_n(&h->seq, h->seq + 1, __ATOMIC_RELEASE);
+}
+
 /* Commit: one aligned 8-byte store, ordered after the stores before it. */
 static inline void mproc__heap_commit(uint64_t *p, uint64_t v)
 {
@@ -112,7 +127,8 @@ void mproc__heap_mark(struct mproc__heap *h, uint64_t off);
 /* Walk, mark and free what is unreachable (see heap.c). 0 or -MPROC_ECORRUPT. */
 int mproc__heap_repair(struct mproc__heap *h, const struct mproc__heap_kind *kind);
 
-/* Forget every block (the root must be 0 already) and give their memory back. */
+/* Forget every block (the root must be 0 already). Their memory stays populated for
+ * the blocks to come: a reader without the lock may still look there. */
 void mproc__heap_reset(struct mproc__heap *h);
 
 /* For tests: check that every block is either reachable or on a free list, exactly

@@ -194,11 +194,6 @@ int mproc__sys_populate(void *addr, size_t len)
     return 0;
 }
 
-void mproc__sys_depopulate(void *addr, size_t len)
-{
-    (void)madvise(addr, len, MADV_REMOVE); /* nothing to do about a failure: pages stay */
-}
-
 int mproc__sys_map_shared(int fd, size_t size, void **out)
 {
     int rc = MPROC__FAULT("sys.mmap");

@@ -134,9 +134,7 @@ int mproc__sys_set_size(int fd, size_t size);
  * never a SIGBUS or the OOM killer at first touch. Fault point "sys.populate". */
 int mproc__sys_populate(void *addr, size_t len);
 
-/* Give the pages of [addr, addr + len) of a shared mapping back (MADV_REMOVE: the file
- * gets a hole there); they read as zeros and must be populated again before use. */
-void mproc__sys_depopulate(void *addr, size_t len);
+
 
 /* mmap(NULL, size, RW, MAP_SHARED, fd, 0), fd -1 for anonymous shared memory.
  * Returns 0 and *out, or -errno. */
