@@ -134,8 +134,6 @@ int mproc__sys_set_size(int fd, size_t size);
  * never a SIGBUS or the OOM killer at first touch. Fault point "sys.populate". */
 int mproc__sys_populate(void *addr, size_t len);
 
-
-
 /* mmap(NULL, size, RW, MAP_SHARED, fd, 0), fd -1 for anonymous shared memory.
  * Returns 0 and *out, or -errno. */
 int mproc__sys_map_shared(int fd, size_t size, void **out);
