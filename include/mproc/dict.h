@@ -9,13 +9,18 @@
  * Size: the dictionary grows as entries come (its table doubles; its memory is taken
  * as it is used) up to max_bytes of shared memory (default 1 GiB, at most 1 TiB), which
  * is address space reserved up front in each process that maps it, not memory. An
- * entry takes 24 bytes plus its key and value, rounded up to 16, plus 8 bytes per slot of
- * the table; a key or value may be of any size that fits. A set that finds no room is
- * -ENOSPC (max_bytes reached, or /dev/shm full) or -ENOMEM (a memory limit), and
- * leaves the dictionary as it was. mproc_dict_clear gives the memory back.
+ * entry takes 24 bytes plus its key and value, rounded up to a size class (16-byte steps
+ * up to 1 KiB, then four per doubling: at most a fifth more), plus 8 bytes per slot of
+ * the table; a key or value may be of any size that fits. Memory freed by a delete or a
+ * replace is used again by later entries of its class; the dictionary's memory goes back
+ * to the system when the last process that maps it frees it (and, if named, it is
+ * unlinked). A set that finds no room is -ENOSPC (max_bytes reached, or /dev/shm full)
+ * or -ENOMEM (a memory limit), and leaves the dictionary as it was.
  *
- * Robustness: one robust lock serializes the calls (each holds it for a copy and a few
- * stores, never while waiting for anything else). A process killed in the middle of any
+ * Robustness: one robust lock serializes the changes (each holds it for a copy and a few
+ * stores, never while waiting for anything else); gets take no lock (they read, then
+ * check that no change ran meanwhile, and read again if one did), so readers never slow
+ * each other or the writers down. A process killed in the middle of any
  * call, SIGKILL included, leaves the dictionary as it was before that call or as it
  * would be after it, never between; the next call by anyone finds out from the lock,
  * takes back the memory the dead call had taken, and goes on. Nothing is lost that a
@@ -81,7 +86,7 @@ MPROC_API int mproc_dict_cas(mproc_dict *d, const void *key, size_t key_len, con
 /* The number of entries into *n. 0 or -EINVAL. */
 MPROC_API int mproc_dict_len(mproc_dict *d, size_t *n);
 
-/* Remove every entry and give the memory they took back to the system. 0 or -EINVAL. */
+/* Remove every entry (their memory is kept for the entries to come). 0 or -EINVAL. */
 MPROC_API int mproc_dict_clear(mproc_dict *d);
 
 /* One entry of a snapshot. */

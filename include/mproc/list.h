@@ -5,15 +5,16 @@
  * from every process of the family or, by name, from unrelated ones. It is the shared
  * dictionary's sibling (mproc/dict.h) and keeps the same promises, the same way: it
  * grows (a ring of slots that doubles, memory taken as it is used) up to max_bytes of
- * shared memory (default 1 GiB), one robust lock serializes the calls, and a process
- * killed in the middle of any call leaves the list as before or after that call, never
- * between, for the others to go on with. Nothing waits for an item: for a producer and
+ * shared memory (default 1 GiB), one robust lock serializes the calls (gets included:
+ * only the dictionary's gets go without it), and a process killed in the middle of any
+ * call leaves the list as before or after that call, never between, for the others to
+ * go on with. Nothing waits for an item: for a producer and
  * a consumer that must wait, use a queue (mproc/queue.h).
  *
  * Indexes are as Python's: 0 is the first item, -1 the last; one out of range is
  * -ERANGE (Python's IndexError), and so is a pop from an empty list. An item takes 16
- * bytes plus its size, rounded up to 16, plus 8 bytes of ring. Lifetime, names and
- * threads as mproc/dict.h.
+ * bytes plus its size, rounded up to a size class as a dictionary's entry, plus 8 bytes
+ * of ring. Lifetime, names and threads as mproc/dict.h.
  */
 #ifndef MPROC_LIST_H
 #define MPROC_LIST_H
@@ -52,7 +53,7 @@ MPROC_API int mproc_list_set(mproc_list *l, long index, const void *item, size_t
 /* The number of items into *n. 0 or -EINVAL. */
 MPROC_API int mproc_list_len(mproc_list *l, size_t *n);
 
-/* Remove every item and give their memory back. 0 or -EINVAL. */
+/* Remove every item (their memory is kept for the items to come). 0 or -EINVAL. */
 MPROC_API int mproc_list_clear(mproc_list *l);
 
 /* One item of a snapshot. */
