@@ -277,16 +277,27 @@ int mproc_dict_unlink(mproc_dict *d)
     return mproc__container_unlink((struct mproc__container *)d, &DICT_KIND);
 }
 
-int mproc_dict_set(mproc_dict *d, const void *key, size_t klen, const void *value, size_t vlen)
+/* Take d's lock and look for key: the heap, or NULL with *rc set. */
+static struct mproc__heap *lock_find(mproc_dict *d, const void *key, size_t klen, struct probe *p,
+                                     int *rc)
 {
     struct mproc__heap *h = heap_of(d);
-    if (h == NULL || bad_bytes(key, klen) || bad_bytes(value, vlen))
-        return -EINVAL;
-    int rc = mproc__heap_lock(h, &DICT_KIND);
-    if (rc < 0)
-        return rc;
+    *rc = h == NULL || bad_bytes(key, klen) ? -EINVAL : mproc__heap_lock(h, &DICT_KIND);
+    if (*rc < 0)
+        return NULL;
+    find(h, key, klen, p);
+    return h;
+}
+
+int mproc_dict_set(mproc_dict *d, const void *key, size_t klen, const void *value, size_t vlen)
+{
     struct probe p;
-    find(h, key, klen, &p);
+    int rc;
+    if (bad_bytes(value, vlen))
+        return -EINVAL;
+    struct mproc__heap *h = lock_find(d, key, klen, &p, &rc);
+    if (h == NULL)
+        return rc;
     mproc__heap_write_begin(h);
     rc = store(h, &p, key, klen, value, vlen);
     mproc__heap_write_end(h);
@@ -297,14 +308,13 @@ int mproc_dict_set(mproc_dict *d, const void *key, size_t klen, const void *valu
 int mproc_dict_cas(mproc_dict *d, const void *key, size_t klen, const void *expect, size_t elen,
                    const void *value, size_t vlen)
 {
-    struct mproc__heap *h = heap_of(d);
-    if (h == NULL || bad_bytes(key, klen) || bad_bytes(value, vlen) || (expect == NULL && elen > 0))
-        return -EINVAL;
-    int rc = mproc__heap_lock(h, &DICT_KIND);
-    if (rc < 0)
-        return rc;
     struct probe p;
-    find(h, key, klen, &p);
+    int rc;
+    if (bad_bytes(value, vlen) || (expect == NULL && elen > 0))
+        return -EINVAL;
+    struct mproc__heap *h = lock_find(d, key, klen, &p, &rc);
+    if (h == NULL)
+        return rc;
     bool match;
     if (p.found == UINT64_MAX) {
         match = expect == NULL;
@@ -326,14 +336,11 @@ int mproc_dict_cas(mproc_dict *d, const void *key, size_t klen, const void *expe
 /* Find key under the lock: its entry's offset, or 0. */
 static int locate(mproc_dict *d, const void *key, size_t klen, uint64_t *off)
 {
-    struct mproc__heap *h = heap_of(d);
-    if (h == NULL || bad_bytes(key, klen))
-        return -EINVAL;
-    int rc = mproc__heap_lock(h, &DICT_KIND);
-    if (rc < 0)
-        return rc;
     struct probe p;
-    find(h, key, klen, &p);
+    int rc;
+    struct mproc__heap *h = lock_find(d, key, klen, &p, &rc);
+    if (h == NULL)
+        return rc;
     *off = p.found == UINT64_MAX ? 0 : slots_of(h, h->root)[p.found] & OFF_MASK;
     return 0;
 }
@@ -470,14 +477,11 @@ int mproc_dict_contains(mproc_dict *d, const void *key, size_t klen)
 
 int mproc_dict_delete(mproc_dict *d, const void *key, size_t klen)
 {
-    struct mproc__heap *h = heap_of(d);
-    if (h == NULL || bad_bytes(key, klen))
-        return -EINVAL;
-    int rc = mproc__heap_lock(h, &DICT_KIND);
-    if (rc < 0)
-        return rc;
     struct probe p;
-    find(h, key, klen, &p);
+    int rc;
+    struct mproc__heap *h = lock_find(d, key, klen, &p, &rc);
+    if (h == NULL)
+        return rc;
     if (p.found == UINT64_MAX) {
         rc = -ENOENT;
     } else {
