@@ -23,6 +23,9 @@ grep -q "^all 64 products equal the serial ones and match their row/column sums:
 grep -q "^every task ran in one of the pool's workers (. of 4 workers busy): ok$" <<<"$out"
 [ "$(grep -c '^  task .. ran in worker [0-3], pid [0-9]*$' <<<"$out")" -eq 12 ]
 [ "$(grep -c '^  speedup ' <<<"$out")" -eq 4 ]
+grep -q '^dict: .*(3 entries)$' <<<"$out"
+grep -q '^list: 9 8 7 6 5 4 3 2 1 0$' <<<"$out"
+grep -q '^dict:.* 0.25: None' <<<"$out"
 if [ -x "$dir/listener_echo" ]; then
     grep -q '^client with key "wrong password": authentication failed' <<<"$out"
     grep -q '^client got "echo: world"$' <<<"$out"
