@@ -48,6 +48,7 @@ struct mproc_shm {
     void *buf;
     size_t size; /* mapped bytes */
     bool sparse; /* nothing reserved at creation: its user populates (mproc__shm_new_sparse) */
+    struct mproc__fd_id fd_id; /* what fd names: a process that closed it leaves it alone */
     int fd;
     char *name;    /* "/name", or NULL for an anonymous block */
     pid_t creator; /* pid that created it with AUTO_UNLINK, else 0 */
@@ -70,6 +71,14 @@ static int normalize_name(const char *name, char **out)
     memcpy(full + 1, body, n + 1);
     *out = full;
     return 0;
+}
+
+/* The handle's fd from now on, and what it names (see mproc_shm_free). */
+static void keep_fd(mproc_shm *s, int fd)
+{
+    s->fd = fd;
+    if (mproc__sys_fd_id(fd, &s->fd_id) < 0)
+        s->fd_id = (struct mproc__fd_id){0}; /* cannot happen: fstat of our own fd */
 }
 
 /* Reserve a new block's pages, or for a sparse one only give the file its size. */
@@ -96,7 +105,7 @@ static int create_named(mproc_shm *s, size_t size)
         mproc__sys_close(fd);
         return rc;
     }
-    s->fd = fd;
+    keep_fd(s, fd);
     s->size = size;
     return 0;
 }
@@ -145,7 +154,7 @@ static int attach_named(mproc_shm *s, size_t size)
         mproc__sys_close(fd);
         return rc;
     }
-    s->fd = fd;
+    keep_fd(s, fd);
     s->size = size;
     return 0;
 }
@@ -162,7 +171,7 @@ static int create_anonymous(mproc_shm *s, size_t size)
         mproc__sys_close(fd);
         return rc;
     }
-    s->fd = fd;
+    keep_fd(s, fd);
     s->size = size;
     return 0;
 }
@@ -273,7 +282,9 @@ void mproc_shm_free(mproc_shm *s)
     if (s->creator != 0 && s->creator == getpid())
         (void)unlink_own(s);
     mproc__sys_unmap(s->buf, s->size);
-    if (s->fd >= 0)
+    /* a process that closed the fd (a pool worker keeps only the fds it was told) may
+       have the number for something else now */
+    if (s->fd >= 0 && mproc__sys_fd_same(s->fd, &s->fd_id))
         mproc__sys_close(s->fd);
     mproc__free(s->name);
     mproc__free(s);

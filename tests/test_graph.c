@@ -654,6 +654,46 @@ static void test_runner_killed_leaves_nothing(void **state)
     rmdir_all(dir);
 }
 
+/* A launcher that needs a while to end on SIGTERM (as srun does to cancel its step on a
+ * busy cluster) gets that while when its runner is killed: the guard waits before SIGKILL.
+ * The launcher here: a shell that runs the job in the background and, on SIGTERM, takes
+ * 2 s to clean up, then says so. */
+static int run_slow_to_end(void *arg)
+{
+    const char *dir = arg;
+    char script[700];
+    snprintf(script, sizeof script,
+             "trap 'sleep 2; touch %s/ended; exit 0' TERM; \"$@\" & wait; wait", dir);
+    char *const launcher[] = {"sh", "-c", script, "sh", NULL};
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "touch %s/started; sleep 30", dir);
+    mproc_graph *g = graph();
+    add_cmd(g, "slow", cmd, NULL, 0);
+    int rc = mproc_graph_run(g, &(mproc_graph_run_opts){.jobs = 1, .launcher = launcher});
+    mproc_graph_free(g);
+    return rc;
+}
+
+static void test_runner_killed_job_ends_in_its_time(void **state)
+{
+    (void)state;
+    char dir[256], started[300], ended[300];
+    tmpdir(dir, sizeof dir);
+    snprintf(started, sizeof started, "%s/started", dir);
+    snprintf(ended, sizeof ended, "%s/ended", dir);
+    pid_t pid = mproc_test_fork(run_slow_to_end, dir);
+    for (double end = mproc_test_now() + 10; access(started, F_OK) != 0;) {
+        assert_true(mproc_test_now() < end);
+        mproc_test_sleep(0.005);
+    }
+    mproc_test_sleep(0.05); /* the trap is set, the sleep started */
+    kill(pid, SIGKILL);
+    (void)mproc_test_wait(pid, 10);
+    assert_int_equal(mproc_test_reap_all(8.0), 0); /* it ended on its own, within the grace */
+    assert_int_equal(access(ended, F_OK), 0);      /* after its 2 s of cleaning up */
+    rmdir_all(dir);
+}
+
 /* ---- bad state files ----------------------------------------------------------------------- */
 
 static void test_state_refused(void **state)
@@ -1107,6 +1147,7 @@ int main(void)
         MPROC_TEST(test_stop),
         MPROC_TEST(test_shared_slots),
         MPROC_TEST(test_runner_killed_leaves_nothing),
+        MPROC_TEST(test_runner_killed_job_ends_in_its_time),
         MPROC_TEST(test_launcher),
         MPROC_TEST(test_out_filter),
     };

@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -839,10 +840,36 @@ static void test_fault_killed_mid_create(void **state)
 }
 #endif
 
+/* A process that closed the block's fd (a pool worker keeps only the fds it was told)
+ * and reused its number: free must not close what has that number now. */
+static int free_without_fd(void *arg)
+{
+    mproc_shm *s = arg;
+    int fd = mproc_shm_fd(s);
+    int p[2];
+    if (fd < 0 || pipe(p) < 0)
+        return 1;
+    if (dup2(p[0], fd) != fd) /* the number now names a pipe's read end */
+        return 2;
+    mproc_shm_free(s);
+    return fcntl(fd, F_GETFD) >= 0 ? 0 : 3; /* still open */
+}
+
+static void test_free_after_fd_reused(void **state)
+{
+    (void)state;
+    mproc_shm *s;
+    assert_ok(mproc_shm_new(&s, NULL, 4096, 0));
+    pid_t pid = mproc_test_fork(free_without_fd, s);
+    assert_int_equal(mproc_test_exitcode(pid, 10), 0);
+    mproc_shm_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         MPROC_TEST(test_create_attach_unlink),
+        MPROC_TEST(test_free_after_fd_reused),
         MPROC_TEST(test_exec_helper_attaches),
         MPROC_TEST(test_errors_and_bad_names),
         MPROC_TEST(test_auto_unlink),

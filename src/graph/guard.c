@@ -9,8 +9,10 @@
  * starts and before it reaps the job's leader (so the group's number cannot be reused in
  * between), through a socket whose other end only the runner holds. When the socket
  * reaches end of file, the runner is gone or done: the guard ends every group it still
- * knows (SIGTERM, then SIGKILL a second later: a launcher such as srun ends its step
- * elsewhere on SIGTERM) and exits. It ignores the signals a terminal or a session sends (INT, QUIT,
+ * knows (SIGTERM, then SIGKILL what is left GRACE_TICKS x 50 ms later: a launcher such
+ * as srun ends its step elsewhere on SIGTERM, and on a busy cluster that can take more
+ * than a second; a job killed before its step was cancelled leaves the step running)
+ * and exits. It ignores the signals a terminal or a session sends (INT, QUIT,
  * HUP, TERM, TSTP) so that it is there to clean up; it holds no other descriptor, so it keeps no
  * pipe of the caller's open.
  */
@@ -28,7 +30,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-enum { GUARD_MAX = 4096 }; /* groups at once: the runner's jobs (at most 1024) */
+enum {
+    GUARD_MAX = 4096, /* groups at once: the runner's jobs (at most 1024) */
+    GRACE_TICKS = 100 /* of 50 ms: 5 s between SIGTERM and SIGKILL (see the top) */
+};
 
 struct gguard {
     mproc_process *proc;
@@ -71,10 +76,10 @@ static int guard_main(void *arg)
         }
     }
     /* SIGTERM first, as a time limit or a halt would: a job's launcher (srun) ends what it
-   started elsewhere (its step) on it; SIGKILL what is left a second later */
+   started elsewhere (its step) on it; SIGKILL what is left after the grace */
     for (size_t i = 0; i < n; i++)
         (void)kill(-groups[i], SIGTERM);
-    for (int tick = 0; tick < 20; tick++) {
+    for (int tick = 0; tick < GRACE_TICKS; tick++) {
         bool any = false;
         for (size_t i = 0; i < n && !any; i++)
             any = kill(-groups[i], 0) == 0;
