@@ -40,8 +40,9 @@ static int task(mproc_task *t, const void *in, size_t in_len, void *out, size_t 
     assert_true(in_len == sizeof(struct req));
     struct req j;
     memcpy(&j, in, sizeof j);
+    atomic_store(&sh->pid, (int)getpid()); /* before runs: a test that saw runs move reads
+                                              this worker's pid, not an older one */
     atomic_fetch_add(&sh->runs, 1);
-    atomic_store(&sh->pid, (int)getpid());
     if (j.nap_ms > 0)
         mproc_test_sleep(j.nap_ms / 1000.0);
     if (j.kill)

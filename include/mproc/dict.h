@@ -11,11 +11,12 @@
  * is address space reserved up front in each process that maps it, not memory. An
  * entry takes 24 bytes plus its key and value, rounded up to a size class (16-byte steps
  * up to 1 KiB, then four per doubling: at most a fifth more), plus 8 bytes per slot of
- * the table; a key or value may be of any size that fits. Memory freed by a delete or a
- * replace is used again by later entries of its class; the dictionary's memory goes back
- * to the system when the last process that maps it frees it (and, if named, it is
- * unlinked). A set that finds no room is -ENOSPC (max_bytes reached, or /dev/shm full)
- * or -ENOMEM (a memory limit), and leaves the dictionary as it was.
+ * the table; a value may be of any size that fits, a key of any below 4 GiB. Memory
+ * freed by a delete or a replace is used again by later entries of its class; the
+ * dictionary's memory goes back to the system when the last process that maps it frees
+ * it (and, if named, it is unlinked). A set that finds no room is -ENOSPC (max_bytes
+ * reached, or /dev/shm full) or -ENOMEM (a memory limit), and leaves the dictionary as
+ * it was.
  *
  * Robustness: one robust lock serializes the changes (each holds it for a copy and a few
  * stores, never while waiting for anything else); gets take no lock (they read, then
