@@ -7,9 +7,11 @@
  *               fixed 72-byte slots in shared memory, written here: the floor any
  *               shared dictionary stands on (no growth, no variable sizes, no repair)
  *   dict.get  total gets/s, the same 2 x 50,000 keys read round and round | raw
+ *   list.append_pop  total operations/s, 2 processes each appending an 8-byte item to
+ *             one shared list and popping one from its front, n times (no C anchor)
  * Every get checks the value it copied. The warm-up (filling the table, and for mproc the
  * memory it grows into) is outside the timed region. The Python anchor
- * (multiprocessing.Manager().dict(), the same pattern) is bench/py_dict.py.
+ * (multiprocessing.Manager().dict() and .list(), the same patterns) is bench/py_dict.py.
  * Usage: dict   (BENCH_SCALE=0.1 in the environment shrinks the counts)
  */
 #include "bench.h"
@@ -18,6 +20,7 @@
 
 #include "mproc/dict.h"
 #include "mproc/error.h"
+#include "mproc/list.h"
 
 enum { KEYS = 50000, VALUE = 64, RAW_CAP = 1 << 18 };
 
@@ -165,6 +168,50 @@ static double run_raw(int set, uint64_t n)
     return rate;
 }
 
+/* 2 processes, each appending and popping from the front n times: operations/s. */
+static double run_list(uint64_t n)
+{
+    mproc_list *l;
+    BENCH_OK(mproc_list_new(&l, NULL, 0, 0));
+    struct shared *sh = bench_shared(sizeof *sh);
+    for (uint64_t i = 0; i < 1000; i++) /* warm-up: the ring and its blocks exist */
+        BENCH_OK(mproc_list_append(l, &i, sizeof i));
+    pid_t pid[2];
+    for (int w = 0; w < 2; w++) {
+        pid[w] = bench_fork();
+        if (pid[w] == 0) {
+            __atomic_fetch_add(&sh->ready, 1, __ATOMIC_ACQ_REL);
+            bench_wait_flag(&sh->go, 1);
+            for (uint64_t i = 0; i < n; i++) {
+                uint64_t got;
+                size_t len;
+                BENCH_OK(mproc_list_append(l, &i, sizeof i));
+                void *p;
+                BENCH_OK(mproc_list_popleft(l, &p, &len));
+                memcpy(&got, p, sizeof got);
+                free(p);
+                if (len != sizeof got)
+                    bench_die("list: an item of %zu bytes", len);
+            }
+            sh->t_end[w] = bench_now();
+            _exit(0);
+        }
+    }
+    bench_wait_flag(&sh->ready, 2);
+    double t0 = bench_now();
+    bench_set_flag(&sh->go, 1);
+    bench_reap(pid[0], "list worker");
+    bench_reap(pid[1], "list worker");
+    double t1 = sh->t_end[0] > sh->t_end[1] ? sh->t_end[0] : sh->t_end[1];
+    size_t len;
+    BENCH_OK(mproc_list_len(l, &len));
+    if (len != 1000)
+        bench_die("list: %zu items left, want 1000", len);
+    munmap(sh, sizeof *sh);
+    mproc_list_free(l);
+    return (double)(4 * n) / (t1 - t0);
+}
+
 int main(void)
 {
     uint64_t n = bench_scaled(1000000, 1000);
@@ -172,5 +219,6 @@ int main(void)
     bench_emit("dict.set", "raw", run_raw(1, n), "ops/s");
     bench_emit("dict.get", "mproc", run_mproc(0, n), "ops/s");
     bench_emit("dict.get", "raw", run_raw(0, n), "ops/s");
+    bench_emit("list.append_pop", "mproc", run_list(n / 2), "ops/s");
     return 0;
 }

@@ -3,7 +3,9 @@
 One repetition, printing `id python value unit` lines:
   dict.set  total sets/s, 2 forked processes, each setting 8-byte keys (its own 50,000,
             round and round) to 64-byte values through the manager's proxy
-  dict.get  total gets/s over the same keys; every value read is checked
+    dict.get  total gets/s over the same keys; every value read is checked
+  list.append_pop  total operations/s, 2 processes each appending a bytes item to one
+            Manager().list() and popping one from its front (pop(0)), n times
 The keys are filled before the timed region, as in bench/dict.c. A manager serves one
 request per round trip, so the counts are smaller than the C side's (2 x 20,000); rates
 are compared. Run with Debian's /usr/bin/python3 (bench/run does).
@@ -73,12 +75,44 @@ def run(ctx, manager, do_set, n):
     return 2 * n / (max(ends) - t0)
 
 
+def list_worker(lst, n, ready, go, ends, w):
+    ready.release()
+    go.wait()
+    for i in range(n):
+        lst.append(struct.pack("<Q", i))
+        if len(lst.pop(0)) != 8:
+            sys.exit("list: an item of another size")
+    ends[w] = time.monotonic()
+
+
+def run_list(ctx, manager, n):
+    lst = manager.list([struct.pack("<Q", i) for i in range(1000)])
+    ready = ctx.Semaphore(0)
+    go = ctx.Event()
+    ends = ctx.RawArray("d", 2)
+    procs = [ctx.Process(target=list_worker, args=(lst, n, ready, go, ends, w)) for w in range(2)]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.acquire()
+    t0 = time.monotonic()
+    go.set()
+    for p in procs:
+        p.join()
+        if p.exitcode != 0:
+            sys.exit(f"worker exited {p.exitcode}")
+    if len(lst) != 1000:
+        sys.exit(f"list: {len(lst)} items left")
+    return 4 * n / (max(ends) - t0)
+
+
 def main():
     ctx = mp.get_context("fork")
     n = scaled(20000)
     with ctx.Manager() as manager:
         emit("dict.set", run(ctx, manager, True, n), "ops/s")
         emit("dict.get", run(ctx, manager, False, n), "ops/s")
+        emit("list.append_pop", run_list(ctx, manager, n // 2), "ops/s")
 
 
 if __name__ == "__main__":
