@@ -111,21 +111,18 @@ static void op(struct target *t, int set, uint64_t key, uint64_t round)
         bench_die("get: key %llu has another value", (unsigned long long)key);
 }
 
-/* 2 processes, n operations each over their own KEYS keys: total operations/s. */
-static double run(struct target *t, int set, uint64_t n)
+/* Run loop(w, arg) in 2 forked processes (w = 0, 1) started together; the seconds from
+ * the start to the later one's end. */
+static double two_workers(void (*loop)(int w, void *arg), void *arg)
 {
     struct shared *sh = bench_shared(sizeof *sh);
-    for (uint64_t k = 1; k <= 2 * KEYS; k++) /* warm-up: every key there, memory grown */
-        op(t, 1, k, 0);
     pid_t pid[2];
     for (int w = 0; w < 2; w++) {
         pid[w] = bench_fork();
         if (pid[w] == 0) {
             __atomic_fetch_add(&sh->ready, 1, __ATOMIC_ACQ_REL);
             bench_wait_flag(&sh->go, 1);
-            uint64_t base = 1 + (uint64_t)w * KEYS;
-            for (uint64_t i = 0; i < n; i++)
-                op(t, set, base + i % KEYS, i / KEYS + 1);
+            loop(w, arg);
             sh->t_end[w] = bench_now();
             _exit(0);
         }
@@ -133,11 +130,35 @@ static double run(struct target *t, int set, uint64_t n)
     bench_wait_flag(&sh->ready, 2);
     double t0 = bench_now();
     bench_set_flag(&sh->go, 1);
-    bench_reap(pid[0], "dict worker");
-    bench_reap(pid[1], "dict worker");
+    bench_reap(pid[0], "worker");
+    bench_reap(pid[1], "worker");
     double t1 = sh->t_end[0] > sh->t_end[1] ? sh->t_end[0] : sh->t_end[1];
     munmap(sh, sizeof *sh);
-    return (double)(2 * n) / (t1 - t0);
+    return t1 - t0;
+}
+
+struct dict_run {
+    struct target *t;
+    int set;
+    uint64_t n;
+};
+
+/* n operations over this worker's own KEYS keys. */
+static void dict_loop(int w, void *arg)
+{
+    struct dict_run *r = arg;
+    uint64_t base = 1 + (uint64_t)w * KEYS;
+    for (uint64_t i = 0; i < r->n; i++)
+        op(r->t, r->set, base + i % KEYS, i / KEYS + 1);
+}
+
+/* 2 processes, n operations each over their own KEYS keys: total operations/s. */
+static double run(struct target *t, int set, uint64_t n)
+{
+    for (uint64_t k = 1; k <= 2 * KEYS; k++) /* warm-up: every key there, memory grown */
+        op(t, 1, k, 0);
+    struct dict_run r = {t, set, n};
+    return (double)(2 * n) / two_workers(dict_loop, &r);
 }
 
 static double run_mproc(int set, uint64_t n)
@@ -168,48 +189,44 @@ static double run_raw(int set, uint64_t n)
     return rate;
 }
 
+struct list_run {
+    mproc_list *l;
+    uint64_t n;
+};
+
+/* n turns of an append and a pop from the front. */
+static void list_loop(int w, void *arg)
+{
+    (void)w;
+    struct list_run *r = arg;
+    for (uint64_t i = 0; i < r->n; i++) {
+        uint64_t got;
+        size_t len;
+        BENCH_OK(mproc_list_append(r->l, &i, sizeof i));
+        void *p;
+        BENCH_OK(mproc_list_popleft(r->l, &p, &len));
+        memcpy(&got, p, sizeof got);
+        free(p);
+        if (len != sizeof got)
+            bench_die("list: an item of %zu bytes", len);
+    }
+}
+
 /* 2 processes, each appending and popping from the front n times: operations/s. */
 static double run_list(uint64_t n)
 {
     mproc_list *l;
     BENCH_OK(mproc_list_new(&l, NULL, 0, 0));
-    struct shared *sh = bench_shared(sizeof *sh);
     for (uint64_t i = 0; i < 1000; i++) /* warm-up: the ring and its blocks exist */
         BENCH_OK(mproc_list_append(l, &i, sizeof i));
-    pid_t pid[2];
-    for (int w = 0; w < 2; w++) {
-        pid[w] = bench_fork();
-        if (pid[w] == 0) {
-            __atomic_fetch_add(&sh->ready, 1, __ATOMIC_ACQ_REL);
-            bench_wait_flag(&sh->go, 1);
-            for (uint64_t i = 0; i < n; i++) {
-                uint64_t got;
-                size_t len;
-                BENCH_OK(mproc_list_append(l, &i, sizeof i));
-                void *p;
-                BENCH_OK(mproc_list_popleft(l, &p, &len));
-                memcpy(&got, p, sizeof got);
-                free(p);
-                if (len != sizeof got)
-                    bench_die("list: an item of %zu bytes", len);
-            }
-            sh->t_end[w] = bench_now();
-            _exit(0);
-        }
-    }
-    bench_wait_flag(&sh->ready, 2);
-    double t0 = bench_now();
-    bench_set_flag(&sh->go, 1);
-    bench_reap(pid[0], "list worker");
-    bench_reap(pid[1], "list worker");
-    double t1 = sh->t_end[0] > sh->t_end[1] ? sh->t_end[0] : sh->t_end[1];
+    struct list_run r = {l, n};
+    double secs = two_workers(list_loop, &r);
     size_t len;
     BENCH_OK(mproc_list_len(l, &len));
     if (len != 1000)
         bench_die("list: %zu items left, want 1000", len);
-    munmap(sh, sizeof *sh);
     mproc_list_free(l);
-    return (double)(4 * n) / (t1 - t0);
+    return (double)(4 * n) / secs;
 }
 
 int main(void)

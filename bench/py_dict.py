@@ -37,28 +37,20 @@ def value_of(k, rnd):
     return struct.pack("<Q", k) + bytes([(k + rnd) & 0xFF]) * (VALUE - 8)
 
 
-def worker(d, w, n, do_set, ready, go, ends):
+def started(loop, ready, go, ends, w, *args):
     ready.release()
     go.wait()
-    base = 1 + w * KEYS
-    for i in range(n):
-        k = base + i % KEYS
-        if do_set:
-            d[key_of(k)] = value_of(k, i // KEYS + 1)
-        else:
-            v = d[key_of(k)]
-            if len(v) != VALUE or v[:8] != key_of(k):
-                sys.exit(f"get: key {k} has another value")
+    loop(w, *args)
     ends[w] = time.monotonic()
 
 
-def run(ctx, manager, do_set, n):
-    d = manager.dict()
-    d.update({key_of(k): value_of(k, 0) for k in range(1, 2 * KEYS + 1)})  # warm-up
+def two_workers(ctx, loop, *args):
+    """Run loop(w, *args) in 2 forked processes started together: the seconds from the
+    start to the later one's end."""
     ready = ctx.Semaphore(0)
     go = ctx.Event()
     ends = ctx.RawArray("d", 2)
-    procs = [ctx.Process(target=worker, args=(d, w, n, do_set, ready, go, ends))
+    procs = [ctx.Process(target=started, args=(loop, ready, go, ends, w) + args)
              for w in range(2)]
     for p in procs:
         p.start()
@@ -70,40 +62,43 @@ def run(ctx, manager, do_set, n):
         p.join()
         if p.exitcode != 0:
             sys.exit(f"worker exited {p.exitcode}")
+    return max(ends) - t0
+
+
+def dict_loop(w, d, n, do_set):
+    base = 1 + w * KEYS
+    for i in range(n):
+        k = base + i % KEYS
+        if do_set:
+            d[key_of(k)] = value_of(k, i // KEYS + 1)
+        else:
+            v = d[key_of(k)]
+            if len(v) != VALUE or v[:8] != key_of(k):
+                sys.exit(f"get: key {k} has another value")
+
+
+def run(ctx, manager, do_set, n):
+    d = manager.dict()
+    d.update({key_of(k): value_of(k, 0) for k in range(1, 2 * KEYS + 1)})  # warm-up
+    secs = two_workers(ctx, dict_loop, d, n, do_set)
     if len(d) != 2 * KEYS:
         sys.exit(f"dict: {len(d)} entries")
-    return 2 * n / (max(ends) - t0)
+    return 2 * n / secs
 
 
-def list_worker(lst, n, ready, go, ends, w):
-    ready.release()
-    go.wait()
+def list_loop(w, lst, n):
     for i in range(n):
         lst.append(struct.pack("<Q", i))
         if len(lst.pop(0)) != 8:
             sys.exit("list: an item of another size")
-    ends[w] = time.monotonic()
 
 
 def run_list(ctx, manager, n):
     lst = manager.list([struct.pack("<Q", i) for i in range(1000)])
-    ready = ctx.Semaphore(0)
-    go = ctx.Event()
-    ends = ctx.RawArray("d", 2)
-    procs = [ctx.Process(target=list_worker, args=(lst, n, ready, go, ends, w)) for w in range(2)]
-    for p in procs:
-        p.start()
-    for _ in procs:
-        ready.acquire()
-    t0 = time.monotonic()
-    go.set()
-    for p in procs:
-        p.join()
-        if p.exitcode != 0:
-            sys.exit(f"worker exited {p.exitcode}")
+    secs = two_workers(ctx, list_loop, lst, n)
     if len(lst) != 1000:
         sys.exit(f"list: {len(lst)} items left")
-    return 4 * n / (max(ends) - t0)
+    return 4 * n / secs
 
 
 def main():

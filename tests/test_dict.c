@@ -39,7 +39,7 @@ static int get_u64(mproc_dict *d, uint64_t k, uint64_t *v)
 static void check_heap(mproc_dict *d, uint64_t *used)
 {
     uint64_t u, f;
-    assert_ok(mproc__dict_check(d, &u, &f));
+    assert_ok(mproc__container_check((struct mproc__container *)d, &u, &f));
     if (used != NULL)
         *used = u;
 }

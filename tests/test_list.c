@@ -23,7 +23,7 @@ static mproc_list *new_list(void)
 static void check_heap(mproc_list *l)
 {
     uint64_t used, free_bytes;
-    assert_ok(mproc__list_check(l, &used, &free_bytes));
+    assert_ok(mproc__container_check((struct mproc__container *)l, &used, &free_bytes));
 }
 
 static uint64_t pop_u64(mproc_list *l, bool front)

@@ -49,12 +49,7 @@ static inline uint64_t *slots_of(struct mproc__heap *h, uint64_t table)
 
 static inline uint64_t cap_of(struct mproc__heap *h, uint64_t table)
 {
-    return ((const uint64_t *)mproc__heap_at(h, table))[1]; /* the table block's user word */
-}
-
-static inline uint64_t *user_of(struct mproc__heap *h, uint64_t block)
-{
-    return (uint64_t *)mproc__heap_at(h, block) + 1;
+    return *mproc__heap_user(h, table);
 }
 
 static inline struct entry *entry_at(struct mproc__heap *h, uint64_t off)
@@ -64,7 +59,7 @@ static inline struct entry *entry_at(struct mproc__heap *h, uint64_t off)
 
 static inline size_t key_len_of(struct mproc__heap *h, uint64_t off)
 {
-    return (size_t)(*user_of(h, off) & 0xffffffffu);
+    return (size_t)(*mproc__heap_user(h, off) & 0xffffffffu);
 }
 
 static inline uint64_t mix(uint64_t x)
@@ -146,7 +141,7 @@ static int rebuild(struct mproc__heap *h)
     int rc = mproc__heap_alloc(h, (size_t)cap * 8, &table);
     if (rc < 0)
         return rc;
-    *user_of(h, table) = cap;
+    *mproc__heap_user(h, table) = cap;
     uint64_t *to = slots_of(h, table);
     memset(to, 0, (size_t)cap * 8);
     uint64_t old = h->root;
@@ -156,7 +151,7 @@ static int rebuild(struct mproc__heap *h)
             if (from[i] <= TOMB)
                 continue;
             uint64_t off = from[i] & OFF_MASK;
-            uint64_t j = (*user_of(h, off) >> 32) & (cap - 1); /* the hash's low bits */
+            uint64_t j = (*mproc__heap_user(h, off) >> 32) & (cap - 1); /* the hash's low bits */
             while (to[j] != EMPTY)
                 j = (j + 1) & (cap - 1);
             to[j] = from[i];
@@ -181,7 +176,7 @@ static int new_entry(struct mproc__heap *h, const void *key, size_t klen, uint64
         return rc;
     /* the hash's low 32 bits beside the key's length: a rebuild places the entry
        without hashing the key again */
-    *user_of(h, *off) = (uint64_t)klen | (hash << 32);
+    *mproc__heap_user(h, *off) = (uint64_t)klen | (hash << 32);
     struct entry *e = entry_at(h, *off);
     e->value_len = vlen;
     if (klen > 0)
@@ -521,9 +516,7 @@ int mproc_dict_clear(mproc_dict *d)
     if (rc < 0)
         return rc;
     mproc__heap_write_begin(h);
-    mproc__heap_commit(&h->root, 0); /* empty from here; the rest only frees */
-    h->count = h->aux = 0;
-    mproc__heap_reset(h);
+    mproc__heap_clear(h);
     mproc__heap_write_end(h);
     mproc__heap_unlock(h);
     return 0;
@@ -568,18 +561,4 @@ int mproc_dict_items(mproc_dict *d, mproc_dict_item **items, size_t *n)
     *items = all;
     *n = count;
     return 0;
-}
-
-/* For tests (shared/heap.h): the heap's own consistency check. */
-int mproc__dict_check(mproc_dict *d, uint64_t *used, uint64_t *free_bytes)
-{
-    struct mproc__heap *h = heap_of(d);
-    if (h == NULL)
-        return -EINVAL;
-    int rc = mproc__heap_lock(h, &DICT_KIND);
-    if (rc < 0)
-        return rc;
-    rc = mproc__heap_check(h, &DICT_KIND, used, free_bytes);
-    mproc__heap_unlock(h);
-    return rc;
 }

@@ -290,8 +290,10 @@ void mproc__heap_free(struct mproc__heap *h, uint64_t off)
     push_free(h, off, blk_size(blk(h, off)));
 }
 
-void mproc__heap_reset(struct mproc__heap *h)
+void mproc__heap_clear(struct mproc__heap *h)
 {
+    mproc__heap_commit(&h->root, 0); /* empty from here; the rest only frees */
+    h->count = h->aux = 0;
     for (unsigned i = 0; i < HEAP_LISTS; i++)
         mproc__heap_commit(&h->free_list[i], 0);
     mproc__heap_commit(&h->bump, START);
@@ -387,5 +389,18 @@ int mproc__heap_check(struct mproc__heap *h, const struct mproc__heap_kind *kind
         rc = -MPROC_ECORRUPT; /* a free block on no list */
     *used = u;
     *free_bytes = f;
+    return rc;
+}
+
+int mproc__container_check(struct mproc__container *c, uint64_t *used, uint64_t *free_bytes)
+{
+    struct mproc__heap *h = c != NULL ? mproc__container_heap(c, c->kind) : NULL;
+    if (h == NULL)
+        return -EINVAL;
+    int rc = mproc__heap_lock(h, c->kind);
+    if (rc < 0)
+        return rc;
+    rc = mproc__heap_check(h, c->kind, used, free_bytes);
+    mproc__heap_unlock(h);
     return rc;
 }

@@ -30,7 +30,7 @@ struct mproc__heap;
 struct mproc__heap_kind {
     uint32_t magic;
     /* Mark every block reachable from h->root (mproc__heap_mark), and recount the
-     * container's own totals from what is reachable. */
+     * totals the container keeps in the header (the dictionary's count and aux). */
     void (*mark)(struct mproc__heap *h);
 };
 
@@ -46,8 +46,8 @@ struct mproc__heap {
     uint64_t reserved;              /* [0, reserved) is populated */
     uint64_t bump;                  /* the blocks lie in [start, bump) */
     uint64_t root;                  /* the container's root block (0: none yet) */
-    uint64_t count;                 /* the container's: live entries */
-    uint64_t aux;                   /* the container's: dict tombstones */
+    uint64_t count;                 /* the dictionary's live entries */
+    uint64_t aux;                   /* the dictionary's tombstones */
     uint64_t free_list[HEAP_LISTS]; /* heads of the free lists (0: empty) */
     /* odd while a holder changes what readers without the lock may look at (the
        dictionary's gets): they read, then check it did not move (a seqlock) */
@@ -103,6 +103,12 @@ static inline void *mproc__heap_at(struct mproc__heap *h, uint64_t off)
     return (char *)h + off;
 }
 
+/* The user's word in the header of the block at off (a size, a capacity, ...). */
+static inline uint64_t *mproc__heap_user(struct mproc__heap *h, uint64_t off)
+{
+    return (uint64_t *)mproc__heap_at(h, off) + 1;
+}
+
 /* Around a change that readers without the lock may see half done (holder only). */
 static inline void mproc__heap_write_begin(struct mproc__heap *h)
 {
@@ -127,19 +133,16 @@ void mproc__heap_mark(struct mproc__heap *h, uint64_t off);
 /* Walk, mark and free what is unreachable (see heap.c). 0 or -MPROC_ECORRUPT. */
 int mproc__heap_repair(struct mproc__heap *h, const struct mproc__heap_kind *kind);
 
-/* Forget every block (the root must be 0 already). Their memory stays populated for
- * the blocks to come: a reader without the lock may still look there. */
-void mproc__heap_reset(struct mproc__heap *h);
+/* Empty the container: no root, no counts, no blocks (holder only). Their memory stays
+ * populated for the blocks to come: a reader without the lock may still look there. */
+void mproc__heap_clear(struct mproc__heap *h);
 
 /* For tests: check that every block is either reachable or on a free list, exactly
  * once, and give the bytes in use (reachable blocks) and free. 0 or -MPROC_ECORRUPT. */
 int mproc__heap_check(struct mproc__heap *h, const struct mproc__heap_kind *kind, uint64_t *used,
                       uint64_t *free_bytes);
 
-/* For tests: the containers' check, under their lock (mproc__heap_check). */
-struct mproc_dict;
-struct mproc_list;
-int mproc__dict_check(struct mproc_dict *d, uint64_t *used, uint64_t *free_bytes);
-int mproc__list_check(struct mproc_list *l, uint64_t *used, uint64_t *free_bytes);
+/* For tests: mproc__heap_check of a container (a dictionary or a list), under its lock. */
+int mproc__container_check(struct mproc__container *c, uint64_t *used, uint64_t *free_bytes);
 
 #endif

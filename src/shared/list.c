@@ -29,11 +29,6 @@ static const struct mproc__heap_kind LIST_KIND = {LIST_MAGIC, list_mark};
 
 /* ---- layout ------------------------------------------------------------------------------ */
 
-static inline uint64_t *user_of(struct mproc__heap *h, uint64_t block)
-{
-    return (uint64_t *)mproc__heap_at(h, block) + 1;
-}
-
 static inline uint64_t *window_of(struct mproc__heap *h, uint64_t ring)
 {
     return (uint64_t *)mproc__heap_at(h, ring + HEAP_HDR);
@@ -68,7 +63,7 @@ static struct ring ring_of(struct mproc__heap *h)
 {
     struct ring r = {h->root, 0, 0, 0};
     if (r.off != 0) {
-        r.cap = *user_of(h, r.off);
+        r.cap = *mproc__heap_user(h, r.off);
         uint64_t w = *window_of(h, r.off);
         r.first = first_of(w);
         r.count = count_of(w);
@@ -96,7 +91,7 @@ static int make_room(struct mproc__heap *h, struct ring *r)
     int rc = mproc__heap_alloc(h, (size_t)(cap + 1) * 8, &ring);
     if (rc < 0)
         return rc;
-    *user_of(h, ring) = cap;
+    *mproc__heap_user(h, ring) = cap;
     uint64_t *to = slots_of(h, ring);
     for (uint64_t i = 0; i < r->count; i++)
         to[i] = *slot(h, r, i);
@@ -117,7 +112,7 @@ static int new_item(struct mproc__heap *h, const void *item, size_t len, uint64_
     int rc = mproc__heap_alloc(h, len, off);
     if (rc < 0)
         return rc;
-    *user_of(h, *off) = len;
+    *mproc__heap_user(h, *off) = len;
     if (len > 0)
         memcpy(mproc__heap_at(h, *off + HEAP_HDR), item, len);
     return 0;
@@ -126,7 +121,7 @@ static int new_item(struct mproc__heap *h, const void *item, size_t len, uint64_
 /* A copy of an item block's bytes from malloc. */
 static int copy_item(struct mproc__heap *h, uint64_t off, void **out, size_t *len)
 {
-    size_t n = (size_t)*user_of(h, off);
+    size_t n = (size_t)*mproc__heap_user(h, off);
     void *buf = mproc__malloc(n > 0 ? n : 1);
     if (buf == NULL)
         return -ENOMEM;
@@ -147,7 +142,6 @@ static void list_mark(struct mproc__heap *h)
     mproc__heap_mark(h, r.off);
     for (uint64_t i = 0; i < r.count && i < r.cap; i++)
         mproc__heap_mark(h, *slot(h, &r, i));
-    h->count = r.count;
 }
 
 /* ---- the calls ------------------------------------------------------------------------- */
@@ -205,7 +199,6 @@ static int push(mproc_list *l, const void *item, size_t len, bool front)
         slots_of(h, r.off)[front ? first : (r.first + r.count) & (r.cap - 1)] = off;
         (void)MPROC__FAULT("list.push.written");
         mproc__heap_commit(window_of(h, r.off), window(first, r.count + 1));
-        h->count = r.count + 1;
     }
     mproc__heap_unlock(h);
     return rc;
@@ -238,7 +231,6 @@ static int take(mproc_list *l, void **item, size_t *len, bool front)
             uint64_t first = front ? (r.first + 1) & (r.cap - 1) : r.first;
             mproc__heap_commit(window_of(h, r.off), window(first, r.count - 1));
             (void)MPROC__FAULT("list.pop.committed");
-            h->count = r.count - 1;
             mproc__heap_free(h, off);
         }
     }
@@ -278,7 +270,7 @@ int mproc_list_get(mproc_list *l, long index, void *out, size_t cap, size_t *len
     uint64_t at;
     if ((rc = position(&r, index, &at)) == 0) {
         uint64_t off = *slot(h, &r, at);
-        *len = (size_t)*user_of(h, off);
+        *len = (size_t)*mproc__heap_user(h, off);
         if (*len > cap)
             rc = -MPROC_ETOOSMALL;
         else if (*len > 0)
@@ -326,9 +318,7 @@ int mproc_list_clear(mproc_list *l)
     struct mproc__heap *h = lock_list(l, &rc);
     if (h == NULL)
         return rc;
-    mproc__heap_commit(&h->root, 0); /* empty from here; the rest only frees */
-    h->count = 0;
-    mproc__heap_reset(h);
+    mproc__heap_clear(h);
     mproc__heap_unlock(h);
     return 0;
 }
@@ -344,7 +334,7 @@ int mproc_list_items(mproc_list *l, mproc_list_item **items, size_t *n)
     struct ring r = ring_of(h);
     size_t bytes = 0;
     for (uint64_t i = 0; i < r.count; i++)
-        bytes += (size_t)*user_of(h, *slot(h, &r, i));
+        bytes += (size_t)*mproc__heap_user(h, *slot(h, &r, i));
     mproc_list_item *all = mproc__malloc((size_t)r.count * sizeof *all + bytes + 1);
     if (all == NULL) {
         mproc__heap_unlock(h);
@@ -353,7 +343,7 @@ int mproc_list_items(mproc_list *l, mproc_list_item **items, size_t *n)
     unsigned char *at = (unsigned char *)(all + r.count);
     for (uint64_t i = 0; i < r.count; i++) {
         uint64_t off = *slot(h, &r, i);
-        size_t len = (size_t)*user_of(h, off);
+        size_t len = (size_t)*mproc__heap_user(h, off);
         memcpy(at, mproc__heap_at(h, off + HEAP_HDR), len);
         all[i] = (mproc_list_item){at, len};
         at += len;
@@ -362,16 +352,4 @@ int mproc_list_items(mproc_list *l, mproc_list_item **items, size_t *n)
     *items = all;
     *n = (size_t)r.count;
     return 0;
-}
-
-/* For tests (shared/heap.h): the heap's own consistency check. */
-int mproc__list_check(mproc_list *l, uint64_t *used, uint64_t *free_bytes)
-{
-    int rc;
-    struct mproc__heap *h = lock_list(l, &rc);
-    if (h == NULL)
-        return rc;
-    rc = mproc__heap_check(h, &LIST_KIND, used, free_bytes);
-    mproc__heap_unlock(h);
-    return rc;
 }
