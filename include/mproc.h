@@ -23,6 +23,7 @@
 #include "mproc/sync.h"
 #include "mproc/queue.h"
 #include "mproc/fault.h"
+#include "mproc/init.h"
 #include "mproc/pool.h"
 #include "mproc/wait.h"
 #include "mproc/dict.h"

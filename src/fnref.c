@@ -250,3 +250,13 @@ int mproc_task_id(mproc_task_fn fn, void *buf, size_t cap, size_t *len)
     unsigned char none[1]; /* buf NULL, cap 0: only the size is asked */
     return mproc__fnref_encode((void (*)(void))fn, buf != NULL ? buf : none, cap, len);
 }
+
+size_t mproc__fnref_main_build(unsigned char *id, size_t cap)
+{
+    struct module m = {.name = NULL};
+    mproc__sys_dl_iterate(find_by_name, &m);
+    if (!m.found || m.id_len > cap)
+        return 0;
+    memcpy(id, m.id, m.id_len);
+    return m.id_len;
+}

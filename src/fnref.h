@@ -24,4 +24,8 @@ int mproc__fnref_decode(const void *buf, size_t len, void (**fn)(void));
  * cap bytes) and the codes of mproc__fnref_encode. */
 int mproc__fnref_cached(mproc_task_fn fn, unsigned char *buf, size_t cap, uint32_t *len);
 
+/* The main program's GNU build-id into id (at most cap bytes): its length, or 0 when it
+ * has none (or it does not fit). Two processes with the same id run the same build. */
+size_t mproc__fnref_main_build(unsigned char *id, size_t cap);
+
 #endif

@@ -56,6 +56,17 @@ void mproc__free(void *p);
  * locks: queue, condition). Same results as mproc_lock_acquire. */
 int mproc__lock_acquire_until(mproc_lock *l, int64_t deadline);
 
+/* A queue whose shared mapping is a memfd (*memfd, close-on-exec, the caller's to close
+ * once it is not needed), so a process that did not fork from this one can map it too:
+ * a pool worker started by spawn or the forkserver (src/pool/boot.c). */
+int mproc__queue_new_memfd(mproc_queue **out, const mproc_queue_opts *opts, int *memfd);
+/* The bytes of a queue's mapping (it starts at the queue's own address). */
+size_t mproc__queue_map_size(const mproc_queue *q);
+
+/* Started as a pool worker or fork server, and mproc_init not reached yet (src/init.c):
+ * such a process must not start pools of its own. */
+bool mproc__boot_pending(void);
+
 /* In a child mproc started (src/process.c): who it is, for mproc_current_process. name
  * must live as long as the process; parent: the pid of the process that started it. */
 void mproc__self_enter(const char *name, bool daemon, pid_t parent);

@@ -346,7 +346,9 @@ static inline int lock_side(mproc_queue *q, mproc__owner_lock *l, uint64_t self,
 
 /* ---- create, free ----------------------------------------------------------------- */
 
-int mproc_queue_new(mproc_queue **out, const mproc_queue_opts *opts)
+/* A queue on a memfd (*memfd >= 0 on return, owned by the caller) or on an anonymous
+ * shared mapping (memfd == NULL). */
+static int queue_new(mproc_queue **out, const mproc_queue_opts *opts, int *memfd)
 {
     if (out == NULL)
         return -EINVAL;
@@ -361,9 +363,24 @@ int mproc_queue_new(mproc_queue **out, const mproc_queue_opts *opts)
     size_t map_size = sizeof(mproc_queue) + pow2;
 
     void *mem;
-    int rc = mproc__sys_map_shared(-1, map_size, &mem);
-    if (rc < 0)
+    int fd = -1, rc;
+    if (memfd != NULL) {
+        fd = mproc__sys_memfd("mproc-queue");
+        if (fd < 0)
+            return fd;
+        if ((rc = mproc__sys_set_size(fd, map_size)) < 0) { /* lazily, as an anonymous one */
+            mproc__sys_close(fd);
+            return rc;
+        }
+    }
+    rc = mproc__sys_map_shared(fd, map_size, &mem);
+    if (rc < 0) {
+        if (fd >= 0)
+            mproc__sys_close(fd);
         return rc;
+    }
+    if (memfd != NULL)
+        *memfd = fd;
     mproc_queue *q = mem; /* zero-filled: both locks free, every count 0 */
     /* a queue needs no fd: at the fd limit it is made all the same, and only
        mproc_queue_fd answers the error */
@@ -379,6 +396,21 @@ int mproc_queue_new(mproc_queue **out, const mproc_queue_opts *opts)
     (void)mproc__owner_self_id(); /* set up this process's owner id now, not in a put */
     *out = q;
     return 0;
+}
+
+int mproc_queue_new(mproc_queue **out, const mproc_queue_opts *opts)
+{
+    return queue_new(out, opts, NULL);
+}
+
+int mproc__queue_new_memfd(mproc_queue **out, const mproc_queue_opts *opts, int *memfd)
+{
+    return queue_new(out, opts, memfd);
+}
+
+size_t mproc__queue_map_size(const mproc_queue *q)
+{
+    return q->map_size;
 }
 
 void mproc_queue_free(mproc_queue *q)

@@ -55,6 +55,7 @@
 #define MPROC_POOL_H
 
 #include "mproc/common.h"
+#include "mproc/init.h"
 
 #include <sys/types.h>
 
@@ -89,7 +90,13 @@ typedef void (*mproc_result_cb)(mproc_result *r, void *arg);
 typedef struct mproc_pool_opts {
     int workers;                    /* 0: mproc_cpu_usable(); at most 1024 */
     mproc_pool_init_fn initializer; /* NULL: none */
-    void *initarg;                  /* passed to initializer (the worker's copy after fork) */
+        void *initarg;                  /* passed to initializer (the worker's copy after fork) */
+    size_t initarg_size;            /* forkserver, spawn: initarg points to this many bytes,
+                                       copied to each worker (its copy is what the initializer
+                                       gets); a non-NULL initarg with 0 here is -EINVAL there,
+                                       as a pointer means nothing in another program image.
+                                       fork: ignored */
+
     unsigned maxtasksperchild;      /* 0: unlimited; else a worker exits after that many tasks
                                        and a fresh one replaces it */
     double timeout;                 /* default per-task time limit in seconds; 0: none */
@@ -111,8 +118,10 @@ typedef struct mproc_pool_opts {
                                        what the host opens (a pipe's write end would otherwise
                                        never show EOF while a pool lives); each must be open */
     size_t n_inherit_fds;
-    int phase_times; /* nonzero: measure where the time goes (the `ns` of
+        int phase_times; /* nonzero: measure where the time goes (the `ns` of
                         mproc_pool_stats); costs a few clock reads per chunk */
+    mproc_start_method start; /* how workers start (mproc/init.h); 0: the process-wide
+                                 default, fork unless mproc_set_start_method said otherwise */
 } mproc_pool_opts;
 
 /* Options of one submission. The zero value: default chunksize, the pool's timeout,

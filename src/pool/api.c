@@ -67,6 +67,8 @@ static void pool_release(mproc_pool *p)
         mproc__sys_close(p->shm->evfd);
         mproc__sys_unmap(p->shm, p->shm_size);
     }
+    mproc__sys_close(p->shm_fd);
+    mproc__free(p->initarg_copy);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     mproc__free(p->workers);
@@ -92,6 +94,28 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
     for (size_t i = 0; i < o.n_inherit_fds; i++)
         if (o.inherit_fds[i] < 0 || !mproc__sys_fd_open(o.inherit_fds[i]))
             return -EINVAL;
+    if (o.start == MPROC_START_DEFAULT)
+        o.start = mproc_get_start_method();
+    if (mproc_start_method_name(o.start) == NULL)
+        return -EINVAL;
+    if (mproc__boot_pending()) /* a worker that runs main() without mproc_init */
+        return -MPROC_ENOINIT;
+    /* A worker that did not fork gets the initializer by reference, its argument as
+       bytes, and the descriptors in one message (src/pool/boot.c). */
+    bool forked = o.start == MPROC_START_FORK;
+    if (!forked && ((o.initarg != NULL && o.initarg_size == 0) ||
+                    (o.initarg == NULL && o.initarg_size != 0) || o.n_inherit_fds > 48))
+        return -EINVAL;
+    if (forked)
+        o.initarg_size = 0;
+    unsigned char init_ref[MPROC__FNREF_MAX];
+    size_t init_ref_len = 0;
+    if (!forked && o.initializer != NULL) {
+        int frc = mproc__fnref_encode((void (*)(void))o.initializer, init_ref, sizeof init_ref,
+                                      &init_ref_len);
+        if (frc < 0)
+            return frc;
+    }
     if (o.workers == 0) {
         int n = usable_cpus();
         o.workers = n > 0 ? (n > MAX_WORKERS ? MAX_WORKERS : n) : 1;
@@ -114,6 +138,18 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
     mproc_pool *p = mproc__calloc(1, sizeof *p);
     if (p == NULL)
         return -ENOMEM;
+    p->shm_fd = -1;
+    p->start = o.start;
+    memcpy(p->init_ref, init_ref, init_ref_len);
+    p->init_ref_len = (uint32_t)init_ref_len;
+    if (o.initarg_size > 0) {
+        p->initarg_copy = mproc__malloc(o.initarg_size);
+        if (p->initarg_copy == NULL) {
+            mproc__free(p);
+            return -ENOMEM;
+        }
+        memcpy(p->initarg_copy, o.initarg, o.initarg_size);
+    }
     pthread_mutex_init(&p->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -139,7 +175,8 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
     if (p->workers == NULL || p->wargs == NULL || mproc__pool_life_init(p) < 0)
         goto fail;
     for (int i = 0; i < o.workers; i++)
-        p->workers[i] = (struct worker){.slot = i, .pidfd = -1, .transport = p->transport};
+        p->workers[i] =
+            (struct worker){.slot = i, .pidfd = -1, .in_fd = -1, .transport = p->transport};
     size_t ring_off = sizeof(struct pool_shm) + (size_t)o.workers * sizeof(struct pool_slot);
     ring_off = (ring_off + 4095) & ~(size_t)4095;
     size_t direct_cap = p->msg_max - sizeof(struct pool_rec); /* as an apply's output */
@@ -149,7 +186,12 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
     p->shm_size = stage_off + (size_t)o.workers * POOL_STAGES * stage_cap; /* pages are
                                                                  touched only when used */
     void *mem;
-    rc = mproc__sys_map_shared(-1, p->shm_size, &mem);
+    if (!forked) { /* a memfd, which workers that did not fork map at the same address */
+        rc = p->shm_fd = mproc__sys_memfd("mproc-pool");
+        if (rc < 0 || (rc = mproc__sys_set_size(p->shm_fd, p->shm_size)) < 0)
+            goto fail;
+    }
+    rc = mproc__sys_map_shared(p->shm_fd, p->shm_size, &mem);
     if (rc < 0)
         goto fail;
     p->shm = mem;
@@ -188,7 +230,7 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
 
     /* Shared mappings the workers will inherit at the same address: arrays inside them
      * are read and written in place (zero-copy). Optional: without the list, copies. */
-    if (mproc__sys_shared_ranges(&p->ranges, &p->nranges) < 0) {
+    if (!forked || mproc__sys_shared_ranges(&p->ranges, &p->nranges) < 0) {
         p->ranges = NULL;
         p->nranges = 0;
     }

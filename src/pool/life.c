@@ -16,12 +16,14 @@
 
 #include <limits.h>
 
+#include "pool/boot.h"
 #include "pool/pool.h"
 #include "sys/spawn.h"
 
 #include <signal.h>
 
 #define SPAWN_RETRY_NS INT64_C(100000000)
+#define BOOT_LIMIT_S 10.0 /* spawn, forkserver: to reach mproc_init (src/init.c) */
 
 static void break_pool(struct sup *s, const char *cause);
 
@@ -33,7 +35,9 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
     struct worker_arg *a = &p->wargs[w->slot];
     mproc_queue_opts qo = {.capacity = p->o.channel_size};
     mproc_queue *in = NULL;
-    int rc = mproc_queue_new(&in, &qo);
+    bool forked = p->start == MPROC_START_FORK;
+    w->in_fd = -1;
+    int rc = forked ? mproc_queue_new(&in, &qo) : mproc__queue_new_memfd(&in, &qo, &w->in_fd);
     if (rc < 0)
         goto fail;
     *a = (struct worker_arg){.shm = p->shm,
@@ -62,7 +66,9 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
                               .close_others = true,
                               .keep = p->keep_fds,
                               .nkeep = p->nkeep};
-    rc = mproc__sys_spawn(&sp, &w->pid, &w->pidfd);
+    atomic_store(&sl->booted, 0);
+    rc = forked ? mproc__sys_spawn(&sp, &w->pid, &w->pidfd)
+                : mproc__pool_boot_start(s, w, &w->pid, &w->pidfd);
     if (rc == -ESRCH) {
         /* It was born and has already ended, and another waiter of this process (a host
            SIGCHLD handler that reaps every child) took it before we could hold it. What
@@ -88,6 +94,8 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
     return 0;
 fail:
     mproc_queue_free(in);
+    mproc__sys_close(w->in_fd);
+    w->in_fd = -1;
     w->state = W_NONE;
     w->pid = 0;
     w->pidfd = -1;
@@ -132,6 +140,8 @@ static void release_worker(struct worker *w)
     w->pidfd = -1;
     mproc_queue_free(w->in);
     w->in = NULL;
+    mproc__sys_close(w->in_fd);
+    w->in_fd = -1;
     w->live = false;
     w->state = W_NONE;
     w->pid = 0;
@@ -188,8 +198,11 @@ static void on_death(struct sup *s, struct worker *w)
 {
     mproc_pool *p = s->p;
     int code = 0;
-    if (mproc__sys_reap(w->pidfd, true, &code) < 0)
+    if (mproc__pool_boot_reap(s, w, &code) < 0)
         code = EXIT_UNKNOWN; /* its status was taken elsewhere: say so, never guess */
+    if (w->init_code == 0 && atomic_load(&p->shm->slots[w->slot].booted) == 0 &&
+        p->start != MPROC_START_FORK)
+        (void)mproc__pool_boot_failed(code, &w->init_code, w->init_msg, sizeof w->init_msg);
     mproc__pool_drain(s, w);
     char why[POOL_MSG_MAX];
     describe_exit(why, sizeof why, w->pid, code);
@@ -311,7 +324,7 @@ void mproc__pool_stop_workers(struct sup *s, int code, const char *msg)
         if (w->pidfd < 0)
             continue;
         int c;
-        (void)mproc__sys_reap(w->pidfd, true, &c);
+        (void)mproc__pool_boot_reap(s, w, &c);
         mproc__pool_drain(s, w);
         mproc__pool_fail_assigned(s, w, code, msg);
         if (p->transport->gone != NULL)
@@ -355,6 +368,21 @@ int64_t mproc__pool_check_timeouts(struct sup *s)
     int64_t now = mproc__sys_now_ns(), next = MPROC__NO_DEADLINE;
     for (int i = 0; i < p->nworkers; i++) {
         struct worker *w = &p->workers[i];
+        if (w->state == W_STARTING && p->start != MPROC_START_FORK && w->init_code == 0 &&
+            atomic_load(&p->shm->slots[w->slot].booted) == 0) {
+            int64_t d = mproc__deadline_after(w->start_ns, BOOT_LIMIT_S);
+            if (now >= d) {
+                w->init_code = -MPROC_ENOINIT;
+                mproc__pool_say(w->init_msg, sizeof w->init_msg,
+                                "worker (pid %d) did not reach mproc_init(&argc, &argv) in "
+                                "%g s: call it at the top of main(); it was killed",
+                                (int)w->pid, BOOT_LIMIT_S);
+                (void)mproc__sys_pidfd_kill(w->pidfd, SIGKILL);
+            } else if (d < next) {
+                next = d;
+            }
+            continue;
+        }
         if (w->state == W_STARTING && p->o.init_timeout > 0 && w->init_code == 0) {
             int64_t d = mproc__deadline_after(w->start_ns, p->o.init_timeout);
             if (now >= d) { /* its death fails its start with this code and message */

@@ -182,7 +182,8 @@ struct worker {
     enum wstate state;
     pid_t pid;
     int pidfd;
-    mproc_queue *in;
+        mproc_queue *in;
+    int in_fd;            /* spawn, forkserver: the memfd behind `in`; else -1 */
     bool live;            /* a process runs (or ran, unreaped) in this slot: ring is valid */
     bool timed_out;       /* we killed it for a time limit ... */
     uint64_t timeout_seq; /* ... while it ran its started-th task */
@@ -220,8 +221,14 @@ struct mproc_pool {
     pthread_cond_t cv; /* start result, thread finished */
     pthread_t thread;
     bool thread_started;
-    struct pool_shm *shm;
+        struct pool_shm *shm;
     size_t shm_size;
+    mproc_start_method start; /* resolved: never MPROC_START_DEFAULT */
+    int shm_fd;               /* spawn, forkserver: the memfd behind shm (workers map it at
+                                 the same address); else -1 */
+    unsigned char init_ref[MPROC__FNREF_MAX]; /* spawn, forkserver: the initializer's */
+    uint32_t init_ref_len;                    /* reference (0: none) ... */
+    void *initarg_copy;                       /* ... and its argument's bytes */
     int nworkers;
     struct worker *workers;
     const struct transport_ops *transport; /* how chunks travel to the workers */

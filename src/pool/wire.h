@@ -76,6 +76,14 @@ enum { REACH_UNTRIED = 0u, REACH_YES = 1u, REACH_NO = 2u };
  * it can no longer wake the supervisor, so it leaves, and a replacement starts. */
 #define WORKER_LOST_FD 125
 
+/* The exit statuses of a worker started by spawn or the fork server that could not begin
+ * (src/pool/boot.c, src/init.c): the supervisor turns each into the pool's start error. */
+#define WORKER_NO_INIT 120    /* main() returned without calling mproc_init */
+#define WORKER_BOOT_STALE 121 /* the program is another build than the pool's */
+#define WORKER_BOOT_MAP 122   /* the pool's memory could not be mapped at its address */
+#define WORKER_BOOT_BAD 123   /* the boot message could not be read */
+
+
 /* Bytes of a chunk before its inputs: the header and the fnref padded to 8. */
 static inline size_t mproc__chunk_head(uint32_t fnref_len)
 {
@@ -137,9 +145,12 @@ struct pool_slot {
                                                batch or published (ended < started: the
                                                started-th is in flight) */
     _Atomic int64_t started_ns;             /* when the last one began */
-    _Atomic uint32_t retiring;              /* it ran its maxtasksperchild and exits on
+        _Atomic uint32_t retiring;              /* it ran its maxtasksperchild and exits on
                                                purpose: told here, since a host that
                                                reaps every child may take its status */
+    _Atomic uint32_t booted;                /* spawn, forkserver: it reached mproc_init
+                                               and mapped this memory */
+
     _Alignas(64) _Atomic uint32_t reach;    /* REACH_*: the worker can read and write the
                                                pool process's memory (CHUNK_RIN,
                                                CHUNK_ROUT); apart from `started`, written

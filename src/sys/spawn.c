@@ -174,6 +174,12 @@ CHILD static int setup(const struct ctx *c)
         if (lifted[t])
             close(src[t]);
 
+    for (size_t i = 0; c->report >= 0 && i < s->npass; i++) {
+        int fl = fcntl(s->pass[i], F_GETFD);
+        if (fl < 0 || ((fl & FD_CLOEXEC) && fcntl(s->pass[i], F_SETFD, fl & ~FD_CLOEXEC) < 0))
+            return errno;
+    }
+
     if (s->cwd != NULL && chdir(s->cwd) < 0)
         return errno;
     return 0;
@@ -422,4 +428,28 @@ int mproc__sys_reap(int pidfd, bool block, int *code)
         return 0;
     *code = si.si_code == CLD_EXITED ? si.si_status : -si.si_status;
     return 1;
+}
+
+char **mproc__sys_env_with(const char *entry)
+{
+    const char *eq = strchr(entry, '=');
+    size_t name_len = eq != NULL ? (size_t)(eq - entry) + 1 : strlen(entry);
+    size_t n = 0;
+    for (char **e = environ; e != NULL && *e != NULL; e++)
+        n++;
+    char **out = mproc__calloc(n + 2, sizeof *out);
+    if (out == NULL)
+        return NULL;
+    size_t k = 0;
+    for (char **e = environ; e != NULL && *e != NULL; e++)
+        if (strncmp(*e, entry, name_len) != 0)
+            out[k++] = *e;
+    out[k++] = (char *)entry;
+    out[k] = NULL;
+    return out;
+}
+
+void mproc__sys_close_all_but(const int *keep, size_t n)
+{
+    close_all_but(keep, n);
 }

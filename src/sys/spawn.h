@@ -29,10 +29,23 @@ struct mproc__spawn {
     unsigned flags;    /* MPROC_PROCESS_DAEMON | _SETSID | _SETPGID */
     /* fn children: close every descriptor above 2 but keep[0..nkeep) (ascending, no
      * duplicates), so the child holds nothing of the parent's it does not need. */
-    bool close_others;
+        bool close_others;
     const int *keep;
     size_t nkeep;
+    /* execute: descriptors above 2 that stay open in the program (their close-on-exec
+       flag is cleared in the child only). */
+    const int *pass;
+    size_t npass;
 };
+
+/* The caller's environment with one entry NAME=VALUE set (an entry of that name already
+ * there is left out), as a NULL-terminated array for mproc__spawn.envp: the strings are
+ * environ's and entry's (which must outlive its use); free the array alone. NULL: no
+ * memory. Read environ while no other thread changes it (setenv is not thread-safe). */
+char **mproc__sys_env_with(const char *entry);
+
+/* Close every descriptor above 2 but keep[0..n) (ascending). */
+void mproc__sys_close_all_but(const int *keep, size_t n);
 
 /* Start the child. Returns 0 with *pid and *pidfd (a close-on-exec pidfd owned by the
  * caller), or a negative code and no child at all (it was never created, or it was

@@ -1,0 +1,135 @@
+/* src/init.c - mproc_init and the process-wide start method (mproc/init.h).
+ *
+ * DESIGN. A process started from /proc/self/exe to be a pool worker (spawn) or the fork
+ * server carries that in its environment (MPROC_BOOT / MPROC_FORKSERVER = a descriptor
+ * number). It runs the program's main() from the start, and mproc_init, its first call,
+ * turns it into what it was started to be and never returns there. Both variables are
+ * removed from the environment first: nothing that process starts inherits them.
+ *
+ * A program that never calls mproc_init must not run on as a second copy of itself (it
+ * would print, write its files, start pools of its own, each starting workers: a fork
+ * bomb). So a constructor notes such a start before main(): the pool refuses to start
+ * (-MPROC_ENOINIT) in a process started as a worker that did not reach mproc_init, and an
+ * atexit handler turns main()'s return into exit status WORKER_NO_INIT, which the
+ * supervisor reports as -MPROC_ENOINIT naming the call. One that hangs instead is killed
+ * after 10 s (src/pool/life.c, the fork server's hello likewise).
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+#include "pool/boot.h"
+#include "pool/wire.h"
+#include "sys/forkserver.h"
+
+static _Atomic int start_default = MPROC_START_FORK;
+static _Atomic bool boot_pending; /* started as a worker or server, mproc_init not reached */
+
+static void never_reached_init(void)
+{
+    if (atomic_load(&boot_pending))
+        _exit(WORKER_NO_INIT); /* not exit(): the program's own handlers already ran */
+}
+
+__attribute__((constructor)) static void note_boot(void)
+{
+    if (getenv(MPROC__BOOT_ENV) != NULL || getenv(MPROC__FORKSERVER_ENV) != NULL) {
+        atomic_store(&boot_pending, true);
+        (void)atexit(never_reached_init);
+    }
+}
+
+bool mproc__boot_pending(void)
+{
+    return atomic_load(&boot_pending);
+}
+
+const char *mproc_start_method_name(mproc_start_method m)
+{
+    switch (m) {
+    case MPROC_START_FORK:
+        return "fork";
+    case MPROC_START_FORKSERVER:
+        return "forkserver";
+    case MPROC_START_SPAWN:
+        return "spawn";
+    default:
+        return NULL;
+    }
+}
+
+int mproc_set_start_method(mproc_start_method m)
+{
+    if (m == MPROC_START_DEFAULT)
+        m = MPROC_START_FORK;
+    if (mproc_start_method_name(m) == NULL)
+        return -EINVAL;
+    atomic_store(&start_default, (int)m);
+    return 0;
+}
+
+mproc_start_method mproc_get_start_method(void)
+{
+    return (mproc_start_method)atomic_load(&start_default);
+}
+
+/* The descriptor number in an environment variable; -1 if it is not one. */
+static int env_fd(const char *name)
+{
+    const char *v = getenv(name);
+    char *end;
+    errno = 0;
+    long fd = v != NULL ? strtol(v, &end, 10) : -1;
+    if (v == NULL || errno != 0 || end == v || *end != '\0' || fd < 3 || fd > INT32_MAX)
+        return -1;
+    return (int)fd;
+}
+
+static _Noreturn void become(int status)
+{
+    fflush(NULL);
+    _exit(status & 255);
+}
+
+int mproc_init(int *argc, char ***argv)
+{
+    if (getenv(MPROC__BOOT_ENV) != NULL) {
+        int fd = env_fd(MPROC__BOOT_ENV);
+        (void)unsetenv(MPROC__BOOT_ENV);
+        atomic_store(&boot_pending, false);
+        become(fd < 0 ? WORKER_BOOT_BAD : mproc__pool_boot_run(fd));
+    }
+    if (getenv(MPROC__FORKSERVER_ENV) != NULL) {
+        int fd = env_fd(MPROC__FORKSERVER_ENV);
+        (void)unsetenv(MPROC__FORKSERVER_ENV);
+        atomic_store(&boot_pending, false);
+        become(fd < 0 ? 1 : mproc__forkserver_serve(fd, mproc__pool_boot_run));
+    }
+    if (argc == NULL || argv == NULL || *argv == NULL)
+        return 0;
+    static const char opt[] = "--mproc-start=";
+    int method = 0;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = (*argv)[i];
+        if (a == NULL || strncmp(a, opt, sizeof opt - 1) != 0)
+            continue;
+        const char *v = a + sizeof opt - 1;
+        method = 0;
+        for (int m = MPROC_START_FORK; m <= MPROC_START_SPAWN; m++)
+            if (strcmp(v, mproc_start_method_name((mproc_start_method)m)) == 0)
+                method = m;
+        if (method == 0)
+            return -EINVAL;
+    }
+    int k = 1;
+    for (int i = 1; i < *argc; i++) /* take ours out, keep the order of the rest */
+        if ((*argv)[i] == NULL || strncmp((*argv)[i], opt, sizeof opt - 1) != 0)
+            (*argv)[k++] = (*argv)[i];
+    if (k < *argc)
+        (*argv)[k] = NULL;
+    *argc = k;
+    if (method != 0)
+        (void)mproc_set_start_method((mproc_start_method)method);
+    return 0;
+}

@@ -1,0 +1,291 @@
+/* src/pool/boot.c - workers that do not fork from the caller: spawn and forkserver.
+ *
+ * DESIGN. A forked worker finds everything where the caller left it: the pool's shared
+ * mapping, its task channel, the initializer, at the same addresses. A worker started by
+ * spawn (this program executed afresh) or by the fork server (a fork of this program
+ * executed afresh before any pool existed) finds none of it, so the supervisor writes a
+ * boot message into a memfd and hands the new process that memfd with the others it
+ * needs (the doorbell and the caller's inherit_fds at their numbers, the memfds behind
+ * the pool's mapping and behind the worker's channel). In the new process mproc_init
+ * finds the message (src/init.c) and calls mproc__pool_boot_run, which
+ *   1. refuses another build of the program (its GNU build-id, and the reference of this
+ *      very function, must be the caller's): its struct layouts and code addresses
+ *      would not be the pool's;
+ *   2. maps the two memfds at the caller's addresses (MAP_FIXED_NOREPLACE: never over
+ *      anything of its own), so every address in the pool's shared memory and in the
+ *      worker's arguments means in the worker what it means in the caller;
+ *   3. closes every descriptor but the ones it keeps, marks its slot booted, decodes the
+ *      initializer's reference, and runs the same worker main as a fork does, told to
+ *      announce itself (REC_READY), so the pool starts only once it runs.
+ * What a worker that did not fork cannot have, the pool does not offer it: in-place
+ * arrays (the caller's shared mappings are not in it: src/pool/api.c keeps no ranges),
+ * and a raw initarg pointer (its bytes travel in the message, initarg_size).
+ * A new process whose addresses happen to be taken (ASLR placed something there) exits
+ * with WORKER_BOOT_MAP after trying again in a fresh exec of itself (a new layout), up to
+ * BOOT_TRIES times.
+ * Exit statuses WORKER_* (wire.h) tell the supervisor why a start failed (boot_failed).
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fnref.h"
+#include "pool/boot.h"
+#include "pool/pool.h"
+#include "sys/forkserver.h"
+#include "sys/spawn.h"
+
+#define BOOT_MAGIC 0x3142504du /* "MPB1" */
+#define BOOT_ID_MAX 64
+#define BOOT_KEEP (MPROC__FORKSERVER_FDS - 3) /* the maps' and the message's own go too */
+#define BOOT_TRIES 4                          /* execs of a spawned worker (see above) */
+#define STATUS_WAIT_S 5.0                     /* for the fork server to say a status */
+
+struct boot_map {
+    uint64_t addr, size;
+    int32_t fd;
+    int32_t pad;
+};
+
+struct boot_msg {
+    uint32_t magic;
+    uint32_t size; /* of the whole message */
+    uint32_t build_len;
+    uint32_t self_len;
+    unsigned char build[BOOT_ID_MAX];
+    unsigned char self[MPROC__FNREF_MAX]; /* reference of mproc__pool_worker_main */
+    struct worker_arg arg;                /* init and initarg set in the worker */
+    struct boot_map map[2];               /* the pool's mapping, the worker's channel */
+    uint32_t nkeep;
+    int32_t keep[BOOT_KEEP]; /* ascending */
+    uint32_t init_len;
+    uint32_t tries; /* spawn: execs so far */
+    unsigned char init[MPROC__FNREF_MAX];
+    uint64_t initarg_len; /* its bytes follow */
+};
+
+/* ---- the supervisor's end ------------------------------------------------------------ */
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const unsigned char *b = buf;
+    for (size_t done = 0; done < len;) {
+        ssize_t r = pwrite(fd, b + done, len - done, (off_t)done);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return r < 0 ? -errno : -EIO;
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+static int spawn_exec(int boot, const int *fds, size_t n, pid_t *pid, int *pidfd)
+{
+    char entry[64];
+    snprintf(entry, sizeof entry, "%s=%d", MPROC__BOOT_ENV, boot);
+    char **envp = mproc__sys_env_with(entry);
+    if (envp == NULL)
+        return -ENOMEM;
+    static const char *const paths[] = {"/proc/self/exe", NULL};
+    char *argv[] = {
+        program_invocation_name != NULL ? program_invocation_name : (char *)"mproc-worker", NULL};
+    struct mproc__spawn sp = {.paths = paths,
+                              .argv = argv,
+                              .envp = envp,
+                              .fds = {-1, -1, -1},
+                              .flags = MPROC_PROCESS_DAEMON, /* as a forked worker */
+                              .pass = fds,
+                              .npass = n};
+    int rc = mproc__sys_spawn(&sp, pid, pidfd);
+    mproc__free(envp);
+    return rc;
+}
+
+int mproc__pool_boot_start(struct sup *s, struct worker *w, pid_t *pid, int *pidfd)
+{
+    mproc_pool *p = s->p;
+    const struct worker_arg *a = &p->wargs[w->slot];
+    if (p->nkeep > BOOT_KEEP)
+        return -EMFILE;
+    size_t size = sizeof(struct boot_msg) + p->o.initarg_size;
+    struct boot_msg *m = mproc__calloc(1, size);
+    if (m == NULL)
+        return -ENOMEM;
+    m->magic = BOOT_MAGIC;
+    m->size = (uint32_t)size;
+    m->build_len = (uint32_t)mproc__fnref_main_build(m->build, sizeof m->build);
+    if (MPROC__FAULT("pool.boot.build") < 0) /* tests: a worker of another build */
+        m->build[0] ^= 0xff, m->build_len = m->build_len == 0 ? 1 : m->build_len;
+    size_t len;
+    int rc =
+        mproc__fnref_encode((void (*)(void))mproc__pool_worker_main, m->self, sizeof m->self, &len);
+    m->self_len = rc == 0 ? (uint32_t)len : 0;
+    m->arg = *a;
+    m->arg.init = NULL;
+    m->arg.initarg = NULL;
+    m->arg.announce = true; /* it is not running until it says so */
+    m->map[0] = (struct boot_map){(uintptr_t)p->shm, p->shm_size, p->shm_fd, 0};
+    m->map[1] = (struct boot_map){(uintptr_t)a->in, mproc__queue_map_size(a->in), w->in_fd, 0};
+    m->nkeep = (uint32_t)p->nkeep;
+    for (size_t i = 0; i < p->nkeep; i++)
+        m->keep[i] = p->keep_fds[i];
+    m->init_len = p->init_ref_len;
+    memcpy(m->init, p->init_ref, p->init_ref_len);
+    m->initarg_len = p->o.initarg_size;
+    if (p->o.initarg_size > 0)
+        memcpy(m + 1, p->initarg_copy, p->o.initarg_size);
+
+    int boot = mproc__sys_memfd("mproc-boot");
+    rc = boot < 0 ? boot : write_all(boot, m, size);
+    mproc__free(m);
+    if (rc == 0) {
+        int fds[MPROC__FORKSERVER_FDS], at[MPROC__FORKSERVER_FDS];
+        size_t n = 0;
+        for (size_t i = 0; i < p->nkeep; i++, n++)
+            fds[n] = at[n] = p->keep_fds[i];
+        fds[n] = at[n] = p->shm_fd, n++;
+        fds[n] = at[n] = w->in_fd, n++;
+        fds[n] = boot, at[n] = -1, n++;
+        if (p->start == MPROC_START_SPAWN)
+            rc = spawn_exec(boot, fds, n, pid, pidfd);
+        else
+            rc = mproc__forkserver_fork(fds, at, n, pid, pidfd);
+    }
+    mproc__sys_close(boot);
+    return rc;
+}
+
+int mproc__pool_boot_reap(struct sup *s, struct worker *w, int *code)
+{
+    if (s->p->start != MPROC_START_FORKSERVER)
+        return mproc__sys_reap(w->pidfd, true, code) < 0 ? -ECHILD : 0;
+    int64_t deadline = mproc__deadline_after(mproc__sys_now_ns(), STATUS_WAIT_S);
+    return mproc__forkserver_status(w->pid, deadline, code) == 1 ? 0 : -ECHILD;
+}
+
+bool mproc__pool_boot_failed(int status, int *code, char *msg, size_t n)
+{
+    switch (status) {
+    case WORKER_NO_INIT:
+        *code = -MPROC_ENOINIT;
+        mproc__pool_say(msg, n,
+                        "worker ran the program's main() to its end: a program using the "
+                        "spawn or forkserver start method must call mproc_init(&argc, &argv) "
+                        "at the top of main()");
+        return true;
+    case WORKER_BOOT_STALE:
+        *code = -ESTALE;
+        mproc__pool_say(msg, n,
+                        "worker refused to start: it runs another build of the program "
+                        "than the pool (its build-id differs)");
+        return true;
+    case WORKER_BOOT_MAP:
+        *code = -EEXIST;
+        mproc__pool_say(msg, n,
+                        "worker could not map the pool's shared memory at the pool's "
+                        "address (taken in the new process)");
+        return true;
+    case WORKER_BOOT_BAD:
+        *code = -EPROTO;
+        mproc__pool_say(msg, n, "worker could not read its boot message");
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* ---- the new process's end -------------------------------------------------------------- */
+
+static int read_all(int fd, void *buf, size_t len)
+{
+    unsigned char *b = buf;
+    for (size_t done = 0; done < len;) {
+        ssize_t r = pread(fd, b + done, len - done, (off_t)done);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+/* A spawned worker whose addresses were taken: the same program again, a new layout. */
+static void exec_again(int boot, struct boot_msg *m)
+{
+    if (++m->tries >= BOOT_TRIES ||
+        pwrite(boot, &m->tries, sizeof m->tries, offsetof(struct boot_msg, tries)) !=
+            (ssize_t)sizeof m->tries)
+        return;
+    int keep[BOOT_KEEP + 3];
+    size_t n = 0;
+    for (uint32_t i = 0; i < m->nkeep; i++)
+        keep[n++] = m->keep[i];
+    keep[n++] = m->map[0].fd;
+    keep[n++] = m->map[1].fd;
+    keep[n++] = boot;
+    for (size_t i = 0; i < n; i++) {
+        int fl = fcntl(keep[i], F_GETFD);
+        if (fl < 0 || fcntl(keep[i], F_SETFD, fl & ~FD_CLOEXEC) < 0)
+            return;
+    }
+    char entry[64];
+    snprintf(entry, sizeof entry, "%s=%d", MPROC__BOOT_ENV, boot);
+    char **envp = mproc__sys_env_with(entry);
+    char *argv[] = {program_invocation_name, NULL};
+    if (envp != NULL)
+        execve("/proc/self/exe", argv, envp);
+}
+
+int mproc__pool_boot_run(int boot)
+{
+    struct stat st;
+    struct boot_msg head;
+    if (fstat(boot, &st) < 0 || (size_t)st.st_size < sizeof head ||
+        read_all(boot, &head, sizeof head) < 0 || head.magic != BOOT_MAGIC ||
+        head.size != (size_t)st.st_size || head.build_len > BOOT_ID_MAX ||
+        head.self_len > MPROC__FNREF_MAX)
+        return WORKER_BOOT_BAD;
+    /* 1. the same build, or nothing here can be trusted */
+    unsigned char id[BOOT_ID_MAX];
+    size_t id_len = mproc__fnref_main_build(id, sizeof id);
+    void (*self)(void) = NULL;
+    if (id_len != head.build_len || memcmp(id, head.build, id_len) != 0 ||
+        (head.self_len > 0 && (mproc__fnref_decode(head.self, head.self_len, &self) < 0 ||
+                               self != (void (*)(void))mproc__pool_worker_main)))
+        return WORKER_BOOT_STALE;
+    struct boot_msg *m = mproc__malloc(head.size);
+    if (m == NULL || read_all(boot, m, head.size) < 0 || m->nkeep > BOOT_KEEP ||
+        m->init_len > MPROC__FNREF_MAX || m->initarg_len != head.size - sizeof *m)
+        return WORKER_BOOT_BAD;
+    /* 2. the pool's memory at the caller's addresses */
+    for (int i = 0; i < 2; i++) {
+        void *want = (void *)(uintptr_t)m->map[i].addr;
+        void *got = mmap(want, m->map[i].size, PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_FIXED_NOREPLACE, m->map[i].fd, 0);
+        if (got != want) {
+            if (got != MAP_FAILED) /* a kernel without MAP_FIXED_NOREPLACE: a hint */
+                munmap(got, m->map[i].size);
+            exec_again(boot, m); /* a fork server's child too: a fresh exec is a fresh
+                        layout, and it boots as a spawned worker would */
+            return WORKER_BOOT_MAP;
+        }
+    }
+    /* 3. nothing else of the caller's, then the worker it was started to be */
+    mproc__sys_close_all_but(m->keep, m->nkeep);
+    struct worker_arg a = m->arg;
+    if (m->init_len > 0) {
+        void (*fn)(void);
+        if (mproc__fnref_decode(m->init, m->init_len, &fn) < 0)
+            return WORKER_BOOT_STALE;
+        a.init = (mproc_pool_init_fn)fn;
+    }
+    atomic_store(&a.shm->slots[a.slot].booted, 1);
+    a.initarg = m->initarg_len > 0 ? (void *)(m + 1) : NULL; /* lives as long as we do */
+    return mproc__pool_worker_main(&a);
+}
