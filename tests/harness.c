@@ -1,5 +1,6 @@
 /* tests/harness.c - see harness.h. */
 #include "harness.h"
+#include "sys/forkserver.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -116,7 +118,7 @@ static int list_children(pid_t *pids, char *states, int max)
         int ppid;
         if (rp == NULL || sscanf(rp + 2, "%c %d", &state, &ppid) != 2)
             continue;
-        if (ppid == self && n < max) {
+        if (ppid == self && n < max && pid != mproc__forkserver_pid()) {
             pids[n] = pid;
             states[n] = state;
             n++;
@@ -259,6 +261,14 @@ int mproc_test_run_(const char *name, const struct CMUnitTest *tests, size_t n)
 {
     /* A test killed by the CTest timeout should not leave children running. */
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    /* Under the forkserver start method (--mproc-start=forkserver) the server is started
+       before the tests, so that its process and socket are not counted as a test's. */
+    if (mproc_get_start_method() == MPROC_START_FORKSERVER) {
+        mproc_pool *p;
+        if (mproc_pool_new(&p, &(mproc_pool_opts){.workers = 1}) == 0)
+            mproc_pool_free(p);
+        (void)mproc_test_reap_all(5);
+    }
     return _cmocka_run_group_tests(name, tests, n, NULL, NULL);
 }
 
@@ -341,4 +351,35 @@ int mproc_test_memory_cgroup(char *dir, size_t dir_size, long long limit, char *
     }
     snprintf(procs, procs_size, "%s/cgroup.procs", dir);
     return 0;
+}
+
+/* ---- the shared region ------------------------------------------------------------------- */
+
+/* In the high half of the user address space, clear of what the loader, the heap, mmap's
+ * usual area and AddressSanitizer's shadow and allocator use. */
+#define SHARED_AT ((void *)0x5a0000000000ul)
+#define SHARED_ENV "MPROC_TEST_SHARED_FD"
+
+static void *shared_region;
+
+__attribute__((constructor)) static void map_shared_region(void)
+{
+    const char *v = getenv(SHARED_ENV);
+    int fd = v != NULL ? atoi(v) : -1;
+    if (fd < 0 || fcntl(fd, F_GETFD) < 0) {        /* the first process of the program */
+        fd = memfd_create("mproc-test-shared", 0); /* inherited across exec, on purpose */
+        if (fd < 0 || ftruncate(fd, (off_t)MPROC_TEST_SHARED_BYTES) < 0)
+            return;
+        char num[16];
+        snprintf(num, sizeof num, "%d", fd);
+        setenv(SHARED_ENV, num, 1);
+    }
+    void *p = mmap(SHARED_AT, MPROC_TEST_SHARED_BYTES, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
+    shared_region = p == SHARED_AT ? p : NULL;
+}
+
+void *mproc_test_shared(void)
+{
+    return shared_region;
 }

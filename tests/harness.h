@@ -49,6 +49,23 @@ int mproc_test_exitcode(pid_t pid, double timeout);
  * included) to end, reaping them. Returns the number still running (then killed). */
 int mproc_test_reap_all(double timeout);
 
+/* Memory shared by every process of this test program at one fixed address: the test
+ * process, its forks, and pool workers started by spawn or by the fork server (which are
+ * this program executed afresh: the harness maps it in each before main(), from a memfd
+ * whose number travels in the environment). MPROC_TEST_SHARED_BYTES, zero at the start;
+ * tests give its parts fixed roles (a pointer set by a test in its own memory would not
+ * reach a spawned worker). NULL where it could not be mapped. */
+#define MPROC_TEST_SHARED_BYTES ((size_t)1 << 20)
+void *mproc_test_shared(void);
+
+/* Skip the test unless the pool's start method is fork: for tests about what only a
+ * forked worker has (the caller's memory as it was, in-place arrays). */
+#define MPROC_TEST_FORK_ONLY()                                                                     \
+    do {                                                                                           \
+        if (mproc_get_start_method() != MPROC_START_FORK)                                          \
+            skip();                                                                                \
+    } while (0)
+
 /* Number of children of this process (alive or zombie). */
 int mproc_test_count_children(void);
 

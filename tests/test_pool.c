@@ -84,7 +84,7 @@ static int init_ok(void *arg, void **state)
     int *s = malloc(sizeof *s);
     if (s == NULL)
         return -ENOMEM;
-    *s = (int)(intptr_t)arg;
+    memcpy(s, arg, sizeof *s); /* initarg: an int (initarg_size bytes, copied under spawn) */
     *state = s;
     return 0;
 }
@@ -96,19 +96,15 @@ static int init_fail(void *arg, void **state)
     return -ENOEXEC;
 }
 
-/* A word shared with the workers of pools made after this (they inherit it), 0. */
-static _Atomic int *shared_word(void)
-{
-    _Atomic int *w =
-        mmap(NULL, sizeof *w, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    assert_true(w != MAP_FAILED);
-    atomic_store(w, 0);
-    return w;
-}
+/* Words shared with the workers under every start method, each with a fixed role (the
+ * harness's region, at the same address in every process of this program). */
+enum { WORD_GATE, WORD_INIT_HANG, WORD_HELD_AT };
 
-static void unshare_word(_Atomic int *w)
+static _Atomic int *shared_at(int k)
 {
-    munmap((void *)w, sizeof *w);
+    _Atomic int *words = mproc_test_shared();
+    assert_non_null(words);
+    return &words[k];
 }
 
 static mproc_pool *pool_of(int workers)
@@ -578,6 +574,7 @@ static int where(mproc_task *t, const void *in, size_t in_len, void *out, size_t
 static void test_map_zero_copy(void **state)
 {
     (void)state;
+    MPROC_TEST_FORK_ONLY(); /* in place: only forked workers share the caller's mappings */
     enum { N = 5000 };
     mproc_shm *before, *after;
     assert_ok(mproc_shm_new(&before, NULL, N * 3 * sizeof(int64_t), 0));
@@ -642,6 +639,7 @@ static int placed_task(mproc_task *t, const void *in, size_t in_len, void *out, 
 static void test_map_placed(void **state)
 {
     (void)state;
+    MPROC_TEST_FORK_ONLY(); /* in place: only forked workers share the caller's mappings */
     enum { N = 60000 };
     size_t bytes = N * 3 * sizeof(int64_t) + sizeof(int64_t);
     unsigned char *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -737,6 +735,7 @@ static int slow_square(mproc_task *t, const void *in, size_t in_len, void *out, 
 static void test_map_placed_cancel(void **state)
 {
     (void)state;
+    MPROC_TEST_FORK_ONLY(); /* in place: only forked workers share the caller's mappings */
     enum { N = 4000 };
     size_t bytes = 2 * N * sizeof(int64_t);
     int64_t *in = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -1222,11 +1221,11 @@ static void test_imap_unordered(void **state)
     assert_true(g.next < 1000000);
 }
 
-/* Item held_at waits until the test opens the gate (a word shared with the workers; both
- * set before the pool is made, so its workers inherit them). */
+/* Item held_at waits until the test opens the gate (a word shared with the workers). */
 enum { HELD = 5 };
-static int64_t held_at = HELD;
-static _Atomic int *gate;
+/* held_at: HELD unless a test moves it (the word holds the distance) */
+#define held_at ((int64_t)atomic_load(shared_at(WORD_HELD_AT)) + HELD)
+#define gate shared_at(WORD_GATE)
 
 static int held_square(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
 {
@@ -1243,7 +1242,7 @@ static int held_square(mproc_task *t, const void *in, size_t in_len, void *out, 
 static void test_imap_unordered_slow_item(void **state)
 {
     (void)state;
-    gate = shared_word();
+    atomic_store(gate, 0);
     mproc_pool *p = pool_of(2);
     enum { N = 400, WINDOW = 16 };
     struct gen g = {.n = N, .fail_at = -1};
@@ -1269,7 +1268,6 @@ static void test_imap_unordered_slow_item(void **state)
     assert_true(g.max_ahead <= WINDOW); /* still bounded by the window */
     mproc_imap_free(it);
     mproc_pool_free(p);
-    unshare_word(gate);
 }
 
 /* With chunksize 1, tiny items travel many to a message once their time is measured; a
@@ -1279,9 +1277,10 @@ static void test_imap_unordered_slow_item(void **state)
 static void test_imap_held_in_merged_message(void **state)
 {
     (void)state;
-    gate = shared_word();
+    atomic_store(gate, 0);
     enum { N = 60000, AT = 50000 };
-    held_at = AT; /* after several ms of tiny items: merged messages by then */
+    atomic_store(shared_at(WORD_HELD_AT), AT - HELD); /* after several ms of tiny items:
+                                                          merged messages by then */
     mproc_pool *p = pool_of(2);
     struct gen g = {.n = N, .fail_at = -1};
     mproc_imap *it;
@@ -1308,8 +1307,7 @@ static void test_imap_held_in_merged_message(void **state)
         assert_int_equal(seen[i], 1);
     mproc_imap_free(it);
     mproc_pool_free(p);
-    held_at = HELD;
-    unshare_word(gate);
+    atomic_store(shared_at(WORD_HELD_AT), 0);
 }
 
 /* Work stealing: the chunk queued behind a task that runs long is taken back from its
@@ -1318,7 +1316,7 @@ static void test_imap_held_in_merged_message(void **state)
 static void test_steal_behind_long_task(void **state)
 {
     (void)state;
-    gate = shared_word();
+    atomic_store(gate, 0);
     mproc_pool *p = pool_of(2);
     enum { N = 50 };
     int64_t in[N], out[N];
@@ -1344,7 +1342,6 @@ static void test_steal_behind_long_task(void **state)
         assert_int_equal(out[i], (int64_t)i * i);
     mproc_result_free(r);
     mproc_pool_free(p);
-    unshare_word(gate);
 }
 
 /* ---- workers: initializer, maxtasksperchild ------------------------------------------ */
@@ -1353,9 +1350,12 @@ static void test_initializer_state(void **state)
 {
     (void)state;
     mproc_pool *p;
-    assert_ok(mproc_pool_new(
-        &p,
-        &(mproc_pool_opts){.workers = 2, .initializer = init_ok, .initarg = (void *)(intptr_t)7}));
+    int seven = 7;
+    assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2,
+                                                    .initializer = init_ok,
+                                                    .initarg = &seven,
+                                                    .initarg_size = sizeof seven}));
+    seven = 8; /* the workers have theirs: a copy (spawn) or the memory as it was (fork) */
     int64_t in[20] = {0}, out[20];
     assert_ok(mproc_pool_map(p, state_task, in, 20, sizeof *in, out, sizeof *out,
                              &(mproc_call_opts){.chunksize = 1}));
@@ -1412,9 +1412,12 @@ static void test_pin(void **state)
     assert_int_equal(out[0][1], CPU_COUNT(&set));
     mproc_pool_free(p);
 #ifdef MPROC_FAULT_INJECTION
-    mproc_fault_set("sys.pin", MPROC_FAULT_FAIL, &(mproc_fault_opts){.code = -EPERM});
-    assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .pin = 1}), -EPERM);
-    mproc_fault_clear();
+    /* a fault point armed here reaches only a worker that forked from here */
+    if (mproc_get_start_method() == MPROC_START_FORK) {
+        mproc_fault_set("sys.pin", MPROC_FAULT_FAIL, &(mproc_fault_opts){.code = -EPERM});
+        assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .pin = 1}), -EPERM);
+        mproc_fault_clear();
+    }
 #endif
 }
 
@@ -1429,7 +1432,7 @@ static void test_initializer_failure(void **state)
 }
 
 /* An initializer that sleeps while *init_hang is set (a word shared with the workers). */
-static _Atomic int *init_hang;
+#define init_hang shared_at(WORD_INIT_HANG)
 
 static int init_maybe_hang(void *arg, void **state)
 {
@@ -1446,7 +1449,7 @@ static int init_maybe_hang(void *arg, void **state)
 static void test_initializer_timeout(void **state)
 {
     (void)state;
-    init_hang = shared_word();
+    atomic_store(init_hang, 0);
     mproc_pool_opts o = {.workers = 2, .initializer = init_maybe_hang, .init_timeout = 0.2};
     atomic_store(init_hang, 1);
     mproc_pool *p;
@@ -1472,7 +1475,6 @@ static void test_initializer_timeout(void **state)
     atomic_store(init_hang, 0);
     check_map(p, 100, 1);
     mproc_pool_free(p);
-    unshare_word(init_hang);
 }
 
 static void maxtasks(size_t max, size_t n)
@@ -1871,7 +1873,8 @@ static int start_fails(void *arg)
 static void test_start_failures(void **state)
 {
     (void)state;
-    assert_int_equal(mproc_test_exitcode(mproc_test_fork(start_fails, "sys.fork"), 20), 0);
+    if (mproc_get_start_method() != MPROC_START_FORKSERVER) /* the server forks, not we */
+        assert_int_equal(mproc_test_exitcode(mproc_test_fork(start_fails, "sys.fork"), 20), 0);
     /* every allocation in turn. A worker forked before the clear inherits the armed point
        and may fail at its own n-th allocation, and so may each replacement forked before
        the clear (a loaded machine can make that window long): a generous restart budget
@@ -1892,6 +1895,8 @@ static void test_start_failures(void **state)
     }
     const char *points[] = {"pool.thread", "sys.eventfd", "sys.pidfd_open"};
     for (size_t k = 0; k < MPROC__ARRAY_LEN(points); k++) {
+        if (k == 2 && mproc_get_start_method() == MPROC_START_FORKSERVER)
+            break; /* the server opens the pidfds there, not this process */
         /* the second pass: sys.pidfd_open fails for the second worker, after the first */
         mproc_fault_set(points[k], MPROC_FAULT_FAIL,
                         &(mproc_fault_opts){.code = -EMFILE, .nth = k == 2 ? 2 : 1});
@@ -1994,6 +1999,8 @@ static void test_fnref_across_exec(void **state)
 
 int main(int argc, char **argv)
 {
+    if (mproc_init(&argc, &argv) < 0) /* a worker or fork server never gets past it */
+        return 2;
     if (argc == 3 && strcmp(argv[1], "--fnref") == 0)
         return fnref_child(argv[2]);
     const struct CMUnitTest tests[] = {

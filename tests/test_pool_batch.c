@@ -28,11 +28,11 @@ struct item {
     int32_t pad;
 };
 
-/* How often each item ran, counted in memory shared with the workers (mapped before the
- * pool, so they inherit it). */
+/* How often each item ran, counted in memory shared with the workers under every start
+ * method (the harness's region: tests/harness.h). */
 enum { MAXN = 4096 };
-static _Atomic int *runs;
-static _Atomic int *worker_seen; /* per worker slot: tasks it ran */
+#define runs ((_Atomic int *)mproc_test_shared())
+#define worker_seen (runs + MAXN) /* per worker slot: tasks it ran */
 
 static int counted(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
 {
@@ -60,20 +60,11 @@ static int counted(mproc_task *t, const void *in, size_t in_len, void *out, size
     return 0;
 }
 
-static void map_shared(void)
+/* Zero the counters before a pool is made. */
+static void zero_counters(void)
 {
-    size_t sz = (MAXN + 64) * sizeof(int);
-    void *m = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    assert_true(m != MAP_FAILED);
-    runs = m;
-    worker_seen = (_Atomic int *)m + MAXN;
-}
-
-static void unmap_shared(void)
-{
-    munmap((void *)runs, (MAXN + 64) * sizeof(int));
-    runs = NULL;
-    worker_seen = NULL;
+    assert_non_null(mproc_test_shared());
+    memset(mproc_test_shared(), 0, (MAXN + 64) * sizeof(int));
 }
 
 static void fill(struct item *in, size_t n)
@@ -87,7 +78,7 @@ static void fill(struct item *in, size_t n)
 static void test_death_with_held_batch(void **state)
 {
     (void)state;
-    map_shared();
+    zero_counters();
     enum { N = 300, K = 150 };
     mproc_pool *p;
     assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 1}));
@@ -131,7 +122,6 @@ static void test_death_with_held_batch(void **state)
     assert_int_equal(st.pending, 0);
     assert_int_equal(st.restarts, 1);
     mproc_pool_free(p);
-    unmap_shared();
 }
 
 struct gen {
@@ -152,7 +142,7 @@ static int gen_items(void *arg, void *item, size_t size)
 /* The same through imap (adaptive chunks, outcomes held in batches), ordered and not. */
 static void imap_death(unsigned flags)
 {
-    map_shared();
+    zero_counters();
     enum { N = 2000, K = 1000 };
     mproc_pool *p;
     assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2}));
@@ -192,7 +182,6 @@ static void imap_death(unsigned flags)
         assert_true(atomic_load(&runs[i]) >= 1 && atomic_load(&runs[i]) <= 2);
     mproc_imap_free(it);
     mproc_pool_free(p);
-    unmap_shared();
 }
 
 static void test_imap_death_ordered(void **state)
@@ -212,7 +201,7 @@ static void test_imap_death_unordered(void **state)
 static void test_failures_between_batches(void **state)
 {
     (void)state;
-    map_shared();
+    zero_counters();
     enum { N = 4000 };
     mproc_pool *p;
     assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2}));
@@ -246,7 +235,6 @@ static void test_failures_between_batches(void **state)
         mproc_result_free(r);
     }
     mproc_pool_free(p);
-    unmap_shared();
 }
 
 /* Large map chunks over the caller's private arrays (1000 items of 16 + 8 bytes: 24 KB a
@@ -261,6 +249,7 @@ static void test_failures_between_batches(void **state)
 static void big_chunks(const char *fault, unsigned nth, bool reach)
 {
     if (fault != NULL) {
+        MPROC_TEST_FORK_ONLY(); /* a fault point armed here reaches forked workers only */
         int rc = mproc_fault_set(fault, MPROC_FAULT_FAIL,
                                  &(mproc_fault_opts){.nth = nth, .sticky = nth == 0});
         if (rc == -MPROC_ENOTSUP) {
@@ -269,7 +258,7 @@ static void big_chunks(const char *fault, unsigned nth, bool reach)
         }
         assert_ok(rc);
     }
-    map_shared();
+    zero_counters();
     enum { N = 4000, FAIL = 1500, KILL = 2600 };
     mproc_pool *p;
     assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2}));
@@ -328,7 +317,6 @@ static void big_chunks(const char *fault, unsigned nth, bool reach)
     mproc_pool_free(p);
     if (fault != NULL)
         assert_ok(mproc_fault_clear());
-    unmap_shared();
 }
 
 static void test_reached_chunks(void **state)
@@ -360,7 +348,7 @@ static void test_reach_write_fails(void **state)
 static void test_deep_queue_then_slow_tasks(void **state)
 {
     (void)state;
-    map_shared();
+    zero_counters();
     mproc_pool *p;
     assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2}));
     enum { N = 3000, S = 12 };
@@ -391,7 +379,6 @@ static void test_deep_queue_then_slow_tasks(void **state)
      * delay one worker a little on a busy machine */
     assert_true(w0 >= 4 && w1 >= 4);
     mproc_pool_free(p);
-    unmap_shared();
 }
 
 /* A slow task's outcome goes out when it is done, even with the worker's next chunk
@@ -400,7 +387,7 @@ static void test_deep_queue_then_slow_tasks(void **state)
 static void test_slow_outcome_not_held(void **state)
 {
     (void)state;
-    map_shared();
+    zero_counters();
     mproc_pool *p;
     assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 1}));
     struct item in[2];
@@ -427,11 +414,12 @@ static void test_slow_outcome_not_held(void **state)
     assert_int_equal(out[1], 1);
     mproc_result_free(r);
     mproc_pool_free(p);
-    unmap_shared();
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (mproc_init(&argc, &argv) < 0) /* a worker or fork server never gets past it */
+        return 2;
     const struct CMUnitTest tests[] = {
         MPROC_TEST(test_death_with_held_batch),
         MPROC_TEST(test_imap_death_ordered),

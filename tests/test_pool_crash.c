@@ -27,7 +27,10 @@ enum { M_NONE, M_ABORT, M_SEGV, M_EXIT, M_KILL, M_EXIT0, M_OOM };
 
 /* M_OOM: the task moves its worker into this memory cgroup (a small limit) and allocates
  * until the kernel's OOM killer kills it. */
-static char oom_procs[800];
+/* the cgroup's procs file the M_OOM task joins: in the harness's shared region, so that a
+   worker started by spawn or the fork server reads what the test wrote */
+#define OOM_PROCS_SIZE 800
+#define oom_procs ((char *)mproc_test_shared() + 4096)
 
 struct item {
     int64_t x;
@@ -246,7 +249,7 @@ static void test_host_reaps_children(void **state)
 /* A memory cgroup of our own with a 64 MiB limit: 0, or -1 (then the test is skipped). */
 static int oom_cgroup(char *dir, size_t size)
 {
-    return mproc_test_memory_cgroup(dir, size, 64 << 20, oom_procs, sizeof oom_procs);
+    return mproc_test_memory_cgroup(dir, size, 64 << 20, oom_procs, OOM_PROCS_SIZE);
 }
 
 /* The OOM killer, for real: a worker that outgrows its memory cgroup is killed by the
@@ -331,6 +334,7 @@ static void fault_case(const char *point, mproc_fault_action action, size_t want
 static void test_fault_matrix(void **state)
 {
     (void)state;
+    MPROC_TEST_FORK_ONLY(); /* fault points armed here reach forked workers only */
     const char *dying[] = {"pool.task.decode", "pool.task.run", "pool.result.encode"};
     for (size_t k = 0; k < 3; k++) {
         /* a death there fails exactly the task in flight */
@@ -398,6 +402,8 @@ static void test_returned_task_not_timed_out(void **state)
 static void test_fork_fails_breaks_pool(void **state)
 {
     (void)state;
+    if (mproc_get_start_method() == MPROC_START_FORKSERVER)
+        skip(); /* the server forks there: this process's fork cannot fail it */
     mproc_pool *p;
     assert_ok(mproc_pool_new(
         &p, &(mproc_pool_opts){.workers = 1, .max_restarts = 2, .restart_period = 60}));
@@ -661,9 +667,9 @@ static void *kill_first(void *arg)
 static void test_ready_worker_dies_during_start(void **state)
 {
     (void)state;
-    _Atomic int *counter =
-        mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    assert_true(counter != MAP_FAILED);
+    _Atomic int *counter = mproc_test_shared(); /* seen by workers of every start method */
+    assert_non_null(counter);
+    atomic_store(counter, 0);
     int fds[2];
     assert_ok(pipe(fds));
     struct start_race r = {.counter = counter, .fd = fds[1]};
@@ -674,6 +680,7 @@ static void test_ready_worker_dies_during_start(void **state)
     assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2,
                                                       .initializer = init_race,
                                                       .initarg = &r,
+                                                      .initarg_size = sizeof r,
                                                       .inherit_fds = &fds[1],
                                                       .n_inherit_fds = 1}),
                 -MPROC_EDIED);
@@ -681,7 +688,6 @@ static void test_ready_worker_dies_during_start(void **state)
     pthread_join(th, NULL);
     close(fds[0]);
     close(fds[1]);
-    munmap((void *)counter, 4096);
     assert_int_equal(mproc_test_count_children(), 0);
 }
 
@@ -726,8 +732,10 @@ static void test_caller_killed(void **state)
     assert_int_equal(mproc_test_reap_all(2), 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (mproc_init(&argc, &argv) < 0) /* a worker or fork server never gets past it */
+        return 2;
     const struct CMUnitTest tests[] = {
         MPROC_TEST(test_crash_in_task),
         MPROC_TEST(test_oom_killed_worker),

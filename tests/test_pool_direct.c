@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* counters the workers write (mapped before the pools are made, so they share it) */
+/* counters the workers write (the harness's region, shared under every start method) */
 struct shared {
     _Atomic int runs; /* tasks begun */
     _Atomic int pid;  /* the worker of the last task begun */
@@ -465,6 +465,7 @@ static void fault_case(const char *point, mproc_fault_action action, int want, u
 static void test_fault_matrix(void **state)
 {
     (void)state;
+    MPROC_TEST_FORK_ONLY(); /* fault points armed here reach forked workers only */
     const char *dying[] = {"pool.task.decode", "pool.task.run", "pool.result.encode"};
     for (size_t k = 0; k < 3; k++) {
         fault_case(dying[k], MPROC_FAULT_KILL, -MPROC_EDIED, 1);
@@ -478,10 +479,12 @@ static void test_fault_matrix(void **state)
 }
 #endif
 
-int main(void)
+int main(int argc, char **argv)
 {
-    sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (sh == MAP_FAILED)
+    sh = mproc_test_shared();         /* before mproc_init: so in a spawned worker too */
+    if (mproc_init(&argc, &argv) < 0) /* a worker or fork server never gets past it */
+        return 2;
+    if (sh == NULL)
         return 1;
     const struct CMUnitTest tests[] = {
         MPROC_TEST(test_results_and_failures),

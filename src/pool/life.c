@@ -51,7 +51,8 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
                              .home = getpid(),
                              .announce = p->o.initializer != NULL || p->o.pin,
                              .mask = p->caller_mask,
-                             .timing = p->o.phase_times != 0};
+                             .timing = p->o.phase_times != 0,
+                             .origin = a};
     struct pool_slot *sl = &p->shm->slots[w->slot];
     atomic_store(&sl->started, 0);
     atomic_store(&sl->ended, 0);

@@ -182,7 +182,7 @@ struct worker {
     enum wstate state;
     pid_t pid;
     int pidfd;
-        mproc_queue *in;
+    mproc_queue *in;
     int in_fd;            /* spawn, forkserver: the memfd behind `in`; else -1 */
     bool live;            /* a process runs (or ran, unreaped) in this slot: ring is valid */
     bool timed_out;       /* we killed it for a time limit ... */
@@ -221,7 +221,7 @@ struct mproc_pool {
     pthread_cond_t cv; /* start result, thread finished */
     pthread_t thread;
     bool thread_started;
-        struct pool_shm *shm;
+    struct pool_shm *shm;
     size_t shm_size;
     mproc_start_method start; /* resolved: never MPROC_START_DEFAULT */
     int shm_fd;               /* spawn, forkserver: the memfd behind shm (workers map it at

@@ -390,7 +390,7 @@ const struct transport_ops mproc__transport_local = {
 /* ---- the worker's end -------------------------------------------------------------------- */
 
 /* Can this worker read (and so write) the pool process's memory? It reads its own
- * argument block there: the same bytes as its copy from the fork. REACH_YES (and
+ * argument block there (origin): the same bytes as its own copy. REACH_YES (and
  * home_mem open) or REACH_NO. */
 static uint32_t reach_probe(struct carry *cr)
 {
@@ -399,7 +399,8 @@ static uint32_t reach_probe(struct carry *cr)
         return REACH_NO;
     int fd = mproc__sys_vm_open(cr->a->home);
     struct worker_arg there;
-    if (fd >= 0 && mproc__sys_vm_read(fd, &there, (uint64_t)(uintptr_t)cr->a, sizeof there) == 0 &&
+    if (fd >= 0 &&
+        mproc__sys_vm_read(fd, &there, (uint64_t)(uintptr_t)cr->a->origin, sizeof there) == 0 &&
         there.slot == cr->a->slot && there.shm == cr->a->shm) {
         if (mproc__sys_fd_id(fd, &cr->home_id) == 0) {
             cr->home_mem = fd;

@@ -83,7 +83,6 @@ enum { REACH_UNTRIED = 0u, REACH_YES = 1u, REACH_NO = 2u };
 #define WORKER_BOOT_MAP 122   /* the pool's memory could not be mapped at its address */
 #define WORKER_BOOT_BAD 123   /* the boot message could not be read */
 
-
 /* Bytes of a chunk before its inputs: the header and the fnref padded to 8. */
 static inline size_t mproc__chunk_head(uint32_t fnref_len)
 {
@@ -145,9 +144,9 @@ struct pool_slot {
                                                batch or published (ended < started: the
                                                started-th is in flight) */
     _Atomic int64_t started_ns;             /* when the last one began */
-        _Atomic uint32_t retiring;              /* it ran its maxtasksperchild and exits on
-                                               purpose: told here, since a host that
-                                               reaps every child may take its status */
+    _Atomic uint32_t retiring;              /* it ran its maxtasksperchild and exits on
+                                           purpose: told here, since a host that
+                                           reaps every child may take its status */
     _Atomic uint32_t booted;                /* spawn, forkserver: it reached mproc_init
                                                and mapped this memory */
 

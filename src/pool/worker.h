@@ -28,6 +28,8 @@ struct worker_arg {
                       there; otherwise the worker counts as ready from its fork) */
     sigset_t mask; /* the caller's signal mask */
     bool timing;   /* measure the phase times into the slot */
+    const struct worker_arg *origin; /* where this block is in the pool's process (a
+                                        worker that did not fork has a copy elsewhere) */
 };
 
 /* Phase times (.phase_times): a clock read at a phase's start, and its length added to

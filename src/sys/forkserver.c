@@ -265,6 +265,7 @@ static struct {
     int code;
 } kept[KEPT];
 static unsigned kept_next;
+static pid_t server_pid;
 
 /* In a child forked from this process: the server is the parent's, not ours. */
 static void forget_in_child(void)
@@ -275,6 +276,7 @@ static void forget_in_child(void)
     if (server_pidfd >= 0)
         (void)close(server_pidfd);
     client_sock = server_pidfd = -1;
+    server_pid = 0;
     kept_next = 0;
     memset(kept, 0, sizeof kept);
 }
@@ -295,6 +297,15 @@ static void server_gone(void)
         mproc__sys_close(server_pidfd);
         server_pidfd = -1;
     }
+    server_pid = 0;
+}
+
+pid_t mproc__forkserver_pid(void)
+{
+    pthread_mutex_lock(&client_mu);
+    pid_t pid = server_pid;
+    pthread_mutex_unlock(&client_mu);
+    return pid;
 }
 
 static void keep_status(pid_t pid, int code)
@@ -376,6 +387,7 @@ static int start_server(void)
         return rc;
     }
     client_sock = sv[0];
+    server_pid = pid;
     struct reply rp;
     int fd;
     int64_t deadline = mproc__deadline_after(mproc__sys_now_ns(), HELLO_LIMIT_S);

@@ -28,6 +28,9 @@ int mproc__forkserver_fork(const int *fds, const int *at, size_t n, pid_t *pid, 
  * say it by the deadline (monotonic ns), or -EPROTO (the server is gone). */
 int mproc__forkserver_status(pid_t pid, int64_t deadline, int *code);
 
+/* The server's pid, or 0 when none runs (tests tell it from the children they check). */
+pid_t mproc__forkserver_pid(void);
+
 /* Server's side: serve on sock until the other end closes; each child runs run(boot fd).
  * Returns the server's exit status. */
 int mproc__forkserver_serve(int sock, int (*run)(int boot));
