@@ -169,7 +169,9 @@ MPROC_API int mproc_pool_apply(mproc_pool *p, mproc_task_fn fn, const void *in, 
 
 /* The failure message of this thread's last blocking mproc_pool_apply or mproc_pool_map:
  * the task's own (mproc_task_fail; for a map, the lowest-numbered failed item's), else
- * mproc_strerror's text for the code; "" after a success. Never NULL; valid until this
+ * mproc_strerror's text for the code; "" after a success. Also after an mproc_pool_new
+ * that failed starting its workers: why (an initializer's message, a worker's death, a
+ * worker that could not start by the pool's start method). Never NULL; valid until this
  * thread's next such call. */
 MPROC_API const char *mproc_pool_message(void);
 

@@ -80,6 +80,8 @@ static void pool_release(mproc_pool *p)
     mproc__free(p);
 }
 
+static int blocking_outcome(int rc, const char *msg);
+
 int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
 {
     if (out == NULL)
@@ -255,6 +257,7 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
     pthread_mutex_unlock(&p->mu);
     if (rc != 0) {
         pthread_join(p->thread, NULL);
+        (void)blocking_outcome(rc, p->sup.start_msg); /* why: mproc_pool_message() */
         goto fail;
     }
     *out = p;

@@ -49,7 +49,8 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
                              .init = p->o.initializer,
                              .initarg = p->o.initarg,
                              .home = getpid(),
-                             .announce = p->o.initializer != NULL || p->o.pin,
+                                                          .announce = p->o.initializer != NULL || p->o.pin ||
+                                         p->start != MPROC_START_FORK, /* boot can fail */
                              .mask = p->caller_mask,
                              .timing = p->o.phase_times != 0,
                              .origin = a};
@@ -371,13 +372,16 @@ int64_t mproc__pool_check_timeouts(struct sup *s)
         struct worker *w = &p->workers[i];
         if (w->state == W_STARTING && p->start != MPROC_START_FORK && w->init_code == 0 &&
             atomic_load(&p->shm->slots[w->slot].booted) == 0) {
-            int64_t d = mproc__deadline_after(w->start_ns, BOOT_LIMIT_S);
+            double limit = p->o.init_timeout > 0 && p->o.init_timeout < BOOT_LIMIT_S
+                               ? p->o.init_timeout
+                               : BOOT_LIMIT_S; /* booting is part of its start */
+            int64_t d = mproc__deadline_after(w->start_ns, limit);
             if (now >= d) {
                 w->init_code = -MPROC_ENOINIT;
                 mproc__pool_say(w->init_msg, sizeof w->init_msg,
                                 "worker (pid %d) did not reach mproc_init(&argc, &argv) in "
                                 "%g s: call it at the top of main(); it was killed",
-                                (int)w->pid, BOOT_LIMIT_S);
+                                (int)w->pid, limit);
                 (void)mproc__sys_pidfd_kill(w->pidfd, SIGKILL);
             } else if (d < next) {
                 next = d;

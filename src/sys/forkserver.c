@@ -300,6 +300,14 @@ static void server_gone(void)
     server_pid = 0;
 }
 
+void mproc__forkserver_stop(void)
+{
+    pthread_mutex_lock(&client_mu);
+    if (client_sock >= 0)
+        server_gone();
+    pthread_mutex_unlock(&client_mu);
+}
+
 pid_t mproc__forkserver_pid(void)
 {
     pthread_mutex_lock(&client_mu);

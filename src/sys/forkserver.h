@@ -31,6 +31,10 @@ int mproc__forkserver_status(pid_t pid, int64_t deadline, int *code);
 /* The server's pid, or 0 when none runs (tests tell it from the children they check). */
 pid_t mproc__forkserver_pid(void);
 
+/* Stop the server (if one runs) and reap it; the next fork request starts another. Its
+ * children die with it. For tests, which must leave no process behind. */
+void mproc__forkserver_stop(void);
+
 /* Server's side: serve on sock until the other end closes; each child runs run(boot fd).
  * Returns the server's exit status. */
 int mproc__forkserver_serve(int sock, int (*run)(int boot));
