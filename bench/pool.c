@@ -51,7 +51,13 @@
  *   pool.sleep24      s for 24 x sleep(0.1 s), 8 workers, chunksize 1 (pool created
  *                     beforehand) | ideal: 0.300 s
  *   pool.create       ms per pool: mproc_pool_new (2 workers) + close + join + free,
- *                     20 pools | raw: 2 x fork, then waitpid of both
+  *                     20 pools | raw: 2 x fork, then waitpid of both
+ *   pool.create.forkserver, pool.create.spawn, pool.apply.rtt.forkserver,
+ *   pool.apply.rtt.spawn  the same two figures for pools whose workers start by the
+ *                     fork server or by spawn (mproc/init.h); one pool made first,
+ *                     untimed (it starts the fork server) | python: Pool with that
+ *                     start method (informative: the issue sets no target)
+
  *
  * Every result is checked (each x*x, each x + 1, the prime count against the known value,
  * the count of imap results and their order); a wrong answer exits 1.
@@ -676,12 +682,12 @@ static double run_sleep24(void)
 
 /* ---- pool.create ---------------------------------------------------------------------- */
 
-static double run_create(uint64_t n)
+static double run_create(uint64_t n, mproc_start_method m)
 {
     double t0 = bench_now();
     for (uint64_t i = 0; i < n; i++) {
         mproc_pool *p;
-        BENCH_OK(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2}));
+        BENCH_OK(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .start = m}));
         if (mproc_pool_workers(p) != 2)
             bench_die("pool.create: %d workers", mproc_pool_workers(p));
         BENCH_OK(mproc_pool_close(p));
@@ -709,6 +715,8 @@ static double run_create_raw(uint64_t n)
 
 int main(int argc, char **argv)
 {
+    if (mproc_init(&argc, &argv) < 0) /* a spawned worker or the fork server stays in it */
+        return 2;
     const char *s = getenv("BENCH_SCALE");
     if (s != NULL && atof(s) > 0)
         scale = atof(s);
@@ -779,8 +787,23 @@ int main(int argc, char **argv)
     bench_emit("pool.sleep24", "ideal", 0.3, "s");
 
     uint64_t n_create = scaled(20);
-    bench_emit("pool.create", "mproc", run_create(n_create), "ms");
+    bench_emit("pool.create", "mproc", run_create(n_create, MPROC_START_FORK), "ms");
     bench_emit("pool.create", "raw", run_create_raw(n_create), "ms");
+
+    /* the other start methods (informative), each warmed up by one pool untimed (the
+       fork server starts with the first) */
+    static const struct {
+        mproc_start_method m;
+        const char *create, *rtt;
+    } methods[] = {{MPROC_START_FORKSERVER, "pool.create.forkserver", "pool.apply.rtt.forkserver"},
+                   {MPROC_START_SPAWN, "pool.create.spawn", "pool.apply.rtt.spawn"}};
+    for (size_t k = 0; k < sizeof methods / sizeof methods[0]; k++) {
+        (void)run_create(1, methods[k].m);
+        bench_emit(methods[k].create, "mproc", run_create(n_create, methods[k].m), "ms");
+        BENCH_OK(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .start = methods[k].m}));
+        bench_emit(methods[k].rtt, "mproc", run_apply(p, n_rtt), "us");
+        mproc_pool_free(p);
+    }
 
     /* last: its 200 k strings and outputs leave this process larger (malloc keeps freed
        memory), which measurably slowed the forks and the uneven map of the rows above */

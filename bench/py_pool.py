@@ -18,6 +18,8 @@ One repetition, printing `id python value unit` lines:
   pool.sleep24      s for Pool(8).map(time.sleep, [0.1] * 24, chunksize=1), pool created
                     beforehand
   pool.create       ms per Pool(2) + close + join, 10 pools
+  pool.create.forkserver, pool.create.spawn, pool.apply.rtt.forkserver,
+  pool.apply.rtt.spawn   the same with that start method (one pool first, untimed)
 Python is much slower than C, so it runs fewer items than bench/pool.c (noted above);
 rates and per-call times are compared, never totals. Every result is checked.
 Run with Debian's /usr/bin/python3 (bench/run does).
@@ -186,6 +188,12 @@ def main():
         emit("pool.map.uneven", run_uneven(p), "s")
     emit("pool.sleep24", run_sleep24(ctx), "s")
     emit("pool.create", run_create(ctx, scaled(10)), "ms")
+    for method in ("forkserver", "spawn"):
+        mctx = mp.get_context(method)
+        run_create(mctx, 1)  # warm-up, untimed: starts the fork server
+        emit(f"pool.create.{method}", run_create(mctx, scaled(10)), "ms")
+        with mctx.Pool(2) as p:
+            emit(f"pool.apply.rtt.{method}", run_apply(p, scaled(2000)), "us")
 
 
 if __name__ == "__main__":

@@ -49,8 +49,14 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* first: a worker started by spawn or the fork server becomes one here; run with
+       --mproc-start=spawn (or forkserver) to have the pool start its workers that way */
+    if (mproc_init(&argc, &argv) < 0) {
+        fprintf(stderr, "usage: %s [--mproc-start=fork|forkserver|spawn]\n", argv[0]);
+        return 2;
+    }
     int in[TASKS];
     struct ran out[TASKS];
     for (int i = 0; i < TASKS; i++)

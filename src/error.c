@@ -24,11 +24,10 @@ static const struct {
     [MPROC_ETIMELIMIT - MPROC_EBASE] = {"MPROC_ETIMELIMIT", "the task ran past its time limit"},
     [MPROC_ECANCELLED - MPROC_EBASE] = {"MPROC_ECANCELLED", "the task was cancelled before it ran"},
     [MPROC_EAUTH -
-                MPROC_EBASE] = {"MPROC_EAUTH", "authentication failed: the peer does not share the key"},
+        MPROC_EBASE] = {"MPROC_EAUTH", "authentication failed: the peer does not share the key"},
     [MPROC_ENOINIT - MPROC_EBASE] = {"MPROC_ENOINIT",
                                      "a worker started by spawn or the fork server did not reach "
                                      "mproc_init(&argc, &argv): call it at the top of main()"},
-
 
 };
 

@@ -31,10 +31,9 @@ enum mproc_error {
     MPROC_EDIED,   /* a pool worker died while running the task (signal or exit status) */
     MPROC_ETIMELIMIT, /* a pool task ran past its time limit (its worker was killed) */
     MPROC_ECANCELLED, /* the task was cancelled (or the pool terminated) before it ran */
-        MPROC_EAUTH,      /* the peer did not prove it knows the key (or asked us to prove ours) */
+    MPROC_EAUTH,      /* the peer did not prove it knows the key (or asked us to prove ours) */
     MPROC_ENOINIT,    /* a worker started by spawn or the fork server never reached
                          mproc_init(&argc, &argv): the program must call it in main() */
-
 
     MPROC_ELAST /* one past the last code */
 };

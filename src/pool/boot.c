@@ -128,7 +128,7 @@ int mproc__pool_boot_start(struct sup *s, struct worker *w, pid_t *pid, int *pid
     m->arg = *a;
     m->arg.init = NULL;
     m->arg.initarg = NULL;
-    
+
     m->map[0] = (struct boot_map){(uintptr_t)p->shm, p->shm_size, p->shm_fd, 0};
     m->map[1] = (struct boot_map){(uintptr_t)a->in, mproc__queue_map_size(a->in), w->in_fd, 0};
     m->nkeep = (uint32_t)p->nkeep;
@@ -162,7 +162,7 @@ int mproc__pool_boot_start(struct sup *s, struct worker *w, pid_t *pid, int *pid
 
 int mproc__pool_boot_reap(struct sup *s, struct worker *w, int *code)
 {
-        if (s->p->start != MPROC_START_FORKSERVER)
+    if (s->p->start != MPROC_START_FORKSERVER)
         return mproc__sys_reap(w->pidfd, true, code) < 0 ? -ECHILD : 0;
     /* A worker whose server died before it is reparented: to us where this process is a
        child subreaper (a service manager's, a test harness's), and then ours to reap. */

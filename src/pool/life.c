@@ -49,7 +49,7 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
                              .init = p->o.initializer,
                              .initarg = p->o.initarg,
                              .home = getpid(),
-                                                          .announce = p->o.initializer != NULL || p->o.pin ||
+                             .announce = p->o.initializer != NULL || p->o.pin ||
                                          p->start != MPROC_START_FORK, /* boot can fail */
                              .mask = p->caller_mask,
                              .timing = p->o.phase_times != 0,

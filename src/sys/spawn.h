@@ -29,7 +29,7 @@ struct mproc__spawn {
     unsigned flags;    /* MPROC_PROCESS_DAEMON | _SETSID | _SETPGID */
     /* fn children: close every descriptor above 2 but keep[0..nkeep) (ascending, no
      * duplicates), so the child holds nothing of the parent's it does not need. */
-        bool close_others;
+    bool close_others;
     const int *keep;
     size_t nkeep;
     /* execute: descriptors above 2 that stay open in the program (their close-on-exec

@@ -21,8 +21,10 @@ grep -q "^pool price equals serial price; within 4 standard errors of Black-Scho
 grep -q "^  Black-Scholes  8.0214$" <<<"$out"
 grep -q "^all 64 products equal the serial ones and match their row/column sums: ok$" <<<"$out"
 grep -q "^every task ran in one of the pool's workers (. of 4 workers busy): ok$" <<<"$out"
-[ "$(grep -c '^  task .. ran in worker [0-3], pid [0-9]*$' <<<"$out")" -eq 12 ]
-[ "$(grep -c '^  speedup ' <<<"$out")" -eq 4 ]
+# 12 tasks under each start method (run-all runs pool_pids with fork, forkserver, spawn)
+[ "$(grep -c '^  task .. ran in worker [0-3], pid [0-9]*$' <<<"$out")" -eq 36 ]
+grep -q '^== pool_squares --mproc-start=spawn$' <<<"$out"
+[ "$(grep -c '^  speedup ' <<<"$out")" -eq 6 ] # pool_pids once per start method
 grep -q '^dict: .*(3 entries)$' <<<"$out"
 grep -q '^list: 9 8 7 6 5 4 3 2 1 0$' <<<"$out"
 grep -q '^dict:.* 0.25: None' <<<"$out"
