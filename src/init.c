@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include "launch.h"
 #include "pool/boot.h"
 #include "pool/wire.h"
 #include "sys/forkserver.h"
@@ -86,6 +87,19 @@ static int env_fd(const char *name)
     return (int)fd;
 }
 
+/* The new process's boot, by the message's first word: a pool worker or a process. */
+static int boot_any(int boot)
+{
+    uint32_t magic;
+    if (pread(boot, &magic, sizeof magic, 0) != (ssize_t)sizeof magic)
+        return WORKER_BOOT_BAD;
+    if (magic == MPROC__POOL_BOOT_MAGIC)
+        return mproc__pool_boot_run(boot);
+    if (magic == MPROC__PROCESS_BOOT_MAGIC)
+        return mproc__process_boot_run(boot);
+    return WORKER_BOOT_BAD;
+}
+
 static _Noreturn void become(int status)
 {
     fflush(NULL);
@@ -98,13 +112,13 @@ int mproc_init(int *argc, char ***argv)
         int fd = env_fd(MPROC__BOOT_ENV);
         (void)unsetenv(MPROC__BOOT_ENV);
         atomic_store(&boot_pending, false);
-        become(fd < 0 ? WORKER_BOOT_BAD : mproc__pool_boot_run(fd));
+        become(fd < 0 ? WORKER_BOOT_BAD : boot_any(fd));
     }
     if (getenv(MPROC__FORKSERVER_ENV) != NULL) {
         int fd = env_fd(MPROC__FORKSERVER_ENV);
         (void)unsetenv(MPROC__FORKSERVER_ENV);
         atomic_store(&boot_pending, false);
-        become(fd < 0 ? 1 : mproc__forkserver_serve(fd, mproc__pool_boot_run));
+        become(fd < 0 ? 1 : mproc__forkserver_serve(fd, boot_any));
     }
     if (argc == NULL || argv == NULL || *argv == NULL)
         return 0;

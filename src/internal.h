@@ -67,6 +67,11 @@ size_t mproc__queue_map_size(const mproc_queue *q);
  * such a process must not start pools of its own. */
 bool mproc__boot_pending(void);
 
+/* A process object's boot (src/process.c): the magic word that opens its message, and
+ * the new process's side, which runs the target and returns its exit status. */
+#define MPROC__PROCESS_BOOT_MAGIC 0x3152504du /* "MPR1" */
+int mproc__process_boot_run(int boot);
+
 /* In a child mproc started (src/process.c): who it is, for mproc_current_process. name
  * must live as long as the process; parent: the pid of the process that started it. */
 void mproc__self_enter(const char *name, bool daemon, pid_t parent);

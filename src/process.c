@@ -24,6 +24,8 @@
 
 #include <unistd.h>
 
+#include "fnref.h"
+#include "launch.h"
 #include "sys/spawn.h"
 
 #include <limits.h>
@@ -40,6 +42,8 @@ struct mproc_process {
     mproc_process_fn fn; /* NULL for a spawned program */
     void *arg;
     unsigned flags;
+    mproc_start_method start;  /* how the child starts (resolved) */
+    struct process_boot *boot; /* forkserver, spawn: the message the child boots from */
     enum state state;
     pid_t pid;
     int pidfd;
@@ -198,17 +202,105 @@ static mproc_process *alloc_process(const char *name, unsigned flags)
     return p;
 }
 
+/* ---- children that did not fork from us (forkserver, spawn) ----------------------------- */
+
+/* What such a child boots from (in a memfd): it is this program started afresh, so the
+ * target travels by reference and its argument as bytes; name, then argument, follow. */
+struct process_boot {
+    uint32_t magic; /* MPROC__PROCESS_BOOT_MAGIC */
+    uint32_t size;  /* of the whole message */
+    uint32_t build_len;
+    uint32_t ref_len;
+    unsigned char build[MPROC__BUILD_MAX]; /* the program's build-id */
+    uint32_t flags;
+    int32_t starter;
+    uint32_t name_len; /* with its NUL */
+    uint32_t pad;
+    uint64_t arg_size;
+    unsigned char ref[MPROC__FNREF_MAX]; /* the target's reference */
+};
+
+static struct process_boot *boot_message(const mproc_process *p, mproc_process_fn fn,
+                                         const void *arg, size_t arg_size, int *rc)
+{
+    size_t name_len = strlen(p->name) + 1;
+    size_t size = sizeof(struct process_boot) + name_len + arg_size;
+    struct process_boot *b;
+    if (size > UINT32_MAX || (b = mproc__calloc(1, size)) == NULL) {
+        *rc = size > UINT32_MAX ? -EINVAL : -ENOMEM;
+        return NULL;
+    }
+    size_t len;
+    *rc = mproc__fnref_encode((void (*)(void))fn, b->ref, sizeof b->ref, &len);
+    if (*rc < 0) {
+        mproc__free(b);
+        return NULL;
+    }
+    b->magic = MPROC__PROCESS_BOOT_MAGIC;
+    b->size = (uint32_t)size;
+    b->ref_len = (uint32_t)len;
+    b->build_len = (uint32_t)mproc__fnref_main_build(b->build, sizeof b->build);
+    b->flags = p->flags;
+    b->name_len = (uint32_t)name_len;
+    b->arg_size = arg_size;
+    memcpy(b + 1, p->name, name_len);
+    if (arg_size > 0)
+        memcpy((unsigned char *)(b + 1) + name_len, arg, arg_size);
+    return b;
+}
+
+int mproc__process_boot_run(int boot)
+{
+    size_t size;
+    struct process_boot *b = mproc__launch_read(boot, sizeof *b, &size);
+    if (b == NULL || b->size != size || b->build_len > MPROC__BUILD_MAX ||
+        b->ref_len > MPROC__FNREF_MAX)
+        return 127;
+    unsigned char id[MPROC__BUILD_MAX];
+    size_t id_len = mproc__fnref_main_build(id, sizeof id);
+    void (*fn)(void);
+    if (id_len != b->build_len || memcmp(id, b->build, id_len) != 0 || b->name_len == 0 ||
+        (uint64_t)b->name_len + b->arg_size != size - sizeof *b ||
+        mproc__fnref_decode(b->ref, b->ref_len, &fn) < 0)
+        return 127; /* another build of the program: nothing here can be trusted */
+    mproc__sys_close(boot);
+    if ((b->flags & MPROC_PROCESS_SETSID) ? setsid() < 0
+                                          : (b->flags & MPROC_PROCESS_SETPGID) && setpgid(0, 0) < 0)
+        return 127;
+    const char *name = (const char *)(b + 1); /* b lives as long as this process */
+    name = name[b->name_len - 1] == '\0' ? name : "Process";
+    mproc__self_enter(name, (b->flags & MPROC_PROCESS_DAEMON) != 0, b->starter);
+    void *arg = b->arg_size > 0 ? (unsigned char *)(b + 1) + b->name_len : NULL;
+    return ((mproc_process_fn)fn)(arg);
+}
+
 int mproc_process_new(mproc_process **out, mproc_process_fn fn, void *arg,
                       const mproc_process_opts *opts)
 {
     mproc_process_opts o = opts != NULL ? *opts : (mproc_process_opts){0};
     if (out == NULL || fn == NULL || (o.flags & ~(unsigned)ALL_FLAGS) != 0)
         return -EINVAL;
+    if (o.start == MPROC_START_DEFAULT)
+        o.start = mproc_get_start_method();
+    if (mproc_start_method_name(o.start) == NULL ||
+        (o.start != MPROC_START_FORK && (arg != NULL) != (o.arg_size > 0)))
+        return -EINVAL; /* a pointer means nothing in another program image */
+    if (o.start != MPROC_START_FORK && mproc__boot_pending())
+        return -MPROC_ENOINIT;
     mproc_process *p = alloc_process(o.name, o.flags);
     if (p == NULL)
         return -ENOMEM;
     p->fn = fn;
     p->arg = arg;
+    p->start = o.start;
+    if (o.start != MPROC_START_FORK) {
+        int rc;
+        p->boot = boot_message(p, fn, arg, o.arg_size, &rc);
+        if (p->boot == NULL) {
+            mproc__free(p);
+            return rc;
+        }
+    }
     *out = p;
     return 0;
 }
@@ -220,7 +312,17 @@ static int start(mproc_process *p, const struct mproc__spawn *s)
     if (rc < 0)
         return rc;
     p->starter = getpid();
-    rc = mproc__sys_spawn(s, &p->pid, &p->pidfd);
+    if (p->boot != NULL) { /* forkserver, spawn: a new image boots from the message */
+        p->boot->starter = p->starter;
+        int fd = mproc__launch_message(p->boot, p->boot->size);
+        if (fd < 0)
+            return fd;
+        rc = mproc__launch(p->start, fd, NULL, 0, (p->flags & MPROC_PROCESS_DAEMON) != 0, &p->pid,
+                           &p->pidfd);
+        mproc__sys_close(fd);
+    } else {
+        rc = mproc__sys_spawn(s, &p->pid, &p->pidfd);
+    }
     if (rc < 0)
         return rc;
     p->state = RUNNING;
@@ -345,7 +447,7 @@ static int reap(mproc_process *p, bool block)
     if (p->state == ENDED)
         return 1;
     int code;
-    int rc = mproc__sys_reap(p->pidfd, block, &code);
+    int rc = mproc__launch_reap(p->start, p->pid, p->pidfd, block, &code);
     if (rc == 0)
         return 0;
     if (rc < 0) {
@@ -455,5 +557,6 @@ void mproc_process_free(mproc_process *p)
         reap(p, true);
     }
     mproc__sys_close(p->pidfd);
+    mproc__free(p->boot);
     mproc__free(p);
 }

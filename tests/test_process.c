@@ -5,6 +5,7 @@
  */
 #include "harness.h"
 #include "internal.h"
+#include "sys/forkserver.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -1363,9 +1364,85 @@ static void test_fault_alloc_loop(void **state)
 }
 #endif
 
-int main(void)
+/* ---- start methods: forkserver and spawn (mproc/init.h) ---------------------------------- */
+
+struct facts_arg {
+    int64_t value;
+    pid_t caller;
+    char name[32];
+};
+
+/* In the child: 0 when it is who it should be and has its copy of the argument. */
+static int facts_child(void *arg)
 {
+    const struct facts_arg *a = arg;
+    mproc_self me;
+    if (a == NULL || mproc_current_process(&me) < 0)
+        return 10;
+    if (strcmp(me.name, a->name) != 0)
+        return 11;
+    if (me.parent_pid != a->caller || me.pid != getpid() || me.pid == a->caller)
+        return 12;
+    if (a->value != 4242)
+        return 13;
+    return 42;
+}
+
+static int nap_child(void *arg)
+{
+    (void)arg;
+    sleep(30);
+    return 0;
+}
+
+static void test_start_methods(void **state)
+{
+    (void)state;
+    const mproc_start_method methods[] = {MPROC_START_FORKSERVER, MPROC_START_SPAWN};
+    for (size_t k = 0; k < 2; k++) {
+        struct facts_arg a = {.value = 4242, .caller = getpid(), .name = "Checker"};
+        mproc_process *p;
+        mproc_process_opts o = {.name = "Checker", .start = methods[k]};
+        assert_code(mproc_process_new(&p, facts_child, &a, &o), -EINVAL); /* no size */
+        o.arg_size = sizeof a;
+        assert_code(mproc_process_new(&p, facts_child, NULL, &o), -EINVAL);
+        assert_ok(mproc_process_new(&p, facts_child, &a, &o));
+        a.value = 1; /* the child boots from a copy made at new() */
+        assert_ok(mproc_process_start(p));
+        assert_ok(mproc_process_join(p, 20));
+        int code;
+        assert_int_equal(mproc_process_exitcode(p, &code), 1);
+        assert_int_equal(code, 42);
+        mproc_process_free(p);
+
+        /* killed: its end and the signal come back as with fork */
+        assert_ok(
+            mproc_process_new(&p, nap_child, NULL, &(mproc_process_opts){.start = methods[k]}));
+        assert_ok(mproc_process_start(p));
+        assert_int_equal(mproc_process_is_alive(p), 1);
+        assert_ok(mproc_process_kill(p));
+        assert_ok(mproc_process_join(p, 20));
+        assert_int_equal(mproc_process_exitcode(p, &code), 1);
+        assert_int_equal(code, -SIGKILL);
+        assert_int_equal(mproc_process_is_alive(p), 0);
+        mproc_process_free(p);
+
+        /* freed while it runs: killed and reaped, nothing left */
+        assert_ok(
+            mproc_process_new(&p, nap_child, NULL, &(mproc_process_opts){.start = methods[k]}));
+        assert_ok(mproc_process_start(p));
+        mproc_process_free(p);
+    }
+    mproc__forkserver_stop(); /* this test started the server: leave none behind */
+    assert_int_equal(mproc_test_count_children(), 0);
+}
+
+int main(int argc, char **argv)
+{
+    if (mproc_init(&argc, &argv) < 0) /* a spawned child never gets past it */
+        return 2;
     const struct CMUnitTest tests[] = {
+        MPROC_TEST(test_start_methods),
         MPROC_TEST(test_child_ids),
         MPROC_TEST(test_exit_codes),
         MPROC_TEST(test_kill_terminate_signal),

@@ -53,6 +53,7 @@
 #define MPROC_PROCESS_H
 
 #include "mproc/common.h"
+#include "mproc/init.h"
 
 #include <sys/types.h>
 
@@ -72,8 +73,18 @@ enum mproc_process_flags {
 };
 
 typedef struct mproc_process_opts {
-    const char *name; /* Python's Process.name; NULL: "Process-N" (N counts up from 1) */
-    unsigned flags;   /* enum mproc_process_flags */
+    const char *name;         /* Python's Process.name; NULL: "Process-N" (N counts up from 1) */
+    unsigned flags;           /* enum mproc_process_flags */
+    mproc_start_method start; /* 0: the process-wide default (mproc/init.h). forkserver
+                                 and spawn: the child is this program started afresh (it
+                                 must call mproc_init first in main()); fn travels by
+                                 reference, arg as arg_size bytes copied into the child;
+                                 it shares no memory with the caller, keeps the caller's
+                                 descriptors that are not close-on-exec (spawn) or none
+                                 above 2 (forkserver), and a fork server's child always
+                                 dies with the server, which ends with the caller */
+    size_t arg_size;          /* forkserver, spawn: bytes at arg (a non-NULL arg with 0
+                                 here is -EINVAL); fork: ignored */
 } mproc_process_opts;
 
 /* Options of mproc_process_spawn(). The zero value inherits everything. */

@@ -34,16 +34,16 @@
 #include <unistd.h>
 
 #include "fnref.h"
+#include "launch.h"
 #include "pool/boot.h"
 #include "pool/pool.h"
 #include "sys/forkserver.h"
 #include "sys/spawn.h"
 
-#define BOOT_MAGIC 0x3142504du /* "MPB1" */
+#define BOOT_MAGIC MPROC__POOL_BOOT_MAGIC
 #define BOOT_ID_MAX 64
 #define BOOT_KEEP (MPROC__FORKSERVER_FDS - 3) /* the maps' and the message's own go too */
 #define BOOT_TRIES 4                          /* execs of a spawned worker (see above) */
-#define STATUS_WAIT_S 5.0                     /* for the fork server to say a status */
 
 struct boot_map {
     uint64_t addr, size;
@@ -69,42 +69,6 @@ struct boot_msg {
 };
 
 /* ---- the supervisor's end ------------------------------------------------------------ */
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const unsigned char *b = buf;
-    for (size_t done = 0; done < len;) {
-        ssize_t r = pwrite(fd, b + done, len - done, (off_t)done);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return r < 0 ? -errno : -EIO;
-        done += (size_t)r;
-    }
-    return 0;
-}
-
-static int spawn_exec(int boot, const int *fds, size_t n, pid_t *pid, int *pidfd)
-{
-    char entry[64];
-    snprintf(entry, sizeof entry, "%s=%d", MPROC__BOOT_ENV, boot);
-    char **envp = mproc__sys_env_with(entry);
-    if (envp == NULL)
-        return -ENOMEM;
-    static const char *const paths[] = {"/proc/self/exe", NULL};
-    char *argv[] = {
-        program_invocation_name != NULL ? program_invocation_name : (char *)"mproc-worker", NULL};
-    struct mproc__spawn sp = {.paths = paths,
-                              .argv = argv,
-                              .envp = envp,
-                              .fds = {-1, -1, -1},
-                              .flags = MPROC_PROCESS_DAEMON, /* as a forked worker */
-                              .pass = fds,
-                              .npass = n};
-    int rc = mproc__sys_spawn(&sp, pid, pidfd);
-    mproc__free(envp);
-    return rc;
-}
 
 int mproc__pool_boot_start(struct sup *s, struct worker *w, pid_t *pid, int *pidfd)
 {
@@ -140,36 +104,25 @@ int mproc__pool_boot_start(struct sup *s, struct worker *w, pid_t *pid, int *pid
     if (p->o.initarg_size > 0)
         memcpy(m + 1, p->initarg_copy, p->o.initarg_size);
 
-    int boot = mproc__sys_memfd("mproc-boot");
-    rc = boot < 0 ? boot : write_all(boot, m, size);
+    int boot = mproc__launch_message(m, size);
     mproc__free(m);
-    if (rc == 0) {
-        int fds[MPROC__FORKSERVER_FDS], at[MPROC__FORKSERVER_FDS];
-        size_t n = 0;
-        for (size_t i = 0; i < p->nkeep; i++, n++)
-            fds[n] = at[n] = p->keep_fds[i];
-        fds[n] = at[n] = p->shm_fd, n++;
-        fds[n] = at[n] = w->in_fd, n++;
-        fds[n] = boot, at[n] = -1, n++;
-        if (p->start == MPROC_START_SPAWN)
-            rc = spawn_exec(boot, fds, n, pid, pidfd);
-        else
-            rc = mproc__forkserver_fork(fds, at, n, pid, pidfd);
-    }
+    if (boot < 0)
+        return boot;
+    int keep[MPROC__FORKSERVER_FDS];
+    size_t n = 0;
+    for (size_t i = 0; i < p->nkeep; i++)
+        keep[n++] = p->keep_fds[i];
+    keep[n++] = p->shm_fd;
+    keep[n++] = w->in_fd;
+    rc = mproc__launch(p->start, boot, keep, n, true, pid, pidfd); /* dies with us, as a
+                                                                       forked worker */
     mproc__sys_close(boot);
     return rc;
 }
 
 int mproc__pool_boot_reap(struct sup *s, struct worker *w, int *code)
 {
-    if (s->p->start != MPROC_START_FORKSERVER)
-        return mproc__sys_reap(w->pidfd, true, code) < 0 ? -ECHILD : 0;
-    /* A worker whose server died before it is reparented: to us where this process is a
-       child subreaper (a service manager's, a test harness's), and then ours to reap. */
-    if (mproc__sys_reap(w->pidfd, false, code) == 1)
-        return 0;
-    int64_t deadline = mproc__deadline_after(mproc__sys_now_ns(), STATUS_WAIT_S);
-    return mproc__forkserver_status(w->pid, deadline, code) == 1 ? 0 : -ECHILD;
+    return mproc__launch_reap(s->p->start, w->pid, w->pidfd, true, code) == 1 ? 0 : -ECHILD;
 }
 
 bool mproc__pool_boot_failed(int status, int *code, char *msg, size_t n)
@@ -205,20 +158,6 @@ bool mproc__pool_boot_failed(int status, int *code, char *msg, size_t n)
 
 /* ---- the new process's end -------------------------------------------------------------- */
 
-static int read_all(int fd, void *buf, size_t len)
-{
-    unsigned char *b = buf;
-    for (size_t done = 0; done < len;) {
-        ssize_t r = pread(fd, b + done, len - done, (off_t)done);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        done += (size_t)r;
-    }
-    return 0;
-}
-
 /* A spawned worker whose addresses were taken: the same program again, a new layout. */
 static void exec_again(int boot, struct boot_msg *m)
 {
@@ -248,24 +187,21 @@ static void exec_again(int boot, struct boot_msg *m)
 
 int mproc__pool_boot_run(int boot)
 {
-    struct stat st;
-    struct boot_msg head;
-    if (fstat(boot, &st) < 0 || (size_t)st.st_size < sizeof head ||
-        read_all(boot, &head, sizeof head) < 0 || head.magic != BOOT_MAGIC ||
-        head.size != (size_t)st.st_size || head.build_len > BOOT_ID_MAX ||
-        head.self_len > MPROC__FNREF_MAX)
+    size_t size;
+    struct boot_msg *m = mproc__launch_read(boot, sizeof *m, &size);
+    if (m == NULL || m->magic != BOOT_MAGIC || m->size != size || m->build_len > BOOT_ID_MAX ||
+        m->self_len > MPROC__FNREF_MAX) /* the fields before `arg`: the same in any build */
         return WORKER_BOOT_BAD;
     /* 1. the same build, or nothing here can be trusted */
     unsigned char id[BOOT_ID_MAX];
     size_t id_len = mproc__fnref_main_build(id, sizeof id);
     void (*self)(void) = NULL;
-    if (id_len != head.build_len || memcmp(id, head.build, id_len) != 0 ||
-        (head.self_len > 0 && (mproc__fnref_decode(head.self, head.self_len, &self) < 0 ||
-                               self != (void (*)(void))mproc__pool_worker_main)))
+    if (id_len != m->build_len || memcmp(id, m->build, id_len) != 0 ||
+        (m->self_len > 0 && (mproc__fnref_decode(m->self, m->self_len, &self) < 0 ||
+                             self != (void (*)(void))mproc__pool_worker_main)))
         return WORKER_BOOT_STALE;
-    struct boot_msg *m = mproc__malloc(head.size);
-    if (m == NULL || read_all(boot, m, head.size) < 0 || m->nkeep > BOOT_KEEP ||
-        m->init_len > MPROC__FNREF_MAX || m->initarg_len != head.size - sizeof *m)
+    if (m->nkeep > BOOT_KEEP || m->init_len > MPROC__FNREF_MAX ||
+        m->initarg_len != size - sizeof *m)
         return WORKER_BOOT_BAD;
     /* 2. the pool's memory at the caller's addresses */
     for (int i = 0; i < 2; i++) {

@@ -5,10 +5,6 @@
 
 #include <sys/types.h>
 
-/* The environment variable that makes a spawned process a pool worker (its value: the
- * number of the descriptor holding its boot message); mproc_init reads it. */
-#define MPROC__BOOT_ENV "MPROC_BOOT"
-
 struct sup;
 struct worker;
 
@@ -23,6 +19,9 @@ int mproc__pool_boot_reap(struct sup *s, struct worker *w, int *code);
 /* Supervisor: a worker's exit status that says why it could not begin: its start error
  * and message (n bytes of room); false for any other status. */
 bool mproc__pool_boot_failed(int status, int *code, char *msg, size_t n);
+
+/* The magic word that opens a pool worker's boot message (src/init.c tells kinds by it). */
+#define MPROC__POOL_BOOT_MAGIC 0x3142504du /* "MPB1" */
 
 /* The new process: become the worker the message in descriptor boot describes. Returns
  * its exit status (never returns to the program's main()). */
