@@ -63,7 +63,7 @@ int mproc__queue_new_memfd(mproc_queue **out, const mproc_queue_opts *opts, int 
 /* The bytes of a queue's mapping (it starts at the queue's own address). */
 size_t mproc__queue_map_size(const mproc_queue *q);
 
-/* Started as a pool worker or fork server, and mproc_init not reached yet (src/init.c):
+/* Started as a pool worker or fork server, and mproc_init not reached yet (src/start/init.c):
  * such a process must not start pools of its own. */
 bool mproc__boot_pending(void);
 

@@ -2,7 +2,7 @@
  *
  * DESIGN. A process of the spawn or forkserver start method is this program again: it
  * runs main() from the start and becomes what it was started for in mproc_init, from a
- * message the starter wrote into a memfd (src/init.c reads MPROC_BOOT, the message's
+ * message the starter wrote into a memfd (src/start/init.c reads MPROC_BOOT, the message's
  * first word says which boot takes it). Here is how the process comes to be:
  *   - spawn: the spawn core executes /proc/self/exe (the running program's own file,
  *     even if it was replaced on disk since) with the caller's environment plus

@@ -11,7 +11,7 @@
 #include "mproc/init.h"
 
 /* The environment variable that names the boot message's descriptor in the new process;
- * mproc_init reads it (src/init.c) and hands the descriptor to the boot of its kind. */
+ * mproc_init reads it (src/start/init.c) and hands the descriptor to the boot of its kind. */
 #define MPROC__BOOT_ENV "MPROC_BOOT"
 
 /* Bytes of a build-id we carry. */

@@ -7,7 +7,7 @@
  * boot message into a memfd and hands the new process that memfd with the others it
  * needs (the doorbell and the caller's inherit_fds at their numbers, the memfds behind
  * the pool's mapping and behind the worker's channel). In the new process mproc_init
- * finds the message (src/init.c) and calls mproc__pool_boot_run, which
+ * finds the message (src/start/init.c) and calls mproc__pool_boot_run, which
  *   1. refuses another build of the program (its GNU build-id, and the reference of this
  *      very function, must be the caller's): its struct layouts and code addresses
  *      would not be the pool's;

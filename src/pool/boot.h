@@ -20,7 +20,7 @@ int mproc__pool_boot_reap(struct sup *s, struct worker *w, int *code);
  * and message (n bytes of room); false for any other status. */
 bool mproc__pool_boot_failed(int status, int *code, char *msg, size_t n);
 
-/* The magic word that opens a pool worker's boot message (src/init.c tells kinds by it). */
+/* The magic word that opens a pool worker's boot message (src/start/init.c tells kinds by it). */
 #define MPROC__POOL_BOOT_MAGIC 0x3142504du /* "MPB1" */
 
 /* The new process: become the worker the message in descriptor boot describes. Returns

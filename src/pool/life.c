@@ -23,7 +23,7 @@
 #include <signal.h>
 
 #define SPAWN_RETRY_NS INT64_C(100000000)
-#define BOOT_LIMIT_S 10.0 /* spawn, forkserver: to reach mproc_init (src/init.c) */
+#define BOOT_LIMIT_S 10.0 /* spawn, forkserver: to reach mproc_init (src/start/init.c) */
 
 static void break_pool(struct sup *s, const char *cause);
 

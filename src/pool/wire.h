@@ -77,7 +77,7 @@ enum { REACH_UNTRIED = 0u, REACH_YES = 1u, REACH_NO = 2u };
 #define WORKER_LOST_FD 125
 
 /* The exit statuses of a worker started by spawn or the fork server that could not begin
- * (src/pool/boot.c, src/init.c): the supervisor turns each into the pool's start error. */
+ * (src/pool/boot.c, src/start/init.c): the supervisor turns each into the pool's start error. */
 #define WORKER_NO_INIT 120    /* main() returned without calling mproc_init */
 #define WORKER_BOOT_STALE 121 /* the program is another build than the pool's */
 #define WORKER_BOOT_MAP 122   /* the pool's memory could not be mapped at its address */

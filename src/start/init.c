@@ -1,4 +1,4 @@
-/* src/init.c - mproc_init and the process-wide start method (mproc/init.h).
+/* src/start/init.c - mproc_init and the process-wide start method (mproc/init.h).
  *
  * DESIGN. A process started from /proc/self/exe to be a pool worker (spawn) or the fork
  * server carries that in its environment (MPROC_BOOT / MPROC_FORKSERVER = a descriptor
