@@ -121,6 +121,15 @@ static void test_what_travels(void **state)
 
 /* ---- refusals: another build, a program without mproc_init ------------------------------ */
 
+static int copy_task(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)t;
+    (void)in_len;
+    memcpy(out, in, sizeof(int64_t));
+    *out_len = sizeof(int64_t);
+    return 0;
+}
+
 #ifdef MPROC_FAULT_INJECTION
 static void test_other_build_refused(void **state)
 {
@@ -136,6 +145,29 @@ static void test_other_build_refused(void **state)
         assert_non_null(strstr(mproc_pool_message(), "another build"));
         assert_int_equal(mproc_test_count_children(), 0);
     }
+}
+
+/* The caller's addresses taken in a spawned worker (its own layout put something there):
+ * it executes itself again for a new layout and starts; taken in every exec, the start
+ * fails with the reason after a few tries (MPROC_FAULT arms the point in each exec). */
+static void test_address_taken(void **state)
+{
+    (void)state;
+    assert_ok(setenv("MPROC_FAULT", "pool.boot.map.first", 1));
+    mproc_pool *p;
+    int rc = mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .start = MPROC_START_SPAWN});
+    if (rc == 0) {
+        int64_t in[8] = {0}, out[8];
+        rc = mproc_pool_map(p, copy_task, in, 8, sizeof *in, out, sizeof *out, NULL);
+        mproc_pool_free(p);
+    }
+    assert_ok(setenv("MPROC_FAULT", "pool.boot.map", 1));
+    int rc2 = mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .start = MPROC_START_SPAWN});
+    assert_ok(unsetenv("MPROC_FAULT"));
+    assert_ok(rc);
+    assert_code(rc2, -EEXIST);
+    assert_non_null(strstr(mproc_pool_message(), "could not map the pool's shared memory"));
+    assert_int_equal(mproc_test_count_children(), 0);
 }
 #endif
 
@@ -313,6 +345,7 @@ int main(int argc, char **argv)
         MPROC_TEST(test_what_travels),
 #ifdef MPROC_FAULT_INJECTION
         MPROC_TEST(test_other_build_refused),
+        MPROC_TEST(test_address_taken),
 #endif
         MPROC_TEST(test_no_init),
         MPROC_TEST(test_forkserver_killed),

@@ -206,8 +206,11 @@ int mproc__pool_boot_run(int boot)
     /* 2. the pool's memory at the caller's addresses */
     for (int i = 0; i < 2; i++) {
         void *want = (void *)(uintptr_t)m->map[i].addr;
-        void *got = mmap(want, m->map[i].size, PROT_READ | PROT_WRITE,
-                         MAP_SHARED | MAP_FIXED_NOREPLACE, m->map[i].fd, 0);
+        bool taken = MPROC__FAULT("pool.boot.map") < 0 || /* tests: in every exec, or */
+                     (m->tries == 0 && MPROC__FAULT("pool.boot.map.first") < 0); /* once */
+        void *got = taken ? MAP_FAILED
+                          : mmap(want, m->map[i].size, PROT_READ | PROT_WRITE,
+                                 MAP_SHARED | MAP_FIXED_NOREPLACE, m->map[i].fd, 0);
         if (got != want) {
             if (got != MAP_FAILED) /* a kernel without MAP_FIXED_NOREPLACE: a hint */
                 munmap(got, m->map[i].size);

@@ -90,6 +90,16 @@ int mproc_fault_set(const char *point, mproc_fault_action action, const mproc_fa
     return 0;
 }
 
+/* A program started afresh (a spawned worker, the fork server) has none of its starter's
+ * settings: MPROC_FAULT=POINT in its environment arms POINT to fail once (-MPROC_EFAULT)
+ * from the start, in builds with fault injection only. */
+__attribute__((constructor)) static void arm_from_environment(void)
+{
+    const char *point = getenv("MPROC_FAULT");
+    if (point != NULL && point[0] != '\0')
+        (void)mproc_fault_set(point, MPROC_FAULT_FAIL, NULL);
+}
+
 int mproc_fault_clear(void)
 {
     atomic_store(&armed, 0);
