@@ -207,6 +207,29 @@ static void test_no_init(void **state)
     assert_non_null(strstr(out, "mproc_init(&argc, &argv)"));
 }
 
+/* Variables of ours inherited from elsewhere (not naming our boot message, or our
+ * server's socket) change nothing: the program runs as itself, and starts its pools. */
+static void test_stray_variables(void **state)
+{
+    (void)state;
+    const char *envs[] = {"MPROC_BOOT=0",       "MPROC_BOOT=1",
+                          "MPROC_BOOT=2",       "MPROC_BOOT=3",
+                          "MPROC_BOOT=x",       "MPROC_FORKSERVER=1",
+                          "MPROC_FORKSERVER=3", "MPROC_BOOT=99999 MPROC_FORKSERVER=99999"};
+    for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
+        char cmd[512], out[256];
+        snprintf(cmd, sizeof cmd, "%s %s/start_plain 3</dev/null", envs[i], MPROC_TEST_HELPERS_DIR);
+        fflush(NULL);
+        FILE *f = popen(cmd, "r");
+        assert_non_null(f);
+        size_t n = fread(out, 1, sizeof out - 1, f);
+        out[n] = '\0';
+        int st = pclose(f);
+        if (st != 0 || strcmp(out, "ok\n") != 0)
+            fail_msg("%s: status 0x%x, output \"%s\"", envs[i], (unsigned)st, out);
+    }
+}
+
 /* ---- the fork server ----------------------------------------------------------------------- */
 
 /* A program with threads that hold locks at any moment: malloc's, stdio's, its own. A
@@ -348,6 +371,7 @@ int main(int argc, char **argv)
         MPROC_TEST(test_address_taken),
 #endif
         MPROC_TEST(test_no_init),
+        MPROC_TEST(test_stray_variables),
         MPROC_TEST(test_forkserver_killed),
         MPROC_TEST(test_forkserver_with_threads),
     };

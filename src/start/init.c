@@ -17,6 +17,7 @@
 #include "internal.h"
 
 #include <stdio.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "launch.h"
@@ -27,15 +28,69 @@
 static _Atomic int start_default = MPROC_START_FORK;
 static _Atomic bool boot_pending; /* started as a worker or server, mproc_init not reached */
 
+static int boot_fd = -1;   /* started as a worker: its boot message */
+static int server_fd = -1; /* started as the fork server: its socket */
+
 static void never_reached_init(void)
 {
     if (atomic_load(&boot_pending))
         _exit(WORKER_NO_INIT); /* not exit(): the program's own handlers already ran */
 }
 
+/* The descriptor number in an environment variable; -1 if it is not one. */
+static int env_fd(const char *name)
+{
+    const char *v = getenv(name);
+    char *end;
+    errno = 0;
+    long fd = v != NULL ? strtol(v, &end, 10) : -1;
+    if (v == NULL || errno != 0 || end == v || *end != '\0' || fd < 3 || fd > INT32_MAX)
+        return -1;
+    return (int)fd;
+}
+
+/* Is fd a boot message our starter wrote (a memfd of ours opening with a known magic)? */
+static bool is_boot(int fd)
+{
+    char path[64], target[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    uint32_t magic;
+    if (n <= 0)
+        return false;
+    target[n] = '\0';
+    return strncmp(target, "/memfd:mproc-boot", 17) == 0 &&
+           pread(fd, &magic, sizeof magic, 0) == (ssize_t)sizeof magic &&
+           (magic == MPROC__POOL_BOOT_MAGIC || magic == MPROC__PROCESS_BOOT_MAGIC);
+}
+
+/* Is fd the fork server's socket (a Unix SOCK_SEQPACKET socket)? */
+static bool is_server_socket(int fd)
+{
+    int type = 0, domain = 0;
+    socklen_t len = sizeof type, dlen = sizeof domain;
+    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_SEQPACKET &&
+           getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) == 0 && domain == AF_UNIX;
+}
+
+/* Before main(): was this process started as a worker or as the fork server? Only a
+ * variable naming a descriptor of the right kind counts: one inherited from elsewhere (a
+ * parent that set it by mistake, or on purpose) is dropped, and the program runs as it
+ * is. Either way neither variable stays in the environment, so nothing this process
+ * starts inherits it. */
 __attribute__((constructor)) static void note_boot(void)
 {
-    if (getenv(MPROC__BOOT_ENV) != NULL || getenv(MPROC__FORKSERVER_ENV) != NULL) {
+    if (getenv(MPROC__BOOT_ENV) != NULL) {
+        int fd = env_fd(MPROC__BOOT_ENV);
+        boot_fd = fd >= 0 && is_boot(fd) ? fd : -1;
+        (void)unsetenv(MPROC__BOOT_ENV);
+    }
+    if (getenv(MPROC__FORKSERVER_ENV) != NULL) {
+        int fd = env_fd(MPROC__FORKSERVER_ENV);
+        server_fd = fd >= 0 && is_server_socket(fd) ? fd : -1;
+        (void)unsetenv(MPROC__FORKSERVER_ENV);
+    }
+    if (boot_fd >= 0 || server_fd >= 0) {
         atomic_store(&boot_pending, true);
         (void)atexit(never_reached_init);
     }
@@ -75,18 +130,6 @@ mproc_start_method mproc_get_start_method(void)
     return (mproc_start_method)atomic_load(&start_default);
 }
 
-/* The descriptor number in an environment variable; -1 if it is not one. */
-static int env_fd(const char *name)
-{
-    const char *v = getenv(name);
-    char *end;
-    errno = 0;
-    long fd = v != NULL ? strtol(v, &end, 10) : -1;
-    if (v == NULL || errno != 0 || end == v || *end != '\0' || fd < 3 || fd > INT32_MAX)
-        return -1;
-    return (int)fd;
-}
-
 /* The new process's boot, by the message's first word: a pool worker or a process. */
 static int boot_any(int boot)
 {
@@ -108,17 +151,13 @@ static _Noreturn void become(int status)
 
 int mproc_init(int *argc, char ***argv)
 {
-    if (getenv(MPROC__BOOT_ENV) != NULL) {
-        int fd = env_fd(MPROC__BOOT_ENV);
-        (void)unsetenv(MPROC__BOOT_ENV);
+    if (boot_fd >= 0) {
         atomic_store(&boot_pending, false);
-        become(fd < 0 ? WORKER_BOOT_BAD : boot_any(fd));
+        become(boot_any(boot_fd));
     }
-    if (getenv(MPROC__FORKSERVER_ENV) != NULL) {
-        int fd = env_fd(MPROC__FORKSERVER_ENV);
-        (void)unsetenv(MPROC__FORKSERVER_ENV);
+    if (server_fd >= 0) {
         atomic_store(&boot_pending, false);
-        become(fd < 0 ? 1 : mproc__forkserver_serve(fd, boot_any));
+        become(mproc__forkserver_serve(server_fd, boot_any));
     }
     if (argc == NULL || argv == NULL || *argv == NULL)
         return 0;

@@ -17,8 +17,9 @@
  * their status), so the caller watches each through the pidfd sent along: held before the
  * child could end, it names that process whatever happens to its pid. A child dies with
  * the server (PR_SET_PDEATHSIG, by the spawn core), and the server ends when the caller's
- * end of the socket closes: when the caller's process has ended. A child of the caller
- * forked later does not share the server (the atfork handler forgets it there).
+  * end of the socket closes: when the caller's process has ended (at exit() the caller
+ * ends and reaps it itself). A child of the caller forked later does not share the server
+ * (the atfork handler forgets it there).
  *
  * Who waits for whom: a caller thread holds the client's mutex from its request to its
  * answer; EXITED messages read meanwhile are kept (the last 256) for
@@ -281,9 +282,16 @@ static void forget_in_child(void)
     memset(kept, 0, sizeof kept);
 }
 
+static void stop_at_exit(void)
+{
+    mproc__forkserver_stop();
+}
+
 static void client_setup(void)
 {
     (void)pthread_atfork(NULL, NULL, forget_in_child);
+    /* at exit(), the server is ended and reaped here, not left to whoever adopts it */
+    (void)atexit(stop_at_exit);
 }
 
 static void server_gone(void)
