@@ -21,7 +21,7 @@
 int mproc__launch_message(const void *msg, size_t len);
 
 /* Start a process of this program by m (spawn or forkserver) that boots from the memfd
- * boot and has keep[0..nkeep) at their numbers (each above 2). daemon: it dies with the
+ * boot and has keep[0..nkeep) at their numbers (0-2 as well). daemon: it dies with the
  * calling thread (spawn; the fork server's children always die with the server). 0 with
  * *pid and *pidfd (close-on-exec, ours), or -errno / -MPROC_ENOINIT. */
 int mproc__launch(mproc_start_method m, int boot, const int *keep, size_t nkeep, bool daemon,

@@ -230,6 +230,41 @@ static void test_stray_variables(void **state)
     }
 }
 
+/* In a child with descriptors 0-2 closed, the pool's own descriptors take those numbers:
+ * workers of every method get them at the same numbers and work. */
+static int closed_stdio_child(void *arg)
+{
+    (void)arg;
+    close(0);
+    close(1);
+    close(2);
+    int rc = 0;
+    for (size_t m = 0; m < sizeof clean / sizeof clean[0] && rc == 0; m++) {
+        mproc_pool *p;
+        if (mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .start = clean[m]}) < 0) {
+            rc = 10 + (int)m;
+            break;
+        }
+        int64_t in[40], out[40];
+        for (int i = 0; i < 40; i++)
+            in[i] = i;
+        if (mproc_pool_map(p, copy_task, in, 40, sizeof *in, out, sizeof *out, NULL) < 0)
+            rc = 20 + (int)m;
+        for (int i = 0; rc == 0 && i < 40; i++)
+            if (out[i] != i)
+                rc = 30 + (int)m;
+        mproc_pool_free(p);
+    }
+    mproc__forkserver_stop(); /* its own server (a fork does not share its parent's) */
+    return rc;
+}
+
+static void test_closed_stdio(void **state)
+{
+    (void)state;
+    assert_int_equal(mproc_test_exitcode(mproc_test_fork(closed_stdio_child, NULL), 60), 0);
+}
+
 /* ---- the fork server ----------------------------------------------------------------------- */
 
 /* A program with threads that hold locks at any moment: malloc's, stdio's, its own. A
@@ -372,6 +407,7 @@ int main(int argc, char **argv)
 #endif
         MPROC_TEST(test_no_init),
         MPROC_TEST(test_stray_variables),
+        MPROC_TEST(test_closed_stdio),
         MPROC_TEST(test_forkserver_killed),
         MPROC_TEST(test_forkserver_with_threads),
     };

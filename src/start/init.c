@@ -44,7 +44,7 @@ static int env_fd(const char *name)
     char *end;
     errno = 0;
     long fd = v != NULL ? strtol(v, &end, 10) : -1;
-    if (v == NULL || errno != 0 || end == v || *end != '\0' || fd < 3 || fd > INT32_MAX)
+    if (v == NULL || errno != 0 || end == v || *end != '\0' || fd < 0 || fd > INT32_MAX)
         return -1;
     return (int)fd;
 }

@@ -17,7 +17,7 @@
  * their status), so the caller watches each through the pidfd sent along: held before the
  * child could end, it names that process whatever happens to its pid. A child dies with
  * the server (PR_SET_PDEATHSIG, by the spawn core), and the server ends when the caller's
-  * end of the socket closes: when the caller's process has ended (at exit() the caller
+ * end of the socket closes: when the caller's process has ended (at exit() the caller
  * ends and reaps it itself). A child of the caller forked later does not share the server
  * (the atfork handler forgets it there).
  *
@@ -172,7 +172,7 @@ static void serve_request(int sock, const struct request *rq, int *fds, size_t n
     int pidfd = -1;
     bool ok = rq->magic == FS_MAGIC && rq->n == nfds && nfds > 0 && nfds <= MPROC__FORKSERVER_FDS;
     for (size_t i = 0; ok && i + 1 < nfds; i++)
-        ok = rq->at[i] > 2;
+        ok = rq->at[i] >= 0;
     if (ok) {
         struct child c = {.n = nfds, .run = run};
         memcpy(c.fds, fds, nfds * sizeof *fds);

@@ -16,7 +16,8 @@
 
 /* Caller's side. Ask the server (started on the first call: this program executed afresh,
  * which turns into the server in mproc_init; -MPROC_ENOINIT when it never got there) for a
- * child: it gets fds[i] at number at[i] (each above 2, no two alike) and run(boot), boot
+ * child: it gets fds[i] at number at[i] (no two alike; 0-2 as well, where the caller
+ * has them there) and run(boot), boot
  * being its copy of fds[n - 1] (at[n - 1] is ignored: any free number), whose return is
  * the child's exit status. The child is the server's, not ours: *pidfd (ours, close-on-exec)
  * tells when it ends, mproc__forkserver_status what its status was. Thread-safe. 0, or
