@@ -7,7 +7,7 @@
  * so the Nth time the process passes it, the library fails, stops or dies right there.
  * Then the test checks that everything the promise says still holds.
  *
-  * Settings are per process and inherited by fork: a test arms a point in a child
+ * Settings are per process and inherited by fork: a test arms a point in a child
  * before the child calls the library. A process of the program started afresh (a
  * worker started by spawn, the fork server) starts with the point named in its
  * environment variable MPROC_FAULT armed to fail once. In a build without fault injection every
