@@ -361,6 +361,7 @@ static void test_fault_matrix(void **state)
 static void test_returned_task_not_timed_out(void **state)
 {
     (void)state;
+    MPROC_TEST_FORK_ONLY(); /* a fault point armed here reaches forked workers only */
     mproc_pool *p = pool_with_fault("pool.task.held", MPROC_FAULT_STOP, 1, 0.2);
     enum { N = 2 };
     struct item in[N];
