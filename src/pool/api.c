@@ -142,6 +142,7 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
         return -ENOMEM;
     p->shm_fd = -1;
     p->start = o.start;
+    p->launcher = forked ? &mproc__launcher_fork : &mproc__launcher_boot;
     memcpy(p->init_ref, init_ref, init_ref_len);
     p->init_ref_len = (uint32_t)init_ref_len;
     if (o.initarg_size > 0) {

@@ -70,7 +70,7 @@ struct boot_msg {
 
 /* ---- the supervisor's end ------------------------------------------------------------ */
 
-int mproc__pool_boot_start(struct sup *s, struct worker *w, pid_t *pid, int *pidfd)
+static int boot_start(struct sup *s, struct worker *w)
 {
     mproc_pool *p = s->p;
     const struct worker_arg *a = &p->wargs[w->slot];
@@ -114,16 +114,19 @@ int mproc__pool_boot_start(struct sup *s, struct worker *w, pid_t *pid, int *pid
         keep[n++] = p->keep_fds[i];
     keep[n++] = p->shm_fd;
     keep[n++] = w->in_fd;
-    rc = mproc__launch(p->start, boot, keep, n, true, pid, pidfd); /* dies with us, as a
+    rc = mproc__launch(p->start, boot, keep, n, true, &w->pid, &w->pidfd); /* dies with us, as a
                                                                        forked worker */
     mproc__sys_close(boot);
     return rc;
 }
 
-int mproc__pool_boot_reap(struct sup *s, struct worker *w, int *code)
+static int boot_reap(struct sup *s, struct worker *w, int *code)
 {
     return mproc__launch_reap(s->p->start, w->pid, w->pidfd, true, code) == 1 ? 0 : -ECHILD;
 }
+
+const struct launcher_ops mproc__launcher_boot = {
+    .forks_caller = false, .start = boot_start, .reap = boot_reap};
 
 bool mproc__pool_boot_failed(int status, int *code, char *msg, size_t n)
 {

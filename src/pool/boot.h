@@ -8,14 +8,6 @@
 struct sup;
 struct worker;
 
-/* Supervisor: start the process of w (its arg, queue and the pool's memory prepared, all
- * on memfds) by the pool's start method. 0 with *pid and *pidfd, or -errno. */
-int mproc__pool_boot_start(struct sup *s, struct worker *w, pid_t *pid, int *pidfd);
-
-/* Supervisor: the exit status of a worker of the fork server (not our child) that has
- * ended, or of our own child: 0 and *code, or < 0 when it cannot be known. */
-int mproc__pool_boot_reap(struct sup *s, struct worker *w, int *code);
-
 /* Supervisor: a worker's exit status that says why it could not begin: its start error
  * and message (n bytes of room); false for any other status. */
 bool mproc__pool_boot_failed(int status, int *code, char *msg, size_t n);

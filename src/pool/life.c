@@ -1,16 +1,18 @@
-/* src/pool/life.c - the workers' lives: fork, death, replacement, the restart budget,
+/* src/pool/life.c - the workers' lives: start, death, replacement, the restart budget,
  * time limits, stopping, and breaking the pool.
  *
- * DESIGN. Runs only in the supervisor thread, under the pool mutex. Workers are forked
- * here (so their PR_SET_PDEATHSIG follows the supervisor thread, which lives as long as
- * the pool) and watched by pidfd. When one dies: its ring is drained, the task it had
- * begun without an outcome (the started-th) fails with -MPROC_EDIED, or
- * -MPROC_ETIMELIMIT when we killed it for its limit; tasks it ran whose batch it never
- * published, and tasks it never began, are requeued for another worker; a replacement is
- * forked unless more than max_restarts unplanned deaths fell within restart_period (then
- * the pool breaks: every worker is killed and every task without an outcome fails with
- * -MPROC_EBROKEN and the cause). Who wakes whom: a death wakes the supervisor through its
- * pidfd in poll(); SIGKILL sent here (time limit, stop) is followed by a reap.
+ * DESIGN. Runs only in the supervisor thread, under the pool mutex. Workers are started by
+ * the pool's launcher (struct launcher_ops: the fork launcher below, or boot.c's for the
+ * forkserver and spawn methods); a forked one is forked here, so its PR_SET_PDEATHSIG
+ * follows the supervisor thread, which lives as long as the pool. Every worker is watched
+ * by its pidfd. When one dies: its ring is drained, the task it had begun without an
+ * outcome (the started-th) fails with -MPROC_EDIED, or -MPROC_ETIMELIMIT when we killed it
+ * for its limit; tasks it ran whose batch it never published, and tasks it never began,
+ * are requeued for another worker; a replacement is started unless more than max_restarts
+ * unplanned deaths fell within restart_period (then the pool breaks: every worker is
+ * killed and every task without an outcome fails with -MPROC_EBROKEN and the cause). Who
+ * wakes whom: a death wakes the supervisor through its pidfd in poll(); SIGKILL sent here
+ * (time limit, stop) is followed by a reap.
  */
 #include "internal.h"
 
@@ -35,7 +37,7 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
     struct worker_arg *a = &p->wargs[w->slot];
     mproc_queue_opts qo = {.capacity = p->o.channel_size};
     mproc_queue *in = NULL;
-    bool forked = p->start == MPROC_START_FORK;
+    bool forked = p->launcher->forks_caller;
     w->in_fd = -1;
     int rc = forked ? mproc_queue_new(&in, &qo) : mproc__queue_new_memfd(&in, &qo, &w->in_fd);
     if (rc < 0)
@@ -50,7 +52,7 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
                              .initarg = p->o.initarg,
                              .home = getpid(),
                              .announce = p->o.initializer != NULL || p->o.pin ||
-                                         p->start != MPROC_START_FORK, /* boot can fail */
+                                         !forked, /* a boot can fail */
                              .mask = p->caller_mask,
                              .timing = p->o.phase_times != 0,
                              .origin = a};
@@ -61,16 +63,8 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
     atomic_store(&sl->started_ns, 0);
     atomic_store(&sl->reach, REACH_UNTRIED);
     mproc__ring_reset(&sl->ring); /* the previous worker is reaped: nobody writes it */
-    struct mproc__spawn sp = {.fn = mproc__pool_worker_main,
-                              .arg = a,
-                              .fds = {-1, -1, -1},
-                              .flags = MPROC_PROCESS_DAEMON,
-                              .close_others = true,
-                              .keep = p->keep_fds,
-                              .nkeep = p->nkeep};
     atomic_store(&sl->booted, 0);
-    rc = forked ? mproc__sys_spawn(&sp, &w->pid, &w->pidfd)
-                : mproc__pool_boot_start(s, w, &w->pid, &w->pidfd);
+    rc = p->launcher->start(s, w);
     if (rc == -ESRCH) {
         /* It was born and has already ended, and another waiter of this process (a host
            SIGCHLD handler that reaps every child) took it before we could hold it. What
@@ -103,6 +97,32 @@ fail:
     w->pidfd = -1;
     return rc;
 }
+
+/* ---- the fork launcher ------------------------------------------------------------------ */
+
+/* A fork of the supervisor thread (so its PR_SET_PDEATHSIG follows that thread), which
+ * keeps only the descriptors the pool names. */
+static int fork_start(struct sup *s, struct worker *w)
+{
+    mproc_pool *p = s->p;
+    struct mproc__spawn sp = {.fn = mproc__pool_worker_main,
+                              .arg = &p->wargs[w->slot],
+                              .fds = {-1, -1, -1},
+                              .flags = MPROC_PROCESS_DAEMON,
+                              .close_others = true,
+                              .keep = p->keep_fds,
+                              .nkeep = p->nkeep};
+    return mproc__sys_spawn(&sp, &w->pid, &w->pidfd);
+}
+
+static int fork_reap(struct sup *s, struct worker *w, int *code)
+{
+    (void)s;
+    return mproc__sys_reap(w->pidfd, true, code) < 0 ? -ECHILD : 0;
+}
+
+const struct launcher_ops mproc__launcher_fork = {
+    .forks_caller = true, .start = fork_start, .reap = fork_reap};
 
 /* A worker's exit code when its status was taken by another waiter of this process. */
 #define EXIT_UNKNOWN INT_MIN
@@ -200,10 +220,10 @@ static void on_death(struct sup *s, struct worker *w)
 {
     mproc_pool *p = s->p;
     int code = 0;
-    if (mproc__pool_boot_reap(s, w, &code) < 0)
+    if (p->launcher->reap(s, w, &code) < 0)
         code = EXIT_UNKNOWN; /* its status was taken elsewhere: say so, never guess */
     if (w->init_code == 0 && atomic_load(&p->shm->slots[w->slot].booted) == 0 &&
-        p->start != MPROC_START_FORK)
+        !p->launcher->forks_caller)
         (void)mproc__pool_boot_failed(code, &w->init_code, w->init_msg, sizeof w->init_msg);
     mproc__pool_drain(s, w);
     char why[POOL_MSG_MAX];
@@ -326,7 +346,7 @@ void mproc__pool_stop_workers(struct sup *s, int code, const char *msg)
         if (w->pidfd < 0)
             continue;
         int c;
-        (void)mproc__pool_boot_reap(s, w, &c);
+        (void)p->launcher->reap(s, w, &c);
         mproc__pool_drain(s, w);
         mproc__pool_fail_assigned(s, w, code, msg);
         if (p->transport->gone != NULL)
@@ -370,7 +390,7 @@ int64_t mproc__pool_check_timeouts(struct sup *s)
     int64_t now = mproc__sys_now_ns(), next = MPROC__NO_DEADLINE;
     for (int i = 0; i < p->nworkers; i++) {
         struct worker *w = &p->workers[i];
-        if (w->state == W_STARTING && p->start != MPROC_START_FORK && w->init_code == 0 &&
+        if (w->state == W_STARTING && !p->launcher->forks_caller && w->init_code == 0 &&
             atomic_load(&p->shm->slots[w->slot].booted) == 0) {
             double limit = p->o.init_timeout > 0 && p->o.init_timeout < BOOT_LIMIT_S
                                ? p->o.init_timeout

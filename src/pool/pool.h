@@ -48,6 +48,24 @@ struct span {
 };
 
 struct job_ops;
+struct sup;
+struct worker;
+
+/* How a worker's process comes to be and how its end is read, one per way of starting
+ * workers: fork (src/pool/life.c), a fork of the supervisor thread, which has the
+ * caller's memory; boot (src/pool/boot.c), the forkserver and spawn start methods, a
+ * process of this program started afresh. The supervisor learns of a worker's end from
+ * w->pidfd (readable then) and kills it through it, whatever the launcher. */
+struct launcher_ops {
+    bool forks_caller; /* the worker is a fork of this process and has the caller's
+                          mappings (in-place arrays); else the pool's mapping and the
+                          channels are memfds it maps itself, and it reports REC_READY
+                          once booted (its start can fail) */
+    int (*start)(struct sup *s, struct worker *w);           /* w->pid, w->pidfd */
+    int (*reap)(struct sup *s, struct worker *w, int *code); /* its status, or < 0 */
+};
+
+extern const struct launcher_ops mproc__launcher_fork, mproc__launcher_boot;
 
 /* A submission; written only by src/pool/job.c (see there). */
 struct job {
@@ -223,9 +241,10 @@ struct mproc_pool {
     bool thread_started;
     struct pool_shm *shm;
     size_t shm_size;
-    mproc_start_method start; /* resolved: never MPROC_START_DEFAULT */
-    int shm_fd;               /* spawn, forkserver: the memfd behind shm (workers map it at
-                                 the same address); else -1 */
+    mproc_start_method start;            /* resolved: never MPROC_START_DEFAULT */
+    const struct launcher_ops *launcher; /* how its workers start (from `start`) */
+    int shm_fd; /* spawn, forkserver: the memfd behind shm (workers map it at
+                   the same address); else -1 */
     unsigned char init_ref[MPROC__FNREF_MAX]; /* spawn, forkserver: the initializer's */
     uint32_t init_ref_len;                    /* reference (0: none) ... */
     void *initarg_copy;                       /* ... and its argument's bytes */
