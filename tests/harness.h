@@ -59,7 +59,7 @@ int mproc_test_reap_all(double timeout);
 void *mproc_test_shared(void);
 
 /* Skip the test unless the pool's start method is fork: for tests about what only a
- * forked worker has (the caller's memory as it was, in-place arrays). */
+ * forked worker has (the caller's mappings: in-place arrays). */
 #define MPROC_TEST_FORK_ONLY()                                                                     \
     do {                                                                                           \
         if (mproc_get_start_method() != MPROC_START_FORK)                                          \

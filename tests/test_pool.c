@@ -1412,12 +1412,9 @@ static void test_pin(void **state)
     assert_int_equal(out[0][1], CPU_COUNT(&set));
     mproc_pool_free(p);
 #ifdef MPROC_FAULT_INJECTION
-    /* a fault point armed here reaches only a worker that forked from here */
-    if (mproc_get_start_method() == MPROC_START_FORK) {
-        mproc_fault_set("sys.pin", MPROC_FAULT_FAIL, &(mproc_fault_opts){.code = -EPERM});
-        assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .pin = 1}), -EPERM);
-        mproc_fault_clear();
-    }
+    mproc_fault_set("sys.pin", MPROC_FAULT_FAIL, &(mproc_fault_opts){.code = -EPERM});
+    assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 2, .pin = 1}), -EPERM);
+    mproc_fault_clear();
 #endif
 }
 

@@ -249,7 +249,6 @@ static void test_failures_between_batches(void **state)
 static void big_chunks(const char *fault, unsigned nth, bool reach)
 {
     if (fault != NULL) {
-        MPROC_TEST_FORK_ONLY(); /* a fault point armed here reaches forked workers only */
         int rc = mproc_fault_set(fault, MPROC_FAULT_FAIL,
                                  &(mproc_fault_opts){.nth = nth, .sticky = nth == 0});
         if (rc == -MPROC_ENOTSUP) {

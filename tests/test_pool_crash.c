@@ -334,7 +334,6 @@ static void fault_case(const char *point, mproc_fault_action action, size_t want
 static void test_fault_matrix(void **state)
 {
     (void)state;
-    MPROC_TEST_FORK_ONLY(); /* fault points armed here reach forked workers only */
     const char *dying[] = {"pool.task.decode", "pool.task.run", "pool.result.encode"};
     for (size_t k = 0; k < 3; k++) {
         /* a death there fails exactly the task in flight */
@@ -361,7 +360,6 @@ static void test_fault_matrix(void **state)
 static void test_returned_task_not_timed_out(void **state)
 {
     (void)state;
-    MPROC_TEST_FORK_ONLY(); /* a fault point armed here reaches forked workers only */
     mproc_pool *p = pool_with_fault("pool.task.held", MPROC_FAULT_STOP, 1, 0.2);
     enum { N = 2 };
     struct item in[N];

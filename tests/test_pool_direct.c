@@ -465,7 +465,6 @@ static void fault_case(const char *point, mproc_fault_action action, int want, u
 static void test_fault_matrix(void **state)
 {
     (void)state;
-    MPROC_TEST_FORK_ONLY(); /* fault points armed here reach forked workers only */
     const char *dying[] = {"pool.task.decode", "pool.task.run", "pool.result.encode"};
     for (size_t k = 0; k < 3; k++) {
         fault_case(dying[k], MPROC_FAULT_KILL, -MPROC_EDIED, 1);

@@ -44,6 +44,7 @@
 #define BOOT_ID_MAX 64
 #define BOOT_KEEP (MPROC__FORKSERVER_FDS - 3) /* the maps' and the message's own go too */
 #define BOOT_TRIES 4                          /* execs of a spawned worker (see above) */
+#define FAULTS_MAX 4096                       /* bytes of armed fault points carried */
 
 struct boot_map {
     uint64_t addr, size;
@@ -65,7 +66,9 @@ struct boot_msg {
     uint32_t init_len;
     uint32_t tries; /* spawn: execs so far */
     unsigned char init[MPROC__FNREF_MAX];
-    uint64_t initarg_len; /* its bytes follow */
+    uint64_t initarg_len; /* its bytes follow ... */
+    uint64_t faults_len;  /* ... then the fault points armed in the caller (tests: a
+                             worker starts with them as a forked one would) */
 };
 
 /* ---- the supervisor's end ------------------------------------------------------------ */
@@ -76,12 +79,11 @@ static int boot_start(struct sup *s, struct worker *w)
     const struct worker_arg *a = &p->wargs[w->slot];
     if (p->nkeep > BOOT_KEEP)
         return -EMFILE;
-    size_t size = sizeof(struct boot_msg) + p->o.initarg_size;
+    size_t size = sizeof(struct boot_msg) + p->o.initarg_size + FAULTS_MAX;
     struct boot_msg *m = mproc__calloc(1, size);
     if (m == NULL)
         return -ENOMEM;
     m->magic = BOOT_MAGIC;
-    m->size = (uint32_t)size;
     m->build_len = (uint32_t)mproc__fnref_main_build(m->build, sizeof m->build);
     if (MPROC__FAULT("pool.boot.build") < 0) /* tests: a worker of another build */
         m->build[0] ^= 0xff, m->build_len = m->build_len == 0 ? 1 : m->build_len;
@@ -103,6 +105,9 @@ static int boot_start(struct sup *s, struct worker *w)
     m->initarg_len = p->o.initarg_size;
     if (p->o.initarg_size > 0)
         memcpy(m + 1, p->initarg_copy, p->o.initarg_size);
+    m->faults_len = mproc__fault_export((unsigned char *)(m + 1) + p->o.initarg_size, FAULTS_MAX);
+    size -= FAULTS_MAX - m->faults_len;
+    m->size = (uint32_t)size;
 
     int boot = mproc__launch_message(m, size);
     mproc__free(m);
@@ -203,9 +208,10 @@ int mproc__pool_boot_run(int boot)
         (m->self_len > 0 && (mproc__fnref_decode(m->self, m->self_len, &self) < 0 ||
                              self != (void (*)(void))mproc__pool_worker_main)))
         return WORKER_BOOT_STALE;
-    if (m->nkeep > BOOT_KEEP || m->init_len > MPROC__FNREF_MAX ||
-        m->initarg_len != size - sizeof *m)
+    if (m->nkeep > BOOT_KEEP || m->init_len > MPROC__FNREF_MAX || m->faults_len > size ||
+        m->initarg_len != size - sizeof *m - m->faults_len)
         return WORKER_BOOT_BAD;
+    mproc__fault_import((unsigned char *)(m + 1) + m->initarg_len, m->faults_len);
     /* 2. the pool's memory at the caller's addresses */
     for (int i = 0; i < 2; i++) {
         void *want = (void *)(uintptr_t)m->map[i].addr;

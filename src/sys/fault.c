@@ -106,6 +106,43 @@ int mproc_fault_clear(void)
     return 0;
 }
 
+struct exported {
+    char name[MAX_NAME];
+    int32_t action, code;
+    uint32_t nth, sticky, passes;
+};
+
+size_t mproc__fault_export(void *buf, size_t cap)
+{
+    int n = atomic_load(&armed);
+    size_t len = (size_t)n * sizeof(struct exported);
+    if (len > cap)
+        return 0;
+    for (int i = 0; i < n; i++) {
+        struct exported e = {.action = (int32_t)table[i].action,
+                             .code = table[i].code,
+                             .nth = table[i].nth,
+                             .sticky = table[i].sticky,
+                             .passes = atomic_load(&table[i].passes)};
+        memcpy(e.name, table[i].name, sizeof e.name);
+        memcpy((char *)buf + (size_t)i * sizeof e, &e, sizeof e);
+    }
+    return len;
+}
+
+void mproc__fault_import(const void *buf, size_t len)
+{
+    for (size_t off = 0; off + sizeof(struct exported) <= len; off += sizeof(struct exported)) {
+        struct exported e;
+        memcpy(&e, (const char *)buf + off, sizeof e);
+        e.name[MAX_NAME - 1] = '\0';
+        if (mproc_fault_set(
+                e.name, (mproc_fault_action)e.action,
+                &(mproc_fault_opts){.code = e.code, .nth = e.nth, .sticky = (int)e.sticky}) == 0)
+            atomic_store(&find(e.name)->passes, e.passes);
+    }
+}
+
 int mproc_fault_count(const char *point)
 {
     if (point == NULL)
@@ -130,6 +167,19 @@ int mproc_fault_set(const char *point, mproc_fault_action action, const mproc_fa
 int mproc_fault_clear(void)
 {
     return -MPROC_ENOTSUP;
+}
+
+size_t mproc__fault_export(void *buf, size_t cap)
+{
+    MPROC__UNUSED(buf);
+    MPROC__UNUSED(cap);
+    return 0;
+}
+
+void mproc__fault_import(const void *buf, size_t len)
+{
+    MPROC__UNUSED(buf);
+    MPROC__UNUSED(len);
 }
 
 int mproc_fault_count(const char *point)
