@@ -47,7 +47,8 @@ int mproc__launch_message(const void *msg, size_t len)
 void *mproc__launch_read(int boot, size_t min, size_t *len)
 {
     struct stat st;
-    if (fstat(boot, &st) < 0 || st.st_size < (off_t)min || st.st_size > (off_t)(1u << 30))
+    if (fstat(boot, &st) < 0 || st.st_size < (off_t)min ||
+        st.st_size > (off_t)(MPROC__BOOT_ARG_MAX + (1u << 20))) /* an argument and the rest */
         return NULL;
     size_t n = (size_t)st.st_size;
     unsigned char *m = mproc__malloc(n);

@@ -14,6 +14,9 @@
  * mproc_init reads it (src/start/init.c) and hands the descriptor to the boot of its kind. */
 #define MPROC__BOOT_ENV "MPROC_BOOT"
 
+/* The most bytes of an argument a boot message carries (initarg_size, arg_size). */
+#define MPROC__BOOT_ARG_MAX ((size_t)1 << 30)
+
 /* Bytes of a build-id we carry. */
 #define MPROC__BUILD_MAX 64
 

@@ -226,8 +226,8 @@ static struct process_boot *boot_message(const mproc_process *p, mproc_process_f
     size_t name_len = strlen(p->name) + 1;
     size_t size = sizeof(struct process_boot) + name_len + arg_size;
     struct process_boot *b;
-    if (size > UINT32_MAX || (b = mproc__calloc(1, size)) == NULL) {
-        *rc = size > UINT32_MAX ? -EINVAL : -ENOMEM;
+    if (arg_size > MPROC__BOOT_ARG_MAX || (b = mproc__calloc(1, size)) == NULL) {
+        *rc = arg_size > MPROC__BOOT_ARG_MAX ? -EINVAL : -ENOMEM;
         return NULL;
     }
     size_t len;

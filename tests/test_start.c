@@ -64,6 +64,11 @@ static int init_copy(void *arg, void **state)
     return 0;
 }
 
+static int init_copy_process(void *arg)
+{
+    return arg != NULL ? 0 : 1;
+}
+
 static int report(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
 {
     (void)in;
@@ -96,6 +101,15 @@ static void test_what_travels(void **state)
                                                           .initarg = &arg}),
                     -EINVAL);
         assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.start = clean[m], .initarg_size = 8}),
+                    -EINVAL);
+        assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.start = clean[m],
+                                                          .initarg = &arg,
+                                                          .initarg_size = SIZE_MAX}),
+                    -EINVAL); /* absurd: refused before anything is copied */
+        mproc_process *pr;
+        assert_code(mproc_process_new(
+                        &pr, init_copy_process, &arg,
+                        &(mproc_process_opts){.start = clean[m], .arg_size = (size_t)1 << 40}),
                     -EINVAL);
         assert_ok(mproc_pool_new(&p, &(mproc_pool_opts){.workers = 1,
                                                         .start = clean[m],

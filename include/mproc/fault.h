@@ -8,7 +8,7 @@
  * Then the test checks that everything the promise says still holds.
  *
  * Settings are per process and inherited by fork: a test arms a point in a child
-  * before the child calls the library. A pool worker started by spawn or the fork server
+ * before the child calls the library. A pool worker started by spawn or the fork server
  * gets the points armed in its pool's process when it starts, as a fork would. Any
  * process of the program started afresh also starts with the point named in its
  * environment variable MPROC_FAULT armed to fail once. In a build without fault injection every

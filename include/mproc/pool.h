@@ -91,32 +91,31 @@ typedef struct mproc_pool_opts {
     int workers;                    /* 0: mproc_cpu_usable(); at most 1024 */
     mproc_pool_init_fn initializer; /* NULL: none */
     void *initarg;                  /* passed to initializer (the worker's copy after fork) */
-    size_t initarg_size;            /* forkserver, spawn: initarg points to this many bytes,
-                                       copied to each worker (its copy is what the initializer
-                                       gets); a non-NULL initarg with 0 here is -EINVAL there,
-                                       as a pointer means nothing in another program image.
-                                       fork: ignored */
-
-    unsigned maxtasksperchild; /* 0: unlimited; else a worker exits after that many tasks
-                                  and a fresh one replaces it */
-    double timeout;            /* default per-task time limit in seconds; 0: none */
-    int max_restarts;          /* unplanned deaths tolerated within restart_period; 0: the
-                                  default max(10, 2 * workers); negative: -EINVAL */
-    double restart_period;     /* seconds; 0: 1.0 */
-    size_t channel_size;       /* bytes of each worker's task and result channels; 0: 1 MiB.
-                                  The largest input or output of one task is about half. */
-    int pin;                   /* nonzero: worker i runs only on the i-th CPU (round robin)
-                                  of the caller's affinity mask; a failure to pin fails the
-                                  worker's start like its initializer */
-    double init_timeout;       /* seconds each worker's start (initializer, pinning) may
-                                  take; past it the worker is killed and its start fails
-                                  with -MPROC_ETIMELIMIT (creation fails; a replacement
-                                  counts as a death). 0: no limit, as in Python */
-    const int *inherit_fds;    /* descriptors above 2 the tasks need (the caller's copy is
-                                  read at creation): workers keep these and close every
-                                  other descriptor they inherited, so a worker never holds
-                                  what the host opens (a pipe's write end would otherwise
-                                  never show EOF while a pool lives); each must be open */
+    size_t initarg_size;            /* forkserver, spawn: initarg points to this many bytes
+                                       (at most 1 GiB), copied to each worker (its copy is
+                                       what the initializer gets); a non-NULL initarg with 0
+                                       here is -EINVAL there, as a pointer means nothing in
+                                       another program image. fork: ignored */
+    unsigned maxtasksperchild;      /* 0: unlimited; else a worker exits after that many tasks
+                                       and a fresh one replaces it */
+    double timeout;                 /* default per-task time limit in seconds; 0: none */
+    int max_restarts;               /* unplanned deaths tolerated within restart_period; 0: the
+                                       default max(10, 2 * workers); negative: -EINVAL */
+    double restart_period;          /* seconds; 0: 1.0 */
+    size_t channel_size;            /* bytes of each worker's task and result channels; 0: 1 MiB.
+                                       The largest input or output of one task is about half. */
+    int pin;                        /* nonzero: worker i runs only on the i-th CPU (round robin)
+                                       of the caller's affinity mask; a failure to pin fails the
+                                       worker's start like its initializer */
+    double init_timeout;            /* seconds each worker's start (initializer, pinning) may
+                                       take; past it the worker is killed and its start fails
+                                       with -MPROC_ETIMELIMIT (creation fails; a replacement
+                                       counts as a death). 0: no limit, as in Python */
+    const int *inherit_fds;         /* descriptors above 2 the tasks need (the caller's copy is
+                                       read at creation): workers keep these and close every
+                                       other descriptor they inherited, so a worker never holds
+                                       what the host opens (a pipe's write end would otherwise
+                                       never show EOF while a pool lives); each must be open */
     size_t n_inherit_fds;
     int phase_times;          /* nonzero: measure where the time goes (the `ns` of
                              mproc_pool_stats); costs a few clock reads per chunk */

@@ -84,7 +84,7 @@ typedef struct mproc_process_opts {
                                  above 2 (forkserver), and a fork server's child always
                                  dies with the server, which ends with the caller */
     size_t arg_size;          /* forkserver, spawn: bytes at arg (a non-NULL arg with 0
-                                 here is -EINVAL); fork: ignored */
+                                 here is -EINVAL; at most 1 GiB); fork: ignored */
 } mproc_process_opts;
 
 /* Options of mproc_process_spawn(). The zero value inherits everything. */

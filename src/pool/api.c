@@ -15,6 +15,7 @@
  */
 #include "internal.h"
 
+#include "launch.h"
 #include "pool/pool.h"
 #include "sys/evfd.h"
 #include "sys/procmem.h"
@@ -105,8 +106,9 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
     /* A worker that did not fork gets the initializer by reference, its argument as
        bytes, and the descriptors in one message (src/pool/boot.c). */
     bool forked = o.start == MPROC_START_FORK;
-    if (!forked && ((o.initarg != NULL && o.initarg_size == 0) ||
-                    (o.initarg == NULL && o.initarg_size != 0) || o.n_inherit_fds > 48))
+    if (!forked &&
+        ((o.initarg != NULL && o.initarg_size == 0) || (o.initarg == NULL && o.initarg_size != 0) ||
+         o.initarg_size > MPROC__BOOT_ARG_MAX || o.n_inherit_fds > 48))
         return -EINVAL;
     if (forked)
         o.initarg_size = 0;
