@@ -279,6 +279,25 @@ static void test_closed_stdio(void **state)
     assert_int_equal(mproc_test_exitcode(mproc_test_fork(closed_stdio_child, NULL), 60), 0);
 }
 
+/* Chosen at the start (--mproc-start=forkserver), the server starts in mproc_init. */
+static void test_server_at_init(void **state)
+{
+    (void)state;
+    const char *args[] = {"--mproc-start=forkserver --server-at-init", "--server-at-init"};
+    const char *want[] = {"server at init: yes\n", "server at init: no\n"};
+    for (int k = 0; k < 2; k++) {
+        char cmd[512], out[128];
+        snprintf(cmd, sizeof cmd, "%s/start_plain %s", MPROC_TEST_HELPERS_DIR, args[k]);
+        fflush(NULL);
+        FILE *f = popen(cmd, "r");
+        assert_non_null(f);
+        size_t n = fread(out, 1, sizeof out - 1, f);
+        out[n] = '\0';
+        assert_int_equal(pclose(f), 0);
+        assert_string_equal(out, want[k]);
+    }
+}
+
 /* ---- the fork server ----------------------------------------------------------------------- */
 
 /* A program with threads that hold locks at any moment: malloc's, stdio's, its own. A
@@ -422,6 +441,7 @@ int main(int argc, char **argv)
         MPROC_TEST(test_no_init),
         MPROC_TEST(test_stray_variables),
         MPROC_TEST(test_closed_stdio),
+        MPROC_TEST(test_server_at_init),
         MPROC_TEST(test_forkserver_killed),
         MPROC_TEST(test_forkserver_with_threads),
     };

@@ -9,8 +9,10 @@
  *                           a program with threads, a task that takes such a lock (inside
  *                           malloc, stdio, or the program's own mutexes) can hang forever.
  *   MPROC_START_FORKSERVER  the worker is a fork of a helper process, the fork server:
- *                           this program started afresh (exec of /proc/self/exe) before any
- *                           pool asked for it, single-threaded, holding nothing. Workers
+ *                           this program started afresh (exec of /proc/self/exe) at
+ *                           mproc_init when forkserver is the method then, else at the
+ *                           first pool or process that asks; single-threaded, holding
+ *                           nothing. Workers
  *                           start nearly as fast as forks, and none of the caller's threads,
  *                           locks or heap is ever in one.
  *   MPROC_START_SPAWN       the worker is this program executed afresh for each worker.

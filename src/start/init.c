@@ -13,6 +13,10 @@
  * atexit handler turns main()'s return into exit status WORKER_NO_INIT, which the
  * supervisor reports as -MPROC_ENOINIT naming the call. One that hangs instead is killed
  * after 10 s (src/pool/life.c, the fork server's hello likewise).
+ *
+ * Where the start method is forkserver when mproc_init runs (set before it, or by
+ * --mproc-start), the fork server is started there; else at the first pool or process
+ * that asks for it.
  */
 #include "internal.h"
 
@@ -184,5 +188,9 @@ int mproc_init(int *argc, char ***argv)
     *argc = k;
     if (method != 0)
         (void)mproc_set_start_method((mproc_start_method)method);
+    /* Python starts its fork server when it is chosen; so do we, while the program is
+       young (a failure here is met again, and reported, by the first pool) */
+    if (mproc_get_start_method() == MPROC_START_FORKSERVER)
+        (void)mproc__forkserver_start();
     return 0;
 }

@@ -416,6 +416,15 @@ static int start_server(void)
     return 0;
 }
 
+int mproc__forkserver_start(void)
+{
+    (void)pthread_once(&client_once, client_setup);
+    pthread_mutex_lock(&client_mu);
+    int rc = client_sock < 0 ? start_server() : 0;
+    pthread_mutex_unlock(&client_mu);
+    return rc;
+}
+
 int mproc__forkserver_fork(const int *fds, const int *at, size_t n, pid_t *pid, int *pidfd)
 {
     if (n == 0 || n > MPROC__FORKSERVER_FDS)

@@ -29,6 +29,11 @@ int mproc__forkserver_fork(const int *fds, const int *at, size_t n, pid_t *pid, 
  * say it by the deadline (monotonic ns), or -EPROTO (the server is gone). */
 int mproc__forkserver_status(pid_t pid, int64_t deadline, int *code);
 
+/* Start the server now if none runs (mproc_init, for a program whose start method is
+ * forkserver from the start: the server is then started while the program is young).
+ * 0, or the error of starting it (a later request tries again). */
+int mproc__forkserver_start(void);
+
 /* The server's pid, or 0 when none runs (tests tell it from the children they check). */
 pid_t mproc__forkserver_pid(void);
 

@@ -1,7 +1,8 @@
 /* tests/helpers/start_plain.c - a program that does it right: mproc_init first, then a
  * pool by spawn and one by the fork server, each mapping squares. Prints "ok" and exits 0
  * when both gave the right results. test_start runs it with stray MPROC_BOOT and
- * MPROC_FORKSERVER variables in its environment, which must change nothing. */
+ * MPROC_FORKSERVER variables in its environment, which must change nothing. With
+ * --server-at-init it only says whether a fork server runs right after mproc_init. */
 #include "mproc.h"
 
 #include <stdio.h>
@@ -19,10 +20,16 @@ static int square(mproc_task *t, const void *in, size_t in_len, void *out, size_
     return 0;
 }
 
+pid_t mproc__forkserver_pid(void); /* internal: does a fork server run? */
+
 int main(int argc, char **argv)
 {
     if (mproc_init(&argc, &argv) < 0)
         return 2;
+    if (argc > 1 && strcmp(argv[1], "--server-at-init") == 0) {
+        printf("server at init: %s\n", mproc__forkserver_pid() > 0 ? "yes" : "no");
+        return 0;
+    }
     const mproc_start_method methods[] = {MPROC_START_SPAWN, MPROC_START_FORKSERVER};
     for (int k = 0; k < 2; k++) {
         mproc_pool *p;
