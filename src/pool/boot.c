@@ -3,23 +3,25 @@
  * DESIGN. A forked worker finds everything where the caller left it: the pool's shared
  * mapping, its task channel, the initializer, at the same addresses. A worker started by
  * spawn (this program executed afresh) or by the fork server (a fork of this program
- * executed afresh before any pool existed) finds none of it, so the supervisor writes a
- * boot message into a memfd and hands the new process that memfd with the others it
- * needs (the doorbell and the caller's inherit_fds at their numbers, the memfds behind
- * the pool's mapping and behind the worker's channel). In the new process mproc_init
- * finds the message (src/start/init.c) and calls mproc__pool_boot_run, which
+ * executed afresh before the pool existed) finds none of it, so this file's launcher
+ * (struct launcher_ops, started by life.c) writes a boot message into a memfd and has
+ * src/launch.c start the new process with that memfd and the others it needs (the
+ * doorbell and the caller's inherit_fds at their numbers, the memfds behind the pool's
+ * mapping and behind the worker's channel). In the new process mproc_init finds the
+ * message (src/start/init.c) and calls mproc__pool_boot_run, which
  *   1. refuses another build of the program (its GNU build-id, and the reference of this
  *      very function, must be the caller's): its struct layouts and code addresses
  *      would not be the pool's;
  *   2. maps the two memfds at the caller's addresses (MAP_FIXED_NOREPLACE: never over
  *      anything of its own), so every address in the pool's shared memory and in the
  *      worker's arguments means in the worker what it means in the caller;
- *   3. closes every descriptor but the ones it keeps, marks its slot booted, decodes the
- *      initializer's reference, and runs the same worker main as a fork does, told to
- *      announce itself (REC_READY), so the pool starts only once it runs.
+ *   3. closes every descriptor but the ones it keeps, decodes the initializer's
+ *      reference, marks its slot booted, and runs the same worker main as a fork does,
+ *      told to announce itself (REC_READY), so the pool starts only once it runs.
  * What a worker that did not fork cannot have, the pool does not offer it: in-place
  * arrays (the caller's shared mappings are not in it: src/pool/api.c keeps no ranges),
- * and a raw initarg pointer (its bytes travel in the message, initarg_size).
+ * and a raw initarg pointer (its bytes travel in the message, initarg_size). What it does
+ * get as a fork would: the fault points armed in the caller (fault-injection builds).
  * A new process whose addresses happen to be taken (ASLR placed something there) exits
  * with WORKER_BOOT_MAP after trying again in a fresh exec of itself (a new layout), up to
  * BOOT_TRIES times.
