@@ -14,11 +14,12 @@
 #include "internal.h"
 
 #include <poll.h>
-#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fnref.h"
 #include "launch.h"
+
 #include "sys/forkserver.h"
 #include "sys/spawn.h"
 
@@ -42,6 +43,13 @@ int mproc__launch_message(const void *msg, size_t len)
         done += (size_t)r;
     }
     return fd;
+}
+
+bool mproc__launch_same_build(const unsigned char *id, size_t len)
+{
+    unsigned char own[MPROC__BUILD_MAX];
+    size_t own_len = mproc__fnref_main_build(own, sizeof own);
+    return len == own_len && memcmp(id, own, len) == 0;
 }
 
 void *mproc__launch_read(int boot, size_t min, size_t *len)
@@ -74,24 +82,8 @@ static int spawn_exec(int boot, const int *keep, size_t nkeep, bool daemon, pid_
     if (nkeep > 0)
         memcpy(pass, keep, nkeep * sizeof *keep);
     pass[nkeep] = boot;
-    char entry[64];
-    snprintf(entry, sizeof entry, "%s=%d", MPROC__BOOT_ENV, boot);
-    char **envp = mproc__sys_env_with(entry);
-    if (envp == NULL)
-        return -ENOMEM;
-    static const char *const paths[] = {"/proc/self/exe", NULL};
-    char *argv[] = {
-        program_invocation_name != NULL ? program_invocation_name : (char *)"mproc-worker", NULL};
-    struct mproc__spawn sp = {.paths = paths,
-                              .argv = argv,
-                              .envp = envp,
-                              .fds = {-1, -1, -1},
-                              .flags = daemon ? MPROC_PROCESS_DAEMON : 0,
-                              .pass = pass,
-                              .npass = nkeep + 1};
-    int rc = mproc__sys_spawn(&sp, pid, pidfd);
-    mproc__free(envp);
-    return rc;
+    return mproc__sys_spawn_self(MPROC__BOOT_ENV, boot, pass, nkeep + 1,
+                                 daemon ? MPROC_PROCESS_DAEMON : 0, pid, pidfd);
 }
 
 int mproc__launch(mproc_start_method m, int boot, const int *keep, size_t nkeep, bool daemon,

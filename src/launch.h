@@ -20,6 +20,10 @@
 /* Bytes of a build-id we carry. */
 #define MPROC__BUILD_MAX 64
 
+/* Is id[0..len) this program's build-id (as mproc__fnref_main_build gives it)? A boot
+ * message from another build cannot be trusted: its layouts and addresses differ. */
+bool mproc__launch_same_build(const unsigned char *id, size_t len);
+
 /* A close-on-exec memfd holding len bytes of msg: fd, or -errno. */
 int mproc__launch_message(const void *msg, size_t len);
 

@@ -256,10 +256,8 @@ int mproc__process_boot_run(int boot)
     if (b == NULL || b->size != size || b->build_len > MPROC__BUILD_MAX ||
         b->ref_len > MPROC__FNREF_MAX)
         return 127;
-    unsigned char id[MPROC__BUILD_MAX];
-    size_t id_len = mproc__fnref_main_build(id, sizeof id);
     void (*fn)(void);
-    if (id_len != b->build_len || memcmp(id, b->build, id_len) != 0 || b->name_len == 0 ||
+    if (!mproc__launch_same_build(b->build, b->build_len) || b->name_len == 0 ||
         (uint64_t)b->name_len + b->arg_size != size - sizeof *b ||
         mproc__fnref_decode(b->ref, b->ref_len, &fn) < 0)
         return 127; /* another build of the program: nothing here can be trusted */

@@ -29,10 +29,7 @@
  */
 #include "internal.h"
 
-#include <fcntl.h>
-#include <signal.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fnref.h"
@@ -43,7 +40,7 @@
 #include "sys/spawn.h"
 
 #define BOOT_MAGIC MPROC__POOL_BOOT_MAGIC
-#define BOOT_ID_MAX 64
+
 #define BOOT_KEEP (MPROC__FORKSERVER_FDS - 3) /* the maps' and the message's own go too */
 #define BOOT_TRIES 4                          /* execs of a spawned worker (see above) */
 #define FAULTS_MAX 4096                       /* bytes of armed fault points carried */
@@ -59,7 +56,7 @@ struct boot_msg {
     uint32_t size; /* of the whole message */
     uint32_t build_len;
     uint32_t self_len;
-    unsigned char build[BOOT_ID_MAX];
+    unsigned char build[MPROC__BUILD_MAX];
     unsigned char self[MPROC__FNREF_MAX]; /* reference of mproc__pool_worker_main */
     struct worker_arg arg;                /* init and initarg set in the worker */
     struct boot_map map[2];               /* the pool's mapping, the worker's channel */
@@ -182,31 +179,19 @@ static void exec_again(int boot, struct boot_msg *m)
     keep[n++] = m->map[0].fd;
     keep[n++] = m->map[1].fd;
     keep[n++] = boot;
-    for (size_t i = 0; i < n; i++) {
-        int fl = fcntl(keep[i], F_GETFD);
-        if (fl < 0 || fcntl(keep[i], F_SETFD, fl & ~FD_CLOEXEC) < 0)
-            return;
-    }
-    char entry[64];
-    snprintf(entry, sizeof entry, "%s=%d", MPROC__BOOT_ENV, boot);
-    char **envp = mproc__sys_env_with(entry);
-    char *argv[] = {program_invocation_name, NULL};
-    if (envp != NULL)
-        execve("/proc/self/exe", argv, envp);
+    (void)mproc__sys_exec_self(MPROC__BOOT_ENV, boot, keep, n); /* returns if it failed */
 }
 
 int mproc__pool_boot_run(int boot)
 {
     size_t size;
     struct boot_msg *m = mproc__launch_read(boot, sizeof *m, &size);
-    if (m == NULL || m->magic != BOOT_MAGIC || m->size != size || m->build_len > BOOT_ID_MAX ||
+    if (m == NULL || m->magic != BOOT_MAGIC || m->size != size || m->build_len > MPROC__BUILD_MAX ||
         m->self_len > MPROC__FNREF_MAX) /* the fields before `arg`: the same in any build */
         return WORKER_BOOT_BAD;
     /* 1. the same build, or nothing here can be trusted */
-    unsigned char id[BOOT_ID_MAX];
-    size_t id_len = mproc__fnref_main_build(id, sizeof id);
     void (*self)(void) = NULL;
-    if (id_len != m->build_len || memcmp(id, m->build, id_len) != 0 ||
+    if (!mproc__launch_same_build(m->build, m->build_len) ||
         (m->self_len > 0 && (mproc__fnref_decode(m->self, m->self_len, &self) < 0 ||
                              self != (void (*)(void))mproc__pool_worker_main)))
         return WORKER_BOOT_STALE;

@@ -336,66 +336,39 @@ static void keep_status(pid_t pid, int code)
 static int read_reply(int64_t deadline, struct reply *rp, int *fd)
 {
     *fd = -1;
-    for (;;) {
-        struct pollfd pf[2] = {{.fd = client_sock, .events = POLLIN},
-                               {.fd = server_pidfd, .events = POLLIN}};
-        int r = mproc__sys_poll(pf, 2, deadline);
-        if (r < 0)
-            return r;
-        if (r == 0)
-            return -ETIMEDOUT;
-        if (pf[0].revents == 0)
-            return -EPROTO; /* the server ended with nothing left to say */
-        int fds[MPROC__FORKSERVER_FDS];
-        size_t len, nfds;
-        int rc = recv_fds(client_sock, rp, sizeof *rp, &len, fds, &nfds);
-        for (size_t i = 1; i < nfds; i++)
-            mproc__sys_close(fds[i]);
-        if (rc < 0 || len != sizeof *rp || rp->magic != FS_MAGIC) {
-            if (nfds > 0)
-                mproc__sys_close(fds[0]);
-            return -EPROTO;
-        }
-        if (rp->kind == MSG_EXITED) {
-            keep_status(rp->pid, rp->code);
-            if (nfds > 0)
-                mproc__sys_close(fds[0]);
-        }
-        *fd = nfds > 0 ? fds[0] : -1;
-        return 0;
-    }
+    struct pollfd pf[2] = {{.fd = client_sock, .events = POLLIN},
+                           {.fd = server_pidfd, .events = POLLIN}};
+    int r = mproc__sys_poll(pf, 2, deadline);
+    if (r < 0)
+        return r;
+    if (r == 0)
+        return -ETIMEDOUT;
+    if (pf[0].revents == 0)
+        return -EPROTO; /* the server ended with nothing left to say */
+    int fds[MPROC__FORKSERVER_FDS];
+    size_t len, nfds;
+    int rc = recv_fds(client_sock, rp, sizeof *rp, &len, fds, &nfds);
+    bool ok = rc == 0 && len == sizeof *rp && rp->magic == FS_MAGIC;
+    for (size_t i = ok && rp->kind == MSG_FORKED ? 1 : 0; i < nfds; i++)
+        mproc__sys_close(fds[i]); /* only a FORKED reply carries one: its child's pidfd */
+    if (!ok)
+        return -EPROTO;
+    if (rp->kind == MSG_EXITED)
+        keep_status(rp->pid, rp->code);
+    else if (rp->kind == MSG_FORKED && nfds > 0)
+        *fd = fds[0];
+    return 0;
 }
-
-extern char **environ;
 
 static int start_server(void)
 {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
-    char entry[64];
-    snprintf(entry, sizeof entry, "%s=%d", MPROC__FORKSERVER_ENV, sv[1]);
-    char **envp = mproc__sys_env_with(entry);
-    if (envp == NULL) {
-        mproc__sys_close(sv[0]);
-        mproc__sys_close(sv[1]);
-        return -ENOMEM;
-    }
-    static const char *const paths[] = {"/proc/self/exe", NULL};
-    char *argv[] = {program_invocation_name != NULL ? program_invocation_name
-                                                    : (char *)"mproc-forkserver",
-                    NULL};
     /* Not tied to the thread that starts it (it may be short-lived): the server ends
        when the caller's end of the socket closes. */
-    struct mproc__spawn sp = {.paths = paths,
-                              .argv = argv,
-                              .envp = envp,
-                              .fds = {-1, -1, -1},
-                              .pass = &sv[1],
-                              .npass = 1};
     pid_t pid;
-    int rc = mproc__sys_spawn(&sp, &pid, &server_pidfd);
-    mproc__free(envp);
+    int rc = mproc__sys_spawn_self(MPROC__FORKSERVER_ENV, sv[1], &sv[1], 1, 0, &pid, &server_pidfd);
     mproc__sys_close(sv[1]);
     if (rc < 0) {
         mproc__sys_close(sv[0]);

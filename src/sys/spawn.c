@@ -453,3 +453,51 @@ void mproc__sys_close_all_but(const int *keep, size_t n)
 {
     close_all_but(keep, n);
 }
+
+static const char *const self_paths[] = {"/proc/self/exe", NULL};
+
+/* NAME=fd added to the environment (into entry), and an argument vector naming the
+ * program as it was invoked. NULL: no memory. */
+static char **self_env(const char *name, int fd, char *entry, size_t cap, char **argv)
+{
+    snprintf(entry, cap, "%s=%d", name, fd);
+    argv[0] = program_invocation_name != NULL ? program_invocation_name : (char *)"mproc";
+    argv[1] = NULL;
+    return mproc__sys_env_with(entry);
+}
+
+int mproc__sys_spawn_self(const char *name, int fd, const int *pass, size_t npass, unsigned flags,
+                          pid_t *pid, int *pidfd)
+{
+    char entry[96], *argv[2];
+    char **envp = self_env(name, fd, entry, sizeof entry, argv);
+    if (envp == NULL)
+        return -ENOMEM;
+    struct mproc__spawn sp = {.paths = self_paths,
+                              .argv = argv,
+                              .envp = envp,
+                              .fds = {-1, -1, -1},
+                              .flags = flags,
+                              .pass = pass,
+                              .npass = npass};
+    int rc = mproc__sys_spawn(&sp, pid, pidfd);
+    mproc__free(envp);
+    return rc;
+}
+
+int mproc__sys_exec_self(const char *name, int fd, const int *pass, size_t npass)
+{
+    for (size_t i = 0; i < npass; i++) {
+        int fl = fcntl(pass[i], F_GETFD);
+        if (fl < 0 || fcntl(pass[i], F_SETFD, fl & ~FD_CLOEXEC) < 0)
+            return -errno;
+    }
+    char entry[96], *argv[2];
+    char **envp = self_env(name, fd, entry, sizeof entry, argv);
+    if (envp == NULL)
+        return -ENOMEM;
+    execve(self_paths[0], argv, envp);
+    int rc = -errno;
+    mproc__free(envp);
+    return rc;
+}

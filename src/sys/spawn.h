@@ -44,6 +44,18 @@ struct mproc__spawn {
  * memory. Read environ while no other thread changes it (setenv is not thread-safe). */
 char **mproc__sys_env_with(const char *entry);
 
+/* Start this program afresh (/proc/self/exe: the running program's own file, even if it
+ * was replaced on disk since) as a child, with NAME=fd added to the caller's environment
+ * and pass[0..npass) open in it at their numbers: how spawned workers and the fork server
+ * come to be (mproc_init reads the variable). flags: 0 or MPROC_PROCESS_DAEMON. Results
+ * as mproc__sys_spawn's, or -ENOMEM. */
+int mproc__sys_spawn_self(const char *name, int fd, const int *pass, size_t npass, unsigned flags,
+                          pid_t *pid, int *pidfd);
+
+/* The same in this process: execve, after clearing close-on-exec on pass[0..npass).
+ * Returns only when it failed: -errno. */
+int mproc__sys_exec_self(const char *name, int fd, const int *pass, size_t npass);
+
 /* Close every descriptor above 2 but keep[0..n) (ascending). */
 void mproc__sys_close_all_but(const int *keep, size_t n);
 
