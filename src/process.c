@@ -278,9 +278,12 @@ int mproc_process_new(mproc_process **out, mproc_process_fn fn, void *arg,
     mproc_process_opts o = opts != NULL ? *opts : (mproc_process_opts){0};
     if (out == NULL || fn == NULL || (o.flags & ~(unsigned)ALL_FLAGS) != 0)
         return -EINVAL;
-    if (o.start == MPROC_START_DEFAULT)
+    if (o.start == MPROC_START_DEFAULT) {
         o.start = mproc_get_start_method();
-    if (mproc_start_method_name(o.start) == NULL ||
+        if (o.start == MPROC_START_MPI) /* a pool's way: a process object is local */
+            o.start = MPROC_START_FORK;
+    }
+    if (mproc_start_method_name(o.start) == NULL || o.start == MPROC_START_MPI ||
         (o.start != MPROC_START_FORK && (arg != NULL) != (o.arg_size > 0)))
         return -EINVAL; /* a pointer means nothing in another program image */
     if (o.start != MPROC_START_FORK && mproc__boot_pending())

@@ -46,11 +46,14 @@ typedef enum mproc_start_method {
     MPROC_START_DEFAULT = 0, /* in pool options: the process-wide default (fork unless set) */
     MPROC_START_FORK,
     MPROC_START_FORKSERVER,
-    MPROC_START_SPAWN
+    MPROC_START_SPAWN,
+    MPROC_START_MPI /* pools only: one worker on each other rank of an MPI job (link with
+                       libmproc-mpi; see mproc/mpi.h). As a process-wide default, process
+                       objects still fork. */
 } mproc_start_method;
 
 /* At the top of main(). Removes mproc's own arguments from argv (and *argc), which are:
- *   --mproc-start=fork|forkserver|spawn   the process-wide start method (as
+ *   --mproc-start=fork|forkserver|spawn|mpi   the process-wide start method (as
  *                                         mproc_set_start_method); a test runner passes it
  *                                         to run a program's pools under each method.
  * In a process started as a worker or a fork server it does not return. argc and argv may
@@ -65,7 +68,7 @@ MPROC_API int mproc_set_start_method(mproc_start_method m);
 /* The process-wide start method (never MPROC_START_DEFAULT). */
 MPROC_API mproc_start_method mproc_get_start_method(void);
 
-/* The method's name ("fork", "forkserver", "spawn"), or NULL for an unknown one. */
+/* The method's name ("fork", "forkserver", "spawn", "mpi"), or NULL for an unknown one. */
 MPROC_API const char *mproc_start_method_name(mproc_start_method m);
 
 #ifdef __cplusplus

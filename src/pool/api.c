@@ -64,6 +64,8 @@ static bool bad_time(double t)
 
 static void pool_release(mproc_pool *p)
 {
+    if (p->launcher->close != NULL)
+        p->launcher->close(p); /* before the mapping goes: its relay writes there */
     if (p->shm != NULL) {
         mproc__sys_close(p->shm->evfd);
         mproc__sys_unmap(p->shm, p->shm_size);
@@ -112,6 +114,11 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
         return -EINVAL;
     if (forked)
         o.initarg_size = 0;
+    const struct launcher_ops *launcher = forked                       ? &mproc__launcher_fork
+                                          : o.start == MPROC_START_MPI ? &mproc__launcher_remote
+                                                                       : &mproc__launcher_boot;
+    if (launcher->transport != NULL && o.n_inherit_fds > 0)
+        return -EINVAL; /* a worker on another host inherits nothing */
     unsigned char init_ref[MPROC__FNREF_MAX];
     size_t init_ref_len = 0;
     if (!forked && o.initializer != NULL) {
@@ -119,6 +126,16 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
                                       &init_ref_len);
         if (frc < 0)
             return frc;
+    }
+    if (launcher->size != NULL) {
+        char why[POOL_MSG_MAX] = "";
+        int n = launcher->size(o.workers, why, sizeof why);
+        if (n < 0)
+            return blocking_outcome(n, why);
+        if (n == 0)
+            return blocking_outcome(-EINVAL, "MPROC_START_MPI: the MPI job has no rank besides "
+                                             "this one (run it with mpirun -np 2 or more)");
+        o.workers = n;
     }
     if (o.workers == 0) {
         int n = usable_cpus();
@@ -144,7 +161,7 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
         return -ENOMEM;
     p->shm_fd = -1;
     p->start = o.start;
-    p->launcher = forked ? &mproc__launcher_fork : &mproc__launcher_boot;
+    p->launcher = launcher;
     memcpy(p->init_ref, init_ref, init_ref_len);
     p->init_ref_len = (uint32_t)init_ref_len;
     if (o.initarg_size > 0) {
@@ -174,7 +191,7 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
     mproc__pool_sup_init(p);
     mproc__jobs_init(p);
     p->workers = mproc__calloc((size_t)o.workers, sizeof *p->workers);
-    p->transport = &mproc__transport_local;
+    p->transport = launcher->transport != NULL ? launcher->transport : &mproc__transport_local;
     p->wargs = mproc__calloc((size_t)o.workers, sizeof *p->wargs);
     int rc = -ENOMEM;
     if (p->workers == NULL || p->wargs == NULL || mproc__pool_life_init(p) < 0)
@@ -238,6 +255,15 @@ int mproc_pool_new(mproc_pool **out, const mproc_pool_opts *opts)
     if (!forked || mproc__sys_shared_ranges(&p->ranges, &p->nranges) < 0) {
         p->ranges = NULL;
         p->nranges = 0;
+    }
+
+    if (p->launcher->open != NULL) {
+        char why[POOL_MSG_MAX] = "";
+        rc = p->launcher->open(p, why, sizeof why);
+        if (rc < 0) {
+            (void)blocking_outcome(rc, why);
+            goto fail;
+        }
     }
 
     /* The thread starts with every signal blocked (no handler of the caller's runs on

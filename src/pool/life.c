@@ -29,6 +29,14 @@
 
 static void break_pool(struct sup *s, const char *cause);
 
+static void kill_worker(struct sup *s, struct worker *w)
+{
+    if (s->p->launcher->kill != NULL)
+        s->p->launcher->kill(s, w);
+    else
+        (void)mproc__sys_pidfd_kill(w->pidfd, SIGKILL);
+}
+
 /* ---- workers ------------------------------------------------------------------------------- */
 
 int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
@@ -39,7 +47,9 @@ int mproc__pool_spawn_worker(struct sup *s, struct worker *w)
     mproc_queue *in = NULL;
     bool forked = p->launcher->forks_caller;
     w->in_fd = -1;
-    int rc = forked ? mproc_queue_new(&in, &qo) : mproc__queue_new_memfd(&in, &qo, &w->in_fd);
+    int rc = p->launcher->transport != NULL ? 0 /* chunks go another way: no channel here */
+             : forked                       ? mproc_queue_new(&in, &qo)
+                                            : mproc__queue_new_memfd(&in, &qo, &w->in_fd);
     if (rc < 0)
         goto fail;
     *a = (struct worker_arg){.shm = p->shm,
@@ -227,7 +237,12 @@ static void on_death(struct sup *s, struct worker *w)
         (void)mproc__pool_boot_failed(code, &w->init_code, w->init_msg, sizeof w->init_msg);
     mproc__pool_drain(s, w);
     char why[POOL_MSG_MAX];
-    describe_exit(why, sizeof why, w->pid, code);
+    const char *lost = p->launcher->lost != NULL ? p->launcher->lost(s, w) : NULL;
+    if (lost != NULL) /* with its host: no replacement can start there */
+        mproc__pool_say(why, sizeof why, "worker (pid %d) lost: %s", (int)w->pid, lost);
+    else
+        describe_exit(why, sizeof why, w->pid, code);
+
     if (p->transport->gone != NULL)
         p->transport->gone(s, w, -MPROC_EDIED, why,
                            p->sup.state == S_RUNNING && p->request != REQ_TERMINATE &&
@@ -301,6 +316,10 @@ static void on_death(struct sup *s, struct worker *w)
     }
     if (p->sup.state != S_RUNNING || p->life.broken)
         return;
+    if (lost != NULL) {
+        break_pool(s, why);
+        return;
+    }
     w->restarts++;
     p->life.restarts++;
     if (!planned && !budget_ok(p)) {
@@ -340,7 +359,7 @@ void mproc__pool_stop_workers(struct sup *s, int code, const char *msg)
     mproc_pool *p = s->p;
     for (int i = 0; i < p->nworkers; i++)
         if (p->workers[i].pidfd >= 0)
-            (void)mproc__sys_pidfd_kill(p->workers[i].pidfd, SIGKILL);
+            kill_worker(s, &p->workers[i]);
     for (int i = 0; i < p->nworkers; i++) {
         struct worker *w = &p->workers[i];
         if (w->pidfd < 0)
@@ -402,7 +421,7 @@ int64_t mproc__pool_check_timeouts(struct sup *s)
                                 "worker (pid %d) did not reach mproc_init(&argc, &argv) in "
                                 "%g s: call it at the top of main(); it was killed",
                                 (int)w->pid, limit);
-                (void)mproc__sys_pidfd_kill(w->pidfd, SIGKILL);
+                kill_worker(s, w);
             } else if (d < next) {
                 next = d;
             }
@@ -416,7 +435,7 @@ int64_t mproc__pool_check_timeouts(struct sup *s)
                                 "worker start (initializer) ran past its time limit of %g s; "
                                 "worker (pid %d) was killed",
                                 p->o.init_timeout, (int)w->pid);
-                (void)mproc__sys_pidfd_kill(w->pidfd, SIGKILL);
+                kill_worker(s, w);
             } else if (d < next) {
                 next = d;
             }
@@ -461,7 +480,7 @@ int64_t mproc__pool_check_timeouts(struct sup *s)
         if (now >= d) {
             w->timed_out = true;
             w->timeout_seq = s1;
-            (void)mproc__sys_pidfd_kill(w->pidfd, SIGKILL);
+            kill_worker(s, w);
         } else if (d < next) {
             next = d;
         }

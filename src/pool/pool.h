@@ -48,24 +48,42 @@ struct span {
 };
 
 struct job_ops;
+struct remote;
 struct sup;
+struct transport_ops;
+
 struct worker;
 
 /* How a worker's process comes to be and how its end is read, one per way of starting
  * workers: fork (src/pool/life.c), a fork of the supervisor thread, which has the
  * caller's memory; boot (src/pool/boot.c), the forkserver and spawn start methods, a
- * process of this program started afresh. The supervisor learns of a worker's end from
- * w->pidfd (readable then) and kills it through it, whatever the launcher. */
+ * process of this program started afresh; remote (src/pool/remote.c), a worker on
+ * another process of an MPI job. The supervisor learns of a worker's end from w->pidfd
+ * (readable then), whatever the launcher. */
 struct launcher_ops {
     bool forks_caller; /* the worker is a fork of this process and has the caller's
                           mappings (in-place arrays); else the pool's mapping and the
                           channels are memfds it maps itself, and it reports REC_READY
                           once booted (its start can fail) */
-    int (*start)(struct sup *s, struct worker *w);           /* w->pid, w->pidfd */
+    const struct transport_ops *transport;         /* how chunks travel (NULL: the local one) */
+    int (*start)(struct sup *s, struct worker *w); /* w->pid, w->pidfd */
     int (*reap)(struct sup *s, struct worker *w, int *code); /* its status, or < 0 */
+    /* Optional (NULL: none, or the local way). How many workers a pool asking for `asked`
+       (0: the launcher's choice) gets, or < 0 with why in msg: */
+    int (*size)(int asked, char *msg, size_t n);
+    /* before the supervisor starts: set p->remote up (0, or < 0 with why in msg); after
+       it finished: tear it down */
+    int (*open)(mproc_pool *p, char *msg, size_t n);
+    void (*close)(mproc_pool *p);
+    void (*kill)(struct sup *s, struct worker *w); /* SIGKILL (NULL: through w->pidfd) */
+    /* w's end came with its host's: why (the pool breaks: no replacement can start
+       there); NULL while the host lives */
+    const char *(*lost)(struct sup *s, struct worker *w);
+    /* the remote transport: a chunk message on its way to w */
+    void (*post)(struct sup *s, struct worker *w, const void *chunk, size_t len);
 };
 
-extern const struct launcher_ops mproc__launcher_fork, mproc__launcher_boot;
+extern const struct launcher_ops mproc__launcher_fork, mproc__launcher_boot, mproc__launcher_remote;
 
 /* A submission; written only by src/pool/job.c (see there). */
 struct job {
@@ -243,9 +261,10 @@ struct mproc_pool {
     size_t shm_size;
     mproc_start_method start;            /* resolved: never MPROC_START_DEFAULT */
     const struct launcher_ops *launcher; /* how its workers start (from `start`) */
-    int shm_fd; /* spawn, forkserver: the memfd behind shm (workers map it at
-                   the same address); else -1 */
-    unsigned char init_ref[MPROC__FNREF_MAX]; /* spawn, forkserver: the initializer's */
+    int shm_fd;            /* spawn, forkserver: the memfd behind shm (workers map it at
+                              the same address); else -1 */
+    struct remote *remote; /* MPI: the launcher's state (src/pool/remote.c writes it) */
+    unsigned char init_ref[MPROC__FNREF_MAX]; /* spawn, forkserver, MPI: the initializer's */
     uint32_t init_ref_len;                    /* reference (0: none) ... */
     void *initarg_copy;                       /* ... and its argument's bytes */
     int nworkers;
@@ -467,6 +486,9 @@ struct transport_ops {
 };
 
 extern const struct transport_ops mproc__transport_local;
+/* Workers on other hosts (MPI): every chunk carries its inputs, and goes out through the
+ * launcher's post. */
+extern const struct transport_ops mproc__transport_remote;
 
 /* src/pool/assigned.c: what a worker holds (the chunks sent to it, their counts, its
  * time per task). */

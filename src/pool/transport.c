@@ -70,14 +70,16 @@ static void wake(struct pool_direct *d)
 
 /* ---- the supervisor's end ---------------------------------------------------------------- */
 
-static void local_plan(const struct sup *s, const struct worker *w, const struct job *j,
-                       size_t count, struct route *r)
+/* carried: every chunk carries its inputs and its outputs come back in the records (a
+ * worker that shares no memory with this process: the remote transport) */
+static void plan(const struct sup *s, const struct worker *w, const struct job *j, size_t count,
+                 struct route *r, bool carried)
 {
     const mproc_pool *p = s->p;
     size_t head = mproc__chunk_head(j->fnref_len);
     *r = (struct route){.stage = -1, .out_off = SIZE_MAX};
     size_t per = (j->inplace_in ? 0 : j->in_size) + (j->inplace_out ? 0 : j->out_size);
-    bool large = j->ops->staged && per > 0 && count * per >= STAGE_MIN;
+    bool large = !carried && j->ops->staged && per > 0 && count * per >= STAGE_MIN;
     bool reach = large && atomic_load_explicit(&p->shm->slots[w->slot].reach,
                                                memory_order_relaxed) != REACH_NO;
     bool rin = reach && !j->inplace_in && j->in_size > 0;
@@ -101,8 +103,15 @@ static void local_plan(const struct sup *s, const struct worker *w, const struct
                (rout ? CHUNK_ROUT : 0u) | (j->ops->var ? CHUNK_VAR : 0u);
 }
 
-static bool local_send(struct sup *s, struct worker *w, const struct job *j, size_t first,
-                       size_t unit, const struct route *r)
+static void local_plan(const struct sup *s, const struct worker *w, const struct job *j,
+                       size_t count, struct route *r)
+{
+    plan(s, w, j, count, r, false);
+}
+
+/* The chunk message for [first, first + r->count) of j in s->chunk: its length. */
+static size_t build(struct sup *s, struct worker *w, const struct job *j, size_t first, size_t unit,
+                    const struct route *r)
 {
     mproc_pool *p = s->p;
     size_t head = mproc__chunk_head(j->fnref_len), count = r->count;
@@ -133,10 +142,16 @@ static bool local_send(struct sup *s, struct worker *w, const struct job *j, siz
     if (carried)
         mproc__job_inputs(j, first, count, b + head);
     if (stage_in) /* a free area: no chunk of this worker's reads it (if the put fails,
-                     it is simply written again next time) */
+                 it is simply written again next time) */
         mproc__job_inputs(j, first, count, area);
-    if (mproc_queue_put_nowait(w->in, b,
-                               head + (carried ? mproc__job_in_bytes(j, first, count) : 0)) < 0)
+    return head + (carried ? mproc__job_in_bytes(j, first, count) : 0);
+}
+
+static bool local_send(struct sup *s, struct worker *w, const struct job *j, size_t first,
+                       size_t unit, const struct route *r)
+{
+    size_t len = build(s, w, j, first, unit, r);
+    if (mproc_queue_put_nowait(w->in, s->chunk, len) < 0)
         return false;
     if (r->stage >= 0)
         w->stages.busy[r->stage] = true;
@@ -385,6 +400,30 @@ const struct transport_ops mproc__transport_local = {
     .busy = local_busy,
     .gone = local_gone,
     .stats = local_stats,
+};
+
+/* ---- the remote transport: workers on other hosts (src/pool/remote.c) -------------------- */
+
+static void remote_plan(const struct sup *s, const struct worker *w, const struct job *j,
+                        size_t count, struct route *r)
+{
+    plan(s, w, j, count, r, true);
+}
+
+static bool remote_send(struct sup *s, struct worker *w, const struct job *j, size_t first,
+                        size_t unit, const struct route *r)
+{
+    size_t len = build(s, w, j, first, unit, r);
+    s->p->launcher->post(s, w, s->chunk, len); /* the host holds what its channel cannot */
+    return true;
+}
+
+const struct transport_ops mproc__transport_remote = {
+    .plan = remote_plan,
+    .send = remote_send,
+    .output = local_output,
+    .release = local_release,
+    .reset = local_reset,
 };
 
 /* ---- the worker's end -------------------------------------------------------------------- */

@@ -26,6 +26,8 @@
 
 #include "launch.h"
 #include "pool/boot.h"
+#include "pool/link.h"
+
 #include "pool/wire.h"
 #include "sys/forkserver.h"
 
@@ -114,6 +116,8 @@ const char *mproc_start_method_name(mproc_start_method m)
         return "forkserver";
     case MPROC_START_SPAWN:
         return "spawn";
+    case MPROC_START_MPI:
+        return "mpi";
     default:
         return NULL;
     }
@@ -163,6 +167,15 @@ int mproc_init(int *argc, char ***argv)
         atomic_store(&boot_pending, false);
         become(mproc__forkserver_serve(server_fd, boot_any));
     }
+    /* Under mpirun with libmproc-mpi: every rank but the master serves (src/pool/host.c). */
+    const struct mproc__link_ops *l = mproc__link();
+    int joined = l != NULL ? l->join(argc, argv) : 0;
+    if (joined < 0)
+        return joined;
+    if (joined == LINK_HOST)
+        become(mproc__host_serve(l));
+    if (joined == LINK_MASTER && on_exit(mproc__remote_exit, NULL) != 0)
+        return -ENOMEM;
     if (argc == NULL || argv == NULL || *argv == NULL)
         return 0;
     static const char opt[] = "--mproc-start=";
@@ -173,7 +186,7 @@ int mproc_init(int *argc, char ***argv)
             continue;
         const char *v = a + sizeof opt - 1;
         method = 0;
-        for (int m = MPROC_START_FORK; m <= MPROC_START_SPAWN; m++)
+        for (int m = MPROC_START_FORK; m <= MPROC_START_MPI; m++)
             if (strcmp(v, mproc_start_method_name((mproc_start_method)m)) == 0)
                 method = m;
         if (method == 0)

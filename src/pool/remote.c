@@ -1,0 +1,559 @@
+/* src/pool/remote.c - the master's end of a pool whose workers live on the hosts of a
+ * link (.start = MPROC_START_MPI; src/pool/link.h): the remote launcher, and the relay
+ * thread that makes each host's worker look local to the supervisor.
+ *
+ * DESIGN. One worker per host, slot i on host i. The supervisor runs as for any pool; only
+ * its launcher and transport differ. Chunks go out on the link straight from the
+ * supervisor (the remote transport in src/pool/transport.c, through post below). What
+ * comes back is the relay thread's (one per pool): a host's result records go into the
+ * worker slot's ring in this process, its counters into the slot (the time limits read
+ * them), and the supervisor's doorbell is rung as a local worker would ring it. A
+ * worker's pidfd is an eventfd here, written by the relay when the host says the worker
+ * ended (L_DIED, its records all relayed before) or when the host itself is lost; reap
+ * gives the exit status the host reported.
+ *
+ * A lost host (its rank died, its machine went away: the link's watch descriptor says
+ * so) cannot be replaced: its worker's death breaks the pool (lost, read by
+ * src/pool/life.c), naming the rank; outcomes received before stay. The job cannot end
+ * cleanly then (MPI without fault tolerance): at exit the link aborts it with the
+ * program's status (mproc__remote_exit).
+ *
+ * Waiting for a host's answer (open, start, reap, close) is bounded by the host's loss,
+ * and by HOST_LIMIT_NS against a host that lives but never answers.
+ */
+#include "internal.h"
+
+#include <limits.h>
+#include <poll.h>
+
+#include "pool/link.h"
+#include "pool/pool.h"
+#include "sys/evfd.h"
+#include "sys/relax.h"
+
+#define HOST_LIMIT_NS INT64_C(30000000000) /* 30 s */
+#define SPIN_NS INT64_C(200000)
+#define IDLE_MIN_NS INT64_C(20000)
+#define IDLE_MAX_NS INT64_C(1000000)
+
+static const struct mproc__link_ops *_Atomic link_ops;
+static _Atomic bool damaged; /* a host was lost: the job cannot end cleanly */
+
+void mproc__link_register(const struct mproc__link_ops *l)
+{
+    atomic_store(&link_ops, l);
+}
+
+const struct mproc__link_ops *mproc__link(void)
+{
+    return atomic_load(&link_ops);
+}
+
+struct rslot {
+    uint32_t inc;  /* the worker's incarnation (the supervisor's start) */
+    int evfd;      /* its pidfd stand-in while it lives (-1: none to write) */
+    bool answered; /* L_STARTED came for inc ... */
+    int start_code;
+    pid_t pid;
+    char start_msg[POOL_MSG_MAX];
+    bool died; /* ... L_DIED */
+    int status;
+    bool lost; /* the host is gone */
+    char lost_msg[POOL_MSG_MAX];
+    uint64_t head_seen; /* the relay's cache of the slot ring's head */
+};
+
+struct remote {
+    mproc_pool *p;
+    const struct mproc__link_ops *l;
+    int n;
+    pthread_t thread;
+    bool thread_started;
+    _Atomic bool stop;
+    int wake; /* eventfd: the relay's sleep ends */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct rslot *slots;
+    int *watch;
+    int opened, closed;
+    int open_code;
+    char open_msg[POOL_MSG_MAX];
+    unsigned char *buf;
+    size_t cap;
+};
+
+static struct remote *_Atomic current; /* the pool open on the link (one at a time) */
+
+/* ---- the relay thread ---------------------------------------------------------------------- */
+
+static void signal_end(struct rslot *sl)
+{
+    if (sl->evfd >= 0)
+        mproc__sys_eventfd_ring(sl->evfd);
+    sl->evfd = -1; /* the supervisor closes it after reap */
+}
+
+static void host_lost(struct remote *r, int h, const char *why)
+{
+    struct rslot *sl = &r->slots[h];
+    char name[96];
+    r->l->name_host(h, name, sizeof name);
+    pthread_mutex_lock(&r->mu);
+    if (!sl->lost) {
+        sl->lost = true;
+        atomic_store(&damaged, true);
+        mproc__pool_say(sl->lost_msg, sizeof sl->lost_msg, "MPI %s %s", name, why);
+        signal_end(sl);
+        pthread_cond_broadcast(&r->cv);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* L_UP: the counters into the slot, then the records into its ring. */
+static void relay_up(struct remote *r, int h, const struct link_msg *m, const unsigned char *b,
+                     size_t len)
+{
+    mproc_pool *p = r->p;
+    struct rslot *sl = &r->slots[h];
+    pthread_mutex_lock(&r->mu);
+    bool current_inc = sl->answered && !sl->died && m->inc == sl->inc;
+    pthread_mutex_unlock(&r->mu);
+    if (!current_inc)
+        return;
+    struct pool_slot *ps = &p->shm->slots[h];
+    atomic_store(&ps->started_ns, m->age_ns > 0 ? mproc__sys_now_ns() - m->age_ns : 0);
+    atomic_store(&ps->retiring, m->retiring);
+    atomic_store(&ps->ended, m->ended);
+    atomic_store(&ps->started, m->started);
+    size_t off = sizeof *m;
+    bool any = false;
+    while (off + 8 <= len) {
+        uint32_t rlen;
+        memcpy(&rlen, b + off, sizeof rlen);
+        if (rlen > len - off - 8)
+            break;
+        (void)mproc__ring_put(&ps->ring, mproc__ring_data(p->shm, h), p->shm->ring_cap,
+                              &sl->head_seen, b + off + 8, rlen);
+        off += 8 + (((size_t)rlen + 7) & ~(size_t)7);
+        any = true;
+    }
+    if (any && mproc__bell_claim(&p->shm->sup_bell))
+        mproc__sys_eventfd_ring(p->shm->evfd);
+}
+
+static void relay_ctl(struct remote *r, int h, const unsigned char *b, size_t len)
+{
+    struct link_msg m;
+    if (len < sizeof m || h < 0 || h >= r->n)
+        return;
+    memcpy(&m, b, sizeof m);
+    if (m.kind == L_UP) {
+        relay_up(r, h, &m, b, len);
+        return;
+    }
+    struct rslot *sl = &r->slots[h];
+    char name[96];
+    r->l->name_host(h, name, sizeof name);
+    int tl = (int)(len - sizeof m);
+    pthread_mutex_lock(&r->mu);
+    switch (m.kind) {
+    case L_OPENED:
+        r->opened++;
+        if (m.code < 0 && r->open_code == 0) {
+            r->open_code = m.code;
+            mproc__pool_say(r->open_msg, sizeof r->open_msg, "MPI %s: %.*s", name, tl,
+                            (const char *)b + sizeof m);
+        }
+        break;
+    case L_STARTED:
+        if (m.inc == sl->inc) {
+            sl->answered = true;
+            sl->start_code = m.code;
+            sl->pid = m.pid;
+            mproc__pool_say(sl->start_msg, sizeof sl->start_msg, "MPI %s: %.*s", name, tl,
+                            (const char *)b + sizeof m);
+        }
+        break;
+    case L_DIED:
+        if (m.inc == sl->inc && sl->answered && !sl->died) {
+            sl->died = true;
+            sl->status = m.code;
+            signal_end(sl);
+        }
+        break;
+    case L_CLOSED:
+        r->closed++;
+        break;
+    default:
+        break;
+    }
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Which hosts are lost now (their watch turned readable)? */
+static void look_at_hosts(struct remote *r, int64_t deadline)
+{
+    struct pollfd pfd[r->n + 1];
+    int idx[r->n + 1];
+    unsigned k = 0;
+    pfd[k] = (struct pollfd){.fd = r->wake, .events = POLLIN};
+    idx[k++] = -1;
+    for (int h = 0; h < r->n; h++)
+        if (r->watch[h] >= 0 && !r->slots[h].lost) {
+            pfd[k] = (struct pollfd){.fd = r->watch[h], .events = POLLIN};
+            idx[k++] = h;
+        }
+    if (mproc__sys_poll(pfd, k, deadline) <= 0)
+        return;
+    mproc__sys_eventfd_drain(r->wake);
+    for (unsigned i = 1; i < k; i++)
+        if (pfd[i].revents != 0)
+            host_lost(r, idx[i], "is gone (its process died, or its connection broke)");
+}
+
+static void *relay(void *arg)
+{
+    struct remote *r = arg;
+    int64_t last = mproc__sys_now_ns(), idle = IDLE_MIN_NS, looked = last;
+    while (!atomic_load(&r->stop)) {
+        bool moved = false;
+        int h, tag, rc;
+        size_t len;
+        while ((rc = r->l->probe(&h, &tag, &len)) == 1) {
+            if (len > r->cap) {
+                void *nb = mproc__realloc(r->buf, len);
+                if (nb == NULL)
+                    break; /* the message stays; tried again */
+                r->buf = nb;
+                r->cap = len;
+            }
+            if (r->l->recv(h, tag, r->buf, len) < 0)
+                break;
+            moved = true;
+            if (tag == LINK_CTL)
+                relay_ctl(r, h, r->buf, len);
+        }
+        int64_t now = mproc__sys_now_ns();
+        if (moved) {
+            last = now;
+            idle = IDLE_MIN_NS;
+        }
+        if (now - looked > IDLE_MAX_NS) {
+            look_at_hosts(r, 0);
+            looked = now;
+        }
+        if (moved)
+            continue;
+        if (now - last < SPIN_NS) {
+            mproc__sys_cpu_relax();
+            continue;
+        }
+        look_at_hosts(r, now + idle);
+        looked = mproc__sys_now_ns();
+        idle = idle * 2 < IDLE_MAX_NS ? idle * 2 : IDLE_MAX_NS;
+    }
+    return NULL;
+}
+
+/* ---- waiting for hosts ------------------------------------------------------------------ */
+
+static int64_t limit(void)
+{
+    return mproc__sys_now_ns() + HOST_LIMIT_NS;
+}
+
+/* Wait under r->mu until *flag, or the host (h >= 0) is lost, or the deadline. */
+static bool wait_for(struct remote *r, const bool *flag, int h, int64_t deadline)
+{
+    while (!*flag && (h < 0 || !r->slots[h].lost)) {
+        struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
+        if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) == ETIMEDOUT)
+            return *flag;
+    }
+    return *flag;
+}
+
+static int send_ctl(struct remote *r, int h, uint32_t kind, uint32_t inc)
+{
+    struct link_msg m = {.kind = kind, .inc = inc};
+    return r->l->send(h, LINK_CTL, &m, sizeof m);
+}
+
+/* ---- the launcher ----------------------------------------------------------------------- */
+
+static int remote_size(int asked, char *msg, size_t n)
+{
+    const struct mproc__link_ops *l = mproc__link();
+    if (l == NULL) {
+        mproc__pool_say(msg, n,
+                        "MPROC_START_MPI: this program is not linked with libmproc-mpi "
+                        "(-lmproc-mpi)");
+        return -MPROC_ENOTSUP;
+    }
+    return l->hosts(asked, msg, n);
+}
+
+static void remote_free(struct remote *r)
+{
+    if (r->thread_started) {
+        atomic_store(&r->stop, true);
+        mproc__sys_eventfd_ring(r->wake);
+        pthread_join(r->thread, NULL);
+    }
+    mproc__sys_close(r->wake);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    mproc__free(r->slots);
+    mproc__free(r->watch);
+    mproc__free(r->buf);
+    mproc__free(r);
+}
+
+static int send_open(struct remote *r, int h)
+{
+    mproc_pool *p = r->p;
+    size_t arglen = p->initarg_copy != NULL ? p->o.initarg_size : 0;
+    size_t len = sizeof(struct link_msg) + sizeof(struct link_open) + arglen;
+    unsigned char *b = mproc__calloc(1, len);
+    if (b == NULL)
+        return -ENOMEM;
+    struct link_msg m = {.kind = L_OPEN};
+    struct link_open o = {.msg_max = p->msg_max,
+                          .channel_size = p->o.channel_size,
+                          .ring_cap = p->shm->ring_cap,
+                          .maxtasks = p->o.maxtasksperchild,
+                          .timing = p->o.phase_times != 0,
+                          .slot = (uint32_t)h,
+                          .init_len = p->init_ref_len,
+                          .initarg_len = arglen};
+    o.build_len = (uint32_t)mproc__fnref_main_build(o.build, sizeof o.build);
+    memcpy(o.init, p->init_ref, p->init_ref_len);
+    memcpy(b, &m, sizeof m);
+    memcpy(b + sizeof m, &o, sizeof o);
+    if (arglen > 0)
+        memcpy(b + sizeof m + sizeof o, p->initarg_copy, arglen);
+    int rc = r->l->send(h, LINK_CTL, b, len);
+    mproc__free(b);
+    return rc;
+}
+
+static int remote_open(mproc_pool *p, char *msg, size_t n)
+{
+    struct remote *r = mproc__calloc(1, sizeof *r);
+    if (r == NULL)
+        return -ENOMEM;
+    struct remote *none = NULL;
+    if (!atomic_compare_exchange_strong(&current, &none, r)) {
+        mproc__free(r);
+        mproc__pool_say(msg, n, "MPROC_START_MPI: another pool holds the MPI ranks; free it first");
+        return -EBUSY;
+    }
+    r->p = p;
+    r->l = mproc__link();
+    r->n = p->nworkers;
+    r->wake = mproc__sys_eventfd();
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    r->slots = mproc__calloc((size_t)r->n, sizeof *r->slots);
+    r->watch = mproc__calloc((size_t)r->n, sizeof *r->watch);
+    int rc = -ENOMEM;
+    if (r->wake < 0 || r->slots == NULL || r->watch == NULL)
+        goto fail;
+    for (int h = 0; h < r->n; h++) {
+        r->slots[h].evfd = -1;
+        r->watch[h] = r->l->watch(h);
+    }
+    sigset_t all;
+    mproc__sys_block_all(&all);
+    rc = -pthread_create(&r->thread, NULL, relay, r);
+    mproc__sys_restore_mask(&all);
+    if (rc < 0)
+        goto fail;
+    r->thread_started = true;
+    int sent = 0;
+    for (int h = 0; h < r->n && rc == 0; h++, sent++)
+        rc = send_open(r, h);
+    int64_t deadline = limit();
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        bool lost = false;
+        for (int h = 0; h < r->n; h++)
+            if (r->slots[h].lost) {
+                mproc__pool_say(msg, n, "%s", r->slots[h].lost_msg);
+                lost = true;
+            }
+        if (lost) {
+            rc = -MPROC_EBROKEN;
+            break;
+        }
+        if (r->opened == sent || rc < 0)
+            break;
+        struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
+        if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) == ETIMEDOUT) {
+            mproc__pool_say(msg, n, "MPROC_START_MPI: a host did not answer in 30 s");
+            rc = -ETIMEDOUT;
+            break;
+        }
+    }
+    if (rc == 0 && r->open_code < 0) {
+        rc = r->open_code;
+        mproc__pool_say(msg, n, "%s", r->open_msg);
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (rc < 0)
+        goto fail;
+    p->remote = r;
+    return 0;
+fail:
+    for (int h = 0; h < r->n && r->slots != NULL; h++)
+        if (!r->slots[h].lost)
+            (void)send_ctl(r, h, L_CLOSE, 0);
+    remote_free(r);
+    atomic_store(&current, NULL);
+    return rc;
+}
+
+static void remote_close(mproc_pool *p)
+{
+    struct remote *r = p->remote;
+    if (r == NULL)
+        return;
+    int alive = 0;
+    for (int h = 0; h < r->n; h++)
+        if (!r->slots[h].lost && send_ctl(r, h, L_CLOSE, 0) == 0)
+            alive++;
+    int64_t deadline = limit();
+    pthread_mutex_lock(&r->mu);
+    while (r->closed < alive) {
+        struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
+        if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) == ETIMEDOUT)
+            break;
+        alive = 0; /* hosts lost meanwhile answer no more */
+        for (int h = 0; h < r->n; h++)
+            alive += !r->slots[h].lost;
+    }
+    pthread_mutex_unlock(&r->mu);
+    remote_free(r);
+    p->remote = NULL;
+    atomic_store(&current, NULL);
+}
+
+static int remote_start(struct sup *s, struct worker *w)
+{
+    struct remote *r = s->p->remote;
+    int h = w->slot;
+    struct rslot *sl = &r->slots[h];
+    int evfd = mproc__sys_eventfd();
+    if (evfd < 0)
+        return evfd;
+    pthread_mutex_lock(&r->mu);
+    uint32_t inc = ++sl->inc;
+    sl->answered = sl->died = false;
+    sl->head_seen = 0;
+    bool lost = sl->lost;
+    pthread_mutex_unlock(&r->mu);
+    int rc = lost ? -EHOSTDOWN : send_ctl(r, h, L_START, inc);
+    if (rc < 0) {
+        mproc__sys_close(evfd);
+        return rc;
+    }
+    pthread_mutex_lock(&r->mu);
+    bool answered = wait_for(r, &sl->answered, h, limit());
+    rc = !answered ? -EHOSTDOWN : sl->start_code;
+    if (rc == 0) {
+        w->pid = sl->pid;
+        w->pidfd = evfd;
+        sl->evfd = evfd;
+        atomic_store(&s->p->shm->slots[h].booted, 1); /* forked there: no boot to wait for */
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (rc < 0)
+        mproc__sys_close(evfd);
+    return rc;
+}
+
+static int remote_reap(struct sup *s, struct worker *w, int *code)
+{
+    struct remote *r = s->p->remote;
+    struct rslot *sl = &r->slots[w->slot];
+    pthread_mutex_lock(&r->mu);
+    bool died = wait_for(r, &sl->died, w->slot, limit());
+    if (!died) /* lost, or silent past the limit: counted as lost */
+        sl->lost = true;
+    sl->evfd = -1; /* the supervisor closes it */
+    int status = sl->status;
+    pthread_mutex_unlock(&r->mu);
+    if (!died || status == INT32_MIN)
+        return -ECHILD;
+    *code = status;
+    return 0;
+}
+
+static void remote_kill(struct sup *s, struct worker *w)
+{
+    struct remote *r = s->p->remote;
+    struct rslot *sl = &r->slots[w->slot];
+    pthread_mutex_lock(&r->mu);
+    uint32_t inc = sl->inc;
+    bool lost = sl->lost;
+    pthread_mutex_unlock(&r->mu);
+    if (!lost)
+        (void)send_ctl(r, w->slot, L_KILL, inc);
+}
+
+static const char *remote_lost(struct sup *s, struct worker *w)
+{
+    struct remote *r = s->p->remote;
+    pthread_mutex_lock(&r->mu);
+    bool lost = r->slots[w->slot].lost;
+    pthread_mutex_unlock(&r->mu);
+    return lost ? r->slots[w->slot].lost_msg : NULL; /* written once, before `lost` */
+}
+
+static void remote_post(struct sup *s, struct worker *w, const void *chunk, size_t len)
+{
+    struct remote *r = s->p->remote;
+    /* A send that fails means the host is lost: its worker's end says so (watch). */
+    (void)r->l->send(w->slot, LINK_CHUNK, chunk, len);
+}
+
+const struct launcher_ops mproc__launcher_remote = {.forks_caller = false,
+                                                    .transport = &mproc__transport_remote,
+                                                    .size = remote_size,
+                                                    .open = remote_open,
+                                                    .close = remote_close,
+                                                    .start = remote_start,
+                                                    .reap = remote_reap,
+                                                    .kill = remote_kill,
+                                                    .lost = remote_lost,
+                                                    .post = remote_post};
+
+/* ---- the program's end -------------------------------------------------------------------- */
+
+/* The master's exit (registered by mproc_init when it joined a job): the hosts leave, and
+ * so does this process; a job that lost a host is aborted with the program's status. */
+void mproc__remote_exit(int status, void *arg)
+{
+    (void)arg;
+    const struct mproc__link_ops *l = mproc__link();
+    struct remote *r = atomic_load(&current);
+    if (r != NULL && r->thread_started) { /* a pool never freed: its relay stops first */
+        atomic_store(&r->stop, true);
+        mproc__sys_eventfd_ring(r->wake);
+        pthread_join(r->thread, NULL);
+        r->thread_started = false;
+    }
+    int n = l->hosts(-1, NULL, 0);
+    for (int h = 0; h < n; h++) {
+        struct link_msg m = {.kind = L_EXIT};
+        bool lost = r != NULL && h < r->n && r->slots[h].lost;
+        if (!lost)
+            (void)l->send(h, LINK_CTL, &m, sizeof m);
+    }
+    l->leave(status, atomic_load(&damaged));
+}
