@@ -165,6 +165,16 @@ static void worker_end(struct host *h, bool kill, bool tell)
     drop_pending(h);
 }
 
+/* The worker: the signals MPI caught in the host (to print its own reports) are the
+ * default again, as in any worker of the pool's. */
+static int host_worker_main(void *arg)
+{
+    static const int caught[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGCHLD, SIGPIPE};
+    for (size_t i = 0; i < sizeof caught / sizeof caught[0]; i++)
+        (void)signal(caught[i], SIG_DFL);
+    return mproc__pool_worker_main(arg);
+}
+
 static void worker_start(struct host *h, uint32_t inc)
 {
     worker_end(h, true, false);
@@ -199,7 +209,7 @@ static void worker_start(struct host *h, uint32_t inc)
                                .timing = h->o.timing != 0,
                                .origin = &h->a};
     int keep = h->shm->evfd;
-    struct mproc__spawn sp = {.fn = mproc__pool_worker_main,
+        struct mproc__spawn sp = {.fn = host_worker_main,
                               .arg = &h->a,
                               .fds = {-1, -1, -1},
                               .flags = MPROC_PROCESS_DAEMON,
