@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# A host rank of an MPI pool killed (SIGKILL) mid-map, through tests/test_mpi --rank-death,
+# whose task kills its own host at item 300. The promise (mproc/mpi.h): no hang; under
+# mpirun --enable-recovery, rank 0 lives on, the map ends with the lost rank named
+# (-MPROC_EDIED for the item it ran, -MPROC_EBROKEN for the rest), every outcome that came
+# before stays, the pool says it is broken, and at exit the job is aborted with a message;
+# under plain mpirun, mpirun ends the whole job itself, with its message. Also: the
+# program run without mpirun gets a clear error. Skipped (77) without an MPI build.
+set -u
+bin="$MPROC_BINARY_DIR/tests/test_mpi"
+if ! command -v mpirun >/dev/null || [ ! -x "$bin" ]; then
+    echo "mpi_rank_death: no MPI build here, skipped"
+    exit 77
+fi
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+failed=0
+fail() {
+    echo "FAIL: $*"
+    failed=1
+}
+
+out=$("$bin" --outside 2>&1) || fail "outside mpirun: $out"
+grep -q "not started by mpirun" <<<"$out" || fail "outside mpirun, no clear message: $out"
+
+for btl in "" "--mca btl self,tcp"; do
+    # shellcheck disable=SC2086
+    out=$(timeout 120 mpirun --oversubscribe --enable-recovery $btl -np 3 "$bin" --rank-death 2>&1)
+    rc=$?
+    echo "--- mpirun --enable-recovery $btl: exit $rc"
+    grep -E "^(wait|map|outcomes|broken|rank-death):" <<<"$out"
+    [ $rc -ne 124 ] || fail "hung ($btl)"
+    grep -q "^wait: OK" <<<"$out" || fail "the map's wait did not end ($btl)"
+    grep -Eq "^map: MPROC_EDIED: .*lost: MPI rank [12] \(pid [0-9]+ on " <<<"$out" ||
+        fail "the lost rank is not named ($btl)"
+    ok=$(sed -n 's/^outcomes: \([0-9]*\) ok, 0 wrong.*/\1/p' <<<"$out")
+    [ -n "$ok" ] && [ "$ok" -ge 150 ] || fail "outcomes before the death lost or wrong ($btl)"
+    grep -q "^broken: MPROC_EBROKEN: pool broken: .*MPI rank" <<<"$out" || fail "pool not broken ($btl)"
+    grep -q "^rank-death: done" <<<"$out" || fail "rank 0 did not finish ($btl)"
+    grep -q "MPI_ABORT was invoked on rank 0" <<<"$out" || fail "the job did not end aborted ($btl)"
+done
+
+out=$(timeout 120 mpirun --oversubscribe -np 3 "$bin" --rank-death 2>&1)
+rc=$?
+echo "--- mpirun: exit $rc"
+[ $rc -ne 124 ] || fail "hung (plain mpirun)"
+[ $rc -ne 0 ] || fail "plain mpirun: the job ended as if nothing happened"
+grep -Eq "mpirun noticed that process rank|MPI_ABORT was invoked" <<<"$out" ||
+    fail "plain mpirun: no message: $out"
+exit $failed
