@@ -19,17 +19,19 @@ CMAKE_GEN  := -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
 
 all: build
 
-# Packages: the build needs a compiler, cmake and pkg-config, SQLite for the task graph
-# and OpenSSL's libcrypto for Listener/Client (libmproc-graph and libmproc-net are built
-# only where these are found); the tests need cmocka, a few
+# Packages: the build needs a compiler, cmake and pkg-config, SQLite for the task graph,
+# OpenSSL's libcrypto for Listener/Client and Open MPI for the MPI backend
+# (libmproc-graph, libmproc-net and libmproc-mpi are built only where these are found);
+# the tests need cmocka, a few
 # everyday tools (taskset, unshare, strace, tmux, time), clang-format (the format check)
 # and GNU parallel (the reference the CLI tests compare with); the benchmarks need python3
-# and GNU parallel as anchors, make, ninja, Snakemake and Ruffus for the task graph; Slurm
+# and GNU parallel as anchors, make, ninja, Snakemake and Ruffus for the task graph,
+# mpi4py for the MPI backend; Slurm
 # and munge, when they can be installed, give the --slurm tests a one-node cluster. Installed only when
 # missing, and only as root.
-DEPS_BUILD := gcc cmake pkg-config make libsqlite3-dev libssl-dev
+DEPS_BUILD := gcc cmake pkg-config make libsqlite3-dev libssl-dev openmpi-bin libopenmpi-dev
 DEPS_TEST  := libcmocka-dev util-linux procps strace tmux python3 parallel time clang-format
-DEPS_BENCH := python3 parallel findutils make ninja-build python3-ruffus snakemake
+DEPS_BENCH := python3 parallel findutils make ninja-build python3-ruffus snakemake python3-mpi4py
 # Optional: a one-node Slurm for the --slurm tests (skipped where it cannot be installed).
 DEPS_SLURM := slurm-wlm munge
 

@@ -43,6 +43,17 @@ static int where(mproc_task *t, const void *in, size_t in_len, void *out, size_t
     return 0;
 }
 
+static int worker_no(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
+{
+    (void)in;
+    (void)in_len;
+    int32_t k = mproc_task_worker(t);
+    mproc_test_sleep(0.001); /* so that the other worker gets some */
+    memcpy(out, &k, sizeof k);
+    *out_len = sizeof k;
+    return 0;
+}
+
 /* in: 0 ok, 1 sleep for ever, 2 crash, 3 fail with a message */
 static int misbehave(mproc_task *t, const void *in, size_t in_len, void *out, size_t *out_len)
 {
@@ -94,6 +105,18 @@ static void test_map_and_apply(void **state)
     size_t len;
     assert_ok(mproc_pool_apply(p, where, NULL, 0, v, sizeof v, &len, NULL, 10));
     assert_true(v[0] != getpid() && v[1] != getpid());
+    /* each worker knows its number in the pool, as on one machine */
+    int32_t seen[2] = {0, 0}, k[64];
+    assert_ok(
+        mproc_pool_map(p, worker_no, in, 64, 8, k, sizeof *k, &(mproc_call_opts){.chunksize = 1}));
+    for (int i = 0; i < 64; i++) {
+        assert_true(k[i] == 0 || k[i] == 1);
+        seen[k[i]] = 1;
+    }
+    assert_true(seen[0] && seen[1]);
+    /* close and join: the workers run what they were sent, then end */
+    assert_ok(mproc_pool_close(p));
+    assert_ok(mproc_pool_join(p, 30));
     mproc_pool_free(p);
     free(in);
     free(out);
@@ -172,8 +195,7 @@ static void test_task_faults(void **state)
     msg = mproc_pool_message();
     assert_non_null(strstr(msg, "signal 11"));
     what = 3;
-    assert_code(mproc_pool_apply(p, misbehave, &what, sizeof what, NULL, 0, NULL, NULL, 20),
-                -EDOM);
+    assert_code(mproc_pool_apply(p, misbehave, &what, sizeof what, NULL, 0, NULL, NULL, 20), -EDOM);
     assert_string_equal(mproc_pool_message(), "failed on purpose");
     /* replacements serve the rest: a map over both hosts */
     int64_t in[64], out[64];
@@ -186,7 +208,7 @@ static void test_task_faults(void **state)
     assert_true(st.restarts >= 2);
     assert_false(st.broken);
     /* a map whose tasks hang: terminate ends it, and the pool */
-        int hang = 1;
+    int hang = 1;
     mproc_result *r[4];
     for (int i = 0; i < 4; i++)
         assert_ok(mproc_pool_apply_async(p, misbehave, &hang, sizeof hang, NULL, &r[i]));
@@ -243,8 +265,8 @@ static void test_initializer(void **state)
         assert_true(got == 4242);
     }
     mproc_pool_free(p);
-    assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.start = MPROC_START_MPI,
-                                                      .initializer = init_refuse}),
+    assert_code(mproc_pool_new(
+                    &p, &(mproc_pool_opts){.start = MPROC_START_MPI, .initializer = init_refuse}),
                 -EACCES);
 }
 
@@ -255,7 +277,6 @@ static int noop(void *arg)
     (void)arg;
     return 0;
 }
-
 
 static void test_refusals(void **state)
 {
@@ -281,7 +302,7 @@ static void test_refusals(void **state)
         assert_true(y == (int64_t)i * i);
         mproc_pool_free(q);
     }
-        mproc_process *pr; /* a process object stays local */
+    mproc_process *pr; /* a process object stays local */
     assert_code(mproc_process_new(&pr, noop, NULL, &(mproc_process_opts){.start = MPROC_START_MPI}),
                 -EINVAL);
 }
@@ -322,12 +343,12 @@ static int rank_death(void)
         return 3;
     rc = mproc_result_wait(r, 60); /* bounded: the wait ends, whatever happened */
     printf("wait: %s\n", mproc_errname(rc));
-        int code = 0;
+    int code = 0;
     const char *msg = "";
     (void)mproc_result_failures(r, 0, NULL, &code, &msg);
     printf("map: %s: %s\n", mproc_errname(code), msg);
     /* every outcome that came before the death is there */
-        int nf = mproc_result_failures(r, 0, NULL, NULL, NULL);
+    int nf = mproc_result_failures(r, 0, NULL, NULL, NULL);
     static char failed[N];
     for (int k = 0; k < nf; k++) {
         size_t index;
@@ -344,7 +365,7 @@ static int rank_death(void)
             bad++;
     }
     printf("outcomes: %zu ok, %zu wrong, %d failed\n", ok, bad, nf);
-        const char *why = "";
+    const char *why = "";
     int broken = mproc_pool_broken(p, &why);
     printf("broken: %s: %s\n", mproc_errname(broken), why != NULL ? why : "");
     mproc_result_free(r);

@@ -58,6 +58,8 @@ struct host {
     mproc_queue *in;
     struct worker_arg a;
     struct pending *head, *tail;
+    bool winding; /* L_WIND: its channel closes once the FIFO is in it */
+
     uint64_t told_started, told_ended; /* the counters last sent */
     uint32_t told_retiring;
     unsigned char *up; /* an L_UP being built */
@@ -92,7 +94,7 @@ static bool forward(struct host *h)
 {
     if (h->pid <= 0)
         return false;
-    struct pool_slot *sl = &h->shm->slots[0];
+    struct pool_slot *sl = &h->shm->slots[h->o.slot];
     uint64_t pos = mproc__ring_head(&sl->ring), tail = mproc__ring_tail(&sl->ring);
     uint64_t started = atomic_load(&sl->started), ended = atomic_load(&sl->ended);
     uint32_t retiring = atomic_load(&sl->retiring);
@@ -111,8 +113,8 @@ static bool forward(struct host *h)
     const unsigned char *rec;
     size_t rlen;
     unsigned char *wrap = h->up + h->upcap - h->o.ring_cap; /* a record that wraps: copied */
-    while (mproc__ring_next(mproc__ring_data(h->shm, 0), h->o.ring_cap, &pos, tail, wrap,
-                            h->o.ring_cap, &rec, &rlen) == 1) {
+    while (mproc__ring_next(mproc__ring_data(h->shm, (int)h->o.slot), h->o.ring_cap, &pos, tail,
+                            wrap, h->o.ring_cap, &rec, &rlen) == 1) {
         size_t need = 8 + ((rlen + 7) & ~(size_t)7);
         if (len + need > h->upcap - h->o.ring_cap) { /* full: this one goes in the next */
             (void)flush_up(h, len);
@@ -179,13 +181,14 @@ static void worker_start(struct host *h, uint32_t inc)
 {
     worker_end(h, true, false);
     h->inc = inc;
+    h->winding = false;
     mproc_queue_opts qo = {.capacity = h->o.channel_size};
     int rc = mproc_queue_new(&h->in, &qo);
     if (rc < 0) {
         (void)send_ctl(h, L_STARTED, inc, rc, 0, "the host could not make the worker's channel");
         return;
     }
-    struct pool_slot *sl = &h->shm->slots[0];
+    struct pool_slot *sl = &h->shm->slots[h->o.slot];
     atomic_store(&sl->started, 0);
     atomic_store(&sl->ended, 0);
     atomic_store(&sl->retiring, 0);
@@ -197,7 +200,7 @@ static void worker_start(struct host *h, uint32_t inc)
     sigset_t none;
     sigemptyset(&none);
     h->a = (struct worker_arg){.shm = h->shm,
-                               .slot = 0,
+                               .slot = (int)h->o.slot, /* as the pool numbers it */
                                .in = h->in,
                                .msg_max = h->o.msg_max,
                                .maxtasks = h->o.maxtasks,
@@ -209,7 +212,7 @@ static void worker_start(struct host *h, uint32_t inc)
                                .timing = h->o.timing != 0,
                                .origin = &h->a};
     int keep = h->shm->evfd;
-        struct mproc__spawn sp = {.fn = host_worker_main,
+    struct mproc__spawn sp = {.fn = host_worker_main,
                               .arg = &h->a,
                               .fds = {-1, -1, -1},
                               .flags = MPROC_PROCESS_DAEMON,
@@ -238,8 +241,13 @@ static bool feed(struct host *h)
         h->head = n;
         moved = true;
     }
-    if (h->head == NULL)
+    if (h->head == NULL) {
         h->tail = NULL;
+        if (h->winding && h->in != NULL) {
+            (void)mproc_queue_close(h->in); /* it exits once it ran them */
+            h->winding = false;
+        }
+    }
     return moved;
 }
 
@@ -312,10 +320,16 @@ static int pool_open(struct host *h, const unsigned char *b, size_t len, char *w
             return -ENOMEM;
         memcpy(h->initarg, b + argoff, o->initarg_len);
     }
-    /* One slot: the header, its ring, an (unused) direct area, no staging areas. */
-    size_t ring_off = (sizeof(struct pool_shm) + sizeof(struct pool_slot) + 4095) & ~(size_t)4095;
-    size_t direct_off = ring_off + o->ring_cap;
-    h->shm_size = direct_off + 4096;
+    /* The worker's slot at its number in the pool (the task sees it: mproc_task_worker),
+     * its ring, an (unused) direct area, no staging areas; the slots and rings before it
+     * are never touched, so never given pages. */
+    if (o->slot >= 4096)
+        return -EPROTO;
+    size_t nslots = (size_t)o->slot + 1;
+    size_t ring_off =
+        (sizeof(struct pool_shm) + nslots * sizeof(struct pool_slot) + 4095) & ~(size_t)4095;
+    size_t direct_off = ring_off + nslots * o->ring_cap;
+    h->shm_size = direct_off + nslots * 4096;
     void *mem;
     int rc = mproc__sys_map_shared(-1, h->shm_size, &mem);
     if (rc < 0)
@@ -365,6 +379,10 @@ static int handle(struct host *h, int tag, size_t len)
     case L_KILL:
         if (h->pid > 0 && m.inc == h->inc)
             (void)mproc__sys_pidfd_kill(h->pidfd, SIGKILL); /* its end is seen below */
+        break;
+    case L_WIND:
+        if (h->pid > 0 && m.inc == h->inc)
+            h->winding = true; /* feed closes its channel */
         break;
     case L_CLOSE:
         pool_close(h);
@@ -442,7 +460,8 @@ int mproc__host_serve(const struct mproc__link_ops *l)
         }
         if (h.pid > 0)
             pfd[n++] = (struct pollfd){.fd = h.pidfd, .events = POLLIN};
-        bool ready = h.shm != NULL && h.pid > 0 && mproc__ring_pending(&h.shm->slots[0].ring);
+        bool ready =
+            h.shm != NULL && h.pid > 0 && mproc__ring_pending(&h.shm->slots[h.o.slot].ring);
         if (!ready)
             (void)mproc__sys_poll(pfd, n, now + idle);
         if (h.shm != NULL) {

@@ -353,6 +353,18 @@ void mproc__pool_check_deaths(struct sup *s)
             on_death(s, &p->workers[idx[k]]);
 }
 
+void mproc__pool_wind_down(struct sup *s)
+{
+    mproc_pool *p = s->p;
+    for (int i = 0; i < p->nworkers; i++) {
+        struct worker *w = &p->workers[i];
+        if (p->launcher->wind_down != NULL && w->pidfd >= 0)
+            p->launcher->wind_down(s, w);
+        else if (w->in != NULL)
+            (void)mproc_queue_close(w->in);
+    }
+}
+
 /* Kill every worker and wait for it; what it was running fails with code. */
 void mproc__pool_stop_workers(struct sup *s, int code, const char *msg)
 {

@@ -70,6 +70,7 @@ enum {
     L_START,    /* master: fork the worker of incarnation `inc` */
     L_STARTED,  /* host: code, pid (text follows a failure) */
     L_KILL,     /* master: kill incarnation inc */
+    L_WIND,     /* master: no more chunks for incarnation inc: it exits once it ran them */
     L_UP,       /* host: the worker's counters, then its result records (each a uint32_t
                    length, then the record, padded to 8) */
     L_DIED,     /* host: incarnation inc ended with exit status `code` (its records are

@@ -76,6 +76,8 @@ struct launcher_ops {
     int (*open)(mproc_pool *p, char *msg, size_t n);
     void (*close)(mproc_pool *p);
     void (*kill)(struct sup *s, struct worker *w); /* SIGKILL (NULL: through w->pidfd) */
+    /* no more chunks: w exits once it ran what it was sent (NULL: its channel closes) */
+    void (*wind_down)(struct sup *s, struct worker *w);
     /* w's end came with its host's: why (the pool breaks: no replacement can start
        there); NULL while the host lives */
     const char *(*lost)(struct sup *s, struct worker *w);
@@ -526,6 +528,8 @@ void mproc__pool_worker_ready(struct sup *s, struct worker *w, int code, const c
 int mproc__pool_spawn_worker(struct sup *s, struct worker *w);
 void mproc__pool_respawn(struct sup *s, struct worker *w);
 void mproc__pool_check_deaths(struct sup *s);
+/* No more chunks: each worker exits once it has run what it was sent (join). */
+void mproc__pool_wind_down(struct sup *s);
 int mproc__pool_life_init(mproc_pool *p); /* at creation: 0 or -ENOMEM */
 void mproc__pool_life_free(mproc_pool *p);
 void mproc__pool_stop_workers(struct sup *s, int code, const char *msg);

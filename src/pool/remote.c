@@ -506,6 +506,18 @@ static void remote_kill(struct sup *s, struct worker *w)
         (void)send_ctl(r, w->slot, L_KILL, inc);
 }
 
+static void remote_wind_down(struct sup *s, struct worker *w)
+{
+    struct remote *r = s->p->remote;
+    struct rslot *sl = &r->slots[w->slot];
+    pthread_mutex_lock(&r->mu);
+    uint32_t inc = sl->inc;
+    bool lost = sl->lost;
+    pthread_mutex_unlock(&r->mu);
+    if (!lost)
+        (void)send_ctl(r, w->slot, L_WIND, inc);
+}
+
 static const char *remote_lost(struct sup *s, struct worker *w)
 {
     struct remote *r = s->p->remote;
@@ -530,6 +542,7 @@ const struct launcher_ops mproc__launcher_remote = {.forks_caller = false,
                                                     .start = remote_start,
                                                     .reap = remote_reap,
                                                     .kill = remote_kill,
+                                                    .wind_down = remote_wind_down,
                                                     .lost = remote_lost,
                                                     .post = remote_post};
 

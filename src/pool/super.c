@@ -246,9 +246,7 @@ void *mproc__pool_supervisor(void *arg)
             p->sup.state = next;
             s.progress = true;
             if (next == S_STOPPING)
-                for (int i = 0; i < p->nworkers; i++)
-                    if (p->workers[i].in != NULL)
-                        (void)mproc_queue_close(p->workers[i].in); /* they exit */
+                mproc__pool_wind_down(&s); /* they exit */
             if (next == S_RUNNING || next == S_DONE)
                 pthread_cond_broadcast(&p->cv); /* mproc_pool_new waits */
             if (next == S_DONE)
