@@ -93,6 +93,17 @@ static int count_threads(void)
 }
 
 /* Children of this process: pids and states from /proc/<pid>/stat. */
+static pid_t kept[16]; /* children of the whole program, not of a test */
+static int nkept;
+
+static bool is_kept(pid_t pid)
+{
+    for (int i = 0; i < nkept; i++)
+        if (kept[i] == pid)
+            return true;
+    return false;
+}
+
 static int list_children(pid_t *pids, char *states, int max)
 {
     int n = 0;
@@ -118,7 +129,7 @@ static int list_children(pid_t *pids, char *states, int max)
         int ppid;
         if (rp == NULL || sscanf(rp + 2, "%c %d", &state, &ppid) != 2)
             continue;
-        if (ppid == self && n < max && pid != mproc__forkserver_pid()) {
+        if (ppid == self && n < max && pid != mproc__forkserver_pid() && !is_kept(pid)) {
             pids[n] = pid;
             states[n] = state;
             n++;
@@ -157,6 +168,15 @@ int mproc_test_setup(void **state)
     before.n_shm = list_shm(before.shm, MAX_SHM);
     before.threads = count_threads();
     return 0;
+}
+
+void mproc_test_keep_children(void)
+{
+    pid_t pids[16];
+    char states[16];
+    int n = list_children(pids, states, 16);
+    for (int i = 0; i < n && nkept < 16; i++)
+        kept[nkept++] = pids[i];
 }
 
 int mproc_test_reap_all(double timeout)

@@ -49,6 +49,10 @@ int mproc_test_exitcode(pid_t pid, double timeout);
  * included) to end, reaping them. Returns the number still running (then killed). */
 int mproc_test_reap_all(double timeout);
 
+/* The children this process has now belong to the whole program (the daemon MPI starts
+ * for a process on its own): the leak gate passes over them. */
+void mproc_test_keep_children(void);
+
 /* Memory shared by every process of this test program at one fixed address: the test
  * process, its forks, and pool workers started by spawn or by the fork server (which are
  * this program executed afresh: the harness maps it in each before main(), from a memfd

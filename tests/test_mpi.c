@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -379,18 +380,21 @@ int main(int argc, char **argv)
 {
     if (mproc_init(&argc, &argv) < 0)
         return 2;
-    if (argc > 1 && strcmp(argv[1], "--rank-death") == 0)
-        return rank_death();
-    if (argc > 1 && strcmp(argv[1], "--outside") == 0) { /* not under mpirun */
-        mproc_pool *p;
-        int rc = mproc_pool_new(&p, &mpi_opts);
-        printf("%s: %s\n", mproc_errname(rc), mproc_pool_message());
-        return rc == -EINVAL ? 0 : 1;
+    /* --spawn: run on its own, not by mpirun: the first pool starts two workers by
+       MPI_Comm_spawn, and every later one uses them (as with ranks) */
+    bool spawn = false, death = false;
+    for (int i = 1; i < argc; i++) {
+        spawn |= strcmp(argv[i], "--spawn") == 0;
+        death |= strcmp(argv[i], "--rank-death") == 0;
     }
     mproc_pool *p; /* MPI connects ranks on first use: its descriptors are not a test's */
-    if (mproc_pool_new(&p, &mpi_opts) < 0)
+    if (mproc_pool_new(&p, &(mproc_pool_opts){.start = MPROC_START_MPI, .workers = spawn ? 2 : 0}) <
+        0)
         return 3;
     mproc_pool_free(p);
+    mproc_test_keep_children(); /* spawned: Open MPI's daemon (orted), the workers' parent */
+    if (death)
+        return rank_death();
     const struct CMUnitTest tests[] = {
         MPROC_TEST(test_map_and_apply), MPROC_TEST(test_async_imap_callbacks),
         MPROC_TEST(test_task_faults),   MPROC_TEST(test_initializer),

@@ -49,6 +49,8 @@
 static MPI_Comm comm = MPI_COMM_NULL;
 static int role = LINK_NONE;
 static int nhosts;
+static int base = 1;   /* master: host h is rank h + base of comm (1 in the world; 0 in
+                          the intercommunicator with spawned hosts) */
 static bool ours;      /* MPI_Init was ours (so is MPI_Finalize) */
 static int *watch_fds; /* master: one per host; host: [0], the master */
 static struct who {    /* master: each host, for messages */
@@ -79,7 +81,7 @@ static int64_t now_ns(void)
 
 static int rank_of(int h)
 {
-    return role == LINK_MASTER ? h + 1 : 0;
+    return role == LINK_MASTER ? h + base : 0;
 }
 
 static void keepalive(int fd)
@@ -162,13 +164,13 @@ fail:
 }
 
 /* Host: connect to the master by one of its addresses. */
-static int watch_host(int rank)
+static int watch_host(int host)
 {
     struct hello hi;
     if (MPI_Recv(&hi, sizeof hi, MPI_BYTE, 0, TAG_HELLO, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS ||
         hi.naddrs > MAX_ADDRS)
         return -EPROTO;
-    struct knock k = {.token = hi.token, .host = rank - 1, .pid = (int32_t)getpid()};
+    struct knock k = {.token = hi.token, .host = host, .pid = (int32_t)getpid()};
     (void)gethostname(k.node, sizeof k.node - 1);
     for (int a = 0; a < hi.naddrs; a++) {
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -194,6 +196,19 @@ static int watch_host(int rank)
     return -EHOSTUNREACH;
 }
 
+/* There are n hosts (master) or one master (host): room to note them. */
+static int hosts_known(int n)
+{
+    nhosts = n;
+    watch_fds = calloc((size_t)n + 1, sizeof *watch_fds);
+    who = calloc((size_t)n + 1, sizeof *who);
+    if (watch_fds == NULL || who == NULL)
+        return -ENOMEM;
+    for (int h = 0; h <= n; h++)
+        watch_fds[h] = -1;
+    return 0;
+}
+
 static bool in_job(void)
 {
     return getenv("OMPI_COMM_WORLD_SIZE") != NULL || getenv("PMIX_RANK") != NULL ||
@@ -215,33 +230,88 @@ static int mpi_join(int *argc, char ***argv)
     }
     if (provided < MPI_THREAD_MULTIPLE)
         return -MPROC_ENOTSUP; /* the supervisor and the relay call MPI at once */
-    comm = MPI_COMM_WORLD;
-    MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
+    MPI_Comm parent;
+    MPI_Comm_get_parent(&parent);
     int rank, size;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
-    role = rank == 0 ? LINK_MASTER : LINK_HOST;
-    nhosts = role == LINK_MASTER ? size - 1 : 1;
-    watch_fds = calloc((size_t)nhosts + 1, sizeof *watch_fds);
-    who = calloc((size_t)nhosts + 1, sizeof *who);
-    if (watch_fds == NULL || who == NULL)
-        return -ENOMEM;
-    for (int h = 0; h <= nhosts; h++)
-        watch_fds[h] = -1;
-    int rc = role == LINK_MASTER ? watch_master() : watch_host(rank);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (parent != MPI_COMM_NULL) { /* spawned by a master (MPI_Comm_spawn): a host */
+        comm = parent;
+        role = LINK_HOST;
+    } else {
+        comm = MPI_COMM_WORLD;
+        role = rank == 0 ? LINK_MASTER : LINK_HOST;
+    }
+    MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
+    int rc = hosts_known(role == LINK_MASTER ? size - 1 : 1);
+    if (rc == 0)
+        rc = role == LINK_MASTER ? watch_master()
+                                 : watch_host(parent != MPI_COMM_NULL ? rank : rank - 1);
     return rc < 0 ? rc : role;
+}
+
+/* Master without hosts (a program started on its own, or by mpirun -np 1): start n of
+ * them, this program again, by MPI_Comm_spawn (MPI is initialised here if it was not).
+ * Open MPI refuses to start more processes than the machine has CPUs unless told to
+ * oversubscribe, which a pool does by design (more workers than CPUs is a choice). Their
+ * ranks are 0..n-1 of their own world; host h is rank h. */
+static int spawn_hosts(int n, char *msg, size_t len)
+{
+    int inited = 0, provided = 0;
+    MPI_Initialized(&inited);
+    if (!inited) {
+                (void)setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 0);
+        /* and a worker that dies must not take this process with it (the pool reports
+           it: the same promise as under mpirun --enable-recovery) */
+        (void)setenv("OMPI_MCA_orte_enable_recovery", "1", 0);
+        if (MPI_Init_thread(NULL, NULL, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS)
+            goto refused;
+        ours = true;
+    } else {
+        MPI_Query_thread(&provided);
+    }
+    if (provided < MPI_THREAD_MULTIPLE)
+        goto refused;
+    char exe[4096];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k <= 0)
+        return -errno;
+    exe[k] = '\0';
+    MPI_Comm_set_errhandler(MPI_COMM_SELF, MPI_ERRORS_RETURN);
+    MPI_Comm ic;
+    if (MPI_Comm_spawn(exe, MPI_ARGV_NULL, n, MPI_INFO_NULL, 0, MPI_COMM_SELF, &ic,
+                       MPI_ERRCODES_IGNORE) != MPI_SUCCESS) {
+        if (msg != NULL)
+            snprintf(msg, len,
+                     "MPROC_START_MPI: MPI_Comm_spawn could not start %d workers (under "
+                     "mpirun, give it --oversubscribe or more slots)",
+                     n);
+        return -MPROC_EEXEC;
+    }
+    comm = ic;
+    base = 0;
+    role = LINK_MASTER;
+    MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
+    int rc = hosts_known(n);
+    if (rc == 0)
+        rc = watch_master();
+    return rc < 0 ? rc : n;
+refused:
+    if (msg != NULL)
+        snprintf(msg, len,
+                 "MPROC_START_MPI: MPI could not be initialised with MPI_THREAD_MULTIPLE");
+    return -MPROC_ENOTSUP;
 }
 
 static int mpi_hosts(int want, char *msg, size_t n)
 {
     if (want == -1)
         return role == LINK_MASTER ? nhosts : 0;
-    if (role != LINK_MASTER) {
-        if (msg != NULL)
-            snprintf(msg, n,
-                     "MPROC_START_MPI: this program was not started by mpirun (mpirun -np N "
-                     "./prog: rank 0 runs the program, the other ranks are its workers)");
+    if (role == LINK_HOST)
         return -EINVAL;
+    if (nhosts == 0) { /* on its own: start the workers (as mpi4py.futures does) */
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        return spawn_hosts(want > 0 ? want : cpus > 0 ? (int)cpus : 1, msg, n);
     }
     if (want > nhosts) {
         if (msg != NULL)
@@ -296,7 +366,7 @@ static int mpi_probe(int *h, int *tag, size_t *len)
         return 0;
     if (MPI_Get_count(&st, MPI_BYTE, &count) != MPI_SUCCESS || count < 0)
         return -EIO;
-    *h = role == LINK_MASTER ? st.MPI_SOURCE - 1 : 0;
+    *h = role == LINK_MASTER ? st.MPI_SOURCE - base : 0;
     *tag = st.MPI_TAG;
     *len = (size_t)count;
     return 1;
@@ -318,7 +388,8 @@ static int mpi_watch(int h)
 static void mpi_name_host(int h, char *buf, size_t n)
 {
     if (role == LINK_MASTER && h >= 0 && h < nhosts)
-        snprintf(buf, n, "rank %d (pid %d on %s)", h + 1, who[h].pid, who[h].node);
+                snprintf(buf, n, "%s %d (pid %d on %s)", base == 0 ? "spawned rank" : "rank", h + base,
+                 who[h].pid, who[h].node);
     else
         snprintf(buf, n, "rank %d", rank_of(h));
 }

@@ -103,9 +103,10 @@ struct link_open {
     uint64_t initarg_len;                 /* its argument's bytes follow */
 };
 
-/* Master: at the program's exit (on_exit, registered by mproc_init when it joined a job
- * as the master): the hosts leave, then this process (src/pool/remote.c). */
-void mproc__remote_exit(int status, void *arg);
+/* Master: at the program's exit the hosts leave, then this process (src/pool/remote.c):
+ * registered (once) by mproc_init when it joined a job as the master, or when a pool
+ * started its hosts. 0 or -ENOMEM. */
+int mproc__remote_at_exit(void);
 
 /* Host: serve the master until it says the program ends (src/pool/host.c). Returns the
  * exit status. */

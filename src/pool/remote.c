@@ -291,7 +291,10 @@ static int remote_size(int asked, char *msg, size_t n)
                         "(-lmproc-mpi)");
         return -MPROC_ENOTSUP;
     }
-    return l->hosts(asked, msg, n);
+    int hosts = l->hosts(asked, msg, n);
+    if (hosts > 0 && mproc__remote_at_exit() < 0)
+        return -ENOMEM;
+    return hosts;
 }
 
 static void remote_free(struct remote *r)
@@ -548,9 +551,9 @@ const struct launcher_ops mproc__launcher_remote = {.forks_caller = false,
 
 /* ---- the program's end -------------------------------------------------------------------- */
 
-/* The master's exit (registered by mproc_init when it joined a job): the hosts leave, and
- * so does this process; a job that lost a host is aborted with the program's status. */
-void mproc__remote_exit(int status, void *arg)
+/* The master's exit: the hosts leave, and so does this process; a job that lost a host is
+ * aborted with the program's status. */
+static void remote_exit(int status, void *arg)
 {
     (void)arg;
     const struct mproc__link_ops *l = mproc__link();
@@ -569,4 +572,15 @@ void mproc__remote_exit(int status, void *arg)
             (void)l->send(h, LINK_CTL, &m, sizeof m);
     }
     l->leave(status, atomic_load(&damaged));
+}
+
+int mproc__remote_at_exit(void)
+{
+    static pthread_mutex_t once = PTHREAD_MUTEX_INITIALIZER;
+    static bool registered;
+    pthread_mutex_lock(&once);
+    int rc = registered || on_exit(remote_exit, NULL) == 0 ? 0 : -ENOMEM;
+    registered = rc == 0;
+    pthread_mutex_unlock(&once);
+    return rc;
 }

@@ -174,7 +174,7 @@ int mproc_init(int *argc, char ***argv)
         return joined;
     if (joined == LINK_HOST)
         become(mproc__host_serve(l));
-    if (joined == LINK_MASTER && on_exit(mproc__remote_exit, NULL) != 0)
+    if (joined == LINK_MASTER && mproc__remote_at_exit() < 0)
         return -ENOMEM;
     if (argc == NULL || argv == NULL || *argv == NULL)
         return 0;
