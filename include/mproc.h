@@ -25,6 +25,7 @@
 #include "mproc/fault.h"
 #include "mproc/init.h"
 #include "mproc/pool.h"
+#include "mproc/mpi.h"
 #include "mproc/wait.h"
 #include "mproc/dict.h"
 #include "mproc/list.h"
