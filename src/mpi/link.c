@@ -396,7 +396,7 @@ static void mpi_name_host(int h, char *buf, size_t n)
 
 static void mpi_leave(int status, bool damaged)
 {
-    if (!ours)
+        if (!ours && role != LINK_HOST) /* the program's own MPI: it finalises it */
         return;
     if (damaged) /* MPI cannot end a job cleanly once a rank is lost: it ends it */
         MPI_Abort(MPI_COMM_WORLD, status != 0 ? status : 1);
