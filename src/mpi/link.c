@@ -260,7 +260,7 @@ static int spawn_hosts(int n, char *msg, size_t len)
     int inited = 0, provided = 0;
     MPI_Initialized(&inited);
     if (!inited) {
-                (void)setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 0);
+        (void)setenv("OMPI_MCA_rmaps_base_oversubscribe", "1", 0);
         /* and a worker that dies must not take this process with it (the pool reports
            it: the same promise as under mpirun --enable-recovery) */
         (void)setenv("OMPI_MCA_orte_enable_recovery", "1", 0);
@@ -388,7 +388,7 @@ static int mpi_watch(int h)
 static void mpi_name_host(int h, char *buf, size_t n)
 {
     if (role == LINK_MASTER && h >= 0 && h < nhosts)
-                snprintf(buf, n, "%s %d (pid %d on %s)", base == 0 ? "spawned rank" : "rank", h + base,
+        snprintf(buf, n, "%s %d (pid %d on %s)", base == 0 ? "spawned rank" : "rank", h + base,
                  who[h].pid, who[h].node);
     else
         snprintf(buf, n, "rank %d", rank_of(h));
@@ -396,12 +396,14 @@ static void mpi_name_host(int h, char *buf, size_t n)
 
 static void mpi_leave(int status, bool damaged)
 {
-        if (!ours && role != LINK_HOST) /* the program's own MPI: it finalises it */
+    if (!ours && role != LINK_HOST) /* the program's own MPI: it finalises it */
         return;
     if (damaged) /* MPI cannot end a job cleanly once a rank is lost: it ends it */
         MPI_Abort(MPI_COMM_WORLD, status != 0 ? status : 1);
-    else
-        MPI_Finalize(); /* the sockets close with the process, after every rank is done */
+    else {
+        (void)MPI_Barrier(comm); /* no process finalises while another may still send */
+        MPI_Finalize();          /* the sockets close with the process, after every rank is done */
+    }
 }
 
 static const struct mproc__link_ops mpi_link = {.name = "MPI",

@@ -172,8 +172,12 @@ int mproc_init(int *argc, char ***argv)
     int joined = l != NULL ? l->join(argc, argv) : 0;
     if (joined < 0)
         return joined;
-    if (joined == LINK_HOST)
-        become(mproc__host_serve(l));
+    if (joined == LINK_HOST) { /* exit(), not _exit(): MPI's libraries clean up in their
+                              destructors (their shared-memory files in /dev/shm) */
+        int status = mproc__host_serve(l);
+        fflush(NULL);
+        exit(status & 255);
+    }
     if (joined == LINK_MASTER && mproc__remote_at_exit() < 0)
         return -ENOMEM;
     if (argc == NULL || argv == NULL || *argv == NULL)

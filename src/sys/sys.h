@@ -147,16 +147,16 @@ void mproc__sys_unmap(void *addr, size_t size);
  * MPROC__FAULT("name") consults the table set by mproc_fault_set() (mproc/fault.h):
  * it may return a negative code (the caller fails as if the operation had), or
  * stop or kill the calling process right there. In other builds it is 0. */
-#ifdef MPROC_FAULT_INJECTION
-int mproc__fault_hit(const char *point);
-
 /* The armed points as bytes (their settings and passes so far), for a process that does
  * not fork from this one but should start as a fork would (a pool worker started by
  * spawn or the fork server): written to buf (cap bytes), their length returned (0 in a
  * build without fault injection, or when buf is too small: nothing is carried then).
- * mproc__fault_import arms them in the new process. */
+ * mproc__fault_import arms them in the new process (a no-op without fault injection). */
 size_t mproc__fault_export(void *buf, size_t cap);
 void mproc__fault_import(const void *buf, size_t len);
+
+#ifdef MPROC_FAULT_INJECTION
+int mproc__fault_hit(const char *point);
 #define MPROC__FAULT(point) mproc__fault_hit(point)
 #else
 #define MPROC__FAULT(point) 0

@@ -24,7 +24,16 @@ grep -q "^every task ran in one of the pool's workers (. of 4 workers busy): ok$
 # 12 tasks under each start method (run-all runs pool_pids with fork, forkserver, spawn)
 [ "$(grep -c '^  task .. ran in worker [0-3], pid [0-9]*$' <<<"$out")" -eq 36 ]
 grep -q '^== pool_squares --mproc-start=spawn$' <<<"$out"
-[ "$(grep -c '^  speedup ' <<<"$out")" -eq 6 ] # pool_pids once per start method
+# pool_pids once per start method; pool_primes and pool_option again on MPI ranks
+mpi=$(grep -c '^== pool_primes under mpirun' <<<"$out" || true)
+[ "$(grep -c '^  speedup ' <<<"$out")" -eq $((6 + 2 * mpi)) ]
+if command -v mpirun >/dev/null && ldd "$dir/pool_primes" | grep -q libmproc-mpi; then
+    [ "$mpi" -eq 1 ] # built with Open MPI: the MPI runs happened, and got the same results
+    [ "$(grep -c "^primes below 2000000: serial 148933, pool 148933 (expected 148933)$" <<<"$out")" -eq 2 ]
+    [ "$(grep -c "^pool price equals serial price; within 4 standard errors of Black-Scholes: ok$" <<<"$out")" -eq 2 ]
+    grep -q "^  pool .*(2 workers)$" <<<"$out"
+    grep -q "^24 x sleep(0.1) on 8 workers" <<<"$out"
+fi
 grep -q '^dict: .*(3 entries)$' <<<"$out"
 grep -q '^list: 9 8 7 6 5 4 3 2 1 0$' <<<"$out"
 grep -q '^dict:.* 0.25: None' <<<"$out"
