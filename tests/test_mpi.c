@@ -233,6 +233,14 @@ static int init_from(void *arg, void **state)
     return 0;
 }
 
+static int init_die(void *arg, void **state)
+{
+    (void)arg;
+    (void)state;
+    raise(SIGKILL);
+    return 0;
+}
+
 static int init_refuse(void *arg, void **state)
 {
     (void)arg;
@@ -266,9 +274,18 @@ static void test_initializer(void **state)
         assert_true(got == 4242);
     }
     mproc_pool_free(p);
-    assert_code(mproc_pool_new(
-                    &p, &(mproc_pool_opts){.start = MPROC_START_MPI, .initializer = init_refuse}),
-                -EACCES);
+    /* a worker that dies in its initializer ends at once, without a word: its end can
+   reach the master before its start is recorded there (that once hung the pool's
+   creation for good) */
+    for (int i = 0; i < 5; i++) {
+        assert_code(mproc_pool_new(&p, &(mproc_pool_opts){.start = MPROC_START_MPI,
+                                                          .initializer = init_refuse}),
+                    -EACCES);
+        assert_code(mproc_pool_new(
+                        &p, &(mproc_pool_opts){.start = MPROC_START_MPI, .initializer = init_die}),
+                    -MPROC_EDIED);
+        assert_non_null(strstr(mproc_pool_message(), "signal 9"));
+    }
 }
 
 /* ---- what the launcher refuses ------------------------------------------------------------ */

@@ -28,7 +28,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,7 +204,8 @@ static int hosts_known(int n)
     nhosts = n;
     watch_fds = calloc((size_t)n + 1, sizeof *watch_fds);
     who = calloc((size_t)n + 1, sizeof *who);
-    if (watch_fds == NULL || who == NULL)
+    last = calloc((size_t)n + 1, sizeof *last);
+    if (watch_fds == NULL || who == NULL || last == NULL)
         return -ENOMEM;
     for (int h = 0; h <= n; h++)
         watch_fds[h] = -1;
@@ -324,39 +327,96 @@ static int mpi_hosts(int want, char *msg, size_t n)
     return want == 0 ? nhosts : want;
 }
 
-/* Is the peer's socket closed (or broken)? */
-static bool gone(int h)
+/* Sends in flight: a copy of each message until MPI is done with it. No send waits for
+ * its receiver: the master's supervisor sending a chunk to a host that is itself sending
+ * results to the master's relay, which waits for the supervisor to make room for them,
+ * would be a cycle. */
+struct out {
+    struct out *next;
+    MPI_Request req;
+    unsigned char data[];
+};
+static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct out *outs;
+
+/* Free the copies of the sends that completed. true: none is left. */
+static bool progress(void)
 {
-    int fd = watch_fds[role == LINK_MASTER ? h : 0];
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    return fd >= 0 && poll(&p, 1, 0) > 0;
+    pthread_mutex_lock(&out_mu);
+    for (struct out **pp = &outs; *pp != NULL;) {
+        int done = 0;
+        if (MPI_Test(&(*pp)->req, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && done) {
+            struct out *o = *pp;
+            *pp = o->next;
+            free(o);
+        } else {
+            pp = &(*pp)->next;
+        }
+    }
+    bool none = outs == NULL;
+    pthread_mutex_unlock(&out_mu);
+    return none;
+}
+
+/* A receiver sleeps in poll() on its watch socket once nothing came for a while (the
+ * relays: src/pool/host.c, src/pool/remote.c, 100 us): a message sent after a quiet spell
+ * longer than WAKE_AFTER_NS (with either end) is followed by a byte there, which wakes it.
+ * Shorter than the receivers' spin with room for the message's way across. */
+#define WAKE_AFTER_NS INT64_C(40000)
+static _Atomic int64_t *last; /* per peer: the last message to or from it */
+
+static void contact(int h, bool sent)
+{
+    int i = role == LINK_MASTER ? h : 0;
+    int64_t now = now_ns();
+    if (sent && now - atomic_load(&last[i]) > WAKE_AFTER_NS && watch_fds[i] >= 0)
+        (void)send(watch_fds[i], "w", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    atomic_store(&last[i], now);
 }
 
 static int mpi_send(int h, int tag, const void *buf, size_t len)
 {
     if (len > INT32_MAX)
         return -EMSGSIZE;
-    MPI_Request req;
-    if (MPI_Isend(buf, (int)len, MPI_BYTE, rank_of(h), tag, comm, &req) != MPI_SUCCESS)
+    (void)progress();
+    struct out *o = malloc(sizeof *o + len);
+    if (o == NULL)
+        return -ENOMEM;
+    memcpy(o->data, buf, len);
+    int done = 0;
+    if (MPI_Isend(o->data, (int)len, MPI_BYTE, rank_of(h), tag, comm, &o->req) != MPI_SUCCESS) {
+        free(o);
         return -EPIPE;
-    for (unsigned k = 0;; k++) {
-        int done = 0;
-        if (MPI_Test(&req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
-            return -EPIPE;
-        if (done)
-            return 0;
-        if (k % 64 == 63) {
-            if (gone(h)) {
-                (void)MPI_Request_free(&req); /* it never completes; the world is damaged */
-                return -EPIPE;
-            }
-            sched_yield();
-        }
+    }
+    if (MPI_Test(&o->req, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && done) {
+        free(o);
+    } else {
+        pthread_mutex_lock(&out_mu);
+        o->next = outs;
+        outs = o;
+        pthread_mutex_unlock(&out_mu);
+    }
+    contact(h, true);
+    return 0;
+}
+
+static int mpi_drain(int h)
+{
+    int fd = watch_fds != NULL ? watch_fds[role == LINK_MASTER ? h : 0] : -1;
+    char b[64];
+    for (;;) {
+        ssize_t k = recv(fd, b, sizeof b, MSG_DONTWAIT);
+        if (k > 0)
+            continue;
+        if (k < 0 && errno == EINTR)
+            continue;
+        return k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -EPIPE;
     }
 }
 
 static int mpi_probe(int *h, int *tag, size_t *len)
 {
+    (void)progress();
     int flag = 0, count = 0;
     MPI_Status st;
     if (MPI_Iprobe(role == LINK_MASTER ? MPI_ANY_SOURCE : 0, MPI_ANY_TAG, comm, &flag, &st) !=
@@ -374,10 +434,10 @@ static int mpi_probe(int *h, int *tag, size_t *len)
 
 static int mpi_recv(int h, int tag, void *buf, size_t len)
 {
-    return MPI_Recv(buf, (int)len, MPI_BYTE, rank_of(h), tag, comm, MPI_STATUS_IGNORE) ==
-                   MPI_SUCCESS
-               ? 0
-               : -EIO;
+    if (MPI_Recv(buf, (int)len, MPI_BYTE, rank_of(h), tag, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+        return -EIO;
+    contact(h, false);
+    return 0;
 }
 
 static int mpi_watch(int h)
@@ -401,6 +461,8 @@ static void mpi_leave(int status, bool damaged)
     if (damaged) /* MPI cannot end a job cleanly once a rank is lost: it ends it */
         MPI_Abort(MPI_COMM_WORLD, status != 0 ? status : 1);
     else {
+        for (int64_t end = now_ns() + INT64_C(10000000000); !progress() && now_ns() < end;)
+            sched_yield();       /* what was sent is received (the peers take all until L_EXIT) */
         (void)MPI_Barrier(comm); /* no process finalises while another may still send */
         MPI_Finalize();          /* the sockets close with the process, after every rank is done */
     }
@@ -413,6 +475,7 @@ static const struct mproc__link_ops mpi_link = {.name = "MPI",
                                                 .probe = mpi_probe,
                                                 .recv = mpi_recv,
                                                 .watch = mpi_watch,
+                                                .drain = mpi_drain,
                                                 .name_host = mpi_name_host,
                                                 .leave = mpi_leave};
 

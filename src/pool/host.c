@@ -12,9 +12,10 @@
  * counters, which the master's time limits read. It never runs a task itself.
  *
  * Waiting: the link (MPI) has no descriptor to sleep on, so the host polls it, spinning
- * while messages come and then sleeping in poll() on its worker's doorbell, pidfd and the
- * master's watch for a time that doubles up to IDLE_MAX_NS: a chunk that comes after a
- * quiet spell waits that long at most (measured in docs/benchmarks.md, mpi.*).
+ * while messages come, then sleeping in poll() on its worker's doorbell and pidfd and the
+ * master's watch: a master that sends after a quiet spell also writes a byte there (the
+ * link's wake-up, src/mpi/link.c), so the host sleeps without missing it; the sleep is
+ * cut at IDLE_MAX_NS all the same.
  */
 #include "internal.h"
 
@@ -29,9 +30,9 @@
 #include "sys/relax.h"
 #include "sys/spawn.h"
 
-#define SPIN_NS INT64_C(200000)      /* keep polling the link this long after the last message */
+#define SPIN_NS INT64_C(100000)      /* keep polling the link this long after the last message */
 #define IDLE_MIN_NS INT64_C(20000)   /* then sleep, first this long ... */
-#define IDLE_MAX_NS INT64_C(1000000) /* ... doubling up to this */
+#define IDLE_MAX_NS INT64_C(2000000) /* ... doubling up to this */
 
 struct pending { /* a chunk the worker's channel had no room for yet */
     struct pending *next;
@@ -468,7 +469,7 @@ int mproc__host_serve(const struct mproc__link_ops *l)
             mproc__bell_leave(&h.shm->sup_bell);
             mproc__sys_eventfd_drain(h.shm->evfd);
         }
-        if (h.watch >= 0 && mproc__sys_poll1(h.watch, POLLIN, 0) > 0) {
+        if (h.watch >= 0 && mproc__sys_poll1(h.watch, POLLIN, 0) > 0 && l->drain(0) < 0) {
             status = 1; /* the master is gone: so is the program */
             goto out;
         }

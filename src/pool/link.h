@@ -41,16 +41,18 @@ struct mproc__link_ops {
        with why in msg (n bytes; msg may be NULL). */
     int (*hosts)(int want, char *msg, size_t n);
     /* Send len bytes with tag to host h (on a host: to the master; h is ignored). 0, or
-       < 0 when it could not be sent (the peer is lost: -EPIPE). Returns once buf may be
-       reused. */
+   < 0 when it could not be sent (the peer is lost: -EPIPE). Never waits for the peer
+   (the message is copied when it cannot go at once); buf may be reused at once. */
     int (*send)(int h, int tag, const void *buf, size_t len);
     /* A message that has come: 1 with its sender, tag and length (then recv takes it), 0
        when none, < 0 on failure. Never waits. */
     int (*probe)(int *h, int *tag, size_t *len);
     int (*recv)(int h, int tag, void *buf, size_t len);
     /* A descriptor that turns readable (or hangs up) when host h (on a host: the master)
-       is lost; -1 if none. */
+   is lost, or when it sent after a quiet spell (a wake-up: a receiver sleeps in poll()
+   on it); -1 if none. drain: what made it readable: 0 wake-ups (taken), < 0 lost. */
     int (*watch)(int h);
+    int (*drain)(int h);
     /* Host h for a message: "rank 2 (pid 123 on node1)". */
     void (*name_host)(int h, char *buf, size_t n);
     /* At the end of the program (master) or of serving (host): leave the job. damaged: a

@@ -32,9 +32,10 @@
 #include "sys/relax.h"
 
 #define HOST_LIMIT_NS INT64_C(30000000000) /* 30 s */
-#define SPIN_NS INT64_C(200000)
-#define IDLE_MIN_NS INT64_C(20000)
-#define IDLE_MAX_NS INT64_C(1000000)
+#define REAP_LOOK_NS INT64_C(5000000)      /* reap: drain the worker's ring this often */
+#define SPIN_NS INT64_C(100000)            /* the relay polls the link this long after a message, */
+#define IDLE_MIN_NS INT64_C(20000)         /* then sleeps on the hosts' watches (a host writes a */
+#define IDLE_MAX_NS INT64_C(2000000)       /* byte there after a quiet spell), at most this */
 
 static const struct mproc__link_ops *_Atomic link_ops;
 static _Atomic bool damaged; /* a host was lost: the job cannot end cleanly */
@@ -49,6 +50,15 @@ const struct mproc__link_ops *mproc__link(void)
     return atomic_load(&link_ops);
 }
 
+/* A host's L_UP or L_DIED that waits for room in its slot's ring (the relay never waits
+ * for the supervisor, which may be waiting for the relay: a worker's start). */
+struct held {
+    struct held *next;
+    size_t len, off; /* off: the next record's place (L_UP) */
+    bool applied;    /* L_UP: its counters are in the slot */
+    unsigned char data[];
+};
+
 struct rslot {
     uint32_t inc;  /* the worker's incarnation (the supervisor's start) */
     int evfd;      /* its pidfd stand-in while it lives (-1: none to write) */
@@ -60,7 +70,8 @@ struct rslot {
     int status;
     bool lost; /* the host is gone */
     char lost_msg[POOL_MSG_MAX];
-    uint64_t head_seen; /* the relay's cache of the slot ring's head */
+    uint64_t head_seen;            /* the relay's cache of the slot ring's head */
+    struct held *held, *held_tail; /* the relay's: messages waiting, in order */
 };
 
 struct remote {
@@ -109,36 +120,102 @@ static void host_lost(struct remote *r, int h, const char *why)
     pthread_mutex_unlock(&r->mu);
 }
 
-/* L_UP: the counters into the slot, then the records into its ring. */
-static void relay_up(struct remote *r, int h, const struct link_msg *m, const unsigned char *b,
-                     size_t len)
+static void ring_supervisor(mproc_pool *p)
+{
+    if (mproc__bell_claim(&p->shm->sup_bell))
+        mproc__sys_eventfd_ring(p->shm->evfd);
+}
+
+/* L_UP: the counters into the slot (once), then the records into its ring from *off.
+ * false: the ring is full (*off: where to go on). */
+static bool relay_up(struct remote *r, int h, const unsigned char *b, size_t len, size_t *off,
+                     bool *applied)
 {
     mproc_pool *p = r->p;
     struct rslot *sl = &r->slots[h];
+    struct link_msg m;
+    memcpy(&m, b, sizeof m);
     pthread_mutex_lock(&r->mu);
-    bool current_inc = sl->answered && !sl->died && m->inc == sl->inc;
+    bool current_inc = sl->answered && !sl->died && m.inc == sl->inc;
     pthread_mutex_unlock(&r->mu);
     if (!current_inc)
-        return;
+        return true; /* of a worker that is gone */
     struct pool_slot *ps = &p->shm->slots[h];
-    atomic_store(&ps->started_ns, m->age_ns > 0 ? mproc__sys_now_ns() - m->age_ns : 0);
-    atomic_store(&ps->retiring, m->retiring);
-    atomic_store(&ps->ended, m->ended);
-    atomic_store(&ps->started, m->started);
-    size_t off = sizeof *m;
-    bool any = false;
-    while (off + 8 <= len) {
+    if (!*applied) {
+        atomic_store(&ps->started_ns, m.age_ns > 0 ? mproc__sys_now_ns() - m.age_ns : 0);
+        atomic_store(&ps->retiring, m.retiring);
+        atomic_store(&ps->ended, m.ended);
+        atomic_store(&ps->started, m.started);
+        *applied = true;
+        *off = sizeof m;
+    }
+    bool any = false, done = true;
+    while (*off + 8 <= len) {
         uint32_t rlen;
-        memcpy(&rlen, b + off, sizeof rlen);
-        if (rlen > len - off - 8)
+        memcpy(&rlen, b + *off, sizeof rlen);
+        if (rlen > len - *off - 8)
             break;
-        (void)mproc__ring_put(&ps->ring, mproc__ring_data(p->shm, h), p->shm->ring_cap,
-                              &sl->head_seen, b + off + 8, rlen);
-        off += 8 + (((size_t)rlen + 7) & ~(size_t)7);
+        if (mproc__ring_put_nowait(&ps->ring, mproc__ring_data(p->shm, h), p->shm->ring_cap,
+                                   &sl->head_seen, b + *off + 8, rlen) == -EAGAIN) {
+            done = false;
+            break;
+        }
+        *off += 8 + (((size_t)rlen + 7) & ~(size_t)7);
         any = true;
     }
-    if (any && mproc__bell_claim(&p->shm->sup_bell))
-        mproc__sys_eventfd_ring(p->shm->evfd);
+    if (any || !done) /* a full ring: the supervisor drains it */
+        ring_supervisor(p);
+    return done;
+}
+
+static void relay_died(struct remote *r, int h, const struct link_msg *m)
+{
+    struct rslot *sl = &r->slots[h];
+    pthread_mutex_lock(&r->mu);
+    if (m->inc == sl->inc && sl->answered && !sl->died) {
+        sl->died = true;
+        sl->status = m->code;
+        signal_end(sl);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Deliver what waits for host h, in order. true: something was. */
+static bool relay_held(struct remote *r, int h)
+{
+    struct rslot *sl = &r->slots[h];
+    bool moved = false;
+    while (sl->held != NULL) {
+        struct held *x = sl->held;
+        struct link_msg m;
+        memcpy(&m, x->data, sizeof m);
+        if (m.kind == L_UP && !relay_up(r, h, x->data, x->len, &x->off, &x->applied))
+            return moved;
+        if (m.kind == L_DIED)
+            relay_died(r, h, &m);
+        sl->held = x->next;
+        if (sl->held == NULL)
+            sl->held_tail = NULL;
+        mproc__free(x);
+        moved = true;
+    }
+    return moved;
+}
+
+/* Keep b (or what is left of it: off, applied) to deliver later. false: no memory. */
+static bool hold(struct rslot *sl, const unsigned char *b, size_t len, size_t off, bool applied)
+{
+    struct held *x = mproc__malloc(sizeof *x + len);
+    if (x == NULL)
+        return false;
+    *x = (struct held){.len = len, .off = off, .applied = applied};
+    memcpy(x->data, b, len);
+    if (sl->held_tail != NULL)
+        sl->held_tail->next = x;
+    else
+        sl->held = x;
+    sl->held_tail = x;
+    return true;
 }
 
 static void relay_ctl(struct remote *r, int h, const unsigned char *b, size_t len)
@@ -147,11 +224,19 @@ static void relay_ctl(struct remote *r, int h, const unsigned char *b, size_t le
     if (len < sizeof m || h < 0 || h >= r->n)
         return;
     memcpy(&m, b, sizeof m);
-    if (m.kind == L_UP) {
-        relay_up(r, h, &m, b, len);
+    struct rslot *sl = &r->slots[h];
+    if (m.kind == L_UP || m.kind == L_DIED) { /* in order, behind what waits already */
+        size_t off = 0;
+        bool applied = false;
+        if (sl->held == NULL && (m.kind == L_DIED || relay_up(r, h, b, len, &off, &applied))) {
+            if (m.kind == L_DIED)
+                relay_died(r, h, &m);
+            return;
+        }
+        if (!hold(sl, b, len, off, applied))
+            host_lost(r, h, "sent what this process had no memory to keep");
         return;
     }
-    struct rslot *sl = &r->slots[h];
     char name[96];
     r->l->name_host(h, name, sizeof name);
     int tl = (int)(len - sizeof m);
@@ -172,13 +257,6 @@ static void relay_ctl(struct remote *r, int h, const unsigned char *b, size_t le
             sl->pid = m.pid;
             mproc__pool_say(sl->start_msg, sizeof sl->start_msg, "MPI %s: %.*s", name, tl,
                             (const char *)b + sizeof m);
-        }
-        break;
-    case L_DIED:
-        if (m.inc == sl->inc && sl->answered && !sl->died) {
-            sl->died = true;
-            sl->status = m.code;
-            signal_end(sl);
         }
         break;
     case L_CLOSED:
@@ -207,8 +285,8 @@ static void look_at_hosts(struct remote *r, int64_t deadline)
     if (mproc__sys_poll(pfd, k, deadline) <= 0)
         return;
     mproc__sys_eventfd_drain(r->wake);
-    for (unsigned i = 1; i < k; i++)
-        if (pfd[i].revents != 0)
+    for (unsigned i = 1; i < k; i++) /* a host's wake-up, or its end */
+        if (pfd[i].revents != 0 && r->l->drain(idx[i]) < 0)
             host_lost(r, idx[i], "is gone (its process died, or its connection broke)");
 }
 
@@ -234,6 +312,9 @@ static void *relay(void *arg)
             if (tag == LINK_CTL)
                 relay_ctl(r, h, r->buf, len);
         }
+        for (int k = 0; k < r->n; k++)
+            if (r->slots[k].held != NULL)
+                moved |= relay_held(r, k);
         int64_t now = mproc__sys_now_ns();
         if (moved) {
             last = now;
@@ -249,7 +330,10 @@ static void *relay(void *arg)
             mproc__sys_cpu_relax();
             continue;
         }
-        look_at_hosts(r, now + idle);
+        bool waiting = false; /* held for room in a ring: look again soon */
+        for (int k = 0; k < r->n; k++)
+            waiting |= r->slots[k].held != NULL;
+        look_at_hosts(r, now + (waiting ? IDLE_MIN_NS : idle));
         looked = mproc__sys_now_ns();
         idle = idle * 2 < IDLE_MAX_NS ? idle * 2 : IDLE_MAX_NS;
     }
@@ -305,6 +389,12 @@ static void remote_free(struct remote *r)
         pthread_join(r->thread, NULL);
     }
     mproc__sys_close(r->wake);
+    for (int h = 0; h < r->n && r->slots != NULL; h++)
+        while (r->slots[h].held != NULL) {
+            struct held *x = r->slots[h].held;
+            r->slots[h].held = x->next;
+            mproc__free(x);
+        }
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cv);
     mproc__free(r->slots);
@@ -458,21 +548,20 @@ static int remote_start(struct sup *s, struct worker *w)
     uint32_t inc = ++sl->inc;
     sl->answered = sl->died = false;
     sl->head_seen = 0;
+    sl->evfd = evfd; /* before L_START: a worker may end before we look again (its
+                        initializer failed) and its L_DIED must find it (tested) */
     bool lost = sl->lost;
     pthread_mutex_unlock(&r->mu);
     int rc = lost ? -EHOSTDOWN : send_ctl(r, h, L_START, inc);
-    if (rc < 0) {
-        mproc__sys_close(evfd);
-        return rc;
-    }
     pthread_mutex_lock(&r->mu);
-    bool answered = wait_for(r, &sl->answered, h, limit());
-    rc = !answered ? -EHOSTDOWN : sl->start_code;
+    if (rc == 0)
+        rc = wait_for(r, &sl->answered, h, limit()) ? sl->start_code : -EHOSTDOWN;
     if (rc == 0) {
         w->pid = sl->pid;
         w->pidfd = evfd;
-        sl->evfd = evfd;
         atomic_store(&s->p->shm->slots[h].booted, 1); /* forked there: no boot to wait for */
+    } else {
+        sl->evfd = -1;
     }
     pthread_mutex_unlock(&r->mu);
     if (rc < 0)
@@ -484,8 +573,17 @@ static int remote_reap(struct sup *s, struct worker *w, int *code)
 {
     struct remote *r = s->p->remote;
     struct rslot *sl = &r->slots[w->slot];
+    int64_t deadline = limit();
     pthread_mutex_lock(&r->mu);
-    bool died = wait_for(r, &sl->died, w->slot, limit());
+    bool died = false;
+    while (!died && !sl->lost && mproc__sys_now_ns() < deadline) {
+        died = wait_for(r, &sl->died, w->slot, mproc__sys_now_ns() + REAP_LOOK_NS);
+        if (!died) { /* its last records may wait for room in its ring: make some */
+            pthread_mutex_unlock(&r->mu);
+            mproc__pool_drain(s, w);
+            pthread_mutex_lock(&r->mu);
+        }
+    }
     if (!died) /* lost, or silent past the limit: counted as lost */
         sl->lost = true;
     sl->evfd = -1; /* the supervisor closes it */

@@ -63,8 +63,8 @@ void mproc__ring_reset(struct pool_ring *r)
     atomic_store(&r->space.sleepers, 0);
 }
 
-int mproc__ring_put(struct pool_ring *r, unsigned char *data, size_t cap, uint64_t *head_seen,
-                    const void *rec, size_t len)
+static int put(struct pool_ring *r, unsigned char *data, size_t cap, uint64_t *head_seen,
+               const void *rec, size_t len, bool wait)
 {
     size_t need = 8 + padded(len);
     if (need > cap)
@@ -74,6 +74,8 @@ int mproc__ring_put(struct pool_ring *r, unsigned char *data, size_t cap, uint64
         *head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
         if (tail - *head_seen + need <= cap)
             break;
+        if (!wait)
+            return -EAGAIN;
         uint32_t seq = mproc__bell_arm(&r->space);
         *head_seen = atomic_load(&r->head);
         if (tail - *head_seen + need <= cap)
@@ -85,6 +87,18 @@ int mproc__ring_put(struct pool_ring *r, unsigned char *data, size_t cap, uint64
     copy_in(data, cap, tail + 8, rec, len);
     atomic_store(&r->tail, tail + need); /* seq_cst: publishes; the bell barrier */
     return 0;
+}
+
+int mproc__ring_put(struct pool_ring *r, unsigned char *data, size_t cap, uint64_t *head_seen,
+                    const void *rec, size_t len)
+{
+    return put(r, data, cap, head_seen, rec, len, true);
+}
+
+int mproc__ring_put_nowait(struct pool_ring *r, unsigned char *data, size_t cap,
+                           uint64_t *head_seen, const void *rec, size_t len)
+{
+    return put(r, data, cap, head_seen, rec, len, false);
 }
 
 bool mproc__ring_pending(struct pool_ring *r)

@@ -200,6 +200,10 @@ void mproc__ring_reset(struct pool_ring *r);
  * writer's cache of head. */
 int mproc__ring_put(struct pool_ring *r, unsigned char *data, size_t cap, uint64_t *head_seen,
                     const void *rec, size_t len);
+/* The same, -EAGAIN at once when the ring has no room for it (the relay of a pool on MPI
+ * must not wait: src/pool/remote.c). */
+int mproc__ring_put_nowait(struct pool_ring *r, unsigned char *data, size_t cap,
+                           uint64_t *head_seen, const void *rec, size_t len);
 /* Consumer side, in batches: read records from *pos up to tail (from mproc__ring_tail)
  * (1, 0 at tail, -MPROC_ECORRUPT), then release them all at once. A record in one piece
  * is not copied: *rec points into the ring (valid until mproc__ring_release); one that
