@@ -51,11 +51,12 @@
 static MPI_Comm comm = MPI_COMM_NULL;
 static int role = LINK_NONE;
 static int nhosts;
-static int base = 1;   /* master: host h is rank h + base of comm (1 in the world; 0 in
-                          the intercommunicator with spawned hosts) */
-static bool ours;      /* MPI_Init was ours (so is MPI_Finalize) */
-static int *watch_fds; /* master: one per host; host: [0], the master */
-static struct who {    /* master: each host, for messages */
+static int base = 1;          /* master: host h is rank h + base of comm (1 in the world; 0 in
+                                 the intercommunicator with spawned hosts) */
+static bool ours;             /* MPI_Init was ours (so is MPI_Finalize) */
+static int *watch_fds;        /* master: one per host; host: [0], the master */
+static _Atomic int64_t *last; /* per peer: the last message to or from it (contact) */
+static struct who {           /* master: each host, for messages */
     int pid;
     char node[48];
 } * who;
@@ -363,7 +364,6 @@ static bool progress(void)
  * longer than WAKE_AFTER_NS (with either end) is followed by a byte there, which wakes it.
  * Shorter than the receivers' spin with room for the message's way across. */
 #define WAKE_AFTER_NS INT64_C(40000)
-static _Atomic int64_t *last; /* per peer: the last message to or from it */
 
 static void contact(int h, bool sent)
 {
