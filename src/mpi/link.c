@@ -360,18 +360,19 @@ static bool progress(void)
 }
 
 /* A receiver sleeps in poll() on its watch socket once nothing came for a while (the
- * relays: src/pool/host.c, src/pool/remote.c, 100 us): a message sent after a quiet spell
- * longer than WAKE_AFTER_NS (with either end) is followed by a byte there, which wakes it.
- * Shorter than the receivers' spin with room for the message's way across. */
+ * relays: src/pool/host.c, src/pool/remote.c, 100 us): a message sent more than
+ * WAKE_AFTER_NS after the last one to the same peer is followed by a byte there, which
+ * wakes it. Only sends count: what came from the peer says nothing of the peer's thread
+ * that receives (the master's relay, not its supervisor). Shorter than the receivers'
+ * spin with room for the message's way across. */
 #define WAKE_AFTER_NS INT64_C(40000)
 
-static void contact(int h, bool sent)
+static void wake(int h)
 {
     int i = role == LINK_MASTER ? h : 0;
     int64_t now = now_ns();
-    if (sent && now - atomic_load(&last[i]) > WAKE_AFTER_NS && watch_fds[i] >= 0)
+    if (now - atomic_exchange(&last[i], now) > WAKE_AFTER_NS && watch_fds[i] >= 0)
         (void)send(watch_fds[i], "w", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-    atomic_store(&last[i], now);
 }
 
 static int mpi_send(int h, int tag, const void *buf, size_t len)
@@ -388,7 +389,10 @@ static int mpi_send(int h, int tag, const void *buf, size_t len)
         free(o);
         return -EPIPE;
     }
-    if (MPI_Test(&o->req, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && done) {
+    for (int k = 0; k < 32 && !done; k++) /* a small one goes at once (eagerly) */
+        if (MPI_Test(&o->req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+            break;
+    if (done) {
         free(o);
     } else {
         pthread_mutex_lock(&out_mu);
@@ -396,8 +400,14 @@ static int mpi_send(int h, int tag, const void *buf, size_t len)
         outs = o;
         pthread_mutex_unlock(&out_mu);
     }
-    contact(h, true);
+    wake(h);
+
     return 0;
+}
+
+static bool mpi_sending(void)
+{
+    return !progress();
 }
 
 static int mpi_drain(int h)
@@ -436,7 +446,6 @@ static int mpi_recv(int h, int tag, void *buf, size_t len)
 {
     if (MPI_Recv(buf, (int)len, MPI_BYTE, rank_of(h), tag, comm, MPI_STATUS_IGNORE) != MPI_SUCCESS)
         return -EIO;
-    contact(h, false);
     return 0;
 }
 
@@ -476,6 +485,7 @@ static const struct mproc__link_ops mpi_link = {.name = "MPI",
                                                 .recv = mpi_recv,
                                                 .watch = mpi_watch,
                                                 .drain = mpi_drain,
+                                                .sending = mpi_sending,
                                                 .name_host = mpi_name_host,
                                                 .leave = mpi_leave};
 

@@ -445,7 +445,8 @@ int mproc__host_serve(const struct mproc__link_ops *l)
             idle = IDLE_MIN_NS;
             continue;
         }
-        if (now - last < SPIN_NS) {
+        if (now - last < SPIN_NS || l->sending()) { /* MPI moves a send only inside MPI
+                                               calls: while one is not out, ours */
             mproc__sys_cpu_relax();
             continue;
         }
@@ -469,9 +470,14 @@ int mproc__host_serve(const struct mproc__link_ops *l)
             mproc__bell_leave(&h.shm->sup_bell);
             mproc__sys_eventfd_drain(h.shm->evfd);
         }
-        if (h.watch >= 0 && mproc__sys_poll1(h.watch, POLLIN, 0) > 0 && l->drain(0) < 0) {
-            status = 1; /* the master is gone: so is the program */
-            goto out;
+        if (h.watch >= 0 && mproc__sys_poll1(h.watch, POLLIN, 0) > 0) {
+            if (l->drain(0) < 0) {
+                status = 1; /* the master is gone: so is the program */
+                goto out;
+            }
+            last = mproc__sys_now_ns(); /* woken: its message is on its way */
+            idle = IDLE_MIN_NS;
+            continue;
         }
         idle = idle * 2 < IDLE_MAX_NS ? idle * 2 : IDLE_MAX_NS;
     }

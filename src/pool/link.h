@@ -53,6 +53,9 @@ struct mproc__link_ops {
    on it); -1 if none. drain: what made it readable: 0 wake-ups (taken), < 0 lost. */
     int (*watch)(int h);
     int (*drain)(int h);
+    /* Sends not out yet: MPI moves them only inside MPI calls, so the relays keep making
+       them (probe) instead of sleeping. */
+    bool (*sending)(void);
     /* Host h for a message: "rank 2 (pid 123 on node1)". */
     void (*name_host)(int h, char *buf, size_t n);
     /* At the end of the program (master) or of serving (host): leave the job. damaged: a

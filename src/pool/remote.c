@@ -269,8 +269,8 @@ static void relay_ctl(struct remote *r, int h, const unsigned char *b, size_t le
     pthread_mutex_unlock(&r->mu);
 }
 
-/* Which hosts are lost now (their watch turned readable)? */
-static void look_at_hosts(struct remote *r, int64_t deadline)
+/* Which hosts are lost now (their watch turned readable)? true: one woke us (it sent). */
+static bool look_at_hosts(struct remote *r, int64_t deadline)
 {
     struct pollfd pfd[r->n + 1];
     int idx[r->n + 1];
@@ -283,11 +283,18 @@ static void look_at_hosts(struct remote *r, int64_t deadline)
             idx[k++] = h;
         }
     if (mproc__sys_poll(pfd, k, deadline) <= 0)
-        return;
+        return false;
     mproc__sys_eventfd_drain(r->wake);
-    for (unsigned i = 1; i < k; i++) /* a host's wake-up, or its end */
-        if (pfd[i].revents != 0 && r->l->drain(idx[i]) < 0)
+    bool woken = false;
+    for (unsigned i = 1; i < k; i++) { /* a host's wake-up, or its end */
+        if (pfd[i].revents == 0)
+            continue;
+        if (r->l->drain(idx[i]) < 0)
             host_lost(r, idx[i], "is gone (its process died, or its connection broke)");
+        else
+            woken = true;
+    }
+    return woken;
 }
 
 static void *relay(void *arg)
@@ -321,21 +328,25 @@ static void *relay(void *arg)
             idle = IDLE_MIN_NS;
         }
         if (now - looked > IDLE_MAX_NS) {
-            look_at_hosts(r, 0);
+            (void)look_at_hosts(r, 0);
             looked = now;
         }
-        if (moved)
-            continue;
-        if (now - last < SPIN_NS) {
+        /* spin a while after a message, and while a send of the supervisor's is not out
+           yet (MPI moves it only inside MPI calls: ours, here) */
+        if (moved || now - last < SPIN_NS || r->l->sending()) {
             mproc__sys_cpu_relax();
             continue;
         }
         bool waiting = false; /* held for room in a ring: look again soon */
         for (int k = 0; k < r->n; k++)
             waiting |= r->slots[k].held != NULL;
-        look_at_hosts(r, now + (waiting ? IDLE_MIN_NS : idle));
+        if (look_at_hosts(r, now + (waiting ? IDLE_MIN_NS : idle))) {
+            last = mproc__sys_now_ns(); /* woken: its message is on its way */
+            idle = IDLE_MIN_NS;
+        } else {
+            idle = idle * 2 < IDLE_MAX_NS ? idle * 2 : IDLE_MAX_NS;
+        }
         looked = mproc__sys_now_ns();
-        idle = idle * 2 < IDLE_MAX_NS ? idle * 2 : IDLE_MAX_NS;
     }
     return NULL;
 }
