@@ -32,7 +32,7 @@
  *                    mpirun of a job that only does MPI_Init, one 8-byte ping-pong between
  *                    rank 0 and each other rank, MPI_Finalize
  *
-  * The mproc side runs fewer tasks and calls than the raw one (about a repetition's worth of
+ * The mproc side runs fewer tasks and calls than the raw one (about a repetition's worth of
  * each, bench/README.md); rates and per-call times are compared, never totals. The mproc
  * job measures the cs1 map, the applies, then the default map, and prints each figure as
  * it has it.
