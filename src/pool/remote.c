@@ -606,7 +606,8 @@ static int remote_reap(struct sup *s, struct worker *w, int *code)
     return 0;
 }
 
-static void remote_kill(struct sup *s, struct worker *w)
+/* Ask w's host to do `kind` to its present incarnation (none: the host is lost). */
+static void tell_host(struct sup *s, struct worker *w, uint32_t kind)
 {
     struct remote *r = s->p->remote;
     struct rslot *sl = &r->slots[w->slot];
@@ -615,19 +616,17 @@ static void remote_kill(struct sup *s, struct worker *w)
     bool lost = sl->lost;
     pthread_mutex_unlock(&r->mu);
     if (!lost)
-        (void)send_ctl(r, w->slot, L_KILL, inc);
+        (void)send_ctl(r, w->slot, kind, inc);
+}
+
+static void remote_kill(struct sup *s, struct worker *w)
+{
+    tell_host(s, w, L_KILL);
 }
 
 static void remote_wind_down(struct sup *s, struct worker *w)
 {
-    struct remote *r = s->p->remote;
-    struct rslot *sl = &r->slots[w->slot];
-    pthread_mutex_lock(&r->mu);
-    uint32_t inc = sl->inc;
-    bool lost = sl->lost;
-    pthread_mutex_unlock(&r->mu);
-    if (!lost)
-        (void)send_ctl(r, w->slot, L_WIND, inc);
+    tell_host(s, w, L_WIND);
 }
 
 static const char *remote_lost(struct sup *s, struct worker *w)
