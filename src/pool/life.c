@@ -348,9 +348,14 @@ void mproc__pool_check_deaths(struct sup *s)
     p->life.looked = mproc__sys_now_ns();
     if (n == 0 || mproc__sys_poll(s->pfd, n, 0) <= 0)
         return;
-    for (unsigned k = 0; k < n; k++)
-        if (s->pfd[k].revents != 0)
-            on_death(s, &p->workers[idx[k]]);
+    for (unsigned k = 0; k < n; k++) {
+        struct worker *w = &p->workers[idx[k]];
+        /* asked again: an earlier death of this pass may have broken the pool, and the
+           workers it stopped are reaped and gone (a second reap waited for ever on a
+           closed pidfd: two workers died at once, the first spent the restart budget) */
+        if (s->pfd[k].revents != 0 && w->pidfd >= 0 && mproc__sys_poll1(w->pidfd, POLLIN, 0) > 0)
+            on_death(s, w);
+    }
 }
 
 void mproc__pool_wind_down(struct sup *s)
