@@ -358,12 +358,18 @@ static int64_t limit(void)
     return mproc__sys_now_ns() + HOST_LIMIT_NS;
 }
 
+/* Wait under r->mu for news from the relay; false at the deadline (monotonic ns). */
+static bool wait_until(struct remote *r, int64_t deadline)
+{
+    struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
+    return pthread_cond_timedwait(&r->cv, &r->mu, &ts) != ETIMEDOUT;
+}
+
 /* Wait under r->mu until *flag, or the host (h >= 0) is lost, or the deadline. */
 static bool wait_for(struct remote *r, const bool *flag, int h, int64_t deadline)
 {
     while (!*flag && (h < 0 || !r->slots[h].lost)) {
-        struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
-        if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) == ETIMEDOUT)
+        if (!wait_until(r, deadline))
             return *flag;
     }
     return *flag;
@@ -497,8 +503,7 @@ static int remote_open(mproc_pool *p, char *msg, size_t n)
         }
         if (r->opened == sent || rc < 0)
             break;
-        struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
-        if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) == ETIMEDOUT) {
+        if (!wait_until(r, deadline)) {
             mproc__pool_say(msg, n, "MPROC_START_MPI: a host did not answer in 30 s");
             rc = -ETIMEDOUT;
             break;
@@ -534,8 +539,7 @@ static void remote_close(mproc_pool *p)
     int64_t deadline = limit();
     pthread_mutex_lock(&r->mu);
     while (r->closed < alive) {
-        struct timespec ts = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
-        if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) == ETIMEDOUT)
+        if (!wait_until(r, deadline))
             break;
         alive = 0; /* hosts lost meanwhile answer no more */
         for (int h = 0; h < r->n; h++)
